@@ -1,0 +1,133 @@
+/**
+ * The seams between the engine and the hypervisors (ARCHITECTURE.md "The seams").
+ *
+ * A platform adapter (libvirt, oVirt) lists inventory, opens a backup of one VM as a set of
+ * disk sources, opens restore targets as disk sinks, and cleans up what the appliance left
+ * behind. The engine only ever sees these interfaces: it never knows which hypervisor it reads.
+ */
+
+/** One extent of a disk as the source reports it. Offsets and lengths are in bytes. */
+export interface SourceExtent {
+  offset: number;
+  length: number;
+  /**
+   * data: must be read and stored;
+   * zero: reads as zeros (unallocated or known zero) and is recorded as zero without reading;
+   * unchanged: not changed since the base checkpoint; the repository keeps the base's chunks.
+   */
+  kind: 'data' | 'zero' | 'unchanged';
+}
+
+/** What the engine reads one disk from. NBD and imageio both fit under it. */
+export interface DiskSource {
+  /** Stable disk key inside the VM (libvirt target "vda", oVirt disk id). */
+  readonly key: string;
+  /** Virtual size in bytes. */
+  readonly size: number;
+  /** True when extents() describes changes since the base checkpoint (an incremental). */
+  readonly incremental: boolean;
+  /**
+   * The extents covering [0, size) in order, without gaps. For a full backup there are no
+   * 'unchanged' extents. Sources yield lazily so a 2 TiB disk never sits in memory.
+   */
+  extents(): AsyncIterable<SourceExtent>;
+  /**
+   * Reads exactly `length` bytes at `offset` into a fresh buffer (or into `into` when given).
+   * May be called concurrently up to `maxParallelReads`.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** How many read() calls may be outstanding at once (NBD connections, imageio readers). */
+  readonly maxParallelReads: number;
+  /** The largest length one read() accepts. */
+  readonly maxReadSize: number;
+  close(): Promise<void>;
+}
+
+/** Where the engine writes one disk during a restore. */
+export interface DiskSink {
+  readonly key: string;
+  readonly size: number;
+  write(offset: number, data: Buffer): Promise<void>;
+  /** Marks [offset, offset+length) as zeros (a hole where the target supports it). */
+  zero(offset: number, length: number): Promise<void>;
+  readonly maxParallelWrites: number;
+  readonly maxWriteSize: number;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type Severity = 'info' | 'warning' | 'error';
+
+/** A line for the session log; warnings also end up in the report with a "what to do". */
+export interface SessionEvent {
+  severity: Severity;
+  /** Stable machine-readable code, e.g. 'raw-disk-full-scan', 'no-guest-agent', 'checkpoint-lost'. */
+  code: string;
+  message: string;
+  vm?: string;
+  disk?: string;
+}
+
+export type Logger = (event: SessionEvent) => void;
+
+export interface InventoryDisk {
+  key: string;
+  name: string;
+  /** qcow2, raw, ... */
+  format: string;
+  size: number;
+  /** Whether changed-block tracking can work for this disk; when false, `trackingNote` says why. */
+  trackable: boolean;
+  trackingNote?: string;
+  /** Platform-specific details (source path, storage domain, ...). */
+  details?: Record<string, unknown>;
+}
+
+export interface InventoryVm {
+  /** Stable id: libvirt UUID or oVirt VM id. */
+  id: string;
+  name: string;
+  state: 'running' | 'shutoff' | 'paused' | 'other';
+  host?: string;
+  cluster?: string;
+  tags?: string[];
+  disks: InventoryDisk[];
+}
+
+/** The checkpoint a restore point ends at, as recorded in its manifest. */
+export interface CheckpointRecord {
+  /** Checkpoint name or id on the platform. */
+  id: string;
+  /** Platform data needed to restore the checkpoint (libvirt checkpoint XML, ...). */
+  data?: Record<string, unknown>;
+}
+
+export interface BackupOptions {
+  /** The checkpoint of the last committed restore point of this VM, if any: an incremental. */
+  baseCheckpoint?: CheckpointRecord;
+  /** Disk keys to back up; all when omitted. */
+  disks?: string[];
+  /** Freeze guest filesystems through the guest agent. */
+  guestConsistency?: boolean;
+  /** Disk keys that must be read in full (new since the base, or damaged in the repository). */
+  forceFull?: string[];
+  log: Logger;
+}
+
+/**
+ * One VM backup in progress on a platform. The engine reads every source, commits the
+ * restore point, and then calls complete(); on any failure it calls abort(). Both must be
+ * safe to call in a finally and must release every platform resource (jobs, exports, transfers).
+ */
+export interface VmBackup {
+  readonly vm: InventoryVm;
+  /** The VM configuration to keep in the manifest (libvirt domain XML, oVirt OVF). */
+  readonly configuration: {kind: string; text: string};
+  readonly sources: DiskSource[];
+  /** The checkpoint this backup ends at; recorded in the manifest. */
+  readonly checkpoint: CheckpointRecord | undefined;
+  /** Called after the restore point committed: keep the new checkpoint, drop old ones. */
+  complete(): Promise<void>;
+  /** Called when the restore point will not commit: delete the new checkpoint, release all. */
+  abort(): Promise<void>;
+}

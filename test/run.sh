@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian 12 machine, as root:
+#   installs what the tests need (Debian packages, npm packages), builds, starts the
+#   test bed (libvirtd, sshd, ...) through the scripts in test/setup.d/, and runs vitest.
+# Idempotent: a second run skips what is already installed.
+# Arguments are passed to vitest (for example a file filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# shellcheck source=appliance/lib.sh
+. appliance/lib.sh
+
+need_root
+install_debian_packages $(cat appliance/packages.txt test/packages.txt | grep -v '^#')
+install_node_modules
+export PATH="$ROOT/node_modules/.bin:$PATH"   # the pinned Node LTS first (README: Runtime)
+log "runtime: node $(node --version)"
+
+log "type-checking"
+node node_modules/typescript/bin/tsc -p tsconfig.test.json
+
+mkdir -p test-artifacts
+for setup in test/setup.d/*.sh; do
+  [ -e "$setup" ] || continue
+  log "test bed: $setup"
+  bash "$setup"
+done
+
+log "running the tests"
+set +e
+node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json \
+  --outputFile.json=test-artifacts/vitest.json "$@"
+status=$?
+set -e
+# One plain closing line that CI reads: "N passed, N failed, N skipped".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync("test-artifacts/vitest.json", "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' || true
+exit $status
