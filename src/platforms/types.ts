@@ -131,3 +131,48 @@ export interface VmBackup {
   /** Called when the restore point will not commit: delete the new checkpoint, release all. */
   abort(): Promise<void>;
 }
+
+/** The disks and configuration of a restore point, as a platform needs them to restore. */
+export interface RestoreSource {
+  vmId: string;
+  vmName: string;
+  configuration?: {kind: string; text: string};
+  disks: {key: string; name: string; size: number; format?: string; details?: Record<string, unknown>}[];
+}
+
+export type RestoreTarget =
+  /** A whole VM: under a new name (and new UUID/ids), optionally on another host/cluster/storage. */
+  | {
+      mode: 'vm';
+      name: string;
+      host?: string;
+      cluster?: string;
+      /** oVirt storage domain id/name, or a libvirt directory for the disk images. */
+      storage?: string;
+      /** Replace the original VM instead of creating a new one (it must not be running). */
+      overwrite?: boolean;
+    }
+  /** Chosen disks attached to an existing VM. */
+  | {mode: 'disks-to-vm'; vmId: string; storage?: string}
+  /** Chosen disks written to image files on the appliance (or the libvirt host). */
+  | {mode: 'disks-to-files'; directory: string; format: 'qcow2' | 'raw'};
+
+/**
+ * A restore in progress. The engine writes every sink, then calls finish() (define / create the
+ * VM, attach disks); on failure abort() removes what was created so far.
+ */
+export interface VmRestore {
+  readonly sinks: DiskSink[];
+  finish(): Promise<{vmId?: string; vmName?: string; files?: string[]}>;
+  abort(): Promise<void>;
+}
+
+export interface PlatformAdapter {
+  readonly kind: 'libvirt' | 'ovirt';
+  inventory(): Promise<InventoryVm[]>;
+  openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup>;
+  openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore>;
+  /** Finds and removes what the appliance itself left behind (jobs, checkpoints, exports, transfers). */
+  cleanupLeftovers(log: Logger): Promise<void>;
+  close(): Promise<void>;
+}
