@@ -1,0 +1,179 @@
+/**
+ * A backup of one VM: the engine slice that the CLI runs directly and the daemon runs per VM.
+ *
+ * Order matters for safety:
+ *  1. pick the base: the newest *committed* restore point of this VM; its checkpoint is the
+ *     only one we trust for an incremental (a checkpoint of a session that never committed
+ *     describes changes we never stored);
+ *  2. begin the restore point (takes the repository's per-VM lock), then open the platform
+ *     backup (job + new checkpoint, disk sources);
+ *  3. one disk task per disk (a few at once), each streaming its source into the repository;
+ *  4. commit the restore point (the manifest is the commit), and only then tell the platform to
+ *     keep the new checkpoint. On any failure: abort the restore point (garbage for GC) and
+ *     the platform backup (which deletes the new checkpoint), both in a finally.
+ */
+import type {BackupOptions, CheckpointRecord, PlatformAdapter, SessionEvent, VmBackup} from '../platforms/types.js';
+import type {Repository, RestorePointSummary, RestorePointWriter} from '../repository/index.js';
+import {runDiskTask} from './disk-task.js';
+import type {DiskFigures, EventSink, VmStatus} from './events.js';
+
+export interface BackupVmOptions {
+  platform: PlatformAdapter;
+  repository: Repository;
+  vmId: string;
+  vmName: string;
+  sessionId?: string;
+  guestConsistency?: boolean;
+  /** Disk keys to back up (all when omitted). */
+  disks?: string[];
+  /** Read every disk in full (an active full, or after verify found damage). */
+  full?: boolean;
+  /** Disk tasks of this VM run at once. */
+  parallelDisks?: number;
+  throttle?: (bytes: number) => Promise<void>;
+  signal?: AbortSignal;
+  onEvent?: EventSink;
+}
+
+export interface VmBackupResult {
+  vmId: string;
+  vmName: string;
+  status: VmStatus;
+  restorePoint?: RestorePointSummary;
+  incremental: boolean;
+  disks: Record<string, DiskFigures>;
+  events: SessionEvent[];
+  error?: unknown;
+  startedAt: string;
+  endedAt: string;
+}
+
+/** The newest committed restore point of the VM; the base of the next backup. */
+export async function findBase(repository: Repository, vmId: string): Promise<RestorePointSummary | undefined> {
+  const points = await repository.listRestorePoints({vmId});
+  return points.at(-1);
+}
+
+export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
+  const {platform, repository, vmId} = opts;
+  const startedAt = new Date().toISOString();
+  const events: SessionEvent[] = [];
+  const emit = opts.onEvent ?? (() => {});
+  const log = (event: SessionEvent) => {
+    const e = {...event, vm: event.vm ?? opts.vmName};
+    events.push(e);
+    emit({type: 'log', time: new Date().toISOString(), event: e});
+  };
+  const result: VmBackupResult = {
+    vmId,
+    vmName: opts.vmName,
+    status: 'failed',
+    incremental: false,
+    disks: {},
+    events,
+    startedAt,
+    endedAt: startedAt,
+  };
+
+  let writer: RestorePointWriter | undefined;
+  let backup: VmBackup | undefined;
+  let committed = false;
+  try {
+    // Any committed restore point is a consistent base: the platform's changes are relative to
+    // this point's checkpoint, and the repository copies this same point's index.
+    const base = await findBase(repository, vmId);
+    const baseCheckpoint: CheckpointRecord | undefined = opts.full ? undefined : base?.checkpoint;
+    const backupOpts: BackupOptions = {
+      baseCheckpoint,
+      disks: opts.disks,
+      guestConsistency: opts.guestConsistency,
+      log,
+    };
+    backup = await platform.openBackup(vmId, backupOpts);
+    writer = await repository.beginRestorePoint({
+      vmId,
+      vmName: backup.vm.name,
+      platform: platform.kind,
+      base: base?.id,
+      sessionId: opts.sessionId,
+      configuration: backup.configuration,
+    });
+    result.vmName = backup.vm.name;
+    result.incremental = backup.sources.some((s) => s.incremental);
+    emit({
+      type: 'vm-started',
+      vmId,
+      vmName: backup.vm.name,
+      incremental: result.incremental,
+      disks: backup.sources.map((s) => ({key: s.key, name: diskName(backup!, s.key), size: s.size})),
+    });
+
+    const queue = [...backup.sources];
+    const runOne = async (): Promise<void> => {
+      for (let source = queue.shift(); source; source = queue.shift()) {
+        const inv = backup!.vm.disks.find((d) => d.key === source.key);
+        const diskWriter = await writer!.addDisk({
+          key: source.key,
+          name: inv?.name ?? source.key,
+          size: source.size,
+          format: inv?.format,
+          details: inv?.details,
+        });
+        emit({type: 'disk-started', vmId, disk: source.key, size: source.size});
+        const figures = await runDiskTask({
+          source,
+          writer: diskWriter,
+          chunkSize: repository.chunkSize,
+          throttle: opts.throttle,
+          signal: opts.signal,
+          onProgress: (p) => emit({type: 'disk-progress', vmId, disk: source.key, size: source.size, ...p}),
+        });
+        result.disks[source.key] = figures;
+        emit({type: 'disk-finished', vmId, disk: source.key, figures});
+      }
+    };
+    const lanes = Math.max(1, Math.min(opts.parallelDisks ?? 2, backup.sources.length));
+    const outcomes = await Promise.allSettled(Array.from({length: lanes}, runOne));
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+
+    const warnings = events.filter((e) => e.severity === 'warning').map((e) => e.message);
+    result.restorePoint = await writer.commit({checkpoint: backup.checkpoint, warnings});
+    committed = true;
+    try {
+      await backup.complete();
+    } catch (err) {
+      // The restore point is safe; only checkpoint housekeeping failed. The next backup finds
+      // the checkpoint it needs in the restore point's manifest, or falls back to a full.
+      log({severity: 'warning', code: 'checkpoint-housekeeping-failed', message: `The restore point is committed, but finishing the backup job on the host failed: ${message(err)}`});
+    }
+    result.status = events.some((e) => e.severity === 'warning' || e.severity === 'error') ? 'warning' : 'success';
+  } catch (err) {
+    result.error = err;
+    log({severity: 'error', code: 'vm-backup-failed', message: message(err)});
+  } finally {
+    if (!committed) {
+      await writer?.abort().catch((err: unknown) => log({severity: 'warning', code: 'cleanup-failed', message: `Could not discard the unfinished restore point: ${message(err)}`}));
+      await backup?.abort().catch((err: unknown) => log({severity: 'warning', code: 'cleanup-failed', message: `Could not clean up the backup job on the host: ${message(err)}`}));
+    }
+    result.endedAt = new Date().toISOString();
+    emit({
+      type: 'vm-finished',
+      vmId,
+      vmName: result.vmName,
+      status: result.status,
+      restorePointId: result.restorePoint?.id,
+      error: result.error === undefined ? undefined : message(result.error),
+    });
+  }
+  return result;
+}
+
+function diskName(backup: VmBackup, key: string): string {
+  return backup.vm.disks.find((d) => d.key === key)?.name ?? key;
+}
+
+export function message(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

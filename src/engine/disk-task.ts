@@ -1,0 +1,138 @@
+/**
+ * The data mover for one disk: reads a disk source and writes a disk of a restore point.
+ *
+ * It plans chunk-aligned work from the source's extents (plan.ts), keeps up to
+ * `maxParallelReads` reads in flight, hands each buffer to the repository's disk writer, and
+ * reports progress and figures. Memory is bounded by in-flight reads × the read size, whatever
+ * the disk size. The first error stops new work, waits for what is in flight, and is rethrown:
+ * nothing is committed by a disk task, so a failed task leaves only garbage for GC.
+ */
+import type {DiskSource} from '../platforms/types.js';
+import type {DiskWriter} from '../repository/index.js';
+import type {DiskFigures} from './events.js';
+import {planWork, type WorkItem} from './plan.js';
+
+export interface DiskTaskOptions {
+  source: DiskSource;
+  writer: DiskWriter;
+  chunkSize: number;
+  /** Largest read sent to the source (rounded to whole chunks); default 8 MiB. */
+  maxRun?: number;
+  /** Reads in flight; default min(source.maxParallelReads, 4). */
+  parallel?: number;
+  /** Called before reading `bytes`; resolves when the bandwidth limit allows it. */
+  throttle?: (bytes: number) => Promise<void>;
+  signal?: AbortSignal;
+  onProgress?: (p: {doneBytes: number; readBytes: number; rate: number}) => void;
+}
+
+const DEFAULT_RUN = 8 * 1024 * 1024;
+
+export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
+  const {source, writer, chunkSize} = opts;
+  const started = performance.now();
+  const figures: DiskFigures = {
+    size: source.size,
+    readBytes: 0,
+    zeroBytes: 0,
+    unchangedBytes: 0,
+    storedBytes: 0,
+    newPlainBytes: 0,
+    newChunks: 0,
+    reusedChunks: 0,
+    durationMs: 0,
+    sourceMs: 0,
+    repositoryMs: 0,
+  };
+  const mustRead = writer.hasBase ? await writer.missingBaseRanges() : [];
+  const maxRun = Math.max(chunkSize, Math.floor((opts.maxRun ?? DEFAULT_RUN) / chunkSize) * chunkSize);
+  const parallel = Math.max(1, opts.parallel ?? Math.min(source.maxParallelReads, 4));
+  const work = planWork(source.extents(), {
+    chunkSize,
+    size: source.size,
+    maxRun,
+    noBase: !writer.hasBase,
+    mustRead,
+  });
+
+  let handled = 0; // bytes read or zeroed
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = performance.now();
+    if (!opts.onProgress || (!force && now - lastReport < 250)) return;
+    lastReport = now;
+    const seconds = (now - started) / 1000;
+    opts.onProgress({doneBytes: handled, readBytes: figures.readBytes, rate: seconds > 0 ? figures.readBytes / seconds : 0});
+  };
+
+  const readItem = async (item: WorkItem): Promise<Buffer> => {
+    if (opts.throttle) await opts.throttle(item.length);
+    const t0 = performance.now();
+    let data: Buffer;
+    if (item.length <= source.maxReadSize) {
+      data = await source.read(item.offset, item.length);
+    } else {
+      data = Buffer.allocUnsafe(item.length);
+      for (let at = 0; at < item.length; at += source.maxReadSize) {
+        const len = Math.min(source.maxReadSize, item.length - at);
+        await source.read(item.offset + at, len, data.subarray(at, at + len));
+      }
+    }
+    figures.sourceMs += performance.now() - t0;
+    if (data.length !== item.length) {
+      throw new Error(`disk ${source.key}: short read at offset ${item.offset}: got ${data.length} of ${item.length} bytes`);
+    }
+    figures.readBytes += item.length;
+    return data;
+  };
+
+  const doItem = async (item: WorkItem): Promise<void> => {
+    if (item.kind === 'zero') {
+      const t0 = performance.now();
+      await writer.zero(item.offset, item.length);
+      figures.repositoryMs += performance.now() - t0;
+      figures.zeroBytes += item.length;
+    } else {
+      const data = await readItem(item);
+      const t0 = performance.now();
+      await writer.put(item.offset, data);
+      figures.repositoryMs += performance.now() - t0;
+    }
+    handled += item.length;
+    report();
+  };
+
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  for await (const item of work) {
+    if (failure !== undefined) break;
+    if (opts.signal?.aborted) {
+      failure = opts.signal.reason ?? new Error('cancelled');
+      break;
+    }
+    const p: Promise<void> = doItem(item).then(
+      () => {
+        inFlight.delete(p);
+      },
+      (err: unknown) => {
+        inFlight.delete(p);
+        failure ??= err;
+      },
+    );
+    inFlight.add(p);
+    if (inFlight.size >= parallel) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+
+  const stats = await writer.finish();
+  figures.storedBytes = stats.newStoredBytes;
+  figures.newPlainBytes = stats.newPlainBytes ?? 0;
+  figures.newChunks = stats.newChunks;
+  figures.reusedChunks = stats.reusedChunks;
+  figures.unchangedBytes = source.size - figures.readBytes - figures.zeroBytes;
+  figures.durationMs = performance.now() - started;
+  handled = source.size;
+  report(true);
+  return figures;
+}

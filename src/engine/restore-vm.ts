@@ -1,0 +1,160 @@
+/**
+ * A restore of one restore point: repository reader → platform restore target.
+ *
+ * For each chosen disk it walks the index's chunk map, coalesces runs of data chunks into
+ * large writes and runs of zero chunks into one zero request (a hole on targets that support
+ * it), keeps a few writes in flight, and flushes the sink. The platform's finish() then
+ * defines or attaches the VM; on any failure abort() removes what was created, so a failed
+ * restore leaves nothing half-made behind.
+ */
+import type {DiskSink, PlatformAdapter, RestoreTarget, SessionEvent, VmRestore} from '../platforms/types.js';
+import type {DiskReader, Repository} from '../repository/index.js';
+import {message} from './backup-vm.js';
+import type {EventSink} from './events.js';
+
+export interface RestoreVmOptions {
+  platform: PlatformAdapter;
+  repository: Repository;
+  restorePointId: string;
+  target: RestoreTarget;
+  /** Disk keys to restore; all when omitted. */
+  disks?: string[];
+  signal?: AbortSignal;
+  onEvent?: EventSink;
+}
+
+export interface RestoreVmResult {
+  vmId?: string;
+  vmName?: string;
+  files?: string[];
+  disks: Record<string, {size: number; writtenBytes: number; zeroBytes: number; durationMs: number}>;
+  events: SessionEvent[];
+}
+
+const MAX_RUN = 8 * 1024 * 1024;
+
+export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult> {
+  const reader = await opts.repository.openRestorePoint(opts.restorePointId);
+  const summary = reader.summary;
+  const manifest = reader.manifest as {configuration?: {kind: string; text: string}; disks?: unknown};
+  const events: SessionEvent[] = [];
+  const emit = opts.onEvent ?? (() => {});
+  const log = (event: SessionEvent) => {
+    events.push(event);
+    emit({type: 'log', time: new Date().toISOString(), event});
+  };
+  const chosen = summary.disks.filter((d) => !opts.disks || opts.disks.includes(d.key));
+  const unknown = (opts.disks ?? []).filter((k) => !summary.disks.some((d) => d.key === k));
+  if (unknown.length > 0) {
+    throw new Error(`restore point ${summary.id} has no disk ${unknown.join(', ')}; it has ${summary.disks.map((d) => d.key).join(', ')}`);
+  }
+  const restore: VmRestore = await opts.platform.openRestore(
+    {
+      vmId: summary.vmId,
+      vmName: summary.vmName,
+      configuration: manifest.configuration,
+      disks: chosen.map((d) => ({...d, ...(diskDetails(reader.manifest, d.key) ?? {})})),
+    },
+    opts.target,
+    {disks: chosen.map((d) => d.key), log},
+  );
+  const result: RestoreVmResult = {disks: {}, events};
+  let finished = false;
+  try {
+    emit({type: 'vm-started', vmId: summary.vmId, vmName: summary.vmName, incremental: false, disks: chosen});
+    for (const sink of restore.sinks) {
+      const disk = await reader.openDisk(sink.key);
+      emit({type: 'disk-started', vmId: summary.vmId, disk: sink.key, size: disk.size});
+      result.disks[sink.key] = await copyDisk(disk, sink, opts.signal, (done, written, rate) =>
+        emit({type: 'disk-progress', vmId: summary.vmId, disk: sink.key, doneBytes: done, size: disk.size, readBytes: written, rate}),
+      );
+      await sink.flush();
+      await sink.close();
+    }
+    const out = await restore.finish();
+    finished = true;
+    Object.assign(result, out);
+    emit({type: 'vm-finished', vmId: summary.vmId, vmName: out.vmName ?? summary.vmName, status: 'success'});
+    return result;
+  } catch (err) {
+    emit({type: 'vm-finished', vmId: summary.vmId, vmName: summary.vmName, status: 'failed', error: message(err)});
+    throw err;
+  } finally {
+    if (!finished) await restore.abort().catch(() => {});
+  }
+}
+
+function diskDetails(manifest: unknown, key: string): {format?: string; details?: Record<string, unknown>} | undefined {
+  const disks = (manifest as {disks?: {key: string; format?: string; details?: Record<string, unknown>}[]}).disks;
+  const d = disks?.find((x) => x.key === key);
+  return d ? {format: d.format, details: d.details} : undefined;
+}
+
+async function copyDisk(
+  disk: DiskReader,
+  sink: DiskSink,
+  signal: AbortSignal | undefined,
+  progress: (done: number, written: number, rate: number) => void,
+): Promise<RestoreVmResult['disks'][string]> {
+  const started = performance.now();
+  const maxRun = Math.max(disk.chunkSize, Math.min(MAX_RUN, Math.floor(sink.maxWriteSize / disk.chunkSize) * disk.chunkSize || disk.chunkSize));
+  const parallel = Math.max(1, Math.min(sink.maxParallelWrites, 4));
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  let written = 0;
+  let zeroed = 0;
+  let lastReport = 0;
+
+  const start = (task: () => Promise<void>) => {
+    const p: Promise<void> = task().then(
+      () => {
+        inFlight.delete(p);
+      },
+      (err: unknown) => {
+        inFlight.delete(p);
+        failure ??= err;
+      },
+    );
+    inFlight.add(p);
+  };
+  const writeRun = (offset: number, length: number, zero: boolean) => {
+    start(async () => {
+      if (zero) {
+        await sink.zero(offset, length);
+        zeroed += length;
+      } else {
+        const data = await disk.read(offset, length);
+        for (let at = 0; at < length; at += sink.maxWriteSize) {
+          await sink.write(offset + at, data.subarray(at, Math.min(length, at + sink.maxWriteSize)));
+        }
+        written += length;
+      }
+      const now = performance.now();
+      if (now - lastReport > 250) {
+        lastReport = now;
+        progress(written + zeroed, written, written / ((now - started) / 1000));
+      }
+    });
+  };
+
+  let run: {offset: number; length: number; zero: boolean} | undefined;
+  for await (const chunk of disk.chunkMap()) {
+    if (failure !== undefined) break;
+    if (signal?.aborted) {
+      failure = signal.reason ?? new Error('cancelled');
+      break;
+    }
+    if (run && run.zero === chunk.zero && run.offset + run.length === chunk.offset && (chunk.zero || run.length + chunk.length <= maxRun)) {
+      run.length += chunk.length;
+      continue;
+    }
+    if (run) writeRun(run.offset, run.length, run.zero);
+    run = {...chunk};
+    while (inFlight.size >= parallel) await Promise.race(inFlight);
+  }
+  if (run && failure === undefined) writeRun(run.offset, run.length, run.zero);
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  progress(disk.size, written, written / Math.max(0.001, (performance.now() - started) / 1000));
+  return {size: disk.size, writtenBytes: written, zeroBytes: zeroed, durationMs: performance.now() - started};
+}
