@@ -1,0 +1,221 @@
+/**
+ * The HTML part of a session report, written for mail clients rather than browsers: table
+ * layout, inline CSS only, no external resources, no scripts. Every piece of user text (job and
+ * VM names, messages, paths) goes through escapeHtml. Rows are kept lean (attributes instead of
+ * repeated style strings) so that a 200-VM report stays under 100 KB.
+ */
+import {adviceFor} from './advice.js';
+import {
+  escapeHtml as esc,
+  formatBytes,
+  formatDuration,
+  formatLongDateTime,
+  formatPercent,
+  formatRate,
+  formatRatio,
+  formatTimeOfDay,
+  formatDateTime,
+  type TimeOptions,
+} from './format.js';
+import type {SessionReport, SessionResult, VmReport, VmStatus} from './model.js';
+import {
+  countStatuses,
+  groupIssues,
+  isLowOnSpace,
+  processedLine,
+  RESULT_LABEL,
+  STATUS_SYMBOL,
+  type IssueGroup,
+} from './summary.js';
+
+/** Header bar: background and text colour per result. */
+const HEADER: Record<SessionResult, {bg: string; fg: string; sub: string}> = {
+  success: {bg: '#2e7d32', fg: '#ffffff', sub: '#d7f0d8'},
+  warning: {bg: '#f2a900', fg: '#2b1d00', sub: '#4a3500'},
+  failed: {bg: '#c62828', fg: '#ffffff', sub: '#ffdede'},
+};
+
+/** Text colour of a status in the tables. */
+export const STATUS_COLOUR: Record<VmStatus, string> = {success: '#2e7d32', warning: '#b36b00', failed: '#c62828'};
+
+const FONT = "font-family:'Segoe UI',Helvetica,Arial,sans-serif";
+const MUTED = '#5f6b7a';
+const BORDER = '#d9dee5';
+/** Per-VM issue messages shown in the Details cell; the rest are counted ("+2 more"). */
+const MAX_ISSUES_IN_CELL = 3;
+/** VM names listed under one issue group before "and N more". */
+const MAX_NAMES_PER_GROUP = 40;
+
+/** Mail clients clip or reject big HTML parts (Gmail clips at 102 KB); stay under this. */
+export const HTML_BUDGET_BYTES = 100 * 1024;
+/** A message longer than this is cut in the Details cell (the text part has it in full). */
+const MAX_MESSAGE_IN_CELL = 200;
+
+export interface HtmlOptions extends TimeOptions {
+  /**
+   * Leave the issue messages out of the Details cells and show only their count: used when the
+   * full rendering would exceed HTML_BUDGET_BYTES (hundreds of VMs, each with long messages).
+   */
+  compact?: boolean;
+}
+
+export function renderSessionHtml(report: SessionReport, subject: string, opts: HtmlOptions = {}): string {
+  const counts = countStatuses(report);
+  const h = HEADER[report.result];
+  const t = report.totals;
+  const repo = report.repository;
+  const low = isLowOnSpace(repo.freeBytes, repo.totalBytes);
+
+  const header = `<tr><td bgcolor="${h.bg}" style="background:${h.bg};color:${h.fg};padding:16px 20px">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr>
+<td style="color:${h.fg};${FONT}"><div style="font-size:12px;color:${h.sub};text-transform:uppercase;letter-spacing:1px">Backup job</div>
+<div style="font-size:22px;font-weight:bold;margin-top:2px">${esc(report.jobName)}</div>${
+    report.jobDescription ? `<div style="font-size:13px;color:${h.sub};margin-top:2px">${esc(report.jobDescription)}</div>` : ''
+  }</td>
+<td align="right" valign="top" style="color:${h.fg};${FONT};white-space:nowrap"><div style="font-size:22px;font-weight:bold">${RESULT_LABEL[report.result]}</div>
+<div style="font-size:13px;color:${h.sub};margin-top:2px">${processedLine(counts)}</div></td>
+</tr></table></td></tr>`;
+
+  const attempt = report.attempt > 1 ? ` &middot; attempt ${report.attempt}${report.lastAttempt ? ' (last)' : ''}` : '';
+  const sessionLine = `<tr><td style="padding:10px 20px;border-bottom:1px solid ${BORDER};color:${MUTED};font-size:13px">Session ${esc(
+    formatLongDateTime(report.startedAt, opts),
+  )}${attempt}</td></tr>`;
+
+  // The summary grid: four label/value column pairs, like Veeam's report.
+  const cell = (label: string, value: string, colour?: string) =>
+    `<td style="color:${MUTED};padding:3px 6px 3px 0;white-space:nowrap">${label}</td><td style="font-weight:bold;padding:3px 18px 3px 0;white-space:nowrap${
+      colour ? `;color:${colour}` : ''
+    }">${value}</td>`;
+  const grid: [string, string, string?][][] = [
+    [
+      ['Success', String(counts.success), counts.success ? STATUS_COLOUR.success : undefined],
+      ['Start time', esc(formatDateTime(report.startedAt, opts))],
+      ['Total size', formatBytes(t.protectedBytes)],
+      ['Dedupe', formatRatio(t.dedupRatio)],
+    ],
+    [
+      ['Warning', String(counts.warning), counts.warning ? STATUS_COLOUR.warning : undefined],
+      ['End time', esc(formatDateTime(report.endedAt, opts))],
+      ['Data read', formatBytes(t.readBytes)],
+      ['Compression', formatRatio(t.compressionRatio)],
+    ],
+    [
+      ['Error', String(counts.failed), counts.failed ? STATUS_COLOUR.failed : undefined],
+      ['Duration', formatDuration(t.durationMs)],
+      ['Transferred', formatBytes(t.transferredBytes)],
+      ['Rate', formatRate(t.rateBytesPerSec)],
+    ],
+    [
+      ['', ''],
+      ['', ''],
+      ['Stored', formatBytes(t.storedBytes)],
+      ['Bottleneck', t.bottleneck ? capitalise(t.bottleneck) : '–'],
+    ],
+  ];
+  const summary = `<tr><td style="padding:12px 20px;border-bottom:1px solid ${BORDER}">
+<table role="presentation" cellpadding="0" cellspacing="0" style="${FONT};font-size:13px;color:#1f2937">
+${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`).join('\n')}
+</table>
+<div style="margin-top:8px;font-size:13px;color:${low ? STATUS_COLOUR.failed : MUTED}">Repository <b>${esc(repo.name)}</b> (${esc(
+    repo.path,
+  )}): ${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${
+    low ? ' &mdash; <b>low on space</b>' : ''
+  }</div></td></tr>`;
+
+  const th = (label: string, right = false) =>
+    `<th align="${right ? 'right' : 'left'}" style="border-bottom:2px solid ${BORDER};color:${MUTED};font-weight:600;white-space:nowrap">${label}</th>`;
+  const vmRows = report.vms.map((vm, i) => vmRow(vm, i, report.startedAt, opts)).join('\n');
+  const compactNote = opts.compact
+    ? `<div style="color:${MUTED};margin-bottom:6px">This session has many messages: they are counted here and listed in full in the plain-text part of this mail and in the session log.</div>`
+    : '';
+  const vmTable = `<tr><td style="padding:14px 20px 4px 20px"><div style="font-size:15px;font-weight:bold;margin-bottom:6px">Details</div>${compactNote}
+<table id="vms" width="100%" cellpadding="5" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937;border-collapse:collapse">
+<thead><tr>${th('Name')}${th('Status')}${th('Start time')}${th('End time')}${th('Size', true)}${th('Read', true)}${th('Transferred', true)}${th(
+    'Duration',
+    true,
+  )}${th('Details')}</tr></thead>
+<tbody>
+${vmRows || `<tr><td colspan="9" style="color:${MUTED}">No VMs were processed in this session.</td></tr>`}
+</tbody></table></td></tr>`;
+
+  const groups = groupIssues(report);
+  const issues = groups.length
+    ? `<tr><td style="padding:14px 20px 4px 20px"><div style="font-size:15px;font-weight:bold;margin-bottom:6px">Warnings and errors &mdash; what to do</div>
+<table id="issues" width="100%" cellpadding="0" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937">
+${groups.map(issueGroupRow).join('\n')}
+</table></td></tr>`
+    : '';
+
+  const footer = `<tr><td style="padding:14px 20px;border-top:1px solid ${BORDER};color:${MUTED};font-size:11px">Sent by vmbackup ${esc(
+    report.appVersion,
+  )} on <b>${esc(report.hostname)}</b> &middot; session ${esc(report.sessionId)}</td></tr>`;
+
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(subject)}</title></head>
+<body style="margin:0;padding:0;background:#eef1f5">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" bgcolor="#eef1f5" style="background:#eef1f5"><tr><td align="center" style="padding:16px 8px">
+<table role="presentation" width="880" cellpadding="0" cellspacing="0" style="width:100%;max-width:880px;background:#ffffff;border:1px solid ${BORDER};${FONT};font-size:13px;color:#1f2937">
+${header}
+${sessionLine}
+${summary}
+${vmTable}
+${issues}
+${footer}
+</table></td></tr></table>
+</body></html>
+`;
+}
+
+function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOptions): string {
+  const colour = STATUS_COLOUR[vm.status];
+  const details: string[] = [];
+  if (vm.details) details.push(esc(vm.details));
+  if (opts.compact) {
+    const errors = vm.issues.filter((i) => i.severity === 'error').length;
+    const warnings = vm.issues.length - errors;
+    if (errors) details.push(`<span style="color:${STATUS_COLOUR.failed}">${STATUS_SYMBOL.failed} ${errors} ${errors === 1 ? 'error' : 'errors'}</span>`);
+    if (warnings) details.push(`<span style="color:${STATUS_COLOUR.warning}">${STATUS_SYMBOL.warning} ${warnings} ${warnings === 1 ? 'warning' : 'warnings'}</span>`);
+  } else for (const issue of vm.issues.slice(0, MAX_ISSUES_IN_CELL)) {
+    const c = issue.severity === 'error' ? STATUS_COLOUR.failed : STATUS_COLOUR.warning;
+    const sym = issue.severity === 'error' ? STATUS_SYMBOL.failed : STATUS_SYMBOL.warning;
+    details.push(`<span style="color:${c}">${sym} ${issue.disk ? `${esc(issue.disk)}: ` : ''}${esc(cut(issue.message, MAX_MESSAGE_IN_CELL))}</span>`);
+  }
+  if (!opts.compact && vm.issues.length > MAX_ISSUES_IN_CELL) details.push(`+${vm.issues.length - MAX_ISSUES_IN_CELL} more (all in the plain-text part)`);
+  // Alternate row shading through the bgcolor attribute: short, and honoured by every client.
+  const bg = index % 2 ? ' bgcolor="#f6f8fa"' : '';
+  return `<tr class="vm" valign="top"${bg}><td><b>${esc(vm.name)}</b></td><td nowrap style="color:${colour}"><b>${STATUS_SYMBOL[vm.status]} ${
+    RESULT_LABEL[vm.status]
+  }</b></td><td>${formatTimeOfDay(vm.startedAt, sessionStart, opts)}</td><td>${formatTimeOfDay(
+    vm.endedAt,
+    sessionStart,
+    opts,
+  )}</td><td align="right">${nb(formatBytes(vm.sizeBytes))}</td><td align="right">${nb(formatBytes(vm.readBytes))}</td><td align="right">${nb(
+    formatBytes(vm.transferredBytes),
+  )}</td><td align="right">${formatDuration(vm.durationMs)}</td><td>${details.join('<br>')}</td></tr>`;
+}
+
+function issueGroupRow(g: IssueGroup): string {
+  const advice = adviceFor(g.code, g.firstMessage);
+  const colour = g.severity === 'error' ? STATUS_COLOUR.failed : STATUS_COLOUR.warning;
+  const sym = g.severity === 'error' ? STATUS_SYMBOL.failed : STATUS_SYMBOL.warning;
+  const names = g.occurrences.map((o) => (o.vm ? esc(o.vm) + (o.disk ? ` (${esc(o.disk)})` : '') : esc(o.message)));
+  const unique = [...new Set(names)];
+  const shown = unique.slice(0, MAX_NAMES_PER_GROUP).join(', ') + (unique.length > MAX_NAMES_PER_GROUP ? `, and ${unique.length - MAX_NAMES_PER_GROUP} more` : '');
+  return `<tr class="issue"><td valign="top" style="color:${colour};font-size:14px;padding:6px 8px 6px 0;width:18px">${sym}</td><td style="padding:6px 0;border-bottom:1px solid #eef1f5"><b style="color:${colour}">${esc(
+    advice.title,
+  )}</b> <span style="color:${MUTED}">&middot; ${shown}</span><br>What to do: ${esc(advice.action)}</td></tr>`;
+}
+
+/** Joins number and unit with a no-break space (one byte more than a space, unlike &nbsp;). */
+function nb(figure: string): string {
+  return figure.replace(' ', '\u00a0');
+}
+
+function cut(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length > max ? chars.slice(0, max - 1).join('') + '…' : text;
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
