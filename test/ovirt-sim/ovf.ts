@@ -1,0 +1,41 @@
+/**
+ * A small OVF in the shape the engine emits for `GET /vms/{id}?all_content=true`
+ * (initialization.configuration.data), and the parts the simulator reads back on import
+ * (POST /vms with a configuration, ovirt-backup-api.md §8.3): the disk ids in the
+ * `ovf:fileRef="<disk id>/<image id>"` references, the name, and the memory.
+ */
+import type {SimDisk, SimVm} from './state.js';
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+export function renderOvf(vm: SimVm, disks: SimDisk[]): string {
+  const refs = disks.map((d) => `<File ovf:href="${d.id}/${d.imageId}" ovf:id="${d.imageId}" ovf:size="${d.image.size}" ovf:description="${esc(d.alias)}" ovf:disk_storage_type="IMAGE" ovf:cinder_volume_type=""></File>`).join('');
+  const diskSection = disks.map((d) => {
+    const a = vm.attachments.find((x) => x.diskId === d.id);
+    const gib = Math.ceil(d.image.size / 2 ** 30);
+    return `<Disk ovf:diskId="${d.imageId}" ovf:size="${gib}" ovf:actual_size="0" ovf:vm_snapshot_id="" ovf:parentRef="" ovf:fileRef="${d.id}/${d.imageId}" ovf:format="http://www.vmware.com/specifications/vmdk.html#sparse" ovf:volume-format="${d.format === 'cow' ? 'COW' : 'RAW'}" ovf:volume-type="${d.sparse ? 'Sparse' : 'Preallocated'}" ovf:disk-interface="${a?.iface === 'virtio' ? 'VirtIO' : 'VirtIO_SCSI'}" ovf:read-only="false" ovf:shareable="false" ovf:boot="${a?.bootable ?? false}" ovf:pass-discard="false" ovf:incremental-backup="${d.backup === 'incremental'}" ovf:disk-alias="${esc(d.alias)}" ovf:disk-description="" ovf:wipe-after-delete="false"></Disk>`;
+  }).join('');
+  return `<?xml version='1.0' encoding='UTF-8'?>`
+    + `<ovf:Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1/" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" ovf:version="4.4.0.0">`
+    + `<References>${refs}</References>`
+    + `<Section xsi:type="ovf:NetworkSection_Type"><Info>List of networks</Info></Section>`
+    + `<Section xsi:type="ovf:DiskSection_Type"><Info>List of Virtual Disks</Info>${diskSection}</Section>`
+    + `<Content ovf:id="out" xsi:type="ovf:VirtualSystem_Type"><Name>${esc(vm.name)}</Name><TemplateId>00000000-0000-0000-0000-000000000000</TemplateId>`
+    + `<Section ovf:id="${vm.id}" ovf:required="false" xsi:type="ovf:OperatingSystemSection_Type"><Info>Guest Operating System</Info><Description>${esc(vm.osType)}</Description></Section>`
+    + `<Section xsi:type="ovf:VirtualHardwareSection_Type"><Info>1 CPU, ${vm.memory / 2 ** 20} Memory</Info>`
+    + `<Item><rasd:Caption>${vm.memory / 2 ** 20} MB of memory</rasd:Caption><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>${vm.memory / 2 ** 20}</rasd:VirtualQuantity></Item>`
+    + `</Section></Content></ovf:Envelope>`;
+}
+
+export interface ParsedOvf {name?: string; vmId?: string; memory?: number; diskIds: string[]; osType?: string}
+
+export function parseOvf(text: string): ParsedOvf {
+  if (!text.includes('<ovf:Envelope')) throw new Error('not an OVF envelope');
+  const diskIds = [...text.matchAll(/ovf:fileRef="([^"/]+)\//g)].map((m) => m[1]!);
+  const name = /<Content[^>]*>\s*<Name>([^<]*)<\/Name>/.exec(text)?.[1];
+  const vmId = /<Section ovf:id="([^"]+)"/.exec(text)?.[1];
+  const mem = /<rasd:ResourceType>4<\/rasd:ResourceType><rasd:VirtualQuantity>(\d+)</.exec(text)?.[1];
+  const osType = /OperatingSystemSection_Type"><Info>[^<]*<\/Info><Description>([^<]*)</.exec(text)?.[1];
+  const unesc = (s: string) => s.replace(/&quot;/g, '"').replace(/&gt;/g, '>').replace(/&lt;/g, '<').replace(/&amp;/g, '&');
+  return {name: name === undefined ? undefined : unesc(name), vmId, memory: mem ? Number(mem) * 2 ** 20 : undefined, diskIds: [...new Set(diskIds)], osType};
+}

@@ -1,0 +1,474 @@
+/**
+ * The simulated engine's state and its rules (ovirt-backup-api.md §4, §5, §8, §11).
+ *
+ * Pure bookkeeping, no HTTP: the API layer (engine-api.ts) turns requests into calls here and
+ * SimFault exceptions into the engine's fault replies. Phase changes that take time on a real
+ * engine run on timers of `delayMs` so that clients must poll.
+ */
+import {randomUUID} from 'node:crypto';
+import {SimImage} from './image.js';
+
+export class SimFault extends Error {
+  constructor(readonly status: number, readonly detail: string, readonly reason = 'Operation Failed') {
+    super(detail);
+  }
+}
+
+export interface SimDataCenter {id: string; name: string}
+export interface SimCluster {id: string; name: string; dataCenterId: string; version: {major: number; minor: number}}
+export interface SimHost {id: string; name: string; address: string; clusterId: string; status: 'up' | 'maintenance'}
+export interface SimStorageDomain {id: string; name: string; available: number; used: number; storageType: string}
+export interface SimAttachment {diskId: string; bootable: boolean; iface: string; active: boolean}
+export interface SimVm {
+  id: string;
+  name: string;
+  status: 'up' | 'down';
+  clusterId: string;
+  hostId?: string;
+  memory: number;
+  tags: string[];
+  attachments: SimAttachment[];
+  osType: string;
+}
+export interface SimDisk {
+  id: string;
+  imageId: string;
+  alias: string;
+  format: 'cow' | 'raw';
+  sparse: boolean;
+  backup: 'incremental' | 'none';
+  storageDomainId: string;
+  status: 'ok' | 'locked' | 'illegal';
+  image: SimImage;
+  backupMode?: 'full' | 'incremental';
+}
+export interface SimCheckpoint {
+  id: string;
+  vmId: string;
+  parentId?: string;
+  created: number;
+  state: 'created' | 'invalid';
+  description?: string;
+  diskIds: string[];
+}
+export type BackupPhase = 'initializing' | 'starting' | 'ready' | 'finalizing' | 'succeeded' | 'failed';
+export interface SimBackup {
+  id: string;
+  vmId: string;
+  hostId?: string;
+  fromCheckpointId?: string;
+  toCheckpointId?: string;
+  description?: string;
+  phase: BackupPhase;
+  diskIds: string[];
+  created: number;
+  modified: number;
+  /** Per disk: the image as it was when the backup became ready, and what is dirty in it. */
+  frozen: Map<string, {image: SimImage; mode: 'full' | 'incremental'; dirty?: Set<number>}>;
+}
+export type TransferPhase =
+  | 'initializing' | 'transferring' | 'paused_system' | 'paused_user' | 'resuming'
+  | 'cancelled_user' | 'cancelled_system' | 'finalizing_success' | 'finalizing_failure'
+  | 'finalizing_cleanup' | 'finished_success' | 'finished_failure' | 'finished_cleanup';
+export interface SimTicket {
+  uuid: string;
+  transferId: string;
+  ops: ('read' | 'write')[];
+  size: number;
+  image: SimImage;
+  dirty?: Set<number>;
+  sparse: boolean;
+  ongoing: number;
+  lastActivity: number;
+}
+export interface SimTransfer {
+  id: string;
+  diskId: string;
+  backupId?: string;
+  hostId: string;
+  direction: 'upload' | 'download';
+  format: 'raw' | 'cow';
+  inactivityTimeout: number;
+  timeoutPolicy: 'legacy' | 'pause' | 'cancel';
+  phase: TransferPhase;
+  ticket?: SimTicket;
+  transferred: number;
+  created: number;
+  /** Why the simulator ended it, for tests ("inactivity"). */
+  endedBy?: string;
+}
+
+export interface SimFaults {
+  /** Delay of every engine phase step, in ms. */
+  delayMs: number;
+  /** transfer_url points at a port where nothing listens: clients must use proxy_url. */
+  transferUrlUnreachable: boolean;
+  /** Overrides every transfer's inactivity_timeout (ms) when set. */
+  inactivityTimeoutMs?: number;
+  /** Emit JSON numbers and booleans as strings, like engines before 4.4.9 (§1.3). */
+  legacyJson: boolean;
+}
+
+export class SimState {
+  dataCenters: SimDataCenter[] = [];
+  clusters: SimCluster[] = [];
+  hosts: SimHost[] = [];
+  storageDomains: SimStorageDomain[] = [];
+  vms = new Map<string, SimVm>();
+  disks = new Map<string, SimDisk>();
+  checkpoints: SimCheckpoint[] = [];
+  backups = new Map<string, SimBackup>();
+  transfers = new Map<string, SimTransfer>();
+  tickets = new Map<string, SimTicket>();
+  private timers = new Set<NodeJS.Timeout>();
+  stopped = false;
+
+  constructor(readonly faults: SimFaults) {}
+
+  later(fn: () => void, factor = 1): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) fn();
+    }, this.faults.delayMs * factor);
+    this.timers.add(t);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  vm(id: string): SimVm {
+    const vm = this.vms.get(id);
+    if (!vm) throw new SimFault(404, '');
+    return vm;
+  }
+
+  disk(id: string): SimDisk {
+    const d = this.disks.get(id);
+    if (!d) throw new SimFault(404, '');
+    return d;
+  }
+
+  vmCheckpoints(vmId: string): SimCheckpoint[] {
+    // Root → leaf, following parent links (the engine's recursive query).
+    const own = this.checkpoints.filter((c) => c.vmId === vmId);
+    const out: SimCheckpoint[] = [];
+    let cur = own.find((c) => !c.parentId || !own.some((o) => o.id === c.parentId));
+    while (cur) {
+      out.push(cur);
+      const parent: SimCheckpoint = cur;
+      cur = own.find((c) => c.parentId === parent.id);
+    }
+    return out;
+  }
+
+  isDuringBackup(vmId: string): boolean {
+    return [...this.backups.values()].some((b) => b.vmId === vmId && !['succeeded', 'failed'].includes(b.phase));
+  }
+
+  // ---- backups (§4)
+
+  startBackup(vmId: string, req: {id?: string; fromCheckpointId?: string; description?: string; diskIds: string[]}): SimBackup {
+    const vm = this.vm(vmId);
+    if (req.diskIds.length === 0) throw new SimFault(400, 'Backup [disks] required for add', 'Incomplete parameters');
+    const missing = req.diskIds.filter((d) => !this.disks.has(d));
+    if (missing.length) throw new SimFault(400, `[Cannot backup VM. The following disk(s) ID(s) does not exist: ${missing.join(', ')}.]`);
+    const locked = req.diskIds.filter((d) => this.disks.get(d)!.status === 'locked');
+    if (locked.length) throw new SimFault(409, `[Cannot backup VM. The following disks are locked: ${locked.join(', ')}. Please try again in a few minutes.]`);
+    if (req.fromCheckpointId !== undefined) {
+      const cp = this.checkpoints.find((c) => c.id === req.fromCheckpointId && c.vmId === vmId);
+      if (!cp) throw new SimFault(400, `[Cannot backup VM. Checkpoint ID ${req.fromCheckpointId} doesn't exist.]`);
+      if (cp.state === 'invalid') throw new SimFault(400, `[Cannot backup VM. Checkpoint ID ${req.fromCheckpointId} is invalid and should be removed.]`);
+    }
+    if (this.isDuringBackup(vmId)) throw new SimFault(409, '[Cannot backup VM. The VM is during a backup operation.]');
+    if ((req.description ?? '').length > 1024) throw new SimFault(400, '[Cannot backup VM. The description is too long.]');
+    const id = req.id ?? randomUUID();
+    if (this.backups.has(id)) throw new SimFault(400, '[Cannot backup VM. A VM backup with the same ID already exists.]');
+    const now = Date.now();
+    const b: SimBackup = {
+      id, vmId, hostId: vm.status === 'up' ? vm.hostId : undefined, fromCheckpointId: req.fromCheckpointId,
+      description: req.description, phase: 'initializing', diskIds: [...req.diskIds], created: now, modified: now,
+      frozen: new Map(),
+    };
+    this.backups.set(id, b);
+    for (const d of b.diskIds) this.disks.get(d)!.status = 'locked';
+    this.later(() => this.backupReady(b));
+    return b;
+  }
+
+  private backupReady(b: SimBackup): void {
+    if (b.phase !== 'initializing') return;
+    const from = b.fromCheckpointId ? this.checkpoints.find((c) => c.id === b.fromCheckpointId) : undefined;
+    if (b.fromCheckpointId && !from) {
+      // The checkpoint vanished between validation and start: "Full backup is now needed" (10791).
+      this.failBackup(b);
+      return;
+    }
+    for (const diskId of b.diskIds) {
+      const disk = this.disks.get(diskId)!;
+      // §4.4: incremental only for a disk recorded in the from-checkpoint (qcow2 disks only).
+      const mode = from && from.diskIds.includes(diskId) && disk.image.bitmaps.has(from.id) ? 'incremental' : 'full';
+      const dirty = mode === 'incremental' ? new Set(disk.image.bitmaps.get(from!.id)) : undefined;
+      b.frozen.set(diskId, {image: disk.image.snapshot(), mode, dirty});
+      disk.backupMode = mode;
+      disk.status = 'ok';
+    }
+    const cowDisks = b.diskIds.filter((d) => this.disks.get(d)!.format === 'cow');
+    if (cowDisks.length) {
+      const leaf = this.vmCheckpoints(b.vmId).at(-1);
+      const cp: SimCheckpoint = {
+        id: randomUUID(), vmId: b.vmId, parentId: leaf?.id, created: Date.now(), state: 'created',
+        description: b.description, diskIds: cowDisks,
+      };
+      this.checkpoints.push(cp);
+      for (const d of cowDisks) this.disks.get(d)!.image.addBitmap(cp.id);
+      b.toCheckpointId = cp.id;
+    }
+    b.phase = 'ready';
+    b.modified = Date.now();
+  }
+
+  private failBackup(b: SimBackup): void {
+    b.phase = 'failed';
+    b.modified = Date.now();
+    for (const d of b.diskIds) {
+      const disk = this.disks.get(d);
+      if (disk) {
+        disk.status = 'ok';
+        delete disk.backupMode;
+      }
+    }
+    if (b.toCheckpointId) this.removeCheckpointNow(b.toCheckpointId);
+  }
+
+  finalizeBackup(vmId: string, backupId: string): void {
+    const b = this.backups.get(backupId);
+    if (!b || b.vmId !== vmId) throw new SimFault(404, '');
+    const active = [...this.transfers.values()].filter(
+      (t) => t.backupId === b.id && t.phase !== 'finished_success' && t.phase !== 'finished_failure',
+    );
+    if (active.length) throw new SimFault(409, '[Cannot stop VM backup. There is an active image transfer for VM backup]');
+    if (b.phase !== 'ready' && b.phase !== 'initializing' && b.phase !== 'starting') {
+      throw new SimFault(400, `VM '${this.vms.get(vmId)?.name}' backup '${b.id}' is already in '${b.phase.toUpperCase()}' phase, no need to stop the backup again`);
+    }
+    if (b.phase !== 'ready') {
+      // A premature stop fails the backup (§4.5).
+      b.phase = 'finalizing';
+      this.later(() => this.failBackup(b));
+      return;
+    }
+    b.phase = 'finalizing';
+    b.modified = Date.now();
+    this.later(() => {
+      b.phase = 'succeeded';
+      b.modified = Date.now();
+      for (const d of b.diskIds) {
+        const disk = this.disks.get(d);
+        if (disk) delete disk.backupMode;
+      }
+    });
+  }
+
+  // ---- checkpoints (§4.7, 4.4.7+ rules)
+
+  deleteCheckpoint(vmId: string, id: string): void {
+    const cp = this.checkpoints.find((c) => c.id === id && c.vmId === vmId);
+    if (!cp) throw new SimFault(400, `[Cannot remove checkpoint. Checkpoint ID ${id} doesn't exist.]`);
+    if (this.isDuringBackup(vmId)) throw new SimFault(409, '[Cannot remove checkpoint. The VM is during a backup operation.]');
+    this.later(() => this.removeCheckpointNow(id));
+  }
+
+  /** Removes a checkpoint at once and re-parents its child (also the "vanished" fault). */
+  removeCheckpointNow(id: string): void {
+    const cp = this.checkpoints.find((c) => c.id === id);
+    if (!cp) return;
+    for (const c of this.checkpoints) if (c.parentId === id) c.parentId = cp.parentId;
+    this.checkpoints = this.checkpoints.filter((c) => c !== cp);
+    for (const d of cp.diskIds) this.disks.get(d)?.image.removeBitmap(id);
+  }
+
+  // ---- image transfers (§5)
+
+  createTransfer(req: {
+    diskId?: string; backupId?: string; direction?: string; format?: string;
+    inactivityTimeout?: number; timeoutPolicy?: string; hostId?: string;
+  }): SimTransfer {
+    // §5.1 / gotcha 1: anything but an explicit "download" is an upload.
+    const direction = req.direction === 'download' ? 'download' : 'upload';
+    if (!req.diskId) {
+      throw new SimFault(400, direction === 'download'
+        ? '[Cannot transfer Virtual Disk. Image is not specified for download.]'
+        : 'ImageTransfer [disk.id|snapshot.id|image.id] required for add', direction === 'download' ? 'Operation Failed' : 'Incomplete parameters');
+    }
+    const disk = this.disks.get(req.diskId);
+    if (!disk) throw new SimFault(400, `[Cannot transfer Virtual Disk. The disk ${req.diskId} does not exist.]`);
+    let backup: SimBackup | undefined;
+    if (req.backupId) {
+      backup = this.backups.get(req.backupId);
+      if (!backup) throw new SimFault(400, '[Cannot transfer Virtual Disk. The VM backup does not exist.]');
+      if (req.format === 'cow') throw new SimFault(400, '[Cannot transfer Virtual Disk. The format cow is not applicable for backup.]');
+      if (backup.phase !== 'ready') {
+        throw new SimFault(409, `[Cannot transfer Virtual Disk. The VM backup is not in READY phase, backup phase is ${backup.phase.toUpperCase()}.]`);
+      }
+      if (!backup.frozen.has(disk.id)) throw new SimFault(400, `[Cannot transfer Virtual Disk. The disk ${disk.id} is not part of the backup.]`);
+    } else {
+      if (disk.status === 'locked') throw new SimFault(409, `[Cannot transfer Virtual Disk. Disk ${disk.alias} is locked. Please try again in a few minutes.]`);
+      const busy = [...this.transfers.values()].some((t) => t.diskId === disk.id && !t.phase.startsWith('finished'));
+      if (busy) throw new SimFault(409, `[Cannot transfer Virtual Disk. The disk ${disk.alias} is being transferred.]`);
+      if (direction === 'upload') {
+        const vm = [...this.vms.values()].find((v) => v.attachments.some((a) => a.diskId === disk.id));
+        if (vm && vm.status !== 'down') throw new SimFault(409, `[Cannot transfer Virtual Disk. The disk is plugged into a running VM ${vm.name}.]`);
+      }
+    }
+    const vm = backup ? this.vms.get(backup.vmId) : undefined;
+    const host = vm?.hostId ?? req.hostId ?? this.hosts.find((h) => h.status === 'up')?.id;
+    if (!host) throw new SimFault(409, '[Cannot transfer Virtual Disk. There are no hosts available in the Data Center.]');
+    const t: SimTransfer = {
+      id: randomUUID(), diskId: disk.id, backupId: backup?.id, hostId: host, direction,
+      format: req.format === 'cow' ? 'cow' : 'raw',
+      inactivityTimeout: req.inactivityTimeout ?? 60,
+      timeoutPolicy: (['pause', 'cancel'].includes(req.timeoutPolicy ?? '') ? req.timeoutPolicy : 'legacy') as SimTransfer['timeoutPolicy'],
+      phase: 'initializing', transferred: 0, created: Date.now(),
+    };
+    this.transfers.set(t.id, t);
+    if (!backup) disk.status = 'locked';
+    this.later(() => {
+      if (t.phase !== 'initializing') return;
+      const frozen = backup?.frozen.get(disk.id);
+      const image = frozen ? frozen.image : disk.image;
+      const ticket: SimTicket = {
+        uuid: randomUUID(), transferId: t.id, ops: direction === 'download' ? ['read'] : ['write', 'read'],
+        size: image.size, image, dirty: frozen?.mode === 'incremental' ? frozen.dirty : undefined,
+        sparse: disk.sparse, ongoing: 0, lastActivity: Date.now(),
+      };
+      t.ticket = ticket;
+      this.tickets.set(ticket.uuid, ticket);
+      t.phase = 'transferring';
+    });
+    return t;
+  }
+
+  private dropTicket(t: SimTransfer): void {
+    if (t.ticket) this.tickets.delete(t.ticket.uuid);
+  }
+
+  transferAction(id: string, action: string): void {
+    const t = this.transfers.get(id);
+    if (!t) throw new SimFault(404, '');
+    const disk = this.disks.get(t.diskId);
+    switch (action) {
+      case 'finalize':
+        if (t.phase !== 'transferring' && t.phase !== 'paused_user' && t.phase !== 'paused_system') {
+          throw new SimFault(409, `[Cannot finalize transfer. The transfer is in ${t.phase} phase.]`);
+        }
+        t.phase = 'finalizing_success';
+        this.dropTicket(t);
+        this.later(() => {
+          t.phase = 'finished_success';
+          if (disk && !t.backupId) disk.status = 'ok';
+        });
+        return;
+      case 'cancel':
+        if (t.phase.startsWith('finished') || t.phase.startsWith('finalizing') || t.phase.startsWith('cancelled')) {
+          throw new SimFault(409, `[Cannot cancel transfer. The transfer is in ${t.phase} phase.]`);
+        }
+        this.endTransfer(t, 'cancelled_user');
+        return;
+      case 'extend':
+        return;
+      case 'pause':
+        t.phase = 'paused_user';
+        return;
+      case 'resume':
+        t.phase = 'resuming';
+        this.later(() => (t.phase = 'transferring'));
+        return;
+      default:
+        throw new SimFault(404, '');
+    }
+  }
+
+  /** Cancel path (§5.4): cancelled → cleanup → finished_failure; an upload's disk is deleted. */
+  private endTransfer(t: SimTransfer, via: 'cancelled_user' | 'cancelled_system'): void {
+    t.phase = via;
+    this.dropTicket(t);
+    this.later(() => {
+      t.phase = 'finalizing_cleanup';
+      this.later(() => {
+        t.phase = 'finished_failure';
+        const disk = this.disks.get(t.diskId);
+        if (!disk) return;
+        if (t.direction === 'upload' && !t.backupId) this.deleteDiskNow(disk.id);
+        else if (!t.backupId) disk.status = 'ok';
+      });
+    });
+  }
+
+  /** Applies the inactivity policy (§5.6) to one transfer now. */
+  timeOutTransfer(t: SimTransfer): void {
+    if (t.phase !== 'transferring') return;
+    t.endedBy = 'inactivity';
+    const pause = t.timeoutPolicy === 'pause' || (t.timeoutPolicy === 'legacy' && t.direction === 'upload');
+    if (pause) {
+      t.phase = 'paused_system';
+      this.dropTicket(t);
+    } else {
+      this.endTransfer(t, 'cancelled_system');
+    }
+  }
+
+  checkInactivity(): void {
+    const now = Date.now();
+    for (const t of this.transfers.values()) {
+      if (t.phase !== 'transferring' || !t.ticket || t.ticket.ongoing > 0) continue;
+      const limit = this.faults.inactivityTimeoutMs ?? (t.inactivityTimeout > 0 ? t.inactivityTimeout * 1000 : Infinity);
+      if (now - t.ticket.lastActivity > limit) this.timeOutTransfer(t);
+    }
+  }
+
+  // ---- disks and VMs (§8)
+
+  addDisk(req: {
+    id?: string; alias?: string; format?: string; sparse?: boolean; provisionedSize?: number;
+    backup?: string; storageDomainId?: string;
+  }): SimDisk {
+    if (!req.provisionedSize || req.provisionedSize <= 0) throw new SimFault(400, 'Disk [provisionedSize] required for add', 'Incomplete parameters');
+    if (!req.format) throw new SimFault(400, 'Disk [format] required for add', 'Incomplete parameters');
+    if (!req.storageDomainId) throw new SimFault(400, 'Disk [storageDomain] required for add', 'Incomplete parameters');
+    if (!this.storageDomains.some((s) => s.id === req.storageDomainId)) throw new SimFault(400, `[Cannot add Virtual Disk. Storage Domain doesn't exist.]`);
+    if (req.id && this.disks.has(req.id)) throw new SimFault(409, '[Cannot add Virtual Disk. The disk already exists.]');
+    if (req.format === 'raw' && req.backup === 'incremental') throw new SimFault(400, '[Cannot add Virtual Disk. Incremental backup is not supported for RAW disk format.]');
+    const size = Math.ceil(req.provisionedSize / 512) * 512;
+    const d: SimDisk = {
+      id: req.id ?? randomUUID(), imageId: randomUUID(), alias: req.alias ?? 'disk', format: req.format === 'raw' ? 'raw' : 'cow',
+      sparse: req.sparse ?? true, backup: req.backup === 'incremental' ? 'incremental' : 'none',
+      storageDomainId: req.storageDomainId, status: 'locked', image: new SimImage(size),
+    };
+    this.disks.set(d.id, d);
+    this.later(() => {
+      if (d.status === 'locked') d.status = 'ok';
+    });
+    return d;
+  }
+
+  deleteDiskNow(id: string): void {
+    this.disks.delete(id);
+    for (const vm of this.vms.values()) vm.attachments = vm.attachments.filter((a) => a.diskId !== id);
+  }
+
+  attachedTo(diskId: string): SimVm | undefined {
+    return [...this.vms.values()].find((v) => v.attachments.some((a) => a.diskId === diskId));
+  }
+
+  attachDisk(vmId: string, a: SimAttachment): void {
+    const vm = this.vm(vmId);
+    const disk = this.disks.get(a.diskId);
+    if (!disk) throw new SimFault(400, `[Cannot attach Virtual Disk. The disk ${a.diskId} does not exist.]`);
+    if (this.attachedTo(a.diskId)) throw new SimFault(409, `[Cannot attach Virtual Disk. The disk is already attached to a VM.]`);
+    if (disk.status === 'locked') throw new SimFault(409, `[Cannot attach Virtual Disk. Disk ${disk.alias} is locked. Please try again in a few minutes.]`);
+    vm.attachments.push(a);
+  }
+}
