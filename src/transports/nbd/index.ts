@@ -6,3 +6,4 @@ export {NbdClient, type NbdConnectOptions, type BlockStatusEntry} from './client
 export {NbdServerError, type NbdAddress, describeAddress} from './errors.js';
 export {NbdProtocolError, TransmissionFlag, StateFlag, type BlockSize} from './protocol.js';
 export {allocationToExtents, dirtyToExtents, mergeExtents, allocationKind, type StatusEntry} from './extents.js';
+export {NbdPool, type NbdPoolOptions} from './pool.js';
