@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Brings up the vmbackup appliance on a fresh Debian 12 machine, as root, from this checkout:
+# Debian packages, the pinned Node LTS and npm packages, the build, the state directory and the
+# `vmbackup` command. Idempotent: run it again after `git pull` to upgrade.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. appliance/lib.sh
+
+need_root
+install_debian_packages $(grep -v '^#' appliance/packages.txt)
+install_node_modules
+
+log "building"
+node_modules/.bin/node node_modules/typescript/bin/tsc -p tsconfig.json
+
+log "state directory /var/lib/vmbackup"
+getent group vmbackup >/dev/null || groupadd --system vmbackup
+install -d -m 0750 -o root -g vmbackup /var/lib/vmbackup
+
+log "installing the vmbackup command"
+cat > /usr/local/bin/vmbackup <<WRAPPER
+#!/bin/sh
+# Installed by $ROOT/appliance/install.sh
+exec "$ROOT/node_modules/.bin/node" "$ROOT/dist/cli/main.js" "\$@"
+WRAPPER
+chmod 0755 /usr/local/bin/vmbackup
+
+vmbackup --version
+log "ready: run 'vmbackup --help'"
