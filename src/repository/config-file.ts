@@ -1,0 +1,80 @@
+/**
+ * The repository configuration file (pure parse/serialize): `vmbackup-repository.json` at the
+ * top of the repository names the format, its version, the chunk size and the repository id.
+ * It is written once at creation and never changed, so a copied directory is self-describing.
+ */
+import {ExitCode, UserError} from '../util/errors.js';
+
+export const CONFIG_FILE = 'vmbackup-repository.json';
+export const REPOSITORY_FORMAT = 'vmbackup-repository';
+/** The newest format version this code writes and reads. Older versions must stay readable. */
+export const FORMAT_VERSION = 1;
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+export const MIN_CHUNK_SIZE = 4096;
+export const MAX_CHUNK_SIZE = 64 << 20;
+
+export interface RepositoryConfig {
+  format: typeof REPOSITORY_FORMAT;
+  version: number;
+  id: string;
+  chunkSize: number;
+  hash: 'sha256';
+  compression: 'lz4';
+  created: string;
+}
+
+export function validateChunkSize(chunkSize: number): void {
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE || (chunkSize & (chunkSize - 1)) !== 0) {
+    throw new UserError(`Invalid chunk size ${chunkSize}: it must be a power of two from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} bytes.`, {
+      hint: 'Leave the chunk size at its default (1 MiB) unless you have a reason; 64 KiB to 4 MiB are sensible.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
+}
+
+/** Parses the config text of the repository at `path`; every failure names that path. */
+export function parseConfig(text: string, path: string): RepositoryConfig {
+  const notRepo = (why: string) =>
+    new UserError(`${path} is not a vmbackup repository: ${why}.`, {
+      hint: 'Check the path. A repository is the directory that holds vmbackup-repository.json; create one with "vmbackup repository create".',
+      exitCode: ExitCode.notARepository,
+    });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw notRepo(`${CONFIG_FILE} is not valid JSON`);
+  }
+  if (typeof raw !== 'object' || raw === null) throw notRepo(`${CONFIG_FILE} is not a JSON object`);
+  const c = raw as Record<string, unknown>;
+  if (c.format !== REPOSITORY_FORMAT) throw notRepo(`${CONFIG_FILE} names format ${JSON.stringify(c.format)}`);
+  if (typeof c.version !== 'number' || !Number.isInteger(c.version) || c.version < 1) throw notRepo(`${CONFIG_FILE} has no valid version`);
+  if (c.version > FORMAT_VERSION) {
+    throw new UserError(`The repository at ${path} was written by format version ${c.version}; this vmbackup reads versions up to ${FORMAT_VERSION}.`, {
+      hint: 'Upgrade vmbackup on this appliance to a version that supports this repository; the repository itself is fine.',
+      exitCode: ExitCode.unsupportedVersion,
+    });
+  }
+  if (typeof c.id !== 'string' || c.id.length === 0) throw notRepo(`${CONFIG_FILE} has no repository id`);
+  if (typeof c.chunkSize !== 'number') throw notRepo(`${CONFIG_FILE} has no chunk size`);
+  try {
+    validateChunkSize(c.chunkSize);
+  } catch {
+    throw notRepo(`${CONFIG_FILE} has an invalid chunk size ${c.chunkSize}`);
+  }
+  if (c.hash !== undefined && c.hash !== 'sha256') throw notRepo(`unknown hash ${JSON.stringify(c.hash)}`);
+  if (c.compression !== undefined && c.compression !== 'lz4') throw notRepo(`unknown compression ${JSON.stringify(c.compression)}`);
+  return {
+    format: REPOSITORY_FORMAT,
+    version: c.version,
+    id: c.id,
+    chunkSize: c.chunkSize,
+    hash: 'sha256',
+    compression: 'lz4',
+    created: typeof c.created === 'string' ? c.created : '',
+  };
+}
+
+export function serializeConfig(c: RepositoryConfig): string {
+  return `${JSON.stringify(c, null, 2)}\n`;
+}

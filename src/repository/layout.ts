@@ -1,0 +1,56 @@
+/**
+ * Where each file of a repository lives (pure path arithmetic). See docs/repository-format.md.
+ *
+ *   vmbackup-repository.json          configuration (format, version, chunk size, id)
+ *   chunks/<4 hex>/<64 hex>           chunk files, fanned out by the first two id bytes
+ *   chunks/<4 hex>/<64 hex>.bad[.N]   chunks verify found damaged (quarantined)
+ *   points/<id>/manifest.json         the commit record of a restore point
+ *   points/<id>/disk-<N>.idx          one index per disk
+ *   points/<id>/protected             marker: prune never removes this restore point
+ *   writers/<id>.json                 a running writer's registration (pid, start time)
+ *   locks/vm-<hash>.lock, gc.lock     lock files (owner pid and start time inside)
+ */
+import {createHash} from 'node:crypto';
+import {join} from 'node:path';
+
+export const CHUNKS_DIR = 'chunks';
+export const POINTS_DIR = 'points';
+export const WRITERS_DIR = 'writers';
+export const LOCKS_DIR = 'locks';
+export const MANIFEST_FILE = 'manifest.json';
+export const PROTECTED_FILE = 'protected';
+export const BAD_MARK = '.bad';
+
+export function chunkPrefix(hex: string): string {
+  return hex.slice(0, 4);
+}
+
+export function chunkPath(root: string, hex: string): string {
+  return join(root, CHUNKS_DIR, chunkPrefix(hex), hex);
+}
+
+export function pointDir(root: string, id: string): string {
+  return join(root, POINTS_DIR, id);
+}
+
+export function indexFileName(n: number): string {
+  return `disk-${n}.idx`;
+}
+
+export function vmLockPath(root: string, vmId: string): string {
+  // The VM id may hold any character; a hash gives a safe, fixed-length file name.
+  return join(root, LOCKS_DIR, `vm-${createHash('sha256').update(vmId).digest('hex').slice(0, 24)}.lock`);
+}
+
+export function gcLockPath(root: string): string {
+  return join(root, LOCKS_DIR, 'gc.lock');
+}
+
+export function writerPath(root: string, id: string): string {
+  return join(root, WRITERS_DIR, `${id}.json`);
+}
+
+/** A chunk file name is exactly 64 lowercase hex digits. */
+export const CHUNK_NAME = /^[0-9a-f]{64}$/;
+/** Restore point ids: a safe slug of the VM name, the UTC time and a random tail. */
+export const POINT_ID = /^[a-z0-9][a-z0-9-]{0,80}$/;

@@ -1,0 +1,181 @@
+/**
+ * Reading restore points back: a DiskReader gives random access (read), a sequential stream
+ * with bounded read-ahead, and the chunk map (zero or data per chunk) for sparse restores.
+ *
+ * An index is checked twice when opened: against the SHA-256 the manifest recorded for it,
+ * and against its own header checksum. Chunks are checked by CRC on every read; the full
+ * SHA-256 check is verify's job (verify.ts).
+ */
+import {readFile} from 'node:fs/promises';
+import {createHash} from 'node:crypto';
+import {join} from 'node:path';
+import {Readable} from 'node:stream';
+import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import {ZERO_ID} from './chunk-file.js';
+import type {RepoContext} from './context.js';
+import {corrupt, ioError} from './fsio.js';
+import {decodeIndex} from './index-file.js';
+import {pointDir} from './layout.js';
+import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
+
+/** Chunks read ahead by stream(); bounds memory to about this many chunks. */
+const READ_AHEAD = 4;
+/** Decoded chunks kept for small random reads that hit the same chunk again. */
+const CACHE_CHUNKS = 4;
+
+/** Reads and checks the index file of one disk of a committed restore point. */
+export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDisk): Promise<Buffer> {
+  const file = join(pointDir(ctx.root, m.id), d.index);
+  let raw: Buffer;
+  try {
+    raw = await readFile(file);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw corrupt(file, `the index of disk ${d.key} is missing`);
+    throw ioError(err, file, `reading the index of disk ${d.key}`);
+  }
+  const decoded = decodeIndex(raw);
+  if ('error' in decoded) throw corrupt(file, decoded.error);
+  if (raw.length !== d.indexBytes || createHash('sha256').update(raw).digest('hex') !== d.indexSha256) {
+    throw corrupt(file, 'the index does not match the checksum recorded in the manifest');
+  }
+  if (decoded.size !== d.size || decoded.chunkSize !== m.chunkSize) {
+    throw corrupt(file, `the index describes size ${decoded.size} / chunk size ${decoded.chunkSize}, the manifest ${d.size} / ${m.chunkSize}`);
+  }
+  return decoded.ids;
+}
+
+export class RestorePointReaderImpl implements RestorePointReader {
+  constructor(
+    private readonly ctx: RepoContext,
+    readonly summary: RestorePointSummary,
+    readonly manifest: Manifest,
+  ) {}
+
+  async openDisk(key: string): Promise<DiskReader> {
+    const d = this.manifest.disks.find((x) => x.key === key);
+    if (!d) {
+      throw new UserError(`Restore point ${this.manifest.id} has no disk "${key}".`, {
+        hint: `Its disks are: ${this.manifest.disks.map((x) => x.key).join(', ') || '(none)'}.`,
+        exitCode: ExitCode.notFound,
+      });
+    }
+    const ids = await loadIndexIds(this.ctx, this.manifest, d);
+    return new DiskReaderImpl(this.ctx, ids, d.size, this.manifest.chunkSize, `restore point ${this.manifest.id}, disk ${d.key}`);
+  }
+}
+
+export class DiskReaderImpl implements DiskReader {
+  private readonly cache = new Map<number, Promise<Buffer>>();
+
+  constructor(
+    private readonly ctx: RepoContext,
+    private readonly ids: Buffer,
+    readonly size: number,
+    readonly chunkSize: number,
+    private readonly context: string,
+  ) {}
+
+  private isZero(i: number): boolean {
+    return ZERO_ID.equals(this.ids.subarray(i * 32, i * 32 + 32));
+  }
+
+  private chunkLen(i: number): number {
+    return Math.min(this.chunkSize, this.size - i * this.chunkSize);
+  }
+
+  /** The plain data of chunk i; zero chunks come back as fresh zero buffers. */
+  private async chunk(i: number): Promise<Buffer> {
+    if (this.isZero(i)) return Buffer.alloc(this.chunkLen(i));
+    const hex = this.ids.subarray(i * 32, i * 32 + 32).toString('hex');
+    const data = await this.ctx.store.read(hex, `${this.context} at offset ${i * this.chunkSize}`);
+    if (data.length !== this.chunkLen(i)) {
+      throw corrupt(this.ctx.store.path(hex), `chunk holds ${data.length} bytes where ${this.context} needs ${this.chunkLen(i)} at offset ${i * this.chunkSize}`);
+    }
+    return data;
+  }
+
+  private cached(i: number): Promise<Buffer> {
+    let p = this.cache.get(i);
+    if (p) {
+      this.cache.delete(i);
+      this.cache.set(i, p);
+      return p;
+    }
+    p = this.chunk(i);
+    this.cache.set(i, p);
+    p.catch(() => this.cache.delete(i));
+    while (this.cache.size > CACHE_CHUNKS) this.cache.delete(this.cache.keys().next().value as number);
+    return p;
+  }
+
+  private checkBounds(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new UserError(`Read of ${length} bytes at offset ${offset} is outside the disk (${this.size} bytes) in ${this.context}.`, {
+        exitCode: ExitCode.invalidInput,
+      });
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkBounds(offset, length);
+    const out = Buffer.alloc(length);
+    const cs = this.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + length - 1) / cs);
+    const jobs: Promise<void>[] = [];
+    let running = 0;
+    for (let i = first; length > 0 && i <= last; i++) {
+      if (this.isZero(i)) continue;
+      const chunkStart = i * cs;
+      const from = Math.max(offset, chunkStart);
+      const to = Math.min(offset + length, chunkStart + this.chunkLen(i));
+      const job = this.cached(i).then((data) => {
+        data.copy(out, from - offset, from - chunkStart, to - chunkStart);
+      });
+      job.catch(() => undefined); // awaited below; this only keeps a second failure from being unhandled
+      jobs.push(job);
+      // Bound the chunks in memory for a large read.
+      if (++running >= READ_AHEAD) {
+        await jobs[jobs.length - READ_AHEAD];
+      }
+    }
+    await Promise.all(jobs);
+    return out;
+  }
+
+  stream(opts: {start?: number; end?: number} = {}): Readable {
+    const start = opts.start ?? 0;
+    const end = opts.end ?? this.size;
+    this.checkBounds(start, end - start);
+    const cs = this.chunkSize;
+    const self = this;
+    async function* gen(): AsyncGenerator<Buffer> {
+      if (end <= start) return;
+      const first = Math.floor(start / cs);
+      const last = Math.floor((end - 1) / cs);
+      const ahead: Promise<Buffer>[] = [];
+      let next = first;
+      const fill = () => {
+        while (next <= last && ahead.length < READ_AHEAD) {
+          const p = self.chunk(next++);
+          p.catch(() => undefined); // a consumer that stops early must not leave an unhandled rejection
+          ahead.push(p);
+        }
+      };
+      for (let i = first; i <= last; i++) {
+        fill();
+        const data = await ahead.shift()!;
+        const chunkStart = i * cs;
+        const from = Math.max(start, chunkStart) - chunkStart;
+        const to = Math.min(end, chunkStart + data.length) - chunkStart;
+        yield from === 0 && to === data.length ? data : data.subarray(from, to);
+      }
+    }
+    return Readable.from(gen(), {objectMode: false, highWaterMark: cs});
+  }
+
+  async *chunkMap(): AsyncIterable<ChunkMapEntry> {
+    const n = Math.ceil(this.size / this.chunkSize);
+    for (let i = 0; i < n; i++) yield {offset: i * this.chunkSize, length: this.chunkLen(i), zero: this.isZero(i)};
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * Repository: the public face of one open repository directory. It wires the chunk store,
+ * writers, readers, retention, GC, verify and statistics together; each lives in its own file.
+ */
+import {randomUUID} from 'node:crypto';
+import {mkdir, readdir, readFile, rm, stat, unlink} from 'node:fs/promises';
+import {join, resolve} from 'node:path';
+import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import {ChunkStore} from './chunk-store.js';
+import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
+import type {RepoContext} from './context.js';
+import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
+import {collectGarbage} from './gc.js';
+import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointDir, vmLockPath} from './layout.js';
+import {acquireLock} from './lock.js';
+import {compareSummaries, parseManifest, summarize} from './manifest.js';
+import {newPointId} from './names.js';
+import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
+import {planRetention, validatePolicy} from './retention.js';
+import {repositoryStats} from './stats.js';
+import type {
+  BeginOptions,
+  GcOptions,
+  GcResult,
+  Manifest,
+  Progress,
+  PruneResult,
+  RepositoryStats,
+  RestorePointReader,
+  RestorePointSummary,
+  RestorePointWriter,
+  RetentionPolicy,
+  VerifyReport,
+} from './types.js';
+import {verifyPoints} from './verify.js';
+import {RestorePointWriterImpl} from './writer.js';
+
+export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+export class Repository {
+  readonly path: string;
+  readonly id: string;
+  readonly chunkSize: number;
+  readonly formatVersion: number;
+  private readonly ctx: RepoContext;
+
+  /** Use openRepository / createRepository. */
+  constructor(path: string, config: RepositoryConfig) {
+    this.path = path;
+    this.id = config.id;
+    this.chunkSize = config.chunkSize;
+    this.formatVersion = config.version;
+    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path)};
+  }
+
+  /** Committed manifests with their protected flag; a manifest that cannot be read is skipped. */
+  private async committed(): Promise<{m: Manifest; protected: boolean}[]> {
+    const dir = join(this.path, POINTS_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      throw ioError(err, dir, 'listing restore points');
+    }
+    const out: {m: Manifest; protected: boolean}[] = [];
+    for (const name of names) {
+      if (!POINT_ID.test(name)) continue;
+      const m = await this.readManifest(name).catch((err: unknown) => {
+        if (err instanceof UserError) return undefined; // damaged: verify reports it
+        throw err;
+      });
+      if (m) out.push({m, protected: await this.isProtected(name)});
+    }
+    return out;
+  }
+
+  private async readManifest(id: string): Promise<Manifest | undefined> {
+    const file = join(pointDir(this.path, id), MANIFEST_FILE);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+      throw ioError(err, file, 'reading a restore point manifest');
+    }
+    return parseManifest(text, file);
+  }
+
+  private async isProtected(id: string): Promise<boolean> {
+    try {
+      await stat(join(pointDir(this.path, id), PROTECTED_FILE));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async listRestorePoints(filter: {vmId?: string} = {}): Promise<RestorePointSummary[]> {
+    const all = await this.committed();
+    return all
+      .filter((x) => filter.vmId === undefined || x.m.vm.id === filter.vmId)
+      .map((x) => summarize(x.m, x.protected))
+      .sort(compareSummaries);
+  }
+
+  private notFound(id: string): UserError {
+    return new UserError(`Restore point ${id} does not exist in the repository ${this.path}.`, {
+      hint: 'List the restore points with "vmbackup restore-points" and use one of those ids.',
+      exitCode: ExitCode.notFound,
+    });
+  }
+
+  async openRestorePoint(id: string): Promise<RestorePointReader> {
+    if (!POINT_ID.test(id)) throw this.notFound(id);
+    const m = await this.readManifest(id);
+    if (!m) throw this.notFound(id);
+    return new RestorePointReaderImpl(this.ctx, summarize(m, await this.isProtected(id)), m);
+  }
+
+  async beginRestorePoint(opts: BeginOptions): Promise<RestorePointWriter> {
+    for (const f of ['vmId', 'vmName', 'platform'] as const) {
+      if (typeof opts[f] !== 'string' || opts[f].length === 0) {
+        throw new UserError(`Cannot begin a restore point: ${f} is empty.`, {exitCode: ExitCode.invalidInput});
+      }
+    }
+    let base: {reader: RestorePointReader} | undefined;
+    if (opts.base !== undefined) {
+      const reader = await this.openRestorePoint(opts.base);
+      if (reader.manifest.vm.id !== opts.vmId) {
+        throw new UserError(`Restore point ${opts.base} belongs to VM ${reader.manifest.vm.name}, not to ${opts.vmName}; it cannot be the base.`, {
+          exitCode: ExitCode.invalidInput,
+        });
+      }
+      if (reader.manifest.chunkSize !== this.chunkSize) throw new Error(`base ${opts.base} has chunk size ${reader.manifest.chunkSize}`);
+      base = {reader};
+    }
+    await mkdir(join(this.path, LOCKS_DIR), {recursive: true});
+    const lock = await acquireLock(vmLockPath(this.path, opts.vmId), `backup of VM ${opts.vmName}`, {
+      timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      what: `backup of VM "${opts.vmName}" in repository ${this.path}`,
+      hint: 'Another backup of this VM is writing to the repository. Wait for it to finish, or if its process is gone on another machine, remove the lock file named here.',
+    });
+    try {
+      const startedAt = new Date();
+      const id = newPointId(opts.vmName, startedAt);
+      const baseInfo = base
+        ? {
+            summary: base.reader.summary,
+            manifest: base.reader.manifest,
+            loadIds: (key: string) => loadIndexIds(this.ctx, base.reader.manifest, base.reader.manifest.disks.find((d) => d.key === key)!),
+          }
+        : undefined;
+      const w = new RestorePointWriterImpl(this.ctx, id, opts, startedAt, baseInfo, lock);
+      await w.start();
+      return w;
+    } catch (err) {
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async prune(policy: RetentionPolicy, opts: {vmId?: string; dryRun?: boolean; now?: Date} = {}): Promise<PruneResult> {
+    const bad = validatePolicy(policy);
+    if (bad) throw new UserError(`Invalid retention policy: ${bad}.`, {exitCode: ExitCode.invalidInput});
+    const points = await this.listRestorePoints(opts.vmId === undefined ? {} : {vmId: opts.vmId});
+    const plan = planRetention(points, policy, opts.now ?? new Date());
+    const result: PruneResult = {dryRun: opts.dryRun === true, kept: [], removed: []};
+    for (const d of plan) {
+      if (!d.keep && !opts.dryRun && (await this.isProtected(d.id))) {
+        // Protected since we listed: keep it.
+        result.kept.push({...d, keep: true, reasons: ['protected']});
+        continue;
+      }
+      (d.keep ? result.kept : result.removed).push(d);
+      if (!d.keep && !opts.dryRun) await this.deletePoint(d.id);
+    }
+    return result;
+  }
+
+  /** Removes the manifest first (the un-commit), then the rest; GC frees the chunks later. */
+  private async deletePoint(id: string): Promise<void> {
+    const dir = pointDir(this.path, id);
+    const file = join(dir, MANIFEST_FILE);
+    try {
+      await unlink(file);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError(err, file, 'removing a restore point');
+    }
+    await fsyncDir(dir);
+    await rm(dir, {recursive: true, force: true}).catch((err: unknown) => {
+      throw ioError(err, dir, 'removing a restore point');
+    });
+    await fsyncDir(join(this.path, POINTS_DIR));
+  }
+
+  async setProtected(id: string, value: boolean): Promise<void> {
+    await this.openRestorePoint(id);
+    const dir = pointDir(this.path, id);
+    const marker = join(dir, PROTECTED_FILE);
+    if (value) {
+      await writeFileAtomic(marker, [], 'marking a restore point protected', {syncDir: dir});
+    } else {
+      await unlink(marker).catch((err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') throw ioError(err, marker, 'removing the protection of a restore point');
+      });
+      await fsyncDir(dir);
+    }
+  }
+
+  gc(opts: GcOptions = {}): Promise<GcResult> {
+    return collectGarbage(this.ctx, opts);
+  }
+
+  async verify(opts: {restorePoints?: string[]; onProgress?: (p: Progress) => void} = {}): Promise<VerifyReport> {
+    let manifests: Manifest[];
+    if (opts.restorePoints) {
+      manifests = [];
+      for (const id of opts.restorePoints) manifests.push((await this.openRestorePoint(id)).manifest);
+    } else {
+      manifests = (await this.committed()).map((x) => x.m);
+    }
+    return verifyPoints(this.ctx, manifests, opts.onProgress);
+  }
+
+  async stats(): Promise<RepositoryStats> {
+    return repositoryStats(this.ctx, (await this.committed()).map((x) => x.m));
+  }
+}
+
+export async function createRepository(path: string, opts: {chunkSize?: number} = {}): Promise<Repository> {
+  const root = resolve(path);
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  validateChunkSize(chunkSize);
+  let existing: string[] = [];
+  try {
+    existing = await readdir(root);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOTDIR') {
+      throw new UserError(`Cannot create a repository at ${root}: it is a file.`, {hint: 'Choose a directory path.', exitCode: ExitCode.invalidInput});
+    }
+    if (errnoCode(err) !== 'ENOENT') throw ioError(err, root, 'creating a repository');
+  }
+  if (existing.includes(CONFIG_FILE)) {
+    throw new UserError(`${root} already holds a repository.`, {hint: 'Open it instead of creating it, or choose another path.', exitCode: ExitCode.invalidInput});
+  }
+  if (existing.length > 0) {
+    throw new UserError(`Cannot create a repository at ${root}: the directory is not empty.`, {
+      hint: 'Choose a new or empty directory.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
+  try {
+    await mkdir(root, {recursive: true});
+    for (const d of [CHUNKS_DIR, POINTS_DIR, WRITERS_DIR, LOCKS_DIR]) await mkdir(join(root, d), {recursive: true});
+  } catch (err) {
+    throw ioError(err, root, 'creating a repository');
+  }
+  const config: RepositoryConfig = {
+    format: REPOSITORY_FORMAT,
+    version: FORMAT_VERSION,
+    id: randomUUID(),
+    chunkSize,
+    hash: 'sha256',
+    compression: 'lz4',
+    created: new Date().toISOString(),
+  };
+  await writeFileAtomic(join(root, CONFIG_FILE), [Buffer.from(serializeConfig(config))], 'writing the repository configuration', {syncDir: root});
+  return new Repository(root, config);
+}
+
+export async function openRepository(path: string): Promise<Repository> {
+  const root = resolve(path);
+  const file = join(root, CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
+      throw new UserError(`${root} is not a vmbackup repository (it has no ${CONFIG_FILE}).`, {
+        hint: 'Check the path: a repository is the directory that holds vmbackup-repository.json. Create one with "vmbackup repository create".',
+        exitCode: ExitCode.notARepository,
+      });
+    }
+    throw ioError(err, file, 'opening the repository');
+  }
+  const config = parseConfig(text, root);
+  // A copied repository may lack empty directories (some copy tools skip them).
+  for (const d of [CHUNKS_DIR, POINTS_DIR]) {
+    try {
+      await stat(join(root, d));
+    } catch {
+      throw new UserError(`${root} is not a complete vmbackup repository: the ${d}/ directory is missing.`, {
+        hint: 'Copy the whole repository directory, including chunks/ and points/.',
+        exitCode: ExitCode.notARepository,
+      });
+    }
+  }
+  return new Repository(root, config);
+}

@@ -1,0 +1,72 @@
+/**
+ * Repository statistics: restore points, chunk files and their bytes, logical bytes, the dedup
+ * and compression ratios, and the free space of the file system holding the repository.
+ */
+import {lstat, readdir, statfs} from 'node:fs/promises';
+import {join} from 'node:path';
+import {errnoCode} from '../util/errors.js';
+import {ZERO_ID} from './chunk-file.js';
+import type {RepoContext} from './context.js';
+import {ioError} from './fsio.js';
+import {CHUNK_NAME, CHUNKS_DIR} from './layout.js';
+import {loadIndexIds} from './reader.js';
+import type {Manifest, RepositoryStats} from './types.js';
+
+export async function repositoryStats(ctx: RepoContext, manifests: Manifest[]): Promise<RepositoryStats> {
+  // Plain length of each distinct referenced chunk: all are chunkSize but a disk's last one.
+  const unique = new Map<string, number>();
+  let logicalBytes = 0;
+  let referencedBytes = 0;
+  for (const m of manifests) {
+    for (const d of m.disks) {
+      logicalBytes += d.size;
+      const ids = await loadIndexIds(ctx, m, d);
+      for (let i = 0; i * 32 < ids.length; i++) {
+        const id = ids.subarray(i * 32, i * 32 + 32);
+        if (ZERO_ID.equals(id)) continue;
+        const len = Math.min(m.chunkSize, d.size - i * m.chunkSize);
+        referencedBytes += len;
+        unique.set(id.toString('hex'), len);
+      }
+    }
+  }
+  let chunks = 0;
+  let storedBytes = 0;
+  let referencedStored = 0;
+  const chunksDir = join(ctx.root, CHUNKS_DIR);
+  for (const prefix of await list(chunksDir)) {
+    const dir = join(chunksDir, prefix);
+    for (const name of await list(dir)) {
+      if (!CHUNK_NAME.test(name)) continue;
+      const s = await lstat(join(dir, name)).catch(() => undefined);
+      if (!s) continue;
+      chunks++;
+      storedBytes += s.size;
+      if (unique.has(name)) referencedStored += s.size;
+    }
+  }
+  let uniqueBytes = 0;
+  for (const len of unique.values()) uniqueBytes += len;
+  const fs = await statfs(ctx.root);
+  return {
+    restorePoints: manifests.length,
+    chunks,
+    storedBytes,
+    logicalBytes,
+    referencedBytes,
+    uniqueBytes,
+    dedupRatio: uniqueBytes > 0 ? referencedBytes / uniqueBytes : 1,
+    compressionRatio: referencedStored > 0 ? uniqueBytes / referencedStored : 1,
+    freeBytes: fs.bavail * fs.bsize,
+    totalBytes: fs.blocks * fs.bsize,
+  };
+}
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
+    throw ioError(err, dir, 'listing a directory');
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * The public shapes of the repository: what the engine, the daemon and the CLI code against.
+ *
+ * Everything here is plain data or an interface; the implementations live in writer.ts,
+ * reader.ts, repository.ts. Field names are part of the contract: add, never rename.
+ */
+import type {Readable} from 'node:stream';
+
+export interface CheckpointInfo {
+  id: string;
+  data?: Record<string, unknown>;
+}
+
+export interface RestorePointSummary {
+  id: string;
+  vmId: string;
+  vmName: string;
+  platform: string;
+  /** ISO 8601 UTC time the restore point was begun. */
+  time: string;
+  type: 'full' | 'incremental';
+  protected: boolean;
+  disks: {key: string; name: string; size: number}[];
+  /** Sum of the virtual sizes of the disks. */
+  logicalSize: number;
+  /** Bytes of chunk files this restore point added to the repository (after dedup and compression). */
+  storedSize: number;
+  checkpoint?: CheckpointInfo;
+  sessionId?: string;
+  /** The restore point this one was based on (incrementals). */
+  base?: string;
+}
+
+export interface RetentionPolicy {
+  keepLast?: number;
+  keepWithinDays?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+}
+
+export interface DiskWriteStats {
+  key: string;
+  /** Virtual size of the disk. */
+  logical: number;
+  /** Bytes handed to put(), zeros included. */
+  dataBytes: number;
+  /** Bytes recorded as zero (zero() calls plus all-zero chunks found in put()). */
+  zeroBytes: number;
+  /** Bytes kept from the base restore point without being put again. */
+  baseBytes: number;
+  /** Chunks written to the chunk store by this disk. */
+  newChunks: number;
+  /** Plain (uncompressed) bytes of those new chunks. */
+  newPlainBytes: number;
+  /** Bytes of chunk files written (headers included, after compression). */
+  newStoredBytes: number;
+  /** Non-zero chunks put() that the repository already had. */
+  reusedChunks: number;
+  /** Bytes put() that were not all-zero chunks, so were hashed. */
+  hashedBytes: number;
+}
+
+export interface RestorePointStats {
+  logical: number;
+  dataBytes: number;
+  zeroBytes: number;
+  baseBytes: number;
+  newChunks: number;
+  newPlainBytes: number;
+  newStoredBytes: number;
+  reusedChunks: number;
+  hashedBytes: number;
+  /** Non-zero bytes put / plain bytes that had to be stored (1 = nothing deduplicated). */
+  dedupRatio: number;
+  /** Plain bytes of new chunks / bytes stored for them (1 = incompressible). */
+  compressionRatio: number;
+}
+
+export interface ManifestDisk {
+  key: string;
+  name: string;
+  size: number;
+  format?: string;
+  details?: Record<string, unknown>;
+  /** File name of the disk's index inside the restore point directory. */
+  index: string;
+  /** SHA-256 (hex) of the whole index file. */
+  indexSha256: string;
+  indexBytes: number;
+  stats: DiskWriteStats;
+}
+
+/** The JSON committed as points/<id>/manifest.json (docs/repository-format.md). */
+export interface Manifest {
+  format: 'vmbackup-restore-point';
+  version: number;
+  id: string;
+  repositoryId: string;
+  vm: {id: string; name: string};
+  platform: string;
+  time: string;
+  committedAt: string;
+  type: 'full' | 'incremental';
+  base?: string;
+  sessionId?: string;
+  configuration?: {kind: string; text: string};
+  checkpoint?: CheckpointInfo;
+  warnings: string[];
+  chunkSize: number;
+  disks: ManifestDisk[];
+  stats: RestorePointStats;
+}
+
+export interface BeginOptions {
+  vmId: string;
+  vmName: string;
+  platform: string;
+  /** Restore point id to build on: unchanged ranges keep its chunks. */
+  base?: string;
+  sessionId?: string;
+  configuration?: {kind: string; text: string};
+  /** How long to wait for another writer of the same VM (default 30 s). */
+  lockTimeoutMs?: number;
+  /** @internal Test hooks for crash tests. */
+  hooks?: WriterHooks;
+}
+
+/** @internal Points where a crash test can stop a writer. */
+export interface WriterHooks {
+  beforeManifestRename?: () => Promise<void>;
+}
+
+export interface DiskSpec {
+  key: string;
+  name: string;
+  size: number;
+  format?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface RestorePointWriter {
+  readonly id: string;
+  readonly base?: RestorePointSummary;
+  readonly chunkSize: number;
+  addDisk(d: DiskSpec): Promise<DiskWriter>;
+  commit(extra?: {checkpoint?: CheckpointInfo; warnings?: string[]; protected?: boolean}): Promise<RestorePointSummary>;
+  /** Idempotent; a no-op after commit, so it is safe in a finally. */
+  abort(): Promise<void>;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface DiskWriter {
+  readonly key: string;
+  readonly size: number;
+  /** The base has a disk with the same key and size: ranges never written keep its chunks. */
+  readonly hasBase: boolean;
+  /** Chunk-aligned ranges of the base whose chunks are missing or quarantined: read them in full. */
+  missingBaseRanges(): Promise<ByteRange[]>;
+  /**
+   * offset a multiple of chunkSize; data.length a multiple of chunkSize or ending exactly at size.
+   * Several chunks per call allowed; safe to call concurrently for different offsets.
+   */
+  put(offset: number, data: Buffer): Promise<void>;
+  /** Aligned range (end may be size) recorded as zeros. */
+  zero(offset: number, length: number): Promise<void>;
+  finish(): Promise<DiskWriteStats>;
+}
+
+export interface RestorePointReader {
+  readonly summary: RestorePointSummary;
+  readonly manifest: Manifest;
+  openDisk(key: string): Promise<DiskReader>;
+}
+
+export interface ChunkMapEntry {
+  offset: number;
+  length: number;
+  zero: boolean;
+}
+
+export interface DiskReader {
+  readonly size: number;
+  readonly chunkSize: number;
+  /** Random access; any offset and length inside the disk. */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Sequential, bounded memory. `end` is exclusive. */
+  stream(opts?: {start?: number; end?: number}): Readable;
+  /** Per chunk: zero or data, so a restore can skip zeros on sparse targets. */
+  chunkMap(): AsyncIterable<ChunkMapEntry>;
+}
+
+export interface PruneDecision {
+  id: string;
+  vmId: string;
+  vmName: string;
+  time: string;
+  keep: boolean;
+  /** Why it is kept: 'protected', 'keep-last', 'keep-within', 'daily', 'weekly', 'monthly', 'yearly', 'no-policy'. */
+  reasons: string[];
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  kept: PruneDecision[];
+  removed: PruneDecision[];
+}
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total: number;
+}
+
+export interface GcOptions {
+  onProgress?: (p: Progress) => void;
+  /**
+   * Chunks newer than min(GC start, oldest running writer's start) minus this margin are never
+   * removed. Default 5 minutes; it covers clock granularity and writers on other machines' clocks.
+   */
+  safetyMarginMs?: number;
+}
+
+export interface GcResult {
+  referencedChunks: number;
+  removedChunks: number;
+  removedBytes: number;
+  /** Unreferenced chunks kept because they are newer than the cut-off (a writer may need them). */
+  pendingChunks: number;
+  pendingBytes: number;
+  removedTempFiles: number;
+  /** Restore point directories of dead or aborted writers that were removed. */
+  removedPartialRestorePoints: string[];
+  /** Chunks that committed indexes reference but that are missing (run verify). */
+  missingChunks: number;
+  cutoff: string;
+}
+
+export interface ChunkReference {
+  restorePoint: string;
+  vmName: string;
+  disk: string;
+  /** Byte offsets in the disk where the chunk is used. */
+  offsets: number[];
+}
+
+export interface VerifyProblem {
+  chunk: string;
+  problem: 'missing' | 'damaged';
+  detail: string;
+  /** Where the damaged chunk was moved (so a later backup writes it again). */
+  quarantinedTo?: string;
+  references: ChunkReference[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  restorePoints: {id: string; ok: boolean; problems: number}[];
+  checkedChunks: number;
+  checkedBytes: number;
+  problems: VerifyProblem[];
+  /** Index files that failed their own checks (truncated, bad checksum, not as in the manifest). */
+  indexProblems: {restorePoint: string; disk: string; file: string; detail: string}[];
+}
+
+export interface RepositoryStats {
+  restorePoints: number;
+  chunks: number;
+  /** Bytes of all chunk files. */
+  storedBytes: number;
+  /** Sum of disk sizes over all restore points. */
+  logicalBytes: number;
+  /** Non-zero bytes referenced over all restore points. */
+  referencedBytes: number;
+  /** Plain bytes of the distinct chunks referenced. */
+  uniqueBytes: number;
+  /** referencedBytes / uniqueBytes. */
+  dedupRatio: number;
+  /** uniqueBytes / stored bytes of the referenced chunks. */
+  compressionRatio: number;
+  freeBytes: number;
+  totalBytes: number;
+}

@@ -1,0 +1,381 @@
+/**
+ * Writing one restore point: RestorePointWriter and its DiskWriters.
+ *
+ * Order of events, each step durable before the next (docs/repository-format.md):
+ *   1. take the VM's writer lock (locks/vm-<hash>.lock); register in writers/<id>.json
+ *      with our start time — from here on GC will not sweep chunks we touch or write;
+ *   2. addDisk: start from the base's chunk ids when the base has the same disk key and size,
+ *      touching every base chunk (GC protection) and noting the missing/quarantined ones;
+ *   3. put/zero: hash each chunk; touch it when the store has it, else write it (temp + fsync
+ *      + rename); all-zero chunks get the zero id and are never stored;
+ *   4. finish: write the index (temp + fsync + rename);
+ *   5. commit: fsync the chunk directories written to and the restore point directory, then
+ *      write manifest.json (temp + fsync + rename + directory fsync): that rename IS the commit;
+ *      then drop the registration and the lock.
+ * A crash anywhere before 5 leaves a directory without a manifest: invisible, removed by GC.
+ */
+import {createHash} from 'node:crypto';
+import {mkdir, open, rename, rm, unlink} from 'node:fs/promises';
+import {join} from 'node:path';
+import {ExitCode, UserError} from '../util/errors.js';
+import {ZERO_ID, chunkId} from './chunk-file.js';
+import type {RepoContext} from './context.js';
+import {fsyncDir, ioError, tempName, writeFileAtomic} from './fsio.js';
+import {chunkCount, encodeIndexHeader} from './index-file.js';
+import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerPath, WRITERS_DIR} from './layout.js';
+import {type Lock, selfOwner} from './lock.js';
+import {MANIFEST_FORMAT, MANIFEST_VERSION, serializeManifest, summarize} from './manifest.js';
+import type {
+  BeginOptions,
+  ByteRange,
+  CheckpointInfo,
+  DiskSpec,
+  DiskWriteStats,
+  DiskWriter,
+  Manifest,
+  ManifestDisk,
+  RestorePointStats,
+  RestorePointSummary,
+  RestorePointWriter,
+} from './types.js';
+
+/** How many chunk touches run at once when a base is taken over. */
+const TOUCH_PARALLEL = 32;
+
+/** The base restore point as the writer needs it: its manifest and the ids of each disk. */
+export interface BaseInfo {
+  summary: RestorePointSummary;
+  manifest: Manifest;
+  loadIds(key: string): Promise<Buffer>;
+}
+
+export function emptyStats(key: string, logical: number): DiskWriteStats {
+  return {key, logical, dataBytes: 0, zeroBytes: 0, baseBytes: 0, newChunks: 0, newPlainBytes: 0, newStoredBytes: 0, reusedChunks: 0, hashedBytes: 0};
+}
+
+export function totalStats(disks: DiskWriteStats[]): RestorePointStats {
+  const sum = (f: keyof Omit<DiskWriteStats, 'key'>) => disks.reduce((a, d) => a + d[f], 0);
+  const t = {
+    logical: sum('logical'),
+    dataBytes: sum('dataBytes'),
+    zeroBytes: sum('zeroBytes'),
+    baseBytes: sum('baseBytes'),
+    newChunks: sum('newChunks'),
+    newPlainBytes: sum('newPlainBytes'),
+    newStoredBytes: sum('newStoredBytes'),
+    reusedChunks: sum('reusedChunks'),
+    hashedBytes: sum('hashedBytes'),
+  };
+  const hashed = sum('hashedBytes');
+  return {
+    ...t,
+    // A re-ingest of data the repository already has stores nothing: report the hashed bytes.
+    dedupRatio: t.newPlainBytes > 0 ? hashed / t.newPlainBytes : hashed > 0 ? hashed : 1,
+    compressionRatio: t.newStoredBytes > 0 ? t.newPlainBytes / t.newStoredBytes : 1,
+  };
+}
+
+
+export class RestorePointWriterImpl implements RestorePointWriter {
+  readonly chunkSize: number;
+  readonly base?: RestorePointSummary;
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+  private readonly disks: DiskWriterImpl[] = [];
+  /** Chunk directories that got new entries and must be fsynced before the commit. */
+  readonly dirtyDirs = new Set<string>();
+  newPrefixDirs = false;
+  /** Chunks being written right now, so two puts of the same data write it once. */
+  readonly inflight = new Map<string, Promise<boolean>>();
+  readonly dir: string;
+  /** One chunk of zeros to compare against. */
+  readonly zeros: Buffer;
+
+  constructor(
+    readonly ctx: RepoContext,
+    readonly id: string,
+    private readonly opts: BeginOptions,
+    private readonly startedAt: Date,
+    private readonly baseInfo: BaseInfo | undefined,
+    private readonly vmLock: Lock,
+  ) {
+    this.chunkSize = ctx.chunkSize;
+    this.zeros = Buffer.alloc(ctx.chunkSize);
+    if (baseInfo) this.base = baseInfo.summary;
+    this.dir = pointDir(ctx.root, id);
+  }
+
+  /** Registers the writer and creates its directory; called once by Repository.beginRestorePoint. */
+  async start(): Promise<void> {
+    const reg = writerPath(this.ctx.root, this.id);
+    await mkdir(join(this.ctx.root, WRITERS_DIR), {recursive: true});
+    await writeFileAtomic(reg, [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId}))], 'registering a writer', {
+      syncDir: join(this.ctx.root, WRITERS_DIR),
+    });
+    try {
+      await mkdir(this.dir);
+    } catch (err) {
+      throw ioError(err, this.dir, 'creating the restore point directory');
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open') throw new Error(`restore point ${this.id} is already ${this.state}`);
+  }
+
+  async addDisk(d: DiskSpec): Promise<DiskWriter> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(d.size) || d.size < 0) {
+      throw new UserError(`Disk ${d.key} has an invalid size ${d.size}.`, {exitCode: ExitCode.invalidInput});
+    }
+    if (this.disks.some((x) => x.key === d.key)) throw new Error(`disk ${d.key} was already added to restore point ${this.id}`);
+    const baseDisk = this.baseInfo?.manifest.disks.find((x) => x.key === d.key && x.size === d.size);
+    const ids = baseDisk ? Buffer.from(await this.baseInfo!.loadIds(d.key)) : Buffer.alloc(chunkCount(d.size, this.chunkSize) * 32);
+    const w = new DiskWriterImpl(this, d, this.disks.length, ids, baseDisk !== undefined);
+    if (baseDisk) await w.touchBase();
+    this.disks.push(w);
+    return w;
+  }
+
+  async commit(extra: {checkpoint?: CheckpointInfo; warnings?: string[]; protected?: boolean} = {}): Promise<RestorePointSummary> {
+    this.assertOpen();
+    try {
+      const disks: ManifestDisk[] = [];
+      for (const w of this.disks) disks.push(await w.finishedRecord());
+      // Chunk files are fsynced one by one; their directory entries now, once per directory.
+      await this.ctx.store.syncDirs(this.dirtyDirs);
+      if (this.newPrefixDirs) await fsyncDir(this.ctx.store.dir);
+      if (extra.protected) await writeFileAtomic(join(this.dir, PROTECTED_FILE), [], 'marking a restore point protected');
+      await fsyncDir(this.dir);
+      const stats = totalStats(disks.map((x) => x.stats));
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        version: MANIFEST_VERSION,
+        id: this.id,
+        repositoryId: this.ctx.id,
+        vm: {id: this.opts.vmId, name: this.opts.vmName},
+        platform: this.opts.platform,
+        time: this.startedAt.toISOString(),
+        committedAt: new Date().toISOString(),
+        type: this.baseInfo ? 'incremental' : 'full',
+        ...(this.baseInfo ? {base: this.baseInfo.summary.id} : {}),
+        ...(this.opts.sessionId !== undefined ? {sessionId: this.opts.sessionId} : {}),
+        ...(this.opts.configuration !== undefined ? {configuration: this.opts.configuration} : {}),
+        ...(extra.checkpoint !== undefined ? {checkpoint: extra.checkpoint} : {}),
+        warnings: extra.warnings ?? [],
+        chunkSize: this.chunkSize,
+        disks,
+        stats,
+      };
+      await this.writeManifest(manifest);
+      this.state = 'committed';
+      await this.release();
+      return summarize(manifest, extra.protected === true);
+    } catch (err) {
+      await this.abort().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async writeManifest(m: Manifest): Promise<void> {
+    const path = join(this.dir, MANIFEST_FILE);
+    const tmp = tempName(path);
+    let fh;
+    try {
+      fh = await open(tmp, 'wx', 0o644);
+      await fh.writeFile(serializeManifest(m));
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await this.opts.hooks?.beforeManifestRename?.();
+      await rename(tmp, path);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw ioError(err, path, 'writing the restore point manifest');
+    }
+    await fsyncDir(this.dir);
+    await fsyncDir(join(this.ctx.root, POINTS_DIR));
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    // Let chunk writes in flight settle so no temp file is created after we clean up.
+    await Promise.allSettled([...this.inflight.values()]);
+    await rm(this.dir, {recursive: true, force: true}).catch(() => undefined);
+    await this.release();
+  }
+
+  private async release(): Promise<void> {
+    await unlink(writerPath(this.ctx.root, this.id)).catch(() => undefined);
+    await this.vmLock.release();
+  }
+}
+
+class DiskWriterImpl implements DiskWriter {
+  readonly key: string;
+  readonly size: number;
+  private readonly count: number;
+  /** Per chunk: 1 once put or zeroed in this restore point. */
+  private readonly written: Uint8Array;
+  private readonly missing = new Set<number>();
+  private readonly stats: DiskWriteStats;
+  private pending = 0;
+  private record: ManifestDisk | undefined;
+
+  constructor(
+    private readonly rp: RestorePointWriterImpl,
+    private readonly spec: DiskSpec,
+    private readonly n: number,
+    private readonly ids: Buffer,
+    readonly hasBase: boolean,
+  ) {
+    this.key = spec.key;
+    this.size = spec.size;
+    this.count = chunkCount(spec.size, rp.chunkSize);
+    this.written = new Uint8Array(this.count);
+    this.stats = emptyStats(spec.key, spec.size);
+  }
+
+  private chunkLen(i: number): number {
+    return Math.min(this.rp.chunkSize, this.size - i * this.rp.chunkSize);
+  }
+
+  /** Touches every base chunk (so GC keeps it) and notes those that are gone. */
+  async touchBase(): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < this.count) {
+        const i = next++;
+        const id = this.ids.subarray(i * 32, i * 32 + 32);
+        if (ZERO_ID.equals(id)) continue;
+        if (!(await this.rp.ctx.store.touch(id.toString('hex')))) this.missing.add(i);
+      }
+    };
+    await Promise.all(Array.from({length: TOUCH_PARALLEL}, worker));
+  }
+
+  async missingBaseRanges(): Promise<ByteRange[]> {
+    const out: ByteRange[] = [];
+    const sorted = [...this.missing].sort((a, b) => a - b);
+    for (const i of sorted) {
+      const offset = i * this.rp.chunkSize;
+      const length = this.chunkLen(i);
+      const last = out[out.length - 1];
+      if (last && last.offset + last.length === offset) last.length += length;
+      else out.push({offset, length});
+    }
+    return out;
+  }
+
+  private checkRange(offset: number, length: number, what: string): void {
+    if (this.record) throw new Error(`disk ${this.key} of restore point ${this.rp.id} is already finished`);
+    const cs = this.rp.chunkSize;
+    const end = offset + length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % cs !== 0 || end > this.size || (end % cs !== 0 && end !== this.size)) {
+      throw new Error(`${what}(${offset}, ${length}) on disk ${this.key}: ranges must be aligned to the chunk size ${cs} and end inside the disk (size ${this.size})`);
+    }
+  }
+
+  async put(offset: number, data: Buffer): Promise<void> {
+    this.checkRange(offset, data.length, 'put');
+    const cs = this.rp.chunkSize;
+    this.pending++;
+    try {
+      const stores: Promise<void>[] = [];
+      for (let pos = 0; pos < data.length; pos += cs) {
+        const i = (offset + pos) / cs;
+        const plain = data.subarray(pos, Math.min(pos + cs, data.length));
+        this.stats.dataBytes += plain.length;
+        this.written[i] = 1;
+        this.missing.delete(i);
+        // A memcmp against zeros is ~50× cheaper than hashing; most disks are mostly zeros.
+        if (plain.equals(this.rp.zeros.subarray(0, plain.length))) {
+          ZERO_ID.copy(this.ids, i * 32);
+          this.stats.zeroBytes += plain.length;
+          continue;
+        }
+        this.stats.hashedBytes += plain.length;
+        const id = chunkId(plain);
+        id.copy(this.ids, i * 32);
+        stores.push(this.store(id.toString('hex'), plain));
+      }
+      const results = await Promise.allSettled(stores);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private async store(hex: string, plain: Buffer): Promise<void> {
+    const running = this.rp.inflight.get(hex);
+    if (running) {
+      await running;
+      this.stats.reusedChunks++;
+      return;
+    }
+    const job = (async () => {
+      if (await this.rp.ctx.store.touch(hex)) return false;
+      const r = await this.rp.ctx.store.insert(hex, plain);
+      this.rp.dirtyDirs.add(r.dir);
+      if (r.newDir) this.rp.newPrefixDirs = true;
+      this.stats.newChunks++;
+      this.stats.newPlainBytes += plain.length;
+      this.stats.newStoredBytes += r.storedBytes;
+      return true;
+    })();
+    this.rp.inflight.set(hex, job);
+    try {
+      if (!(await job)) this.stats.reusedChunks++;
+    } finally {
+      this.rp.inflight.delete(hex);
+    }
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length, 'zero');
+    const cs = this.rp.chunkSize;
+    for (let pos = offset; pos < offset + length; pos += cs) {
+      const i = pos / cs;
+      ZERO_ID.copy(this.ids, i * 32);
+      this.written[i] = 1;
+      this.missing.delete(i);
+      this.stats.zeroBytes += this.chunkLen(i);
+    }
+  }
+
+  async finish(): Promise<DiskWriteStats> {
+    return (await this.finishedRecord()).stats;
+  }
+
+  async finishedRecord(): Promise<ManifestDisk> {
+    if (this.record) return this.record;
+    if (this.pending > 0) throw new Error(`disk ${this.key}: finish() called while ${this.pending} put() calls are still running`);
+    if (this.missing.size > 0) {
+      const first = [...this.missing][0]! * this.rp.chunkSize;
+      throw new UserError(
+        `Disk ${this.key}: ${this.missing.size} chunk(s) of the base restore point ${this.rp.base?.id} are missing or damaged in the repository (first at offset ${first}) and were not read again.`,
+        {hint: 'Read the ranges that missingBaseRanges() returns in full, or run a full backup of this VM.', exitCode: ExitCode.corrupt},
+      );
+    }
+    for (let i = 0; i < this.count; i++) if (!this.written[i]) this.stats.baseBytes += this.hasBase ? this.chunkLen(i) : 0;
+    // Chunks never written and without a base are zero (the ids buffer started as zeros).
+    if (!this.hasBase) for (let i = 0; i < this.count; i++) if (!this.written[i]) this.stats.zeroBytes += this.chunkLen(i);
+    const header = encodeIndexHeader(this.size, this.rp.chunkSize, this.ids);
+    const name = indexFileName(this.n);
+    await writeFileAtomic(join(this.rp.dir, name), [header, this.ids], `writing the index of disk ${this.key}`);
+    this.record = {
+      key: this.spec.key,
+      name: this.spec.name,
+      size: this.size,
+      ...(this.spec.format !== undefined ? {format: this.spec.format} : {}),
+      ...(this.spec.details !== undefined ? {details: this.spec.details} : {}),
+      index: name,
+      indexSha256: createHash('sha256').update(header).update(this.ids).digest('hex'),
+      indexBytes: header.length + this.ids.length,
+      stats: {...this.stats},
+    };
+    return this.record;
+  }
+}

@@ -1,0 +1,87 @@
+/** Shared helpers for the repository tests: scratch directories and disk-like test data. */
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {createHash} from 'node:crypto';
+import type {DiskReader, DiskWriter, Repository} from '../../src/repository/index.js';
+
+export async function scratch(prefix = 'vmb-repo-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return {dir, cleanup: () => rm(dir, {recursive: true, force: true})};
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so tests can regenerate expected content. */
+export function pseudoRandom(length: number, seed: number): Buffer {
+  const b = Buffer.alloc((length + 3) & ~3);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i += 4) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    b.writeUInt32LE(x, i);
+  }
+  return b.subarray(0, length);
+}
+
+/** Compressible text-like bytes. */
+export function textLike(length: number, seed: number): Buffer {
+  const words = ['backup', 'restore', 'chunk', 'kvm', 'disk', 'point', 'the', 'of', 'qemu', 'libvirt'];
+  const parts: string[] = [];
+  let n = 0;
+  let x = seed;
+  while (n < length) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const w = words[x % words.length]! + (x % 11 === 0 ? '\n' : ' ');
+    parts.push(w);
+    n += w.length;
+  }
+  return Buffer.from(parts.join('').slice(0, length), 'latin1');
+}
+
+export function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Puts a whole in-memory disk image, one chunk per call, in parallel. */
+export async function putAll(w: DiskWriter, image: Buffer, chunkSize: number): Promise<void> {
+  const jobs: Promise<void>[] = [];
+  for (let off = 0; off < image.length; off += chunkSize) jobs.push(w.put(off, image.subarray(off, Math.min(off + chunkSize, image.length))));
+  await Promise.all(jobs);
+}
+
+export async function readAll(r: DiskReader): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of r.stream()) parts.push(p as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Writes one restore point with one disk holding `image`; returns its summary. */
+export async function backupImage(
+  repo: Repository,
+  image: Buffer,
+  opts: {vmId?: string; vmName?: string; base?: string; key?: string; protected?: boolean} = {},
+) {
+  const w = await repo.beginRestorePoint({
+    vmId: opts.vmId ?? 'vm-1',
+    vmName: opts.vmName ?? 'web 01',
+    platform: 'libvirt',
+    ...(opts.base ? {base: opts.base} : {}),
+  });
+  try {
+    const d = await w.addDisk({key: opts.key ?? 'vda', name: 'disk', size: image.length});
+    await putAll(d, image, repo.chunkSize);
+    await d.finish();
+    return await w.commit(opts.protected ? {protected: true} : {});
+  } finally {
+    await w.abort();
+  }
+}
+
+export async function expectContent(repo: Repository, id: string, key: string, image: Buffer): Promise<void> {
+  const r = await repo.openRestorePoint(id);
+  const d = await r.openDisk(key);
+  const got = await readAll(d);
+  if (got.length !== image.length || !got.equals(image)) throw new Error(`content of ${id}/${key} differs (sha ${sha(got)} vs ${sha(image)})`);
+}
