@@ -108,7 +108,8 @@ export class NbdClient {
     this.metaContexts = neg.metaContexts;
     this.structuredReplies = neg.structuredReplies;
     const max = neg.blockSize.maximum > 0 ? neg.blockSize.maximum : MAX_PAYLOAD_DEFAULT;
-    this.maxPayload = Math.min(max, MAX_PAYLOAD_DEFAULT);
+    const min = Math.max(neg.blockSize.minimum, 1);
+    this.maxPayload = Math.max(min, Math.floor(Math.min(max, MAX_PAYLOAD_DEFAULT) / min) * min);
     this.replyLoop().catch((err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
   }
 
@@ -149,6 +150,16 @@ export class NbdClient {
     this.checkRange('read', offset, length);
     if (into && into.length < length) throw new RangeError(`read buffer of ${into.length} bytes is smaller than the ${length} bytes asked for`);
     const dest = into ?? Buffer.allocUnsafe(length);
+    const min = Math.max(this.blockSize.minimum, 1);
+    if (length > 0 && (offset % min !== 0 || (length % min !== 0 && offset + length !== this.size))) {
+      // Servers that advertise a minimum block size may refuse unaligned requests (QEMU does
+      // once NBD_INFO_BLOCK_SIZE was negotiated): read the aligned span and copy the middle out.
+      const start = offset - (offset % min);
+      const end = Math.min(Math.ceil((offset + length) / min) * min, this.size);
+      const span = await this.read(start, end - start);
+      span.copy(dest, 0, offset - start, offset - start + length);
+      return dest.length === length ? dest : dest.subarray(0, length);
+    }
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < length; done += this.maxPayload) {
       const n = Math.min(this.maxPayload, length - done);
@@ -194,6 +205,7 @@ export class NbdClient {
   async write(offset: number, data: Buffer): Promise<void> {
     this.checkWritable('write');
     this.checkRange('write', offset, data.length);
+    this.checkAligned('write', offset, data.length);
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < data.length; done += this.maxPayload) {
       const n = Math.min(this.maxPayload, data.length - done);
@@ -209,6 +221,7 @@ export class NbdClient {
   async writeZeroes(offset: number, length: number, opts: {noHole?: boolean} = {}): Promise<void> {
     this.checkWritable('writeZeroes');
     this.checkRange('writeZeroes', offset, length);
+    this.checkAligned('writeZeroes', offset, length);
     const parts: Promise<unknown>[] = [];
     if ((this.exportFlags & TransmissionFlag.sendWriteZeroes) === 0) {
       const zeros = Buffer.alloc(Math.min(this.maxPayload, length));
@@ -229,6 +242,7 @@ export class NbdClient {
   async trim(offset: number, length: number): Promise<void> {
     this.checkWritable('trim');
     this.checkRange('trim', offset, length);
+    this.checkAligned('trim', offset, length);
     if ((this.exportFlags & TransmissionFlag.sendTrim) === 0) return;
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < length; done += ZERO_TRIM_MAX) {
@@ -283,6 +297,14 @@ export class NbdClient {
   private checkRange(what: string, offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new RangeError(`${what}(${offset}, ${length}) is outside export '${this.exportName}' of ${this.size} bytes`);
+    }
+  }
+
+  /** Writes cannot be widened like reads (that would need read-modify-write), so refuse them. */
+  private checkAligned(what: string, offset: number, length: number): void {
+    const min = Math.max(this.blockSize.minimum, 1);
+    if (offset % min !== 0 || (length % min !== 0 && offset + length !== this.size)) {
+      throw new RangeError(`${what}(${offset}, ${length}) is not aligned to the ${min}-byte minimum block size of export '${this.exportName}'`);
     }
   }
 
