@@ -1,0 +1,11 @@
+/** Every CLI subcommand, in the order `vmbackup --help` lists them. */
+import type {Command} from './command.js';
+import {repoCreate} from './repo-create.js';
+import {repoGc} from './repo-gc.js';
+import {repoInfo} from './repo-info.js';
+import {repoList} from './repo-list.js';
+import {repoPrune} from './repo-prune.js';
+import {repoProtect, repoUnprotect} from './repo-protect.js';
+import {repoVerify} from './repo-verify.js';
+
+export const commands: Command[] = [repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];

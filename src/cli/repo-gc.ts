@@ -1,0 +1,23 @@
+import {openRepository} from '../repository/index.js';
+import {formatBytes} from '../util/format.js';
+import type {Command} from './command.js';
+import {progressBar} from './output.js';
+
+export const repoGc: Command = {
+  words: ['repo', 'gc'],
+  summary: 'Garbage collection: delete chunks no restore point references (safe during backups)',
+  usage: '<path>',
+  options: {},
+  positionals: [1, 1],
+  async run(ctx, _values, [path]) {
+    const repo = await openRepository(path);
+    const result = await repo.gc({onProgress: (p) => ctx.out.progress(`gc ${progressBar(p.total ? p.done / p.total : 0)} ${p.phase}`)});
+    ctx.out.result(result, () =>
+      [
+        `Removed ${result.removedChunks} chunks (${formatBytes(result.removedBytes)}), ${result.removedTempFiles} temporary files, ${result.removedPartialRestorePoints.length} unfinished restore points.`,
+        `${result.referencedChunks} chunks in use; ${result.pendingChunks} unreferenced chunks (${formatBytes(result.pendingBytes)}) are newer than ${result.cutoff} and are kept for running backups.`,
+        ...(result.missingChunks > 0 ? [`warning: ${result.missingChunks} referenced chunks are missing — run 'vmbackup repo verify ${repo.path}'.`] : []),
+      ].join('\n'),
+    );
+  },
+};

@@ -1,0 +1,29 @@
+import {openRepository} from '../repository/index.js';
+import {formatBytes, formatRatio} from '../util/format.js';
+import type {Command} from './command.js';
+
+export const repoInfo: Command = {
+  words: ['repo', 'info'],
+  summary: 'Show a repository: restore points, stored size, deduplication, free space',
+  usage: '<path>',
+  options: {},
+  positionals: [1, 1],
+  async run(ctx, _values, [path]) {
+    const repo = await openRepository(path);
+    const stats = await repo.stats();
+    const vms = new Set((await repo.listRestorePoints()).map((p) => p.vmId)).size;
+    ctx.out.result({path: repo.path, id: repo.id, chunkSize: repo.chunkSize, formatVersion: repo.formatVersion, vms, ...stats}, () =>
+      [
+        `Repository ${repo.path}`,
+        `  id                 ${repo.id}`,
+        `  format             v${repo.formatVersion}, chunk size ${formatBytes(repo.chunkSize)}`,
+        `  restore points     ${stats.restorePoints} of ${vms} VM(s)`,
+        `  logical data       ${formatBytes(stats.logicalBytes)}`,
+        `  stored             ${formatBytes(stats.storedBytes)} in ${stats.chunks} chunks`,
+        `  deduplication      ${formatRatio(stats.dedupRatio)}`,
+        `  compression        ${formatRatio(stats.compressionRatio)}`,
+        `  free space         ${formatBytes(stats.freeBytes)} of ${formatBytes(stats.totalBytes)}`,
+      ].join('\n'),
+    );
+  },
+};
