@@ -7,3 +7,4 @@ export {NbdServerError, type NbdAddress, describeAddress} from './errors.js';
 export {NbdProtocolError, TransmissionFlag, StateFlag, type BlockSize} from './protocol.js';
 export {allocationToExtents, dirtyToExtents, mergeExtents, allocationKind, type StatusEntry} from './extents.js';
 export {NbdPool, type NbdPoolOptions} from './pool.js';
+export {walkExtents, ALLOCATION_CONTEXT, type BlockStatusSource, type WalkOptions} from './walk.js';

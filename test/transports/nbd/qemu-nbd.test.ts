@@ -8,7 +8,7 @@ import {mkdir, readFile, writeFile} from 'node:fs/promises';
 import path from 'node:path';
 import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {NbdClient, TransmissionFlag, allocationToExtents, dirtyToExtents, mergeExtents} from '../../../src/transports/nbd/index.js';
+import {NbdClient, TransmissionFlag, allocationToExtents, dirtyToExtents, mergeExtents, walkExtents} from '../../../src/transports/nbd/index.js';
 import type {SourceExtent} from '../../../src/platforms/types.js';
 import {qemuImg, qemuIo, startQemuNbd, tempDir, type RunningServer} from './servers.js';
 
@@ -107,6 +107,9 @@ describe('NbdClient with qemu-nbd (read-only qcow2 over a unix socket)', () => {
       }
       expect(pos).toBe(c.size);
       ours = allocationToExtents(entries, {offset: 0});
+      const walked: SourceExtent[] = [];
+      for await (const e of walkExtents(c, {windowBytes: 5 * MiB})) walked.push(e);
+      expect(walked).toEqual(ours);
       // A window in the middle of an extent is clipped to the window.
       const win = await c.blockStatus(9 * MiB, 1 * MiB, 'base:allocation');
       expect(win).toEqual([{offset: 9 * MiB, length: 1 * MiB, flags: 0}]);
@@ -213,6 +216,10 @@ describe('dirty bitmaps (qemu-nbd --bitmap)', () => {
         {offset: 40 * MiB, length: 64 * KiB, kind: 'data'},
         {offset: 40 * MiB + 64 * KiB, length: 24 * MiB - 64 * KiB, kind: U},
       ]);
+      // Walking in 3 MiB windows (borders inside extents) yields the same, merged across windows.
+      const walked: SourceExtent[] = [];
+      for await (const e of walkExtents(c, {dirtyContext: ctx, windowBytes: 3 * MiB})) walked.push(e);
+      expect(walked).toEqual(extents);
       // The dirty data reads back as written.
       expect((await c.read(5 * MiB, 200 * KiB)).equals(Buffer.alloc(200 * KiB, 0x66))).toBe(true);
     } finally {
