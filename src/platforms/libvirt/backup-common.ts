@@ -1,0 +1,56 @@
+/**
+ * What the running and the shut-off backup share: choosing the disks to back up, and releasing
+ * a list of resources where one failing release must not keep the others from running.
+ */
+import {ExitCode, UserError} from '../../util/errors.js';
+import type {BackupOptions} from '../types.js';
+import type {DomainDisk} from './domain-xml.js';
+import type {ImageInfo} from './image-info.js';
+import type {DomainDetails} from './inventory.js';
+
+export function backupDisks(d: DomainDetails, opts: BackupOptions): {disk: DomainDisk; image: ImageInfo}[] {
+  const known = new Set(d.disks.map((x) => x.disk.target));
+  for (const key of opts.disks ?? []) {
+    if (!known.has(key)) {
+      throw new UserError(`VM ${d.info.name} has no disk ${key}.`, {
+        hint: `Its disks are: ${[...known].join(', ') || 'none'}. Fix the job's disk selection.`,
+        exitCode: ExitCode.notFound,
+      });
+    }
+  }
+  const out: {disk: DomainDisk; image: ImageInfo}[] = [];
+  for (const {disk, image} of d.disks) {
+    if (opts.disks && !opts.disks.includes(disk.target)) continue;
+    if (!image) {
+      opts.log({
+        severity: 'warning',
+        code: 'disk-unsupported',
+        message: `disk ${disk.target} is a ${disk.type} disk, which cannot be backed up; it is skipped`,
+        vm: d.info.name,
+        disk: disk.target,
+      });
+      continue;
+    }
+    out.push({disk, image});
+  }
+  if (out.length === 0) {
+    throw new UserError(`VM ${d.info.name} has no disk that can be backed up.`, {
+      hint: 'Only file and block disks are supported; check the VM configuration and the job disk selection.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
+  return out;
+}
+
+/** Runs every release step even when one fails; rethrows the first failure at the end. */
+export async function releaseAll(steps: (() => Promise<unknown> | unknown)[]): Promise<void> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
+}

@@ -1,0 +1,47 @@
+/**
+ * libvirt checkpoint operations through virsh: list, dump (without the domain), delete, and
+ * redefine from the XML a restore point saved (after migration, failover or lost metadata,
+ * libvirt-backup.md §1.6 and §9.12). Domains are always addressed by UUID.
+ */
+import {join} from 'node:path';
+import type {LibvirtHost} from './host.js';
+
+export async function listCheckpoints(host: LibvirtHost, uuid: string): Promise<string[]> {
+  const r = await host.virsh(['checkpoint-list', uuid, '--name', '--topological']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+}
+
+export async function dumpCheckpoint(host: LibvirtHost, uuid: string, name: string): Promise<string> {
+  return (await host.virsh(['checkpoint-dumpxml', uuid, name, '--no-domain'])).stdout;
+}
+
+/** Deletes a checkpoint (and its bitmaps); with metadataOnly, only libvirt's record. */
+export async function deleteCheckpoint(host: LibvirtHost, uuid: string, name: string, opts: {metadataOnly?: boolean} = {}): Promise<void> {
+  await host.virsh(['checkpoint-delete', uuid, name, ...(opts.metadataOnly ? ['--metadata'] : [])]);
+}
+
+/** Redefines a checkpoint from XML written to `dir` on the host. Returns the error text on failure. */
+export async function redefineCheckpoint(
+  host: LibvirtHost,
+  uuid: string,
+  xml: string,
+  dir: string,
+  opts: {validate?: boolean} = {},
+): Promise<string | undefined> {
+  const file = join(dir, 'redefine-checkpoint.xml');
+  await host.writeFile(file, xml);
+  // --redefine-validate checks the bitmaps in the running QEMU: a record without its bitmap is refused.
+  const r = await host.virsh(['checkpoint-create', uuid, file, '--redefine', ...(opts.validate ? ['--redefine-validate'] : [])], {allowFailure: true});
+  return r.exitCode === 0 ? undefined : r.stderr.trim() || `exit ${r.exitCode}`;
+}
+
+/** Ends the domain's backup job if there is one; true when a job was aborted. */
+export async function abortJob(host: LibvirtHost, uuid: string): Promise<boolean> {
+  const r = await host.virsh(['domjobabort', uuid], {allowFailure: true});
+  if (r.exitCode === 0) return true;
+  if (/no job is active|domain is not running|not running/i.test(r.stderr)) return false;
+  throw new Error(`virsh domjobabort ${uuid} on ${host.name} failed: ${r.stderr.trim()}`);
+}

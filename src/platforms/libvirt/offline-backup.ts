@@ -1,0 +1,157 @@
+/**
+ * Backup of a shut-off domain (libvirt cannot run a backup job or create a checkpoint on it):
+ * persistent qcow2 bitmaps named with the appliance's prefix, added with `qemu-img bitmap --add`
+ * before the export, and a read-only `qemu-nbd` per disk, with `--bitmap=<base>` for an
+ * incremental (libvirt-backup.md §3.2 option C).
+ *
+ * The image must not be in use: the backup refuses to start when qemu-img cannot take the write
+ * lock (a QEMU or another tool has it open). On shared storage (GFS2/NFS) a VM started on another
+ * host during the backup is not detected by that lock; the scheduler must not start VMs then.
+ *
+ * complete(): stops the exports, removes this appliance's older bitmaps and libvirt records, and
+ * tries to redefine the new checkpoint in libvirt (the next running backup redefines it from the
+ * saved XML anyway). abort(): stops the exports and removes the new bitmap.
+ */
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import {ExitCode, UserError} from '../../util/errors.js';
+import type {BackupOptions, DiskSource, VmBackup} from '../types.js';
+import {buildRedefineXml} from './backup-xml.js';
+import {resolveOfflineBase} from './base-checkpoint.js';
+import {backupDisks, releaseAll} from './backup-common.js';
+import {deleteCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoints.js';
+import type {ReachableSocket} from './host.js';
+import {imageInfo} from './image-info.js';
+import {toInventoryVm, type DomainDetails} from './inventory.js';
+import {NbdDiskSource} from './nbd-disk-source.js';
+import {isOwnCheckpoint, newCheckpointName, planDisks} from './plan.js';
+import {startQemuNbd, type QemuNbdExport} from './qemu-nbd.js';
+
+export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
+  const {host} = d;
+  const uuid = d.info.uuid;
+  const vm = d.info.name;
+  const disks = backupDisks(d, opts);
+
+  // qemu-img without -U takes the image lock: it fails when anything has the image open.
+  for (const {disk} of disks) {
+    const r = await host.run(['qemu-img', 'info', '--output=json', disk.sourcePath!], {allowFailure: true});
+    if (r.exitCode !== 0) {
+      throw new UserError(`The image ${disk.sourcePath} of shut-off VM ${vm} is in use by another process (${r.stderr.trim()}).`, {
+        hint: 'Wait until whatever has it open (another backup, a copy, a VM on another host) is done, then run again.',
+        exitCode: ExitCode.locked,
+      });
+    }
+  }
+
+  const dir = await host.sessionDir('offline');
+  const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
+  const exports: QemuNbdExport[] = [];
+  const sockets: ReachableSocket[] = [];
+  const sources: DiskSource[] = [];
+  const added: string[] = [];
+
+  const release = async (removeNew: boolean) => {
+    await releaseAll([
+      ...sources.map((s) => () => s.close()),
+      ...sockets.map((s) => () => s.close()),
+      ...exports.map((e) => () => e.stop()),
+      ...(removeNew ? added.map((path) => () => host.run(['qemu-img', 'bitmap', '--remove', path, checkpoint])) : []),
+      () => host.removeScratch(dir),
+    ]);
+  };
+
+  try {
+    const baseBitmaps = resolveOfflineBase(opts.baseCheckpoint, disks.map((x) => x.disk.target));
+    const {plans, events} = planDisks({vm, disks: disks.map(({disk, image}) => ({target: disk.target, image})), baseBitmaps, forceFull: opts.forceFull});
+    events.forEach(opts.log);
+
+    for (const p of plans) {
+      const {disk, image} = disks.find((x) => x.disk.target === p.target)!;
+      const path = disk.sourcePath!;
+      if (p.bitmap) {
+        // Added before qemu-nbd opens the image read-only; recording from now on.
+        await host.run(['qemu-img', 'bitmap', '--add', path, checkpoint]);
+        added.push(path);
+      }
+      const socketPath = join(dir, `${p.target}.sock`);
+      exports.push(
+        await startQemuNbd(host.runner, {
+          image: path,
+          format: image.format,
+          exportName: p.target,
+          socketPath,
+          pidFile: join(dir, `${p.target}.qemu-nbd.pid`),
+          readOnly: true,
+          bitmap: p.mode === 'incremental' ? p.baseBitmap : undefined,
+        }),
+      );
+      const socket = await host.reach(socketPath);
+      sockets.push(socket);
+      sources.push(
+        await NbdDiskSource.open({
+          key: p.target,
+          address: {socketPath: socket.path},
+          exportName: p.target,
+          dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:${p.baseBitmap}` : undefined,
+        }),
+      );
+    }
+
+    const checkpointXml = buildRedefineXml({
+      name: checkpoint,
+      creationTime: Math.floor(Date.now() / 1000),
+      description: `vmbackup restore point of ${vm} (shut off)`,
+      disks: [
+        ...plans.map((p) => ({target: p.target, checkpoint: p.bitmap ? 'bitmap' : 'no', bitmap: p.bitmap ? checkpoint : undefined})),
+        ...d.info.disks.filter((x) => !plans.some((p) => p.target === x.target)).map((x) => ({target: x.target, checkpoint: 'no'})),
+      ],
+    });
+    opts.log({severity: 'info', code: 'offline-export-started', message: `shut-off VM exported read-only with qemu-nbd on ${host.name}, bitmap ${checkpoint} added`, vm});
+
+    let finished = false;
+    return {
+      vm: {...toInventoryVm(d), disks: toInventoryVm(d).disks.filter((x) => plans.some((p) => p.target === x.key))},
+      configuration: {kind: 'libvirt-domain-xml', text: inactiveXml},
+      sources,
+      checkpoint: {id: checkpoint, data: {kind: 'qemu-bitmap', xml: checkpointXml, host: host.name}},
+      async complete() {
+        if (finished) return;
+        finished = true;
+        await release(false);
+        await dropOlderOwnBitmaps(d, disks.map((x) => x.disk.sourcePath!), checkpoint, opts);
+        const dir2 = await host.sessionDir('redefine');
+        try {
+          const err = await redefineCheckpoint(host, uuid, checkpointXml, dir2);
+          if (err) opts.log({severity: 'info', code: 'checkpoint-deferred', message: `checkpoint ${checkpoint} will be redefined in libvirt at the next backup (${err})`, vm});
+        } finally {
+          await host.removeScratch(dir2);
+        }
+      },
+      async abort() {
+        if (finished) return;
+        finished = true;
+        await release(true);
+      },
+    };
+  } catch (err) {
+    await release(true).catch(() => {});
+    throw err;
+  }
+}
+
+/** Removes the appliance's older bitmaps from the images and their records from libvirt. */
+async function dropOlderOwnBitmaps(d: DomainDetails, paths: string[], keep: string, opts: BackupOptions): Promise<void> {
+  const {host} = d;
+  for (const name of await listCheckpoints(host, d.info.uuid)) {
+    if (name !== keep && isOwnCheckpoint(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
+  }
+  for (const path of paths) {
+    for (const b of (await imageInfo(host.runner, path, {shared: false})).bitmaps) {
+      if (b.name !== keep && isOwnCheckpoint(b.name)) {
+        await host.run(['qemu-img', 'bitmap', '--remove', path, b.name]);
+        opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older bitmap ${b.name} removed from ${path}`, vm: d.info.name});
+      }
+    }
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The libvirt platform adapter (HPE Morpheus VM Essentials hosts): inventory over the configured
+ * hosts, backups of running domains (pull-mode backup job + checkpoint) and shut-off domains
+ * (qcow2 bitmaps + qemu-nbd), restores, and cleanup of what the appliance left behind.
+ */
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import type {CommandLog, CommandRunner} from '../../transports/command-runner.js';
+import {ExitCode, UserError} from '../../util/errors.js';
+import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, RestoreTarget, VmBackup, VmRestore} from '../types.js';
+import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
+import {LibvirtHost, type LibvirtHostConfig} from './host.js';
+import {describeDomain, listDomainUuids, locateDomain, toInventoryVm} from './inventory.js';
+import {openOfflineBackup} from './offline-backup.js';
+import {openLibvirtRestore} from './restore.js';
+import {openRunningBackup} from './running-backup.js';
+
+export interface LibvirtPlatformOptions {
+  hosts: LibvirtHostConfig[];
+  /** Runs commands for every host (tests); by default local or SSH per host connection. */
+  runner?: CommandRunner;
+  /** Directory on each host for sockets, scratch files and pid files (default /var/tmp/vmbackup). */
+  scratchDir?: string;
+  /** Directory on the appliance for forwarded sockets and restore exports. */
+  localScratchDir?: string;
+  /** Receives every command line (secrets redacted). */
+  commandLog?: CommandLog;
+  /** Checkpoint ids recorded by committed restore points, per VM id; cleanup keeps these. */
+  trustedCheckpoints?: TrustedCheckpoints;
+}
+
+export class LibvirtPlatform implements PlatformAdapter {
+  readonly kind = 'libvirt' as const;
+  readonly hosts: LibvirtHost[];
+  private readonly trusted: TrustedCheckpoints | undefined;
+
+  constructor(opts: LibvirtPlatformOptions) {
+    if (opts.hosts.length === 0) {
+      throw new UserError('No libvirt host is configured.', {hint: 'Add at least one host (local or over SSH).', exitCode: ExitCode.invalidInput});
+    }
+    const scratchDir = opts.scratchDir ?? '/var/tmp/vmbackup';
+    const localScratchDir = opts.localScratchDir ?? join(tmpdir(), 'vmbackup');
+    this.hosts = opts.hosts.map(
+      (h) => new LibvirtHost(h, {runner: opts.runner, scratchDir, localScratchDir: join(localScratchDir, safeName(h.name)), log: opts.commandLog}),
+    );
+    this.trusted = opts.trustedCheckpoints;
+  }
+
+  host(name: string): LibvirtHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (!h) throw new UserError(`No libvirt host named ${name} is configured.`, {hint: `Known hosts: ${this.hosts.map((x) => x.name).join(', ')}.`, exitCode: ExitCode.notFound});
+    return h;
+  }
+
+  async inventory(): Promise<InventoryVm[]> {
+    const out: InventoryVm[] = [];
+    for (const host of this.hosts) {
+      for (const uuid of await listDomainUuids(host)) out.push(toInventoryVm(await describeDomain(host, uuid)));
+    }
+    return out;
+  }
+
+  async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
+    const host = await locateDomain(this.hosts, vmId);
+    const d = await describeDomain(host, vmId);
+    const inactiveXml = (await host.virsh(['dumpxml', vmId, '--inactive'])).stdout;
+    if (d.state === 'running') return openRunningBackup(d, opts, inactiveXml);
+    if (d.state === 'shutoff') return openOfflineBackup(d, opts, inactiveXml);
+    throw new UserError(`VM ${d.info.name} is ${d.state}; only running and shut-off VMs can be backed up.`, {
+      hint: 'Resume or shut down the VM, or wait until its current operation finishes, then run again.',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+
+  openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
+    return openLibvirtRestore(this, source, target, opts);
+  }
+
+  async cleanupLeftovers(log: Logger): Promise<void> {
+    for (const host of this.hosts) await cleanupHost(host, this.trusted, log);
+  }
+
+  async close(): Promise<void> {}
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
+}

@@ -1,0 +1,156 @@
+/**
+ * Backup of a running domain: `virsh backup-begin` in pull mode with a new checkpoint of the
+ * appliance's prefix, each disk read over NBD from a unix socket in a per-session directory on
+ * the host (forwarded over SSH for remote hosts).
+ *
+ * Life cycle (libvirt-backup.md §1.5, §9.1-2): the checkpoint exists as soon as backup-begin
+ * returns, so every failure after it aborts the job AND deletes that checkpoint. complete() ends
+ * the job, keeps the new checkpoint and deletes this appliance's older ones (never others');
+ * abort() ends the job and deletes the new checkpoint. Both are idempotent and always release
+ * the job, the tunnel and the scratch directory.
+ */
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import type {BackupOptions, DiskSource, VmBackup} from '../types.js';
+import {buildBackupXml, buildCheckpointXml} from './backup-xml.js';
+import {resolveRunningBase} from './base-checkpoint.js';
+import {abortJob, deleteCheckpoint, dumpCheckpoint, listCheckpoints} from './checkpoints.js';
+import {withGuestFrozen} from './guest-freeze.js';
+import type {LibvirtHost, ReachableSocket} from './host.js';
+import {toInventoryVm, type DomainDetails} from './inventory.js';
+import {NbdDiskSource} from './nbd-disk-source.js';
+import {isOwnCheckpoint, newCheckpointName, planDisks, type DiskPlan} from './plan.js';
+import {CommandError} from '../../transports/command-runner.js';
+import {backupDisks, releaseAll} from './backup-common.js';
+
+export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
+  const {host} = d;
+  const uuid = d.info.uuid;
+  const vm = d.info.name;
+  const disks = backupDisks(d, opts);
+  const dir = await host.sessionDir('backup');
+  const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
+  const sources: DiskSource[] = [];
+  let socket: ReachableSocket | undefined;
+  let jobStarted = false;
+
+  const release = async (deleteNew: boolean) => {
+    await releaseAll([
+      ...sources.map((s) => () => s.close()),
+      () => socket?.close(),
+      async () => {
+        if (jobStarted) await abortJob(host, uuid);
+      },
+      async () => {
+        if (jobStarted && deleteNew) await deleteCheckpoint(host, uuid, checkpoint);
+      },
+      () => host.removeScratch(dir),
+    ]);
+  };
+
+  try {
+    let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log);
+    const socketPath = join(dir, 'nbd.sock');
+    let plans: DiskPlan[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const planned = planDisks({
+        vm,
+        disks: disks.map(({disk, image}) => ({target: disk.target, image})),
+        baseBitmaps,
+        forceFull: opts.forceFull,
+        bitmapUsable: () => true,
+      });
+      plans = planned.plans;
+      const anyIncremental = plans.some((p) => p.mode === 'incremental');
+      await writeJobXml(d, dir, socketPath, checkpoint, plans, anyIncremental ? opts.baseCheckpoint!.id : undefined);
+      try {
+        await withGuestFrozen(host, uuid, vm, opts.guestConsistency === true, opts.log, async () => {
+          await host.virsh(['backup-begin', uuid, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]);
+          jobStarted = true;
+        });
+        planned.events.forEach(opts.log);
+        break;
+      } catch (err) {
+        // libvirt validates the bitmap chain here (VIR_ERR_CHECKPOINT_INCONSISTENT): go full once.
+        if (attempt === 0 && anyIncremental && err instanceof CommandError && /bitmap|checkpoint/i.test(err.stderr)) {
+          opts.log({
+            severity: 'warning',
+            code: 'checkpoint-lost',
+            message: `the bitmaps of checkpoint ${opts.baseCheckpoint!.id} are missing or broken (${err.stderr.trim()}); this backup is full`,
+            vm,
+          });
+          baseBitmaps = undefined;
+          continue;
+        }
+        throw err;
+      }
+    }
+    opts.log({severity: 'info', code: 'backup-job-started', message: `backup job started on ${host.name} with checkpoint ${checkpoint}`, vm});
+
+    const savedXml = await dumpCheckpoint(host, uuid, checkpoint);
+    socket = await host.reach(socketPath);
+    for (const p of plans) {
+      sources.push(
+        await NbdDiskSource.open({
+          key: p.target,
+          address: {socketPath: socket.path},
+          exportName: p.target,
+          dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:backup-${p.target}` : undefined,
+        }),
+      );
+    }
+
+    let finished = false;
+    return {
+      vm: {...toInventoryVm(d), disks: toInventoryVm(d).disks.filter((x) => plans.some((p) => p.target === x.key))},
+      configuration: {kind: 'libvirt-domain-xml', text: inactiveXml},
+      sources,
+      checkpoint: {id: checkpoint, data: {kind: 'libvirt-checkpoint', xml: savedXml, host: host.name}},
+      async complete() {
+        if (finished) return;
+        finished = true;
+        await release(false);
+        // Older checkpoints of ours only: each one is a bitmap that every guest write updates.
+        for (const name of await listCheckpoints(host, uuid)) {
+          if (name !== checkpoint && isOwnCheckpoint(name)) {
+            await deleteCheckpoint(host, uuid, name).catch(async () => deleteCheckpoint(host, uuid, name, {metadataOnly: true}));
+            opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older checkpoint ${name} deleted`, vm});
+          }
+        }
+      },
+      async abort() {
+        if (finished) return;
+        finished = true;
+        await release(true);
+      },
+    };
+  } catch (err) {
+    await release(true).catch(() => {});
+    throw err;
+  }
+}
+
+/** Writes backup.xml and checkpoint.xml for backup-begin into the session directory. */
+async function writeJobXml(d: DomainDetails, dir: string, socketPath: string, checkpoint: string, plans: DiskPlan[], incremental: string | undefined): Promise<void> {
+  const host: LibvirtHost = d.host;
+  const others = d.info.disks.filter((x) => !plans.some((p) => p.target === x.target)).map((x) => x.target);
+  const backupXml = buildBackupXml({
+    incremental,
+    socketPath,
+    disks: plans.map((p) => ({
+      target: p.target,
+      type: d.info.disks.find((x) => x.target === p.target)!.type,
+      mode: p.mode,
+      scratchFile: join(dir, `${p.target}.scratch.qcow2`),
+      bitmap: p.bitmap,
+    })),
+    skip: others,
+  });
+  const checkpointXml = buildCheckpointXml({
+    name: checkpoint,
+    description: `vmbackup restore point of ${d.info.name}`,
+    disks: [...plans.map((p) => ({target: p.target, bitmap: p.bitmap})), ...others.map((target) => ({target, bitmap: false}))],
+  });
+  await host.writeFile(join(dir, 'backup.xml'), backupXml);
+  await host.writeFile(join(dir, 'checkpoint.xml'), checkpointXml);
+}

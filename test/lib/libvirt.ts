@@ -1,0 +1,171 @@
+/**
+ * Test-bed helpers for the libvirt adapter: define VMs with no OS and several disks (qcow2, raw),
+ * write known data into a disk of a running VM (HMP qemu-io on the device's QOM path, the form
+ * verified in libvirt-backup.md §8) or of a shut-off image (qemu-io), and keep a raw "mirror" of
+ * every disk that receives the same writes, so a test can compare what it restored with what the
+ * disk held, without reading the live image behind QEMU's back.
+ *
+ * Every VM lives under /var/lib/vmbackup-test/vms; destroyTestVm removes the domain (with its
+ * checkpoint metadata) and the files. ensureLibvirt() runs test/setup.d/20-libvirt.sh.
+ */
+import {existsSync} from 'node:fs';
+import {mkdir, mkdtemp, open, rm, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {execa} from 'execa';
+import type {DiskSource, SourceExtent} from '../../src/platforms/types.js';
+
+const SCRIPT = fileURLToPath(new URL('../setup.d/20-libvirt.sh', import.meta.url));
+export const VMS_DIR = '/var/lib/vmbackup-test/vms';
+const MiB = 1024 * 1024;
+
+export async function ensureLibvirt(): Promise<void> {
+  await execa('bash', [SCRIPT]);
+}
+
+export async function virsh(...args: string[]): Promise<string> {
+  return (await execa('virsh', ['-q', '-c', 'qemu:///system', ...args])).stdout;
+}
+
+export interface TestDisk {
+  target: string;
+  format: 'qcow2' | 'raw';
+  path: string;
+  size: number;
+  /** A raw file that receives the same writes as the disk. */
+  mirror: string;
+}
+
+export interface TestVm {
+  name: string;
+  uuid: string;
+  dir: string;
+  disks: TestDisk[];
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+}
+
+export async function createTestDisk(dir: string, target: string, format: 'qcow2' | 'raw', sizeMiB: number): Promise<TestDisk> {
+  const path = join(dir, `${target}.${format}`);
+  const size = sizeMiB * MiB;
+  await execa('qemu-img', ['create', '-q', '-f', format, path, String(size)]);
+  const mirror = join(dir, `mirror-${target}.raw`);
+  await execa('truncate', ['-s', String(size), mirror]);
+  return {target, format, path, size, mirror};
+}
+
+export function diskXml(d: TestDisk): string {
+  return `<disk type='file' device='disk'>
+      <driver name='qemu' type='${d.format}' discard='unmap'/>
+      <source file='${esc(d.path)}'/>
+      <target dev='${d.target}' bus='virtio'/>
+    </disk>`;
+}
+
+export async function createTestVm(
+  name: string,
+  disks: {target: string; format: 'qcow2' | 'raw'; sizeMiB: number}[],
+  opts: {start?: boolean} = {},
+): Promise<TestVm> {
+  await mkdir(VMS_DIR, {recursive: true});
+  const dir = await mkdtemp(join(VMS_DIR, 'vm-'));
+  const made: TestDisk[] = [];
+  for (const d of disks) made.push(await createTestDisk(dir, d.target, d.format, d.sizeMiB));
+  const type = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
+  const xml = `<domain type='${type}'>
+  <name>${esc(name)}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    ${made.map(diskXml).join('\n    ')}
+    <interface type='user'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>
+    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+  </devices>
+</domain>
+`;
+  const file = join(dir, 'domain.xml');
+  await writeFile(file, xml);
+  await virsh('define', file);
+  const uuid = (await virsh('domuuid', name)).trim();
+  if (opts.start) await virsh('start', uuid);
+  return {name, uuid, dir, disks: made};
+}
+
+export async function destroyTestVm(vm: TestVm | undefined): Promise<void> {
+  if (!vm) return;
+  await execa('virsh', ['-c', 'qemu:///system', 'destroy', vm.uuid], {reject: false});
+  await execa('virsh', ['-c', 'qemu:///system', 'undefine', vm.uuid, '--checkpoints-metadata', '--nvram'], {reject: false});
+  await rm(vm.dir, {recursive: true, force: true});
+}
+
+function disk(vm: TestVm, target: string): TestDisk {
+  const d = vm.disks.find((x) => x.target === target);
+  if (!d) throw new Error(`test VM has no disk ${target}`);
+  return d;
+}
+
+/**
+ * A guest-like write into a running VM's disk, e.g. "write -P 0xaa 0 1M" or "write -z 4M 64k",
+ * through the device (above the backup's copy-before-write filter), mirrored into the raw copy.
+ */
+export async function guestWrite(vm: TestVm, target: string, command: string): Promise<void> {
+  const live = await virsh('dumpxml', vm.uuid);
+  const re = new RegExp(`<target dev='${target}'[^>]*/>[\\s\\S]*?<alias name='([^']+)'/>`);
+  const alias = re.exec(live)?.[1];
+  if (!alias) throw new Error(`no alias for ${target} in the live XML`);
+  const out = await virsh('qemu-monitor-command', vm.uuid, '--hmp', `qemu-io -d /machine/peripheral/${alias}/virtio-backend "${command}"`);
+  if (/error|fail|not|denied/i.test(out)) throw new Error(`HMP qemu-io said: ${out}`);
+  await execa('qemu-io', ['-f', 'raw', '-c', command, disk(vm, target).mirror]);
+}
+
+/** A write into the image of a shut-off VM (qemu-io keeps its recording bitmaps up to date). */
+export async function offlineWrite(vm: TestVm, target: string, command: string): Promise<void> {
+  const d = disk(vm, target);
+  await execa('qemu-io', ['-f', d.format, '-c', command, d.path]);
+  await execa('qemu-io', ['-f', 'raw', '-c', command, d.mirror]);
+}
+
+/**
+ * Applies a DiskSource onto a raw image file, the way a restore replays a restore point: 'data'
+ * is read and written, 'zero' written as zeros, 'unchanged' left as the file has it. Returns the
+ * extents it saw. Creates the file (sparse, all zeros) when `create` is set.
+ */
+export async function applySource(source: DiskSource, path: string, opts: {create?: boolean; stopAfterBytes?: number} = {}): Promise<SourceExtent[]> {
+  if (opts.create) await execa('truncate', ['-s', String(source.size), path]);
+  const fh = await open(path, 'r+');
+  const seen: SourceExtent[] = [];
+  let readBytes = 0;
+  try {
+    for await (const e of source.extents()) {
+      seen.push({...e});
+      for (let off = e.offset; off < e.offset + e.length; off += source.maxReadSize) {
+        const len = Math.min(source.maxReadSize, e.offset + e.length - off);
+        if (e.kind === 'data') {
+          const buf = await source.read(off, len);
+          await fh.write(buf, 0, len, off);
+          readBytes += len;
+          if (opts.stopAfterBytes !== undefined && readBytes >= opts.stopAfterBytes) return seen;
+        } else if (e.kind === 'zero') {
+          await fh.write(Buffer.alloc(len), 0, len, off);
+        }
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return seen;
+}
+
+/** True when qemu-img compare finds the two images identical (content, not allocation). */
+export async function imagesIdentical(a: string, b: string, fa = 'raw', fb = 'raw'): Promise<{same: boolean; output: string}> {
+  const r = await execa('qemu-img', ['compare', '-f', fa, '-F', fb, a, b], {reject: false});
+  return {same: r.exitCode === 0, output: `${r.stdout}${r.stderr}`};
+}
+
+export async function copyFile(from: string, to: string): Promise<void> {
+  await execa('cp', ['--sparse=always', from, to]);
+}
