@@ -1,4 +1,5 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
+import {backup} from './backup.js';
 import type {Command} from './command.js';
 import {repoCreate} from './repo-create.js';
 import {repoGc} from './repo-gc.js';
@@ -8,4 +9,6 @@ import {repoPrune} from './repo-prune.js';
 import {repoProtect, repoUnprotect} from './repo-protect.js';
 import {repoVerify} from './repo-verify.js';
 
-export const commands: Command[] = [repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];
+export const commands: Command[] = [
+  backup,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];

@@ -1,0 +1,63 @@
+import {backupVm} from '../engine/backup-vm.js';
+import {openRepository} from '../repository/index.js';
+import {ExitCode, isUserError, UserError} from '../util/errors.js';
+import {formatBytes, formatDuration, formatRatio} from '../util/format.js';
+import type {Command} from './command.js';
+import {findVm, platformFromArgs, platformHelp, platformOptions} from './platform-args.js';
+import {terminalProgress} from './progress-view.js';
+
+export const backup: Command = {
+  words: ['backup'],
+  summary: 'Back up one VM into a repository now (incremental when a previous restore point allows it)',
+  usage: '(--host <local|user@host> | --engine <url> ...) --vm <name or id> --repo <path> [--full] [--disk <key>]... [--guest-consistency]',
+  help: `${platformHelp}\n\nOptions:\n  --full                 read every disk in full (an active full)\n  --disk KEY             back up only this disk (repeatable; libvirt target like vda, oVirt disk id)\n  --guest-consistency    freeze the guest's file systems through the guest agent\n\nExample:\n  vmbackup backup --host local --vm web01 --repo /srv/backup/repo1`,
+  options: {
+    ...platformOptions,
+    vm: {type: 'string'},
+    repo: {type: 'string'},
+    full: {type: 'boolean'},
+    disk: {type: 'string', multiple: true},
+    'guest-consistency': {type: 'boolean'},
+  },
+  async run(ctx, values) {
+    if (typeof values.vm !== 'string' || typeof values.repo !== 'string') {
+      throw new UserError('Missing --vm or --repo.', {exitCode: ExitCode.usage, hint: 'vmbackup backup --host local --vm <name> --repo <path>'});
+    }
+    const repository = await openRepository(values.repo);
+    const platform = await platformFromArgs(values);
+    try {
+      const vm = await findVm(platform, values.vm);
+      const result = await backupVm({
+        platform,
+        repository,
+        vmId: vm.id,
+        vmName: vm.name,
+        full: values.full === true,
+        disks: values.disk as string[] | undefined,
+        guestConsistency: values['guest-consistency'] === true,
+        onEvent: ctx.json ? undefined : terminalProgress(ctx.out),
+      });
+      if (result.status === 'failed') {
+        const err = result.error;
+        if (isUserError(err)) throw err;
+        throw new UserError(`The backup of ${vm.name} failed: ${err instanceof Error ? err.message : String(err)}`, {exitCode: ExitCode.platformFailed, cause: err});
+      }
+      const figures = Object.values(result.disks);
+      const read = figures.reduce((s, f) => s + f.readBytes, 0);
+      const stored = figures.reduce((s, f) => s + f.storedBytes, 0);
+      const ms = Date.parse(result.endedAt) - Date.parse(result.startedAt);
+      ctx.out.result(
+        {status: result.status, restorePoint: result.restorePoint, incremental: result.incremental, disks: result.disks, warnings: result.events.filter((e) => e.severity === 'warning')},
+        () =>
+          [
+            `${result.status === 'success' ? '✔' : '⚠'} ${vm.name}: restore point ${result.restorePoint!.id} (${result.incremental ? 'incremental' : 'full'})`,
+            `  read ${formatBytes(read)}, stored ${formatBytes(stored)} new, in ${formatDuration(ms)}; dedup ${formatRatio(read / Math.max(1, stored))} overall`,
+          ].join('\n'),
+      );
+      // A backup with warnings still produced a good restore point: exit 0, the warnings are printed.
+      return ExitCode.ok;
+    } finally {
+      await platform.close();
+    }
+  },
+};
