@@ -184,7 +184,7 @@ export class EngineApi {
       }
       if (a === 'disks' && !id) {
         const d = s.addDisk({
-          id: body.id, alias: body.alias ?? body.name, format: body.format, sparse: body.sparse === undefined ? undefined : truthy(body.sparse),
+          id: body.id, alias: body.alias ?? body.name, description: body.description, format: body.format, sparse: body.sparse === undefined ? undefined : truthy(body.sparse),
           provisionedSize: body.provisioned_size === undefined ? undefined : Number(body.provisioned_size), backup: body.backup,
           storageDomainId: listOf(body.storage_domains, 'storage_domain')[0]?.id,
         });

@@ -45,7 +45,7 @@ export function diskJson(d: SimDisk): J {
   let data = 0;
   for (const b of d.image.blocks.values()) if (b !== 'zero') data += b.length;
   return {
-    ...ref('disks', d.id), name: d.alias, alias: d.alias, image_id: d.imageId, format: d.format, sparse: d.sparse,
+    ...ref('disks', d.id), name: d.alias, alias: d.alias, description: d.description, image_id: d.imageId, format: d.format, sparse: d.sparse,
     provisioned_size: d.image.size, actual_size: data, total_size: data, backup: d.backup, backup_mode: d.backupMode,
     status: d.status, storage_type: 'image', shareable: false, content_type: 'data', qcow_version: d.format === 'cow' ? 'qcow2_v3' : undefined,
     storage_domains: {storage_domain: [ref('storagedomains', d.storageDomainId)]},

@@ -34,6 +34,7 @@ export interface SimDisk {
   id: string;
   imageId: string;
   alias: string;
+  description?: string;
   format: 'cow' | 'raw';
   sparse: boolean;
   backup: 'incremental' | 'none';
@@ -432,7 +433,7 @@ export class SimState {
   // ---- disks and VMs (§8)
 
   addDisk(req: {
-    id?: string; alias?: string; format?: string; sparse?: boolean; provisionedSize?: number;
+    id?: string; alias?: string; description?: string; format?: string; sparse?: boolean; provisionedSize?: number;
     backup?: string; storageDomainId?: string;
   }): SimDisk {
     if (!req.provisionedSize || req.provisionedSize <= 0) throw new SimFault(400, 'Disk [provisionedSize] required for add', 'Incomplete parameters');
@@ -443,7 +444,7 @@ export class SimState {
     if (req.format === 'raw' && req.backup === 'incremental') throw new SimFault(400, '[Cannot add Virtual Disk. Incremental backup is not supported for RAW disk format.]');
     const size = Math.ceil(req.provisionedSize / 512) * 512;
     const d: SimDisk = {
-      id: req.id ?? randomUUID(), imageId: randomUUID(), alias: req.alias ?? 'disk', format: req.format === 'raw' ? 'raw' : 'cow',
+      id: req.id ?? randomUUID(), imageId: randomUUID(), alias: req.alias ?? 'disk', description: req.description, format: req.format === 'raw' ? 'raw' : 'cow',
       sparse: req.sparse ?? true, backup: req.backup === 'incremental' ? 'incremental' : 'none',
       storageDomainId: req.storageDomainId, status: 'locked', image: new SimImage(size),
     };

@@ -1,0 +1,265 @@
+/**
+ * One VM backup on oVirt (ovirt-backup-api.md §4, §7): start the backup (incremental from the
+ * base checkpoint when given), wait for `ready`, open one download transfer per disk, and end
+ * everything in complete()/abort().
+ *
+ * Rules kept here:
+ * - An unknown or invalid base checkpoint is a 400 from the engine, not a full backup (gotcha 5):
+ *   start again as full and warn 'checkpoint-lost'. A backup that fails while starting from a
+ *   checkpoint (event 10791, chain reset) is handled the same way.
+ * - Per-disk backup_mode decides full vs incremental (gotcha 6); RAW disks are full scans.
+ * - The checkpoint (to_checkpoint_id) is engine-assigned and only exists once `ready` (gotcha 7).
+ *   The caller records it with the restore point; it becomes the base only after that commits.
+ * - complete() and abort() finalize every transfer, then the backup, waiting for terminal phases
+ *   (gotchas 3, 4); both are idempotent and safe in a finally. complete() then removes the
+ *   appliance's own older checkpoints oldest-first; abort() removes the new checkpoint.
+ * - Own backups and checkpoints are recognised by the description prefix (the engine copies the
+ *   backup description to its checkpoint) and by the base checkpoint id the caller passed.
+ */
+import {ExitCode, UserError} from '../../util/errors.js';
+import type {BackupOptions, CheckpointRecord, InventoryVm, Logger, VmBackup} from '../types.js';
+import {OvirtDiskSource} from './disk-source.js';
+import {EngineError, type EngineClient} from './engine-client.js';
+import {inventoryDisk, isBackupable, vmAttachments, vmState, type EngineAttachment, type EngineDisk} from './inventory.js';
+import {list, obj, str} from './json.js';
+import {pollUntil, type PollOptions} from './poll.js';
+
+export const OWN_PREFIX = 'vmbackup';
+
+export interface BackupContext {
+  client: EngineClient;
+  poll: PollOptions;
+  inactivityTimeout: number;
+  maxConnections: number;
+  /** Cleans up this appliance's stale backups of one VM (used on 409 "during a backup"). */
+  cleanupVm: (vmId: string, log: Logger) => Promise<void>;
+}
+
+const CHECKPOINT_GONE = /Checkpoint ID .*(doesn't exist|does not exist|is invalid)/i;
+const DURING_BACKUP = /during a backup/i;
+
+export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: BackupOptions): Promise<VmBackup> {
+  const {client, poll} = ctx;
+  const log = opts.log;
+  const vmJson = await client.find(`/vms/${vmId}`, {all_content: 'true', follow: 'tags'});
+  if (!vmJson) {
+    throw new UserError(`The engine has no VM with id ${vmId}.`, {hint: 'The VM was removed or re-created; refresh the job\'s VM selection.', exitCode: ExitCode.notFound});
+  }
+  const vmName = str(vmJson.name) ?? vmId;
+  const status = str(vmJson.status);
+  if (status !== 'up' && status !== 'down') {
+    throw new UserError(`VM ${vmName} is ${status}; oVirt backs up only VMs that are Up or Down.`, {
+      hint: 'Wait until the VM is running or shut down (not paused, migrating or in preview), then run the backup again.',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+  const conf = obj(obj(vmJson.initialization).configuration);
+  const ovf = str(conf.data) ?? '';
+  const atts = (await vmAttachments(client, vmId)).filter(isBackupable) as (EngineAttachment & {disk: EngineDisk})[];
+  let chosen = atts;
+  if (opts.disks) {
+    const unknown = opts.disks.filter((k) => !atts.some((a) => a.disk.id === k));
+    if (unknown.length) {
+      throw new UserError(`VM ${vmName} has no backupable disk ${unknown.join(', ')}.`, {
+        hint: 'The disk was removed, detached, is shareable or a direct LUN; update the job\'s disk selection.',
+        exitCode: ExitCode.notFound,
+      });
+    }
+    chosen = atts.filter((a) => opts.disks!.includes(a.disk.id));
+  }
+  const inventory: InventoryVm = {
+    id: vmId, name: vmName, state: vmState(status),
+    tags: list(vmJson.tags, 'tag').map((t) => str(t.name)).filter((t): t is string => !!t),
+    disks: chosen.map(inventoryDisk),
+  };
+  const configuration = {kind: 'ovf', text: ovf};
+  if (chosen.length === 0) {
+    log({severity: 'warning', code: 'no-disks', vm: vmName, message: `VM ${vmName} has no disks that can be backed up; only its configuration is kept`});
+    return new OvirtVmBackup(ctx, inventory, configuration, [], undefined, undefined, opts);
+  }
+
+  const description = `${OWN_PREFIX} ${new Date().toISOString()}`;
+  const start = async (from: string | undefined) => {
+    const body = {description, disks: {disk: chosen.map((a) => ({id: a.disk.id}))}, ...(from ? {from_checkpoint_id: from} : {})};
+    try {
+      return await client.post(`/vms/${vmId}/backups`, body);
+    } catch (err) {
+      if (!(err instanceof EngineError) || err.status !== 409 || !DURING_BACKUP.test(err.detail)) throw err;
+      // Our own backup left over from a crash blocks this one (§10.2): end it, then try once more.
+      await ctx.cleanupVm(vmId, log);
+      return client.post(`/vms/${vmId}/backups`, body);
+    }
+  };
+  const waitReady = (id: string) => pollUntil(`backup of VM ${vmName} to become ready`, poll, async () => {
+    const b = await client.find(`/vms/${vmId}/backups/${id}`);
+    const phase = b ? str(b.phase) : undefined;
+    if (phase === 'ready') return b!;
+    if (phase === undefined || phase === 'failed' || phase === 'succeeded') return {failed: true} as Record<string, unknown>;
+    return undefined;
+  });
+  const lost = (why: string) => log({
+    severity: 'warning', code: 'checkpoint-lost', vm: vmName,
+    message: `checkpoint ${opts.baseCheckpoint!.id} of VM ${vmName} is no longer usable (${why}); taking a full backup`,
+  });
+
+  let from = opts.baseCheckpoint?.id;
+  let created;
+  try {
+    created = await start(from);
+  } catch (err) {
+    if (!(from && err instanceof EngineError && err.status === 400 && CHECKPOINT_GONE.test(err.detail))) throw err;
+    lost(err.detail);
+    if (/is invalid/i.test(err.detail)) await client.delete(`/vms/${vmId}/checkpoints/${from}`).catch(() => undefined);
+    from = undefined;
+    created = await start(undefined);
+  }
+  let backupId = str(created.id)!;
+  let ready = await waitReady(backupId);
+  if (ready.failed && from) {
+    // The engine failed the incremental while starting (event 10791: full backup needed).
+    lost('the engine failed the incremental backup');
+    from = undefined;
+    backupId = str((await start(undefined)).id)!;
+    ready = await waitReady(backupId);
+  }
+  if (ready.failed) {
+    await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+    throw new UserError(`The engine failed the backup of VM ${vmName} while starting it.`, {
+      hint: 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+  const toCheckpoint = str(ready.to_checkpoint_id);
+  const backup = new OvirtVmBackup(ctx, inventory, configuration, [], backupId,
+    toCheckpoint ? {id: toCheckpoint, data: {vmId, backupId}} : undefined, opts);
+  try {
+    const modes = new Map(list(await client.get(`/vms/${vmId}/backups/${backupId}/disks`), 'disk').map((d) => [str(d.id), str(d.backup_mode)]));
+    for (const a of chosen) {
+      const d = a.disk;
+      if (d.format === 'raw') {
+        log({severity: 'warning', code: 'raw-disk-full-scan', vm: vmName, disk: d.id,
+          message: `disk ${d.id} has RAW format and can be backed up only in full scan mode`});
+      } else if (d.backup !== 'incremental') {
+        log({severity: 'warning', code: 'incremental-disabled', vm: vmName, disk: d.id,
+          message: `disk ${d.id} (${d.alias}) does not have incremental backup enabled and is read in full`});
+      }
+      const mode = modes.get(d.id) ?? 'full';
+      const forced = opts.forceFull?.includes(d.id) ?? false;
+      if (from && mode === 'full' && d.format === 'cow' && d.backup === 'incremental') {
+        log({severity: 'info', code: 'disk-full', vm: vmName, disk: d.id, message: `disk ${d.id} (${d.alias}) is not in the base checkpoint; reading it in full`});
+      }
+      backup.sources.push(await OvirtDiskSource.open({
+        client, poll, log, vmName, backupId, diskId: d.id, size: d.size,
+        incremental: !!from && mode === 'incremental' && !forced,
+        inactivityTimeout: ctx.inactivityTimeout, maxConnections: ctx.maxConnections,
+      }));
+    }
+  } catch (err) {
+    await backup.abort();
+    throw err;
+  }
+  return backup;
+}
+
+/** Finalizes a backup and waits for succeeded/failed. A backup already finalizing is waited for. */
+export async function finalizeBackup(client: EngineClient, vmId: string, backupId: string, poll: PollOptions): Promise<string> {
+  try {
+    await pollUntil(`image transfers of backup ${backupId} to end`, poll, async () => {
+      try {
+        await client.post(`/vms/${vmId}/backups/${backupId}/finalize`, {});
+        return true;
+      } catch (err) {
+        if (err instanceof EngineError && err.status === 409 && /active image transfer/i.test(err.detail)) return undefined;
+        throw err;
+      }
+    });
+  } catch (err) {
+    // 400 "already in ... phase" = finalized before (gotcha table §10.2); 404 = gone (old engines).
+    if (!(err instanceof EngineError && (err.status === 400 || err.status === 404))) throw err;
+  }
+  return pollUntil(`backup ${backupId} to finish`, poll, async () => {
+    const b = await client.find(`/vms/${vmId}/backups/${backupId}`);
+    if (!b) return 'gone';
+    const phase = str(b.phase);
+    return phase === 'succeeded' || phase === 'failed' ? phase : undefined;
+  });
+}
+
+/** Deletes a checkpoint and waits until the engine no longer lists it (§4.7). */
+export async function deleteCheckpoint(client: EngineClient, vmId: string, id: string, poll: PollOptions): Promise<void> {
+  await client.delete(`/vms/${vmId}/checkpoints/${id}`);
+  await pollUntil(`checkpoint ${id} to be removed`, poll, async () => ((await client.find(`/vms/${vmId}/checkpoints/${id}`)) ? undefined : true));
+}
+
+class OvirtVmBackup implements VmBackup {
+  private ended: Promise<void> | undefined;
+
+  constructor(
+    private readonly ctx: BackupContext,
+    readonly vm: InventoryVm,
+    readonly configuration: {kind: string; text: string},
+    readonly sources: OvirtDiskSource[],
+    readonly backupId: string | undefined,
+    readonly checkpoint: CheckpointRecord | undefined,
+    private readonly opts: BackupOptions,
+  ) {}
+
+  private async release(): Promise<string | undefined> {
+    const errors: unknown[] = [];
+    for (const s of this.sources) await s.close().catch((e) => errors.push(e));
+    let phase: string | undefined;
+    if (this.backupId) {
+      try {
+        phase = await finalizeBackup(this.ctx.client, this.vm.id, this.backupId, this.ctx.poll);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length) throw errors[0];
+    return phase;
+  }
+
+  complete(): Promise<void> {
+    this.ended ??= (async () => {
+      const phase = await this.release();
+      if (phase === 'failed') {
+        throw new UserError(`The engine reports the backup of VM ${this.vm.name} as failed after finalizing.`, {
+          hint: 'The restore point was written, but the next backup of this VM will be full. See the engine events.',
+          exitCode: ExitCode.platformFailed,
+        });
+      }
+      if (this.checkpoint) await this.pruneCheckpoints(this.checkpoint.id);
+    })();
+    return this.ended;
+  }
+
+  abort(): Promise<void> {
+    this.ended ??= (async () => {
+      try {
+        await this.release();
+      } catch (err) {
+        this.opts.log({severity: 'warning', code: 'backup-release-failed', vm: this.vm.name,
+          message: `could not end the backup of VM ${this.vm.name} cleanly: ${(err as Error).message}; the next session cleans it up`});
+      }
+      if (this.checkpoint) {
+        await deleteCheckpoint(this.ctx.client, this.vm.id, this.checkpoint.id, this.ctx.poll).catch(() => undefined);
+      }
+    })();
+    return this.ended;
+  }
+
+  /** Removes this appliance's checkpoints older than `keep`, oldest first (gotcha 8). */
+  private async pruneCheckpoints(keep: string): Promise<void> {
+    const {client, poll} = this.ctx;
+    try {
+      const chain = list(await client.get(`/vms/${this.vm.id}/checkpoints`), 'checkpoint');
+      const at = chain.findIndex((c) => str(c.id) === keep);
+      const older = (at < 0 ? [] : chain.slice(0, at)).filter((c) =>
+        (str(c.description) ?? '').startsWith(OWN_PREFIX) || str(c.id) === this.opts.baseCheckpoint?.id);
+      for (const c of older) await deleteCheckpoint(client, this.vm.id, str(c.id)!, poll);
+    } catch (err) {
+      this.opts.log({severity: 'warning', code: 'checkpoint-prune-failed', vm: this.vm.name,
+        message: `could not remove old checkpoints of VM ${this.vm.name}: ${(err as Error).message}`});
+    }
+  }
+}

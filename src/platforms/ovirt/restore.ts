@@ -1,0 +1,259 @@
+/**
+ * Restores to oVirt (ovirt-backup-api.md §8): new disks on a storage domain, filled by upload
+ * image transfers, then a VM imported from the saved OVF under a new name with new ids
+ * ('vm'), or the disks attached to an existing VM ('disks-to-vm').
+ *
+ * Contract:
+ * - Every created disk carries the appliance prefix in its description, so cleanupLeftovers can
+ *   find uploads a crash left behind.
+ * - For 'vm', a disk whose original id no longer exists on the engine is recreated under that id
+ *   so the OVF import attaches it by itself (gotcha 25); otherwise it gets a new id. After the
+ *   import the attachments are checked: missing restored disks are attached and anything else
+ *   the import attached (an original disk still lying around) is detached again.
+ * - finish() flushes and finalizes every upload (waiting for finished_success and disk `ok`),
+ *   then creates the VM or attaches the disks. abort() cancels unfinished uploads — which makes
+ *   the engine delete their disks (gotcha 2) — and removes disks and the VM created so far.
+ */
+import {ImageioClient} from '../../transports/imageio/imageio-client.js';
+import {ExitCode, UserError} from '../../util/errors.js';
+import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
+import {OWN_PREFIX} from './backup.js';
+import {EngineError, type EngineClient} from './engine-client.js';
+import {list, num, obj, refId, str, type Json} from './json.js';
+import {pollUntil, type PollOptions} from './poll.js';
+import {endTransfer, startTransfer, type Transfer} from './transfers.js';
+
+export interface RestoreContext {
+  client: EngineClient;
+  poll: PollOptions;
+  inactivityTimeout: number;
+  maxConnections: number;
+}
+
+type SourceDisk = RestoreSource['disks'][number];
+
+class UploadSink implements DiskSink {
+  readonly maxWriteSize = 32 * 2 ** 20;
+  finished = false;
+  constructor(
+    readonly key: string,
+    readonly size: number,
+    readonly diskId: string,
+    readonly transfer: Transfer,
+    private readonly io: ImageioClient,
+    readonly source: SourceDisk,
+  ) {}
+
+  get maxParallelWrites(): number {
+    return Math.max(1, Math.min(this.io.caps.maxWriters, 4));
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.io.write(offset, data);
+  }
+
+  zero(offset: number, length: number): Promise<void> {
+    // PATCH zero always: a raw preallocated disk on block storage is not known to read as zeros (gotcha 18).
+    return this.io.zero(offset, length);
+  }
+
+  async flush(): Promise<void> {
+    if (this.io.caps.features.has('flush')) await this.io.flush();
+  }
+
+  close(): Promise<void> {
+    return this.io.close();
+  }
+}
+
+async function resolveStorageDomain(client: EngineClient, wanted: string | undefined, fallback: string | undefined): Promise<string> {
+  const sds = list(await client.get('/storagedomains'), 'storage_domain').filter((s) => (str(s.type) ?? 'data') === 'data');
+  if (wanted) {
+    const sd = sds.find((s) => str(s.id) === wanted || str(s.name) === wanted);
+    if (!sd) {
+      throw new UserError(`The engine has no data storage domain "${wanted}".`, {
+        hint: `Choose one of: ${sds.map((s) => str(s.name)).join(', ') || '(none)'}.`, exitCode: ExitCode.notFound,
+      });
+    }
+    return str(sd.id)!;
+  }
+  if (fallback && sds.some((s) => str(s.id) === fallback)) return fallback;
+  const best = [...sds].sort((a, b) => (num(b.available) ?? 0) - (num(a.available) ?? 0))[0];
+  if (!best) throw new UserError('The engine has no data storage domain to restore to.', {exitCode: ExitCode.notFound});
+  return str(best.id)!;
+}
+
+async function resolveCluster(client: EngineClient, wanted: string | undefined, sourceVmId: string): Promise<string> {
+  const clusters = list(await client.get('/clusters'), 'cluster');
+  if (wanted) {
+    const c = clusters.find((x) => str(x.id) === wanted || str(x.name) === wanted);
+    if (!c) {
+      throw new UserError(`The engine has no cluster "${wanted}".`, {
+        hint: `Choose one of: ${clusters.map((x) => str(x.name)).join(', ')}.`, exitCode: ExitCode.notFound,
+      });
+    }
+    return str(c.id)!;
+  }
+  const original = await client.find(`/vms/${sourceVmId}`);
+  const originalCluster = original ? refId(original.cluster) : undefined;
+  if (originalCluster) return originalCluster;
+  if (clusters.length === 1) return str(clusters[0]!.id)!;
+  throw new UserError('The original VM no longer exists and the engine has several clusters.', {
+    hint: 'Name the cluster to restore the VM into.', exitCode: ExitCode.invalidInput,
+  });
+}
+
+export async function openOvirtRestore(
+  ctx: RestoreContext,
+  source: RestoreSource,
+  target: Exclude<RestoreTarget, {mode: 'disks-to-files'}>,
+  opts: {disks?: string[]; log: Logger},
+): Promise<VmRestore> {
+  const {client, poll} = ctx;
+  const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
+  const missing = (opts.disks ?? []).filter((k) => !source.disks.some((d) => d.key === k));
+  if (missing.length) {
+    throw new UserError(`The restore point of ${source.vmName} has no disk ${missing.join(', ')}.`, {
+      hint: 'List the restore point to see its disks.', exitCode: ExitCode.notFound,
+    });
+  }
+  let clusterId: string | undefined;
+  let attachTo: string | undefined;
+  if (target.mode === 'vm') {
+    if (target.overwrite) {
+      throw new UserError('Restoring over the original VM is not supported for oVirt yet.', {
+        hint: 'Restore under a new name, check it, then remove the original VM in the engine.', exitCode: ExitCode.invalidInput,
+      });
+    }
+    if (!target.name.trim()) throw new UserError('The restored VM needs a name.', {exitCode: ExitCode.invalidInput});
+    const clash = list(await client.get('/vms', {search: `name=${target.name}`}), 'vm').filter((v) => str(v.name) === target.name);
+    if (clash.length) {
+      throw new UserError(`A VM named "${target.name}" already exists on the engine.`, {hint: 'Choose another name for the restored VM.', exitCode: ExitCode.invalidInput});
+    }
+    clusterId = await resolveCluster(client, target.cluster, source.vmId);
+    if (source.configuration && source.configuration.kind !== 'ovf') {
+      throw new UserError(`The restore point of ${source.vmName} holds a ${source.configuration.kind} configuration, not an oVirt OVF.`, {
+        hint: 'Restore its disks to files or to an existing VM instead.', exitCode: ExitCode.invalidInput,
+      });
+    }
+  } else {
+    const vm = await client.find(`/vms/${target.vmId}`);
+    if (!vm) throw new UserError(`The engine has no VM with id ${target.vmId}.`, {hint: 'Choose an existing VM to attach the disks to.', exitCode: ExitCode.notFound});
+    attachTo = target.vmId;
+  }
+
+  const sinks: UploadSink[] = [];
+  const createdDisks: string[] = [];
+  let createdVm: string | undefined;
+
+  const abort = async () => {
+    for (const s of sinks) {
+      await s.close().catch(() => undefined);
+      if (!s.finished) await endTransfer(client, s.transfer.id, 'cancel', poll).catch(() => undefined);
+    }
+    if (createdVm) await client.delete(`/vms/${createdVm}`, {detach_only: 'true'}).catch(() => undefined);
+    for (const id of createdDisks) {
+      await pollUntil(`restored disk ${id} to be removed`, poll, async () => {
+        const d = await client.find(`/disks/${id}`);
+        if (!d) return true;
+        if (str(d.status) === 'locked') return undefined;
+        await client.delete(`/disks/${id}`).catch(() => undefined);
+        return undefined;
+      }).catch(() => undefined);
+    }
+  };
+
+  try {
+    for (const d of disks) {
+      const details = d.details ?? {};
+      const engineFormat = str(details.engineFormat) ?? (d.format === 'raw' ? 'raw' : 'cow');
+      const sd = await resolveStorageDomain(client, target.storage, str(details.storageDomainId));
+      const body: Json = {
+        alias: str(details.alias) ?? d.name,
+        description: `${OWN_PREFIX} restore of ${source.vmName} disk ${d.key}`,
+        format: engineFormat,
+        sparse: engineFormat === 'cow' ? true : (details.sparse as boolean | undefined) ?? true,
+        provisioned_size: d.size,
+        content_type: 'data',
+        storage_domains: {storage_domain: [{id: sd}]},
+        ...(engineFormat === 'cow' && details.backup === 'incremental' ? {backup: 'incremental'} : {}),
+      };
+      if (target.mode === 'vm' && !(await client.find(`/disks/${d.key}`))) body.id = d.key;
+      let created: Json;
+      try {
+        created = await client.post('/disks', body);
+      } catch (err) {
+        if (!(err instanceof EngineError && err.status === 400 && /block/i.test(err.detail)) || body.sparse === false) throw err;
+        created = await client.post('/disks', {...body, sparse: false}); // raw + sparse is refused on block storage (§3)
+      }
+      const diskId = str(created.id)!;
+      createdDisks.push(diskId);
+      await pollUntil(`new disk ${diskId} to be ready`, poll, async () => (str((await client.get(`/disks/${diskId}`)).status) === 'ok' ? true : undefined));
+      const transfer = await startTransfer(client, {diskId, direction: 'upload', inactivityTimeout: ctx.inactivityTimeout}, poll);
+      let io: ImageioClient;
+      try {
+        io = await ImageioClient.open({transferUrl: transfer.transferUrl, proxyUrl: transfer.proxyUrl, caPem: client.caPem, maxConnections: ctx.maxConnections});
+      } catch (err) {
+        await endTransfer(client, transfer.id, 'cancel', poll).catch(() => undefined);
+        throw err;
+      }
+      sinks.push(new UploadSink(d.key, d.size, diskId, transfer, io, d));
+    }
+  } catch (err) {
+    await abort();
+    throw err;
+  }
+
+  return {
+    sinks,
+    abort,
+    async finish() {
+      for (const s of sinks) {
+        await s.flush();
+        await s.close();
+        const phase = await endTransfer(client, s.transfer.id, 'finalize', poll);
+        if (phase === 'finished_failure') {
+          throw new UserError(`The engine rejected the uploaded data of disk ${s.key} (transfer ended in failure).`, {
+            hint: 'See the engine events; the disk was removed by the engine. Run the restore again.', exitCode: ExitCode.platformFailed,
+          });
+        }
+        s.finished = true;
+        await pollUntil(`restored disk ${s.diskId} to be ready`, poll, async () => {
+          const d = await client.find(`/disks/${s.diskId}`);
+          if (!d) throw new UserError(`The engine removed restored disk ${s.diskId}.`, {exitCode: ExitCode.platformFailed});
+          return str(d.status) === 'ok' ? true : undefined;
+        });
+      }
+      if (target.mode === 'vm') {
+        const ovf = source.configuration?.text;
+        const vmBody: Json = ovf
+          ? {name: target.name, cluster: {id: clusterId}, initialization: {configuration: {type: 'ovf', data: ovf}, regenerate_ids: true}}
+          : {name: target.name, cluster: {id: clusterId}, template: {name: 'Blank'}};
+        const vm = await client.post('/vms', vmBody);
+        createdVm = str(vm.id)!;
+        attachTo = createdVm;
+        // The import attaches OVF disks by id on its own; detach anything that is not ours.
+        const ours = new Set(sinks.map((s) => s.diskId));
+        const atts = list(await client.get(`/vms/${createdVm}/diskattachments`), 'disk_attachment');
+        for (const a of atts) {
+          const id = str(a.id) ?? refId(a.disk);
+          if (id && !ours.has(id)) await client.delete(`/vms/${createdVm}/diskattachments/${id}`, {detach_only: 'true'});
+        }
+      }
+      const attached = new Set(list(await client.get(`/vms/${attachTo}/diskattachments`), 'disk_attachment').map((a) => str(a.id) ?? refId(a.disk)));
+      for (const s of sinks) {
+        if (attached.has(s.diskId)) continue;
+        const details = s.source.details ?? {};
+        await client.post(`/vms/${attachTo}/diskattachments`, {
+          disk: {id: s.diskId},
+          bootable: target.mode === 'vm' ? details.bootable === true : false,
+          interface: str(details.interface) ?? 'virtio_scsi',
+          active: true,
+          pass_discard: false,
+        });
+      }
+      const vmName = target.mode === 'vm' ? target.name : str(obj(await client.get(`/vms/${attachTo}`)).name);
+      return {vmId: attachTo, vmName};
+    },
+  };
+}
