@@ -85,3 +85,20 @@ export async function expectContent(repo: Repository, id: string, key: string, i
   const got = await readAll(d);
   if (got.length !== image.length || !got.equals(image)) throw new Error(`content of ${id}/${key} differs (sha ${sha(got)} vs ${sha(image)})`);
 }
+
+/** Sets the mtime of every file under the repository's chunks/ to `ms` milliseconds ago (chunks "age"). */
+export async function ageChunks(repoPath: string, ms: number): Promise<void> {
+  const {readdir, utimes} = await import('node:fs/promises');
+  const when = new Date(Date.now() - ms);
+  const root = join(repoPath, 'chunks');
+  for (const p of await readdir(root)) for (const f of await readdir(join(root, p))) await utimes(join(root, p, f), when, when);
+}
+
+/** Every file under chunks/ (chunk files, temp files, quarantined files). */
+export async function chunkFiles(repoPath: string): Promise<string[]> {
+  const {readdir} = await import('node:fs/promises');
+  const root = join(repoPath, 'chunks');
+  const out: string[] = [];
+  for (const p of await readdir(root)) for (const f of await readdir(join(root, p))) out.push(f);
+  return out.sort();
+}
