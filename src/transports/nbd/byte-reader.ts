@@ -2,7 +2,7 @@
  * Exact-length reads over a byte stream (a socket), as awaitable calls.
  *
  * The handshake and the reply loop both think in "give me the next N bytes"; this class turns
- * the socket's 'data' events into that. readInto() copies straight into the caller's buffer as
+ * the socket's bytes ('data' events, or feed() from a reused onread buffer) into that. readInto() copies straight into the caller's buffer as
  * bytes arrive, so a 32 MiB READ payload is copied once and never buffered whole a second time.
  * When the stream ends or fails, every waiting and later call rejects with `endError()`.
  * Too much unread data pauses the stream (backpressure) until the reader catches up.
@@ -16,31 +16,63 @@ export class ByteReader {
   private available = 0;
   private waiter: (() => void) | undefined;
   private ended: Error | undefined;
-  private stream: Duplex;
+  private stream: Duplex | undefined;
   private paused = false;
-  private readonly onData = (chunk: Buffer) => {
-    this.chunks.push(chunk);
+  /** A readInto() in progress: arriving bytes go straight into its buffer, no promise per chunk. */
+  private sink: {dest: Buffer; pos: number; remaining: number; resolve: () => void} | undefined;
+  private readonly onData = (chunk: Buffer) => this.feed(chunk, false);
+
+  /**
+   * Takes bytes from the stream. `transient` chunks live in a buffer the socket reuses
+   * (net.connect's onread): what is not copied into a waiting readInto() is copied out.
+   * Returns false when the reader wants no more for now (onread pauses the socket then).
+   */
+  feed(chunk: Buffer, transient: boolean): boolean {
+    const sink = this.sink;
+    if (sink) {
+      const n = Math.min(chunk.length, sink.remaining);
+      chunk.copy(sink.dest, sink.pos, 0, n);
+      sink.pos += n;
+      sink.remaining -= n;
+      if (sink.remaining === 0) {
+        this.sink = undefined;
+        sink.resolve();
+      }
+      if (n === chunk.length) return true;
+      chunk = chunk.subarray(n);
+    }
+    this.chunks.push(transient ? Buffer.from(chunk) : chunk);
     this.available += chunk.length;
     if (this.available > HIGH_WATER && !this.paused) {
       this.paused = true;
-      this.stream.pause();
+      this.stream?.pause();
     }
     this.wake();
-  };
+    return true;
+  }
   private readonly onEnd = () => this.fail(new Error('end of stream'));
   private readonly onError = (err: Error) => this.fail(err);
 
-  constructor(stream: Duplex) {
+  private dataEvents = false;
+
+  /**
+   * Starts watching `stream` for its end and errors, and for its bytes when `dataEvents` (else
+   * the owner calls feed(), from a socket's onread callback).
+   */
+  attach(stream: Duplex, dataEvents: boolean): void {
     this.stream = stream;
-    this.attach(stream);
+    this.dataEvents = dataEvents;
+    if (dataEvents) stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('close', this.onEnd);
+    stream.on('error', this.onError);
   }
 
   /** Moves to another stream over the same connection (after STARTTLS). No bytes may be pending. */
   switchTo(stream: Duplex): void {
     this.detach();
     if (this.available > 0) throw new Error('bytes pending when switching streams');
-    this.stream = stream;
-    this.attach(stream);
+    this.attach(stream, true);
   }
 
   /** The reason the stream ended, once it has. */
@@ -70,12 +102,24 @@ export class ByteReader {
 
   async readInto(dest: Buffer, pos: number, n: number): Promise<void> {
     let done = 0;
-    while (done < n) {
-      await this.waitFor(1);
+    while (done < n && this.available > 0) {
       const part = this.take(Math.min(n - done, this.chunks[0]!.length));
       part.copy(dest, pos + done);
       done += part.length;
     }
+    if (done === n) return;
+    if (this.ended) throw this.ended;
+    await new Promise<void>((resolve, reject) => {
+      this.sink = {dest, pos: pos + done, remaining: n - done, resolve};
+      this.waiter = () => {
+        if (this.ended && this.sink) {
+          this.sink = undefined;
+          this.waiter = undefined;
+          reject(this.ended);
+        }
+      };
+    });
+    this.waiter = undefined;
   }
 
   async skip(n: number): Promise<void> {
@@ -100,7 +144,7 @@ export class ByteReader {
     this.available -= n;
     if (this.paused && this.available < HIGH_WATER / 2) {
       this.paused = false;
-      this.stream.resume();
+      this.stream?.resume();
     }
     return part;
   }
@@ -125,17 +169,12 @@ export class ByteReader {
     this.waiter?.();
   }
 
-  private attach(stream: Duplex): void {
-    stream.on('data', this.onData);
-    stream.on('end', this.onEnd);
-    stream.on('close', this.onEnd);
-    stream.on('error', this.onError);
-  }
-
   private detach(): void {
-    this.stream.off('data', this.onData);
-    this.stream.off('end', this.onEnd);
-    this.stream.off('close', this.onEnd);
-    this.stream.off('error', this.onError);
+    const stream = this.stream;
+    if (!stream) return;
+    if (this.dataEvents) stream.off('data', this.onData);
+    stream.off('end', this.onEnd);
+    stream.off('close', this.onEnd);
+    stream.off('error', this.onError);
   }
 }

@@ -115,8 +115,10 @@ export class NbdClient {
 
   static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const raw: net.Socket = await openSocket(opts.address, timeoutMs);
-    const reader = new ByteReader(raw);
+    const reader = new ByteReader();
+    // Plain connections read through one reused buffer; TLS needs the socket's own stream.
+    const raw: net.Socket = await openSocket(opts.address, timeoutMs, opts.tls ? undefined : (chunk) => reader.feed(chunk, true));
+    reader.attach(raw, opts.tls !== undefined);
     let stream: Duplex = raw;
     // After a TLS upgrade the raw socket's errors must still be observed, never left unhandled.
     raw.on('error', (err) => reader.fail(err));
