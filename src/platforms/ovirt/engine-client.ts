@@ -113,15 +113,17 @@ export class EngineClient {
     const target = `${this.base}/api${path}${qs}`;
     for (let attempt = 0; ; attempt++) {
       if (!this.token) await this.login();
+      const used = this.token;
       const headers: Record<string, string> = {
-        version: '4', accept: 'application/json', authorization: `Bearer ${this.token}`,
+        version: '4', accept: 'application/json', authorization: `Bearer ${used}`,
       };
       const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
       if (payload !== undefined) headers['content-type'] = 'application/json';
       const res = await this.send(method, target, headers, payload);
       if (res.status === 401 && attempt === 0) {
-        // Token expired (sessions time out after 30 min idle): log in again once (§2.1).
-        this.token = undefined;
+        // Token expired (sessions time out after 30 min idle): log in again once (§2.1). Requests
+        // in flight with the same token share that one new login.
+        if (this.token === used) this.token = undefined;
         continue;
       }
       if (res.status >= 200 && res.status < 300) return {status: res.status, body: parseJson(res.text)};

@@ -1,0 +1,113 @@
+/**
+ * Faults the oVirt adapter must ride out, against the simulator: an unreachable transfer_url
+ * (gotcha 11), an expired SSO token (§2.1, gotcha 27), a transfer cancelled for inactivity
+ * (§5.6, §10.2 "imageio 403 mid-transfer"), slow engine phases, and old-engine JSON (§1.3).
+ */
+import {afterEach, describe, expect, it} from 'vitest';
+import {readSource, startBed, stopBed, type Bed} from './helpers.js';
+
+let bed: Bed | undefined;
+afterEach(async () => {
+  await stopBed(bed);
+  bed = undefined;
+});
+
+describe('oVirt faults', () => {
+  it('reads through proxy_url when transfer_url cannot be reached', async () => {
+    bed = await startBed();
+    bed.sim.faults.transferUrlUnreachable = true;
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
+    expect((b.sources[0] as unknown as {via: string}).via).toBe('proxy_url');
+    const {image} = await readSource(b.sources[0]!);
+    expect(image.equals(os!.image.read(0, os!.image.size))).toBe(true);
+    expect(bed.sim.imageioLog.filter((l) => l.op === 'GET').every((l) => l.via === 'proxy')).toBe(true);
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'imageio-proxy'}));
+    await b.complete();
+  });
+
+  it('uses transfer_url (the host) when it can be reached', async () => {
+    bed = await startBed();
+    const vm = bed.sim.vm('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log});
+    await readSource(b.sources[0]!);
+    expect(bed.sim.imageioLog.filter((l) => l.op === 'GET').every((l) => l.via === 'daemon')).toBe(true);
+    await b.complete();
+  });
+
+  it('logs in again once when the token expired, also in the middle of a backup', async () => {
+    bed = await startBed();
+    const logins = () => bed!.sim.apiLog.filter((l) => l.path.startsWith('/ovirt-engine/sso/oauth/token')).length;
+    await bed.platform.inventory();
+    expect(logins()).toBe(1);
+    bed.sim.faults.expireTokens();
+    const vms = await bed.platform.inventory();
+    expect(vms.length).toBe(3);
+    expect(logins()).toBe(2);
+    // inventory() sends three requests at once: each got one 401, and they shared one new login.
+    expect(bed.sim.apiLog.filter((l) => l.status === 401)).toHaveLength(3);
+    const vm = bed.sim.vm('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log});
+    for (const s of b.sources) await readSource(s);
+    bed.sim.faults.expireTokens();
+    await b.complete();
+    expect(logins()).toBe(3);
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
+  });
+
+  it('a transfer cancelled for inactivity is replaced and the read continues', async () => {
+    bed = await startBed();
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
+    const src = b.sources[0]!;
+    const first = await src.read(0, 65536);
+    expect(first.equals(os!.image.read(0, 65536))).toBe(true);
+    const [hit] = bed.sim.faults.timeOutTransfer();
+    expect(hit!.endedBy).toBe('inactivity');
+    const {image} = await readSource(src);
+    expect(image.equals(os!.image.read(0, os!.image.size))).toBe(true);
+    expect(bed.sim.imageioLog.some((l) => l.status === 403)).toBe(true);
+    expect(bed.events).toContainEqual(expect.objectContaining({severity: 'warning', code: 'transfer-restarted', disk: os!.id}));
+    expect(bed.sim.state.transfers.size).toBe(2);
+    await b.complete();
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
+  });
+
+  it('the engine cancels an idle transfer on its own inactivity clock; the source recovers', async () => {
+    bed = await startBed();
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
+    bed.sim.faults.inactivityTimeoutMs = 50;
+    const t = [...bed.sim.state.transfers.values()][0]!;
+    while (t.phase === 'transferring') await new Promise((r) => setTimeout(r, 20));
+    bed.sim.faults.inactivityTimeoutMs = undefined;
+    const {image} = await readSource(b.sources[0]!);
+    expect(image.equals(os!.image.read(0, os!.image.size))).toBe(true);
+    await b.complete();
+  });
+
+  it('slow engine phases are waited for by polling', async () => {
+    bed = await startBed({delayMs: 150});
+    const vm = bed.sim.vm(`db 01 'quoted'; ünï`);
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log});
+    const polls = bed.sim.apiLog.filter((l) => l.method === 'GET' && /\/backups\/[^/]+$/.test(l.path)).length;
+    expect(polls).toBeGreaterThan(1);
+    await readSource(b.sources[0]!);
+    await b.complete();
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
+  });
+
+  it('old-engine JSON with numbers and booleans as strings (§1.3) reads the same', async () => {
+    bed = await startBed({legacyJson: true});
+    const vms = await bed.platform.inventory();
+    const web = vms.find((v) => v.name === 'web01')!;
+    expect(web.disks.map((d) => d.size)).toEqual([64 * 2 ** 20, 32 * 2 ** 20]);
+    const b = await bed.platform.openBackup(web.id, {log: bed.log});
+    expect(b.sources[0]!.size).toBe(64 * 2 ** 20);
+    await readSource(b.sources[0]!);
+    await b.complete();
+  });
+});
