@@ -16,7 +16,8 @@ beforeEach(async () => {
 afterEach(async () => s.cleanup());
 
 async function deadPid(): Promise<number> {
-  const p = await execa('true');
+  const p = execa('true');
+  await p;
   return p.pid!;
 }
 
