@@ -17,7 +17,8 @@ import {
   formatDateTime,
   type TimeOptions,
 } from './format.js';
-import type {SessionReport, SessionResult, VmReport, VmStatus} from './model.js';
+import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, STATUS_COLOUR, th} from './html-parts.js';
+import type {SessionReport, VmReport} from './model.js';
 import {
   countStatuses,
   groupIssues,
@@ -28,19 +29,6 @@ import {
   type IssueGroup,
 } from './summary.js';
 
-/** Header bar: background and text colour per result. */
-const HEADER: Record<SessionResult, {bg: string; fg: string; sub: string}> = {
-  success: {bg: '#2e7d32', fg: '#ffffff', sub: '#d7f0d8'},
-  warning: {bg: '#f2a900', fg: '#2b1d00', sub: '#4a3500'},
-  failed: {bg: '#c62828', fg: '#ffffff', sub: '#ffdede'},
-};
-
-/** Text colour of a status in the tables. */
-export const STATUS_COLOUR: Record<VmStatus, string> = {success: '#2e7d32', warning: '#b36b00', failed: '#c62828'};
-
-const FONT = "font-family:'Segoe UI',Helvetica,Arial,sans-serif";
-const MUTED = '#5f6b7a';
-const BORDER = '#d9dee5';
 /** Per-VM issue messages shown in the Details cell; the rest are counted ("+2 more"). */
 const MAX_ISSUES_IN_CELL = 3;
 /** VM names listed under one issue group before "and N more". */
@@ -61,20 +49,17 @@ export interface HtmlOptions extends TimeOptions {
 
 export function renderSessionHtml(report: SessionReport, subject: string, opts: HtmlOptions = {}): string {
   const counts = countStatuses(report);
-  const h = HEADER[report.result];
   const t = report.totals;
   const repo = report.repository;
   const low = isLowOnSpace(repo.freeBytes, repo.totalBytes);
 
-  const header = `<tr><td bgcolor="${h.bg}" style="background:${h.bg};color:${h.fg};padding:16px 20px">
-<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr>
-<td style="color:${h.fg};${FONT}"><div style="font-size:12px;color:${h.sub};text-transform:uppercase;letter-spacing:1px">Backup job</div>
-<div style="font-size:22px;font-weight:bold;margin-top:2px">${esc(report.jobName)}</div>${
-    report.jobDescription ? `<div style="font-size:13px;color:${h.sub};margin-top:2px">${esc(report.jobDescription)}</div>` : ''
-  }</td>
-<td align="right" valign="top" style="color:${h.fg};${FONT};white-space:nowrap"><div style="font-size:22px;font-weight:bold">${RESULT_LABEL[report.result]}</div>
-<div style="font-size:13px;color:${h.sub};margin-top:2px">${processedLine(counts)}</div></td>
-</tr></table></td></tr>`;
+  const header = headerBar(report.result, {
+    caption: 'Backup job',
+    title: report.jobName,
+    subtitle: report.jobDescription,
+    right: RESULT_LABEL[report.result],
+    rightSub: processedLine(counts),
+  });
 
   const attempt = report.attempt > 1 ? ` &middot; attempt ${report.attempt}${report.lastAttempt ? ' (last)' : ''}` : '';
   const sessionLine = `<tr><td style="padding:10px 20px;border-bottom:1px solid ${BORDER};color:${MUTED};font-size:13px">Session ${esc(
@@ -122,13 +107,13 @@ ${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`
     low ? ' &mdash; <b>low on space</b>' : ''
   }</div></td></tr>`;
 
-  const th = (label: string, right = false) =>
-    `<th align="${right ? 'right' : 'left'}" style="border-bottom:2px solid ${BORDER};color:${MUTED};font-weight:600;white-space:nowrap">${label}</th>`;
   const vmRows = report.vms.map((vm, i) => vmRow(vm, i, report.startedAt, opts)).join('\n');
   const compactNote = opts.compact
     ? `<div style="color:${MUTED};margin-bottom:6px">This session has many messages: they are counted here and listed in full in the plain-text part of this mail and in the session log.</div>`
     : '';
-  const vmTable = `<tr><td style="padding:14px 20px 4px 20px"><div style="font-size:15px;font-weight:bold;margin-bottom:6px">Details</div>${compactNote}
+  const vmTable = section(
+    'Details',
+    `${compactNote}
 <table id="vms" width="100%" cellpadding="5" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937;border-collapse:collapse">
 <thead><tr>${th('Name')}${th('Status')}${th('Start time')}${th('End time')}${th('Size', true)}${th('Read', true)}${th('Transferred', true)}${th(
     'Duration',
@@ -136,34 +121,22 @@ ${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`
   )}${th('Details')}</tr></thead>
 <tbody>
 ${vmRows || `<tr><td colspan="9" style="color:${MUTED}">No VMs were processed in this session.</td></tr>`}
-</tbody></table></td></tr>`;
+</tbody></table>`,
+  );
 
   const groups = groupIssues(report);
   const issues = groups.length
-    ? `<tr><td style="padding:14px 20px 4px 20px"><div style="font-size:15px;font-weight:bold;margin-bottom:6px">Warnings and errors &mdash; what to do</div>
-<table id="issues" width="100%" cellpadding="0" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937">
+    ? section(
+        'Warnings and errors — what to do',
+        `<table id="issues" width="100%" cellpadding="0" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937">
 ${groups.map(issueGroupRow).join('\n')}
-</table></td></tr>`
+</table>`,
+      )
     : '';
 
-  const footer = `<tr><td style="padding:14px 20px;border-top:1px solid ${BORDER};color:${MUTED};font-size:11px">Sent by vmbackup ${esc(
-    report.appVersion,
-  )} on <b>${esc(report.hostname)}</b> &middot; session ${esc(report.sessionId)}</td></tr>`;
+  const foot = footer(`Sent by vmbackup ${esc(report.appVersion)} on <b>${esc(report.hostname)}</b> &middot; session ${esc(report.sessionId)}`);
 
-  return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(subject)}</title></head>
-<body style="margin:0;padding:0;background:#eef1f5">
-<table role="presentation" width="100%" cellpadding="0" cellspacing="0" bgcolor="#eef1f5" style="background:#eef1f5"><tr><td align="center" style="padding:16px 8px">
-<table role="presentation" width="880" cellpadding="0" cellspacing="0" style="width:100%;max-width:880px;background:#ffffff;border:1px solid ${BORDER};${FONT};font-size:13px;color:#1f2937">
-${header}
-${sessionLine}
-${summary}
-${vmTable}
-${issues}
-${footer}
-</table></td></tr></table>
-</body></html>
-`;
+  return documentShell(subject, [header, sessionLine, summary, vmTable, issues, foot]);
 }
 
 function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOptions): string {
@@ -204,11 +177,6 @@ function issueGroupRow(g: IssueGroup): string {
   return `<tr class="issue"><td valign="top" style="color:${colour};font-size:14px;padding:6px 8px 6px 0;width:18px">${sym}</td><td style="padding:6px 0;border-bottom:1px solid #eef1f5"><b style="color:${colour}">${esc(
     advice.title,
   )}</b> <span style="color:${MUTED}">&middot; ${shown}</span><br>What to do: ${esc(advice.action)}</td></tr>`;
-}
-
-/** Joins number and unit with a no-break space (one byte more than a space, unlike &nbsp;). */
-function nb(figure: string): string {
-  return figure.replace(' ', '\u00a0');
 }
 
 function cut(text: string, max: number): string {
