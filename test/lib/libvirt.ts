@@ -13,7 +13,7 @@ import {mkdir, mkdtemp, open, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import type {DiskSource, SourceExtent} from '../../src/platforms/types.js';
+import type {DiskSink, DiskSource, SourceExtent} from '../../src/platforms/types.js';
 
 const SCRIPT = fileURLToPath(new URL('../setup.d/20-libvirt.sh', import.meta.url));
 export const VMS_DIR = '/var/lib/vmbackup-test/vms';
@@ -168,4 +168,23 @@ export async function imagesIdentical(a: string, b: string, fa = 'raw', fb = 'ra
 
 export async function copyFile(from: string, to: string): Promise<void> {
   await execa('cp', ['--sparse=always', from, to]);
+}
+
+/** Replays a raw image file into a DiskSink as a restore would: zero chunks as zero(), the rest as write(). */
+export async function writeRawIntoSink(rawPath: string, sink: DiskSink): Promise<void> {
+  const fh = await open(rawPath, 'r');
+  try {
+    const chunk = Math.min(MiB, sink.maxWriteSize);
+    for (let off = 0; off < sink.size; off += chunk) {
+      const len = Math.min(chunk, sink.size - off);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, off);
+      if (buf.every((b) => b === 0)) await sink.zero(off, len);
+      else await sink.write(off, buf);
+    }
+  } finally {
+    await fh.close();
+  }
+  await sink.flush();
+  await sink.close();
 }

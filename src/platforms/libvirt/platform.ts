@@ -5,7 +5,7 @@
  */
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import type {CommandLog, CommandRunner} from '../../transports/command-runner.js';
+import {LocalRunner, type CommandLog, type CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, RestoreTarget, VmBackup, VmRestore} from '../types.js';
 import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
@@ -32,6 +32,10 @@ export interface LibvirtPlatformOptions {
 export class LibvirtPlatform implements PlatformAdapter {
   readonly kind = 'libvirt' as const;
   readonly hosts: LibvirtHost[];
+  /** The appliance's own scratch directory (forwarded sockets, restores to files). */
+  readonly localScratchDir: string;
+  /** Runs commands on the appliance itself (restores to files). */
+  readonly localRunner: CommandRunner;
   private readonly trusted: TrustedCheckpoints | undefined;
 
   constructor(opts: LibvirtPlatformOptions) {
@@ -44,6 +48,8 @@ export class LibvirtPlatform implements PlatformAdapter {
       (h) => new LibvirtHost(h, {runner: opts.runner, scratchDir, localScratchDir: join(localScratchDir, safeName(h.name)), log: opts.commandLog}),
     );
     this.trusted = opts.trustedCheckpoints;
+    this.localScratchDir = localScratchDir;
+    this.localRunner = new LocalRunner({log: opts.commandLog});
   }
 
   host(name: string): LibvirtHost {

@@ -1,0 +1,113 @@
+/**
+ * A DiskSink that writes a new disk image file (qcow2 or raw): `qemu-img create`, a writable
+ * `qemu-nbd` export over a unix socket, then NBD writes and write-zeroes. Usable on the appliance
+ * (LocalRunner) or on a libvirt host (SshRunner plus a forwarded socket), and by any platform
+ * adapter that restores disks to files.
+ *
+ * Contract: an existing file is never overwritten (UserError); close() flushes nothing by itself
+ * (the engine calls flush()), ends qemu-nbd and waits for it, so the image is complete and closed
+ * when close() returns; discard() does the same and deletes the file.
+ */
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import type {CommandRunner} from '../transports/command-runner.js';
+import {NbdPool} from '../transports/nbd/index.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import {startQemuNbd, type QemuNbdExport} from './libvirt/qemu-nbd.js';
+import type {DiskSink} from './types.js';
+
+export interface ImageFileSinkOptions {
+  /** Runs qemu-img and qemu-nbd where the file is to be written. */
+  runner: CommandRunner;
+  path: string;
+  format: 'qcow2' | 'raw';
+  size: number;
+  key: string;
+  /** A directory on the same machine as the file, for the export's socket and pid file. */
+  scratchDir: string;
+  /** Makes the export's socket reachable from this process (default: it already is). */
+  reach?: (socketPath: string) => Promise<{path: string; close(): Promise<void>}>;
+  connections?: number;
+}
+
+export class ImageFileSink implements DiskSink {
+  readonly key: string;
+  readonly size: number;
+  readonly path: string;
+  readonly maxParallelWrites: number;
+  readonly maxWriteSize: number;
+  private closed = false;
+
+  private constructor(
+    opts: ImageFileSinkOptions,
+    private readonly pool: NbdPool,
+    private readonly release: () => Promise<void>,
+  ) {
+    this.key = opts.key;
+    this.size = opts.size;
+    this.path = opts.path;
+    this.maxParallelWrites = pool.connections * 4;
+    this.maxWriteSize = Math.min(pool.maxPayload, 32 * 1024 * 1024);
+  }
+
+  static async create(opts: ImageFileSinkOptions): Promise<ImageFileSink> {
+    const {runner, path} = opts;
+    const exists = await runner.run(['test', '-e', path], {allowFailure: true});
+    if (exists.exitCode === 0) {
+      throw new UserError(`The restore target ${path} already exists on ${runner.where}.`, {
+        hint: 'Choose another directory or name, or remove the old file if it is no longer needed.',
+        exitCode: ExitCode.invalidInput,
+      });
+    }
+    await runner.run(['qemu-img', 'create', '-q', '-f', opts.format, ...(opts.format === 'qcow2' ? ['-o', 'compat=1.1'] : []), path, String(opts.size)]);
+    const dir = join(opts.scratchDir, `restore-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
+    let nbd: QemuNbdExport | undefined;
+    let socket: {path: string; close(): Promise<void>} | undefined;
+    const release = async () => {
+      await socket?.close().catch(() => {});
+      await nbd?.stop();
+      await runner.run(['rm', '-rf', '--', dir], {allowFailure: true});
+    };
+    try {
+      await runner.run(['mkdir', '-p', '-m', '0700', '--', dir]);
+      nbd = await startQemuNbd(runner, {
+        image: path,
+        format: opts.format,
+        exportName: opts.key,
+        socketPath: join(dir, 'nbd.sock'),
+        pidFile: join(dir, 'qemu-nbd.pid'),
+        readOnly: false,
+        connections: opts.connections ?? 2,
+      });
+      socket = opts.reach ? await opts.reach(nbd.socketPath) : {path: nbd.socketPath, close: async () => {}};
+      const pool = await NbdPool.open({address: {socketPath: socket.path}, exportName: opts.key, connections: opts.connections ?? 2});
+      return new ImageFileSink(opts, pool, release);
+    } catch (err) {
+      await release().catch(() => {});
+      await runner.run(['rm', '-f', '--', path], {allowFailure: true});
+      throw err;
+    }
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.pool.write(offset, data);
+  }
+
+  zero(offset: number, length: number): Promise<void> {
+    return this.pool.writeZeroes(offset, length);
+  }
+
+  flush(): Promise<void> {
+    return this.pool.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.pool.close();
+    } finally {
+      await this.release();
+    }
+  }
+}

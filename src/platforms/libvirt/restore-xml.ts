@@ -1,0 +1,85 @@
+/**
+ * Rewrites a saved domain XML for a restore as a new VM (libvirt-backup.md §7.2): new name,
+ * no <uuid> (libvirt assigns one) unless the restore replaces the original, new MAC addresses,
+ * restored disks pointing at their new image files (type='file', the restored format, no
+ * backing chain), and disks that are not restored removed (they would otherwise share the
+ * original VM's images). Everything else is kept as it was, element order included.
+ */
+import {XMLBuilder, XMLParser} from 'fast-xml-parser';
+
+type Node = Record<string, unknown>;
+
+const parser = new XMLParser({ignoreAttributes: false, attributeNamePrefix: '@_', preserveOrder: true, parseAttributeValue: false, parseTagValue: false, trimValues: false});
+const builder = new XMLBuilder({ignoreAttributes: false, attributeNamePrefix: '@_', preserveOrder: true, suppressEmptyNode: true});
+
+function tagOf(n: Node): string | undefined {
+  return Object.keys(n).find((k) => k !== ':@' && k !== '#text');
+}
+function kids(n: Node): Node[] {
+  const t = tagOf(n);
+  return t ? (n[t] as Node[]) : [];
+}
+function attrs(n: Node): Record<string, string> {
+  return ((n[':@'] as Record<string, string> | undefined) ??= {} as Record<string, string>) as Record<string, string>;
+}
+function find(list: Node[], tag: string): Node | undefined {
+  return list.find((n) => tagOf(n) === tag);
+}
+
+export interface RestoredDisk {
+  path: string;
+  format: string;
+}
+
+/** A random locally administered MAC in the QEMU/KVM range (52:54:00). */
+export function randomMac(random: () => number = Math.random): string {
+  const b = () => Math.floor(random() * 256).toString(16).padStart(2, '0');
+  return `52:54:00:${b()}:${b()}:${b()}`;
+}
+
+export function rewriteDomainForRestore(
+  xml: string,
+  opts: {name: string; disks: Map<string, RestoredDisk>; keepUuid?: boolean; mac?: () => string},
+): string {
+  const doc = parser.parse(xml) as Node[];
+  const domain = find(doc, 'domain');
+  if (!domain) throw new Error('not a domain XML');
+  const top = kids(domain);
+  const mac = opts.mac ?? (() => randomMac());
+
+  const nameNode = find(top, 'name');
+  if (nameNode) nameNode['name'] = [{'#text': opts.name}];
+  if (!opts.keepUuid) {
+    const i = top.findIndex((n) => tagOf(n) === 'uuid');
+    if (i >= 0) top.splice(i, 1);
+  }
+
+  const devices = find(top, 'devices');
+  if (devices) {
+    const list = kids(devices);
+    for (let i = list.length - 1; i >= 0; i--) {
+      const n = list[i]!;
+      const tag = tagOf(n);
+      if (tag === 'disk' && (attrs(n)['@_device'] ?? 'disk') === 'disk') {
+        const dev = attrs(find(kids(n), 'target') ?? {})['@_dev'];
+        const restored = dev ? opts.disks.get(dev) : undefined;
+        if (!restored) {
+          list.splice(i, 1);
+          continue;
+        }
+        attrs(n)['@_type'] = 'file';
+        const children = kids(n).filter((c) => !['source', 'backingStore'].includes(tagOf(c) ?? ''));
+        const driver = find(children, 'driver');
+        if (driver) attrs(driver)['@_type'] = restored.format;
+        const src: Node = {source: [], ':@': {'@_file': restored.path}};
+        const driverAt = driver ? children.indexOf(driver) + 1 : 0;
+        children.splice(driverAt, 0, src);
+        n['disk'] = children;
+      } else if (tag === 'interface') {
+        const m = find(kids(n), 'mac');
+        if (m) attrs(m)['@_address'] = mac();
+      }
+    }
+  }
+  return builder.build(doc) as string;
+}
