@@ -4,7 +4,7 @@
  * the time set in DailySummarySettings and queues the result.
  */
 import {escapeHtml as esc, fit, formatBytes, formatDateTime, formatPercent, oneLine, wrap, type TimeOptions} from './format.js';
-import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, STATUS_COLOUR, th} from './html-parts.js';
+import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, spaceBar, STATUS_COLOUR, th} from './html-parts.js';
 import type {DailySummaryInput, RenderedMail, SessionResult} from './model.js';
 import {isLowOnSpace, RESULT_LABEL, STATUS_SYMBOL} from './summary.js';
 import {TEXT_WIDTH} from './report-text.js';
@@ -51,7 +51,7 @@ export function renderDailySummary(input: DailySummaryInput, opts: TimeOptions =
       )}</td><td align="right">${nb(formatBytes(r.totalBytes))}</td><td align="right"${isLow ? ` style="color:${STATUS_COLOUR.failed}"` : ''}>${formatPercent(
         r.freeBytes,
         r.totalBytes,
-      )}${isLow ? ' &mdash; low on space' : ''}</td></tr>`;
+      )}${isLow ? ' &mdash; low on space' : ''}</td><td valign="middle">${spaceBar(r.freeBytes, r.totalBytes, isLow, 140)}</td></tr>`;
     })
     .join('\n');
   const table = (id: string, head: string, rows: string, empty: string, cols: number) =>
@@ -64,7 +64,7 @@ ${rows || `<tr><td colspan="${cols}" style="color:${MUTED}">${empty}</td></tr>`}
     headerBar(result, {caption: 'Daily summary', title: host, right: RESULT_LABEL[result], rightSub: problems || 'all jobs succeeded'}),
     `<tr><td style="padding:10px 20px;border-bottom:1px solid ${BORDER};color:${MUTED};font-size:13px">As of ${esc(when)}</td></tr>`,
     section('Jobs', table('jobs', `${th('Job')}${th('Last result')}${th('Last run')}${th('Next run')}`, jobRows, 'No jobs are set up.', 4)),
-    section('Repositories', table('repositories', `${th('Repository')}${th('Free', true)}${th('Size', true)}${th('Free %', true)}`, repoRows, 'No repositories are set up.', 4)),
+    section('Repositories', table('repositories', `${th('Repository')}${th('Free', true)}${th('Size', true)}${th('Free %', true)}${th('Used')}`, repoRows, 'No repositories are set up.', 5)),
     footer(`Sent by vmbackup on <b>${esc(host)}</b>`),
   ]);
 

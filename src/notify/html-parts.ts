@@ -70,3 +70,18 @@ export function th(label: string, right = false): string {
 export function nb(figure: string): string {
   return figure.replace(' ', '\u00a0');
 }
+
+/**
+ * A used/free bar for a repository, as two table cells (mail clients ignore CSS widths on divs
+ * more often than on cells). Red when low on space.
+ */
+export function spaceBar(freeBytes: number, totalBytes: number, low: boolean, widthPx = 200): string {
+  const used = totalBytes > 0 ? Math.min(1, Math.max(0, 1 - freeBytes / totalBytes)) : 0;
+  const usedPx = Math.round(used * widthPx);
+  const colour = low ? STATUS_COLOUR.failed : '#5b7db1';
+  const cells = [
+    usedPx > 0 ? `<td width="${usedPx}" bgcolor="${colour}" style="background:${colour};height:8px;font-size:1px;line-height:1px">&nbsp;</td>` : '',
+    usedPx < widthPx ? `<td width="${widthPx - usedPx}" bgcolor="#e3e8ef" style="background:#e3e8ef;height:8px;font-size:1px;line-height:1px">&nbsp;</td>` : '',
+  ];
+  return `<table role="presentation" width="${widthPx}" cellpadding="0" cellspacing="0" style="width:${widthPx}px"><tr>${cells.join('')}</tr></table>`;
+}

@@ -17,7 +17,7 @@ import {
   formatDateTime,
   type TimeOptions,
 } from './format.js';
-import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, STATUS_COLOUR, th} from './html-parts.js';
+import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, spaceBar, STATUS_COLOUR, th} from './html-parts.js';
 import type {SessionReport, VmReport} from './model.js';
 import {
   countStatuses,
@@ -105,7 +105,7 @@ ${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`
     repo.path,
   )}): ${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${
     low ? ' &mdash; <b>low on space</b>' : ''
-  }</div></td></tr>`;
+  }</div><div style="margin-top:4px">${spaceBar(repo.freeBytes, repo.totalBytes, low, 260)}</div></td></tr>`;
 
   const vmRows = report.vms.map((vm, i) => vmRow(vm, i, report.startedAt, opts)).join('\n');
   const compactNote = opts.compact
