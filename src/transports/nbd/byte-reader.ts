@@ -68,11 +68,19 @@ export class ByteReader {
     stream.on('error', this.onError);
   }
 
-  /** Moves to another stream over the same connection (after STARTTLS). No bytes may be pending. */
-  switchTo(stream: Duplex): void {
-    this.detach();
-    if (this.available > 0) throw new Error('bytes pending when switching streams');
-    this.attach(stream, true);
+  /**
+   * Stops taking bytes from the current stream, before a TLS handshake takes the socket over.
+   * Nothing may be pending: after STARTTLS's ACK the server sends nothing in the clear.
+   */
+  detach(): void {
+    if (this.available > 0) throw new Error('bytes pending when handing the socket over');
+    const stream = this.stream;
+    if (!stream) return;
+    if (this.dataEvents) stream.off('data', this.onData);
+    stream.off('end', this.onEnd);
+    stream.off('close', this.onEnd);
+    stream.off('error', this.onError);
+    this.stream = undefined;
   }
 
   /** The reason the stream ended, once it has. */
@@ -169,12 +177,4 @@ export class ByteReader {
     this.waiter?.();
   }
 
-  private detach(): void {
-    const stream = this.stream;
-    if (!stream) return;
-    if (this.dataEvents) stream.off('data', this.onData);
-    stream.off('end', this.onEnd);
-    stream.off('close', this.onEnd);
-    stream.off('error', this.onError);
-  }
 }

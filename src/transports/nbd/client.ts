@@ -43,8 +43,12 @@ export interface NbdConnectOptions {
   metaContexts?: string[];
   /** Limit for connecting and the handshake (not for requests). Default 30 s. */
   timeoutMs?: number;
-  /** Negotiate NBD_OPT_STARTTLS; the server certificate is verified against `ca` (or the system CAs). */
-  tls?: {ca?: string | Buffer; servername?: string};
+  /**
+   * Negotiate NBD_OPT_STARTTLS. The server certificate is verified against `ca` (or the system
+   * CAs) and must name `servername` (default: the TCP host). `cert`/`key`: a client certificate,
+   * which QEMU asks for unless its tls-creds object has verify-peer=off.
+   */
+  tls?: {ca?: string | Buffer; servername?: string; cert?: string | Buffer; key?: string | Buffer};
 }
 
 /** One block-status extent: flags as the context defines them (base:allocation, dirty bitmap). */
@@ -143,7 +147,14 @@ export class NbdClient {
       stream.destroy();
       raw.destroy();
       if (err instanceof UserError || err instanceof NbdProtocolError) throw err;
-      throw connectionLost(opts.address, `the handshake for export '${opts.exportName}'`, err);
+      const lost = connectionLost(opts.address, `the handshake for export '${opts.exportName}'`, err);
+      if (!opts.tls) throw lost;
+      // QEMU drops a TLS client it cannot verify without saying why on the wire.
+      throw new UserError(lost.message, {
+        hint: 'The server may require a client certificate (tls.cert and tls.key) signed by a CA it trusts, or it rejected the one given. Check the server log.',
+        exitCode: ExitCode.untrusted,
+        cause: err,
+      });
     }
   }
 

@@ -23,6 +23,7 @@ import {
   OPTION_REPLY_MAGIC,
   Option,
   OptionReply,
+  REP_ERR_POLICY,
   REP_ERR_UNSUP,
   decodeInfo,
   decodeMetaContext,
@@ -119,8 +120,10 @@ export async function negotiate(
     channel.write(encodeOption(Option.startTls));
     const reply = await readOptionReply(reader, Option.startTls);
     if (isError(reply)) {
-      if (reply.type === REP_ERR_UNSUP) {
-        throw new UserError(`The NBD server at ${describeAddress(opts.address)} does not support TLS`, {
+      // QEMU without --tls-creds answers POLICY ("TLS not configured"); others UNSUP.
+      if (reply.type === REP_ERR_UNSUP || reply.type === REP_ERR_POLICY) {
+        const said = reply.data.length > 0 ? `: ${reply.data.toString('utf8')}` : '';
+        throw new UserError(`The NBD server at ${describeAddress(opts.address)} does not support TLS${said}`, {
           hint: 'Enable TLS on the server (qemu-nbd --tls-creds, libvirt backup <server tls="yes">) or connect without TLS.',
           exitCode: ExitCode.untrusted,
         });
@@ -129,8 +132,9 @@ export async function negotiate(
     }
     if (reply.type !== OptionReply.ack) throw new NbdProtocolError(`unexpected reply ${reply.type} to STARTTLS`);
     if (!channel.startTls) throw new Error('TLS requested but the channel cannot start TLS');
+    reader.detach();
     const secure = await channel.startTls();
-    reader.switchTo(secure);
+    reader.attach(secure, true);
   }
 
   // Structured replies: needed for meta contexts and for sparse (OFFSET_HOLE) reads.

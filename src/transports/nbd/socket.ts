@@ -32,21 +32,30 @@ export function openSocket(address: NbdAddress, timeoutMs: number, onread?: (chu
   });
 }
 
-/** The TLS handshake over an NBD socket after STARTTLS was acknowledged. Certificates are verified. */
+/**
+ * The TLS handshake over an NBD socket after STARTTLS was acknowledged. The certificate chain is
+ * always verified (against `ca`, or the system CAs). The certificate must also name the server:
+ * `servername` when given, else the TCP host (a DNS name or an IP address SAN). A unix socket has
+ * no name of its own, so there only the chain is checked unless a servername is given.
+ * `cert`/`key` present a client certificate, which QEMU's TLS NBD servers ask for by default.
+ */
 export function upgradeToTls(
   socket: net.Socket,
   address: NbdAddress,
-  opts: {ca?: string | Buffer; servername?: string},
+  opts: {ca?: string | Buffer; servername?: string; cert?: string | Buffer; key?: string | Buffer},
 ): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const servername = opts.servername ?? ('host' in address && net.isIP(address.host) === 0 ? address.host : undefined);
+    const identity = opts.servername ?? ('host' in address ? address.host : undefined);
     const secure = tls.connect({
       socket,
       ca: opts.ca,
-      servername,
+      // QEMU's x509 credentials verify the client by default (verify-peer=on), as libvirt sets up.
+      cert: opts.cert,
+      key: opts.key,
+      // SNI carries names only, never IP addresses.
+      servername: identity !== undefined && net.isIP(identity) === 0 ? identity : undefined,
       rejectUnauthorized: true,
-      // An IP address or unix socket has no name to check unless the caller gave one.
-      checkServerIdentity: servername === undefined ? () => undefined : tls.checkServerIdentity,
+      checkServerIdentity: (_host, cert) => (identity === undefined ? undefined : tls.checkServerIdentity(identity, cert)),
     });
     const onError = (err: Error) => {
       secure.destroy();
