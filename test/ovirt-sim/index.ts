@@ -66,6 +66,8 @@ export interface Simulator {
   faults: SimControl;
   apiLog: ApiLogEntry[];
   imageioLog: ImageioLogEntry[];
+  /** Base URLs of the imageio daemon ("host", transfer_url) and proxy ("engine", proxy_url). */
+  imageio: {daemon: string; proxy: string};
   vm(name: string): SimVm;
   disksOf(name: string): SimDisk[];
   /** A guest write to a disk (marks the blocks dirty in every checkpoint bitmap). */
@@ -202,6 +204,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     caPem: tls.caPem,
     caFingerprint: tls.caFingerprint,
     user, password, state, faults: control, apiLog, imageioLog,
+    imageio: {daemon: `https://127.0.0.1:${ports.daemon}`, proxy: `https://127.0.0.1:${ports.proxy}`},
     vm: findVm,
     disksOf: (name) => findVm(name).attachments.map((a) => state.disk(a.diskId)),
     guestWrite(diskId, offset, data) {
