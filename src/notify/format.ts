@@ -1,31 +1,16 @@
 /**
  * Pure formatters for the figures in reports: sizes, durations, ratios, rates, times, and
  * escaping for HTML. Both the HTML and the plain-text renderers use these, so a figure reads the
- * same in both parts. Sizes use binary units (GiB), as disk sizes do in libvirt and oVirt.
+ * same in both parts. Sizes come from util/format (binary units, as libvirt and oVirt show disks).
  */
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+// Sizes, rates and ratios read the same in the console, the CLI and the mails: one implementation.
+export {formatBytes, formatRate, formatRatio} from '../util/format.js';
 
-/** 0 → "0 B", 1536 → "1.5 KiB", 53687091200 → "50.0 GiB". Negative or non-finite → "–". */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '–';
-  if (bytes < 1024) return `${Math.round(bytes)} B`;
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  // Three significant figures at most: "512 GiB", "51.2 GiB", "5.12 GiB" reads too busy, so one decimal below 100.
-  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${UNITS[unit]}`;
-}
-
-export function formatRate(bytesPerSec: number): string {
-  if (!Number.isFinite(bytesPerSec) || bytesPerSec < 0) return '–';
-  return `${formatBytes(bytesPerSec)}/s`;
-}
-
-/** 754000 → "0:12:34"; over a day → "1d 2:03:04". Veeam shows durations the same way. */
+/**
+ * 754000 → "0:12:34"; over a day → "1d 2:03:04". Unlike util/format's "12m 34s", a clock
+ * format lines up in the report's Duration column, and it is how Veeam's reports show it.
+ */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '–';
   const total = Math.round(ms / 1000);
@@ -35,12 +20,6 @@ export function formatDuration(ms: number): string {
   const s = total % 60;
   const clock = `${h}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
   return days > 0 ? `${days}d ${clock}` : clock;
-}
-
-/** 3.2 → "3.2x". A ratio under 1 (data grew) is shown as it is; 0 or unknown → "–". */
-export function formatRatio(ratio: number): string {
-  if (!Number.isFinite(ratio) || ratio <= 0) return '–';
-  return `${ratio >= 100 ? Math.round(ratio) : ratio.toFixed(1)}x`;
 }
 
 export function formatPercent(part: number, whole: number): string {

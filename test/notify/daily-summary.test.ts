@@ -34,7 +34,7 @@ describe('renderDailySummary', () => {
     expect(mail.html).toContain('low on space');
     expect(mail.text).toContain('Hourly <db>                  Failed      2026-11-23 07:00:00 2026-11-23 09:00:00');
     expect(mail.text).toContain('New job                      Never run   –                   2026-11-23 22:00:00');
-    expect(mail.text).toContain('usb-archive: 102 GiB free of 2.0 TiB (5%) - LOW ON SPACE');
+    expect(mail.text).toContain('usb-archive: 102 GiB free of 2.00 TiB (5%) - LOW ON SPACE');
     for (const line of mail.text.split('\n')) expect([...line].length).toBeLessThanOrEqual(80);
   });
 

@@ -70,7 +70,7 @@ describe('a session report through the queue', () => {
     const html = partOf(got.mail, 'text/html') ?? '';
     expect(text).toBe(mail!.text);
     expect(html).toBe(mail!.html);
-    for (const figure of ['220 GiB', '123 GiB', '15.0 GiB', '13.7 GiB', '3.4x', '1.9x', '166 MiB/s', '0:12:34', '1.2 TiB free of 4.0 TiB', '2 of 3 VMs processed']) {
+    for (const figure of ['220 GiB', '123 GiB', '15.0 GiB', '13.7 GiB', '3.4x', '1.9x', '166 MiB/s', '0:12:34', '1.20 TiB free of 4.00 TiB', '2 of 3 VMs processed']) {
       expect(text).toContain(figure);
       expect(html.replace(/\u00a0/g, ' ')).toContain(figure);
     }

