@@ -4,41 +4,22 @@
  * by a ManualClock except in the one test that runs the real sender loop end to end.
  */
 import {mkdtemp, readdir, readFile, stat, writeFile} from 'node:fs/promises';
-import net from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterEach, describe, expect, it} from 'vitest';
 import {ManualClock} from '../../src/notify/clock.js';
 import {MailQueue} from '../../src/notify/mail-queue.js';
 import {buildSessionMail} from '../../src/notify/policy.js';
-import {parseEmailSettings, parseJobNotification, type EmailSettings} from '../../src/notify/settings.js';
+import {parseJobNotification, type EmailSettings} from '../../src/notify/settings.js';
 import type {OutgoingMail} from '../../src/notify/transport.js';
 import {sampleReport} from './fixtures.js';
 import {partOf} from './rfc822.js';
-import {SmtpHarness} from './smtp-harness.js';
+import {freePort, SmtpHarness, smtpSettings} from './smtp-harness.js';
 
 const PASSWORD = 'queue-Secret-9;"x"';
 
 function settingsFor(port: number, extra: object = {}): EmailSettings {
-  return parseEmailSettings({
-    transport: 'smtp',
-    host: '127.0.0.1',
-    port,
-    security: 'none',
-    from: 'vmbackup@example.test',
-    fromName: 'vmbackup on appliance-01',
-    recipients: ['ops@example.test'],
-    timeoutSeconds: 5,
-    ...extra,
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return smtpSettings(port, {fromName: 'vmbackup on appliance-01', ...extra});
 }
 
 const spoolDir = () => mkdtemp(join(tmpdir(), 'vmbackup spool ü;'));

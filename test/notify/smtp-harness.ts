@@ -4,11 +4,36 @@
  * authentication, and hooks to refuse recipients. Received messages are kept raw and parsed.
  */
 import {mkdtemp, readFile} from 'node:fs/promises';
+import net from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {SMTPServer, type SMTPServerOptions} from 'smtp-server';
+import {parseEmailSettings, type EmailSettings, type EmailSettingsInput} from '../../src/notify/settings.js';
 import {parseMail, type ParsedMail} from './rfc822.js';
+
+/** Email settings for a harness on 127.0.0.1:`port`, plain SMTP unless `extra` says otherwise. */
+export function smtpSettings(port: number, extra: Partial<EmailSettingsInput> = {}): EmailSettings {
+  return parseEmailSettings({
+    transport: 'smtp',
+    host: '127.0.0.1',
+    port,
+    security: 'none',
+    from: 'vmbackup@example.test',
+    recipients: ['ops@example.test'],
+    timeoutSeconds: 5,
+    ...extra,
+  } as EmailSettingsInput);
+}
+
+/** A port with nothing listening on it (free for a server started later). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
 
 export interface Received {
   from: string;

@@ -7,26 +7,15 @@ import net from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {parseEmailSettings, type EmailSettingsInput} from '../../src/notify/settings.js';
+import {parseEmailSettings} from '../../src/notify/settings.js';
 import {sendTestMessage} from '../../src/notify/test-message.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import {parseMail, partOf} from './rfc822.js';
-import {makeCert, SmtpHarness, type TestCert} from './smtp-harness.js';
+import {freePort, makeCert, SmtpHarness, smtpSettings, type TestCert} from './smtp-harness.js';
 
 const PASSWORD = 'correct-h0rse;battery "staple"';
 
-function smtp(port: number, extra: Partial<EmailSettingsInput> = {}) {
-  return parseEmailSettings({
-    transport: 'smtp',
-    host: '127.0.0.1',
-    port,
-    security: 'none',
-    from: 'vmbackup@example.test',
-    recipients: ['ops@example.test'],
-    timeoutSeconds: 5,
-    ...extra,
-  });
-}
+const smtp = smtpSettings;
 
 async function failure(p: Promise<unknown>): Promise<UserError> {
   try {
@@ -36,15 +25,6 @@ async function failure(p: Promise<unknown>): Promise<UserError> {
     return err as UserError;
   }
   throw new Error('expected a failure');
-}
-
-/** A port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 let cert: TestCert;
@@ -189,7 +169,7 @@ describe('implicit TLS', () => {
 
 describe('unreachable servers', () => {
   it('explains a refused connection', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const err = await failure(sendTestMessage(smtp(port)));
     expect(err.message).toBe(`The connection to the mail server 127.0.0.1:${port} was refused: nothing accepts connections on that port.`);
     expect(err.hint).toMatch(/firewall/);
