@@ -1,0 +1,74 @@
+/**
+ * Checks between configuration objects: ids and names unique per collection, a job's repository
+ * and connection exist, tags only on oVirt connections, a worker's placement names a known
+ * connection, cluster and host; and what may not be deleted while something uses it.
+ */
+import type {FieldProblem} from './parse.js';
+import type {ConfigData} from './store.js';
+
+export function referenceProblems(data: ConfigData): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
+    const ids = new Set<string>();
+    const names = new Set<string>();
+    for (const o of data[c] as {id: string; name: string}[]) {
+      if (ids.has(o.id)) problems.push({field: `${c}.id`, message: `'${o.id}' is already used`});
+      if (names.has(o.name.toLowerCase())) problems.push({field: `${c}.name`, message: `'${o.name}' is already used`});
+      ids.add(o.id);
+      names.add(o.name.toLowerCase());
+    }
+  }
+  const paths = new Set<string>();
+  for (const r of data.repositories) {
+    if (paths.has(r.path)) problems.push({field: 'repositories.path', message: `${r.path} is already a repository of this appliance`});
+    paths.add(r.path);
+  }
+  for (const j of data.jobs) {
+    if (!data.repositories.some((r) => r.id === j.repository)) problems.push({field: 'jobs.repository', message: `no repository with id '${j.repository}'`});
+    const conn = data.connections.find((c) => c.id === j.source.connection);
+    if (!conn) {
+      problems.push({field: 'jobs.source.connection', message: `no connection with id '${j.source.connection}'`});
+      continue;
+    }
+    if (conn.kind !== 'ovirt' && j.source.tags.length > 0) problems.push({field: 'jobs.source.tags', message: 'tags can only select VMs of an oVirt/OLVM connection'});
+    if (conn.kind === 'morpheus') {
+      const clusters = conn.clusters.map((c) => c.name);
+      const hosts = conn.clusters.flatMap((c) => c.hosts.map((h) => h.name));
+      for (const c of j.source.clusters) if (!clusters.includes(c)) problems.push({field: 'jobs.source.clusters', message: `'${c}' is not a cluster of ${conn.name}`});
+      for (const h of j.source.hosts) if (!hosts.includes(h)) problems.push({field: 'jobs.source.hosts', message: `'${h}' is not a host of ${conn.name}`});
+    }
+  }
+  for (const w of data.workers) {
+    if (w.placement.kind === 'appliance') continue;
+    const conn = data.connections.find((c) => c.id === (w.placement as {connection: string}).connection);
+    if (!conn) {
+      problems.push({field: 'workers.placement.connection', message: `no connection with id '${w.placement.connection}'`});
+      continue;
+    }
+    const p = w.placement;
+    if (conn.kind === 'morpheus') {
+      if (p.kind === 'cluster' && !conn.clusters.some((c) => c.name === p.cluster)) {
+        problems.push({field: 'workers.placement.cluster', message: `'${p.cluster}' is not a cluster of ${conn.name}`});
+      }
+      if (p.kind === 'host' && !conn.clusters.some((c) => c.hosts.some((h) => h.name === p.host))) {
+        problems.push({field: 'workers.placement.host', message: `'${p.host}' is not a host of ${conn.name}`});
+      }
+    }
+  }
+  return problems;
+}
+
+/** Why `id` of `collection` may not be removed, or undefined. */
+export function removalProblem(data: ConfigData, collection: string, id: string): string | undefined {
+  if (collection === 'repositories') {
+    const jobs = data.jobs.filter((j) => j.repository === id).map((j) => j.name);
+    if (jobs.length) return `repository '${id}' is used by job(s) ${jobs.join(', ')}`;
+  }
+  if (collection === 'connections') {
+    const jobs = data.jobs.filter((j) => j.source.connection === id).map((j) => j.name);
+    if (jobs.length) return `connection '${id}' is used by job(s) ${jobs.join(', ')}`;
+    const workers = data.workers.filter((w) => w.placement.kind !== 'appliance' && w.placement.connection === id).map((w) => w.name);
+    if (workers.length) return `connection '${id}' is used by worker(s) ${workers.join(', ')}`;
+  }
+  return undefined;
+}

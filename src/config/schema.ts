@@ -1,0 +1,209 @@
+/**
+ * The configuration objects of the appliance, as zod schemas: repositories, connections (oVirt
+ * engines and HPE Morpheus VM Essentials servers = named groups of KVM hosts), workers, email
+ * settings (the notify layer's schema), appliance settings and backup jobs.
+ *
+ * The store, the control API, the CLI and the console all validate through these, so a bad field
+ * gets the same message everywhere. Field names are part of the API: add, never rename.
+ * References between objects (a job's repository, a worker's connection) are checked by
+ * references.ts, because a single object cannot see the others.
+ */
+import {z} from 'zod';
+import {emailSettingsSchema, jobNotificationSchema} from '../notify/settings.js';
+import {absolutePath, description, displayName, id, jobName, secret, timeOfDay, weekday, whole} from './fields.js';
+import {scheduleSchema} from './schedule.js';
+
+// ---- repositories ----------------------------------------------------------------------------
+
+export const repositorySchema = z.object({
+  id: id(),
+  name: displayName(),
+  /** A directory on a local disk; created as a repository when it does not hold one yet. */
+  path: absolutePath(),
+  /** When the health check (verify) of this repository runs. Default: Sundays at 04:00. */
+  healthCheck: scheduleSchema.default({kind: 'daily', at: '04:00', days: ['sun']}),
+});
+export type RepositoryConfig = z.output<typeof repositorySchema>;
+
+// ---- connections -----------------------------------------------------------------------------
+
+const hostName = () =>
+  z
+    .string({error: 'must be a host name or IP address'})
+    .trim()
+    .min(1, {error: 'is required'})
+    .regex(/^[A-Za-z0-9._:\-[\]]+$/, {error: 'must be a host name or IP address (no spaces, slashes or URL)'});
+
+export const sshConnectionSchema = z
+  .object({
+    kind: z.literal('ssh'),
+    host: hostName(),
+    port: whole(1, 65535).default(22),
+    user: z.string({error: 'must be a user name'}).regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, {error: 'must be a user name (letters, digits, _ . -)'}),
+    /** Private key on the appliance used to log in. */
+    identityFile: absolutePath(),
+    /** A known_hosts file that holds the host's key ... */
+    knownHostsFile: absolutePath().optional(),
+    /** ... or the host key itself, one known_hosts line without the host name ("ssh-ed25519 AAAA..."). */
+    hostKey: z
+      .string({error: 'must be a host key line'})
+      .regex(/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$/, {
+        error: 'must be a public host key such as "ssh-ed25519 AAAA…" (from ssh-keyscan)',
+      })
+      .optional(),
+  })
+  .refine((c) => c.knownHostsFile !== undefined || c.hostKey !== undefined, {
+    error: 'needs knownHostsFile or hostKey (the appliance never trusts an unknown host key)',
+    path: ['hostKey'],
+  });
+
+export const hostConnectionSchema = z.discriminatedUnion('kind', [z.object({kind: z.literal('local')}), sshConnectionSchema], {
+  error: "must have kind 'local' or 'ssh'",
+});
+
+export const kvmHostSchema = z.object({name: displayName(), connection: hostConnectionSchema});
+
+export const morpheusConnectionSchema = z.object({
+  id: id(),
+  kind: z.literal('morpheus'),
+  name: displayName(),
+  clusters: z
+    .array(z.object({name: displayName(), hosts: z.array(kvmHostSchema).min(1, {error: 'must list at least one host'})}), {error: 'must be a list of clusters'})
+    .min(1, {error: 'must list at least one cluster'})
+    .superRefine((clusters, ctx) => {
+      const seen = new Set<string>();
+      clusters.forEach((c, ci) =>
+        c.hosts.forEach((h, hi) => {
+          if (seen.has(h.name)) ctx.addIssue({code: 'custom', message: `host name '${h.name}' is used twice`, path: [ci, 'hosts', hi, 'name']});
+          seen.add(h.name);
+        }),
+      );
+    }),
+});
+
+export const ovirtConnectionSchema = z.object({
+  id: id(),
+  kind: z.literal('ovirt'),
+  name: displayName(),
+  url: z
+    .string({error: 'must be an https:// URL'})
+    .trim()
+    .refine((u) => {
+      try {
+        return new URL(u).protocol === 'https:';
+      } catch {
+        return false;
+      }
+    }, {error: 'must be an https:// URL such as https://engine.example.com/ovirt-engine'}),
+  user: z.string({error: 'must be text'}).trim().min(1, {error: 'is required'}).regex(/@/, {error: 'must include the profile, e.g. admin@internal'}),
+  password: secret().min(1, {error: 'is required'}),
+  /** The engine CA the administrator confirmed, PEM. */
+  caPem: z.string({error: 'must be a PEM certificate'}).refine((p) => p.includes('-----BEGIN CERTIFICATE-----'), {error: 'must be a PEM certificate (-----BEGIN CERTIFICATE-----)'}),
+  /** SHA-256 fingerprint shown when the CA was confirmed. */
+  caFingerprint: z.string({error: 'must be text'}).regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, {error: 'must be a SHA-256 fingerprint (32 hex pairs separated by colons)'}).optional(),
+});
+
+export const connectionSchema = z.discriminatedUnion('kind', [ovirtConnectionSchema, morpheusConnectionSchema], {
+  error: "must have kind 'ovirt' (OLVM/oVirt engine) or 'morpheus' (HPE Morpheus VM Essentials hosts)",
+});
+export type ConnectionConfig = z.output<typeof connectionSchema>;
+export type OvirtConnectionConfig = z.output<typeof ovirtConnectionSchema>;
+export type MorpheusConnectionConfig = z.output<typeof morpheusConnectionSchema>;
+export type HostConnectionConfig = z.output<typeof hostConnectionSchema>;
+
+// ---- workers ---------------------------------------------------------------------------------
+
+export const placementSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.object({kind: z.literal('appliance')}),
+    z.object({kind: z.literal('cluster'), connection: id(), cluster: displayName()}),
+    z.object({kind: z.literal('host'), connection: id(), host: displayName()}),
+  ],
+  {error: "must have kind 'appliance', 'cluster' or 'host'"},
+);
+export type Placement = z.output<typeof placementSchema>;
+
+export const workerSchema = z.object({
+  id: id(),
+  name: z.string({error: 'must be text'}).regex(/^[A-Za-z0-9-]{1,40}$/, {error: 'must be 1–40 letters, digits or -'}),
+  placement: placementSchema,
+  /** Disk tasks this worker runs at once. */
+  slots: whole(1, 64).default(4),
+});
+export type WorkerConfig = z.output<typeof workerSchema>;
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+export const retentionSchema = z
+  .object({
+    /** Keep at least the newest N restore points of each VM. */
+    restorePoints: whole(1, 9999).optional(),
+    /** Keep every restore point newer than N days. */
+    days: whole(1, 36500).optional(),
+    gfs: z
+      .object({weekly: whole(0, 520).default(0), monthly: whole(0, 1200).default(0), yearly: whole(0, 100).default(0)})
+      .optional(),
+  })
+  .default({restorePoints: 14});
+export type RetentionConfig = z.output<typeof retentionSchema>;
+
+const vmPick = z.object({
+  id: z.string({error: 'must be the VM id'}).trim().min(1, {error: 'is required'}),
+  /** The name when the VM was picked (for display; the id is what counts). */
+  name: z.string().optional(),
+  /** Disk keys to back up; every disk when omitted. */
+  disks: z.array(z.string().min(1, {error: 'must not be empty'})).optional(),
+});
+
+export const jobSourceSchema = z
+  .object({
+    connection: id(),
+    vms: z.array(vmPick, {error: 'must be a list of VMs'}).default([]),
+    /** Every VM of these clusters (by name). */
+    clusters: z.array(displayName()).default([]),
+    /** Every VM of these hosts (by name). */
+    hosts: z.array(displayName()).default([]),
+    /** Every VM with one of these oVirt tags. */
+    tags: z.array(displayName()).default([]),
+    /** VM ids never backed up by this job, whatever else selects them. */
+    exclude: z.array(z.string().min(1)).default([]),
+  })
+  .refine((s) => s.vms.length + s.clusters.length + s.hosts.length + s.tags.length > 0, {
+    error: 'must pick at least one VM, cluster, host or tag',
+    path: ['vms'],
+  });
+
+export const jobSchema = z.object({
+  id: id(),
+  name: jobName(),
+  description: description(),
+  enabled: z.boolean({error: 'must be true or false'}).default(true),
+  source: jobSourceSchema,
+  repository: id(),
+  retention: retentionSchema,
+  schedule: scheduleSchema.default({kind: 'none'}),
+  /** Read every disk in full on these weekdays (an active full). */
+  activeFullDays: z.array(weekday()).default([]),
+  /** Freeze guest file systems through the QEMU guest agent while the checkpoint is taken. */
+  guestConsistency: z.boolean({error: 'must be true or false'}).default(true),
+  retries: z.object({count: whole(0, 10).default(3), waitMinutes: whole(0, 1440).default(10)}).prefault({}),
+  /** MB/s over the whole job; unlimited when omitted. */
+  bandwidthLimitMBps: z.number({error: 'must be a number of MB/s'}).positive({error: 'must be more than 0 MB/s'}).max(100_000, {error: 'must be at most 100000 MB/s'}).optional(),
+  notification: jobNotificationSchema.prefault({}),
+});
+export type JobConfig = z.output<typeof jobSchema>;
+
+// ---- appliance settings ----------------------------------------------------------------------
+
+export const settingsSchema = z.object({
+  /** Garbage collection of every repository runs daily at this time. */
+  gcAt: timeOfDay().default('03:00'),
+  /** Warn (and run GC) when a repository's file system has less free space than this. */
+  lowSpacePercent: whole(0, 90).default(10),
+  /** Sessions kept in the history. */
+  historySessions: whole(10, 100_000).default(1000),
+});
+export type SettingsConfig = z.output<typeof settingsSchema>;
+
+export {emailSettingsSchema};
