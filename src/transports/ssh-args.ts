@@ -5,6 +5,7 @@
  * Trust rules: BatchMode (never a prompt), StrictHostKeyChecking=yes against the appliance's own
  * known_hosts file only (the global one is ignored), one identity file and nothing else.
  */
+import {createHash} from 'node:crypto';
 import {shellQuote} from './command-runner.js';
 import {ExitCode, UserError} from '../util/errors.js';
 
@@ -16,6 +17,11 @@ export interface SshTarget {
   knownHostsFile: string;
   /** Seconds to wait for the TCP connection (default 15). */
   connectTimeoutSec?: number;
+  /**
+   * A private (0700) directory for an SSH control socket: commands then share one connection
+   * (ControlMaster), which saves a handshake per virsh/qemu-img call. Unset: one connection each.
+   */
+  controlDir?: string;
 }
 
 export function describeTarget(t: SshTarget): string {
@@ -49,7 +55,26 @@ export function sshOptions(t: SshTarget): string[] {
     '-F', '/dev/null',
     '-i', t.identityFile,
     '-p', String(t.port ?? 22),
+    ...(t.controlDir ? ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlPath(t)}`, '-o', 'ControlPersist=120'] : []),
   ];
+}
+
+/**
+ * The control socket is keyed by everything that decides trust (host, port, user, key, known_hosts),
+ * not by ssh's %C (host, port, user only): a changed known_hosts or key must never reuse a
+ * connection that was verified under the old settings.
+ */
+export function controlPath(t: SshTarget): string {
+  const id = createHash('sha256')
+    .update(JSON.stringify([t.host, t.port ?? 22, t.user, t.identityFile, t.knownHostsFile]))
+    .digest('hex')
+    .slice(0, 20);
+  return `${t.controlDir}/${id}`;
+}
+
+/** `ssh -O exit`: ends a shared master connection (see controlDir). */
+export function sshControlExitArgv(t: SshTarget): string[] {
+  return ['ssh', ...sshOptions(t), '-O', 'exit', `${t.user}@${t.host}`];
 }
 
 /**

@@ -11,10 +11,12 @@
  * be given our ssh options. The cost (one SSH session per command) is small next to a backup.
  */
 import {randomBytes} from 'node:crypto';
+import {mkdirSync} from 'node:fs';
 import {mkdir} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner, type RunOptions, type RunResult} from '../../transports/command-runner.js';
-import type {SshTarget} from '../../transports/ssh-args.js';
+import {execa} from 'execa';
+import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
 import {SshRunner} from '../../transports/ssh-runner.js';
 import {openSocketTunnel} from '../../transports/ssh-tunnel.js';
 
@@ -43,19 +45,27 @@ export class LibvirtHost {
   readonly scratchDir: string;
   /** Directory on the appliance for forwarded sockets. */
   readonly localScratchDir: string;
+  private readonly log: CommandLog | undefined;
 
   constructor(config: LibvirtHostConfig, opts: {runner?: CommandRunner; scratchDir: string; localScratchDir: string; log?: CommandLog}) {
     this.name = config.name;
     this.scratchDir = opts.scratchDir;
     this.localScratchDir = opts.localScratchDir;
+    this.log = opts.log;
     if (config.connection.kind === 'ssh') {
       const {host, port, user, identityFile, knownHostsFile} = config.connection;
-      this.ssh = {host, port, user, identityFile, knownHostsFile};
+      this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir: join(opts.localScratchDir, 'ssh')};
+      mkdirSync(this.ssh.controlDir!, {recursive: true, mode: 0o700});
       this.runner = opts.runner ?? new SshRunner(this.ssh, {log: opts.log});
     } else {
       this.ssh = undefined;
       this.runner = opts.runner ?? new LocalRunner({log: opts.log});
     }
+  }
+
+  /** Ends the shared SSH connection, if any. */
+  async close(): Promise<void> {
+    if (this.ssh?.controlDir) await execa(sshControlExitArgv(this.ssh)[0]!, sshControlExitArgv(this.ssh).slice(1), {reject: false});
   }
 
   virsh(args: readonly string[], opts?: RunOptions): Promise<RunResult> {
@@ -92,7 +102,7 @@ export class LibvirtHost {
     if (!this.ssh) return {path: remoteSocket, close: async () => {}};
     await mkdir(this.localScratchDir, {recursive: true, mode: 0o700});
     const local = join(this.localScratchDir, `t-${randomBytes(4).toString('hex')}-${basename(remoteSocket)}`);
-    const tunnel = await openSocketTunnel(this.ssh, local, remoteSocket);
+    const tunnel = await openSocketTunnel({...this.ssh, controlDir: undefined}, local, remoteSocket, {log: this.log});
     return {path: tunnel.localPath, close: () => tunnel.close()};
   }
 }

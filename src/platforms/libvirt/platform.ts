@@ -86,7 +86,9 @@ export class LibvirtPlatform implements PlatformAdapter {
     for (const host of this.hosts) await cleanupHost(host, this.trusted, log);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    for (const host of this.hosts) await host.close();
+  }
 }
 
 function safeName(name: string): string {
