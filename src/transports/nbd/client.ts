@@ -41,8 +41,13 @@ export interface NbdConnectOptions {
   exportName: string;
   /** Block-status contexts to negotiate, e.g. 'base:allocation', 'qemu:dirty-bitmap:backup-vda'. */
   metaContexts?: string[];
-  /** Limit for connecting and the handshake (not for requests). Default 30 s. */
+  /** Limit for connecting and the handshake. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * While requests are outstanding, how long the server may send nothing at all before the
+   * connection is given up (every outstanding call then rejects). Default 5 minutes; 0 = never.
+   */
+  idleTimeoutMs?: number;
   /**
    * Negotiate NBD_OPT_STARTTLS. The server certificate is verified against `ca` (or the system
    * CAs) and must name `servername` (default: the TCP host). `cert`/`key`: a client certificate,
@@ -115,6 +120,22 @@ export class NbdClient {
     const min = Math.max(neg.blockSize.minimum, 1);
     this.maxPayload = Math.max(min, Math.floor(Math.min(max, MAX_PAYLOAD_DEFAULT) / min) * min);
     this.replyLoop().catch((err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
+    const idleMs = opts.idleTimeoutMs ?? 300_000;
+    if (idleMs > 0 && 'setTimeout' in socket) {
+      // The socket's own inactivity timer: no timer per request, reset by every byte received.
+      (socket as net.Socket).setTimeout(idleMs);
+      // on(), not setTimeout's callback: that is a one-time listener, and idle spells without
+      // outstanding requests come and go.
+      socket.on('timeout', () => {
+        if (this.pending.size === 0) return;
+        this.die(new Error(`no reply for ${idleMs} ms`), (p) =>
+          new UserError(`NBD server at ${describeAddress(this.address)} sent nothing for ${idleMs} ms while ${describeRequest(p.type, p.offset, p.length)} was outstanding`, {
+            hint: 'The server or its storage is stalled (a paused VM, a hung NFS mount?). The connection was closed; check the host, then run the job again.',
+            exitCode: ExitCode.unreachable,
+          }),
+        );
+      });
+    }
   }
 
   static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
@@ -349,11 +370,12 @@ export class NbdClient {
   }
 
   /** Marks the connection dead and rejects every outstanding request with its own description. */
-  private die(cause: Error): void {
+  private die(cause: Error, errorFor?: (p: Pending) => Error): void {
     if (!this.dead) this.dead = cause;
     for (const [cookie, p] of this.pending) {
       this.pending.delete(cookie);
-      p.reject(cause instanceof NbdProtocolError ? cause : connectionLost(this.address, describeRequest(p.type, p.offset, p.length), cause));
+      if (errorFor) p.reject(errorFor(p));
+      else p.reject(cause instanceof NbdProtocolError ? cause : connectionLost(this.address, describeRequest(p.type, p.offset, p.length), cause));
     }
     this.notifyIdle();
     this.socket.destroy();

@@ -8,8 +8,17 @@
  *   dirty ∩ other is 'data', and clean is 'unchanged'.
  * Adjacent extents of the same kind are merged. Inputs are contiguous, in offset order.
  */
-import type {SourceExtent} from '../../platforms/types.js';
 import {StateFlag} from './protocol.js';
+
+/**
+ * One extent of an export. The same shape as SourceExtent in platforms/types.ts (so these lists
+ * are DiskSource extents as they are), declared here because transports sit below platforms.
+ */
+export interface SourceExtent {
+  offset: number;
+  length: number;
+  kind: 'data' | 'zero' | 'unchanged';
+}
 
 /** A block-status entry; `offset` is optional where entries are known to follow each other. */
 export interface StatusEntry {

@@ -8,9 +8,8 @@
  * - Incremental (dirtyContext given): clean → unchanged; dirty → data, or zero where
  *   base:allocation (when negotiated) says the range reads as zeros.
  */
-import type {SourceExtent} from '../../platforms/types.js';
 import type {BlockStatusEntry} from './client.js';
-import {allocationToExtents, dirtyToExtents} from './extents.js';
+import {allocationToExtents, dirtyToExtents, type SourceExtent} from './extents.js';
 
 export const ALLOCATION_CONTEXT = 'base:allocation';
 

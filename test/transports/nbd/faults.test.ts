@@ -130,6 +130,24 @@ describe('connection lost', () => {
     await srv.stop();
   });
 
+  it('gives up on a server that stops answering (idle timeout) instead of hanging', async () => {
+    const srv = await startNbdkit(path.join(t.dir, 'stall.sock'), ['memory', '64M', 'delay-read=60'], ['delay']);
+    try {
+      const c = await NbdClient.connect({address: srv.address, exportName: '', idleTimeoutMs: 300});
+      // Idle with nothing outstanding is fine: the connection stays up.
+      await new Promise((r) => setTimeout(r, 400));
+      await c.write(0, Buffer.alloc(4096, 9));
+      const err = await caught(c.read(0, 4096));
+      expect(err).toBeInstanceOf(UserError);
+      expect(err.message).toMatch(/sent nothing for 300 ms while READ at offset 0 \(length 4096\) was outstanding/);
+      expect((err as UserError).exitCode).toBe(ExitCode.unreachable);
+      await expect(c.read(0, 4096)).rejects.toThrow(/closed the connection|no reply/);
+      await c.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('rejects a READ whose payload is cut off mid-stream', async () => {
     // A proxy that forwards to qemu-nbd and cuts the server's side after a byte budget.
     const sock = path.join(t.dir, 'cut.sock');
