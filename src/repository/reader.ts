@@ -66,6 +66,8 @@ export class RestorePointReaderImpl implements RestorePointReader {
 
 export class DiskReaderImpl implements DiskReader {
   private readonly cache = new Map<number, Promise<Buffer>>();
+  /** Shared by stream() for zero chunks, so a sparse disk streams without allocating. */
+  private zeros: Buffer | undefined;
 
   constructor(
     private readonly ctx: RepoContext,
@@ -157,7 +159,8 @@ export class DiskReaderImpl implements DiskReader {
       let next = first;
       const fill = () => {
         while (next <= last && ahead.length < READ_AHEAD) {
-          const p = self.chunk(next++);
+          const i = next++;
+          const p = self.isZero(i) ? Promise.resolve((self.zeros ??= Buffer.alloc(cs)).subarray(0, self.chunkLen(i))) : self.chunk(i);
           p.catch(() => undefined); // a consumer that stops early must not leave an unhandled rejection
           ahead.push(p);
         }

@@ -189,7 +189,10 @@ export interface DiskReader {
   readonly chunkSize: number;
   /** Random access; any offset and length inside the disk. */
   read(offset: number, length: number): Promise<Buffer>;
-  /** Sequential, bounded memory. `end` is exclusive. */
+  /**
+   * Sequential, bounded memory. `end` is exclusive. The buffers are read-only: zero chunks come
+   * from one shared zero buffer, so a sparse disk streams without allocating.
+   */
   stream(opts?: {start?: number; end?: number}): Readable;
   /** Per chunk: zero or data, so a restore can skip zeros on sparse targets. */
   chunkMap(): AsyncIterable<ChunkMapEntry>;
