@@ -117,15 +117,23 @@ async function scenario(repo: Repository, label: string, gib: number, kind: (i: 
   const chunks = gib * 1024;
   const bytes = chunks * CS;
   const mib = (n: number) => `${(n / MiB).toFixed(0)} MiB`;
+  // CPU seconds (all threads of this process) per GiB: a figure that CPU contention from
+  // other processes does not distort the way wall-clock throughput is.
+  let cpu = process.cpuUsage();
+  const cpuPerGiB = () => {
+    const d = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    return `${((d.user + d.system) / 1e6 / (bytes / (1 << 30))).toFixed(2)} CPU-s/GiB`;
+  };
   peakRss = 0;
   const first = await ingest(repo, `${label}-1`, chunks, kind);
-  console.log(`${label}: first ingest  ${rate(bytes, first.seconds)}  (${first.seconds.toFixed(2)} s, stored ${mib(first.stored)}, peak RSS ${mib(peakRss)})`);
+  console.log(`${label}: first ingest  ${rate(bytes, first.seconds)}  (${first.seconds.toFixed(2)} s, ${cpuPerGiB()}, stored ${mib(first.stored)}, peak RSS ${mib(peakRss)})`);
   peakRss = 0;
   const again = await ingest(repo, `${label}-2`, chunks, kind);
-  console.log(`${label}: re-ingest     ${rate(bytes, again.seconds)}  (${again.seconds.toFixed(2)} s, stored ${mib(again.stored)}, peak RSS ${mib(peakRss)})`);
+  console.log(`${label}: re-ingest     ${rate(bytes, again.seconds)}  (${again.seconds.toFixed(2)} s, ${cpuPerGiB()}, stored ${mib(again.stored)}, peak RSS ${mib(peakRss)})`);
   peakRss = 0;
   const rs = await readBack(repo, first.id, chunks, kind);
-  console.log(`${label}: read-back     ${rate(bytes, rs)}  (${rs.toFixed(2)} s, peak RSS ${mib(peakRss)})`);
+  console.log(`${label}: read-back     ${rate(bytes, rs)}  (${rs.toFixed(2)} s, ${cpuPerGiB()}, peak RSS ${mib(peakRss)})`);
 }
 
 const base = await mkdtemp(join(values.dir ?? tmpdir(), 'vmb-bench-'));
