@@ -1,8 +1,84 @@
-/** Cleanup of leftovers (placeholder; filled in below). */
+/**
+ * Finds and removes what this appliance left behind on a libvirt host after a crash or a kill
+ * (run by the daemon's start-up reconciler). Only things that are provably ours are touched:
+ * - session directories in the appliance's scratch directory on the host that no session of
+ *   this process uses: the qemu-nbd processes named by their pid files are ended (after checking
+ *   that the pid is a qemu-nbd), then the directory (sockets, scratch files, XML) is removed;
+ * - backup jobs whose NBD socket lies in that scratch directory: domjobabort;
+ * - checkpoints and qcow2 bitmaps with the appliance's prefix that no committed restore point
+ *   recorded (only when the caller says which are trusted; without that list none are deleted);
+ * anything else (foreign checkpoints, jobs started by others) is left alone. Every action is logged.
+ */
+import {join} from 'node:path';
 import type {Logger} from '../types.js';
+import {parseXml, attr, child} from './xml.js';
+import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
 import type {LibvirtHost} from './host.js';
+import {describeDomain, listDomainUuids} from './inventory.js';
+import {isOwnCheckpoint} from './plan.js';
+import {stopByPidFile} from './qemu-nbd.js';
 
 /** Checkpoint ids that committed restore points recorded for a VM; everything else of ours may go. */
 export type TrustedCheckpoints = (vmId: string) => Promise<readonly string[]> | readonly string[];
 
-export async function cleanupHost(_host: LibvirtHost, _trusted: TrustedCheckpoints | undefined, _log: Logger): Promise<void> {}
+/** The unix socket of a running backup job (`virsh backup-dumpxml`), if it has one. */
+export function backupJobSocket(xml: string): string | undefined {
+  return attr(child(child(parseXml(xml), 'domainbackup'), 'server'), 'socket');
+}
+
+export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints | undefined, log: Logger): Promise<void> {
+  const info = (message: string, code: string, vm?: string) => log({severity: 'info', code, message: `${host.name}: ${message}`, ...(vm ? {vm} : {})});
+
+  const domains = [];
+  for (const uuid of await listDomainUuids(host)) domains.push(await describeDomain(host, uuid));
+
+  // 1. Backup jobs whose NBD socket is in our scratch directory.
+  for (const d of domains) {
+    if (d.state !== 'running' && d.state !== 'paused') continue;
+    const job = await host.virsh(['backup-dumpxml', d.info.uuid], {allowFailure: true});
+    const socket = job.exitCode === 0 ? backupJobSocket(job.stdout) : undefined;
+    if (socket?.startsWith(`${host.scratchDir}/`) && ![...host.activeScratch].some((dir) => socket.startsWith(`${dir}/`))) {
+      if (await abortJob(host, d.info.uuid)) info(`aborted a leftover backup job of ${d.info.name}`, 'leftover-job-aborted', d.info.name);
+    }
+  }
+
+  // 2. Session directories: end their qemu-nbd exports (which hold image locks), then remove them.
+  const ls = await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true});
+  for (const entry of ls.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
+    const dir = join(host.scratchDir, entry);
+    if (host.activeScratch.has(dir) || !/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
+    const pids = await host.run(['find', dir, '-name', '*.pid', '-type', 'f'], {allowFailure: true});
+    for (const pidFile of pids.stdout.split('\n').filter((l) => l.trim() !== '')) {
+      await stopByPidFile(host.runner, pidFile);
+      info(`stopped the qemu-nbd of ${pidFile}`, 'leftover-export-stopped');
+    }
+    await host.removeScratch(dir);
+    info(`removed leftover scratch directory ${dir}`, 'leftover-scratch-removed');
+  }
+
+  // 3. Our checkpoints and bitmaps that no committed restore point recorded.
+  if (!trusted) return;
+  for (const d of domains) {
+    const uuid = d.info.uuid;
+    const vm = d.info.name;
+    const keep = new Set(await trusted(uuid));
+    for (const name of await listCheckpoints(host, uuid)) {
+      if (!isOwnCheckpoint(name) || keep.has(name)) continue;
+      const r = await deleteCheckpoint(host, uuid, name).then(
+        () => 'deleted',
+        async () => deleteCheckpoint(host, uuid, name, {metadataOnly: true}).then(() => 'metadata deleted'),
+      );
+      info(`checkpoint ${name} of ${vm} recorded by no restore point: ${r}`, 'leftover-checkpoint-deleted', vm);
+    }
+    if (d.state !== 'shutoff') continue;
+    for (const {disk, image} of d.disks) {
+      if (!image || image.format !== 'qcow2' || !disk.sourcePath) continue;
+      for (const b of image.bitmaps) {
+        if (!isOwnCheckpoint(b.name) || keep.has(b.name)) continue;
+        const r = await host.run(['qemu-img', 'bitmap', '--remove', disk.sourcePath, b.name], {allowFailure: true});
+        if (r.exitCode === 0) info(`bitmap ${b.name} removed from ${disk.sourcePath} (recorded by no restore point)`, 'leftover-bitmap-removed', vm);
+        else log({severity: 'warning', code: 'leftover-bitmap-kept', message: `${host.name}: bitmap ${b.name} of ${disk.sourcePath} could not be removed: ${r.stderr.trim()}`, vm});
+      }
+    }
+  }
+}

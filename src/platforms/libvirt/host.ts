@@ -46,6 +46,8 @@ export class LibvirtHost {
   /** Directory on the appliance for forwarded sockets. */
   readonly localScratchDir: string;
   private readonly log: CommandLog | undefined;
+  /** Session directories this instance is using right now; cleanup never touches these. */
+  readonly activeScratch = new Set<string>();
 
   constructor(config: LibvirtHostConfig, opts: {runner?: CommandRunner; scratchDir: string; localScratchDir: string; log?: CommandLog}) {
     this.name = config.name;
@@ -88,11 +90,13 @@ export class LibvirtHost {
   async removeScratch(path: string): Promise<void> {
     if (!path.startsWith(`${this.scratchDir}/`) || path.includes('/../')) throw new Error(`refusing to remove ${path}: outside ${this.scratchDir}`);
     await this.runner.run(['rm', '-rf', '--', path]);
+    this.activeScratch.delete(path);
   }
 
   /** A fresh directory on the host for one session's sockets and scratch files. */
   async sessionDir(tag: string): Promise<string> {
     const dir = join(this.scratchDir, `${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
+    this.activeScratch.add(dir);
     await this.mkdirp(dir);
     return dir;
   }

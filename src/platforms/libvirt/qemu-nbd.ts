@@ -55,6 +55,9 @@ export async function stopByPidFile(runner: CommandRunner, pidFile: string): Pro
   const r = await runner.run(['cat', '--', pidFile], {allowFailure: true});
   const pid = r.stdout.trim();
   if (r.exitCode !== 0 || !/^\d+$/.test(pid)) return;
+  // The pid may have been reused since (a leftover from before a reboot): only end a qemu-nbd.
+  const comm = await runner.run(['cat', '--', `/proc/${pid}/comm`], {allowFailure: true});
+  if (comm.exitCode !== 0 || comm.stdout.trim() !== 'qemu-nbd') return;
   await runner.run(['kill', '-TERM', pid], {allowFailure: true});
   for (let i = 0; i < 200; i++) {
     const alive = await runner.run(['kill', '-0', pid], {allowFailure: true});

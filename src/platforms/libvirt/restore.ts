@@ -180,12 +180,15 @@ export async function openLibvirtRestore(
     }
   }
   const sinks: ImageFileSink[] = [];
-  const scratch = host ? host.scratchDir : join(platform.localScratchDir, 'restore');
+  const scratch = host ? await host.sessionDir('restore') : join(platform.localScratchDir, 'restore');
+  const removeScratch = async () => {
+    if (host) await host.removeScratch(scratch).catch(() => {});
+  };
   const removeFiles = async () => {
     for (const s of sinks) await runner.run(['rm', '-f', '--', s.path], {allowFailure: true});
   };
   try {
-    await runner.run(['mkdir', '-p', '-m', '0700', '--', scratch]);
+    if (!host) await runner.run(['mkdir', '-p', '-m', '0700', '--', scratch]);
     for (const p of planned) {
       sinks.push(
         await ImageFileSink.create({
@@ -202,6 +205,7 @@ export async function openLibvirtRestore(
   } catch (err) {
     await Promise.allSettled(sinks.map((s) => s.close()));
     await removeFiles();
+    await removeScratch();
     throw err;
   }
 
@@ -210,6 +214,7 @@ export async function openLibvirtRestore(
     sinks,
     async finish() {
       await Promise.all(sinks.map((s) => s.close()));
+      await removeScratch();
       const out = await finishStep(sinks.map((s) => s.path));
       done = true;
       return out;
@@ -219,6 +224,7 @@ export async function openLibvirtRestore(
       done = true;
       await Promise.allSettled(sinks.map((s) => s.close()));
       await removeFiles();
+      await removeScratch();
     },
   };
 }
