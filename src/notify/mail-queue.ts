@@ -204,12 +204,14 @@ export class MailQueue {
     this.lastAttemptAt = now;
     data.attempts++;
     data.lastAttemptAt = new Date(now).toISOString();
-    const settings = await this.options.settings();
-    let error: UserError | undefined;
     let serverWide = true;
-    if (!settings) {
+    const read = await this.readSettings();
+    const settings = read.settings;
+    let error = read.error;
+    if (!error && !settings) {
       error = new UserError('Email is not set up, so reports cannot be sent.', {hint: 'Configure the mail server in the email settings; queued reports are sent then.'});
-    } else {
+    }
+    if (settings && !error) {
       try {
         const result = await this.send(settings, data.mail);
         await this.delivered(entry);
@@ -233,6 +235,7 @@ export class MailQueue {
       }
     }
 
+    if (!error) throw new Error('unreachable: an attempt ended without a result');
     this.recordError(error);
     data.lastError = error.message;
     const after = this.clock.now();
@@ -248,6 +251,21 @@ export class MailQueue {
     await this.persist(entry);
     this.log(`not sent ${data.id} (attempt ${data.attempts}, next in ${Math.round(delay / 1000)} s): ${error.message}`);
     return serverWide;
+  }
+
+  /** The settings, or the reason they cannot be had (the config store failed): never throws. */
+  private async readSettings(): Promise<{settings?: EmailSettings; error?: UserError}> {
+    try {
+      return {settings: await this.options.settings()};
+    } catch (err) {
+      const error =
+        err instanceof UserError
+          ? err
+          : new UserError(`The email settings could not be read: ${err instanceof Error ? err.message : String(err)}`, {
+              hint: 'Check the email settings in the configuration.',
+            });
+      return {error};
+    }
   }
 
   private async delivered(entry: Entry): Promise<void> {

@@ -229,6 +229,25 @@ describe('faults that must not fail a session', () => {
     expect(queue.status()).toMatchObject({pending: 1, lastError: {message: 'Email is not set up, so reports cannot be sent.'}});
   });
 
+  it('settings that cannot be read back off like a server failure instead of spinning', async () => {
+    const clock = new ManualClock();
+    let reads = 0;
+    const queue = new MailQueue({
+      spoolDir: await spoolDir(),
+      settings: () => {
+        reads++;
+        throw new Error('config.json: unexpected end of JSON input');
+      },
+      clock,
+    });
+    toStop.push(queue);
+    await queue.enqueue(simple('config broken'));
+    await queue.flush();
+    expect(reads).toBe(1);
+    expect(queue.status()).toMatchObject({pending: 1, lastError: {message: 'The email settings could not be read: config.json: unexpected end of JSON input'}});
+    expect(clock.nextTimerIn()).toBe(30_000);
+  });
+
   it('gives a message up after maxAgeMs and keeps it in failed/', async () => {
     const port = await freePort();
     const dir = await spoolDir();
