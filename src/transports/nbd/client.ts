@@ -128,12 +128,13 @@ export class NbdClient {
       // outstanding requests come and go.
       socket.on('timeout', () => {
         if (this.pending.size === 0) return;
-        this.die(new Error(`no reply for ${idleMs} ms`), (p) =>
-          new UserError(`NBD server at ${describeAddress(this.address)} sent nothing for ${idleMs} ms while ${describeRequest(p.type, p.offset, p.length)} was outstanding`, {
-            hint: 'The server or its storage is stalled (a paused VM, a hung NFS mount?). The connection was closed; check the host, then run the job again.',
+        const stalled = (what: string) =>
+          new UserError(`NBD server at ${describeAddress(this.address)} sent nothing for ${idleMs} ms while ${what} waited for an answer; the connection was closed`, {
+            hint: 'The server or its storage is stalled (a paused VM, a hung NFS mount?). Check the host, then run the job again.',
             exitCode: ExitCode.unreachable,
-          }),
-        );
+          });
+        const n = this.pending.size;
+        this.die(stalled(n === 1 ? 'a request' : `${n} requests`), (p) => stalled(describeRequest(p.type, p.offset, p.length)));
       });
     }
   }
@@ -365,7 +366,7 @@ export class NbdClient {
 
   private deadFor(type: number, offset: number, length: number): Error {
     const cause = this.dead!;
-    if (cause instanceof UserError || this.closing) return cause;
+    if (cause instanceof UserError || cause instanceof NbdProtocolError || this.closing) return cause;
     return connectionLost(this.address, describeRequest(type, offset, length), cause);
   }
 
