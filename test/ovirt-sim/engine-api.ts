@@ -27,6 +27,8 @@ export interface EngineApiOptions {
   log: ApiLogEntry[];
   /** Token lifetime in ms; undefined = until expireTokens(). */
   tokenTtlMs?: number;
+  /** product_info.version; default 4.5.7. */
+  version?: {major: number; minor: number; build: number};
 }
 
 export class EngineApi {
@@ -126,7 +128,10 @@ export class EngineApi {
     if (method === 'GET') {
       if (seg.length === 0) {
         return ok({
-          product_info: {name: 'oVirt Engine', vendor: 'ovirt.org', version: {major: 4, minor: 5, build: 7, revision: 0, full_version: '4.5.7-sim'}},
+          product_info: {name: 'oVirt Engine', vendor: 'ovirt.org', version: {
+            ...(this.o.version ?? {major: 4, minor: 5, build: 7}), revision: 0,
+            full_version: `${(this.o.version ?? {major: 4, minor: 5, build: 7}).major}.${(this.o.version ?? {major: 4, minor: 5}).minor}.${(this.o.version ?? {build: 7}).build}-sim`,
+          }},
           link: [{href: `${API}/vms`, rel: 'vms'}],
         });
       }

@@ -44,6 +44,8 @@ export interface SimOptions {
   delayMs?: number;
   legacyJson?: boolean;
   tokenTtlMs?: number;
+  /** Engine version reported in product_info (default 4.5.7). */
+  engineVersion?: {major: number; minor: number; build: number};
   vms?: VmSpec[];
 }
 
@@ -125,7 +127,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const imageioLog: ImageioLogEntry[] = [];
   const ports = {engine: 0, daemon: 0, proxy: 0, dead: 0};
   const engine = new EngineApi({
-    state, user, password, caPem: tls.caPem, log: apiLog, tokenTtlMs: opts.tokenTtlMs,
+    state, user, password, caPem: tls.caPem, log: apiLog, tokenTtlMs: opts.tokenTtlMs, version: opts.engineVersion,
     urls: () => ({
       daemon: `https://127.0.0.1:${faults.transferUrlUnreachable ? ports.dead : ports.daemon}`,
       proxy: `https://127.0.0.1:${ports.proxy}`,

@@ -10,7 +10,8 @@ import {openOvirtBackup} from './backup.js';
 import {cleanupLeftovers, cleanupVmBackups} from './cleanup.js';
 import {EngineClient} from './engine-client.js';
 import {openFileRestore} from './file-sink.js';
-import {engineVersion, listVms, type EngineVersion} from './inventory.js';
+import {ExitCode, UserError} from '../../util/errors.js';
+import {atLeast, engineVersion, listVms, type EngineVersion} from './inventory.js';
 import type {PollOptions} from './poll.js';
 import {openOvirtRestore} from './restore.js';
 
@@ -38,6 +39,7 @@ export class OvirtPlatform implements PlatformAdapter {
   private readonly poll: PollOptions;
   private readonly inactivityTimeout: number;
   private readonly maxConnections: number;
+  private backupApiChecked: Promise<void> | undefined;
 
   constructor(private readonly o: OvirtPlatformOptions) {
     this.client = new EngineClient({url: o.url, user: o.user, password: o.password, caPem: o.caPem});
@@ -51,11 +53,27 @@ export class OvirtPlatform implements PlatformAdapter {
     return engineVersion(this.client);
   }
 
+  /** The backup API is usable from oVirt 4.4 / OLVM 4.4 on (§1.7); checked once per adapter. */
+  private requireBackupApi(): Promise<void> {
+    this.backupApiChecked ??= this.version().then((v) => {
+      if (!atLeast(v, 4, 4)) {
+        throw new UserError(`The engine runs oVirt ${v.full || `${v.major}.${v.minor}`}; incremental backup needs oVirt / OLVM 4.4 or later.`, {
+          hint: 'Upgrade the engine and the cluster compatibility level to 4.4 or later.', exitCode: ExitCode.platformFailed,
+        });
+      }
+    }).catch((err) => {
+      this.backupApiChecked = undefined;
+      throw err;
+    });
+    return this.backupApiChecked;
+  }
+
   inventory() {
     return listVms(this.client);
   }
 
-  openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
+  async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
+    await this.requireBackupApi();
     return openOvirtBackup({
       client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections,
       cleanupVm: (id, log) => cleanupVmBackups(this.client, id, this.poll, log),
@@ -64,6 +82,12 @@ export class OvirtPlatform implements PlatformAdapter {
 
   openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
     if (target.mode === 'disks-to-files') {
+      const missing = (opts.disks ?? []).filter((k) => !source.disks.some((d) => d.key === k));
+      if (missing.length) {
+        return Promise.reject(new UserError(`The restore point of ${source.vmName} has no disk ${missing.join(', ')}.`, {
+          hint: 'List the restore point to see its disks.', exitCode: ExitCode.notFound,
+        }));
+      }
       const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
       return openFileRestore(disks, target.directory, target.format);
     }

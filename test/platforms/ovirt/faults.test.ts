@@ -110,4 +110,11 @@ describe('oVirt faults', () => {
     await readSource(b.sources[0]!);
     await b.complete();
   });
+
+  it('an engine older than 4.4 is refused with a UserError before any backup starts (§1.7)', async () => {
+    bed = await startBed({engineVersion: {major: 4, minor: 3, build: 10}});
+    const vm = bed.sim.vm('web01');
+    await expect(bed.platform.openBackup(vm.id, {log: bed.log})).rejects.toMatchObject({name: 'UserError', exitCode: 23, message: expect.stringContaining('4.3.10')});
+    expect(bed.sim.state.backups.size).toBe(0);
+  });
 });
