@@ -9,10 +9,10 @@
  * references a chunk that a power cut could lose.
  */
 import {join} from 'node:path';
-import {mkdir, open, readFile, rename, unlink, utimes, stat} from 'node:fs/promises';
+import {mkdir, readFile, rename, utimes, stat} from 'node:fs/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkDecodeError, decodeChunk, encodeChunk} from './chunk-file.js';
-import {corrupt, fsyncDir, ioError, tempName} from './fsio.js';
+import {corrupt, fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
 
 export class ChunkStore {
@@ -58,20 +58,12 @@ export class ChunkStore {
       }
       this.knownDirs.add(dir);
     }
-    const tmp = tempName(p);
-    let fh;
     try {
-      fh = await open(tmp, 'wx', 0o644);
-      await fh.writev([header, payload]);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await rename(tmp, p);
+      await writeFileAtomic(p, [header, payload], `writing chunk ${hex}`);
     } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
+      // The prefix directory was removed behind our back: create it again next time.
       if (errnoCode(err) === 'ENOENT') this.knownDirs.delete(dir);
-      throw ioError(err, p, `writing chunk ${hex}`);
+      throw err;
     }
     return {storedBytes: header.length + payload.length, dir, newDir};
   }

@@ -44,8 +44,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `parts` to a temp file next to `path`, fsyncs it, and renames it into place. */
-export async function writeFileAtomic(path: string, parts: Uint8Array[], action: string, opts: {syncDir?: string} = {}): Promise<void> {
+/**
+ * Writes `parts` to a temp file next to `path`, fsyncs it, and renames it into place; with
+ * `syncDir`, fsyncs that directory after the rename. `beforeRename` lets crash tests stop there.
+ */
+export async function writeFileAtomic(
+  path: string,
+  parts: Uint8Array[],
+  action: string,
+  opts: {syncDir?: string; beforeRename?: () => Promise<void>} = {},
+): Promise<void> {
   const tmp = tempName(path);
   let fh;
   try {
@@ -54,6 +62,7 @@ export async function writeFileAtomic(path: string, parts: Uint8Array[], action:
     await fh.sync();
     await fh.close();
     fh = undefined;
+    await opts.beforeRename?.();
     await rename(tmp, path);
   } catch (err) {
     await fh?.close().catch(() => undefined);

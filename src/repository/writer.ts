@@ -15,12 +15,12 @@
  * A crash anywhere before 5 leaves a directory without a manifest: invisible, removed by GC.
  */
 import {createHash} from 'node:crypto';
-import {mkdir, open, rename, rm, unlink} from 'node:fs/promises';
+import {mkdir, rm, unlink} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ExitCode, UserError} from '../util/errors.js';
 import {ZERO_ID, chunkId} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {fsyncDir, ioError, tempName, writeFileAtomic} from './fsio.js';
+import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
 import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerPath, WRITERS_DIR} from './layout.js';
 import {type Lock, selfOwner} from './lock.js';
@@ -89,6 +89,8 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   readonly dir: string;
   /** One chunk of zeros to compare against. */
   readonly zeros: Buffer;
+  private nextDiskNumber = 0;
+  private readonly addingKeys = new Set<string>();
 
   constructor(
     readonly ctx: RepoContext,
@@ -114,6 +116,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     try {
       await mkdir(this.dir);
     } catch (err) {
+      await unlink(reg).catch(() => undefined);
       throw ioError(err, this.dir, 'creating the restore point directory');
     }
   }
@@ -127,12 +130,17 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     if (!Number.isSafeInteger(d.size) || d.size < 0) {
       throw new UserError(`Disk ${d.key} has an invalid size ${d.size}.`, {exitCode: ExitCode.invalidInput});
     }
-    if (this.disks.some((x) => x.key === d.key)) throw new Error(`disk ${d.key} was already added to restore point ${this.id}`);
+    if (this.disks.some((x) => x.key === d.key) || this.addingKeys.has(d.key)) throw new Error(`disk ${d.key} was already added to restore point ${this.id}`);
+    // Reserve the key and the index file number before the first await: the engine adds disks
+    // from parallel tasks, and two disks must never share an index file.
+    this.addingKeys.add(d.key);
+    const n = this.nextDiskNumber++;
     const baseDisk = this.baseInfo?.manifest.disks.find((x) => x.key === d.key && x.size === d.size);
     const ids = baseDisk ? Buffer.from(await this.baseInfo!.loadIds(d.key)) : Buffer.alloc(chunkCount(d.size, this.chunkSize) * 32);
-    const w = new DiskWriterImpl(this, d, this.disks.length, ids, baseDisk !== undefined);
+    const w = new DiskWriterImpl(this, d, n, ids, baseDisk !== undefined);
     if (baseDisk) await w.touchBase();
     this.disks.push(w);
+    this.addingKeys.delete(d.key);
     return w;
   }
 
@@ -177,23 +185,11 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   }
 
   private async writeManifest(m: Manifest): Promise<void> {
-    const path = join(this.dir, MANIFEST_FILE);
-    const tmp = tempName(path);
-    let fh;
-    try {
-      fh = await open(tmp, 'wx', 0o644);
-      await fh.writeFile(serializeManifest(m));
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await this.opts.hooks?.beforeManifestRename?.();
-      await rename(tmp, path);
-    } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw ioError(err, path, 'writing the restore point manifest');
-    }
-    await fsyncDir(this.dir);
+    const hook = this.opts.hooks?.beforeManifestRename;
+    await writeFileAtomic(join(this.dir, MANIFEST_FILE), [Buffer.from(serializeManifest(m))], 'writing the restore point manifest', {
+      syncDir: this.dir,
+      ...(hook ? {beforeRename: hook} : {}),
+    });
     await fsyncDir(join(this.ctx.root, POINTS_DIR));
   }
 

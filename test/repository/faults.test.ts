@@ -9,16 +9,14 @@ import {execa} from 'execa';
 import {createRepository, openRepository, type Repository} from '../../src/repository/index.js';
 import {chunkId} from '../../src/repository/chunk-file.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {backupImage, expectContent, pseudoRandom, putAll, scratch, textLike} from './helpers.js';
+import {backupImage, expectContent, pseudoRandom, putAll, textLike, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
-let s: Awaited<ReturnType<typeof scratch>>;
+const t = useRepository(CS);
 let repo: Repository;
-beforeEach(async () => {
-  s = await scratch();
-  repo = await createRepository(join(s.dir, 'repo'), {chunkSize: CS});
+beforeEach(() => {
+  repo = t.repo;
 });
-afterEach(async () => s.cleanup());
 
 describe('damaged files', () => {
   it('a truncated index: opening the disk fails with corrupt naming the file; GC refuses to run; nothing else changes', async () => {
@@ -80,7 +78,7 @@ describe('a full disk', () => {
   let mnt: string;
   let mounted = false;
   beforeEach(async () => {
-    mnt = join(s.dir, 'small fs');
+    mnt = join(t.dir, 'small fs');
     await mkdir(mnt);
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
     mounted = true;

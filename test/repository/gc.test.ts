@@ -1,19 +1,17 @@
-import {afterEach, beforeEach, describe, expect, it} from 'vitest';
+import {beforeEach, describe, expect, it} from 'vitest';
 import {mkdir, readdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {createRepository, type Repository} from '../../src/repository/index.js';
+import type {Repository} from '../../src/repository/index.js';
 import {ExitCode} from '../../src/util/errors.js';
-import {ageChunks, backupImage, chunkFiles, expectContent, pseudoRandom, putAll, scratch} from './helpers.js';
+import {ageChunks, backupImage, chunkFiles, expectContent, pseudoRandom, putAll, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
-let s: Awaited<ReturnType<typeof scratch>>;
+const t = useRepository(CS);
 let repo: Repository;
-beforeEach(async () => {
-  s = await scratch();
-  repo = await createRepository(join(s.dir, 'repo'), {chunkSize: CS});
+beforeEach(() => {
+  repo = t.repo;
 });
-afterEach(async () => s.cleanup());
 
 async function deadPid(): Promise<number> {
   const p = execa('true');

@@ -3,7 +3,8 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createHash} from 'node:crypto';
-import type {DiskReader, DiskWriter, Repository} from '../../src/repository/index.js';
+import {afterEach, beforeEach} from 'vitest';
+import {createRepository, type DiskReader, type DiskWriter, type Repository} from '../../src/repository/index.js';
 
 export async function scratch(prefix = 'vmb-repo-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -101,4 +102,28 @@ export async function chunkFiles(repoPath: string): Promise<string[]> {
   const out: string[] = [];
   for (const p of await readdir(root)) for (const f of await readdir(join(root, p))) out.push(f);
   return out.sort();
+}
+
+/**
+ * Registers beforeEach/afterEach that give every test a fresh repository (64 KiB chunks by
+ * default) in its own scratch directory; read `t.repo` and `t.dir` inside the tests.
+ */
+export function useRepository(chunkSize = 64 * 1024): {readonly repo: Repository; readonly dir: string} {
+  let current: {repo: Repository; dir: string; cleanup: () => Promise<void>} | undefined;
+  beforeEach(async () => {
+    const s = await scratch();
+    current = {repo: await createRepository(join(s.dir, 'repo'), {chunkSize}), dir: s.dir, cleanup: s.cleanup};
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = undefined;
+  });
+  return {
+    get repo() {
+      return current!.repo;
+    },
+    get dir() {
+      return current!.dir;
+    },
+  };
 }

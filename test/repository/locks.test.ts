@@ -1,21 +1,19 @@
-import {afterEach, beforeEach, describe, expect, it} from 'vitest';
+import {beforeEach, describe, expect, it} from 'vitest';
 import {readdir, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {createRepository, type Repository} from '../../src/repository/index.js';
+import type {Repository} from '../../src/repository/index.js';
 import {vmLockPath} from '../../src/repository/layout.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {expectContent, pseudoRandom, scratch} from './helpers.js';
+import {expectContent, pseudoRandom, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
-let s: Awaited<ReturnType<typeof scratch>>;
+const t = useRepository(CS);
 let repo: Repository;
-beforeEach(async () => {
-  s = await scratch();
-  repo = await createRepository(join(s.dir, 'repo'), {chunkSize: CS});
+beforeEach(() => {
+  repo = t.repo;
 });
-afterEach(async () => s.cleanup());
 
 const begin = (vmId: string, lockTimeoutMs?: number) =>
   repo.beginRestorePoint({vmId, vmName: `VM "${vmId}"`, platform: 'libvirt', ...(lockTimeoutMs !== undefined ? {lockTimeoutMs} : {})});

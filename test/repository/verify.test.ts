@@ -1,19 +1,17 @@
-import {afterEach, beforeEach, describe, expect, it} from 'vitest';
+import {beforeEach, describe, expect, it} from 'vitest';
 import {readFile, unlink, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {createRepository, type Repository} from '../../src/repository/index.js';
+import type {Repository} from '../../src/repository/index.js';
 import {chunkId} from '../../src/repository/chunk-file.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {backupImage, chunkFiles, expectContent, pseudoRandom, putAll, readAll, scratch} from './helpers.js';
+import {backupImage, chunkFiles, expectContent, pseudoRandom, putAll, readAll, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
-let s: Awaited<ReturnType<typeof scratch>>;
+const t = useRepository(CS);
 let repo: Repository;
-beforeEach(async () => {
-  s = await scratch();
-  repo = await createRepository(join(s.dir, 'repo'), {chunkSize: CS});
+beforeEach(() => {
+  repo = t.repo;
 });
-afterEach(async () => s.cleanup());
 
 const chunkPathOf = (data: Buffer) => {
   const hex = chunkId(data).toString('hex');

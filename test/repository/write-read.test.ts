@@ -1,18 +1,15 @@
-import {afterEach, beforeEach, describe, expect, it} from 'vitest';
+import {beforeEach, describe, expect, it} from 'vitest';
 import {readdir} from 'node:fs/promises';
 import {join} from 'node:path';
-import {createRepository, type Repository} from '../../src/repository/index.js';
-import {backupImage, expectContent, pseudoRandom, putAll, readAll, scratch, textLike} from './helpers.js';
+import type {Repository} from '../../src/repository/index.js';
+import {backupImage, expectContent, pseudoRandom, putAll, readAll, textLike, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
-let s: Awaited<ReturnType<typeof scratch>>;
+const t = useRepository(CS);
 let repo: Repository;
-
-beforeEach(async () => {
-  s = await scratch();
-  repo = await createRepository(join(s.dir, 'repo'), {chunkSize: CS});
+beforeEach(() => {
+  repo = t.repo;
 });
-afterEach(async () => s.cleanup());
 
 function mixedImage(chunks: number, tail = 0): Buffer {
   const parts: Buffer[] = [];
