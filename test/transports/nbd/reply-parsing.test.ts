@@ -1,11 +1,12 @@
 /**
  * Reply handling that real servers here do not exercise on demand (scripted-server.ts): READ
  * chunks out of order with data and holes mixed, pipelined replies in reverse order, error
- * chunks with an offset, BLOCK_STATUS answered long, and protocol violations.
+ * chunks with an offset, BLOCK_STATUS answered long, protocol violations, and the pool's
+ * bound on requests in flight per connection.
  */
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {NbdClient, NbdProtocolError, NbdServerError} from '../../../src/transports/nbd/index.js';
+import {NbdClient, NbdPool, NbdProtocolError, NbdServerError} from '../../../src/transports/nbd/index.js';
 import {startScriptedServer, u16, u32, u64} from './scripted-server.js';
 import {tempDir} from './servers.js';
 
@@ -19,7 +20,11 @@ afterAll(async () => {
 
 /** The byte at offset o of the scripted disk. */
 const byteAt = (o: number) => (o * 7 + 3) & 0xff;
-const contentOf = (offset: number, length: number) => Buffer.from(Array.from({length}, (_, i) => byteAt(offset + i)));
+function contentOf(offset: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) b[i] = byteAt(offset + i);
+  return b;
+}
 
 describe('structured READ replies', () => {
   it('reassembles chunks by offset in any order, holes as zeros, and pipelined replies in reverse', async () => {
@@ -140,6 +145,39 @@ describe('protocol violations', () => {
       } finally {
         await srv.close();
       }
+    }
+  });
+});
+
+describe('NbdPool scheduling', () => {
+  it('spreads requests over every connection and never has more than maxInFlight outstanding on one', async () => {
+    const sock = path.join(t.dir, 'pool.sock');
+    const outstanding: number[] = [];
+    const peak: number[] = [];
+    const srv = await startScriptedServer(sock, {
+      size: 64 * 1024 * 1024,
+      exportFlags: 1 | 2, // HAS_FLAGS | READ_ONLY: several connections allowed
+      onRequest: (req, reply, batch, conn) => {
+        batch.splice(0);
+        outstanding[conn] = (outstanding[conn] ?? 0) + 1;
+        peak[conn] = Math.max(peak[conn] ?? 0, outstanding[conn]!);
+        setTimeout(() => {
+          outstanding[conn]!--;
+          reply.chunk(req.cookie, 1, Buffer.concat([u64(req.offset), contentOf(req.offset, req.length)]), true);
+        }, 2);
+      },
+    });
+    try {
+      const pool = await NbdPool.open({address: {socketPath: sock}, exportName: 'x', connections: 3, maxInFlight: 2});
+      expect(pool.connections).toBe(3);
+      // 2.5 MiB reads split into 1 MiB pieces (the scripted maximum payload): 60 requests.
+      const offsets = Array.from({length: 20}, (_, i) => i * 3 * 1024 * 1024);
+      const got = await Promise.all(offsets.map((o) => pool.read(o, 2.5 * 1024 * 1024)));
+      got.forEach((b, i) => expect(b.equals(contentOf(offsets[i]!, 2.5 * 1024 * 1024))).toBe(true));
+      expect(peak).toEqual([2, 2, 2]);
+      await pool.close();
+    } finally {
+      await srv.close();
     }
   });
 });

@@ -40,10 +40,17 @@ export function u16(n: number): Buffer {
 
 export async function startScriptedServer(
   socketPath: string,
-  opts: {size: number; onRequest: (req: ScriptedRequest, reply: ScriptedReplies, pendingBatch: ScriptedRequest[]) => void},
+  opts: {
+    size: number;
+    /** Transmission flags; default HAS_FLAGS | SEND_FLUSH | SEND_WRITE_ZEROES (writable, one connection). */
+    exportFlags?: number;
+    onRequest: (req: ScriptedRequest, reply: ScriptedReplies, pendingBatch: ScriptedRequest[], connection: number) => void;
+  },
 ): Promise<{close: () => Promise<void>}> {
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((s) => {
+    const connection = connections++;
     sockets.add(s);
     s.on('error', () => undefined);
     s.on('close', () => sockets.delete(s));
@@ -77,7 +84,7 @@ export async function startScriptedServer(
             optReply(option, 4, Buffer.concat([u32(7), Buffer.from('base:allocation')]));
             optReply(option, 1);
           } else if (option === 7) {
-            optReply(option, 3, Buffer.concat([u16(0), u64(opts.size), u16(1 | 4 | 64)]));
+            optReply(option, 3, Buffer.concat([u16(0), u64(opts.size), u16(opts.exportFlags ?? 1 | 4 | 64)]));
             optReply(option, 3, Buffer.concat([u16(3), u32(1), u32(4096), u32(1024 * 1024)]));
             optReply(option, 1);
             phase = 'transmission';
@@ -102,7 +109,7 @@ export async function startScriptedServer(
             return;
           }
           batch.push(req);
-          opts.onRequest(req, reply, batch);
+          opts.onRequest(req, reply, batch, connection);
         }
       }
     });
