@@ -4,8 +4,10 @@
  * add a repo-v2 beside it and keep this test.
  */
 import {afterAll, describe, expect, it} from 'vitest';
-import {cp} from 'node:fs/promises';
+import {cp, readFile, readdir} from 'node:fs/promises';
 import {createHash} from 'node:crypto';
+import {crc32} from 'node:zlib';
+import {uncompressSync} from 'lz4-napi';
 import {join} from 'node:path';
 import {openRepository} from '../../src/repository/index.js';
 import {readAll, scratch} from './helpers.js';
@@ -64,5 +66,52 @@ describe('the golden v1 repository', () => {
     const got = await readAll(await (await repo.openRestorePoint(p.id)).openDisk('vda'));
     expect(got.subarray(0, 65536).every((b) => b === 0)).toBe(true);
     expect((await repo.stats()).restorePoints).toBe(3);
+  });
+
+  it('reads with an independent reader written from docs/repository-format.md alone', async () => {
+    // Nothing from src/: only the byte layouts the format document gives.
+    const cfg = JSON.parse(await readFile(join(FIXTURE, 'vmbackup-repository.json'), 'utf8'));
+    expect(cfg.format).toBe('vmbackup-repository');
+    const points = [];
+    for (const rp of await readdir(join(FIXTURE, 'points'))) {
+      const m = JSON.parse(await readFile(join(FIXTURE, 'points', rp, 'manifest.json'), 'utf8'));
+      points.push(m);
+    }
+    points.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+    const sums = [];
+    for (const m of points) {
+      const disk = m.disks[0];
+      const idx = await readFile(join(FIXTURE, 'points', m.id, disk.index));
+      expect(sha(idx)).toBe(disk.indexSha256);
+      expect(idx.subarray(0, 8).toString('latin1')).toBe('VBIDX\0\0\0');
+      const size = Number(idx.readBigUInt64LE(16));
+      const cs = idx.readUInt32LE(24);
+      const count = idx.readUInt32LE(28);
+      expect(createHash('sha256').update(idx.subarray(0, 32)).update(idx.subarray(64)).digest().equals(idx.subarray(32, 64))).toBe(true);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < count; i++) {
+        const id = idx.subarray(64 + i * 32, 96 + i * 32);
+        const len = Math.min(cs, size - i * cs);
+        if (id.every((b) => b === 0)) {
+          parts.push(Buffer.alloc(len));
+          continue;
+        }
+        const hex = id.toString('hex');
+        const f = await readFile(join(FIXTURE, 'chunks', hex.slice(0, 4), hex));
+        expect(f.subarray(0, 4).toString('latin1')).toBe('VBCK');
+        const payload = f.subarray(16);
+        expect(crc32(payload)).toBe(f.readUInt32LE(12));
+        const plain = f[5]! & 1 ? (uncompressSync(payload) as Buffer) : payload;
+        expect(plain.length).toBe(f.readUInt32LE(8));
+        expect(plain.length).toBe(len);
+        expect(sha(plain)).toBe(hex);
+        parts.push(plain);
+      }
+      sums.push(sha(Buffer.concat(parts)));
+    }
+    expect(sums).toEqual([
+      '1896a7b990eee3d75d0560236211e0e51a192c5b691aec61ce5f57ba36bacacf',
+      '2baafc8a6586e7a6d0f6b0cf7faa2441827eb2895f25b740f943831b2a25528b',
+    ]);
   });
 });
