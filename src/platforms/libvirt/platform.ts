@@ -70,7 +70,8 @@ export class LibvirtPlatform implements PlatformAdapter {
     const host = await locateDomain(this.hosts, vmId);
     const d = await describeDomain(host, vmId);
     const inactiveXml = (await host.virsh(['dumpxml', vmId, '--inactive'])).stdout;
-    if (d.state === 'running') return openRunningBackup(d, opts, inactiveXml);
+    // A paused domain still has a QEMU process: the pull job works (without a freeze).
+    if (d.state === 'running' || d.state === 'paused') return openRunningBackup(d, opts, inactiveXml);
     if (d.state === 'shutoff') return openOfflineBackup(d, opts, inactiveXml);
     throw new UserError(`VM ${d.info.name} is ${d.state}; only running and shut-off VMs can be backed up.`, {
       hint: 'Resume or shut down the VM, or wait until its current operation finishes, then run again.',

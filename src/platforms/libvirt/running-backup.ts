@@ -21,6 +21,7 @@ import {toInventoryVm, type DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
 import {isOwnCheckpoint, newCheckpointName, planDisks, type DiskPlan} from './plan.js';
 import {CommandError} from '../../transports/command-runner.js';
+import {ExitCode, UserError} from '../../util/errors.js';
 import {backupDisks, releaseAll} from './backup-common.js';
 
 export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
@@ -49,6 +50,10 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   };
 
   try {
+    // Fail fast: backup-begin would wait 30 s for the job lock before saying the same.
+    const job = await host.virsh(['domjobinfo', uuid], {allowFailure: true});
+    const jobType = /Job type:\s*(\S+)/.exec(job.stdout)?.[1];
+    if (jobType && jobType !== 'None') throw anotherJob(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
     let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log);
     const socketPath = join(dir, 'nbd.sock');
     let plans: DiskPlan[] = [];
@@ -64,7 +69,10 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
       const anyIncremental = plans.some((p) => p.mode === 'incremental');
       await writeJobXml(d, dir, socketPath, checkpoint, plans, anyIncremental ? opts.baseCheckpoint!.id : undefined);
       try {
-        await withGuestFrozen(host, uuid, vm, opts.guestConsistency === true, opts.log, async () => {
+        if (attempt === 0 && opts.guestConsistency && d.state === 'paused') {
+          opts.log({severity: 'info', code: 'guest-paused', message: `${vm} is paused: its filesystems are not frozen (nothing runs in the guest)`, vm});
+        }
+        await withGuestFrozen(host, uuid, vm, opts.guestConsistency === true && d.state === 'running', opts.log, async () => {
           await host.virsh(['backup-begin', uuid, join(dir, 'backup.xml'), join(dir, 'checkpoint.xml')]);
           jobStarted = true;
         });
@@ -81,6 +89,9 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
           });
           baseBitmaps = undefined;
           continue;
+        }
+        if (err instanceof CommandError && /another .*job|already running|state change lock/i.test(err.stderr)) {
+          throw anotherJob(vm, host.name, err.stderr.trim());
         }
         throw err;
       }
@@ -153,4 +164,11 @@ async function writeJobXml(d: DomainDetails, dir: string, socketPath: string, ch
   });
   await host.writeFile(join(dir, 'backup.xml'), backupXml);
   await host.writeFile(join(dir, 'checkpoint.xml'), checkpointXml);
+}
+
+function anotherJob(vm: string, host: string, detail: string): UserError {
+  return new UserError(`Another job is running on VM ${vm} on ${host}, so no backup can start (${detail}).`, {
+    hint: 'Wait for it to finish. A backup job left by a crashed appliance session is removed by the start-up cleanup; one started by another tool can be ended with "virsh domjobabort" on the host.',
+    exitCode: ExitCode.locked,
+  });
 }
