@@ -91,7 +91,9 @@ export function renderSessionText(report: SessionReport, subject: string, opts: 
       const advice = adviceFor(g.code, g.firstMessage);
       const where = [...new Set(g.occurrences.map((o) => (o.vm ? oneLine(o.vm) + (o.disk ? ` (${oneLine(o.disk)})` : '') : oneLine(o.message))))];
       out.push(...wrap(`${g.severity === 'error' ? 'ERROR' : 'WARNING'}: ${oneLine(advice.title)}`, TEXT_WIDTH));
-      out.push(...wrap(`Affected: ${where.join(', ')}`, TEXT_WIDTH, '  '));
+      // Session-level issues have no VM: their own message says what is affected.
+      const label = g.occurrences.every((o) => !o.vm) ? 'Details' : 'Affected';
+      out.push(...wrap(`${label}: ${where.join(', ')}`, TEXT_WIDTH, '  '));
       out.push(...wrap(`What to do: ${advice.action}`, TEXT_WIDTH, '  '), '');
     }
   } else out.push('');

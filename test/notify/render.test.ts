@@ -17,6 +17,8 @@ function visibleText(html: string): string {
     .replace(/&gt;/g, '>')
     .replace(/&quot;/g, '"')
     .replace(/&#39;/g, "'")
+    .replace(/&middot;/g, '·')
+    .replace(/&mdash;/g, '—')
     .replace(/&amp;/g, '&')
     .replace(/\s+/g, ' ');
 }
@@ -174,6 +176,20 @@ describe('renderSessionReport text', () => {
     ]) {
       expect(mail.text).toContain(want);
     }
+  });
+});
+
+describe('session-level issues', () => {
+  it('are listed with their advice in both parts, and the repository is flagged when low', () => {
+    const report = sampleReport({
+      issues: [{severity: 'warning', code: 'repository-low-space', message: 'Repository local-1 has 8% free space left'}],
+      repository: {name: 'local-1', path: '/srv/r', freeBytes: 8, totalBytes: 100},
+    });
+    const mail = renderSessionReport(report);
+    expect(mail.text).toContain('WARNING: Repository low on space\n  Details: Repository local-1 has 8% free space left');
+    expect(mail.text).toContain('(8%) - LOW ON SPACE');
+    expect(visibleText(mail.html)).toContain('Repository low on space · Repository local-1 has 8% free space left');
+    expect(visibleText(mail.html)).toContain('low on space');
   });
 });
 
