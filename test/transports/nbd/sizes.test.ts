@@ -6,7 +6,7 @@
 import {randomBytes} from 'node:crypto';
 import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {NbdClient, allocationToExtents} from '../../../src/transports/nbd/index.js';
+import {NbdClient, TransmissionFlag, allocationToExtents} from '../../../src/transports/nbd/index.js';
 import {startNbdkit, tempDir} from './servers.js';
 
 const KiB = 1024;
@@ -64,6 +64,24 @@ describe('short BLOCK_STATUS replies', () => {
       expect(entries[1]).toEqual({offset: 12288, length: 4096, flags: 3});
       expect(entries[15]).toEqual({offset: 8192 + 15 * 4096, length: 4096, flags: 3});
       expect(allocationToExtents(entries, {offset: 8192})).toHaveLength(16);
+      await c.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+describe('servers without WRITE_ZEROES', () => {
+  it('writes zeros with plain WRITEs', async () => {
+    const srv = await startNbdkit(path.join(t.dir, 'nozero.sock'), ['memory', '16M', 'zeromode=none'], ['nozero']);
+    try {
+      const c = await NbdClient.connect({address: srv.address, exportName: ''});
+      expect(c.exportFlags & TransmissionFlag.sendWriteZeroes).toBe(0);
+      await c.write(0, Buffer.alloc(3 * 1024 * KiB, 0xab));
+      await c.writeZeroes(512 * KiB, 2 * 1024 * KiB);
+      const back = await c.read(0, 3 * 1024 * KiB);
+      const expected = Buffer.alloc(3 * 1024 * KiB, 0xab).fill(0, 512 * KiB, 2560 * KiB);
+      expect(back.equals(expected)).toBe(true);
       await c.close();
     } finally {
       await srv.stop();
