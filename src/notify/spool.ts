@@ -13,7 +13,7 @@
  * could send a message twice.
  */
 import {randomUUID} from 'node:crypto';
-import {mkdir, open, readdir, readFile, rename, rm} from 'node:fs/promises';
+import {chmod, mkdir, open, readdir, readFile, rename, rm} from 'node:fs/promises';
 import {join} from 'node:path';
 import {explainIoError} from '../util/errors.js';
 import type {OutgoingMail} from './transport.js';
@@ -46,6 +46,8 @@ export class Spool {
         throw explainIoError(err, this.dir, 'creating the mail spool');
       }
     }
+    // mkdir's mode does not apply to a directory that already exists (made by an installer, say).
+    await chmod(this.dir, 0o700).catch(() => {});
     // Temporary files are from a write that crashed before its rename: never a committed message.
     for (const name of await readdir(this.dir)) {
       if (name.startsWith('.') && name.endsWith('.tmp')) await rm(join(this.dir, name), {force: true});

@@ -3,7 +3,7 @@
  * but never loses them, the spool survives a restart, and the backoff is capped. Time is moved
  * by a ManualClock except in the one test that runs the real sender loop end to end.
  */
-import {mkdtemp, readdir, readFile, stat, writeFile} from 'node:fs/promises';
+import {chmod, mkdtemp, readdir, readFile, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -138,6 +138,7 @@ describe('restart', () => {
   it('a new MailQueue on the same spool sends what the old one left, once, and the spool holds no secret', async () => {
     const port = await freePort();
     const dir = await spoolDir();
+    await chmod(dir, 0o755); // as an installer might leave it: the queue tightens it
     const settings = settingsFor(port, {auth: {user: 'backup', password: PASSWORD}});
     const clock = new ManualClock();
     const first = new MailQueue({spoolDir: dir, settings: () => settings, clock});
