@@ -8,7 +8,9 @@ import {repoList} from './repo-list.js';
 import {repoPrune} from './repo-prune.js';
 import {repoProtect, repoUnprotect} from './repo-protect.js';
 import {repoVerify} from './repo-verify.js';
+import {restore} from './restore.js';
 
 export const commands: Command[] = [
   backup,
+  restore,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];
