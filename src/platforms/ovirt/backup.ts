@@ -36,7 +36,8 @@ export interface BackupContext {
 }
 
 const CHECKPOINT_GONE = /Checkpoint ID .*(doesn't exist|does not exist|is invalid)/i;
-const DURING_BACKUP = /during a backup/i;
+// While an earlier backup initializes its disks are locked; once ready the VM is "during a backup" (§4.2).
+const DURING_BACKUP = /during a backup|disks are locked/i;
 
 export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: BackupOptions): Promise<VmBackup> {
   const {client, poll} = ctx;
