@@ -1,0 +1,225 @@
+/**
+ * The control API: HTTP + JSON on a unix socket (default /run/vmbackup/api.sock), for the CLI
+ * and the console. The socket is 0660 (group vmbackup when that group exists) in a 0750
+ * directory: never world-accessible, since whoever reaches it controls the appliance.
+ *
+ * Routes (bodies and replies are JSON; errors are {error: {message, hint, field?, exitCode}}):
+ *   GET  /status                         daemon, running sessions, workers, repositories (used/free/dedup)
+ *   GET  /{repositories|connections|workers|jobs}          list (secrets redacted "••••")
+ *   POST /{collection}                   create;  GET/PUT/DELETE /{collection}/:id
+ *   POST /connections/:id/test           reachable / auth / inventory count (or the error + hint)
+ *   POST /connections/test               the same for an unsaved connection in the body
+ *   GET  /inventory?connection=ID[&refresh=1]
+ *   GET|PUT|DELETE /email;  GET|PUT /settings
+ *   POST /jobs/:id/start | /stop | /retry-failed
+ *   GET  /sessions[?job=ID&limit=N];  GET /sessions/:id (with log);  POST /sessions/:id/stop
+ *   POST /repositories/:id/verify | /gc
+ *   GET  /events                         server-sent events (DaemonEvent per "data:" line)
+ */
+import {chmod, mkdir, readFile, rm, stat} from 'node:fs/promises';
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
+import {dirname} from 'node:path';
+import {errnoCode, ExitCode, UserError} from '../util/errors.js';
+import type {Daemon} from './daemon.js';
+import {errorBody, readJson, sendJson} from './http-util.js';
+
+export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
+
+type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<unknown>;
+interface Route {
+  method: string;
+  pattern: RegExp;
+  handler: Handler;
+}
+
+export class ApiServer {
+  private readonly server: Server;
+  private readonly routes: Route[] = [];
+  private readonly sse = new Set<ServerResponse>();
+
+  constructor(private readonly d: Daemon) {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.define();
+  }
+
+  private on(method: string, path: string, handler: Handler): void {
+    const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$');
+    this.routes.push({method, pattern, handler});
+  }
+
+  private define(): void {
+    const d = this.d;
+    this.on('GET', '/status', async () => d.status());
+    this.on('GET', '/inventory', async (_q, _r, _p, url) => {
+      const id = url.searchParams.get('connection');
+      if (!id) throw new UserError('Say which connection: GET /inventory?connection=ID.', {exitCode: ExitCode.usage});
+      return d.resources.inventory(id, url.searchParams.get('refresh') === '1');
+    });
+    this.on('POST', '/connections/test', async (req) => d.testConnection(await readJson(req)));
+    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.testConnection(undefined, id));
+    this.on('POST', '/jobs/:id/start', async (_q, res, [id]) => {
+      res.statusCode = 202;
+      return d.sessions.start(id!, 'manual');
+    });
+    this.on('POST', '/jobs/:id/retry-failed', async (_q, res, [id]) => {
+      const failed = d.sessions.lastFailedVms(id!);
+      if (failed.length === 0) throw new UserError('The last session of this job has no failed VM to retry.', {hint: 'Start the whole job instead.', exitCode: ExitCode.notFound});
+      res.statusCode = 202;
+      return d.sessions.start(id!, 'retry-failed', failed);
+    });
+    this.on('POST', '/jobs/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!));
+    this.on('POST', '/sessions/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!));
+    this.on('GET', '/sessions', async (_q, _r, _p, url) => {
+      const job = url.searchParams.get('job');
+      const limit = Number(url.searchParams.get('limit') ?? 100);
+      return d.sessionList(job ?? undefined, Number.isFinite(limit) && limit > 0 ? limit : 100);
+    });
+    this.on('GET', '/sessions/:id', async (_q, _r, [id]) => {
+      const s = d.sessions.get(id!);
+      if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
+      return s;
+    });
+    this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!));
+    this.on('POST', '/repositories/:id/gc', async (_q, _r, [id]) => {
+      await d.maintenance.gc(id!);
+      return {ok: true};
+    });
+    this.on('GET', '/email', async () => d.email());
+    this.on('PUT', '/email', async (req) => d.setEmail(await readJson(req)));
+    this.on('DELETE', '/email', async () => d.setEmail(null));
+    this.on('GET', '/settings', async () => d.store.data.settings);
+    this.on('PUT', '/settings', async (req) => d.store.setSettings(await readJson(req)));
+    this.on('GET', '/events', async (req, res) => this.events(req, res));
+    for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
+      this.on('GET', `/${c}`, async () => d.list(c));
+      this.on('POST', `/${c}`, async (req, res) => {
+        res.statusCode = 201;
+        return d.create(c, await readJson(req));
+      });
+      this.on('GET', `/${c}/:id`, async (_q, _r, [id]) => d.getOne(c, id!));
+      this.on('PUT', `/${c}/:id`, async (req, _r, [id]) => d.update(c, id!, await readJson(req)));
+      this.on('DELETE', `/${c}/:id`, async (_q, res, [id]) => {
+        await d.remove(c, id!);
+        res.statusCode = 204;
+        return undefined;
+      });
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://vmbackupd');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    try {
+      let methodMismatch = false;
+      for (const r of this.routes) {
+        const m = r.pattern.exec(path);
+        if (!m) continue;
+        if (r.method !== req.method) {
+          methodMismatch = true;
+          continue;
+        }
+        const params = m.slice(1).map((p) => decodeURIComponent(p));
+        const result = await r.handler(req, res, params, url);
+        if (res.headersSent || res.writableEnded) return;
+        if (res.statusCode === 204) {
+          res.end();
+          return;
+        }
+        sendJson(res, res.statusCode || 200, result);
+        return;
+      }
+      throw new UserError(methodMismatch ? `${req.method} is not allowed on ${path}.` : `No such API path: ${path}.`, {
+        hint: 'See the route list at the top of src/daemon/api.ts.',
+        exitCode: methodMismatch ? ExitCode.usage : ExitCode.notFound,
+      });
+    } catch (err) {
+      const {status, body} = errorBody(err);
+      if (status === 500) this.d.log('error', `API ${req.method} ${path} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (!res.headersSent) sendJson(res, status, body);
+      else res.end();
+    }
+  }
+
+  private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.writeHead(200, {'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive'});
+    res.write(': vmbackupd events\n\n');
+    this.sse.add(res);
+    const unsubscribe = this.d.hub.subscribe((e) => {
+      // Progress events are dropped for a client whose buffer is full, never queued without bound.
+      if (res.writableNeedDrain && e.type === 'engine' && e.event.type === 'disk-progress') return;
+      res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    });
+    req.on('close', () => {
+      unsubscribe();
+      this.sse.delete(res);
+    });
+  }
+
+  async listen(socketPath: string): Promise<void> {
+    const dir = dirname(socketPath);
+    const existed = await stat(dir).then(() => true, () => false);
+    if (!existed) await mkdir(dir, {recursive: true, mode: 0o750});
+    await removeStaleSocket(socketPath);
+    // The socket is created with the process umask: make it private before it can be reached.
+    const old = process.umask(0o117);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(socketPath, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(old);
+    }
+    await chmod(socketPath, 0o660);
+    const gid = await groupId('vmbackup');
+    if (gid !== undefined) {
+      const {chown} = await import('node:fs/promises');
+      await chown(socketPath, process.getuid?.() ?? 0, gid).catch(() => {});
+      if (!existed) await chown(dir, process.getuid?.() ?? 0, gid).catch(() => {});
+    }
+    if (!existed) await chmod(dir, 0o750);
+  }
+
+  /** Stops accepting; ends event streams; waits for requests in flight. */
+  async close(): Promise<void> {
+    for (const res of this.sse) res.end();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    const s = await stat(path);
+    if (!s.isSocket()) {
+      throw new UserError(`${path} exists and is not a socket.`, {hint: 'Remove it or choose another --socket path.', exitCode: ExitCode.invalidInput});
+    }
+    const {connect} = await import('node:net');
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = connect(path);
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (alive) throw new UserError(`Another vmbackupd is already listening on ${path}.`, {hint: 'Stop it first (systemctl stop vmbackupd) or use another --socket.', exitCode: ExitCode.locked});
+    await rm(path, {force: true});
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+}
+
+async function groupId(name: string): Promise<number | undefined> {
+  try {
+    const text = await readFile('/etc/group', 'utf8');
+    const line = text.split('\n').find((l) => l.split(':')[0] === name);
+    const gid = line ? Number(line.split(':')[2]) : NaN;
+    return Number.isInteger(gid) ? gid : undefined;
+  } catch {
+    return undefined;
+  }
+}

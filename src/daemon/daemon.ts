@@ -1,0 +1,329 @@
+/**
+ * vmbackupd's composition root: opens the state (configuration, session history, needs-full
+ * marks), builds the live resources, the session runner, the scheduler and the control API, and
+ * runs start-up reconciliation. The control API calls the methods here; they hold the little
+ * glue that spans several parts (e.g. a new repository is created on disk before it is saved).
+ */
+import {statfs} from 'node:fs/promises';
+import {join} from 'node:path';
+import {parseConfig} from '../config/parse.js';
+import {connectionSchema, repositorySchema} from '../config/schema.js';
+import {describeSchedule, nextRuns} from '../config/schedule.js';
+import {keepSecrets, redact, secretValues} from '../config/secrets.js';
+import {APPLIANCE_WORKER, ConfigStore, type Collection, type CollectionTypes} from '../config/store.js';
+import {message} from '../engine/backup-vm.js';
+import {systemClock, type Clock} from '../notify/clock.js';
+import {MailQueue} from '../notify/mail-queue.js';
+import {ExitCode, isUserError, UserError} from '../util/errors.js';
+import {ApiServer} from './api.js';
+import {EventHub} from './event-hub.js';
+import {History} from './history.js';
+import {createLog, type DaemonLog} from './log.js';
+import {Maintenance} from './maintenance.js';
+import {reconcile} from './reconcile.js';
+import {Resources} from './resources.js';
+import {Scheduler, type ScheduledEntry} from './scheduler.js';
+import type {SessionRecord} from './session-model.js';
+import {SessionManager} from './sessions.js';
+import {VmLocks} from './vm-locks.js';
+import {ResourceScheduler} from './workers.js';
+
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  stateDir: string;
+  socketPath: string;
+  clock?: Clock;
+  logFormat?: 'json' | 'plain';
+  /** Where log lines go (default stdout). */
+  write?: (line: string) => void;
+}
+
+interface RepoStatsCache {
+  at: number;
+  restorePoints: number;
+  storedBytes: number;
+  dedupRatio: number;
+  compressionRatio: number;
+  error?: string;
+}
+
+export class Daemon {
+  readonly hub = new EventHub();
+  readonly locks = new VmLocks();
+  readonly startedAt = new Date().toISOString();
+  readonly clock: Clock;
+  log!: DaemonLog;
+  store!: ConfigStore;
+  history!: History;
+  resources!: Resources;
+  workers!: ResourceScheduler;
+  sessions!: SessionManager;
+  maintenance!: Maintenance;
+  scheduler!: Scheduler;
+  mail?: MailQueue;
+  api!: ApiServer;
+  private readonly repoStats = new Map<string, RepoStatsCache>();
+
+  private constructor(readonly opts: DaemonOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(opts);
+    await d.init();
+    return d;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.opts;
+    this.log = createLog({format: o.logFormat ?? 'plain', write: o.write, secrets: () => this.secrets()});
+    this.store = await ConfigStore.open(o.stateDir);
+    this.history = await History.open(o.stateDir, () => this.store.data.settings.historySessions);
+    this.resources = new Resources(this.store, this.log);
+    this.workers = new ResourceScheduler(this.store.list('workers'));
+    this.mail = new MailQueue({spoolDir: join(o.stateDir, 'mail-spool'), settings: () => this.store.data.email, log: (line) => this.log('info', `mail: ${line}`)});
+    this.maintenance = await Maintenance.open({store: this.store, resources: this.resources, hub: this.hub, log: this.log, mail: this.mail, appVersion: VERSION});
+    this.sessions = new SessionManager({
+      store: this.store,
+      resources: this.resources,
+      history: this.history,
+      hub: this.hub,
+      locks: this.locks,
+      workers: this.workers,
+      clock: this.clock,
+      log: this.log,
+      hooks: {
+        afterSession: async (record, job) => {
+          await this.maintenance.afterSession(record, job);
+          this.repoStats.delete(job.repository);
+        },
+        needsFull: (vmId) => this.maintenance.needsFull(vmId),
+        vmHealed: (vmId) => this.maintenance.healed(vmId),
+      },
+    });
+    this.scheduler = new Scheduler(this.clock, () => this.scheduledEntries(), this.log);
+    this.store.onChange((data) => {
+      this.workers.setWorkers(data.workers);
+      this.scheduler.refresh();
+    });
+    this.log('info', `vmbackupd ${VERSION} starting`, {stateDir: o.stateDir, socket: o.socketPath, pid: process.pid});
+    const r = await reconcile({store: this.store, history: this.history, resources: this.resources, log: this.log});
+    if (r.closedSessions.length) this.log('warn', `Reconciliation closed ${r.closedSessions.length} interrupted session(s)`);
+    this.api = new ApiServer(this);
+    await this.api.listen(o.socketPath);
+    this.scheduler.refresh();
+    if (this.store.data.email) void this.mail.start().catch(() => {});
+    this.log('info', `Listening on ${o.socketPath}`);
+  }
+
+  private scheduledEntries(): ScheduledEntry[] {
+    const out: ScheduledEntry[] = [];
+    for (const j of this.store.list('jobs')) {
+      if (!j.enabled || j.schedule.kind === 'none') continue;
+      out.push({
+        key: `job:${j.id}`,
+        schedule: j.schedule,
+        run: () => {
+          if (this.sessions.runningForJob(j.id)) {
+            this.log('warn', `Job ${j.name} is still running at its scheduled time; this run is skipped.`);
+            return;
+          }
+          this.sessions.start(j.id, 'schedule');
+        },
+      });
+    }
+    const [h, m] = this.store.data.settings.gcAt.split(':');
+    for (const r of this.store.list('repositories')) {
+      out.push({key: `gc:${r.id}`, schedule: {kind: 'cron', expression: `${Number(m)} ${Number(h)} * * *`}, run: () => this.maintenance.gc(r.id)});
+      if (r.healthCheck.kind !== 'none') out.push({key: `verify:${r.id}`, schedule: r.healthCheck, run: async () => void (await this.maintenance.healthCheck(r.id))});
+    }
+    return out;
+  }
+
+  private secrets(): string[] {
+    if (!this.store) return [];
+    const out = this.store.list('connections').flatMap((c) => secretValues('connections', c));
+    out.push(...secretValues('email', this.store.data.email));
+    return out;
+  }
+
+  // ---- configuration objects -----------------------------------------------------------------
+
+  list(c: Collection): unknown[] {
+    return this.store.list(c).map((o) => this.present(c, o));
+  }
+
+  getOne(c: Collection, id: string): unknown {
+    return this.present(c, this.store.get(c, id));
+  }
+
+  private present(c: Collection, o: CollectionTypes[Collection]): unknown {
+    const shown = redact(c, o) as Record<string, unknown>;
+    if (c === 'jobs') {
+      const job = o as CollectionTypes['jobs'];
+      const last = this.history.list().filter((s) => s.jobId === job.id).at(-1);
+      shown.info = {
+        scheduleText: describeSchedule(job.schedule),
+        nextRuns: job.enabled ? nextRuns(job.schedule, new Date(this.clock.now()), 3).map((d) => d.toISOString()) : [],
+        running: this.sessions.runningForJob(job.id)?.id,
+        lastSession: last ? {id: last.id, state: last.state, startedAt: last.startedAt, endedAt: last.endedAt} : undefined,
+      };
+    }
+    return shown;
+  }
+
+  async create(c: Collection, input: unknown): Promise<unknown> {
+    if (c === 'repositories') {
+      // Validate first, so a bad path never creates a directory; then make the repository.
+      const withId = input !== null && typeof input === 'object' && !('id' in input) ? {...input, id: 'x'} : input;
+      const cfg = parseConfig(repositorySchema, withId, 'repositories');
+      if (this.store.list('repositories').some((r) => r.path === cfg.path)) {
+        return this.store.create(c, input); // the store names the duplicate path
+      }
+      await Resources.openOrCreate(cfg);
+    }
+    const created = await this.store.create(c, input);
+    if (c === 'connections') await this.resources.writeKnownHosts(created as CollectionTypes['connections']);
+    this.hub.emit({type: 'config', collection: c});
+    return this.present(c, created);
+  }
+
+  async update(c: Collection, id: string, input: unknown): Promise<unknown> {
+    if (c === 'repositories') {
+      const cfg = parseConfig(repositorySchema, input !== null && typeof input === 'object' ? {...input, id} : input, 'repositories');
+      if (cfg.path !== this.store.get('repositories', id).path) await Resources.openOrCreate(cfg);
+    }
+    const updated = await this.store.update(c, id, input);
+    if (c === 'connections') await this.resources.writeKnownHosts(updated as CollectionTypes['connections']);
+    this.hub.emit({type: 'config', collection: c});
+    return this.present(c, updated);
+  }
+
+  async remove(c: Collection, id: string): Promise<void> {
+    if (c === 'jobs' && this.sessions.runningForJob(id)) {
+      throw new UserError('The job is running.', {hint: 'Stop it first (vmbackup job stop), then remove it.', exitCode: ExitCode.locked});
+    }
+    await this.store.remove(c, id);
+    this.hub.emit({type: 'config', collection: c});
+  }
+
+  email(): unknown {
+    return this.store.data.email ? redact('email', this.store.data.email) : null;
+  }
+
+  async setEmail(input: unknown): Promise<unknown> {
+    const saved = await this.store.setEmail(input);
+    if (saved) void this.mail?.start().catch(() => {});
+    return saved ? redact('email', saved) : null;
+  }
+
+  /**
+   * Tries a connection: reachable, authenticated, and how many VMs its inventory lists. Errors
+   * come back as data (with the UserError's message and hint), since "it failed" is the answer.
+   */
+  async testConnection(input: unknown, id?: string): Promise<unknown> {
+    let cfg: CollectionTypes['connections'];
+    if (id) cfg = this.store.get('connections', id);
+    else {
+      const stored = input !== null && typeof input === 'object' && 'id' in input ? this.store.list('connections').find((c) => c.id === (input as {id: unknown}).id) : undefined;
+      const merged = keepSecrets('connections', input !== null && typeof input === 'object' && !('id' in input) ? {...input, id: 'test'} : input, stored);
+      cfg = parseConfig(connectionSchema, merged, 'connections');
+      await this.resources.writeKnownHosts(cfg);
+    }
+    const platform = id ? this.resources.platform(id) : this.resources.build(cfg);
+    try {
+      const vms = id ? (await this.resources.inventory(id, true)).vms : await platform.inventory();
+      return {ok: true, reachable: true, authenticated: true, vms: vms.length};
+    } catch (err) {
+      const code = isUserError(err) ? err.exitCode : ExitCode.internal;
+      return {
+        ok: false,
+        reachable: code !== ExitCode.unreachable && code !== ExitCode.untrusted,
+        authenticated: code === ExitCode.unreachable || code === ExitCode.untrusted || code === ExitCode.authFailed ? false : undefined,
+        error: {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: code},
+      };
+    } finally {
+      if (!id) await platform.close().catch(() => {});
+    }
+  }
+
+  // ---- sessions and status -------------------------------------------------------------------
+
+  sessionList(job: string | undefined, limit: number): Omit<SessionRecord, 'log'>[] {
+    const running = new Map(this.sessions.list().map((s) => [s.id, s]));
+    const all = this.history.list().map((s) => running.get(s.id) ?? s);
+    return all
+      .filter((s) => !job || s.jobId === job)
+      .slice(-limit)
+      .reverse()
+      .map(({log: _log, ...rest}) => rest);
+  }
+
+  async status(): Promise<unknown> {
+    const repositories = [];
+    for (const r of this.store.list('repositories')) {
+      const fs = await statfs(r.path).catch(() => undefined);
+      const cached = this.cachedStats(r.id);
+      repositories.push({
+        id: r.id,
+        name: r.name,
+        path: r.path,
+        freeBytes: fs ? fs.bavail * fs.bsize : undefined,
+        totalBytes: fs ? fs.blocks * fs.bsize : undefined,
+        usedBytes: cached?.storedBytes,
+        restorePoints: cached?.restorePoints,
+        dedupRatio: cached?.dedupRatio,
+        compressionRatio: cached?.compressionRatio,
+        statsAt: cached ? new Date(cached.at).toISOString() : undefined,
+        error: cached?.error,
+        needsFullVms: Object.keys(this.maintenance.fullMarks()).length,
+      });
+    }
+    return {
+      daemon: {version: VERSION, pid: process.pid, startedAt: this.startedAt, stateDir: this.opts.stateDir, socket: this.opts.socketPath, rssBytes: process.memoryUsage.rss()},
+      sessions: this.sessions.list().map(({log: _log, ...rest}) => rest),
+      workers: this.workers.status(),
+      waitingForWorkers: this.workers.waiting,
+      repositories,
+      mail: this.mail?.status(),
+    };
+  }
+
+  /**
+   * Repository statistics read every chunk's size, too slow for a status request: they are
+   * computed in the background and served from this cache (refreshed after sessions, at most
+   * once a minute otherwise).
+   */
+  private cachedStats(id: string): RepoStatsCache | undefined {
+    const c = this.repoStats.get(id);
+    if (!c || this.clock.now() - c.at > 60_000) {
+      if (!c || c.at >= 0) {
+        const marker: RepoStatsCache = c ? {...c, at: -1} : {at: -1, restorePoints: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1};
+        this.repoStats.set(id, marker);
+        void this.resources
+          .repository(id)
+          .then((repo) => repo.stats())
+          .then(
+            (s) => this.repoStats.set(id, {at: this.clock.now(), restorePoints: s.restorePoints, storedBytes: s.storedBytes, dedupRatio: s.dedupRatio, compressionRatio: s.compressionRatio}),
+            (err: unknown) => this.repoStats.set(id, {at: this.clock.now(), restorePoints: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1, error: message(err)}),
+          );
+      }
+    }
+    return c && c.at >= 0 ? c : undefined;
+  }
+
+  /** SIGTERM: stop accepting, stop sessions cleanly (restore points and platform jobs aborted), close. */
+  async stop(reason = 'The daemon is stopping (SIGTERM).'): Promise<void> {
+    this.log('info', 'Stopping: no new requests; stopping running sessions');
+    this.scheduler.stop();
+    const closing = this.api.close();
+    await this.sessions.shutdown(reason);
+    await closing;
+    await this.mail?.stop().catch(() => {});
+    await this.resources.close();
+    this.log('info', 'Stopped');
+  }
+}
+
+export {APPLIANCE_WORKER};

@@ -1,0 +1,49 @@
+/**
+ * Session figures from per-VM figures: sizes, read, stored, dedup and compression ratios,
+ * duration, rate, and the bottleneck (where the disk tasks spent more time: waiting for the
+ * source, or in the repository). Pure.
+ */
+import type {DiskFigures} from '../engine/events.js';
+import type {SessionTotals, SessionVm, VmFigures} from './session-model.js';
+
+export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number): VmFigures {
+  const f: VmFigures = {sizeBytes: 0, readBytes: 0, storedBytes: 0, newPlainBytes: 0, processedBytes: 0, durationMs, sourceMs: 0, repositoryMs: 0};
+  for (const d of Object.values(disks)) {
+    f.sizeBytes += d.size;
+    f.readBytes += d.readBytes;
+    f.storedBytes += d.storedBytes;
+    f.newPlainBytes += d.newPlainBytes;
+    f.processedBytes += d.readBytes + d.unchangedBytes;
+    f.sourceMs += d.sourceMs;
+    f.repositoryMs += d.repositoryMs;
+  }
+  return f;
+}
+
+export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: string): SessionTotals {
+  let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0;
+  for (const vm of vms) {
+    const f = vm.figures;
+    if (!f) continue;
+    size += f.sizeBytes;
+    read += f.readBytes;
+    stored += f.storedBytes;
+    plain += f.newPlainBytes;
+    processed += f.processedBytes;
+    sourceMs += f.sourceMs;
+    repoMs += f.repositoryMs;
+  }
+  const durationMs = Math.max(0, Date.parse(endedAt) - Date.parse(startedAt));
+  return {
+    sizeBytes: size,
+    readBytes: read,
+    transferredBytes: stored,
+    storedBytes: stored,
+    // Read data that needed no new chunk was deduplicated; 1 = nothing deduplicated.
+    dedupRatio: plain > 0 ? read / plain : 1,
+    compressionRatio: stored > 0 ? plain / stored : 1,
+    durationMs,
+    rateBytesPerSec: durationMs > 0 ? Math.round((read / durationMs) * 1000) : 0,
+    bottleneck: sourceMs + repoMs === 0 ? undefined : sourceMs >= repoMs ? 'source' : 'repository',
+  };
+}

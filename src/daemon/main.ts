@@ -1,0 +1,53 @@
+/**
+ * vmbackupd: the appliance daemon, in the foreground (systemd Type=exec, or a test).
+ *
+ *   node dist/daemon/main.js [--state-dir /var/lib/vmbackup] [--socket /run/vmbackup/api.sock]
+ *                            [--log-format plain|json]
+ *
+ * SIGTERM/SIGINT: stop accepting requests, stop running sessions cleanly (unfinished restore
+ * points and platform backup jobs are aborted; committed ones stay), exit 0. A second signal
+ * exits at once. Start-up errors the operator can fix print message and hint and exit with the
+ * UserError's code.
+ */
+import {parseArgs} from 'node:util';
+import {DEFAULT_STATE_DIR} from '../config/store.js';
+import {isUserError} from '../util/errors.js';
+import {DEFAULT_SOCKET} from './api.js';
+import {Daemon} from './daemon.js';
+
+const {values} = parseArgs({
+  options: {
+    'state-dir': {type: 'string', default: process.env.VMBACKUP_STATE_DIR ?? DEFAULT_STATE_DIR},
+    socket: {type: 'string', default: process.env.VMBACKUP_SOCKET ?? DEFAULT_SOCKET},
+    'log-format': {type: 'string', default: process.env.JOURNAL_STREAM ? 'plain' : 'plain'},
+  },
+  strict: true,
+});
+
+const format = values['log-format'] === 'json' ? 'json' : 'plain';
+let daemon: Daemon | undefined;
+try {
+  daemon = await Daemon.start({stateDir: values['state-dir'], socketPath: values.socket, logFormat: format});
+} catch (err) {
+  if (isUserError(err)) {
+    process.stderr.write(`vmbackupd: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
+    process.exit(err.exitCode);
+  }
+  throw err;
+}
+
+let stopping = false;
+const onSignal = (sig: string) => {
+  if (stopping) process.exit(1);
+  stopping = true;
+  daemon!.log('info', `Received ${sig}`);
+  daemon!
+    .stop()
+    .then(() => process.exit(0))
+    .catch((err: unknown) => {
+      daemon!.log('error', `Stopping failed: ${String(err)}`);
+      process.exit(1);
+    });
+};
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+process.on('SIGINT', () => onSignal('SIGINT'));

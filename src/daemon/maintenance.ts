@@ -1,0 +1,129 @@
+/**
+ * Repository upkeep the daemon does on its own:
+ * - after each session: retention (the job's policy, only the VMs of that session), a free-space
+ *   check (a warning in the session below the threshold), and the email report;
+ * - daily GC of every repository (and right after a session that left the disk low on space);
+ * - the scheduled health check (verify) per repository: damaged chunks are quarantined by
+ *   verify, and the VMs whose restore points used them are marked so that their next backup
+ *   reads every disk in full (`full: true`), which writes the damaged chunks again.
+ *
+ * The "read in full next time" marks are kept in needs-full.json, so they survive restarts.
+ */
+import {hostname} from 'node:os';
+import {join} from 'node:path';
+import type {Low} from 'lowdb';
+import type {JobConfig, RetentionConfig} from '../config/schema.js';
+import {openDocument, type ConfigStore} from '../config/store.js';
+import {message} from '../engine/backup-vm.js';
+import type {MailQueue} from '../notify/mail-queue.js';
+import {buildSessionMail} from '../notify/policy.js';
+import type {RetentionPolicy} from '../repository/index.js';
+import type {EventHub} from './event-hub.js';
+import type {DaemonLog} from './log.js';
+import {toSessionReport} from './report.js';
+import type {Resources} from './resources.js';
+import type {SessionRecord} from './session-model.js';
+
+export function retentionPolicy(r: RetentionConfig): RetentionPolicy {
+  return {
+    keepLast: r.restorePoints,
+    keepWithinDays: r.days,
+    keepWeekly: r.gfs?.weekly || undefined,
+    keepMonthly: r.gfs?.monthly || undefined,
+    keepYearly: r.gfs?.yearly || undefined,
+  };
+}
+
+interface NeedsFullData {
+  vms: Record<string, {reason: string; since: string}>;
+}
+
+export class Maintenance {
+  private constructor(
+    private readonly deps: {store: ConfigStore; resources: Resources; hub: EventHub; log: DaemonLog; mail?: MailQueue; appVersion: string},
+    private readonly marks: Low<NeedsFullData>,
+  ) {}
+
+  static async open(deps: Maintenance['deps']): Promise<Maintenance> {
+    const marks = await openDocument<NeedsFullData>(join(deps.store.stateDir, 'needs-full.json'), {vms: {}});
+    return new Maintenance(deps, marks);
+  }
+
+  needsFull(vmId: string): boolean {
+    return vmId in this.marks.data.vms;
+  }
+
+  fullMarks(): NeedsFullData['vms'] {
+    return this.marks.data.vms;
+  }
+
+  healed(vmId: string): void {
+    if (!(vmId in this.marks.data.vms)) return;
+    delete this.marks.data.vms[vmId];
+    void this.marks.write().catch((err: unknown) => this.deps.log('error', `Cannot save needs-full.json: ${message(err)}`));
+  }
+
+  async afterSession(record: SessionRecord, job: JobConfig): Promise<void> {
+    const repoCfg = this.deps.store.get('repositories', job.repository);
+    const repo = await this.deps.resources.repository(job.repository);
+    const note = (severity: 'info' | 'warning', code: string, text: string) =>
+      record.log.push({time: new Date().toISOString(), severity, code, message: text});
+    // Retention: only the VMs this session backed up, and only the job's policy.
+    for (const vm of record.vms) {
+      if (vm.state !== 'success' && vm.state !== 'warning') continue;
+      try {
+        const r = await repo.prune(retentionPolicy(job.retention), {vmId: vm.id});
+        if (r.removed.length) note('info', 'retention', `Retention removed ${r.removed.length} restore point(s) of ${vm.name}.`);
+      } catch (err) {
+        note('warning', 'retention-failed', `Retention for ${vm.name} failed: ${message(err)}`);
+      }
+    }
+    const stats = await repo.stats();
+    const lowPercent = this.deps.store.data.settings.lowSpacePercent;
+    if (stats.totalBytes > 0 && (stats.freeBytes / stats.totalBytes) * 100 < lowPercent) {
+      note('warning', 'repository-low-space', `Repository ${repoCfg.name} has only ${Math.round((stats.freeBytes / stats.totalBytes) * 100)}% free space left (threshold ${lowPercent}%).`);
+      void this.gc(job.repository).catch(() => {});
+    }
+    this.notify(record, job, {name: repoCfg.name, path: repoCfg.path, freeBytes: stats.freeBytes, totalBytes: stats.totalBytes});
+  }
+
+  private notify(record: SessionRecord, job: JobConfig, repository: {name: string; path: string; freeBytes: number; totalBytes: number}): void {
+    const email = this.deps.store.data.email;
+    if (!email || !this.deps.mail) return;
+    const report = toSessionReport(record, {jobDescription: job.description || undefined, lastAttempt: true, repository, hostname: hostname(), appVersion: this.deps.appVersion});
+    const mail = buildSessionMail(report, job.notification, email);
+    if (mail) void this.deps.mail.enqueue(mail);
+  }
+
+  async gc(repositoryId: string): Promise<void> {
+    const repo = await this.deps.resources.repository(repositoryId);
+    this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'gc', state: 'started'});
+    try {
+      const r = await repo.gc();
+      this.deps.log('info', `GC of repository ${repositoryId}: removed ${r.removedChunks} chunk(s), ${r.removedBytes} bytes`);
+      this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'gc', state: 'finished', detail: `removed ${r.removedChunks} chunks`});
+    } catch (err) {
+      this.deps.log('warn', `GC of repository ${repositoryId} failed: ${message(err)}`);
+      this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'gc', state: 'failed', detail: message(err)});
+      throw err;
+    }
+  }
+
+  /** Verifies the repository; VMs with damaged or missing data get a full read next time. */
+  async healthCheck(repositoryId: string): Promise<{ok: boolean; vms: string[]; problems: number}> {
+    const repo = await this.deps.resources.repository(repositoryId);
+    this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'verify', state: 'started'});
+    const report = await repo.verify();
+    const points = await repo.listRestorePoints();
+    const damaged = new Set<string>();
+    for (const p of report.problems) for (const ref of p.references) damaged.add(ref.restorePoint);
+    for (const p of report.indexProblems) damaged.add(p.restorePoint);
+    const vms = [...new Set(points.filter((p) => damaged.has(p.id)).map((p) => p.vmId))];
+    for (const vm of vms) this.marks.data.vms[vm] = {reason: `health check of repository ${repositoryId} found damaged data`, since: new Date().toISOString()};
+    if (vms.length) await this.marks.write();
+    const problems = report.problems.length + report.indexProblems.length;
+    this.deps.log(report.ok ? 'info' : 'warn', `Health check of repository ${repositoryId}: ${report.ok ? 'no problems' : `${problems} problem(s); next backup of ${vms.length} VM(s) reads in full`}`);
+    this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'verify', state: 'finished', detail: report.ok ? 'ok' : `${problems} problems`});
+    return {ok: report.ok, vms, problems};
+  }
+}

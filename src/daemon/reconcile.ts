@@ -1,0 +1,48 @@
+/**
+ * Start-up reconciliation: what a daemon that died left behind.
+ * - Sessions still "running" in the history are closed as failed, with the reason, and their
+ *   unfinished VMs are marked failed ("the daemon stopped while ...").
+ * - Every connection's platform cleans up what the appliance itself created and did not finish
+ *   (backup jobs, checkpoints not recorded by a committed restore point, exports, transfers).
+ *   libvirt gets the trusted checkpoints from the committed restore points (resources.ts).
+ * Each action is logged. Partial restore points in repositories are GC's business.
+ */
+import {message} from '../engine/backup-vm.js';
+import type {ConfigStore} from '../config/store.js';
+import type {History} from './history.js';
+import type {DaemonLog} from './log.js';
+import type {Resources} from './resources.js';
+import {sessionTotals} from './figures.js';
+
+export async function reconcile(deps: {store: ConfigStore; history: History; resources: Resources; log: DaemonLog}): Promise<{closedSessions: string[]; cleaned: string[]}> {
+  const closedSessions: string[] = [];
+  const now = new Date().toISOString();
+  for (const s of deps.history.list().filter((x) => x.state === 'running')) {
+    const reason = 'The daemon stopped while this session was running (crash, kill or power loss); it was closed at the next start.';
+    for (const v of s.vms) {
+      if (v.state === 'pending' || v.state === 'waiting' || v.state === 'running') {
+        v.state = 'failed';
+        v.reason = reason;
+      }
+    }
+    s.state = 'failed';
+    s.reason = reason;
+    s.endedAt = now;
+    s.log.push({time: now, severity: 'error', code: 'daemon-restarted', message: reason});
+    s.totals = sessionTotals(s.vms, s.startedAt, now);
+    await deps.history.save(s);
+    closedSessions.push(s.id);
+    deps.log('warn', `Closed session ${s.id} of job ${s.jobName}: it was running when the daemon stopped`, {session: s.id});
+  }
+  const cleaned: string[] = [];
+  for (const c of deps.store.list('connections')) {
+    try {
+      await deps.resources.platform(c.id).cleanupLeftovers((e) => deps.log(e.severity === 'info' ? 'info' : 'warn', `cleanup ${c.name}: ${e.message}`, {code: e.code, vm: e.vm}));
+      cleaned.push(c.id);
+      deps.log('info', `Cleaned up leftovers on connection ${c.name}`);
+    } catch (err) {
+      deps.log('warn', `Cleanup of leftovers on connection ${c.name} failed: ${message(err)}`, {connection: c.id});
+    }
+  }
+  return {closedSessions, cleaned};
+}

@@ -1,0 +1,155 @@
+/**
+ * The live objects behind the configuration: one open Repository per configured repository and
+ * one PlatformAdapter per connection (built on first use, rebuilt when the configuration of that
+ * object changes), and the inventory cache per connection.
+ */
+import {mkdir, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import type {ConnectionConfig, MorpheusConnectionConfig, RepositoryConfig} from '../config/schema.js';
+import type {ConfigStore} from '../config/store.js';
+import {LibvirtPlatform} from '../platforms/libvirt/index.js';
+import {OvirtPlatform} from '../platforms/ovirt/index.js';
+import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
+import {createRepository, openRepository, type Repository} from '../repository/index.js';
+import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import type {DaemonLog} from './log.js';
+
+export interface InventoryEntry {
+  at: string;
+  vms: InventoryVm[];
+}
+
+export class Resources {
+  private readonly repos = new Map<string, {path: string; repo: Repository}>();
+  private readonly platforms = new Map<string, {json: string; platform: PlatformAdapter}>();
+  private readonly inventories = new Map<string, InventoryEntry>();
+
+  constructor(
+    private readonly store: ConfigStore,
+    private readonly log: DaemonLog,
+  ) {}
+
+  async repository(id: string): Promise<Repository> {
+    const cfg = this.store.get('repositories', id);
+    const cached = this.repos.get(id);
+    if (cached && cached.path === cfg.path) return cached.repo;
+    const repo = await openRepository(cfg.path);
+    this.repos.set(id, {path: cfg.path, repo});
+    return repo;
+  }
+
+  /** Opens the repository at `cfg.path`, creating one there when the directory is new or empty. */
+  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path'>): Promise<Repository> {
+    try {
+      return await openRepository(cfg.path);
+    } catch (err) {
+      if (!(err instanceof UserError) || err.exitCode !== ExitCode.notARepository) throw err;
+      try {
+        return await createRepository(cfg.path);
+      } catch (createErr) {
+        if (errnoCode(createErr) === 'EEXIST' || createErr instanceof UserError) throw err;
+        throw createErr;
+      }
+    }
+  }
+
+  platform(connectionId: string): PlatformAdapter {
+    const cfg = this.store.get('connections', connectionId);
+    const json = JSON.stringify(cfg);
+    const cached = this.platforms.get(connectionId);
+    if (cached && cached.json === json) return cached.platform;
+    if (cached) void cached.platform.close().catch(() => {});
+    const platform = this.build(cfg);
+    this.platforms.set(connectionId, {json, platform});
+    this.inventories.delete(connectionId);
+    return platform;
+  }
+
+  /** A platform built from an unsaved configuration (the "test" action); the caller closes it. */
+  build(cfg: ConnectionConfig): PlatformAdapter {
+    if (cfg.kind === 'ovirt') return new OvirtPlatform({url: cfg.url, user: cfg.user, password: cfg.password, caPem: cfg.caPem});
+    return new LibvirtPlatform({
+      hosts: cfg.clusters.flatMap((c) =>
+        c.hosts.map((h) => ({
+          name: h.name,
+          connection:
+            h.connection.kind === 'local'
+              ? ({kind: 'local'} as const)
+              : {
+                  kind: 'ssh' as const,
+                  host: h.connection.host,
+                  port: h.connection.port,
+                  user: h.connection.user,
+                  identityFile: h.connection.identityFile,
+                  knownHostsFile: h.connection.knownHostsFile ?? this.knownHostsPath(cfg.id, h.name),
+                },
+        })),
+      ),
+      commandLog: (line) => this.log('debug', line, {connection: cfg.id}),
+      trustedCheckpoints: (vmId) => this.trustedCheckpoints(vmId),
+    });
+  }
+
+  private knownHostsPath(connection: string, host: string): string {
+    return join(this.store.stateDir, 'known_hosts.d', `${connection}--${host.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+  }
+
+  /** Writes the known_hosts files for host keys given in the configuration (ssh reads files only). */
+  async writeKnownHosts(cfg: ConnectionConfig): Promise<void> {
+    if (cfg.kind !== 'morpheus') return;
+    for (const c of cfg.clusters)
+      for (const h of c.hosts) {
+        if (h.connection.kind !== 'ssh' || !h.connection.hostKey || h.connection.knownHostsFile) continue;
+        const name = h.connection.port === 22 ? h.connection.host : `[${h.connection.host}]:${h.connection.port}`;
+        await mkdir(join(this.store.stateDir, 'known_hosts.d'), {recursive: true, mode: 0o700});
+        await writeFile(this.knownHostsPath(cfg.id, h.name), `${name} ${h.connection.hostKey}\n`, {mode: 0o600});
+      }
+  }
+
+  async inventory(connectionId: string, refresh = false): Promise<InventoryEntry> {
+    const platform = this.platform(connectionId);
+    const cached = this.inventories.get(connectionId);
+    if (cached && !refresh) return cached;
+    const cfg = this.store.get('connections', connectionId);
+    // A VM deleted while the inventory is being read makes one pass fail: read again.
+    let list: InventoryVm[] | undefined;
+    for (let attempt = 1; !list; attempt++) {
+      try {
+        list = await platform.inventory();
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        this.log('debug', `Inventory of ${cfg.name} failed (attempt ${attempt}), reading again: ${String(err)}`);
+      }
+    }
+    const vms = list.map((vm) => withCluster(cfg, vm));
+    const entry = {at: new Date().toISOString(), vms};
+    this.inventories.set(connectionId, entry);
+    return entry;
+  }
+
+  /** Checkpoint ids that committed restore points in any repository recorded for the VM. */
+  async trustedCheckpoints(vmId: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const r of this.store.list('repositories')) {
+      try {
+        const repo = await this.repository(r.id);
+        for (const p of await repo.listRestorePoints({vmId})) if (p.checkpoint) ids.push(p.checkpoint.id);
+      } catch (err) {
+        this.log('warn', `Cannot read repository ${r.name} while collecting trusted checkpoints`, {error: String(err)});
+      }
+    }
+    return ids;
+  }
+
+  async close(): Promise<void> {
+    for (const {platform} of this.platforms.values()) await platform.close().catch(() => {});
+    this.platforms.clear();
+  }
+}
+
+/** libvirt knows hosts, not clusters: the cluster comes from the connection's configuration. */
+function withCluster(cfg: ConnectionConfig, vm: InventoryVm): InventoryVm {
+  if (cfg.kind !== 'morpheus' || vm.cluster) return vm;
+  const cluster = (cfg as MorpheusConnectionConfig).clusters.find((c) => c.hosts.some((h) => h.name === vm.host));
+  return cluster ? {...vm, cluster: cluster.name} : vm;
+}

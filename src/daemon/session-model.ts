@@ -1,0 +1,83 @@
+/**
+ * What the daemon records about a session (one run of a job): its VMs with their status and
+ * figures, its log, its totals. Plain JSON: persisted in the history (history.ts) and returned
+ * by the control API as is.
+ */
+import type {Severity} from '../platforms/types.js';
+
+export type SessionState = 'running' | 'success' | 'warning' | 'failed' | 'stopped';
+export type VmState = 'pending' | 'waiting' | 'running' | 'success' | 'warning' | 'failed' | 'stopped';
+
+export interface VmFigures {
+  sizeBytes: number;
+  readBytes: number;
+  /** Bytes of new chunk files written (after dedup and compression). */
+  storedBytes: number;
+  /** Plain bytes of the chunks that had to be stored. */
+  newPlainBytes: number;
+  /** Non-zero bytes processed (read plus unchanged). */
+  processedBytes: number;
+  durationMs: number;
+  sourceMs: number;
+  repositoryMs: number;
+}
+
+export interface SessionVm {
+  id: string;
+  name: string;
+  state: VmState;
+  /** Why it failed or was stopped, in words. */
+  reason?: string;
+  restorePointId?: string;
+  incremental?: boolean;
+  full?: boolean;
+  worker?: string;
+  startedAt?: string;
+  endedAt?: string;
+  attempts: number;
+  figures?: VmFigures;
+}
+
+export interface LogLine {
+  time: string;
+  severity: Severity;
+  code: string;
+  message: string;
+  vm?: string;
+  disk?: string;
+}
+
+export interface SessionTotals {
+  sizeBytes: number;
+  readBytes: number;
+  /** What went over the wire into the repository (stored bytes). */
+  transferredBytes: number;
+  storedBytes: number;
+  dedupRatio: number;
+  compressionRatio: number;
+  durationMs: number;
+  rateBytesPerSec: number;
+  bottleneck?: 'source' | 'repository';
+}
+
+export interface SessionRecord {
+  id: string;
+  jobId: string;
+  jobName: string;
+  state: SessionState;
+  /** 'schedule', 'manual', 'retry-failed'. */
+  trigger: string;
+  /** 1, then 2 for the first automatic retry of failed VMs, ... */
+  attempt: number;
+  startedAt: string;
+  endedAt?: string;
+  /** Why the session failed or stopped as a whole. */
+  reason?: string;
+  repository: string;
+  vms: SessionVm[];
+  log: LogLine[];
+  totals: SessionTotals;
+}
+
+/** The longest session log kept: the first lines and the last are what an operator reads. */
+export const MAX_LOG_LINES = 2000;

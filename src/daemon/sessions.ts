@@ -1,0 +1,316 @@
+/**
+ * The session runner: one session per job run, one at a time per job. A session resolves the
+ * job's VMs from the inventory, backs each VM up (engine/backup-vm.ts) once the VM is free
+ * (one operation per VM across all jobs: vm-locks.ts) and a worker has a slot (workers.ts),
+ * under the job's bandwidth limit (throttle.ts). It records per-VM status with the reason, a log
+ * with every warning, and figures; retries failed VMs only (count, wait); and can be stopped:
+ * VMs that already committed keep their restore points, the others are aborted cleanly.
+ *
+ * History is saved when the session starts, after each VM and at the end (history.ts), so a
+ * daemon that dies mid-session leaves a "running" record that start-up reconciliation closes.
+ */
+import {randomBytes} from 'node:crypto';
+import type {Clock} from '../notify/clock.js';
+import type {JobConfig} from '../config/schema.js';
+import type {ConfigStore} from '../config/store.js';
+import {backupVm, message} from '../engine/backup-vm.js';
+import type {EngineEvent} from '../engine/events.js';
+import type {SessionEvent} from '../platforms/types.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import type {EventHub} from './event-hub.js';
+import {sessionTotals, vmFigures} from './figures.js';
+import type {History} from './history.js';
+import type {DaemonLog} from './log.js';
+import type {Resources} from './resources.js';
+import {selectVms, type SelectedVm} from './selection.js';
+import {MAX_LOG_LINES, type LogLine, type SessionRecord, type SessionVm} from './session-model.js';
+import {tokenBucket} from './throttle.js';
+import type {VmLocks} from './vm-locks.js';
+import type {ResourceScheduler} from './workers.js';
+import {WEEKDAYS} from '../config/fields.js';
+
+export interface SessionHooks {
+  /** After a session ended (retention, notification); errors are logged into the session. */
+  afterSession?: (record: SessionRecord, job: JobConfig) => Promise<void>;
+  /** VM ids whose next backup must read everything (health check found damage). */
+  needsFull?: (vmId: string) => boolean;
+  /** Called after a VM's backup committed in full. */
+  vmHealed?: (vmId: string) => void;
+}
+
+interface Running {
+  record: SessionRecord;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class SessionManager {
+  private readonly running = new Map<string, Running>();
+  private closed = false;
+
+  constructor(
+    private readonly deps: {
+      store: ConfigStore;
+      resources: Resources;
+      history: History;
+      hub: EventHub;
+      locks: VmLocks;
+      workers: ResourceScheduler;
+      clock: Clock;
+      log: DaemonLog;
+      hooks?: SessionHooks;
+    },
+  ) {}
+
+  /** Sessions in progress. */
+  list(): SessionRecord[] {
+    return [...this.running.values()].map((r) => r.record);
+  }
+
+  runningForJob(jobId: string): SessionRecord | undefined {
+    return this.list().find((s) => s.jobId === jobId);
+  }
+
+  /** The live record of a running session, else the one in the history. */
+  get(id: string): SessionRecord | undefined {
+    return this.running.get(id)?.record ?? this.deps.history.get(id);
+  }
+
+  /** Starts a session of the job; only the given VM ids when `only` is set (retry-failed). */
+  start(jobId: string, trigger: string, only?: string[]): SessionRecord {
+    if (this.closed) throw new UserError('The daemon is shutting down.', {hint: 'Start the job again once vmbackupd is back.', exitCode: ExitCode.cancelled});
+    const job = this.deps.store.get('jobs', jobId);
+    const busy = this.runningForJob(jobId);
+    if (busy) {
+      throw new UserError(`Job ${job.name} is already running (session ${busy.id}).`, {
+        hint: 'Wait for it to finish, or stop it first (vmbackup job stop).',
+        exitCode: ExitCode.locked,
+      });
+    }
+    const now = new Date(this.deps.clock.now()).toISOString();
+    const record: SessionRecord = {
+      id: `${now.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`,
+      jobId,
+      jobName: job.name,
+      state: 'running',
+      trigger,
+      attempt: 1,
+      startedAt: now,
+      repository: job.repository,
+      vms: [],
+      log: [],
+      totals: sessionTotals([], now, now),
+    };
+    const controller = new AbortController();
+    const entry: Running = {record, controller, done: Promise.resolve()};
+    this.running.set(record.id, entry);
+    entry.done = this.run(entry, job, only).catch((err: unknown) => {
+      this.deps.log('error', `Session ${record.id} crashed: ${message(err)}`, {stack: err instanceof Error ? err.stack : undefined});
+    });
+    return record;
+  }
+
+  /** Stops the running session (by session or job id). Resolves when it has ended. */
+  async stop(id: string, reason = 'Stopped by the operator.'): Promise<SessionRecord> {
+    const entry = this.running.get(id) ?? [...this.running.values()].find((r) => r.record.jobId === id);
+    if (!entry) {
+      throw new UserError(`No running session with id ${id}.`, {hint: 'List running sessions with vmbackup status.', exitCode: ExitCode.notFound});
+    }
+    entry.record.reason = reason;
+    entry.controller.abort(new UserError(reason, {exitCode: ExitCode.cancelled}));
+    await entry.done;
+    return entry.record;
+  }
+
+  /** Stops every session and refuses new ones (SIGTERM). */
+  async shutdown(reason: string): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.running.keys()].map((id) => this.stop(id, reason).catch(() => {})));
+  }
+
+  /** The VMs that failed in the job's last finished session. */
+  lastFailedVms(jobId: string): string[] {
+    const last = this.deps.history
+      .list()
+      .filter((s) => s.jobId === jobId && s.state !== 'running')
+      .at(-1);
+    return last ? last.vms.filter((v) => v.state === 'failed' || v.state === 'stopped').map((v) => v.id) : [];
+  }
+
+  private async run(entry: Running, job: JobConfig, only?: string[]): Promise<void> {
+    const {record, controller} = entry;
+    const {signal} = controller;
+    const log = (line: Omit<LogLine, 'time'>) => this.addLog(record, line);
+    this.publish(record);
+    await this.save(record);
+    try {
+      const inv = await this.deps.resources.inventory(job.source.connection, true);
+      const sel = selectVms(job.source, inv.vms);
+      for (const m of sel.missing) {
+        record.vms.push({id: m.id, name: m.name ?? m.id, state: 'failed', reason: 'The VM is no longer in the inventory (deleted or moved).', attempts: 0});
+        log({severity: 'error', code: 'vm-not-found', message: `VM ${m.name ?? m.id} was not found on the connection.`, vm: m.name ?? m.id});
+      }
+      let vms = sel.vms;
+      if (only) vms = vms.filter((v) => only.includes(v.id));
+      if (vms.length === 0 && sel.missing.length === 0) log({severity: 'warning', code: 'no-vms', message: 'The job selects no VM at the moment.'});
+      for (const v of vms) record.vms.push({id: v.id, name: v.name, state: 'pending', attempts: 0});
+      const repo = await this.deps.resources.repository(job.repository);
+      const throttle = job.bandwidthLimitMBps ? tokenBucket(job.bandwidthLimitMBps * 1_000_000) : undefined;
+      const activeFull = job.activeFullDays.includes(WEEKDAYS[new Date(this.deps.clock.now()).getDay()]!);
+
+      let todo = vms;
+      for (let attempt = 1; ; attempt++) {
+        record.attempt = attempt;
+        await Promise.all(todo.map((vm) => this.runVm(record, job, vm, repo, {signal, throttle, activeFull})));
+        const failed = todo.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
+        if (failed.length === 0 || attempt > job.retries.count || signal.aborted) break;
+        log({severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
+        this.publish(record);
+        await this.sleep(job.retries.waitMinutes * 60_000, signal);
+        if (signal.aborted) break;
+        todo = failed;
+      }
+    } catch (err) {
+      if (!signal.aborted) {
+        record.reason = message(err);
+        log({severity: 'error', code: 'session-failed', message: message(err)});
+      }
+    }
+    this.finish(record, signal.aborted);
+    if (this.deps.hooks?.afterSession) {
+      try {
+        await this.deps.hooks.afterSession(record, job);
+      } catch (err) {
+        log({severity: 'warning', code: 'after-session-failed', message: `After-session work failed: ${message(err)}`});
+      }
+    }
+    this.running.delete(record.id);
+    await this.save(record);
+    this.publish(record);
+    this.deps.log('info', `Session ${record.id} of job ${job.name} ended: ${record.state}`, {session: record.id, job: job.id, state: record.state});
+  }
+
+  private async runVm(
+    record: SessionRecord,
+    job: JobConfig,
+    vm: SelectedVm,
+    repo: Awaited<ReturnType<Resources['repository']>>,
+    o: {signal: AbortSignal; throttle?: (bytes: number) => Promise<void>; activeFull: boolean},
+  ): Promise<void> {
+    const row = record.vms.find((r) => r.id === vm.id)!;
+    row.attempts++;
+    row.reason = undefined;
+    const key = `${job.source.connection}/${vm.id}`;
+    let release: (() => void) | undefined;
+    let grant: Awaited<ReturnType<ResourceScheduler['acquire']>> | undefined;
+    try {
+      const holder = this.deps.locks.holder(key);
+      if (holder) {
+        row.state = 'waiting';
+        this.addLog(record, {severity: 'info', code: 'vm-busy', message: `VM ${vm.name} is busy in session ${holder}; waiting for it.`, vm: vm.name});
+        this.publish(record);
+      }
+      release = await this.deps.locks.acquire(key, record.id, o.signal);
+      grant = await this.deps.workers.acquire({connection: job.source.connection, host: vm.host, cluster: vm.cluster, want: Math.max(1, vm.diskCount)}, o.signal);
+      const full = o.activeFull || (this.deps.hooks?.needsFull?.(vm.id) ?? false);
+      row.state = 'running';
+      row.worker = grant.worker;
+      row.full = full;
+      row.startedAt = new Date().toISOString();
+      this.publish(record);
+      const platform = this.deps.resources.platform(job.source.connection);
+      const result = await backupVm({
+        platform,
+        repository: repo,
+        vmId: vm.id,
+        vmName: vm.name,
+        sessionId: record.id,
+        guestConsistency: job.guestConsistency,
+        disks: vm.disks,
+        full,
+        parallelDisks: grant.slots,
+        throttle: o.throttle,
+        signal: o.signal,
+        onEvent: (event) => this.onEngineEvent(record, event),
+      });
+      row.endedAt = result.endedAt;
+      row.incremental = result.incremental;
+      row.figures = vmFigures(result.disks, Date.parse(result.endedAt) - Date.parse(row.startedAt));
+      row.restorePointId = result.restorePoint?.id;
+      if (result.status === 'failed') {
+        row.state = o.signal.aborted ? 'stopped' : 'failed';
+        row.reason = o.signal.aborted ? record.reason ?? 'Stopped.' : message(result.error);
+      } else {
+        row.state = result.status;
+        if (full) this.deps.hooks?.vmHealed?.(vm.id);
+      }
+    } catch (err) {
+      row.state = o.signal.aborted ? 'stopped' : 'failed';
+      row.reason = o.signal.aborted ? record.reason ?? 'Stopped.' : message(err);
+      row.endedAt = new Date().toISOString();
+      if (!o.signal.aborted) this.addLog(record, {severity: 'error', code: 'vm-backup-failed', message: message(err), vm: vm.name});
+    } finally {
+      grant?.release();
+      release?.();
+    }
+    this.publish(record);
+    await this.save(record);
+  }
+
+  private onEngineEvent(record: SessionRecord, event: EngineEvent): void {
+    if (event.type === 'log') this.addLog(record, event.event, event.time);
+    this.deps.hub.emit({type: 'engine', sessionId: record.id, jobId: record.jobId, event});
+  }
+
+  private addLog(record: SessionRecord, e: SessionEvent | Omit<LogLine, 'time'>, time = new Date().toISOString()): void {
+    if (record.log.length >= MAX_LOG_LINES) {
+      // Keep the first half and the newest lines; note the cut once.
+      const cut = record.log.findIndex((l) => l.code === 'log-truncated');
+      if (cut < 0) record.log.splice(MAX_LOG_LINES / 2, 0, {time, severity: 'info', code: 'log-truncated', message: 'Lines were left out here to keep the log short.'});
+      record.log.splice(MAX_LOG_LINES / 2 + 1, 1);
+    }
+    record.log.push({time, severity: e.severity, code: e.code, message: e.message, vm: e.vm, disk: e.disk});
+  }
+
+  private finish(record: SessionRecord, stopped: boolean): void {
+    record.endedAt = new Date(Math.max(this.deps.clock.now(), Date.now())).toISOString();
+    for (const v of record.vms) {
+      if (v.state === 'pending' || v.state === 'waiting' || v.state === 'running') {
+        v.state = stopped ? 'stopped' : 'failed';
+        v.reason ??= stopped ? record.reason ?? 'Stopped.' : 'Not started.';
+      }
+    }
+    if (stopped) record.state = 'stopped';
+    else if (record.reason || record.vms.some((v) => v.state === 'failed')) record.state = 'failed';
+    else if (record.vms.some((v) => v.state === 'warning') || record.log.some((l) => l.severity === 'warning')) record.state = 'warning';
+    else record.state = 'success';
+    record.totals = sessionTotals(record.vms, record.startedAt, record.endedAt);
+  }
+
+  private publish(record: SessionRecord): void {
+    const {log: _log, ...rest} = record;
+    this.deps.hub.emit({type: 'session', session: structuredClone(rest)});
+  }
+
+  private async save(record: SessionRecord): Promise<void> {
+    try {
+      await this.deps.history.save(record);
+    } catch (err) {
+      this.deps.log('error', `Cannot save the session history: ${message(err)}`);
+    }
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.deps.clock.setTimer(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        timer.cancel();
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, {once: true});
+    });
+  }
+}
