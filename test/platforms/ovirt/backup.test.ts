@@ -211,4 +211,15 @@ describe('oVirt backup', () => {
     await expect(bed.platform.openBackup(vm.id, {disks: ['nope'], log: bed.log})).rejects.toMatchObject({exitCode: 16, message: expect.stringContaining('nope')});
     expect(bed.sim.state.backups.size).toBe(0);
   });
+
+  it("another application's running backup is left alone and reported (409, §10.2)", async () => {
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const foreign = bed.sim.state.startBackup(vm.id, {diskIds: [os!.id], description: 'OtherVendor nightly'});
+    while (foreign.phase !== 'ready') await new Promise((r) => setTimeout(r, 5));
+    await expect(bed.platform.openBackup(vm.id, {log: bed.log})).rejects.toMatchObject({
+      name: 'EngineError', status: 409, exitCode: 23, message: expect.stringContaining('during a backup operation'),
+    });
+    expect(foreign.phase).toBe('ready');
+  });
 });
