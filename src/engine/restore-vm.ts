@@ -7,6 +7,8 @@
  * defines or attaches the VM; on any failure abort() removes what was created, so a failed
  * restore leaves nothing half-made behind.
  */
+import {mkdir} from 'node:fs/promises';
+import {explainIoError} from '../util/errors.js';
 import type {DiskSink, PlatformAdapter, RestoreTarget, SessionEvent, VmRestore} from '../platforms/types.js';
 import type {DiskReader, Repository} from '../repository/index.js';
 import {message} from './backup-vm.js';
@@ -48,6 +50,12 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
   if (unknown.length > 0) {
     throw new Error(`restore point ${summary.id} has no disk ${unknown.join(', ')}; it has ${summary.disks.map((d) => d.key).join(', ')}`);
   }
+  if (opts.target.mode === 'disks-to-files') {
+    // Image files land on the appliance: create the directory as `mkdir -p` would, for every platform.
+    await mkdir(opts.target.directory, {recursive: true}).catch((err: unknown) => {
+      throw explainIoError(err, opts.target.mode === 'disks-to-files' ? opts.target.directory : '', 'creating the restore directory');
+    });
+  }
   const restore: VmRestore = await opts.platform.openRestore(
     {
       vmId: summary.vmId,
@@ -69,7 +77,6 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
         emit({type: 'disk-progress', vmId: summary.vmId, disk: sink.key, doneBytes: done, size: disk.size, readBytes: written, rate}),
       );
       await sink.flush();
-      await sink.close();
     }
     const out = await restore.finish();
     finished = true;

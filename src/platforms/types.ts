@@ -158,8 +158,9 @@ export type RestoreTarget =
   | {mode: 'disks-to-files'; directory: string; format: 'qcow2' | 'raw'};
 
 /**
- * A restore in progress. The engine writes every sink, then calls finish() (define / create the
- * VM, attach disks); on failure abort() removes what was created so far.
+ * A restore in progress. The engine writes and flushes every sink, then calls finish(), which
+ * closes the sinks and defines / creates the VM or attaches the disks; on failure abort() closes
+ * the sinks and removes what was created so far. The engine never closes a sink itself.
  */
 export interface VmRestore {
   readonly sinks: DiskSink[];
