@@ -12,29 +12,15 @@
  *   during <request>", and every later call rejects at once; nothing hangs.
  * - close() waits for outstanding calls, sends NBD_CMD_DISC and ends the socket; it is idempotent.
  */
-import type {Duplex} from 'node:stream';
 import type net from 'node:net';
+import type {Duplex} from 'node:stream';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ByteReader} from './byte-reader.js';
-import {NbdServerError, connectionLost, describeAddress, describeRequest, handshakeTimeout, type NbdAddress} from './errors.js';
+import {connectionLost, describeAddress, handshakeTimeout, type NbdAddress} from './errors.js';
 import {negotiate, type NegotiatedExport} from './handshake.js';
-import {
-  Command,
-  CommandFlag,
-  MAX_PAYLOAD_DEFAULT,
-  NbdProtocolError,
-  REPLY_FLAG_DONE,
-  REPLY_TYPE_ERROR_BIT,
-  ReplyType,
-  SIMPLE_REPLY_MAGIC,
-  STRUCTURED_REPLY_MAGIC,
-  TransmissionFlag,
-  decodeBlockStatus,
-  decodeErrorChunk,
-  encodeRequest,
-  type BlockSize,
-} from './protocol.js';
+import {Command, CommandFlag, MAX_PAYLOAD_DEFAULT, NbdProtocolError, TransmissionFlag, type BlockSize} from './protocol.js';
 import {openSocket, upgradeToTls} from './socket.js';
+import {Transmission} from './transmission.js';
 
 export interface NbdConnectOptions {
   address: NbdAddress;
@@ -68,20 +54,6 @@ const BLOCK_STATUS_MAX = 2 ** 32;
 /** WRITE_ZEROES/TRIM carry no payload, but keep each request modest so errors stay local. */
 const ZERO_TRIM_MAX = 1024 * 1024 * 1024;
 
-interface Pending {
-  type: number;
-  offset: number;
-  length: number;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-  error?: Error;
-  dest?: Buffer;
-  destPos?: number;
-  covered?: number;
-  contextId?: number;
-  entries?: {length: number; flags: number}[];
-}
-
 export class NbdClient {
   readonly size: number;
   readonly exportFlags: number;
@@ -94,19 +66,9 @@ export class NbdClient {
   readonly exportName: string;
   readonly address: NbdAddress;
 
-  private readonly socket: Duplex;
-  private readonly reader: ByteReader;
-  private readonly structuredReplies: boolean;
-  private readonly pending = new Map<bigint, Pending>();
-  private nextCookie = 1n;
-  /** Set once the connection is unusable; later calls reject with it. */
-  private dead: Error | undefined;
-  private closing: Promise<void> | undefined;
-  private idleWaiters: (() => void)[] = [];
+  private readonly wire: Transmission;
 
   private constructor(socket: Duplex, reader: ByteReader, neg: NegotiatedExport, opts: NbdConnectOptions) {
-    this.socket = socket;
-    this.reader = reader;
     this.address = opts.address;
     this.exportName = opts.exportName;
     this.size = neg.size;
@@ -115,28 +77,15 @@ export class NbdClient {
     this.canMultiConn = (neg.exportFlags & TransmissionFlag.canMultiConn) !== 0;
     this.blockSize = neg.blockSize;
     this.metaContexts = neg.metaContexts;
-    this.structuredReplies = neg.structuredReplies;
     const max = neg.blockSize.maximum > 0 ? neg.blockSize.maximum : MAX_PAYLOAD_DEFAULT;
     const min = Math.max(neg.blockSize.minimum, 1);
     this.maxPayload = Math.max(min, Math.floor(Math.min(max, MAX_PAYLOAD_DEFAULT) / min) * min);
-    this.replyLoop().catch((err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
-    const idleMs = opts.idleTimeoutMs ?? 300_000;
-    if (idleMs > 0 && 'setTimeout' in socket) {
-      // The socket's own inactivity timer: no timer per request, reset by every byte received.
-      (socket as net.Socket).setTimeout(idleMs);
-      // on(), not setTimeout's callback: that is a one-time listener, and idle spells without
-      // outstanding requests come and go.
-      socket.on('timeout', () => {
-        if (this.pending.size === 0) return;
-        const stalled = (what: string) =>
-          new UserError(`NBD server at ${describeAddress(this.address)} sent nothing for ${idleMs} ms while ${what} waited for an answer; the connection was closed`, {
-            hint: 'The server or its storage is stalled (a paused VM, a hung NFS mount?). Check the host, then run the job again.',
-            exitCode: ExitCode.unreachable,
-          });
-        const n = this.pending.size;
-        this.die(stalled(n === 1 ? 'a request' : `${n} requests`), (p) => stalled(describeRequest(p.type, p.offset, p.length)));
-      });
-    }
+    this.wire = new Transmission(socket, reader, {
+      address: opts.address,
+      exportName: opts.exportName,
+      structuredReplies: neg.structuredReplies,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+    });
   }
 
   static async connect(opts: NbdConnectOptions): Promise<NbdClient> {
@@ -198,7 +147,7 @@ export class NbdClient {
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < length; done += this.maxPayload) {
       const n = Math.min(this.maxPayload, length - done);
-      parts.push(this.submit(Command.read, 0, offset + done, n, {dest, destPos: done, covered: 0}));
+      parts.push(this.wire.submit(Command.read, 0, offset + done, n, {dest, destPos: done}));
     }
     await Promise.all(parts);
     return dest.length === length ? dest : dest.subarray(0, length);
@@ -220,7 +169,7 @@ export class NbdClient {
     let pos = offset;
     while (pos < end) {
       const n = Math.min(end - pos, cap);
-      const entries = (await this.submit(Command.blockStatus, 0, pos, n, {contextId})) as {length: number; flags: number}[];
+      const entries = (await this.wire.submit(Command.blockStatus, 0, pos, n, {contextId})) as {length: number; flags: number}[];
       const before = pos;
       for (const e of entries) {
         if (pos >= end) break;
@@ -232,7 +181,7 @@ export class NbdClient {
         else out.push({offset: pos, length: len, flags: e.flags});
         pos += len;
       }
-      if (pos === before) throw this.fatal(new NbdProtocolError(`BLOCK_STATUS at offset ${before} made no progress`));
+      if (pos === before) throw this.wire.fatal(new NbdProtocolError(`BLOCK_STATUS at offset ${before} made no progress`));
     }
     return out;
   }
@@ -244,7 +193,7 @@ export class NbdClient {
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < data.length; done += this.maxPayload) {
       const n = Math.min(this.maxPayload, data.length - done);
-      parts.push(this.submit(Command.write, 0, offset + done, n, {}, data.subarray(done, done + n)));
+      parts.push(this.wire.submit(Command.write, 0, offset + done, n, {}, data.subarray(done, done + n)));
     }
     await Promise.all(parts);
   }
@@ -262,12 +211,12 @@ export class NbdClient {
       const zeros = Buffer.alloc(Math.min(this.maxPayload, length));
       for (let done = 0; done < length; done += zeros.length) {
         const n = Math.min(zeros.length, length - done);
-        parts.push(this.submit(Command.write, 0, offset + done, n, {}, zeros.subarray(0, n)));
+        parts.push(this.wire.submit(Command.write, 0, offset + done, n, {}, zeros.subarray(0, n)));
       }
     } else {
       const flags = opts.noHole ? CommandFlag.noHole : 0;
       for (let done = 0; done < length; done += ZERO_TRIM_MAX) {
-        parts.push(this.submit(Command.writeZeroes, flags, offset + done, Math.min(ZERO_TRIM_MAX, length - done), {}));
+        parts.push(this.wire.submit(Command.writeZeroes, flags, offset + done, Math.min(ZERO_TRIM_MAX, length - done), {}));
       }
     }
     await Promise.all(parts);
@@ -281,7 +230,7 @@ export class NbdClient {
     if ((this.exportFlags & TransmissionFlag.sendTrim) === 0) return;
     const parts: Promise<unknown>[] = [];
     for (let done = 0; done < length; done += ZERO_TRIM_MAX) {
-      parts.push(this.submit(Command.trim, 0, offset + done, Math.min(ZERO_TRIM_MAX, length - done), {}));
+      parts.push(this.wire.submit(Command.trim, 0, offset + done, Math.min(ZERO_TRIM_MAX, length - done), {}));
     }
     await Promise.all(parts);
   }
@@ -289,44 +238,26 @@ export class NbdClient {
   /** Makes completed writes durable. A no-op where the server does not offer FLUSH (it writes through). */
   async flush(): Promise<void> {
     if ((this.exportFlags & TransmissionFlag.sendFlush) === 0) {
-      if (this.dead) throw this.dead;
+      const failure = this.wire.failure;
+      if (failure) throw failure;
       return;
     }
-    await this.submit(Command.flush, 0, 0, 0, {});
+    await this.wire.submit(Command.flush, 0, 0, 0, {});
   }
 
   /** Number of requests sent and not yet answered. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.wire.inFlight;
   }
 
   /** True once the connection failed or was closed. */
   get closed(): boolean {
-    return this.dead !== undefined || this.closing !== undefined;
+    return this.wire.closed;
   }
 
+  /** Waits for outstanding calls, sends NBD_CMD_DISC and ends the socket. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= this.doClose();
-    return this.closing;
-  }
-
-  private async doClose(): Promise<void> {
-    if (this.pending.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    if (!this.dead) {
-      this.dead = new Error(`NBD connection to export '${this.exportName}' is closed`);
-      this.socket.write(encodeRequest({flags: 0, type: Command.disc, cookie: this.nextCookie++, offset: 0, length: 0}));
-      this.socket.end();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 5000);
-        this.socket.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        if (this.socket.destroyed) resolve();
-      });
-    }
-    this.reader.fail(this.dead);
-    this.socket.destroy();
+    return this.wire.close();
   }
 
   private checkRange(what: string, offset: number, length: number): void {
@@ -349,143 +280,6 @@ export class NbdClient {
         hint: 'Restore to a writable export (qemu-nbd without --read-only).',
         exitCode: ExitCode.platformFailed,
       });
-    }
-  }
-
-  private submit(type: number, flags: number, offset: number, length: number, extra: Partial<Pending>, payload?: Buffer): Promise<unknown> {
-    if (this.dead) return Promise.reject(this.deadFor(type, offset, length));
-    if (this.closing) return Promise.reject(new Error(`NBD connection to export '${this.exportName}' is closing`));
-    if (length === 0 && type !== Command.flush) return Promise.resolve(type === Command.blockStatus ? [] : undefined);
-    const cookie = this.nextCookie++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(cookie, {type, offset, length, resolve, reject, ...extra});
-      this.socket.write(encodeRequest({flags, type, cookie, offset, length}));
-      if (payload) this.socket.write(payload);
-    });
-  }
-
-  private deadFor(type: number, offset: number, length: number): Error {
-    const cause = this.dead!;
-    if (cause instanceof UserError || cause instanceof NbdProtocolError || this.closing) return cause;
-    return connectionLost(this.address, describeRequest(type, offset, length), cause);
-  }
-
-  /** Marks the connection dead and rejects every outstanding request with its own description. */
-  private die(cause: Error, errorFor?: (p: Pending) => Error): void {
-    if (!this.dead) this.dead = cause;
-    for (const [cookie, p] of this.pending) {
-      this.pending.delete(cookie);
-      if (errorFor) p.reject(errorFor(p));
-      else p.reject(cause instanceof NbdProtocolError ? cause : connectionLost(this.address, describeRequest(p.type, p.offset, p.length), cause));
-    }
-    this.notifyIdle();
-    this.socket.destroy();
-  }
-
-  private fatal(err: Error): Error {
-    this.die(err);
-    return err;
-  }
-
-  private notifyIdle(): void {
-    if (this.pending.size > 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  private finish(cookie: bigint, p: Pending): void {
-    this.pending.delete(cookie);
-    if (p.error) p.reject(p.error);
-    else if (p.type === Command.read && p.covered !== p.length) {
-      p.reject(new NbdProtocolError(`READ at offset ${p.offset} (length ${p.length}) was answered with ${p.covered} bytes`));
-    } else if (p.type === Command.blockStatus) {
-      if (!p.entries) p.reject(new NbdProtocolError(`BLOCK_STATUS at offset ${p.offset} got no extents for context ${p.contextId}`));
-      else p.resolve(p.entries);
-    } else p.resolve(undefined);
-    this.notifyIdle();
-  }
-
-  private serverError(p: Pending, errno: number, serverMessage?: string, errorOffset?: number): Error {
-    return new NbdServerError({errno, serverMessage, type: p.type, offset: p.offset, length: p.length, exportName: this.exportName, errorOffset});
-  }
-
-  private async replyLoop(): Promise<void> {
-    const r = this.reader;
-    for (;;) {
-      const head = await r.readExact(4);
-      const magic = head.readUInt32BE(0);
-      if (magic === SIMPLE_REPLY_MAGIC) {
-        const rest = await r.readExact(12);
-        const errno = rest.readUInt32BE(0);
-        const cookie = rest.readBigUInt64BE(4);
-        const p = this.pending.get(cookie);
-        if (!p) throw new NbdProtocolError(`simple reply for unknown cookie ${cookie}`);
-        if (errno !== 0) p.error = this.serverError(p, errno);
-        else if (p.type === Command.read) {
-          if (this.structuredReplies) throw new NbdProtocolError('simple reply to READ after structured replies were negotiated');
-          await r.readInto(p.dest!, p.destPos!, p.length);
-          p.covered = p.length;
-        }
-        this.finish(cookie, p);
-      } else if (magic === STRUCTURED_REPLY_MAGIC) {
-        const rest = await r.readExact(16);
-        const flags = rest.readUInt16BE(0);
-        const type = rest.readUInt16BE(2);
-        const cookie = rest.readBigUInt64BE(4);
-        const length = rest.readUInt32BE(12);
-        const p = this.pending.get(cookie);
-        if (!p) throw new NbdProtocolError(`structured reply for unknown cookie ${cookie}`);
-        await this.readChunk(p, type, length);
-        if (flags & REPLY_FLAG_DONE) this.finish(cookie, p);
-      } else {
-        throw new NbdProtocolError(`bad reply magic 0x${magic.toString(16)}`);
-      }
-    }
-  }
-
-  private async readChunk(p: Pending, type: number, length: number): Promise<void> {
-    const r = this.reader;
-    switch (type) {
-      case ReplyType.none:
-        if (length !== 0) throw new NbdProtocolError('NONE chunk with a payload');
-        return;
-      case ReplyType.offsetData: {
-        if (p.type !== Command.read || length < 9) throw new NbdProtocolError(`OFFSET_DATA chunk of ${length} bytes for ${describeRequest(p.type, p.offset, p.length)}`);
-        const at = Number((await r.readExact(8)).readBigUInt64BE(0));
-        const n = length - 8;
-        const rel = at - p.offset;
-        if (rel < 0 || rel + n > p.length) throw new NbdProtocolError(`OFFSET_DATA at ${at} (+${n}) outside READ at offset ${p.offset} (length ${p.length})`);
-        await r.readInto(p.dest!, p.destPos! + rel, n);
-        p.covered! += n;
-        return;
-      }
-      case ReplyType.offsetHole: {
-        if (p.type !== Command.read || length !== 12) throw new NbdProtocolError(`OFFSET_HOLE chunk of ${length} bytes for ${describeRequest(p.type, p.offset, p.length)}`);
-        const b = await r.readExact(12);
-        const at = Number(b.readBigUInt64BE(0));
-        const n = b.readUInt32BE(8);
-        const rel = at - p.offset;
-        if (rel < 0 || rel + n > p.length) throw new NbdProtocolError(`OFFSET_HOLE at ${at} (+${n}) outside READ at offset ${p.offset} (length ${p.length})`);
-        p.dest!.fill(0, p.destPos! + rel, p.destPos! + rel + n);
-        p.covered! += n;
-        return;
-      }
-      case ReplyType.blockStatus: {
-        const {contextId, entries} = decodeBlockStatus(await r.readExact(length));
-        if (p.type !== Command.blockStatus) throw new NbdProtocolError('BLOCK_STATUS chunk for another command');
-        if (contextId === p.contextId) p.entries = entries;
-        return;
-      }
-      default: {
-        const data = await r.readExact(length);
-        if (type & REPLY_TYPE_ERROR_BIT) {
-          const e = decodeErrorChunk(type, data);
-          p.error ??= this.serverError(p, e.errno, e.message, e.offset);
-        } else {
-          p.error ??= new NbdProtocolError(`unknown reply chunk type ${type}`);
-        }
-      }
     }
   }
 }
