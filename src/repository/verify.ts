@@ -19,13 +19,14 @@ const PARALLEL = 4;
 
 export async function verifyPoints(ctx: RepoContext, manifests: Manifest[], onProgress?: (p: Progress) => void): Promise<VerifyReport> {
   const report: VerifyReport = {ok: true, restorePoints: [], checkedChunks: 0, checkedBytes: 0, problems: [], indexProblems: []};
-  const loaded: {m: Manifest; disk: string; ids: Buffer}[] = [];
+  // Only the ids of one index at a time are held; pass 2 reads the indexes again.
+  const loaded: {m: Manifest; d: Manifest['disks'][number]}[] = [];
   const unique = new Set<string>();
   for (const m of manifests) {
     for (const d of m.disks) {
       try {
         const ids = await loadIndexIds(ctx, m, d);
-        loaded.push({m, disk: d.key, ids});
+        loaded.push({m, d});
         for (let off = 0; off < ids.length; off += 32) {
           const id = ids.subarray(off, off + 32);
           if (!ZERO_ID.equals(id)) unique.add(id.toString('hex'));
@@ -55,7 +56,9 @@ export async function verifyPoints(ctx: RepoContext, manifests: Manifest[], onPr
   const perPoint = new Map<string, number>(manifests.map((m) => [m.id, 0]));
   for (const p of report.indexProblems) perPoint.set(p.restorePoint, (perPoint.get(p.restorePoint) ?? 0) + 1);
   if (bad.size > 0) {
-    for (const {m, disk, ids} of loaded) {
+    for (const {m, d} of loaded) {
+      const disk = d.key;
+      const ids = await loadIndexIds(ctx, m, d);
       const refs = new Map<string, ChunkReference>();
       for (let off = 0; off < ids.length; off += 32) {
         const hex = ids.toString('hex', off, off + 32);

@@ -121,7 +121,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     }
   }
 
-  private assertOpen(): void {
+  assertOpen(): void {
     if (this.state !== 'open') throw new Error(`restore point ${this.id} is already ${this.state}`);
   }
 
@@ -265,6 +265,7 @@ class DiskWriterImpl implements DiskWriter {
   }
 
   private checkRange(offset: number, length: number, what: string): void {
+    this.rp.assertOpen();
     if (this.record) throw new Error(`disk ${this.key} of restore point ${this.rp.id} is already finished`);
     const cs = this.rp.chunkSize;
     const end = offset + length;
