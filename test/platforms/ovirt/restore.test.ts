@@ -120,6 +120,7 @@ describe('oVirt restore', () => {
       const {files} = await r.finish();
       expect(files).toHaveLength(2);
       for (const [i, f] of files!.entries()) expect((await readFile(f)).equals(images.get(source.disks[i]!.key)!)).toBe(true);
+      expect(files![0]).toMatch(/web01_os-.*\.raw$/);
 
       // qcow2 next to the raw files: different names, nothing overwritten.
       const q2 = await bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'qcow2'}, {disks: [source.disks[0]!.key], log: bed.log});
@@ -132,7 +133,22 @@ describe('oVirt restore', () => {
       // A second raw restore into the same directory refuses to overwrite.
       await expect(bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'raw'}, {log: bed.log}))
         .rejects.toMatchObject({name: 'UserError', message: expect.stringContaining('already exists')});
-      expect((await readdir(dir)).filter((f) => f.endsWith('.part'))).toEqual([]);
+      expect((await readdir(dir)).sort()).toEqual(['back.raw', ...files!.map((f) => f.slice(dir.length + 1)), out.files![0]!.slice(dir.length + 1)].sort());
+    } finally {
+      await rm(dir, {recursive: true, force: true});
+    }
+  });
+
+  it('an aborted file restore removes the files it created', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ovirt-restore-abort-'));
+    try {
+      const r = await bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'qcow2'}, {log: bed.log});
+      await r.sinks[0]!.write(0, Buffer.alloc(65536, 3));
+      expect(await readdir(dir)).toHaveLength(2);
+      await r.abort();
+      expect(await readdir(dir)).toEqual([]);
+      await expect(bed.platform.openRestore(source, {mode: 'disks-to-files', directory: join(dir, 'missing'), format: 'raw'}, {log: bed.log}))
+        .rejects.toMatchObject({exitCode: 17});
     } finally {
       await rm(dir, {recursive: true, force: true});
     }
