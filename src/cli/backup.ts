@@ -8,7 +8,7 @@ import {terminalProgress} from './progress-view.js';
 
 export const backup: Command = {
   words: ['backup'],
-  summary: 'Back up one VM into a repository now (incremental when a previous restore point allows it)',
+  summary: 'Back up one VM into a repository now (incremental when possible)',
   usage: '(--host <local|user@host> | --engine <url> ...) --vm <name or id> --repo <path> [--full] [--disk <key>]... [--guest-consistency]',
   help: `${platformHelp}\n\nOptions:\n  --full                 read every disk in full (an active full)\n  --disk KEY             back up only this disk (repeatable; libvirt target like vda, oVirt disk id)\n  --guest-consistency    freeze the guest's file systems through the guest agent\n\nExample:\n  vmbackup backup --host local --vm web01 --repo /srv/backup/repo1`,
   options: {

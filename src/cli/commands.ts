@@ -9,8 +9,12 @@ import {repoPrune} from './repo-prune.js';
 import {repoProtect, repoUnprotect} from './repo-protect.js';
 import {repoVerify} from './repo-verify.js';
 import {restore} from './restore.js';
+import {ovirtCa} from './ovirt-ca.js';
+import {sshHostkey} from './ssh-hostkey.js';
 
 export const commands: Command[] = [
   backup,
   restore,
+  ovirtCa,
+  sshHostkey,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];
