@@ -19,7 +19,7 @@ import {pointDir} from './layout.js';
 import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
 
 /** Chunks read ahead by stream(); bounds memory to about this many chunks. */
-const READ_AHEAD = 4;
+const READ_AHEAD = 8;
 /** Decoded chunks kept for small random reads that hit the same chunk again. */
 const CACHE_CHUNKS = 4;
 
