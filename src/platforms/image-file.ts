@@ -10,9 +10,10 @@
  */
 import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
-import type {CommandRunner} from '../transports/command-runner.js';
-import {NbdPool} from '../transports/nbd/index.js';
+import {CommandError, type CommandRunner} from '../transports/command-runner.js';
+import {NbdPool, type NbdAddress} from '../transports/nbd/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
+import {isPortInUse, type NbdEndpoint} from './libvirt/host.js';
 import {startQemuNbd, type QemuNbdExport} from './libvirt/qemu-nbd.js';
 import type {DiskSink} from './types.js';
 
@@ -25,8 +26,10 @@ export interface ImageFileSinkOptions {
   key: string;
   /** A directory on the same machine as the file, for the export's socket and pid file. */
   scratchDir: string;
-  /** Makes the export's socket reachable from this process (default: it already is). */
-  reach?: (socketPath: string) => Promise<{path: string; close(): Promise<void>}>;
+  /** Where the export listens, given its session directory (default: a unix socket there). */
+  endpoint?: (dir: string) => NbdEndpoint;
+  /** Makes the export reachable from this process (default: connect to the socket directly). */
+  connect?: (endpoint: NbdEndpoint) => Promise<{address: NbdAddress; close(): Promise<void>}>;
   connections?: number;
 }
 
@@ -62,7 +65,7 @@ export class ImageFileSink implements DiskSink {
     await runner.run(['qemu-img', 'create', '-q', '-f', opts.format, ...(opts.format === 'qcow2' ? ['-o', 'compat=1.1'] : []), path, String(opts.size)]);
     const dir = join(opts.scratchDir, `restore-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
     let nbd: QemuNbdExport | undefined;
-    let socket: {path: string; close(): Promise<void>} | undefined;
+    let socket: {address: NbdAddress; close(): Promise<void>} | undefined;
     const release = async () => {
       await socket?.close().catch(() => {});
       await nbd?.stop();
@@ -70,17 +73,25 @@ export class ImageFileSink implements DiskSink {
     };
     try {
       await runner.run(['mkdir', '-p', '-m', '0700', '--', dir]);
-      nbd = await startQemuNbd(runner, {
-        image: path,
-        format: opts.format,
-        exportName: opts.key,
-        socketPath: join(dir, 'nbd.sock'),
-        pidFile: join(dir, 'qemu-nbd.pid'),
-        readOnly: false,
-        connections: opts.connections ?? 2,
-      });
-      socket = opts.reach ? await opts.reach(nbd.socketPath) : {path: nbd.socketPath, close: async () => {}};
-      const pool = await NbdPool.open({address: {socketPath: socket.path}, exportName: opts.key, connections: opts.connections ?? 2});
+      for (let attempt = 0; !nbd; attempt++) {
+        const endpoint: NbdEndpoint = opts.endpoint ? opts.endpoint(dir) : {kind: 'unix', path: join(dir, 'nbd.sock')};
+        nbd = await startQemuNbd(runner, {
+          image: path,
+          format: opts.format,
+          exportName: opts.key,
+          endpoint,
+          pidFile: join(dir, 'qemu-nbd.pid'),
+          readOnly: false,
+          connections: opts.connections ?? 2,
+        }).catch((err: unknown) => {
+          // A random TCP port that is taken: try another one.
+          if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) return undefined;
+          throw err;
+        });
+      }
+      const ep = nbd.endpoint;
+      socket = opts.connect ? await opts.connect(ep) : {address: ep.kind === 'unix' ? {socketPath: ep.path} : {host: ep.address, port: ep.port}, close: async () => {}};
+      const pool = await NbdPool.open({address: socket.address, exportName: opts.key, connections: opts.connections ?? 2});
       return new ImageFileSink(opts, pool, release);
     } catch (err) {
       await release().catch(() => {});

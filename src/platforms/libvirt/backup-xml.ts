@@ -6,6 +6,7 @@
  * (else libvirt puts it beside the image, on shared storage); a disk that cannot be incremental
  * (raw, new since the base, forced full) gets backupmode='full'; raw disks get checkpoint='no'.
  */
+import type {NbdEndpoint} from './host.js';
 import {attr, child, children, parseXml, text, xmlEscape} from './xml.js';
 
 export type DiskBackupMode = 'full' | 'incremental';
@@ -20,10 +21,14 @@ export interface BackupDiskPlan {
   bitmap: boolean;
 }
 
-export function buildBackupXml(opts: {incremental?: string; socketPath: string; disks: BackupDiskPlan[]; skip?: string[]}): string {
+export function buildBackupXml(opts: {incremental?: string; server: NbdEndpoint; disks: BackupDiskPlan[]; skip?: string[]}): string {
   const lines = [`<domainbackup mode='pull'>`];
   if (opts.incremental) lines.push(`  <incremental>${xmlEscape(opts.incremental)}</incremental>`);
-  lines.push(`  <server transport='unix' socket='${xmlEscape(opts.socketPath)}'/>`);
+  lines.push(
+    opts.server.kind === 'unix'
+      ? `  <server transport='unix' socket='${xmlEscape(opts.server.path)}'/>`
+      : `  <server transport='tcp' name='${xmlEscape(opts.server.address)}' port='${opts.server.port}'/>`,
+  );
   lines.push('  <disks>');
   for (const d of opts.disks) {
     const mode = opts.incremental ? ` backupmode='${d.mode}'` : '';

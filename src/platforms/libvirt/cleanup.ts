@@ -18,8 +18,11 @@ import {describeDomain, listDomainUuids} from './inventory.js';
 import {isOwnCheckpoint} from './plan.js';
 import {stopByPidFile} from './qemu-nbd.js';
 
-/** Checkpoint ids that committed restore points recorded for a VM; everything else of ours may go. */
-export type TrustedCheckpoints = (vmId: string) => Promise<readonly string[]> | readonly string[];
+/**
+ * Checkpoint ids that committed restore points recorded for a VM; every other checkpoint or bitmap
+ * of ours on that VM may go. `undefined` means the appliance does not manage this VM: leave it.
+ */
+export type TrustedCheckpoints = (vmId: string) => Promise<readonly string[] | undefined> | readonly string[] | undefined;
 
 /** The unix socket of a running backup job (`virsh backup-dumpxml`), if it has one. */
 export function backupJobSocket(xml: string): string | undefined {
@@ -30,7 +33,11 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
   const info = (message: string, code: string, vm?: string) => log({severity: 'info', code, message: `${host.name}: ${message}`, ...(vm ? {vm} : {})});
 
   const domains = [];
-  for (const uuid of await listDomainUuids(host)) domains.push(await describeDomain(host, uuid));
+  for (const uuid of await listDomainUuids(host)) {
+    // A domain that disappears meanwhile (undefined by someone else) is simply not ours to clean.
+    const d = await describeDomain(host, uuid).catch(() => undefined);
+    if (d) domains.push(d);
+  }
 
   // 1. Backup jobs whose NBD socket is in our scratch directory.
   for (const d of domains) {
@@ -61,7 +68,9 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
   for (const d of domains) {
     const uuid = d.info.uuid;
     const vm = d.info.name;
-    const keep = new Set(await trusted(uuid));
+    const listed = await trusted(uuid);
+    if (listed === undefined) continue;
+    const keep = new Set(listed);
     for (const name of await listCheckpoints(host, uuid)) {
       if (!isOwnCheckpoint(name) || keep.has(name)) continue;
       const r = await deleteCheckpoint(host, uuid, name).then(

@@ -1,8 +1,13 @@
 /**
  * One libvirt host as the adapter uses it: a command runner (local, or SSH to the host), virsh
  * against that host's qemu:///system, small file operations in the host's scratch directory, and
- * a way to reach a unix socket on the host from the appliance (itself when local, an SSH-forwarded
- * socket when remote).
+ * the NBD endpoints exports listen on, and a way to reach them from the appliance.
+ *
+ * NBD transport: by default exports listen on a unix socket in the session directory; the
+ * appliance connects to it directly (local host) or through an SSH-forwarded socket (remote
+ * host: encrypted and authenticated by the same SSH trust). `nbd: {transport: 'tcp'}` makes
+ * exports listen on TCP instead (a random port of a range, per export): faster, but plain NBD
+ * has no authentication, so only for a trusted, isolated backup network.
  *
  * Why virsh runs on the host through the SSH runner instead of `virsh -c qemu+ssh://...`: the
  * qemu-img and qemu-nbd calls must run on the host anyway, so one SSH path with one trust rule
@@ -19,14 +24,36 @@ import {execa} from 'execa';
 import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
 import {SshRunner} from '../../transports/ssh-runner.js';
 import {openSocketTunnel} from '../../transports/ssh-tunnel.js';
+import type {NbdAddress} from '../../transports/nbd/index.js';
 
 export type HostConnection =
   | {kind: 'local'}
   | {kind: 'ssh'; host: string; port?: number; user: string; identityFile: string; knownHostsFile: string};
 
+export type NbdTransportSetting =
+  | {transport: 'unix'}
+  | {
+      transport: 'tcp';
+      /** Address the exports listen on (the host's backup-network address). */
+      bindAddress: string;
+      /** Address the appliance connects to (default: bindAddress). */
+      connectAddress?: string;
+      /** Port range for exports, inclusive (default 10809-10999). */
+      ports?: [number, number];
+    };
+
 export interface LibvirtHostConfig {
   name: string;
   connection: HostConnection;
+  /** How NBD data travels from the host to the appliance (default: unix socket, over SSH when remote). */
+  nbd?: NbdTransportSetting;
+}
+
+/** Where an NBD export listens, on the host. */
+export type NbdEndpoint = {kind: 'unix'; path: string} | {kind: 'tcp'; address: string; port: number};
+
+export function isPortInUse(message: string): boolean {
+  return /Address already in use|EADDRINUSE/i.test(message);
 }
 
 export const LIBVIRT_URI = 'qemu:///system';
@@ -48,12 +75,14 @@ export class LibvirtHost {
   private readonly log: CommandLog | undefined;
   /** Session directories this instance is using right now; cleanup never touches these. */
   readonly activeScratch = new Set<string>();
+  readonly nbd: NbdTransportSetting;
 
   constructor(config: LibvirtHostConfig, opts: {runner?: CommandRunner; scratchDir: string; localScratchDir: string; log?: CommandLog}) {
     this.name = config.name;
     this.scratchDir = opts.scratchDir;
     this.localScratchDir = opts.localScratchDir;
     this.log = opts.log;
+    this.nbd = config.nbd ?? {transport: 'unix'};
     if (config.connection.kind === 'ssh') {
       const {host, port, user, identityFile, knownHostsFile} = config.connection;
       this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir: join(opts.localScratchDir, 'ssh')};
@@ -99,6 +128,23 @@ export class LibvirtHost {
     this.activeScratch.add(dir);
     await this.mkdirp(dir);
     return dir;
+  }
+
+  /** A new endpoint for one export: a socket in `dir`, or a random TCP port of the range. */
+  nbdEndpoint(dir: string, name: string): NbdEndpoint {
+    if (this.nbd.transport === 'unix') return {kind: 'unix', path: join(dir, `${name}.sock`)};
+    const [from, to] = this.nbd.ports ?? [10809, 10999];
+    return {kind: 'tcp', address: this.nbd.bindAddress, port: from + Math.floor(Math.random() * (to - from + 1))};
+  }
+
+  /** The address the appliance connects to for an export (opening an SSH tunnel when needed). */
+  async connect(endpoint: NbdEndpoint): Promise<{address: NbdAddress; close(): Promise<void>}> {
+    if (endpoint.kind === 'tcp') {
+      const host = this.nbd.transport === 'tcp' ? (this.nbd.connectAddress ?? endpoint.address) : endpoint.address;
+      return {address: {host, port: endpoint.port}, close: async () => {}};
+    }
+    const s = await this.reach(endpoint.path);
+    return {address: {socketPath: s.path}, close: () => s.close()};
   }
 
   /** Makes a unix socket on the host connectable from the appliance. */

@@ -20,12 +20,11 @@ import {buildRedefineXml} from './backup-xml.js';
 import {resolveOfflineBase} from './base-checkpoint.js';
 import {backupDisks, releaseAll} from './backup-common.js';
 import {deleteCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoints.js';
-import type {ReachableSocket} from './host.js';
 import {imageInfo} from './image-info.js';
 import {toInventoryVm, type DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
 import {isOwnCheckpoint, newCheckpointName, planDisks} from './plan.js';
-import {startQemuNbd, type QemuNbdExport} from './qemu-nbd.js';
+import {startExport, type QemuNbdExport} from './qemu-nbd.js';
 
 export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
   const {host} = d;
@@ -47,7 +46,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
   const dir = await host.sessionDir('offline');
   const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
   const exports: QemuNbdExport[] = [];
-  const sockets: ReachableSocket[] = [];
+  const sockets: {close(): Promise<void>}[] = [];
   const sources: DiskSource[] = [];
   const added: string[] = [];
 
@@ -74,24 +73,21 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
         await host.run(['qemu-img', 'bitmap', '--add', path, checkpoint]);
         added.push(path);
       }
-      const socketPath = join(dir, `${p.target}.sock`);
-      exports.push(
-        await startQemuNbd(host.runner, {
-          image: path,
-          format: image.format,
-          exportName: p.target,
-          socketPath,
-          pidFile: join(dir, `${p.target}.qemu-nbd.pid`),
-          readOnly: true,
-          bitmap: p.mode === 'incremental' ? p.baseBitmap : undefined,
-        }),
-      );
-      const socket = await host.reach(socketPath);
+      const nbd = await startExport(host, dir, {
+        image: path,
+        format: image.format,
+        exportName: p.target,
+        pidFile: join(dir, `${p.target}.qemu-nbd.pid`),
+        readOnly: true,
+        bitmap: p.mode === 'incremental' ? p.baseBitmap : undefined,
+      });
+      exports.push(nbd);
+      const socket = await host.connect(nbd.endpoint);
       sockets.push(socket);
       sources.push(
         await NbdDiskSource.open({
           key: p.target,
-          address: {socketPath: socket.path},
+          address: socket.address,
           exportName: p.target,
           dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:${p.baseBitmap}` : undefined,
         }),

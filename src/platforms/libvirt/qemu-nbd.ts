@@ -8,10 +8,11 @@
  * forgotten ones by those pid files.
  */
 import {setTimeout as sleep} from 'node:timers/promises';
-import type {CommandRunner} from '../../transports/command-runner.js';
+import {CommandError, type CommandRunner} from '../../transports/command-runner.js';
+import {isPortInUse, type LibvirtHost, type NbdEndpoint} from './host.js';
 
 export interface QemuNbdExport {
-  readonly socketPath: string;
+  readonly endpoint: NbdEndpoint;
   readonly exportName: string;
   stop(): Promise<void>;
 }
@@ -20,7 +21,7 @@ export function qemuNbdArgv(opts: {
   image: string;
   format: string;
   exportName: string;
-  socketPath: string;
+  endpoint: NbdEndpoint;
   pidFile: string;
   readOnly: boolean;
   bitmap?: string;
@@ -31,7 +32,7 @@ export function qemuNbdArgv(opts: {
     '--fork',
     '--persistent',
     `--shared=${opts.connections ?? 8}`,
-    `--socket=${opts.socketPath}`,
+    ...(opts.endpoint.kind === 'unix' ? [`--socket=${opts.endpoint.path}`] : [`--bind=${opts.endpoint.address}`, `--port=${opts.endpoint.port}`]),
     `--pid-file=${opts.pidFile}`,
     `--export-name=${opts.exportName}`,
     `--format=${opts.format}`,
@@ -44,7 +45,7 @@ export function qemuNbdArgv(opts: {
 export async function startQemuNbd(runner: CommandRunner, opts: Parameters<typeof qemuNbdArgv>[0]): Promise<QemuNbdExport> {
   await runner.run(qemuNbdArgv(opts), {timeoutMs: 60_000});
   return {
-    socketPath: opts.socketPath,
+    endpoint: opts.endpoint,
     exportName: opts.exportName,
     stop: () => stopByPidFile(runner, opts.pidFile),
   };
@@ -65,4 +66,24 @@ export async function stopByPidFile(runner: CommandRunner, pidFile: string): Pro
     await sleep(50);
   }
   await runner.run(['kill', '-KILL', pid], {allowFailure: true});
+}
+
+/**
+ * Starts a qemu-nbd on a host at a fresh endpoint of the host's NBD transport (the socket
+ * `<exportName>.sock` in `dir`, or a random TCP port, retried when taken).
+ */
+export async function startExport(
+  host: LibvirtHost,
+  dir: string,
+  opts: Omit<Parameters<typeof qemuNbdArgv>[0], 'endpoint'>,
+): Promise<QemuNbdExport> {
+  for (let attempt = 0; ; attempt++) {
+    const endpoint = host.nbdEndpoint(dir, opts.exportName);
+    try {
+      return await startQemuNbd(host.runner, {...opts, endpoint});
+    } catch (err) {
+      if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) continue;
+      throw err;
+    }
+  }
 }

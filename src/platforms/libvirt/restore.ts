@@ -198,7 +198,8 @@ export async function openLibvirtRestore(
           size: p.size,
           key: p.key,
           scratchDir: scratch,
-          reach: host ? (sock) => host.reach(sock) : undefined,
+          endpoint: host ? (dir) => host.nbdEndpoint(dir, 'nbd') : undefined,
+          connect: host ? (ep) => host.connect(ep) : undefined,
         }),
       );
     }

@@ -16,7 +16,8 @@ import {buildBackupXml, buildCheckpointXml} from './backup-xml.js';
 import {resolveRunningBase} from './base-checkpoint.js';
 import {abortJob, deleteCheckpoint, dumpCheckpoint, listCheckpoints} from './checkpoints.js';
 import {withGuestFrozen} from './guest-freeze.js';
-import type {LibvirtHost, ReachableSocket} from './host.js';
+import {isPortInUse, type LibvirtHost, type NbdEndpoint} from './host.js';
+import type {NbdAddress} from '../../transports/nbd/index.js';
 import {toInventoryVm, type DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
 import {isOwnCheckpoint, newCheckpointName, planDisks, type DiskPlan} from './plan.js';
@@ -32,13 +33,13 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   const dir = await host.sessionDir('backup');
   const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
   const sources: DiskSource[] = [];
-  let socket: ReachableSocket | undefined;
+  let connection: {address: NbdAddress; close(): Promise<void>} | undefined;
   let jobStarted = false;
 
   const release = async (deleteNew: boolean) => {
     await releaseAll([
       ...sources.map((s) => () => s.close()),
-      () => socket?.close(),
+      () => connection?.close(),
       async () => {
         if (jobStarted) await abortJob(host, uuid);
       },
@@ -55,7 +56,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     const jobType = /Job type:\s*(\S+)/.exec(job.stdout)?.[1];
     if (jobType && jobType !== 'None') throw anotherJob(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
     let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log);
-    const socketPath = join(dir, 'nbd.sock');
+    let endpoint = host.nbdEndpoint(dir, 'nbd');
     let plans: DiskPlan[] = [];
     for (let attempt = 0; ; attempt++) {
       const planned = planDisks({
@@ -67,7 +68,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
       });
       plans = planned.plans;
       const anyIncremental = plans.some((p) => p.mode === 'incremental');
-      await writeJobXml(d, dir, socketPath, checkpoint, plans, anyIncremental ? opts.baseCheckpoint!.id : undefined);
+      await writeJobXml(d, dir, endpoint, checkpoint, plans, anyIncremental ? opts.baseCheckpoint!.id : undefined);
       try {
         if (attempt === 0 && opts.guestConsistency && d.state === 'paused') {
           opts.log({severity: 'info', code: 'guest-paused', message: `${vm} is paused: its filesystems are not frozen (nothing runs in the guest)`, vm});
@@ -90,6 +91,11 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
           baseBitmaps = undefined;
           continue;
         }
+        // TCP: the random port was taken (another export, another service): try another one.
+        if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) {
+          endpoint = host.nbdEndpoint(dir, 'nbd');
+          continue;
+        }
         if (err instanceof CommandError && /another .*job|already running|state change lock/i.test(err.stderr)) {
           throw anotherJob(vm, host.name, err.stderr.trim());
         }
@@ -99,12 +105,12 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     opts.log({severity: 'info', code: 'backup-job-started', message: `backup job started on ${host.name} with checkpoint ${checkpoint}`, vm});
 
     const savedXml = await dumpCheckpoint(host, uuid, checkpoint);
-    socket = await host.reach(socketPath);
+    connection = await host.connect(endpoint);
     for (const p of plans) {
       sources.push(
         await NbdDiskSource.open({
           key: p.target,
-          address: {socketPath: socket.path},
+          address: connection.address,
           exportName: p.target,
           dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:backup-${p.target}` : undefined,
         }),
@@ -142,12 +148,12 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
 }
 
 /** Writes backup.xml and checkpoint.xml for backup-begin into the session directory. */
-async function writeJobXml(d: DomainDetails, dir: string, socketPath: string, checkpoint: string, plans: DiskPlan[], incremental: string | undefined): Promise<void> {
+async function writeJobXml(d: DomainDetails, dir: string, server: NbdEndpoint, checkpoint: string, plans: DiskPlan[], incremental: string | undefined): Promise<void> {
   const host: LibvirtHost = d.host;
   const others = d.info.disks.filter((x) => !plans.some((p) => p.target === x.target)).map((x) => x.target);
   const backupXml = buildBackupXml({
     incremental,
-    socketPath,
+    server,
     disks: plans.map((p) => ({
       target: p.target,
       type: d.info.disks.find((x) => x.target === p.target)!.type,

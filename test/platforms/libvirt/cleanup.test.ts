@@ -13,8 +13,13 @@ import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm} from '..
 const SCRATCH = '/var/tmp/vmbackup-test-cleanup';
 let running: TestVm | undefined;
 let off: TestVm | undefined;
+// Only this file's VMs are managed: other test files run VMs on the same libvirtd meanwhile.
 const make = (trusted: string[]) =>
-  new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: SCRATCH, trustedCheckpoints: () => trusted});
+  new LibvirtPlatform({
+    hosts: [{name: 'local', connection: {kind: 'local'}}],
+    scratchDir: SCRATCH,
+    trustedCheckpoints: (id) => (id === running?.uuid || id === off?.uuid ? trusted : undefined),
+  });
 
 beforeAll(async () => {
   await ensureLibvirt();

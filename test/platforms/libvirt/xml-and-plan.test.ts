@@ -88,7 +88,7 @@ describe('backup and checkpoint XML', () => {
       {target: 'vda', type: 'file', mode: 'incremental' as const, scratchFile: '/s/vda.q', bitmap: true},
       {target: 'vdb', type: 'block', mode: 'full' as const, scratchFile: "/s/it's.q", bitmap: false},
     ];
-    const inc = buildBackupXml({incremental: 'vmbackup-1', socketPath: '/s/nbd.sock', disks, skip: ['vdc']});
+    const inc = buildBackupXml({incremental: 'vmbackup-1', server: {kind: 'unix', path: '/s/nbd.sock'}, disks, skip: ['vdc']});
     expect(inc).toContain(`<domainbackup mode='pull'>`);
     expect(inc).toContain('<incremental>vmbackup-1</incremental>');
     expect(inc).toContain(`<server transport='unix' socket='/s/nbd.sock'/>`);
@@ -96,8 +96,10 @@ describe('backup and checkpoint XML', () => {
     expect(inc).toContain(`<disk name='vdb' backup='yes' type='block' backupmode='full'>`);
     expect(inc).toContain(`<scratch file='/s/it&apos;s.q'/>`);
     expect(inc).toContain(`<disk name='vdc' backup='no'/>`);
-    const full = buildBackupXml({socketPath: '/s/nbd.sock', disks});
+    const full = buildBackupXml({server: {kind: 'unix', path: '/s/nbd.sock'}, disks});
     expect(full).not.toContain('incremental');
+    const tcp = buildBackupXml({server: {kind: 'tcp', address: '10.0.0.11', port: 10900}, disks});
+    expect(tcp).toContain(`<server transport='tcp' name='10.0.0.11' port='10900'/>`);
   });
 
   it('checkpoint XML: bitmaps for qcow2, checkpoint=no for raw; parses back', () => {
@@ -207,13 +209,16 @@ describe('restore helpers and qemu-nbd argv', () => {
   });
 
   it('qemu-nbd: read-only with a bitmap, or writable with discard; paths stay one argument', () => {
-    const ro = qemuNbdArgv({image: '/x/my disk.qcow2', format: 'qcow2', exportName: 'vda', socketPath: '/s/a.sock', pidFile: '/s/a.pid', readOnly: true, bitmap: 'vmbackup-1'});
+    const ro = qemuNbdArgv({image: '/x/my disk.qcow2', format: 'qcow2', exportName: 'vda', endpoint: {kind: 'unix', path: '/s/a.sock'}, pidFile: '/s/a.pid', readOnly: true, bitmap: 'vmbackup-1'});
     expect(ro).toContain('--read-only');
     expect(ro).toContain('--bitmap=vmbackup-1');
     expect(ro.at(-1)).toBe('/x/my disk.qcow2');
-    const rw = qemuNbdArgv({image: '-odd', format: 'raw', exportName: 'vda', socketPath: '/s/a.sock', pidFile: '/s/a.pid', readOnly: false});
+    const rw = qemuNbdArgv({image: '-odd', format: 'raw', exportName: 'vda', endpoint: {kind: 'unix', path: '/s/a.sock'}, pidFile: '/s/a.pid', readOnly: false});
     expect(rw).toContain('--discard=unmap');
     expect(rw).not.toContain('--read-only');
     expect(rw.at(-1)).toBe('./-odd');
+    const tcp = qemuNbdArgv({image: '/x', format: 'raw', exportName: 'vda', endpoint: {kind: 'tcp', address: '10.0.0.11', port: 10901}, pidFile: '/p', readOnly: true});
+    expect(tcp).toEqual(expect.arrayContaining(['--bind=10.0.0.11', '--port=10901']));
+    expect(tcp.some((a) => a.startsWith('--socket'))).toBe(false);
   });
 });
