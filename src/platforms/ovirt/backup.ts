@@ -13,8 +13,9 @@
  * - complete() and abort() finalize every transfer, then the backup, waiting for terminal phases
  *   (gotchas 3, 4); both are idempotent and safe in a finally. complete() then removes the
  *   appliance's own older checkpoints oldest-first; abort() removes the new checkpoint.
- * - Own backups and checkpoints are recognised by the description prefix (the engine copies the
- *   backup description to its checkpoint) and by the base checkpoint id the caller passed.
+ * - Own backups and checkpoints are recognised by the description marker (ownership.ts; the engine
+ *   copies the backup description to its checkpoint) and by the base checkpoint id the caller
+ *   passed. A backup in progress is registered so a concurrent cleanup leaves it alone.
  */
 import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, CheckpointRecord, InventoryVm, Logger, VmBackup} from '../types.js';
@@ -22,15 +23,15 @@ import {OvirtDiskSource} from './disk-source.js';
 import {EngineError, type EngineClient} from './engine-client.js';
 import {inventoryDisk, isBackupable, vmAttachments, vmState, type EngineAttachment, type EngineDisk} from './inventory.js';
 import {list, obj, str} from './json.js';
+import type {Ownership} from './ownership.js';
 import {pollUntil, type PollOptions} from './poll.js';
-
-export const OWN_PREFIX = 'vmbackup';
 
 export interface BackupContext {
   client: EngineClient;
   poll: PollOptions;
   inactivityTimeout: number;
   maxConnections: number;
+  ownership: Ownership;
   /** Cleans up this appliance's stale backups of one VM (used on 409 "during a backup"). */
   cleanupVm: (vmId: string, log: Logger) => Promise<void>;
 }
@@ -79,7 +80,7 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
     return new OvirtVmBackup(ctx, inventory, configuration, [], undefined, undefined, opts);
   }
 
-  const description = `${OWN_PREFIX} ${new Date().toISOString()}`;
+  const description = ctx.ownership.describe(new Date().toISOString());
   const start = async (from: string | undefined) => {
     const body = {description, disks: {disk: chosen.map((a) => ({id: a.disk.id}))}, ...(from ? {from_checkpoint_id: from} : {})};
     try {
@@ -115,16 +116,21 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
     created = await start(undefined);
   }
   let backupId = str(created.id)!;
+  ctx.ownership.activeBackups.add(backupId);
   let ready = await waitReady(backupId);
   if (ready.failed && from) {
     // The engine failed the incremental while starting (event 10791: full backup needed).
     lost('the engine failed the incremental backup');
     from = undefined;
+    await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+    ctx.ownership.activeBackups.delete(backupId);
     backupId = str((await start(undefined)).id)!;
+    ctx.ownership.activeBackups.add(backupId);
     ready = await waitReady(backupId);
   }
   if (ready.failed) {
     await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+    ctx.ownership.activeBackups.delete(backupId);
     throw new UserError(`The engine failed the backup of VM ${vmName} while starting it.`, {
       hint: 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
       exitCode: ExitCode.platformFailed,
@@ -214,6 +220,9 @@ class OvirtVmBackup implements VmBackup {
         phase = await finalizeBackup(this.ctx.client, this.vm.id, this.backupId, this.ctx.poll);
       } catch (e) {
         errors.push(e);
+      } finally {
+        // Whatever is left now is for cleanupLeftovers.
+        this.ctx.ownership.activeBackups.delete(this.backupId);
       }
     }
     if (errors.length) throw errors[0];
@@ -256,7 +265,7 @@ class OvirtVmBackup implements VmBackup {
       const chain = list(await client.get(`/vms/${this.vm.id}/checkpoints`), 'checkpoint');
       const at = chain.findIndex((c) => str(c.id) === keep);
       const older = (at < 0 ? [] : chain.slice(0, at)).filter((c) =>
-        (str(c.description) ?? '').startsWith(OWN_PREFIX) || str(c.id) === this.opts.baseCheckpoint?.id);
+        this.ctx.ownership.owns(c.description) || str(c.id) === this.opts.baseCheckpoint?.id);
       for (const c of older) await deleteCheckpoint(client, this.vm.id, str(c.id)!, poll);
     } catch (err) {
       this.opts.log({severity: 'warning', code: 'checkpoint-prune-failed', vm: this.vm.name,

@@ -1,23 +1,24 @@
 /**
  * Finds and ends what this appliance left behind on the engine after a crash
- * (ovirt-backup-api.md §10.2): unfinished backups it started (description prefix), their download
- * transfers, and upload transfers of restores it started (the target disks carry the prefix in
- * their description; cancelling such an upload deletes the half-written disk, gotcha 2).
+ * (ovirt-backup-api.md §10.2): unfinished backups it started (description marker, ownership.ts),
+ * their download transfers, and upload transfers of restores it started (the target disks carry
+ * the marker; cancelling such an upload deletes the half-written disk, gotcha 2). Work this
+ * process still has in progress is skipped.
  * Checkpoints of crashed backups are not removed here: the next completed backup prunes them.
  */
 import type {Logger} from '../types.js';
-import {finalizeBackup, OWN_PREFIX} from './backup.js';
+import {finalizeBackup} from './backup.js';
 import type {EngineClient} from './engine-client.js';
 import {list, obj, refId, str} from './json.js';
+import type {Ownership} from './ownership.js';
 import type {PollOptions} from './poll.js';
 import {endTransfer} from './transfers.js';
 
 const UNFINISHED_BACKUP = new Set(['initializing', 'starting', 'ready']);
-const isOwn = (description: unknown) => (str(description) ?? '').startsWith(OWN_PREFIX);
 
-export async function cleanupVmBackups(client: EngineClient, vmId: string, poll: PollOptions, log: Logger): Promise<void> {
+export async function cleanupVmBackups(client: EngineClient, own: Ownership, vmId: string, poll: PollOptions, log: Logger): Promise<void> {
   const backups = list(await client.get(`/vms/${vmId}/backups`), 'backup')
-    .filter((b) => UNFINISHED_BACKUP.has(str(b.phase) ?? '') && isOwn(b.description));
+    .filter((b) => UNFINISHED_BACKUP.has(str(b.phase) ?? '') && own.owns(b.description) && !own.activeBackups.has(str(b.id) ?? ''));
   if (backups.length === 0) return;
   const transfers = list(await client.get('/imagetransfers'), 'image_transfer');
   for (const b of backups) {
@@ -34,17 +35,17 @@ export async function cleanupVmBackups(client: EngineClient, vmId: string, poll:
   }
 }
 
-export async function cleanupLeftovers(client: EngineClient, poll: PollOptions, log: Logger): Promise<void> {
+export async function cleanupLeftovers(client: EngineClient, own: Ownership, poll: PollOptions, log: Logger): Promise<void> {
   for (const vm of list(await client.get('/vms'), 'vm')) {
     const id = str(vm.id);
-    if (id) await cleanupVmBackups(client, id, poll, log);
+    if (id) await cleanupVmBackups(client, own, id, poll, log);
   }
   for (const t of list(await client.get('/imagetransfers'), 'image_transfer')) {
     const phase = str(t.phase) ?? '';
-    if (str(t.direction) !== 'upload' || phase.startsWith('finished')) continue;
+    if (str(t.direction) !== 'upload' || phase.startsWith('finished') || own.activeTransfers.has(str(t.id) ?? '')) continue;
     const diskId = refId(t.image) ?? refId(t.disk);
     const disk = diskId ? await client.find(`/disks/${diskId}`) : undefined;
-    if (!disk || !isOwn(obj(disk).description)) continue;
+    if (!disk || !own.owns(obj(disk).description)) continue;
     await endTransfer(client, str(t.id)!, 'cancel', poll);
     log({severity: 'info', code: 'leftover-restore-removed', disk: diskId,
       message: `cancelled an unfinished restore upload left over by an earlier session; its disk ${diskId} was removed`});

@@ -10,6 +10,7 @@ import {openOvirtBackup} from './backup.js';
 import {cleanupLeftovers, cleanupVmBackups} from './cleanup.js';
 import {EngineClient} from './engine-client.js';
 import {openFileRestore} from './file-sink.js';
+import {Ownership} from './ownership.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {atLeast, engineVersion, listVms, type EngineVersion} from './inventory.js';
 import type {PollOptions} from './poll.js';
@@ -31,6 +32,11 @@ export interface OvirtPlatformOptions {
   transferInactivityTimeout?: number;
   /** imageio connections per disk, capped by the server's max_readers (default 4, like the reference client). */
   maxConnections?: number;
+  /**
+   * Names this appliance in the descriptions of its backups, checkpoints and restore disks
+   * ("vmbackup@<id> ..."); default the host name. Keep it stable: it decides what is "own".
+   */
+  applianceId?: string;
 }
 
 export class OvirtPlatform implements PlatformAdapter {
@@ -40,12 +46,14 @@ export class OvirtPlatform implements PlatformAdapter {
   private readonly inactivityTimeout: number;
   private readonly maxConnections: number;
   private backupApiChecked: Promise<void> | undefined;
+  private readonly ownership: Ownership;
 
   constructor(private readonly o: OvirtPlatformOptions) {
     this.client = new EngineClient({url: o.url, user: o.user, password: o.password, caPem: o.caPem});
     this.poll = {intervalMs: o.pollIntervalMs ?? 1000, timeoutMs: o.phaseTimeoutMs ?? 10 * 60_000};
     this.inactivityTimeout = o.transferInactivityTimeout ?? 600;
     this.maxConnections = o.maxConnections ?? 4;
+    this.ownership = new Ownership(o.applianceId);
   }
 
   /** Engine version (product_info) for feature checks and the console's "about" line. */
@@ -76,7 +84,8 @@ export class OvirtPlatform implements PlatformAdapter {
     await this.requireBackupApi();
     return openOvirtBackup({
       client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections,
-      cleanupVm: (id, log) => cleanupVmBackups(this.client, id, this.poll, log),
+      ownership: this.ownership,
+      cleanupVm: (id, log) => cleanupVmBackups(this.client, this.ownership, id, this.poll, log),
     }, vmId, opts);
   }
 
@@ -91,12 +100,12 @@ export class OvirtPlatform implements PlatformAdapter {
       const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
       return openFileRestore(disks, target.directory, target.format);
     }
-    return openOvirtRestore({client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections},
+    return openOvirtRestore({client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections, ownership: this.ownership},
       source, target, opts);
   }
 
   cleanupLeftovers(log: Logger): Promise<void> {
-    return cleanupLeftovers(this.client, this.poll, log);
+    return cleanupLeftovers(this.client, this.ownership, this.poll, log);
   }
 
   close(): Promise<void> {

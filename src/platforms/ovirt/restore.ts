@@ -4,8 +4,8 @@
  * ('vm'), or the disks attached to an existing VM ('disks-to-vm').
  *
  * Contract:
- * - Every created disk carries the appliance prefix in its description, so cleanupLeftovers can
- *   find uploads a crash left behind.
+ * - Every created disk carries the appliance marker in its description (ownership.ts), so
+ *   cleanupLeftovers can find uploads a crash left behind; uploads in progress are registered.
  * - For 'vm', a disk whose original id no longer exists on the engine is recreated under that id
  *   so the OVF import attaches it by itself (gotcha 25); otherwise it gets a new id. After the
  *   import the attachments are checked: missing restored disks are attached and anything else
@@ -17,9 +17,9 @@
 import {ImageioClient} from '../../transports/imageio/imageio-client.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
-import {OWN_PREFIX} from './backup.js';
 import {EngineError, type EngineClient} from './engine-client.js';
 import {list, num, obj, refId, str, type Json} from './json.js';
+import type {Ownership} from './ownership.js';
 import {pollUntil, type PollOptions} from './poll.js';
 import {endTransfer, startTransfer, type Transfer} from './transfers.js';
 
@@ -28,6 +28,7 @@ export interface RestoreContext {
   poll: PollOptions;
   inactivityTimeout: number;
   maxConnections: number;
+  ownership: Ownership;
 }
 
 type SourceDisk = RestoreSource['disks'][number];
@@ -150,6 +151,7 @@ export async function openOvirtRestore(
     for (const s of sinks) {
       await s.close().catch(() => undefined);
       if (!s.finished) await endTransfer(client, s.transfer.id, 'cancel', poll).catch(() => undefined);
+      ctx.ownership.activeTransfers.delete(s.transfer.id);
     }
     if (createdVm) await client.delete(`/vms/${createdVm}`, {detach_only: 'true'}).catch(() => undefined);
     for (const id of createdDisks) {
@@ -170,7 +172,7 @@ export async function openOvirtRestore(
       const sd = await resolveStorageDomain(client, target.storage, str(details.storageDomainId));
       const body: Json = {
         alias: str(details.alias) ?? d.name,
-        description: `${OWN_PREFIX} restore of ${source.vmName} disk ${d.key}`,
+        description: ctx.ownership.describe(`restore of ${source.vmName} disk ${d.key}`),
         format: engineFormat,
         sparse: engineFormat === 'cow' ? true : (details.sparse as boolean | undefined) ?? true,
         provisioned_size: d.size,
@@ -190,6 +192,7 @@ export async function openOvirtRestore(
       createdDisks.push(diskId);
       await pollUntil(`new disk ${diskId} to be ready`, poll, async () => (str((await client.get(`/disks/${diskId}`)).status) === 'ok' ? true : undefined));
       const transfer = await startTransfer(client, {diskId, direction: 'upload', inactivityTimeout: ctx.inactivityTimeout}, poll);
+      ctx.ownership.activeTransfers.add(transfer.id);
       let io: ImageioClient;
       try {
         io = await ImageioClient.open({transferUrl: transfer.transferUrl, proxyUrl: transfer.proxyUrl, caPem: client.caPem, maxConnections: ctx.maxConnections});
@@ -218,6 +221,7 @@ export async function openOvirtRestore(
           });
         }
         s.finished = true;
+        ctx.ownership.activeTransfers.delete(s.transfer.id);
         await pollUntil(`restored disk ${s.diskId} to be ready`, poll, async () => {
           const d = await client.find(`/disks/${s.diskId}`);
           if (!d) throw new UserError(`The engine removed restored disk ${s.diskId}.`, {exitCode: ExitCode.platformFailed});

@@ -5,7 +5,7 @@
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {pattern} from '../../ovirt-sim/index.js';
-import {readSource, startBed, stopBed, type Bed} from './helpers.js';
+import {readSource, restartPlatform, startBed, stopBed, type Bed} from './helpers.js';
 
 let bed: Bed;
 beforeEach(async () => {
@@ -164,11 +164,8 @@ describe('oVirt backup', () => {
     const crashed = await bed.platform.openBackup(vm.id, {baseCheckpoint: full.checkpoint, log: bed.log});
     await crashed.sources[0]!.read(5 * MiB, 4096);
     bed.sim.guestWrite(os!.id, 7 * MiB, pattern(12, 64 * 1024));
-    await bed.platform.close();
     expect(bed.sim.state.isDuringBackup(vm.id)).toBe(true);
-
-    const {OvirtPlatform} = await import('../../../src/platforms/ovirt/platform.js');
-    bed.platform = new OvirtPlatform({url: bed.sim.url, user: bed.sim.user, password: bed.sim.password, caPem: bed.sim.caPem, pollIntervalMs: 10});
+    await restartPlatform(bed);
     await bed.platform.cleanupLeftovers(bed.log);
     expect(bed.events).toContainEqual(expect.objectContaining({code: 'leftover-backup-ended'}));
     expect(bed.sim.state.isDuringBackup(vm.id)).toBe(false);
@@ -186,8 +183,8 @@ describe('oVirt backup', () => {
 
   it('a stale own backup that blocks a new one (409, §10.2) is ended and the backup proceeds', async () => {
     const vm = bed.sim.vm(`db 01 'quoted'; ünï`);
-    const stale = await bed.platform.openBackup(vm.id, {log: bed.log});
-    void stale; // never completed: a crash
+    await bed.platform.openBackup(vm.id, {log: bed.log}); // never completed: a crash
+    await restartPlatform(bed);
     const b = await bed.platform.openBackup(vm.id, {log: bed.log});
     expect(bed.sim.apiLog.some((l) => l.path.endsWith('/backups') && l.status === 409)).toBe(true);
     const {image} = await readSource(b.sources[0]!);
@@ -221,5 +218,21 @@ describe('oVirt backup', () => {
       name: 'EngineError', status: 409, exitCode: 23, message: expect.stringContaining('during a backup operation'),
     });
     expect(foreign.phase).toBe('ready');
+  });
+
+  it('cleanup leaves backups in progress and other appliances\' backups alone', async () => {
+    const vm = bed.sim.vm('web01');
+    const running = await bed.platform.openBackup(vm.id, {log: bed.log});
+    await bed.platform.cleanupLeftovers(bed.log);
+    const {OvirtPlatform} = await import('../../../src/platforms/ovirt/platform.js');
+    const other = new OvirtPlatform({url: bed.sim.url, user: bed.sim.user, password: bed.sim.password, caPem: bed.sim.caPem, pollIntervalMs: 10, applianceId: 'other-appliance'});
+    await other.cleanupLeftovers(bed.log);
+    await other.close();
+    expect(bed.events.filter((e) => e.code === 'leftover-backup-ended')).toEqual([]);
+    const [os] = bed.sim.disksOf('web01');
+    const {image} = await readSource(running.sources[0]!);
+    expect(image.equals(os!.image.read(0, os!.image.size))).toBe(true);
+    await running.complete();
+    expect([...bed.sim.state.backups.values()][0]!.description).toMatch(/^vmbackup@\S+ \d{4}-/);
   });
 });

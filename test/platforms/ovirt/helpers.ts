@@ -23,6 +23,12 @@ export async function startBed(opts: SimOptions = {}, platformOpts: Partial<Cons
   return {sim, platform, events, log: (e) => events.push(e)};
 }
 
+/** A new adapter on the same simulator: the appliance after a crash and restart (same appliance id). */
+export async function restartPlatform(bed: Bed): Promise<void> {
+  await bed.platform.close().catch(() => undefined);
+  bed.platform = new OvirtPlatform({url: bed.sim.url, user: bed.sim.user, password: bed.sim.password, caPem: bed.sim.caPem, pollIntervalMs: 10, phaseTimeoutMs: 30_000});
+}
+
 export async function stopBed(bed: Bed | undefined): Promise<void> {
   if (!bed) return;
   await bed.platform.close().catch(() => undefined);

@@ -9,7 +9,7 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import type {DiskSink, RestoreSource, VmBackup} from '../../../src/platforms/types.js';
-import {readSource, startBed, stopBed, type Bed} from './helpers.js';
+import {readSource, restartPlatform, startBed, stopBed, type Bed} from './helpers.js';
 
 let bed: Bed;
 let source: RestoreSource;
@@ -109,7 +109,7 @@ describe('oVirt restore', () => {
     const [d] = bed.sim.disksOf('empty-vm');
     expect(d!.format).toBe('raw');
     expect(d!.image.read(0, d!.image.size).equals(images.get(raw.key)!)).toBe(true);
-    expect(d!.description).toMatch(/^vmbackup restore/);
+    expect(d!.description).toMatch(/^vmbackup@\S+ restore of web01 disk /);
   });
 
   it('restores disks to raw and qcow2 files on the appliance', async () => {
@@ -169,9 +169,18 @@ describe('oVirt restore', () => {
     const r = await bed.platform.openRestore(source, {mode: 'disks-to-vm', vmId: bed.sim.vm('empty-vm').id}, {log: bed.log});
     await r.sinks[0]!.write(0, Buffer.alloc(4096, 1));
     expect(bed.sim.state.disks.size).toBe(disksBefore + 2);
+    await restartPlatform(bed);
     await bed.platform.cleanupLeftovers(bed.log);
     expect(bed.events.filter((e) => e.code === 'leftover-restore-removed')).toHaveLength(2);
     expect(bed.sim.state.disks.size).toBe(disksBefore);
+  });
+
+  it('cleanup run by a concurrent session leaves a restore in progress alone', async () => {
+    const r = await bed.platform.openRestore(source, {mode: 'disks-to-vm', vmId: bed.sim.vm('empty-vm').id}, {log: bed.log});
+    await bed.platform.cleanupLeftovers(bed.log);
+    for (const s of r.sinks) await fill(s, images.get(s.key)!);
+    await r.finish();
+    expect(bed.sim.disksOf('empty-vm')).toHaveLength(2);
   });
 
   it('bad targets are UserErrors that name the problem', async () => {
@@ -186,6 +195,6 @@ describe('oVirt restore', () => {
     await expect(bed.platform.openRestore(source, {mode: 'vm', name: 'x'}, {disks: ['nope'], log: bed.log}))
       .rejects.toMatchObject({exitCode: 16});
     // Nothing was created by the refused restores.
-    expect([...bed.sim.state.disks.values()].filter((d) => d.description?.startsWith('vmbackup'))).toEqual([]);
+    expect([...bed.sim.state.disks.values()].filter((d) => d.description?.startsWith('vmbackup@'))).toEqual([]);
   });
 });
