@@ -27,7 +27,8 @@ import {acquireLock, isAlive, parseOwner} from './lock.js';
 import {parseManifest} from './manifest.js';
 import {loadIndexIds} from './reader.js';
 import type {GcOptions, GcResult} from './types.js';
-import {ZERO_ID} from './chunk-file.js';
+import {ZERO_ID, decodeChunk} from './chunk-file.js';
+import {createHash} from 'node:crypto';
 
 export const DEFAULT_SAFETY_MARGIN_MS = 5 * 60_000;
 /** File times come from the kernel's coarse clock, which may lag Date.now() by a few ms. */
@@ -83,6 +84,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     pendingChunks: 0,
     pendingBytes: 0,
     removedTempFiles: 0,
+    recoveredChunks: 0,
     removedPartialRestorePoints: [],
     missingChunks: 0,
     cutoff: '',
@@ -168,6 +170,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
         }
         await sweepChunk(path, cutoff, result);
       } else if (name.includes(TEMP_MARK)) {
+        if (await recoverAside(dir, name, marked, result)) continue;
         const t = await mtimeMs(path);
         if (t && t.mtime < cutoff) {
           await unlink(path).catch(() => undefined);
@@ -197,8 +200,32 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
       }
     }
   }
-  result.missingChunks = Math.max(0, marked.size - present);
+  result.missingChunks = Math.max(0, marked.size - present - result.recoveredChunks);
   return result;
+}
+
+/**
+ * A GC killed between renaming a chunk aside and linking it back can leave the only copy of a
+ * chunk a restore point needs under a temp name. When the temp file's chunk id is referenced,
+ * the chunk itself is missing and the temp file holds exactly that chunk, put it back.
+ */
+async function recoverAside(dir: string, name: string, marked: Set<string>, result: GcResult): Promise<boolean> {
+  const hex = name.slice(0, 64);
+  if (!CHUNK_NAME.test(hex) || name[64] !== '.' || !marked.has(markKey(hex))) return false;
+  const target = join(dir, hex);
+  if (await mtimeMs(target)) return false;
+  const raw = await readFile(join(dir, name)).catch(() => undefined);
+  if (!raw) return false;
+  try {
+    const plain = await decodeChunk(raw);
+    if (createHash('sha256').update(plain).digest('hex') !== hex) return false;
+  } catch {
+    return false;
+  }
+  await link(join(dir, name), target).catch(() => undefined);
+  await unlink(join(dir, name)).catch(() => undefined);
+  result.recoveredChunks++;
+  return true;
 }
 
 /** Removes one unreferenced chunk if it is older than the cut-off (see the module comment). */

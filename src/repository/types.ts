@@ -237,6 +237,8 @@ export interface GcResult {
   pendingChunks: number;
   pendingBytes: number;
   removedTempFiles: number;
+  /** Referenced chunks found only under a temp name (a GC killed mid-sweep) and put back. */
+  recoveredChunks: number;
   /** Restore point directories of dead or aborted writers that were removed. */
   removedPartialRestorePoints: string[];
   /** Chunks that committed indexes reference but that are missing (run verify). */

@@ -72,6 +72,30 @@ describe('garbage collection', () => {
     expect((await repo.verify()).ok).toBe(true);
   });
 
+  it('puts back a needed chunk that a GC killed mid-sweep left under a temp name', async () => {
+    const data = pseudoRandom(CS, 5);
+    const a = await backupImage(repo, Buffer.concat([data, pseudoRandom(CS, 6)]));
+    const hex = (await import('../../src/repository/chunk-file.js')).chunkId(data).toString('hex');
+    const path = join(repo.path, 'chunks', hex.slice(0, 4), hex);
+    const {rename} = await import('node:fs/promises');
+    await rename(path, `${path}.tmp-99999-deadbeef`);
+    await ageChunks(repo.path, 3_600_000);
+    const res = await repo.gc({safetyMarginMs: 0});
+    expect(res.recoveredChunks).toBe(1);
+    expect(res.missingChunks).toBe(0);
+    expect(res.removedTempFiles).toBe(0);
+    await expectContent(repo, a.id, 'vda', Buffer.concat([data, pseudoRandom(CS, 6)]));
+    // A temp file that does not hold its chunk is garbage.
+    await writeFile(`${path}.tmp-1-00`, 'not the chunk');
+    await rename(path, `${path}.tmp-1-01`);
+    await writeFile(`${path}.tmp-1-01`, 'truncated');
+    await ageChunks(repo.path, 3_600_000);
+    const res2 = await repo.gc({safetyMarginMs: 0});
+    expect(res2.recoveredChunks).toBe(0);
+    expect(res2.removedTempFiles).toBe(2);
+    expect(res2.missingChunks).toBe(1);
+  });
+
   it('never removes what running backups need: several backups and GC at once, then every restore point verifies', async () => {
     // Garbage that the new backups will reuse: the exact race GC must survive.
     const data = (vm: number, n: number) => Buffer.concat(Array.from({length: n}, (_, i) => pseudoRandom(CS, vm * 1000 + i)));
