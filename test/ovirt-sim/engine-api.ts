@@ -332,6 +332,11 @@ export class EngineApi {
       id, name, status: 'down', clusterId: cluster.id, memory: Number(body.memory ?? parsed?.memory ?? 2 ** 30), tags: [],
       attachments: [], osType: body.os?.type ?? parsed?.osType ?? 'other',
     };
+    const pinned = listOf(body.placement_policy?.hosts, 'host')[0]?.id;
+    if (pinned) {
+      if (!s.hosts.some((h) => h.id === pinned)) throw new SimFault(400, `[Cannot add VM. Host ${pinned} doesn't exist.]`);
+      vm.hostId = pinned; // the preferred host; shown once the VM runs
+    }
     s.vms.set(id, vm);
     // Gotcha 25: the engine attaches the OVF's disks by id and silently skips what it cannot.
     for (const d of parsed?.diskIds ?? []) {

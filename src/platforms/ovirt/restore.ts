@@ -119,6 +119,7 @@ export async function openOvirtRestore(
     });
   }
   let clusterId: string | undefined;
+  let hostId: string | undefined;
   let attachTo: string | undefined;
   if (target.mode === 'vm') {
     if (target.overwrite) {
@@ -132,6 +133,16 @@ export async function openOvirtRestore(
       throw new UserError(`A VM named "${target.name}" already exists on the engine.`, {hint: 'Choose another name for the restored VM.', exitCode: ExitCode.invalidInput});
     }
     clusterId = await resolveCluster(client, target.cluster, source.vmId);
+    if (target.host) {
+      const hosts = list(await client.get('/hosts'), 'host');
+      const h = hosts.find((x) => str(x.id) === target.host || str(x.name) === target.host);
+      if (!h) {
+        throw new UserError(`The engine has no host "${target.host}".`, {
+          hint: `Choose one of: ${hosts.map((x) => str(x.name)).join(', ')}, or leave the host out to let the engine place the VM.`, exitCode: ExitCode.notFound,
+        });
+      }
+      hostId = str(h.id);
+    }
     if (source.configuration && source.configuration.kind !== 'ovf') {
       throw new UserError(`The restore point of ${source.vmName} holds a ${source.configuration.kind} configuration, not an oVirt OVF.`, {
         hint: 'Restore its disks to files or to an existing VM instead.', exitCode: ExitCode.invalidInput,
@@ -233,6 +244,8 @@ export async function openOvirtRestore(
         const vmBody: Json = ovf
           ? {name: target.name, cluster: {id: clusterId}, initialization: {configuration: {type: 'ovf', data: ovf}, regenerate_ids: true}}
           : {name: target.name, cluster: {id: clusterId}, template: {name: 'Blank'}};
+        // Placement: the VM prefers the chosen host when it is started (it is created Down).
+        if (hostId) vmBody.placement_policy = {affinity: 'migratable', hosts: {host: [{id: hostId}]}};
         const vm = await client.post('/vms', vmBody);
         createdVm = str(vm.id)!;
         attachTo = createdVm;

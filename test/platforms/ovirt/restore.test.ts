@@ -59,7 +59,7 @@ afterEach(async () => {
 describe('oVirt restore', () => {
   it('restores the whole VM from its OVF under a new name with new ids, bit-identical', async () => {
     const name = `web01 restored 'ü'; x`;
-    const r = await bed.platform.openRestore(source, {mode: 'vm', name, storage: 'data2 block'}, {log: bed.log});
+    const r = await bed.platform.openRestore(source, {mode: 'vm', name, storage: 'data2 block', cluster: 'Default', host: 'host1'}, {log: bed.log});
     expect(r.sinks.map((s) => s.key)).toEqual(source.disks.map((d) => d.key));
     for (const s of r.sinks) await fill(s, images.get(s.key)!);
     const res = await r.finish();
@@ -67,6 +67,7 @@ describe('oVirt restore', () => {
     expect(res.vmId).not.toBe(source.vmId);
     const vm = bed.sim.vm(name);
     expect(vm.id).toBe(res.vmId);
+    expect(vm.hostId).toBe(bed.sim.state.hosts[0]!.id);
     // Imported from the OVF with regenerate_ids (§8.3 option A).
     const post = bed.sim.apiLog.find((l) => l.method === 'POST' && l.path === '/ovirt-engine/api/vms')!;
     expect(post.body).toMatchObject({name, initialization: {configuration: {type: 'ovf'}, regenerate_ids: true}});
@@ -190,6 +191,8 @@ describe('oVirt restore', () => {
       .rejects.toMatchObject({exitCode: 16, message: expect.stringContaining('nope')});
     await expect(bed.platform.openRestore(source, {mode: 'vm', name: 'x', cluster: 'nope'}, {log: bed.log}))
       .rejects.toMatchObject({exitCode: 16});
+    await expect(bed.platform.openRestore(source, {mode: 'vm', name: 'x', host: 'nope'}, {log: bed.log}))
+      .rejects.toMatchObject({exitCode: 16, message: expect.stringContaining('host "nope"')});
     await expect(bed.platform.openRestore(source, {mode: 'disks-to-vm', vmId: 'nope'}, {log: bed.log}))
       .rejects.toMatchObject({exitCode: 16});
     await expect(bed.platform.openRestore(source, {mode: 'vm', name: 'x'}, {disks: ['nope'], log: bed.log}))
