@@ -20,7 +20,7 @@ import {EventHub} from './event-hub.js';
 import {History} from './history.js';
 import {createLog, type DaemonLog} from './log.js';
 import {Maintenance} from './maintenance.js';
-import {reconcile} from './reconcile.js';
+import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
 import {Scheduler, type ScheduledEntry} from './scheduler.js';
 import type {SessionRecord} from './session-model.js';
@@ -64,6 +64,8 @@ export class Daemon {
   mail?: MailQueue;
   api!: ApiServer;
   private readonly repoStats = new Map<string, RepoStatsCache>();
+  /** Start-up cleanup of leftovers on every connection (sessions wait for it). */
+  cleanup: Promise<string[]> = Promise.resolve([]);
 
   private constructor(readonly opts: DaemonOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -108,10 +110,12 @@ export class Daemon {
       this.scheduler.refresh();
     });
     this.log('info', `vmbackupd ${VERSION} starting`, {stateDir: o.stateDir, socket: o.socketPath, pid: process.pid});
-    const r = await reconcile({store: this.store, history: this.history, resources: this.resources, log: this.log});
-    if (r.closedSessions.length) this.log('warn', `Reconciliation closed ${r.closedSessions.length} interrupted session(s)`);
+    const closed = await closeInterruptedSessions({history: this.history, log: this.log});
+    if (closed.length) this.log('warn', `Reconciliation closed ${closed.length} interrupted session(s)`);
     this.api = new ApiServer(this);
     await this.api.listen(o.socketPath);
+    this.cleanup = cleanupConnections({store: this.store, resources: this.resources, log: this.log});
+    this.sessions.holdUntil(this.cleanup);
     this.scheduler.refresh();
     if (this.store.data.email) void this.mail.start().catch(() => {});
     this.log('info', `Listening on ${o.socketPath}`);

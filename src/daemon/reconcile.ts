@@ -14,7 +14,8 @@ import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
 import {sessionTotals} from './figures.js';
 
-export async function reconcile(deps: {store: ConfigStore; history: History; resources: Resources; log: DaemonLog}): Promise<{closedSessions: string[]; cleaned: string[]}> {
+/** Closes the sessions a dead daemon left "running". Fast: runs before the API listens. */
+export async function closeInterruptedSessions(deps: {history: History; log: DaemonLog}): Promise<string[]> {
   const closedSessions: string[] = [];
   const now = new Date().toISOString();
   for (const s of deps.history.list().filter((x) => x.state === 'running')) {
@@ -34,6 +35,14 @@ export async function reconcile(deps: {store: ConfigStore; history: History; res
     closedSessions.push(s.id);
     deps.log('warn', `Closed session ${s.id} of job ${s.jobName}: it was running when the daemon stopped`, {session: s.id});
   }
+  return closedSessions;
+}
+
+/**
+ * Removes the appliance's leftovers on every connection. May be slow (an unreachable engine),
+ * so it runs after the API listens; sessions wait for it (SessionManager.holdUntil).
+ */
+export async function cleanupConnections(deps: {store: ConfigStore; resources: Resources; log: DaemonLog}): Promise<string[]> {
   const cleaned: string[] = [];
   for (const c of deps.store.list('connections')) {
     try {
@@ -44,5 +53,5 @@ export async function reconcile(deps: {store: ConfigStore; history: History; res
       deps.log('warn', `Cleanup of leftovers on connection ${c.name} failed: ${message(err)}`, {connection: c.id});
     }
   }
-  return {closedSessions, cleaned};
+  return cleaned;
 }

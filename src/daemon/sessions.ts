@@ -47,6 +47,8 @@ interface Running {
 export class SessionManager {
   private readonly running = new Map<string, Running>();
   private closed = false;
+  /** Sessions wait for this before touching a platform (start-up cleanup must finish first). */
+  private gate: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly deps: {
@@ -61,6 +63,11 @@ export class SessionManager {
       hooks?: SessionHooks;
     },
   ) {}
+
+  /** Holds every session's platform work until `p` settles. */
+  holdUntil(p: Promise<unknown>): void {
+    this.gate = p.catch(() => {});
+  }
 
   /** Sessions in progress. */
   list(): SessionRecord[] {
@@ -143,6 +150,7 @@ export class SessionManager {
     const log = (line: Omit<LogLine, 'time'>) => this.addLog(record, line);
     this.publish(record);
     await this.save(record);
+    await this.gate;
     try {
       const inv = await this.deps.resources.inventory(job.source.connection, true);
       const sel = selectVms(job.source, inv.vms);
@@ -154,8 +162,11 @@ export class SessionManager {
       if (only) vms = vms.filter((v) => only.includes(v.id));
       if (vms.length === 0 && sel.missing.length === 0) log({severity: 'warning', code: 'no-vms', message: 'The job selects no VM at the moment.'});
       for (const v of vms) record.vms.push({id: v.id, name: v.name, state: 'pending', attempts: 0});
+      // Saved now, so a daemon that dies mid-session leaves the list of VMs it was working on.
+      this.publish(record);
+      await this.save(record);
       const repo = await this.deps.resources.repository(job.repository);
-      const throttle = job.bandwidthLimitMBps ? tokenBucket(job.bandwidthLimitMBps * 1_000_000) : undefined;
+      const throttle = job.bandwidthLimitMBps ? abortable(tokenBucket(job.bandwidthLimitMBps * 1_000_000), signal) : undefined;
       const activeFull = job.activeFullDays.includes(WEEKDAYS[new Date(this.deps.clock.now()).getDay()]!);
 
       let todo = vms;
@@ -313,4 +324,18 @@ export class SessionManager {
       signal.addEventListener('abort', onAbort, {once: true});
     });
   }
+}
+
+/** A throttle that gives up waiting as soon as the session is stopped. */
+function abortable(throttle: (bytes: number) => Promise<void>, signal: AbortSignal): (bytes: number) => Promise<void> {
+  const stopped = new Promise<never>((_, reject) => {
+    const fail = () => reject(signal.reason ?? new Error('Stopped.'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, {once: true});
+  });
+  stopped.catch(() => {});
+  return async (bytes) => {
+    await Promise.race([throttle(bytes), stopped]);
+    if (signal.aborted) throw signal.reason ?? new Error('Stopped.');
+  };
 }

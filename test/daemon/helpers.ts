@@ -1,0 +1,71 @@
+/**
+ * Test helpers: a real vmbackupd process (node --import tsx src/daemon/main.ts) on a temp state
+ * directory and socket, its client, its log lines, and waits that poll the API (bounded by the
+ * test timeout, never a timed assertion).
+ */
+import {spawn, type ChildProcess} from 'node:child_process';
+import {fileURLToPath} from 'node:url';
+import {DaemonClient} from '../../src/daemon/client.js';
+import type {SessionRecord} from '../../src/daemon/session-model.js';
+
+const MAIN = fileURLToPath(new URL('../../src/daemon/main.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface RunningDaemon {
+  proc: ChildProcess;
+  client: DaemonClient;
+  lines: string[];
+  /** SIGTERM, wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, wait for exit. */
+  kill(): Promise<void>;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startDaemon(stateDir: string, socket: string, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--state-dir', stateDir, '--socket', socket], {
+    cwd: ROOT,
+    env: {...process.env, ...env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let exited = false;
+  const exit = new Promise<number | null>((r) =>
+    proc.on('exit', (code) => {
+      exited = true;
+      r(code);
+    }),
+  );
+  for (const s of [proc.stdout!, proc.stderr!]) s.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  const client = new DaemonClient({socketPath: socket});
+  for (;;) {
+    if (exited) throw new Error(`vmbackupd exited during start-up:\n${lines.join('\n')}`);
+    if (lines.some((l) => l.includes('Listening on'))) break;
+    await sleep(50);
+  }
+  return {
+    proc,
+    client,
+    lines,
+    async stop() {
+      proc.kill('SIGTERM');
+      const code = await exit;
+      await client.close();
+      return code;
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await exit;
+      await client.close();
+    },
+  };
+}
+
+export async function waitForSession(client: DaemonClient, id: string, until: (s: SessionRecord) => boolean = (s) => s.state !== 'running'): Promise<SessionRecord> {
+  for (;;) {
+    const s = await client.session(id);
+    if (until(s)) return s;
+    await sleep(100);
+  }
+}
