@@ -70,6 +70,8 @@ export interface Simulator {
   imageioLog: ImageioLogEntry[];
   /** Base URLs of the imageio daemon ("host", transfer_url) and proxy ("engine", proxy_url). */
   imageio: {daemon: string; proxy: string};
+  /** The simulated VMs (live objects: tests may change status, tags, attachments). */
+  readonly vms: SimVm[];
   vm(name: string): SimVm;
   disksOf(name: string): SimDisk[];
   /** A guest write to a disk (marks the blocks dirty in every checkpoint bitmap). */
@@ -207,6 +209,9 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     caFingerprint: tls.caFingerprint,
     user, password, state, faults: control, apiLog, imageioLog,
     imageio: {daemon: `https://127.0.0.1:${ports.daemon}`, proxy: `https://127.0.0.1:${ports.proxy}`},
+    get vms() {
+      return [...state.vms.values()];
+    },
     vm: findVm,
     disksOf: (name) => findVm(name).attachments.map((a) => state.disk(a.diskId)),
     guestWrite(diskId, offset, data) {

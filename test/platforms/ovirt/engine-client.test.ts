@@ -26,6 +26,7 @@ describe('engine client', () => {
   });
 
   it('fetchEngineCa downloads the CA without trusting it and gives its SHA-256 fingerprint', async () => {
+    expect(sim.vms.map((v) => v.name)).toEqual(['web01', `db 01 'quoted'; ünï`, 'empty-vm']);
     const ca = await fetchEngineCa(sim.url);
     expect(ca.fingerprint).toBe(sim.caFingerprint);
     expect(ca.pem).toContain('BEGIN CERTIFICATE');
