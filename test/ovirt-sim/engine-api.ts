@@ -253,8 +253,8 @@ export class EngineApi {
         const re = new RegExp('^' + m[1]!.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
         vms = vms.filter((v) => re.test(v.name));
       }
-      const followTags = (q.get('follow') ?? '').split(',').includes('tags');
-      return collection('vm', vms.map((v) => vmJson(v, s, {followTags})));
+      const follow = (q.get('follow') ?? '').split(',');
+      return collection('vm', vms.map((v) => vmJson(v, s, {followTags: follow.includes('tags'), followDisks: follow.includes('disk_attachments.disk')})));
     }
     const vm = s.vm(id);
     if (!sub) {

@@ -61,13 +61,15 @@ export function attachmentJson(vm: SimVm, a: SimVm['attachments'][number], state
   };
 }
 
-export function vmJson(vm: SimVm, state: SimState, opts: {ovf?: string; followTags?: boolean} = {}): J {
+export function vmJson(vm: SimVm, state: SimState, opts: {ovf?: string; followTags?: boolean; followDisks?: boolean} = {}): J {
   return {
     ...ref('vms', vm.id), name: vm.name, status: vm.status, memory: vm.memory, type: 'server',
     cluster: ref('clusters', vm.clusterId), host: vm.status === 'up' ? ref('hosts', vm.hostId) : undefined,
     os: {type: vm.osType}, cpu: {topology: {sockets: 1, cores: 1, threads: 1}},
     initialization: opts.ovf ? {configuration: {type: 'ovf', data: opts.ovf}} : undefined,
     tags: opts.followTags ? collection('tag', vm.tags.map((t) => tagJson(t))) : undefined,
+    // follow=disk_attachments.disk (4.2+, §1.6): attachments inline, each with its full disk.
+    disk_attachments: opts.followDisks ? collection('disk_attachment', vm.attachments.map((a) => attachmentJson(vm, a, state, true))) : undefined,
     link: [
       {href: `${API}/vms/${vm.id}/diskattachments`, rel: 'diskattachments'},
       {href: `${API}/vms/${vm.id}/backups`, rel: 'backups'},

@@ -66,7 +66,10 @@ export function atLeast(v: EngineVersion, major: number, minor: number, build = 
 }
 
 export async function vmAttachments(client: EngineClient, vmId: string): Promise<EngineAttachment[]> {
-  const res = await client.get(`/vms/${vmId}/diskattachments`, {follow: 'disk'});
+  return parseAttachments(await client.get(`/vms/${vmId}/diskattachments`, {follow: 'disk'}));
+}
+
+function parseAttachments(res: unknown): EngineAttachment[] {
   return list(res, 'disk_attachment').map((a) => {
     const d = obj(a.disk);
     return {
@@ -120,8 +123,10 @@ export function vmState(status: string | undefined): InventoryVm['state'] {
 }
 
 export async function listVms(client: EngineClient): Promise<InventoryVm[]> {
+  // One call for all VMs with their tags and disks (follow, 4.2+); a VM whose answer lacks the
+  // followed attachments is asked for them on its own.
   const [vms, hosts, clusters] = await Promise.all([
-    client.get('/vms', {follow: 'tags'}),
+    client.get('/vms', {follow: 'tags,disk_attachments.disk'}),
     client.get('/hosts'),
     client.get('/clusters'),
   ]);
@@ -131,7 +136,7 @@ export async function listVms(client: EngineClient): Promise<InventoryVm[]> {
   for (const v of list(vms, 'vm')) {
     const id = str(v.id);
     if (!id) continue;
-    const atts = await vmAttachments(client, id);
+    const atts = v.disk_attachments !== undefined ? parseAttachments(v.disk_attachments) : await vmAttachments(client, id);
     const hostId = refId(v.host);
     const clusterId = refId(v.cluster);
     out.push({

@@ -29,6 +29,8 @@ describe('oVirt backup', () => {
       ['web01_os', 'qcow2', 64 * MiB, true],
       ['web01_data', 'raw', 32 * MiB, false],
     ]);
+    // One request for all VMs (follow=tags,disk_attachments.disk), not one per VM.
+    expect(bed.sim.apiLog.filter((l) => l.path.includes('/diskattachments'))).toEqual([]);
     const db = vms.find((v) => v.name.startsWith('db 01'))!;
     expect(db.name).toBe(`db 01 'quoted'; ünï`);
     expect(db.state).toBe('shutoff');
