@@ -25,10 +25,14 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.exit(r.status ?? 1);
 }
 
-const {values} = parseArgs({options: {dir: {type: 'string'}, gib: {type: 'string'}, 'sparse-gib': {type: 'string'}, 'in-flight': {type: 'string'}}});
+const {values} = parseArgs({
+  options: {dir: {type: 'string'}, gib: {type: 'string'}, 'sparse-gib': {type: 'string'}, 'in-flight': {type: 'string'}, 'put-mib': {type: 'string'}},
+});
 const MiB = 1 << 20;
 const CS = MiB;
 const IN_FLIGHT = Number(values['in-flight'] ?? 16);
+/** Chunks per put() call: the engine puts runs of up to 8 MiB with 4 in flight. */
+const PUT_CHUNKS = Number(values['put-mib'] ?? 1);
 
 function textChunk(seed: number): Buffer {
   // Written straight into a Buffer: building a 1 MiB string first left 60 MiB of heap behind.
@@ -72,14 +76,15 @@ async function ingest(repo: Repository, name: string, chunks: number, kind: (i: 
   const w = await repo.beginRestorePoint({vmId: name, vmName: name, platform: 'bench'});
   const d = await w.addDisk({key: 'vda', name: 'disk', size: chunks * CS});
   // An engine-like loop: a bounded number of puts in flight, each with its own buffer.
-  const buffers = Array.from({length: IN_FLIGHT}, () => Buffer.alloc(CS));
+  const buffers = Array.from({length: IN_FLIGHT}, () => Buffer.alloc(CS * PUT_CHUNKS));
   const free = [...buffers];
   const running = new Set<Promise<void>>();
-  for (let i = 0; i < chunks; i++) {
+  for (let i = 0; i < chunks; i += PUT_CHUNKS) {
     while (free.length === 0) await Promise.race(running);
     const buf = free.pop()!;
-    makeChunk(kind(i), i, 7, buf);
-    const p: Promise<void> = d.put(i * CS, buf).then(() => {
+    const n = Math.min(PUT_CHUNKS, chunks - i);
+    for (let k = 0; k < n; k++) makeChunk(kind(i + k), i + k, 7, buf.subarray(k * CS, (k + 1) * CS));
+    const p: Promise<void> = d.put(i * CS, buf.subarray(0, n * CS)).then(() => {
       running.delete(p);
       free.push(buf);
     });
@@ -111,6 +116,24 @@ async function readBack(repo: Repository, id: string, chunks: number, kind: (i: 
   return (performance.now() - start) / 1000;
 }
 
+/** Restore-like: read() runs of 8 MiB, 4 in flight, as the engine's restore does. */
+async function readRuns(repo: Repository, id: string, chunks: number): Promise<number> {
+  const start = performance.now();
+  const disk = await (await repo.openRestorePoint(id)).openDisk('vda');
+  const run = 8 * CS;
+  let next = 0;
+  const worker = async () => {
+    const buf = Buffer.alloc(run); // reused, as a restore with a fixed set of write buffers would
+    while (next < chunks * CS) {
+      const off = next;
+      next += run;
+      await disk.read(off, Math.min(run, chunks * CS - off), buf);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return (performance.now() - start) / 1000;
+}
+
 const rate = (bytes: number, s: number) => `${(bytes / MiB / s).toFixed(0).padStart(6)} MiB/s`;
 
 async function scenario(repo: Repository, label: string, gib: number, kind: (i: number) => Kind): Promise<void> {
@@ -133,12 +156,15 @@ async function scenario(repo: Repository, label: string, gib: number, kind: (i: 
   console.log(`${label}: re-ingest     ${rate(bytes, again.seconds)}  (${again.seconds.toFixed(2)} s, ${cpuPerGiB()}, stored ${mib(again.stored)}, peak RSS ${mib(peakRss)})`);
   peakRss = 0;
   const rs = await readBack(repo, first.id, chunks, kind);
-  console.log(`${label}: read-back     ${rate(bytes, rs)}  (${rs.toFixed(2)} s, ${cpuPerGiB()}, peak RSS ${mib(peakRss)})`);
+  console.log(`${label}: read-back     ${rate(bytes, rs)}  (${rs.toFixed(2)} s, ${cpuPerGiB()}, peak RSS ${mib(peakRss)})  [stream()]`);
+  peakRss = 0;
+  const rr = await readRuns(repo, first.id, chunks);
+  console.log(`${label}: read-back     ${rate(bytes, rr)}  (${rr.toFixed(2)} s, ${cpuPerGiB()}, peak RSS ${mib(peakRss)})  [read() 8 MiB runs ×4]`);
 }
 
 const base = await mkdtemp(join(values.dir ?? tmpdir(), 'vmb-bench-'));
 try {
-  console.log(`node ${process.version}, chunk size 1 MiB, ${IN_FLIGHT} puts in flight, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, scratch ${base}`);
+  console.log(`node ${process.version}, chunk size 1 MiB, ${IN_FLIGHT} puts of ${PUT_CHUNKS} MiB in flight, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, scratch ${base}`);
   console.log(`RSS before the first run (runtime, tsx, 32 MiB of data pools): ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB`);
   const repo = await createRepository(join(base, 'repo'));
   await scenario(repo, `mixed ${values.gib ?? 2} GiB`, Number(values.gib ?? 2), mixedKind);

@@ -118,28 +118,33 @@ export class DiskReaderImpl implements DiskReader {
     }
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.checkBounds(offset, length);
-    const out = Buffer.alloc(length);
+    if (into !== undefined && into.length < length) throw new Error(`read(${offset}, ${length}): the buffer given holds only ${into.length} bytes`);
+    // A fresh Buffer.alloc is calloc'ed: zero pages cost nothing until touched, so zero chunks
+    // need no fill. A caller's buffer is reused (no page faults) and must be zero-filled.
+    const out = into === undefined ? Buffer.alloc(length) : into.subarray(0, length);
     const cs = this.chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((offset + length - 1) / cs);
+    // The cache helps small reads that come back to the same chunk; large runs bypass it.
+    const small = length < cs;
     const jobs: Promise<void>[] = [];
-    let running = 0;
     for (let i = first; length > 0 && i <= last; i++) {
-      if (this.isZero(i)) continue;
       const chunkStart = i * cs;
       const from = Math.max(offset, chunkStart);
       const to = Math.min(offset + length, chunkStart + this.chunkLen(i));
-      const job = this.cached(i).then((data) => {
+      if (this.isZero(i)) {
+        if (into !== undefined) out.fill(0, from - offset, to - offset);
+        continue;
+      }
+      const job = (small ? this.cached(i) : this.chunk(i)).then((data) => {
         data.copy(out, from - offset, from - chunkStart, to - chunkStart);
       });
       job.catch(() => undefined); // awaited below; this only keeps a second failure from being unhandled
       jobs.push(job);
       // Bound the chunks in memory for a large read.
-      if (++running >= READ_AHEAD) {
-        await jobs[jobs.length - READ_AHEAD];
-      }
+      if (jobs.length >= READ_AHEAD) await jobs[jobs.length - READ_AHEAD];
     }
     await Promise.all(jobs);
     return out;

@@ -187,8 +187,11 @@ export interface ChunkMapEntry {
 export interface DiskReader {
   readonly size: number;
   readonly chunkSize: number;
-  /** Random access; any offset and length inside the disk. */
-  read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Random access; any offset and length inside the disk. With `into` (at least `length` bytes)
+   * the data lands there and a view of it is returned: reusing buffers saves page faults.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /**
    * Sequential, bounded memory. `end` is exclusive. The buffers are read-only: zero chunks come
    * from one shared zero buffer, so a sparse disk streams without allocating.

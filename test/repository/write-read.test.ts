@@ -55,6 +55,11 @@ describe('writing and reading restore points', () => {
       expect((await r.read(off, len)).equals(image.subarray(off, off + len))).toBe(true);
     }
     await expect(r.read(image.length - 1, 2)).rejects.toThrow(/outside the disk/);
+    // Into a reused, dirty buffer: zero chunks must come back as zeros.
+    const into = Buffer.alloc(4 * CS, 0xee);
+    const got = await r.read(CS + 1, 3 * CS, into);
+    expect(got.equals(image.subarray(CS + 1, 4 * CS + 1))).toBe(true);
+    expect(got.buffer).toBe(into.buffer);
     const partial = [];
     for await (const p of r.stream({start: CS + 100, end: CS * 4 + 7})) partial.push(p as Buffer);
     expect(Buffer.concat(partial).equals(image.subarray(CS + 100, CS * 4 + 7))).toBe(true);
