@@ -237,4 +237,24 @@ describe('oVirt backup', () => {
     await running.complete();
     expect([...bed.sim.state.backups.values()][0]!.description).toMatch(/^vmbackup@\S+ \d{4}-/);
   });
+
+  it('a disk added after the base checkpoint is read in full inside an incremental (§4.4)', async () => {
+    const vm = bed.sim.vm('web01');
+    const full = await bed.platform.openBackup(vm.id, {log: bed.log});
+    await full.complete();
+    const sd = bed.sim.state.storageDomains[0]!;
+    const added = bed.sim.state.addDisk({alias: 'web01_new', format: 'cow', backup: 'incremental', provisionedSize: 8 * MiB, storageDomainId: sd.id});
+    while (added.status !== 'ok') await new Promise((r) => setTimeout(r, 5));
+    added.image.write(MiB, pattern(21, 128 * 1024));
+    bed.sim.state.attachDisk(vm.id, {diskId: added.id, bootable: false, iface: 'virtio_scsi', active: true});
+    const inc = await bed.platform.openBackup(vm.id, {baseCheckpoint: full.checkpoint, log: bed.log});
+    const src = inc.sources.find((s) => s.key === added.id)!;
+    expect(inc.sources[0]!.incremental).toBe(true);
+    expect(src.incremental).toBe(false);
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'disk-full', disk: added.id}));
+    const {image, reads} = await readSource(src);
+    expect(image.equals(added.image.read(0, added.image.size))).toBe(true);
+    expect(reads).toEqual([[MiB, 128 * 1024]]);
+    await inc.complete();
+  });
 });
