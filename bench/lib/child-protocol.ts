@@ -1,0 +1,51 @@
+/**
+ * The job and result shapes exchanged between a benchmark driver and bench/lib/child.ts, and
+ * the driver side: spawn the child (Node + tsx, as `npm run vmbackup` does), time it from spawn
+ * to exit, and parse its one result line.
+ */
+import {fileURLToPath} from 'node:url';
+import {execa} from 'execa';
+import type {DiskFigures} from '../../src/engine/events.js';
+
+export const RESULT_MARK = '@@bench-result ';
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
+
+export type ChildPlatform =
+  | {kind: 'libvirt'; scratchDir: string}
+  | {kind: 'ovirt'; url: string; user: string; password: string; caPem: string};
+
+export type ChildJob =
+  | {op: 'backup'; platform: ChildPlatform; repository: string; vmId: string; vmName: string}
+  | {op: 'restore'; platform: ChildPlatform; repository: string; restorePointId: string; directory: string; format: 'qcow2' | 'raw'};
+
+export interface ChildResult {
+  /** backupVm / restoreVm alone, from call to return. */
+  opMs: number;
+  /** Platform + repository opening before the operation. */
+  setupMs?: number;
+  /** Peak resident set of the child, KiB (getrusage ru_maxrss). */
+  maxRssKiB: number;
+  incremental?: boolean;
+  disks?: Record<string, DiskFigures>;
+  restorePointId?: string;
+  files?: string[];
+  restoreDisks?: Record<string, {size: number; writtenBytes: number; zeroBytes: number; durationMs: number}>;
+  error?: string;
+}
+
+export interface ChildRun extends ChildResult {
+  /** Spawn to exit: Node start-up, tsx transpiling the module graph, the operation, exit. */
+  processMs: number;
+}
+
+export async function runChild(job: ChildJob): Promise<ChildRun> {
+  const t0 = performance.now();
+  const r = await execa(process.execPath, ['--import', 'tsx', CHILD], {cwd: ROOT, input: JSON.stringify(job), reject: false, env: {FORCE_COLOR: '0'}});
+  const processMs = performance.now() - t0;
+  const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
+  if (!line) throw new Error(`benchmark child (${job.op}) gave no result; exit ${r.exitCode}\n${r.stderr.slice(-2000)}`);
+  const res = JSON.parse(line.slice(RESULT_MARK.length)) as ChildResult;
+  if (res.error) throw new Error(`benchmark child (${job.op}) failed: ${res.error}`);
+  return {...res, processMs};
+}

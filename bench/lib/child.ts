@@ -1,0 +1,70 @@
+/**
+ * Child process of the platform benchmarks: runs ONE engine operation (a VM backup or a restore
+ * to image files) so that its peak RSS (process.resourceUsage().maxRSS) is the operation's own,
+ * not the benchmark driver's, the simulator's or another tool's.
+ *
+ * Contract: the job arrives as one JSON document on stdin (never argv: the oVirt password is in
+ * it, and argv is visible in ps); the result leaves as one JSON line on stdout prefixed with
+ * RESULT_MARK. Nothing else is printed on stdout. Exit code 0 even when the operation failed:
+ * the driver reads `error` and decides.
+ */
+import {backupVm} from '../../src/engine/backup-vm.js';
+import {restoreVm} from '../../src/engine/restore-vm.js';
+import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
+import {OvirtPlatform} from '../../src/platforms/ovirt/platform.js';
+import type {PlatformAdapter} from '../../src/platforms/types.js';
+import {openRepository} from '../../src/repository/index.js';
+import {RESULT_MARK, type ChildJob, type ChildResult} from './child-protocol.js';
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const p of process.stdin) parts.push(p as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+function makePlatform(job: ChildJob): PlatformAdapter & {close(): Promise<void>} {
+  if (job.platform.kind === 'libvirt') {
+    return new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: job.platform.scratchDir});
+  }
+  const {url, user, password, caPem} = job.platform;
+  return new OvirtPlatform({url, user, password, caPem, pollIntervalMs: 20});
+}
+
+async function main(): Promise<void> {
+  const job = JSON.parse(await readStdin()) as ChildJob;
+  const startedModules = performance.now();
+  const platform = makePlatform(job);
+  const repository = await openRepository(job.repository);
+  const out: ChildResult = {opMs: 0, maxRssKiB: 0};
+  const t0 = performance.now();
+  try {
+    if (job.op === 'backup') {
+      const r = await backupVm({platform, repository, vmId: job.vmId, vmName: job.vmName});
+      out.opMs = performance.now() - t0;
+      out.incremental = r.incremental;
+      out.disks = r.disks;
+      out.restorePointId = r.restorePoint?.id;
+      if (r.error !== undefined) out.error = r.error instanceof Error ? r.error.message : String(r.error);
+    } else {
+      const r = await restoreVm({
+        platform,
+        repository,
+        restorePointId: job.restorePointId,
+        target: {mode: 'disks-to-files', directory: job.directory, format: job.format},
+      });
+      out.opMs = performance.now() - t0;
+      out.files = r.files;
+      out.restoreDisks = r.disks;
+    }
+  } catch (err) {
+    out.opMs = performance.now() - t0;
+    out.error = err instanceof Error ? err.message : String(err);
+  } finally {
+    await platform.close().catch(() => undefined);
+  }
+  out.setupMs = t0 - startedModules;
+  out.maxRssKiB = process.resourceUsage().maxRSS;
+  process.stdout.write(`${RESULT_MARK}${JSON.stringify(out)}\n`);
+}
+
+await main();
