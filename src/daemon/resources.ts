@@ -119,6 +119,7 @@ export class Resources {
       } catch (err) {
         if (attempt >= 3) throw err;
         this.log('debug', `Inventory of ${cfg.name} failed (attempt ${attempt}), reading again: ${String(err)}`);
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
       }
     }
     const vms = list.map((vm) => withCluster(cfg, vm));

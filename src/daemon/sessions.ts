@@ -152,8 +152,7 @@ export class SessionManager {
     await this.save(record);
     await this.gate;
     try {
-      const inv = await this.deps.resources.inventory(job.source.connection, true);
-      const sel = selectVms(job.source, inv.vms);
+      const sel = await this.select(job, log);
       for (const m of sel.missing) {
         record.vms.push({id: m.id, name: m.name ?? m.id, state: 'failed', reason: 'The VM is no longer in the inventory (deleted or moved).', attempts: 0});
         log({severity: 'error', code: 'vm-not-found', message: `VM ${m.name ?? m.id} was not found on the connection.`, vm: m.name ?? m.id});
@@ -199,6 +198,23 @@ export class SessionManager {
     await this.save(record);
     this.publish(record);
     this.deps.log('info', `Session ${record.id} of job ${job.name} ended: ${record.state}`, {session: record.id, job: job.id, state: record.state});
+  }
+
+  /**
+   * The job's VMs from a fresh inventory. When the inventory cannot be read (one broken VM on a
+   * host can fail it) and the job picks VMs only by id, those are backed up anyway: the platform
+   * finds each VM by id when it opens the backup.
+   */
+  private async select(job: JobConfig, log: (line: Omit<LogLine, 'time'>) => void) {
+    try {
+      const inv = await this.deps.resources.inventory(job.source.connection, true);
+      return selectVms(job.source, inv.vms);
+    } catch (err) {
+      const s = job.source;
+      if (s.clusters.length + s.hosts.length + s.tags.length > 0) throw err;
+      log({severity: 'warning', code: 'inventory-failed', message: `The inventory could not be read (${message(err)}); backing up the VMs picked by id.`});
+      return {vms: s.vms.filter((v) => !s.exclude.includes(v.id)).map((v) => ({id: v.id, name: v.name ?? v.id, disks: v.disks, diskCount: v.disks?.length ?? 1})), missing: []};
+    }
   }
 
   private async runVm(
