@@ -208,4 +208,24 @@ describe('writing and reading restore points', () => {
     const got = await readAll(r);
     expect(got.equals(image)).toBe(true);
   });
+
+  it('a stream fails with the missing chunk named, and a stream stopped early leaves nothing unhandled', async () => {
+    const image = mixedImage(12);
+    const sum = await backupImage(repo, image);
+    const {chunkId} = await import('../../src/repository/chunk-file.js');
+    const {unlink} = await import('node:fs/promises');
+    const hex = chunkId(image.subarray(9 * CS, 10 * CS)).toString('hex');
+    await unlink(join(repo.path, 'chunks', hex.slice(0, 4), hex));
+    const disk = await (await repo.openRestorePoint(sum.id)).openDisk('vda');
+    await expect(readAll(disk)).rejects.toThrow(new RegExp(`Chunk ${hex} is missing`));
+    // Stop after the first chunk while read-ahead (including the missing chunk) is in flight.
+    const st = disk.stream({start: 6 * CS});
+    for await (const part of st) {
+      expect((part as Buffer).length).toBe(CS);
+      break;
+    }
+    expect(st.destroyed).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+  });
 });
+
