@@ -108,6 +108,8 @@ export interface SimFaults {
   inactivityTimeoutMs?: number;
   /** Emit JSON numbers and booleans as strings, like engines before 4.4.9 (§1.3). */
   legacyJson: boolean;
+  /** Drop backups and transfers as soon as they finish, like engines before 4.4.7 (gotcha 24). */
+  dropFinished?: boolean;
 }
 
 export class SimState {
@@ -265,6 +267,7 @@ export class SimState {
     b.modified = Date.now();
     this.later(() => {
       b.phase = 'succeeded';
+      if (this.faults.dropFinished) this.backups.delete(b.id);
       b.modified = Date.now();
       for (const d of b.diskIds) {
         const disk = this.disks.get(d);
@@ -369,6 +372,7 @@ export class SimState {
         this.dropTicket(t);
         this.later(() => {
           t.phase = 'finished_success';
+          if (this.faults.dropFinished) this.transfers.delete(t.id);
           if (disk && !t.backupId) disk.status = 'ok';
         });
         return;
@@ -400,6 +404,7 @@ export class SimState {
       t.phase = 'finalizing_cleanup';
       this.later(() => {
         t.phase = 'finished_failure';
+        if (this.faults.dropFinished) this.transfers.delete(t.id);
         const disk = this.disks.get(t.diskId);
         if (!disk) return;
         if (t.direction === 'upload' && !t.backupId) this.deleteDiskNow(disk.id);

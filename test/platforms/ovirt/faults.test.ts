@@ -117,4 +117,16 @@ describe('oVirt faults', () => {
     await expect(bed.platform.openBackup(vm.id, {log: bed.log})).rejects.toMatchObject({name: 'UserError', exitCode: 23, message: expect.stringContaining('4.3.10')});
     expect(bed.sim.state.backups.size).toBe(0);
   });
+
+  it('an engine that drops finished backups and transfers at once (< 4.4.7, gotcha 24) still completes', async () => {
+    bed = await startBed();
+    bed.sim.faults.dropFinished = true;
+    const vm = bed.sim.vm('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log});
+    for (const s of b.sources) await readSource(s);
+    await b.complete();
+    expect(bed.sim.state.backups.size).toBe(0);
+    expect(bed.sim.state.transfers.size).toBe(0);
+    expect(bed.sim.state.isDuringBackup(vm.id)).toBe(false);
+  });
 });
