@@ -117,24 +117,30 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   }
   let backupId = str(created.id)!;
   ctx.ownership.activeBackups.add(backupId);
-  let ready = await waitReady(backupId);
-  if (ready.failed && from) {
-    // The engine failed the incremental while starting (event 10791: full backup needed).
-    lost('the engine failed the incremental backup');
-    from = undefined;
-    await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
-    ctx.ownership.activeBackups.delete(backupId);
-    backupId = str((await start(undefined)).id)!;
-    ctx.ownership.activeBackups.add(backupId);
+  let ready: Record<string, unknown>;
+  try {
     ready = await waitReady(backupId);
-  }
-  if (ready.failed) {
+    if (ready.failed && from) {
+      // The engine failed the incremental while starting (event 10791: full backup needed).
+      lost('the engine failed the incremental backup');
+      from = undefined;
+      await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+      ctx.ownership.activeBackups.delete(backupId);
+      backupId = str((await start(undefined)).id)!;
+      ctx.ownership.activeBackups.add(backupId);
+      ready = await waitReady(backupId);
+    }
+    if (ready.failed) {
+      throw new UserError(`The engine failed the backup of VM ${vmName} while starting it.`, {
+        hint: 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
+        exitCode: ExitCode.platformFailed,
+      });
+    }
+  } catch (err) {
+    // Never leave the VM "during a backup" behind (gotcha 4).
     await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
     ctx.ownership.activeBackups.delete(backupId);
-    throw new UserError(`The engine failed the backup of VM ${vmName} while starting it.`, {
-      hint: 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
-      exitCode: ExitCode.platformFailed,
-    });
+    throw err;
   }
   const toCheckpoint = str(ready.to_checkpoint_id);
   const backup = new OvirtVmBackup(ctx, inventory, configuration, [], backupId,

@@ -129,4 +129,27 @@ describe('oVirt faults', () => {
     expect(bed.sim.state.transfers.size).toBe(0);
     expect(bed.sim.state.isDuringBackup(vm.id)).toBe(false);
   });
+
+  it('a checkpoint that vanishes while the backup starts (event 10791) ends in a full backup', async () => {
+    bed = await startBed({delayMs: 100});
+    const vm = bed.sim.vm('web01');
+    const full = await bed.platform.openBackup(vm.id, {log: bed.log});
+    await full.complete();
+    const pending = bed.platform.openBackup(vm.id, {baseCheckpoint: full.checkpoint, log: bed.log});
+    while (![...bed.sim.state.backups.values()].some((b) => b.phase === 'initializing')) await new Promise((r) => setTimeout(r, 5));
+    bed.sim.faults.vanishCheckpoint(full.checkpoint!.id);
+    const b = await pending;
+    expect(b.sources.every((s) => !s.incremental)).toBe(true);
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'checkpoint-lost', message: expect.stringContaining('failed the incremental')}));
+    expect([...bed.sim.state.backups.values()].filter((x) => x.phase === 'failed')).toHaveLength(1);
+    await b.complete();
+  });
+
+  it('a backup that never becomes ready times out with a UserError and is finalized', async () => {
+    bed = await startBed({delayMs: 60_000}, {phaseTimeoutMs: 300});
+    const vm = bed.sim.vm('web01');
+    await expect(bed.platform.openBackup(vm.id, {log: bed.log})).rejects.toMatchObject({name: 'UserError', message: expect.stringContaining('Timed out')});
+    // The premature finalize fails the backup on the engine (§4.5) instead of leaving it running.
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('finalizing');
+  });
 });
