@@ -13,7 +13,7 @@ import {mkdir, mkdtemp, open, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import type {DiskSink, DiskSource, SourceExtent} from '../../src/platforms/types.js';
+import type {CheckpointRecord, DiskSink, DiskSource, PlatformAdapter, SessionEvent, SourceExtent, VmBackup} from '../../src/platforms/types.js';
 
 const SCRIPT = fileURLToPath(new URL('../setup.d/20-libvirt.sh', import.meta.url));
 export const VMS_DIR = '/var/lib/vmbackup-test/vms';
@@ -188,3 +188,39 @@ export async function writeRawIntoSink(rawPath: string, sink: DiskSink): Promise
   await sink.flush();
   await sink.close();
 }
+
+/**
+ * One backup as the engine would run it, replayed onto raw files: a full source creates the file,
+ * an incremental one patches a copy of the previous file of that disk (kept in `restored`).
+ * Aborts on failure, completes on success. Returns the events and every disk's extents.
+ */
+export async function backupAndApply(
+  platform: PlatformAdapter,
+  vm: TestVm,
+  restored: Map<string, string>,
+  base: CheckpointRecord | undefined,
+  extra: {forceFull?: string[]} = {},
+): Promise<{backup: VmBackup; events: SessionEvent[]; extents: Map<string, SourceExtent[]>}> {
+  const events: SessionEvent[] = [];
+  const backup = await platform.openBackup(vm.uuid, {baseCheckpoint: base, log: (e) => events.push(e), ...extra});
+  const extents = new Map<string, SourceExtent[]>();
+  try {
+    for (const s of backup.sources) {
+      const out = join(vm.dir, `restored-${s.key}-${Date.now()}.raw`);
+      if (s.incremental) await copyFile(restored.get(s.key)!, out);
+      extents.set(s.key, await applySource(s, out, {create: !s.incremental}));
+      restored.set(s.key, out);
+    }
+  } catch (err) {
+    await backup.abort();
+    throw err;
+  }
+  await backup.complete();
+  return {backup, events, extents};
+}
+
+/**
+ * The checkpoint prefix the adapter tests use: other suites (the daemon's reconciler) clean up
+ * checkpoints of the default prefix on the same libvirtd, and must not see these.
+ */
+export const TEST_PREFIX = 'vmbtest-';

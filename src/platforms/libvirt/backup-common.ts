@@ -3,10 +3,10 @@
  * a list of resources where one failing release must not keep the others from running.
  */
 import {ExitCode, UserError} from '../../util/errors.js';
-import type {BackupOptions} from '../types.js';
+import type {BackupOptions, CheckpointRecord, DiskSource, VmBackup} from '../types.js';
 import type {DomainDisk} from './domain-xml.js';
 import type {ImageInfo} from './image-info.js';
-import type {DomainDetails} from './inventory.js';
+import {toInventoryVm, type DomainDetails} from './inventory.js';
 
 export function backupDisks(d: DomainDetails, opts: BackupOptions): {disk: DomainDisk; image: ImageInfo}[] {
   const known = new Set(d.disks.map((x) => x.disk.target));
@@ -53,4 +53,38 @@ export async function releaseAll(steps: (() => Promise<unknown> | unknown)[]): P
     }
   }
   if (first !== undefined) throw first;
+}
+
+/**
+ * The VmBackup both paths return: complete() releases (keeping the new checkpoint) and then runs
+ * `afterComplete`; abort() releases and drops the new checkpoint. Each runs once, whichever first.
+ */
+export function vmBackup(opts: {
+  d: DomainDetails;
+  backedUp: readonly string[];
+  inactiveXml: string;
+  sources: DiskSource[];
+  checkpoint: CheckpointRecord;
+  release: (dropNewCheckpoint: boolean) => Promise<void>;
+  afterComplete: () => Promise<void>;
+}): VmBackup {
+  const inventory = toInventoryVm(opts.d);
+  let finished = false;
+  return {
+    vm: {...inventory, disks: inventory.disks.filter((x) => opts.backedUp.includes(x.key))},
+    configuration: {kind: 'libvirt-domain-xml', text: opts.inactiveXml},
+    sources: opts.sources,
+    checkpoint: opts.checkpoint,
+    async complete() {
+      if (finished) return;
+      finished = true;
+      await opts.release(false);
+      await opts.afterComplete();
+    },
+    async abort() {
+      if (finished) return;
+      finished = true;
+      await opts.release(true);
+    },
+  };
 }

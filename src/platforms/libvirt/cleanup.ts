@@ -15,7 +15,6 @@ import {parseXml, attr, child} from './xml.js';
 import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
 import type {LibvirtHost} from './host.js';
 import {describeDomain, listDomainUuids} from './inventory.js';
-import {isOwnCheckpoint} from './plan.js';
 import {stopByPidFile} from './qemu-nbd.js';
 
 /**
@@ -72,7 +71,7 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     if (listed === undefined) continue;
     const keep = new Set(listed);
     for (const name of await listCheckpoints(host, uuid)) {
-      if (!isOwnCheckpoint(name) || keep.has(name)) continue;
+      if (!host.naming.isOwn(name) || keep.has(name)) continue;
       const r = await deleteCheckpoint(host, uuid, name).then(
         () => 'deleted',
         async () => deleteCheckpoint(host, uuid, name, {metadataOnly: true}).then(() => 'metadata deleted'),
@@ -83,7 +82,7 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     for (const {disk, image} of d.disks) {
       if (!image || image.format !== 'qcow2' || !disk.sourcePath) continue;
       for (const b of image.bitmaps) {
-        if (!isOwnCheckpoint(b.name) || keep.has(b.name)) continue;
+        if (!host.naming.isOwn(b.name) || keep.has(b.name)) continue;
         const r = await host.run(['qemu-img', 'bitmap', '--remove', disk.sourcePath, b.name], {allowFailure: true});
         if (r.exitCode === 0) info(`bitmap ${b.name} removed from ${disk.sourcePath} (recorded by no restore point)`, 'leftover-bitmap-removed', vm);
         else log({severity: 'warning', code: 'leftover-bitmap-kept', message: `${host.name}: bitmap ${b.name} of ${disk.sourcePath} could not be removed: ${r.stderr.trim()}`, vm});

@@ -25,6 +25,7 @@ import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
 import {SshRunner} from '../../transports/ssh-runner.js';
 import {openSocketTunnel} from '../../transports/ssh-tunnel.js';
 import type {NbdAddress} from '../../transports/nbd/index.js';
+import {CheckpointNaming} from './plan.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -76,13 +77,19 @@ export class LibvirtHost {
   /** Session directories this instance is using right now; cleanup never touches these. */
   readonly activeScratch = new Set<string>();
   readonly nbd: NbdTransportSetting;
+  /** How this appliance names (and recognises) its checkpoints. */
+  readonly naming: CheckpointNaming;
 
-  constructor(config: LibvirtHostConfig, opts: {runner?: CommandRunner; scratchDir: string; localScratchDir: string; log?: CommandLog}) {
+  constructor(
+    config: LibvirtHostConfig,
+    opts: {runner?: CommandRunner; scratchDir: string; localScratchDir: string; log?: CommandLog; naming?: CheckpointNaming},
+  ) {
     this.name = config.name;
     this.scratchDir = opts.scratchDir;
     this.localScratchDir = opts.localScratchDir;
     this.log = opts.log;
     this.nbd = config.nbd ?? {transport: 'unix'};
+    this.naming = opts.naming ?? new CheckpointNaming();
     if (config.connection.kind === 'ssh') {
       const {host, port, user, identityFile, knownHostsFile} = config.connection;
       this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir: join(opts.localScratchDir, 'ssh')};

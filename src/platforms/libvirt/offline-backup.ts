@@ -18,12 +18,12 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, DiskSource, VmBackup} from '../types.js';
 import {buildRedefineXml} from './backup-xml.js';
 import {resolveOfflineBase} from './base-checkpoint.js';
-import {backupDisks, releaseAll} from './backup-common.js';
+import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
 import {deleteCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoints.js';
 import {imageInfo} from './image-info.js';
-import {toInventoryVm, type DomainDetails} from './inventory.js';
+import type {DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
-import {isOwnCheckpoint, newCheckpointName, planDisks} from './plan.js';
+import {planDisks} from './plan.js';
 import {startExport, type QemuNbdExport} from './qemu-nbd.js';
 
 export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
@@ -44,7 +44,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
   }
 
   const dir = await host.sessionDir('offline');
-  const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
+  const checkpoint = host.naming.newName(new Date(), randomBytes(2).toString('hex'));
   const exports: QemuNbdExport[] = [];
   const sockets: {close(): Promise<void>}[] = [];
   const sources: DiskSource[] = [];
@@ -105,16 +105,14 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
     });
     opts.log({severity: 'info', code: 'offline-export-started', message: `shut-off VM exported read-only with qemu-nbd on ${host.name}, bitmap ${checkpoint} added`, vm});
 
-    let finished = false;
-    return {
-      vm: {...toInventoryVm(d), disks: toInventoryVm(d).disks.filter((x) => plans.some((p) => p.target === x.key))},
-      configuration: {kind: 'libvirt-domain-xml', text: inactiveXml},
+    return vmBackup({
+      d,
+      backedUp: plans.map((p) => p.target),
+      inactiveXml,
       sources,
       checkpoint: {id: checkpoint, data: {kind: 'qemu-bitmap', xml: checkpointXml, host: host.name}},
-      async complete() {
-        if (finished) return;
-        finished = true;
-        await release(false);
+      release,
+      afterComplete: async () => {
         await dropOlderOwnBitmaps(d, disks.map((x) => x.disk.sourcePath!), checkpoint, opts);
         const dir2 = await host.sessionDir('redefine');
         try {
@@ -124,12 +122,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
           await host.removeScratch(dir2);
         }
       },
-      async abort() {
-        if (finished) return;
-        finished = true;
-        await release(true);
-      },
-    };
+    });
   } catch (err) {
     await release(true).catch(() => {});
     throw err;
@@ -140,11 +133,11 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
 async function dropOlderOwnBitmaps(d: DomainDetails, paths: string[], keep: string, opts: BackupOptions): Promise<void> {
   const {host} = d;
   for (const name of await listCheckpoints(host, d.info.uuid)) {
-    if (name !== keep && isOwnCheckpoint(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
+    if (name !== keep && host.naming.isOwn(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
   }
   for (const path of paths) {
     for (const b of (await imageInfo(host.runner, path, {shared: false})).bitmaps) {
-      if (b.name !== keep && isOwnCheckpoint(b.name)) {
+      if (b.name !== keep && host.naming.isOwn(b.name)) {
         await host.run(['qemu-img', 'bitmap', '--remove', path, b.name]);
         opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older bitmap ${b.name} removed from ${path}`, vm: d.info.name});
       }

@@ -9,17 +9,31 @@
 import type {SessionEvent} from '../types.js';
 import {trackability, usableBitmap, type ImageInfo} from './image-info.js';
 
-/** The prefix of every checkpoint and bitmap this appliance creates; it never touches others. */
+/** The default prefix of every checkpoint and bitmap this appliance creates. */
 export const CHECKPOINT_PREFIX = 'vmbackup-';
 
-export function isOwnCheckpoint(name: string): boolean {
-  return name.startsWith(CHECKPOINT_PREFIX);
-}
+/**
+ * How this appliance names its checkpoints (and the qcow2 bitmaps of shut-off VMs):
+ * <prefix><UTC time>-<4 hex>, e.g. vmbackup-20261123T193000Z-1a2b, sortable by time and valid as
+ * a bitmap name. A name is ours only when it has exactly that shape after our prefix, so
+ * another appliance with a longer prefix (vmbackup-site2-...) or any other tool is never "ours".
+ */
+export class CheckpointNaming {
+  readonly prefix: string;
 
-/** vmbackup-20261123T193000Z-1a2b: sortable by time, unique per session, valid as a bitmap name. */
-export function newCheckpointName(now: Date, random: string): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `${CHECKPOINT_PREFIX}${stamp}-${random}`;
+  constructor(prefix: string = CHECKPOINT_PREFIX) {
+    if (!/^[A-Za-z0-9._-]{1,40}$/.test(prefix)) throw new Error(`invalid checkpoint prefix ${JSON.stringify(prefix)}`);
+    this.prefix = prefix;
+  }
+
+  newName(now: Date, random: string): string {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    return `${this.prefix}${stamp}-${random}`;
+  }
+
+  isOwn(name: string): boolean {
+    return name.startsWith(this.prefix) && /^\d{8}T\d{6}Z-[0-9a-f]{4}$/.test(name.slice(this.prefix.length));
+  }
 }
 
 export interface PlanDiskInput {

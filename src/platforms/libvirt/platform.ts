@@ -12,6 +12,7 @@ import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
 import {LibvirtHost, type LibvirtHostConfig} from './host.js';
 import {describeDomain, listDomainUuids, locateDomain, toInventoryVm} from './inventory.js';
 import {openOfflineBackup} from './offline-backup.js';
+import {CheckpointNaming} from './plan.js';
 import {openLibvirtRestore} from './restore.js';
 import {openRunningBackup} from './running-backup.js';
 
@@ -25,6 +26,8 @@ export interface LibvirtPlatformOptions {
   localScratchDir?: string;
   /** Receives every command line (secrets redacted). */
   commandLog?: CommandLog;
+  /** Prefix of the appliance's checkpoints and bitmaps (default 'vmbackup-'); unique per appliance when several share hosts. */
+  checkpointPrefix?: string;
   /** Checkpoint ids recorded by committed restore points, per VM id; cleanup keeps these. */
   trustedCheckpoints?: TrustedCheckpoints;
 }
@@ -44,8 +47,9 @@ export class LibvirtPlatform implements PlatformAdapter {
     }
     const scratchDir = opts.scratchDir ?? '/var/tmp/vmbackup';
     const localScratchDir = opts.localScratchDir ?? join(tmpdir(), 'vmbackup');
+    const naming = new CheckpointNaming(opts.checkpointPrefix);
     this.hosts = opts.hosts.map(
-      (h) => new LibvirtHost(h, {runner: opts.runner, scratchDir, localScratchDir: join(localScratchDir, safeName(h.name)), log: opts.commandLog}),
+      (h) => new LibvirtHost(h, {runner: opts.runner, scratchDir, localScratchDir: join(localScratchDir, safeName(h.name)), log: opts.commandLog, naming}),
     );
     this.trusted = opts.trustedCheckpoints;
     this.localScratchDir = localScratchDir;
@@ -61,7 +65,15 @@ export class LibvirtPlatform implements PlatformAdapter {
   async inventory(): Promise<InventoryVm[]> {
     const out: InventoryVm[] = [];
     for (const host of this.hosts) {
-      for (const uuid of await listDomainUuids(host)) out.push(toInventoryVm(await describeDomain(host, uuid)));
+      for (const uuid of await listDomainUuids(host)) {
+        try {
+          out.push(toInventoryVm(await describeDomain(host, uuid)));
+        } catch (err) {
+          // A domain undefined between the list and its details is simply no longer there.
+          if ((await host.virsh(['domstate', uuid], {allowFailure: true})).exitCode !== 0) continue;
+          throw err;
+        }
+      }
     }
     return out;
   }

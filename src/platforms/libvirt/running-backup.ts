@@ -18,12 +18,12 @@ import {abortJob, deleteCheckpoint, dumpCheckpoint, listCheckpoints} from './che
 import {withGuestFrozen} from './guest-freeze.js';
 import {isPortInUse, type LibvirtHost, type NbdEndpoint} from './host.js';
 import type {NbdAddress} from '../../transports/nbd/index.js';
-import {toInventoryVm, type DomainDetails} from './inventory.js';
+import type {DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
-import {isOwnCheckpoint, newCheckpointName, planDisks, type DiskPlan} from './plan.js';
+import {planDisks, type DiskPlan} from './plan.js';
 import {CommandError} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import {backupDisks, releaseAll} from './backup-common.js';
+import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
 
 export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
   const {host} = d;
@@ -31,7 +31,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   const vm = d.info.name;
   const disks = backupDisks(d, opts);
   const dir = await host.sessionDir('backup');
-  const checkpoint = newCheckpointName(new Date(), randomBytes(2).toString('hex'));
+  const checkpoint = host.naming.newName(new Date(), randomBytes(2).toString('hex'));
   const sources: DiskSource[] = [];
   let connection: {address: NbdAddress; close(): Promise<void>} | undefined;
   let jobStarted = false;
@@ -117,30 +117,23 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
       );
     }
 
-    let finished = false;
-    return {
-      vm: {...toInventoryVm(d), disks: toInventoryVm(d).disks.filter((x) => plans.some((p) => p.target === x.key))},
-      configuration: {kind: 'libvirt-domain-xml', text: inactiveXml},
+    return vmBackup({
+      d,
+      backedUp: plans.map((p) => p.target),
+      inactiveXml,
       sources,
       checkpoint: {id: checkpoint, data: {kind: 'libvirt-checkpoint', xml: savedXml, host: host.name}},
-      async complete() {
-        if (finished) return;
-        finished = true;
-        await release(false);
-        // Older checkpoints of ours only: each one is a bitmap that every guest write updates.
+      release,
+      // Older checkpoints of ours only: each one is a bitmap that every guest write updates.
+      afterComplete: async () => {
         for (const name of await listCheckpoints(host, uuid)) {
-          if (name !== checkpoint && isOwnCheckpoint(name)) {
+          if (name !== checkpoint && host.naming.isOwn(name)) {
             await deleteCheckpoint(host, uuid, name).catch(async () => deleteCheckpoint(host, uuid, name, {metadataOnly: true}));
             opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older checkpoint ${name} deleted`, vm});
           }
         }
       },
-      async abort() {
-        if (finished) return;
-        finished = true;
-        await release(true);
-      },
-    };
+    });
   } catch (err) {
     await release(true).catch(() => {});
     throw err;

@@ -7,9 +7,9 @@ import {join} from 'node:path';
 import {execa, type ResultPromise} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
-import type {CheckpointRecord, SessionEvent, SourceExtent} from '../../../src/platforms/types.js';
+import type {CheckpointRecord} from '../../../src/platforms/types.js';
 import {ExitCode, UserError} from '../../../src/util/errors.js';
-import {applySource, copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, offlineWrite, virsh, type TestVm} from '../../lib/libvirt.js';
+import {backupAndApply as backupAndApplyTo, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, offlineWrite, virsh, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 
 const MiB = 1024 * 1024;
 let vm: TestVm | undefined;
@@ -19,7 +19,7 @@ let last: CheckpointRecord | undefined;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  platform = new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
   vm = await createTestVm('bk off ünï "x"', [
     {target: 'vda', format: 'qcow2', sizeMiB: 32},
     {target: 'vdb', format: 'raw', sizeMiB: 16},
@@ -39,27 +39,13 @@ async function bitmaps(target: string): Promise<string[]> {
 }
 
 async function backupAndApply(base: CheckpointRecord | undefined) {
-  const events: SessionEvent[] = [];
-  const backup = await platform.openBackup(vm!.uuid, {baseCheckpoint: base, log: (e) => events.push(e)});
-  const extents = new Map<string, SourceExtent[]>();
-  try {
-    for (const s of backup.sources) {
-      const out = join(vm!.dir, `restored-${s.key}-${Date.now()}.raw`);
-      if (s.incremental) await copyFile(restored.get(s.key)!, out);
-      extents.set(s.key, await applySource(s, out, {create: !s.incremental}));
-      restored.set(s.key, out);
-    }
-  } catch (err) {
-    await backup.abort();
-    throw err;
-  }
-  await backup.complete();
-  last = backup.checkpoint;
+  const result = await backupAndApplyTo(platform, vm!, restored, base);
+  last = result.backup.checkpoint;
   for (const d of vm!.disks) {
     const r = await imagesIdentical(restored.get(d.target)!, d.mirror);
     expect(r.same, `${d.target}: ${r.output}`).toBe(true);
   }
-  return {backup, events, extents};
+  return result;
 }
 
 describe('libvirt adapter, shut-off VM', () => {
@@ -121,8 +107,7 @@ describe('libvirt adapter, shut-off VM', () => {
   it('continues the chain as an online incremental once the VM runs', async () => {
     await virsh('start', vm!.uuid);
     await guestWrite(vm!, 'vda', 'write -P 0x8d 9M 64k');
-    const events: SessionEvent[] = [];
-    const {backup, extents} = await backupAndApply(last);
+    const {backup, events, extents} = await backupAndApply(last);
     expect(events.filter((e) => e.code === 'checkpoint-lost')).toEqual([]);
     expect(backup.sources.find((s) => s.key === 'vda')!.incremental).toBe(true);
     expect(extents.get('vda')!.filter((e) => e.kind !== 'unchanged')).toEqual([{offset: 9 * MiB, length: 64 * 1024, kind: 'data'}]);

@@ -7,10 +7,10 @@
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
-import type {CheckpointRecord, SessionEvent, SourceExtent, VmBackup} from '../../../src/platforms/types.js';
+import type {CheckpointRecord, SessionEvent, VmBackup} from '../../../src/platforms/types.js';
 import {
   applySource,
-  copyFile,
+  backupAndApply as backupAndApplyTo,
   createTestDisk,
   createTestVm,
   destroyTestVm,
@@ -20,6 +20,7 @@ import {
   imagesIdentical,
   virsh,
   type TestVm,
+  TEST_PREFIX,
 } from '../../lib/libvirt.js';
 import {writeFile} from 'node:fs/promises';
 
@@ -29,7 +30,7 @@ let platform: LibvirtPlatform;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  platform = new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
   vm = await createTestVm(`bk run 'q' "dq"; $x ünï`, [
     {target: 'vda', format: 'qcow2', sizeMiB: 64},
     {target: 'vdb', format: 'raw', sizeMiB: 32},
@@ -43,24 +44,7 @@ afterAll(async () => {
 /** The restored image of each disk after the last committed restore point. */
 const restored = new Map<string, string>();
 
-async function backupAndApply(base: CheckpointRecord | undefined, extra: {forceFull?: string[]} = {}) {
-  const events: SessionEvent[] = [];
-  const backup = await platform.openBackup(vm!.uuid, {baseCheckpoint: base, log: (e) => events.push(e), ...extra});
-  const extents = new Map<string, SourceExtent[]>();
-  try {
-    for (const s of backup.sources) {
-      const out = join(vm!.dir, `restored-${s.key}-${Date.now()}.raw`);
-      if (s.incremental) await copyFile(restored.get(s.key)!, out);
-      extents.set(s.key, await applySource(s, out, {create: !s.incremental}));
-      restored.set(s.key, out);
-    }
-  } catch (err) {
-    await backup.abort();
-    throw err;
-  }
-  await backup.complete();
-  return {backup, events, extents};
-}
+const backupAndApply = (base: CheckpointRecord | undefined) => backupAndApplyTo(platform, vm!, restored, base);
 
 async function expectRestoredEqualsMirrors() {
   for (const d of vm!.disks) {
@@ -100,7 +84,7 @@ describe('libvirt adapter, running VM', () => {
     expect(events).toContainEqual(expect.objectContaining({code: 'raw-disk-full-scan', message: 'disk vdb has RAW format and can be backed up only in full scan mode'}));
     expect(backup.configuration.kind).toBe('libvirt-domain-xml');
     expect(backup.configuration.text).toContain('<uuid>');
-    expect(backup.checkpoint!.id).toMatch(/^vmbackup-/);
+    expect(backup.checkpoint!.id).toMatch(/^vmbtest-/);
     expect(String(backup.checkpoint!.data!['xml'])).toContain('<domaincheckpoint');
     // A full read skips what reads as zero: most of the 64 MiB disk is never read.
     const dataBytes = extents.get('vda')!.filter((e) => e.kind === 'data').reduce((n, e) => n + e.length, 0);

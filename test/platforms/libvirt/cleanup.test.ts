@@ -8,14 +8,14 @@ import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {SessionEvent} from '../../../src/platforms/types.js';
-import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm} from '../../lib/libvirt.js';
+import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 
 const SCRATCH = '/var/tmp/vmbackup-test-cleanup';
 let running: TestVm | undefined;
 let off: TestVm | undefined;
 // Only this file's VMs are managed: other test files run VMs on the same libvirtd meanwhile.
 const make = (trusted: string[]) =>
-  new LibvirtPlatform({
+  new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, 
     hosts: [{name: 'local', connection: {kind: 'local'}}],
     scratchDir: SCRATCH,
     trustedCheckpoints: (id) => (id === running?.uuid || id === off?.uuid ? trusted : undefined),

@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {SessionEvent} from '../../../src/platforms/types.js';
 import {ExitCode, UserError} from '../../../src/util/errors.js';
-import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, virsh, writeRawIntoSink, type TestVm} from '../../lib/libvirt.js';
+import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, virsh, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 
 const SCRATCH = '/var/tmp/vmbackup-test-faults';
 let vm: TestVm | undefined;
@@ -19,7 +19,7 @@ let tmpfs: string | undefined;
 
 beforeAll(async () => {
   await ensureLibvirt();
-  platform = new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: SCRATCH});
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: SCRATCH});
   vm = await createTestVm('faults vm', [{target: 'vda', format: 'qcow2', sizeMiB: 16}], {start: true});
 });
 

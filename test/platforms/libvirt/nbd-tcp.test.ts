@@ -5,7 +5,7 @@
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
-import {applySource, copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, offlineWrite, virsh, writeRawIntoSink, type TestVm} from '../../lib/libvirt.js';
+import {applySource, copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, offlineWrite, virsh, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 
 const MiB = 1024 * 1024;
 let vm: TestVm | undefined;
@@ -14,7 +14,7 @@ const commands: string[] = [];
 
 beforeAll(async () => {
   await ensureLibvirt();
-  platform = new LibvirtPlatform({
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, 
     hosts: [{name: 'local', connection: {kind: 'local'}, nbd: {transport: 'tcp', bindAddress: '127.0.0.1', ports: [10900, 10999]}}],
     scratchDir: '/var/tmp/vmbackup-test',
     commandLog: (l) => commands.push(l),

@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {RestoreSource} from '../../../src/platforms/types.js';
 import {UserError} from '../../../src/util/errors.js';
-import {applySource, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, writeRawIntoSink, type TestVm} from '../../lib/libvirt.js';
+import {applySource, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 
 let vm: TestVm | undefined;
 let platform: LibvirtPlatform;
@@ -21,7 +21,7 @@ const restoredVms: string[] = [];
 
 beforeAll(async () => {
   await ensureLibvirt();
-  platform = new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
   vm = await createTestVm('rs src ünï', [
     {target: 'vda', format: 'qcow2', sizeMiB: 32},
     {target: 'vdb', format: 'raw', sizeMiB: 16},

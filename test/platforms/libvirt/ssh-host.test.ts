@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {CheckpointRecord, SourceExtent} from '../../../src/platforms/types.js';
 import {ExitCode, UserError} from '../../../src/util/errors.js';
-import {applySource, copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, writeRawIntoSink, type TestVm} from '../../lib/libvirt.js';
+import {applySource, copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
 import {ensureSshd, testSshTarget} from '../../lib/sshd.js';
 
 const MiB = 1024 * 1024;
@@ -19,7 +19,7 @@ const commands: string[] = [];
 
 function sshPlatform(knownHostsFile?: string): LibvirtPlatform {
   const t = testSshTarget(knownHostsFile ? {knownHostsFile} : {});
-  return new LibvirtPlatform({
+  return new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, 
     hosts: [{name: 'hvm-1', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}],
     scratchDir: '/var/tmp/vmbackup-test-remote',
     localScratchDir: '/var/tmp/vmbackup-test-appliance',

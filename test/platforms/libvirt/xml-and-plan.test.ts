@@ -5,7 +5,7 @@ import {backupJobSocket} from '../../../src/platforms/libvirt/cleanup.js';
 import {parseDomainXml} from '../../../src/platforms/libvirt/domain-xml.js';
 import {parseImageInfo, trackability, usableBitmap} from '../../../src/platforms/libvirt/image-info.js';
 import {parseDomState} from '../../../src/platforms/libvirt/inventory.js';
-import {isOwnCheckpoint, newCheckpointName, planDisks} from '../../../src/platforms/libvirt/plan.js';
+import {CheckpointNaming, planDisks} from '../../../src/platforms/libvirt/plan.js';
 import {qemuNbdArgv} from '../../../src/platforms/libvirt/qemu-nbd.js';
 import {fileSafe, freeTargets} from '../../../src/platforms/libvirt/restore.js';
 import {randomMac, rewriteDomainForRestore} from '../../../src/platforms/libvirt/restore-xml.js';
@@ -184,10 +184,18 @@ describe('image info and planning', () => {
   });
 
   it('names checkpoints with the prefix, sortable by time', () => {
-    const a = newCheckpointName(new Date('2026-11-23T19:30:00.123Z'), 'ab12');
+    const naming = new CheckpointNaming();
+    const a = naming.newName(new Date('2026-11-23T19:30:00.123Z'), 'ab12');
     expect(a).toBe('vmbackup-20261123T193000Z-ab12');
-    expect(isOwnCheckpoint(a)).toBe(true);
-    expect(isOwnCheckpoint('virtnbdbackup.0')).toBe(false);
+    expect(naming.isOwn(a)).toBe(true);
+    expect(naming.isOwn('virtnbdbackup.0')).toBe(false);
+    // Another appliance's longer prefix, or a hand-made name, is not ours.
+    expect(naming.isOwn('vmbackup-site2-20261123T193000Z-ab12')).toBe(false);
+    expect(naming.isOwn('vmbackup-manual')).toBe(false);
+    const site2 = new CheckpointNaming('vmbackup-site2-');
+    expect(site2.isOwn('vmbackup-site2-20261123T193000Z-ab12')).toBe(true);
+    expect(site2.isOwn(a)).toBe(false);
+    expect(() => new CheckpointNaming('bad prefix')).toThrow();
   });
 
   it('parses domstate', () => {
