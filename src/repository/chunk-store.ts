@@ -91,7 +91,7 @@ export class ChunkStore {
     const raw = await this.loadRaw(hex);
     if (raw === undefined) {
       throw new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
-        hint: 'Run "vmbackup verify" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
+        hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
         exitCode: ExitCode.corrupt,
       });
     }

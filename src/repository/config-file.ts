@@ -36,7 +36,7 @@ export function validateChunkSize(chunkSize: number): void {
 export function parseConfig(text: string, path: string): RepositoryConfig {
   const notRepo = (why: string) =>
     new UserError(`${path} is not a vmbackup repository: ${why}.`, {
-      hint: 'Check the path. A repository is the directory that holds vmbackup-repository.json; create one with "vmbackup repository create".',
+      hint: 'Check the path. A repository is the directory that holds vmbackup-repository.json; create one with "vmbackup repo create".',
       exitCode: ExitCode.notARepository,
     });
   let raw: unknown;

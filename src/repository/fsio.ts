@@ -74,7 +74,7 @@ export async function writeFileAtomic(
 
 export function corrupt(file: string, detail: string, hint?: string): UserError {
   return new UserError(`Repository file is damaged: ${file}: ${detail}.`, {
-    hint: hint ?? 'Run "vmbackup verify" on the repository; the restore points that use this file cannot be restored as they are. The next backup of the VM writes good data again.',
+    hint: hint ?? 'Run "vmbackup repo verify <path>" on the repository; the restore points that use this file cannot be restored as they are. The next backup of the VM writes good data again.',
     exitCode: ExitCode.corrupt,
   });
 }
