@@ -33,7 +33,7 @@ import type {
   VerifyReport,
 } from './types.js';
 import {verifyPoints} from './verify.js';
-import {RestorePointWriterImpl} from './writer.js';
+import {type BaseInfo, RestorePointWriterImpl} from './writer.js';
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 
@@ -105,7 +105,7 @@ export class Repository {
 
   private notFound(id: string): UserError {
     return new UserError(`Restore point ${id} does not exist in the repository ${this.path}.`, {
-      hint: 'List the restore points with "vmbackup restore-points" and use one of those ids.',
+      hint: 'List the restore points with "vmbackup repo list <path>" and use one of those ids.',
       exitCode: ExitCode.notFound,
     });
   }
@@ -143,13 +143,20 @@ export class Repository {
     try {
       const startedAt = new Date();
       const id = newPointId(opts.vmName, startedAt);
-      const baseInfo = base
-        ? {
-            summary: base.reader.summary,
-            manifest: base.reader.manifest,
-            loadIds: (key: string) => loadIndexIds(this.ctx, base.reader.manifest, base.reader.manifest.disks.find((d) => d.key === key)!),
-          }
-        : undefined;
+      let baseInfo: BaseInfo | undefined;
+      if (base) {
+        const m = base.reader.manifest;
+        const ids = new Map<string, Buffer>();
+        for (const d of m.disks) {
+          // A damaged base index is not fatal: that disk is read in full (and the writer warns).
+          const loaded = await loadIndexIds(this.ctx, m, d).catch((err: unknown) => {
+            if (err instanceof UserError) return undefined;
+            throw err;
+          });
+          if (loaded) ids.set(d.key, loaded);
+        }
+        baseInfo = {summary: base.reader.summary, manifest: m, ids};
+      }
       const w = new RestorePointWriterImpl(this.ctx, id, opts, startedAt, baseInfo, lock);
       await w.start();
       return w;
@@ -278,7 +285,7 @@ export async function openRepository(path: string): Promise<Repository> {
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
       throw new UserError(`${root} is not a vmbackup repository (it has no ${CONFIG_FILE}).`, {
-        hint: 'Check the path: a repository is the directory that holds vmbackup-repository.json. Create one with "vmbackup repository create".',
+        hint: 'Check the path: a repository is the directory that holds vmbackup-repository.json. Create one with "vmbackup repo create".',
         exitCode: ExitCode.notARepository,
       });
     }

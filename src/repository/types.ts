@@ -144,6 +144,8 @@ export interface RestorePointWriter {
   readonly id: string;
   readonly base?: RestorePointSummary;
   readonly chunkSize: number;
+  /** Problems the writer worked around (e.g. an unreadable base index); also go into the manifest. */
+  readonly warnings: readonly string[];
   addDisk(d: DiskSpec): Promise<DiskWriter>;
   commit(extra?: {checkpoint?: CheckpointInfo; warnings?: string[]; protected?: boolean}): Promise<RestorePointSummary>;
   /** Idempotent; a no-op after commit, so it is safe in a finally. */

@@ -42,11 +42,16 @@ import type {
 /** How many chunk touches run at once when a base is taken over. */
 const TOUCH_PARALLEL = 32;
 
-/** The base restore point as the writer needs it: its manifest and the ids of each disk. */
+/**
+ * The base restore point as the writer needs it: its manifest and the chunk ids of each disk,
+ * read when the writer begins, so that a prune of the base during the backup cannot pull the
+ * index away (its chunks are protected by the touches in addDisk, or reported missing).
+ * A disk whose base index cannot be read is absent from `ids`: it is read in full.
+ */
 export interface BaseInfo {
   summary: RestorePointSummary;
   manifest: Manifest;
-  loadIds(key: string): Promise<Buffer>;
+  ids: Map<string, Buffer>;
 }
 
 export function emptyStats(key: string, logical: number): DiskWriteStats {
@@ -87,6 +92,8 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   /** Chunks being written right now, so two puts of the same data write it once. */
   readonly inflight = new Map<string, Promise<boolean>>();
   readonly dir: string;
+  /** Problems the writer worked around; added to the manifest's warnings at commit. */
+  readonly warnings: string[] = [];
   /** One chunk of zeros to compare against. */
   readonly zeros: Buffer;
   private nextDiskNumber = 0;
@@ -136,11 +143,18 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     this.addingKeys.add(d.key);
     const n = this.nextDiskNumber++;
     const baseDisk = this.baseInfo?.manifest.disks.find((x) => x.key === d.key && x.size === d.size);
-    const ids = baseDisk ? Buffer.from(await this.baseInfo!.loadIds(d.key)) : Buffer.alloc(chunkCount(d.size, this.chunkSize) * 32);
-    const w = new DiskWriterImpl(this, d, n, ids, baseDisk !== undefined);
-    if (baseDisk) await w.touchBase();
+    const baseIds = baseDisk ? this.baseInfo!.ids.get(d.key) : undefined;
+    const ids = baseIds ? Buffer.from(baseIds) : Buffer.alloc(chunkCount(d.size, this.chunkSize) * 32);
+    const w = new DiskWriterImpl(this, d, n, ids, baseIds !== undefined);
+    if (baseDisk && !baseIds) {
+      this.warnings.push(`Disk ${d.key}: the index of the base restore point ${this.baseInfo!.summary.id} could not be read; the disk was read in full.`);
+    }
+    try {
+      if (baseIds) await w.touchBase();
+    } finally {
+      this.addingKeys.delete(d.key);
+    }
     this.disks.push(w);
-    this.addingKeys.delete(d.key);
     return w;
   }
 
@@ -169,7 +183,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
         ...(this.opts.sessionId !== undefined ? {sessionId: this.opts.sessionId} : {}),
         ...(this.opts.configuration !== undefined ? {configuration: this.opts.configuration} : {}),
         ...(extra.checkpoint !== undefined ? {checkpoint: extra.checkpoint} : {}),
-        warnings: extra.warnings ?? [],
+        warnings: [...(extra.warnings ?? []), ...this.warnings],
         chunkSize: this.chunkSize,
         disks,
         stats,

@@ -4,7 +4,7 @@ import {join} from 'node:path';
 import type {Repository} from '../../src/repository/index.js';
 import {chunkId} from '../../src/repository/chunk-file.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {backupImage, chunkFiles, expectContent, pseudoRandom, putAll, readAll, useRepository} from './helpers.js';
+import {ageChunks, backupImage, chunkFiles, expectContent, pseudoRandom, putAll, readAll, useRepository} from './helpers.js';
 
 const CS = 64 * 1024;
 const t = useRepository(CS);
@@ -125,5 +125,38 @@ describe('verify', () => {
     const st = await d.finish();
     expect(st.reusedChunks).toBe(3);
     await w.commit();
+  });
+
+  it('an incremental survives its base being pruned and collected mid-backup', async () => {
+    const full = await backupImage(repo, image);
+    const w = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'web 01', platform: 'libvirt', base: full.id});
+    await repo.prune({keepWithinDays: 1e-9});
+    await ageChunks(repo.path, 3_600_000);
+    const gc = await repo.gc({safetyMarginMs: 0});
+    expect(gc.removedChunks).toBe(3);
+    const d = await w.addDisk({key: 'vda', name: 'disk', size: image.length});
+    expect(d.hasBase).toBe(true);
+    const missing = await d.missingBaseRanges();
+    expect(missing).toEqual([{offset: 0, length: 2 * CS}, {offset: 3 * CS, length: CS}]);
+    for (const r of missing) await d.put(r.offset, image.subarray(r.offset, r.offset + r.length));
+    await d.finish();
+    const inc = await w.commit();
+    await expectContent(repo, inc.id, 'vda', image);
+    expect((await repo.verify()).ok).toBe(true);
+  });
+
+  it('a base whose index is damaged: that disk is read in full, with a warning', async () => {
+    const full = await backupImage(repo, image);
+    await writeFile(join(repo.path, 'points', full.id, 'disk-0.idx'), 'garbage');
+    const w = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'web 01', platform: 'libvirt', base: full.id});
+    const d = await w.addDisk({key: 'vda', name: 'disk', size: image.length});
+    expect(d.hasBase).toBe(false);
+    expect(w.warnings[0]).toMatch(/could not be read.*read in full/);
+    await putAll(d, image, CS);
+    await d.finish();
+    const inc = await w.commit({warnings: ['from the engine']});
+    const m = (await repo.openRestorePoint(inc.id)).manifest;
+    expect(m.warnings).toEqual(['from the engine', w.warnings[0]]);
+    await expectContent(repo, inc.id, 'vda', image);
   });
 });

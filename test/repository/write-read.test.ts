@@ -227,5 +227,18 @@ describe('writing and reading restore points', () => {
     expect(st.destroyed).toBe(true);
     await new Promise((r) => setTimeout(r, 50));
   });
+
+  it('adds several disks at once (concurrent addDisk) and keeps each one apart', async () => {
+    const a = mixedImage(3);
+    const b = pseudoRandom(2 * CS + 5, 31);
+    const w = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'two disks', platform: 'ovirt'});
+    const [da, db] = await Promise.all([w.addDisk({key: 'disk-a', name: 'a', size: a.length}), w.addDisk({key: 'disk-b', name: 'b', size: b.length})]);
+    await expect(w.addDisk({key: 'disk-a', name: 'again', size: 1})).rejects.toThrow(/already added/);
+    await Promise.all([putAll(da, a, CS), putAll(db, b, CS)]);
+    const sum = await w.commit();
+    expect(sum.disks.map((d) => d.key).sort()).toEqual(['disk-a', 'disk-b']);
+    await expectContent(repo, sum.id, 'disk-a', a);
+    await expectContent(repo, sum.id, 'disk-b', b);
+  });
 });
 
