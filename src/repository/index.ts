@@ -35,7 +35,8 @@
  *   beginRestorePoint takes the VM's lock (locks/vm-<hash of VM id>.lock): writers of one VM
  *   are serialized — a second one waits up to lockTimeoutMs, then fails with ExitCode.locked —
  *   and writers of different VMs run at once. It then registers in writers/<id>.json (pid,
- *   process start time, start time). A DiskWriter with a base touches every base chunk at
+ *   process start time, start time) and reads the base's indexes (a prune of the base during
+ *   the backup cannot take them away). A DiskWriter with a base touches every base chunk at
  *   addDisk; those that are missing or quarantined come back from missingBaseRanges() so the
  *   engine reads them in full, and finish() refuses to commit an index that would still point
  *   at them. put() detects zero chunks with a memcmp, hashes on the main thread and compresses
