@@ -1,5 +1,6 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
 import {backup} from './backup.js';
+import {consoleCommand} from './console.js';
 import type {Command} from './command.js';
 import {repoCreate} from './repo-create.js';
 import {repoGc} from './repo-gc.js';
@@ -17,4 +18,5 @@ export const commands: Command[] = [
   restore,
   ovirtCa,
   sshHostkey,
+  consoleCommand,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];

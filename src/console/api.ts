@@ -1,0 +1,136 @@
+/**
+ * What the console needs from the daemon: the control API, as an interface. The app gets the
+ * real DaemonClient through `consoleApi(client)`; tests give it an in-memory fake. The console
+ * never reads files or talks to hypervisors itself.
+ *
+ * Endpoints the daemon may not offer yet are called with `request` on the paths listed in
+ * ASSUMED_ENDPOINTS; a 404 from them is shown inline as "not offered by this daemon".
+ */
+import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../daemon/client.js';
+import type {DaemonEvent} from '../daemon/event-hub.js';
+import type {SessionRecord} from '../daemon/session-model.js';
+import type {Collection} from '../config/store.js';
+import type {InventoryVm} from '../platforms/types.js';
+import {isUserError} from '../util/errors.js';
+
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm};
+
+export interface RestorePointInfo {
+  id: string;
+  vmId: string;
+  vmName: string;
+  /** ISO time the restore point was taken. */
+  time: string;
+  /** 'full' or 'incremental'. */
+  type: string;
+  sizeBytes: number;
+  /** Whether the VM still exists on its platform (false: restore only to a new place). */
+  vmExists?: boolean;
+  disks?: {key: string; name: string; size: number}[];
+}
+
+export interface RestoreRequest {
+  restorePointId: string;
+  repository: string;
+  target:
+    | {kind: 'original'}
+    | {kind: 'new'; connection?: string; name: string; host?: string; cluster?: string; storageDomain?: string}
+    | {kind: 'existing-vm'; vmId: string}
+    | {kind: 'files'; directory: string; format?: 'qcow2' | 'raw'};
+  /** Disk keys; every disk when omitted. */
+  disks?: string[];
+}
+
+export interface OperationReply {
+  /** Session or operation id; its progress arrives as events with this sessionId. */
+  id: string;
+  state?: string;
+}
+
+export interface ConsoleApi {
+  status(): Promise<StatusReply>;
+  list<T = Record<string, unknown>>(c: Collection): Promise<T[]>;
+  get<T = Record<string, unknown>>(c: Collection, id: string): Promise<T>;
+  create<T = Record<string, unknown>>(c: Collection, body: unknown): Promise<T>;
+  update<T = Record<string, unknown>>(c: Collection, id: string, body: unknown): Promise<T>;
+  remove(c: Collection, id: string): Promise<void>;
+  testConnection(idOrConfig: string | Record<string, unknown>): Promise<ConnectionTestResult>;
+  inventory(connection: string, refresh?: boolean): Promise<{at: string; vms: InventoryVm[]}>;
+  startJob(id: string): Promise<SessionSummary>;
+  stopJob(id: string): Promise<SessionSummary>;
+  retryFailed(id: string): Promise<SessionSummary>;
+  sessions(opts?: {job?: string; limit?: number}): Promise<SessionSummary[]>;
+  session(id: string): Promise<SessionRecord>;
+  verify(repository: string): Promise<{ok: boolean; vms: string[]; problems: number}>;
+  gc(repository: string): Promise<{ok: boolean}>;
+  email(): Promise<Record<string, unknown> | null>;
+  setEmail(body: unknown): Promise<Record<string, unknown> | null>;
+  events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void>;
+  // ---- assumed endpoints (see ASSUMED_ENDPOINTS) ----
+  restorePoints(repository: string): Promise<RestorePointInfo[]>;
+  startRestore(req: RestoreRequest): Promise<OperationReply>;
+  prune(repository: string): Promise<{ok: boolean; removed?: number}>;
+  testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
+  fetchCa(url: string): Promise<{pem: string; fingerprint: string}>;
+  scanHostKey(host: string, port?: number): Promise<{keys: {type: string; key: string; fingerprint: string}[]}>;
+  logs(lines?: number): Promise<{lines: string[]}>;
+}
+
+/** The endpoints the console calls that src/daemon/api.ts did not define when it was written. */
+export const ASSUMED_ENDPOINTS = [
+  'GET  /repositories/:id/restore-points',
+  'POST /restores {restorePointId, repository, target, disks} → {id}',
+  'POST /repositories/:id/prune',
+  'POST /email/test {to?}',
+  'POST /connections/ovirt-ca {url} → {pem, fingerprint}',
+  'POST /connections/ssh-hostkey {host, port} → {keys}',
+  'GET  /logs?lines=N → {lines}',
+] as const;
+
+/** The real client as a ConsoleApi: its own methods, plus the assumed endpoints through request(). */
+export function consoleApi(client: DaemonClient): ConsoleApi {
+  const enc = encodeURIComponent;
+  return {
+    status: () => client.status(),
+    list: (c) => client.list(c),
+    get: (c, id) => client.get(c, id),
+    create: (c, body) => client.create(c, body),
+    update: (c, id, body) => client.update(c, id, body),
+    remove: (c, id) => client.remove(c, id),
+    testConnection: (x) => client.testConnection(x),
+    inventory: (c, refresh) => client.inventory(c, refresh),
+    startJob: (id) => client.startJob(id),
+    stopJob: (id) => client.stopJob(id),
+    retryFailed: (id) => client.retryFailed(id),
+    sessions: (o) => client.sessions(o),
+    session: (id) => client.session(id),
+    verify: (r) => client.verify(r),
+    gc: (r) => client.gc(r),
+    email: () => client.email(),
+    setEmail: (b) => client.setEmail(b),
+    events: (fn, signal) => client.events(fn, signal),
+    restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
+    startRestore: (req) => client.request('POST', '/restores', req),
+    prune: (r) => client.request('POST', `/repositories/${enc(r)}/prune`),
+    testEmail: (to) => client.request('POST', '/email/test', to ? {to} : {}),
+    fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
+    scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
+    logs: (lines = 200) => client.request('GET', `/logs?lines=${lines}`),
+  };
+}
+
+/** An error in plain words for an inline message: what is wrong, and what to do. */
+export function explain(err: unknown): {message: string; hint?: string} {
+  if (isUserError(err)) {
+    // The daemon answers an unknown route with 404 and internal/usage codes: say it plainly.
+    if (isNotOffered(err))
+      return {message: 'This daemon does not offer that yet.', hint: 'Update vmbackupd, or use the vmbackup CLI for this task.'};
+    return {message: err.message, hint: err.hint};
+  }
+  return {message: err instanceof Error ? err.message : String(err)};
+}
+
+/** True when the daemon has no such endpoint (an older daemon, or one still being finished). */
+export function isNotOffered(err: unknown): boolean {
+  return isUserError(err) && /^No such API path|is not allowed on \/|answered 404/.test(err.message);
+}

@@ -1,0 +1,36 @@
+/**
+ * Key bindings of a Select: ↑/↓ (and k/j), Home/End, Enter. The handler only dispatches; the
+ * chosen item is reported from an effect when the reducer's `chosen` changes.
+ */
+import {useKeys} from '../use-keys.js';
+import {useEffect, useReducer, useRef} from 'react';
+import {initSelect, selectReducer} from './use-select-state.js';
+
+export function useSelect<T>(opts: {items: readonly T[]; visible: number; isActive?: boolean; initialFocus?: number; onChoose: (item: T, index: number) => void; onFocus?: (item: T, index: number) => void}) {
+  const [state, dispatch] = useReducer(selectReducer, undefined, () => initSelect(opts.items.length, opts.visible, opts.initialFocus));
+  if (state.count !== opts.items.length || state.visible !== Math.max(1, opts.visible)) dispatch({type: 'resize', count: opts.items.length, visible: opts.visible});
+  useKeys(
+    (input, key) => {
+      if (key.downArrow || input === 'j') dispatch({type: 'next'});
+      else if (key.upArrow || input === 'k') dispatch({type: 'prev'});
+      else if (key.home) dispatch({type: 'first'});
+      else if (key.end) dispatch({type: 'last'});
+      else if (key.return) dispatch({type: 'choose'});
+    },
+    {isActive: opts.isActive ?? true},
+  );
+  // Latest callbacks in refs: the effect fires once per choice, whatever the parent re-renders.
+  const onChoose = useRef(opts.onChoose);
+  onChoose.current = opts.onChoose;
+  const onFocus = useRef(opts.onFocus);
+  onFocus.current = opts.onFocus;
+  const items = useRef(opts.items);
+  items.current = opts.items;
+  useEffect(() => {
+    if (state.chosen && items.current[state.chosen.index] !== undefined) onChoose.current(items.current[state.chosen.index]!, state.chosen.index);
+  }, [state.chosen]);
+  useEffect(() => {
+    if (items.current[state.focus] !== undefined) onFocus.current?.(items.current[state.focus]!, state.focus);
+  }, [state.focus]);
+  return state;
+}

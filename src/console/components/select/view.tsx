@@ -1,0 +1,53 @@
+/**
+ * A vertical menu: `❯` marks the focused item (so it reads without colour), a window of
+ * `visible` items scrolls with the focus, and ↑/↓ markers say there is more.
+ */
+import {Box, Text} from 'ink';
+import type {ReactNode} from 'react';
+import {useSelect} from './use-select.js';
+
+export interface SelectItem {
+  label: string;
+  value: string;
+  /** Dimmed text after the label. */
+  hint?: string;
+}
+
+export function Select(props: {
+  items: readonly SelectItem[];
+  onChoose: (item: SelectItem, index: number) => void;
+  onFocus?: (item: SelectItem, index: number) => void;
+  visible?: number;
+  isActive?: boolean;
+  initialFocus?: number;
+  render?: (item: SelectItem, focused: boolean) => ReactNode;
+}) {
+  const visible = Math.max(1, Math.min(props.visible ?? 10, props.items.length || 1));
+  const s = useSelect({items: props.items, visible, isActive: props.isActive, initialFocus: props.initialFocus, onChoose: props.onChoose, onFocus: props.onFocus});
+  if (props.items.length === 0) return <Text dimColor>(nothing to choose)</Text>;
+  const shown = props.items.slice(s.top, s.top + s.visible);
+  return (
+    <Box flexDirection="column">
+      {s.top > 0 ? <Text dimColor>  ↑ more</Text> : null}
+      {shown.map((item, i) => {
+        const focused = s.top + i === s.focus;
+        return (
+          <Box key={item.value}>
+            <Text color={focused ? 'cyan' : undefined}>{focused ? '❯ ' : '  '}</Text>
+            {props.render ? (
+              props.render(item, focused)
+            ) : (
+              <Text wrap="truncate-end">
+                <Text color={focused ? 'cyan' : undefined} bold={focused}>
+                  {item.label}
+                </Text>
+                {item.hint ? <Text dimColor> {item.hint}</Text> : null}
+              </Text>
+            )}
+          </Box>
+        );
+      })}
+      {s.top + s.visible < props.items.length ? <Text dimColor>  ↓ more</Text> : null}
+    </Box>
+  );
+}

@@ -1,0 +1,43 @@
+/**
+ * What needs an administrator's attention, most serious first: failed VMs in a job's last
+ * session, repositories that cannot be read or are low on space, VMs whose next backup must be
+ * a full one. Pure, from the status reply and the sessions.
+ */
+import type {SessionSummary, StatusReply} from '../../api.js';
+import type {Tone} from '../../components/status/status.js';
+
+export interface Attention {
+  tone: Tone;
+  text: string;
+}
+
+export function attentionItems(status: StatusReply | undefined, sessions: readonly SessionSummary[], lowSpacePercent = 10): Attention[] {
+  const out: Attention[] = [];
+  // The newest finished session of each job is the one that counts.
+  const lastByJob = new Map<string, SessionSummary>();
+  for (const s of sessions) {
+    if (s.state === 'running') continue;
+    const cur = lastByJob.get(s.jobId);
+    if (!cur || cur.startedAt < s.startedAt) lastByJob.set(s.jobId, s);
+  }
+  for (const s of lastByJob.values()) {
+    const failed = s.vms.filter((v) => v.state === 'failed');
+    if (s.state === 'failed' || failed.length > 0) {
+      const first = failed[0];
+      out.push({
+        tone: 'error',
+        text: failed.length
+          ? `${s.jobName}: ${failed.length} VM${failed.length > 1 ? 's' : ''} failed${first ? ` (${first.name}${first.reason ? `: ${first.reason}` : ''})` : ''}`
+          : `${s.jobName}: failed${s.reason ? `: ${s.reason}` : ''}`,
+      });
+    } else if (s.state === 'warning') out.push({tone: 'warning', text: `${s.jobName}: finished with warnings`});
+  }
+  for (const r of status?.repositories ?? []) {
+    if (r.error) out.push({tone: 'error', text: `Repository ${r.name}: ${r.error}`});
+    else if (r.totalBytes && r.freeBytes !== undefined && (r.freeBytes / r.totalBytes) * 100 < lowSpacePercent)
+      out.push({tone: 'warning', text: `Repository ${r.name}: low on space (${Math.round((r.freeBytes / r.totalBytes) * 100)}% free)`});
+    if (r.needsFullVms > 0) out.push({tone: 'warning', text: `Repository ${r.name}: ${r.needsFullVms} VM(s) need a full backup next (damage found)`});
+  }
+  const rank: Record<Tone, number> = {error: 0, warning: 1, running: 2, ok: 3, idle: 4};
+  return out.sort((a, b) => rank[a.tone] - rank[b.tone]);
+}

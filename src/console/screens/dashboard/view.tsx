@@ -1,0 +1,136 @@
+/**
+ * The home screen: what needs attention at the top, then the jobs (last result, last run, next
+ * run; Enter opens one), running sessions with progress, rate and time left, and the
+ * repositories with used/free space and dedup ratio. Reloads when a session changes.
+ */
+import {useKeys} from '../../components/use-keys.js';
+import {Box, Text} from 'ink';
+import {useMemo} from 'react';
+import type {JobConfig} from '../../../config/schema.js';
+import {nextRuns} from '../../../config/schedule.js';
+import type {SessionSummary, StatusReply} from '../../api.js';
+import {useKeyCapture} from '../../app/key-capture.js';
+import {ErrorMessage} from '../../components/message/view.js';
+import {ProgressBar} from '../../components/progress-bar/view.js';
+import {Select} from '../../components/select/view.js';
+import {COLOR, SYMBOL, toneOf} from '../../components/status/status.js';
+import {StatusLine} from '../../components/status/view.js';
+import {cell, fitColumns, tableLines} from '../../components/table/layout.js';
+import {bytes, duration, rate, timeLeft, when} from '../../format.js';
+import {sessionTotalsOf} from '../../live/progress-state.js';
+import {useEvents} from '../../live/use-events.js';
+import {useApi, useNavigate} from '../../router/context.js';
+import {useLoad} from '../../use-load.js';
+import type {ScreenProps} from '../types.js';
+import {attentionItems} from './attention.js';
+
+interface Data {
+  status: StatusReply;
+  jobs: JobConfig[];
+  sessions: SessionSummary[];
+}
+
+export function Dashboard(props: ScreenProps) {
+  const api = useApi();
+  const nav = useNavigate();
+  const capture = useKeyCapture();
+  const data = useLoad<Data>(async () => {
+    const [status, jobs, sessions] = await Promise.all([api.status(), api.list<JobConfig>('jobs'), api.sessions({limit: 200})]);
+    return {status, jobs, sessions};
+  });
+  const {progress} = useEvents((e) => {
+    if (e.type === 'session' || e.type === 'config') data.reload();
+  });
+  useKeys((input) => {
+    if (capture.current.typing) return;
+    if (input === 'n') nav({type: 'push', route: {name: 'job-wizard'}});
+    else if (input === 'm') nav({type: 'push', route: {name: 'menu'}});
+    else if (input === 'r') nav({type: 'push', route: {name: 'restore'}});
+    else if (input === 'g') data.reload();
+  });
+  const d = data.data;
+  const now = useMemo(() => new Date(), [d]);
+  if (data.error && !d) return <ErrorMessage error={data.error} />;
+  if (!d) return <Text color="cyan">… loading from vmbackupd</Text>;
+  const w = props.width;
+  const attention = attentionItems(d.status, d.sessions);
+  const running = d.status.sessions.filter((s) => s.state === 'running');
+  const lastOf = (id: string) => d.sessions.filter((s) => s.jobId === id && s.state !== 'running').sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0];
+  const jobCols = [
+    {title: 'Job', width: 26, flex: true},
+    {title: 'Last result', width: 12},
+    {title: 'Last run', width: 16},
+    {title: 'Next run', width: 16},
+  ];
+  const jw = fitColumns(jobCols, w - 2);
+  const jobItems = d.jobs.map((j) => {
+    const last = lastOf(j.id);
+    const isRunning = running.some((s) => s.jobId === j.id);
+    const next = j.enabled ? nextRuns(j.schedule, now, 1)[0] : undefined;
+    const tone = isRunning ? 'running' : toneOf(last?.state);
+    const result = isRunning ? 'running' : (last?.state ?? 'never run');
+    return {
+      value: j.id,
+      label: [cell(j.name, jw[0]!), cell(`${SYMBOL[tone]} ${result}`, jw[1]!), cell(when(last?.startedAt), jw[2]!), cell(j.enabled ? (next ? when(next) : 'manual') : 'disabled', jw[3]!)].join(' '),
+      tone,
+    };
+  });
+  const repoLines = tableLines(
+    [
+      {title: 'Repository', width: 30, flex: true},
+      {title: 'Used', width: 10, align: 'right'},
+      {title: 'Free', width: 10, align: 'right'},
+      {title: 'Dedup', width: 7, align: 'right'},
+      {title: 'Points', width: 7, align: 'right'},
+    ],
+    d.status.repositories.map((r) => [r.error ? `✖ ${r.name}` : r.name, bytes(r.usedBytes), bytes(r.freeBytes), r.dedupRatio ? `${r.dedupRatio.toFixed(1)}×` : '–', String(r.restorePoints ?? '–')]),
+    w,
+  );
+  const jobsVisible = Math.max(2, props.height - 6 - Math.min(3, attention.length) - running.length * 1 - repoLines.length);
+  return (
+    <Box flexDirection="column">
+      {attention.length === 0 ? <StatusLine tone="ok">All jobs and repositories are fine.</StatusLine> : null}
+      {attention.slice(0, 3).map((a, i) => (
+        <StatusLine key={i} tone={a.tone}>
+          {a.text}
+        </StatusLine>
+      ))}
+      {attention.length > 3 ? <Text dimColor>  … and {attention.length - 3} more (m → Sessions)</Text> : null}
+      <Text dimColor>{'  ' + tableLines(jobCols, [], w - 2)[0]}</Text>
+      {d.jobs.length === 0 ? (
+        <Text>  No backup jobs yet. Press n to create one.</Text>
+      ) : (
+        <Select
+          items={jobItems}
+          visible={jobsVisible}
+          onChoose={(item) => nav({type: 'push', route: {name: 'job', params: {id: item.value}}})}
+          render={(item, focused) => (
+            <Text wrap="truncate-end" color={focused ? 'cyan' : COLOR[(item as (typeof jobItems)[number]).tone]}>
+              {item.label}
+            </Text>
+          )}
+        />
+      )}
+      {running.map((s) => {
+        const t = sessionTotalsOf(progress[s.id]);
+        const done = t.size ? t.done : s.totals.readBytes;
+        const size = t.size || s.totals.sizeBytes;
+        return (
+          <Box key={s.id}>
+            <Text wrap="truncate-end">
+              <Text color="cyan">▶ </Text>
+              {cell(s.jobName, 16)} <ProgressBar fraction={size ? done / size : 0} width={Math.max(10, w - 58)} /> {cell(rate(t.rate), 11, 'right')} {cell(`${duration(timeLeft(done, size, t.rate))} left`, 12, 'right')}
+            </Text>
+          </Box>
+        );
+      })}
+      {repoLines.map((l, i) => (
+        <Text key={i} dimColor={i === 0} wrap="truncate-end">
+          {l}
+        </Text>
+      ))}
+      <Text dimColor>Enter open job · n new job · r restore · m menu · g refresh</Text>
+      {data.error ? <ErrorMessage error={data.error} /> : null}
+    </Box>
+  );
+}

@@ -1,0 +1,78 @@
+/** The app shell and the dashboard against the fake API: attention, jobs, running sessions, keys, 80×24. */
+import {afterEach, describe, expect, it} from 'vitest';
+import {UserError, ExitCode} from '../../src/util/errors.js';
+import {makeSession, seeded} from './fake-api.js';
+import {KEY, overlong, renderApp, type Rendered} from './harness.js';
+
+let r: Rendered | undefined;
+afterEach(async () => {
+  await r?.unmount();
+  r = undefined;
+});
+
+describe('dashboard', () => {
+  it('puts the failed VM at the top, lists jobs and repositories, and fits 80×24', async () => {
+    const api = seeded();
+    r = await renderApp(api);
+    const f = await r.waitFor('nightly');
+    expect(f.split('\n')[1]).toContain('✖ nightly: 1 VM failed (web01: host unreachable)');
+    expect(f).toMatch(/nightly\s+✖ failed\s+2026-11-23/);
+    expect(f).toMatch(/main\s+10 GiB\s+90 GiB\s+2\.5×/);
+    expect(overlong(f)).toEqual([]);
+    expect(f.split('\n').length).toBeLessThanOrEqual(24);
+  });
+
+  it('shows a running session with its progress from events', async () => {
+    const api = seeded();
+    api.sessionsList.push(makeSession({id: 's-2', state: 'running', endedAt: undefined}));
+    r = await renderApp(api);
+    await r.waitFor('▶ nightly');
+    await r.press(''); // no-op: keeps act() flushing
+    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'disk', size: 1000}]}});
+    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 500, size: 1000, readBytes: 500, rate: 100}});
+    const f = await r.waitFor('50%');
+    expect(f).toMatch(/100 B\/s\s+5s left/);
+  });
+
+  it('grows with the window', async () => {
+    r = await renderApp(seeded(), undefined, {columns: 120, rows: 40});
+    const f = await r.waitFor('nightly');
+    expect(f.split('\n').some((l) => l.length > 80)).toBe(true);
+    expect(overlong(f, 120)).toEqual([]);
+  });
+
+  it('says in words when the daemon is not running', async () => {
+    const api = seeded();
+    api.fail('status', new UserError('vmbackupd is not running (nothing listens on /run/vmbackup/api.sock).', {hint: 'Start it with systemctl start vmbackupd.', exitCode: ExitCode.unreachable}));
+    r = await renderApp(api);
+    const f = await r.waitFor('not running');
+    expect(f).toContain('✖ vmbackupd is not running');
+    expect(f).toContain('systemctl start vmbackupd');
+  });
+
+  it('Enter opens the job; ↓ ↓ Enter in one write in the menu opens the third screen; Esc goes back', async () => {
+    const api = seeded();
+    r = await renderApp(api);
+    await r.waitFor('nightly');
+    await r.press(KEY.enter);
+    await r.waitFor('Run the job now');
+    await r.press(KEY.esc);
+    await r.waitFor('Enter open job');
+    await r.press('m');
+    await r.waitFor('Repositories');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    expect(r.frame().split('\n')[0]).toContain('Menu › Workers');
+  });
+
+  it('? opens help, Esc closes it, q quits', async () => {
+    r = await renderApp(seeded());
+    await r.waitFor('nightly');
+    await r.press('?');
+    expect(r.frame()).toContain('Help: Dashboard');
+    await r.press(KEY.esc);
+    expect(r.frame()).not.toContain('Help: Dashboard');
+    await r.press('q');
+    await r.waitFor(/./);
+    expect(r.exited()).toBe(true);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * An in-memory ConsoleApi for screen tests: collections, sessions, inventory, restore points
+ * and an event stream the test drives. `fail(method, error)` makes a method throw the given
+ * UserError, `missing(method)` makes it answer like a daemon without that endpoint.
+ */
+import type {ConsoleApi, DaemonEvent, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
+import type {Collection} from '../../src/config/store.js';
+import {ExitCode, UserError} from '../../src/util/errors.js';
+
+type Rec = Record<string, unknown> & {id: string};
+
+export class FakeApi implements ConsoleApi {
+  data: Record<Collection, Rec[]> = {repositories: [], connections: [], workers: [], jobs: []};
+  sessionsList: SessionRecord[] = [];
+  inventoryVms: Record<string, InventoryVm[]> = {};
+  points: Record<string, RestorePointInfo[]> = {};
+  emailSettings: Record<string, unknown> | null = null;
+  calls: {method: string; args: unknown[]}[] = [];
+  failures = new Map<string, unknown>();
+  private listeners = new Set<(e: DaemonEvent) => void>();
+  statusExtra: Partial<StatusReply> = {};
+
+  fail(method: keyof ConsoleApi, err: unknown): void {
+    this.failures.set(method, err);
+  }
+  missing(method: keyof ConsoleApi, path = `/${method}`): void {
+    this.failures.set(method, new UserError(`No such API path: ${path}.`, {hint: 'See the route list at the top of src/daemon/api.ts.', exitCode: ExitCode.notFound}));
+  }
+  emit(e: DaemonEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+  called(method: string): {method: string; args: unknown[]}[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  private async call<T>(method: string, args: unknown[], fn: () => T): Promise<T> {
+    this.calls.push({method, args});
+    await Promise.resolve();
+    const f = this.failures.get(method);
+    if (f) throw f;
+    return fn();
+  }
+
+  status() {
+    return this.call('status', [], () => ({
+      daemon: {version: '0.1.0', pid: 1, startedAt: '2026-11-23T08:00:00Z', stateDir: '/var/lib/vmbackup', socket: '/run/vmbackup/api.sock', rssBytes: 50e6},
+      sessions: this.sessionsList.filter((s) => s.state === 'running').map(summary),
+      workers: [],
+      waitingForWorkers: 0,
+      repositories: this.data.repositories.map((r) => ({id: r.id, name: String(r.name), path: String(r.path), usedBytes: 10 * 2 ** 30, freeBytes: 90 * 2 ** 30, totalBytes: 100 * 2 ** 30, restorePoints: 3, dedupRatio: 2.5, needsFullVms: 0})),
+      ...this.statusExtra,
+    }));
+  }
+  list<T>(c: Collection) {
+    return this.call('list', [c], () => structuredClone(this.data[c]) as T[]);
+  }
+  get<T>(c: Collection, id: string) {
+    return this.call('get', [c, id], () => {
+      const r = this.data[c].find((x) => x.id === id);
+      if (!r) throw new UserError(`No ${c} with id ${id}.`, {exitCode: ExitCode.notFound});
+      return structuredClone(r) as T;
+    });
+  }
+  create<T>(c: Collection, body: unknown) {
+    return this.call('create', [c, body], () => {
+      const b = body as Rec;
+      if (this.data[c].some((x) => x.id === b.id)) throw new UserError(`A ${c} item with id ${b.id} exists already.`, {hint: 'Pick another name.'});
+      this.data[c].push(structuredClone(b));
+      return b as unknown as T;
+    });
+  }
+  update<T>(c: Collection, id: string, body: unknown) {
+    return this.call('update', [c, id, body], () => {
+      const i = this.data[c].findIndex((x) => x.id === id);
+      if (i < 0) throw new UserError(`No ${c} with id ${id}.`, {exitCode: ExitCode.notFound});
+      this.data[c][i] = structuredClone(body as Rec);
+      return body as T;
+    });
+  }
+  remove(c: Collection, id: string) {
+    return this.call('remove', [c, id], () => {
+      this.data[c] = this.data[c].filter((x) => x.id !== id);
+    });
+  }
+  testConnection(x: string | Record<string, unknown>) {
+    return this.call('testConnection', [x], () => ({ok: true, reachable: true, authenticated: true, vms: 3}));
+  }
+  inventory(connection: string, refresh?: boolean) {
+    return this.call('inventory', [connection, refresh], () => ({at: '2026-11-23T10:00:00Z', vms: this.inventoryVms[connection] ?? []}));
+  }
+  startJob(id: string) {
+    return this.call('startJob', [id], () => {
+      const job = this.data.jobs.find((j) => j.id === id);
+      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, jobName: String(job?.name ?? id), state: 'running'});
+      this.sessionsList.push(s);
+      return summary(s);
+    });
+  }
+  stopJob(id: string) {
+    return this.call('stopJob', [id], () => summary(this.sessionsList.find((s) => s.jobId === id) ?? makeSession({jobId: id})));
+  }
+  retryFailed(id: string) {
+    return this.call('retryFailed', [id], () => {
+      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, state: 'running', trigger: 'retry-failed'});
+      this.sessionsList.push(s);
+      return summary(s);
+    });
+  }
+  sessions(opts: {job?: string; limit?: number} = {}) {
+    return this.call('sessions', [opts], () => this.sessionsList.filter((s) => !opts.job || s.jobId === opts.job).map(summary));
+  }
+  session(id: string) {
+    return this.call('session', [id], () => {
+      const s = this.sessionsList.find((x) => x.id === id);
+      if (!s) throw new UserError(`No session with id ${id}.`, {exitCode: ExitCode.notFound});
+      return structuredClone(s);
+    });
+  }
+  verify(repository: string) {
+    return this.call('verify', [repository], () => ({ok: true, vms: ['web01'], problems: 0}));
+  }
+  gc(repository: string) {
+    return this.call('gc', [repository], () => ({ok: true}));
+  }
+  email() {
+    return this.call('email', [], () => this.emailSettings);
+  }
+  setEmail(body: unknown) {
+    return this.call('setEmail', [body], () => (this.emailSettings = body as Record<string, unknown>));
+  }
+  events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void> {
+    this.listeners.add(onEvent);
+    return new Promise((resolve) => {
+      signal?.addEventListener('abort', () => {
+        this.listeners.delete(onEvent);
+        resolve();
+      });
+    });
+  }
+  restorePoints(repository: string) {
+    return this.call('restorePoints', [repository], () => this.points[repository] ?? []);
+  }
+  startRestore(req: unknown) {
+    return this.call('startRestore', [req], () => ({id: 'r-1', state: 'running'}));
+  }
+  prune(repository: string) {
+    return this.call('prune', [repository], () => ({ok: true, removed: 2}));
+  }
+  testEmail(to?: string) {
+    return this.call('testEmail', [to], () => ({ok: true, message: 'Test message accepted by the server.'}));
+  }
+  fetchCa(url: string) {
+    return this.call('fetchCa', [url], () => ({pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', fingerprint: FINGERPRINT}));
+  }
+  scanHostKey(host: string, port?: number) {
+    return this.call('scanHostKey', [host, port], () => ({keys: [{type: 'ssh-ed25519', key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake', fingerprint: 'SHA256:abcdefghijklmnop'}]}));
+  }
+  logs(lines?: number) {
+    return this.call('logs', [lines], () => ({lines: ['2026-11-23 10:00 vmbackupd started', '2026-11-23 10:05 job nightly started']}));
+  }
+}
+
+export const FINGERPRINT = Array.from({length: 32}, (_, i) => (i * 7 + 16).toString(16).slice(-2).toUpperCase().padStart(2, '0')).join(':');
+
+export function summary(s: SessionRecord): SessionSummary {
+  const {log: _log, ...rest} = s;
+  return structuredClone(rest);
+}
+
+export function makeSession(p: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: 's-1',
+    jobId: 'nightly',
+    jobName: 'nightly',
+    state: 'success',
+    trigger: 'manual',
+    attempt: 1,
+    startedAt: '2026-11-23T02:00:00Z',
+    endedAt: '2026-11-23T02:10:00Z',
+    repository: 'main',
+    vms: [],
+    log: [],
+    totals: {sizeBytes: 0, readBytes: 0, transferredBytes: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1, durationMs: 600000, rateBytesPerSec: 0},
+    ...p,
+  };
+}
+
+/** A small configured appliance: one repository, one oVirt connection, one job with a past session. */
+export function seeded(): FakeApi {
+  const api = new FakeApi();
+  api.data.repositories.push({id: 'main', name: 'main', path: '/srv/backup/main'});
+  api.data.connections.push({id: 'engine', kind: 'ovirt', name: 'engine', url: 'https://engine.example.com/ovirt-engine', user: 'admin@internal', password: '***', caPem: '-----BEGIN CERTIFICATE-----'});
+  api.data.jobs.push({
+    id: 'nightly',
+    name: 'nightly',
+    description: 'all web servers',
+    enabled: true,
+    source: {connection: 'engine', vms: [{id: 'vm-1', name: 'web01'}], clusters: [], hosts: [], tags: [], exclude: []},
+    repository: 'main',
+    retention: {restorePoints: 14},
+    schedule: {kind: 'daily', at: '22:00'},
+    activeFullDays: [],
+    guestConsistency: true,
+    retries: {count: 3, waitMinutes: 10},
+    notification: {recipients: [], onSuccess: true, onWarning: true, onFailure: true, onlyLastAttempt: true, subject: '[%Status%] %JobName%'},
+  });
+  api.sessionsList.push(
+    makeSession({
+      vms: [{id: 'vm-1', name: 'web01', state: 'failed', reason: 'host unreachable', attempts: 1}],
+      state: 'failed',
+      log: [
+        {time: '2026-11-23T02:00:01Z', severity: 'info', code: 'started', message: 'Session started'},
+        {time: '2026-11-23T02:00:05Z', severity: 'warning', code: 'no-guest-agent', message: 'web01: no guest agent, crash-consistent', vm: 'web01'},
+        {time: '2026-11-23T02:01:00Z', severity: 'error', code: 'unreachable', message: 'web01: host unreachable', vm: 'web01'},
+      ],
+    }),
+  );
+  api.inventoryVms.engine = [
+    {id: 'vm-1', name: 'web01', state: 'running', cluster: 'Default', host: 'kvm1', tags: ['web'], disks: [{key: 'd1', name: 'web01_disk', format: 'qcow2', size: 10 * 2 ** 30, trackable: true}]},
+    {id: 'vm-2', name: 'web02', state: 'running', cluster: 'Default', host: 'kvm2', tags: ['web'], disks: [{key: 'd2', name: 'web02_disk', format: 'qcow2', size: 10 * 2 ** 30, trackable: true}]},
+    {id: 'vm-3', name: 'db01', state: 'shutoff', cluster: 'Prod', host: 'kvm3', tags: ['db'], disks: [{key: 'd3', name: 'db01_raw', format: 'raw', size: 20 * 2 ** 30, trackable: false, trackingNote: 'RAW disk: changed blocks cannot be tracked; every backup reads it in full'}]},
+  ];
+  return api;
+}
