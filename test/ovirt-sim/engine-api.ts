@@ -341,7 +341,8 @@ export class EngineApi {
     // Gotcha 25: the engine attaches the OVF's disks by id and silently skips what it cannot.
     for (const d of parsed?.diskIds ?? []) {
       const disk = s.disks.get(d);
-      if (disk && disk.status === 'ok' && !s.attachedTo(d)) vm.attachments.push({diskId: d, bootable: false, iface: 'virtio_scsi', active: true});
+      const props = parsed!.attach.get(d) ?? {bootable: false, iface: 'virtio_scsi'};
+      if (disk && disk.status === 'ok' && !s.attachedTo(d)) vm.attachments.push({diskId: d, ...props, active: true});
     }
     return vmJson(vm, s);
   }

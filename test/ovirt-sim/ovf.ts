@@ -27,7 +27,15 @@ export function renderOvf(vm: SimVm, disks: SimDisk[]): string {
     + `</Section></Content></ovf:Envelope>`;
 }
 
-export interface ParsedOvf {name?: string; vmId?: string; memory?: number; diskIds: string[]; osType?: string}
+export interface ParsedOvf {
+  name?: string;
+  vmId?: string;
+  memory?: number;
+  diskIds: string[];
+  /** Attachment properties per disk id, from the DiskSection. */
+  attach: Map<string, {bootable: boolean; iface: string}>;
+  osType?: string;
+}
 
 export function parseOvf(text: string): ParsedOvf {
   if (!text.includes('<ovf:Envelope')) throw new Error('not an OVF envelope');
@@ -37,5 +45,12 @@ export function parseOvf(text: string): ParsedOvf {
   const mem = /<rasd:ResourceType>4<\/rasd:ResourceType><rasd:VirtualQuantity>(\d+)</.exec(text)?.[1];
   const osType = /OperatingSystemSection_Type"><Info>[^<]*<\/Info><Description>([^<]*)</.exec(text)?.[1];
   const unesc = (s: string) => s.replace(/&quot;/g, '"').replace(/&gt;/g, '>').replace(/&lt;/g, '<').replace(/&amp;/g, '&');
-  return {name: name === undefined ? undefined : unesc(name), vmId, memory: mem ? Number(mem) * 2 ** 20 : undefined, diskIds: [...new Set(diskIds)], osType};
+  const attach = new Map<string, {bootable: boolean; iface: string}>();
+  for (const m of text.matchAll(/<Disk [^>]*>/g)) {
+    const id = /ovf:fileRef="([^"/]+)\//.exec(m[0])?.[1];
+    if (!id) continue;
+    const iface = /ovf:disk-interface="([^"]*)"/.exec(m[0])?.[1];
+    attach.set(id, {bootable: /ovf:boot="true"/.test(m[0]), iface: iface === 'VirtIO' ? 'virtio' : iface === 'IDE' ? 'ide' : 'virtio_scsi'});
+  }
+  return {name: name === undefined ? undefined : unesc(name), vmId, memory: mem ? Number(mem) * 2 ** 20 : undefined, diskIds: [...new Set(diskIds)], attach, osType};
 }

@@ -97,6 +97,9 @@ describe('oVirt restore', () => {
     const restored = bed.sim.disksOf('web01');
     expect(restored.map((d) => d.id).sort()).toEqual(source.disks.map((d) => d.key).sort());
     for (const d of restored) expect(d.image.read(0, d.image.size).equals(images.get(d.id)!)).toBe(true);
+    // Attached by the import itself, with the OVF's attachment properties.
+    expect(bed.sim.apiLog.filter((l) => l.method === 'POST' && l.path.endsWith('/diskattachments'))).toEqual([]);
+    expect(bed.sim.vm('web01').attachments.map((a) => a.bootable)).toEqual([true, false]);
   });
 
   it('restores a single disk into an existing VM', async () => {
