@@ -1,0 +1,184 @@
+/**
+ * vmbackup vs Debian's virtnbdbackup on the same libvirt VM in the same run (prints figures;
+ * not a test).
+ *   node --import tsx bench/libvirt.ts [runs=2]
+ *
+ * The VM runs no OS; its one disk (vda, qcow2, 3 GiB) holds an ext4 filesystem with ~800 MiB of
+ * real files from /usr (bench/lib/ext4-image.ts, cached in /var/tmp/vmbackup-bench).
+ *
+ * Twin VMs: virtnbdbackup 1.9.15 (Debian 12) refuses to back up a VM that has any checkpoint it
+ * did not create ("Foreign checkpoint found", checkForeign), and vmbackup's checkpoints are
+ * foreign to it. So each tool gets its own VM, both made in the same run from the same image and
+ * given the same writes (same random data at the same offsets): the same disk content, running
+ * side by side on the same host. Per run, on fresh twins:
+ *   1. full backup: vmbackup (engine in a child process, fresh repository, default chunk size)
+ *      and `virtnbdbackup -l full -z`; which tool goes first alternates between runs;
+ *   2. repository size (du) vs virtnbdbackup's output size (du), both after the full;
+ *   3. 64 MiB of guest writes: 16 MiB of random data at 4 offsets (HMP qemu-io, mirrored);
+ *   4. incremental: vmbackup vs `virtnbdbackup -l inc -z`; vmbackup's bytes read from NBD vs the
+ *      dirty bytes rounded out to whole repository chunks;
+ *   5. restore of the newest point to qcow2: vmbackup (engine, disks-to-files) vs
+ *      `virtnbdrestore -i <dir> -o <outdir>`; both results checked with `qemu-img compare`
+ *      against the raw mirror (what the disk holds);
+ *   6. peak RSS of the vmbackup backup child processes.
+ * Wall times are spawn-to-exit of each process (Node + tsx start-up included for vmbackup,
+ * Python start-up for virtnbdbackup); the engine's own time is printed beside them. The image is
+ * read once before the first backup so both tools start from the page cache.
+ */
+import {mkdir, readdir, rm, writeFile} from 'node:fs/promises';
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {createRepository} from '../src/repository/index.js';
+import {destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, type TestVm} from '../test/lib/libvirt.js';
+import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
+import {ensureExt4Image} from './lib/ext4-image.js';
+import {createBenchVm} from './lib/libvirt-vm.js';
+import {MiB, apparentSize, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timed} from './lib/measure.js';
+import {renderTable, type Row} from './lib/report.js';
+
+const runs = Number(process.argv[2] ?? 2);
+const CACHE = '/var/tmp/vmbackup-bench';
+const WORK = join(CACHE, 'libvirt-work');
+const SCRATCH = '/var/tmp/vmbackup-bench/scratch';
+const WRITES = [256, 1024, 1792, 2560].map((m) => ({offset: m * MiB, length: 16 * MiB}));
+
+interface RunFigures {
+  order: string;
+  ourFull: ChildRun;
+  theirFullMs: number;
+  ourInc: ChildRun;
+  theirIncMs: number;
+  ourRestore: ChildRun;
+  theirRestoreMs: number;
+  repoBytes: number;
+  repoApparent: number;
+  theirBytes: number;
+  theirApparent: number;
+  dirtyChunkBytes: number;
+  chunkSize: number;
+  ourSame: boolean;
+  theirSame: boolean;
+  compareNote: string;
+}
+
+async function virtnbd(args: string[]): Promise<number> {
+  return (await timed('virtnbdbackup', ['-n', ...args])).ms;
+}
+
+async function oneRun(run: number, image: string, sizeBytes: number): Promise<RunFigures> {
+  const dir = join(WORK, `run-${run}`);
+  await rm(dir, {recursive: true, force: true});
+  await mkdir(dir, {recursive: true});
+  const repoPath = join(dir, 'repo');
+  const theirs = join(dir, 'virtnbdbackup');
+  const repo = await createRepository(repoPath);
+  const platform: ChildPlatform = {kind: 'libvirt', scratchDir: SCRATCH};
+  let vm: TestVm | undefined;
+  let twin: TestVm | undefined;
+  try {
+    vm = await createBenchVm(`vmbackup-bench-${process.pid}-${run}`, image, sizeBytes);
+    twin = await createBenchVm(`virtnbdbackup-bench-${process.pid}-${run}`, image, sizeBytes);
+    // Page cache: both tools read an image that is already in memory.
+    for (const v of [vm, twin]) await execa('cat', [v.disks[0]!.path], {stdout: 'ignore'});
+
+    const ourFirst = run % 2 === 1;
+    const ours = () => runChild({op: 'backup', platform, repository: repoPath, vmId: vm!.uuid, vmName: vm!.name});
+    let ourFull: ChildRun;
+    let theirFullMs: number;
+    if (ourFirst) {
+      ourFull = await ours();
+      theirFullMs = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
+    } else {
+      theirFullMs = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
+      ourFull = await ours();
+    }
+    const repoBytes = await diskUsage(repoPath);
+    const repoApparent = await apparentSize(repoPath);
+    const theirBytes = await diskUsage(theirs);
+    const theirApparent = await apparentSize(theirs);
+
+    for (const [i, w] of WRITES.entries()) {
+      const src = join(dir, `random-${i}.bin`);
+      await writeFile(src, randomBytes(w.length));
+      for (const v of [vm, twin]) await guestWrite(v, 'vda', `write -s ${src} ${w.offset} ${w.length}`);
+    }
+
+    let ourInc: ChildRun;
+    let theirIncMs: number;
+    if (ourFirst) {
+      ourInc = await ours();
+      theirIncMs = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
+    } else {
+      theirIncMs = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
+      ourInc = await ours();
+    }
+    if (!ourInc.incremental) throw new Error('the second vmbackup backup was not incremental');
+
+    // Restores of the newest point; the VM stays as it was after the incremental (no more writes).
+    const ourOut = join(dir, 'restore-vmbackup');
+    const theirOut = join(dir, 'restore-virtnbd');
+    const ourRestore = await runChild({op: 'restore', platform, repository: repoPath, restorePointId: ourInc.restorePointId!, directory: ourOut, format: 'qcow2'});
+    await mkdir(theirOut, {recursive: true});
+    const theirRestoreMs = (await timed('virtnbdrestore', ['-n', '-i', theirs, '-o', theirOut, '-L', join(dir, 'virtnbdrestore.log')])).ms;
+
+    const ourFile = ourRestore.files?.[0];
+    const theirFile = (await readdir(theirOut)).find((f) => f.startsWith('vda'));
+    const ourCmp = ourFile ? await imagesIdentical(ourFile, vm.disks[0]!.mirror, 'qcow2', 'raw') : {same: false, output: 'no file restored'};
+    const theirCmp = theirFile ? await imagesIdentical(join(theirOut, theirFile), twin.disks[0]!.mirror, 'qcow2', 'raw') : {same: false, output: `no vda* file in ${theirOut}`};
+    return {
+      order: ourFirst ? 'vmbackup first' : 'virtnbdbackup first',
+      ourFull, theirFullMs, ourInc, theirIncMs, ourRestore, theirRestoreMs,
+      repoBytes, repoApparent, theirBytes, theirApparent,
+      dirtyChunkBytes: dirtyRoundedToChunks(WRITES, repo.chunkSize),
+      chunkSize: repo.chunkSize,
+      ourSame: ourCmp.same,
+      theirSame: theirCmp.same,
+      compareNote: [ourCmp.same ? '' : `vmbackup: ${ourCmp.output.trim()}`, theirCmp.same ? '' : `virtnbdrestore: ${theirCmp.output.trim()}`].filter(Boolean).join('; '),
+    };
+  } finally {
+    await destroyTestVm(vm);
+    await destroyTestVm(twin);
+    await rm(dir, {recursive: true, force: true});
+  }
+}
+
+function table(run: number, f: RunFigures): string {
+  const full = f.ourFull.disks!.vda!;
+  const inc = f.ourInc.disks!.vda!;
+  const rssMiB = Math.max(f.ourFull.maxRssKiB, f.ourInc.maxRssKiB) / 1024;
+  const rows: Row[] = [
+    {figure: 'full backup, process wall', ours: secs(f.ourFull.processMs), theirs: secs(f.theirFullMs), ratio: f.ourFull.processMs / f.theirFullMs, target: '≤ 0.33', met: f.ourFull.processMs <= f.theirFullMs / 3},
+    {figure: 'full backup, engine only', ours: secs(f.ourFull.opMs), theirs: '', ratio: f.ourFull.opMs / f.theirFullMs, target: '(≤ 0.33)', met: f.ourFull.opMs <= f.theirFullMs / 3},
+    {figure: 'incremental, process wall', ours: secs(f.ourInc.processMs), theirs: secs(f.theirIncMs), ratio: f.ourInc.processMs / f.theirIncMs, target: '≤ 0.5', met: f.ourInc.processMs <= f.theirIncMs / 2},
+    {figure: 'incremental, engine only', ours: secs(f.ourInc.opMs), theirs: '', ratio: f.ourInc.opMs / f.theirIncMs, target: '(≤ 0.5)', met: f.ourInc.opMs <= f.theirIncMs / 2},
+    {figure: 'restore to qcow2, process wall', ours: secs(f.ourRestore.processMs), theirs: secs(f.theirRestoreMs), ratio: f.ourRestore.processMs / f.theirRestoreMs, target: '≤ 0.5', met: f.ourRestore.processMs <= f.theirRestoreMs / 2},
+    {figure: 'restore to qcow2, engine only', ours: secs(f.ourRestore.opMs), theirs: '', ratio: f.ourRestore.opMs / f.theirRestoreMs, target: '(≤ 0.5)', met: f.ourRestore.opMs <= f.theirRestoreMs / 2},
+    {figure: 'restored image = disk (qemu-img compare)', ours: f.ourSame ? 'identical' : 'DIFFERS', theirs: f.theirSame ? 'identical' : 'DIFFERS', target: 'identical', met: f.ourSame},
+    {figure: 'size after full (du)', ours: mib(f.repoBytes), theirs: mib(f.theirBytes), ratio: f.repoBytes / f.theirBytes, target: '≤ 1', met: f.repoBytes <= f.theirBytes},
+    {figure: 'size after full (apparent)', ours: mib(f.repoApparent), theirs: mib(f.theirApparent), ratio: f.repoApparent / f.theirApparent, target: '', met: undefined},
+    {figure: 'incremental: bytes read from NBD', ours: mib(inc.readBytes), theirs: `dirty ${mib(f.dirtyChunkBytes)}`, ratio: inc.readBytes / f.dirtyChunkBytes, target: `≤ dirty in ${f.chunkSize / MiB} MiB chunks`, met: inc.readBytes <= f.dirtyChunkBytes},
+    {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
+  ];
+  const detail = [
+    `  full: read ${mib(full.readBytes)}, zero ${mib(full.zeroBytes)}, stored ${mib(full.storedBytes)} (plain ${mib(full.newPlainBytes)}), chunks new ${full.newChunks} / reused ${full.reusedChunks}; engine ${secs(full.durationMs)}: source ${secs(full.sourceMs)}, repository ${secs(full.repositoryMs)} (summed over parallel reads); child set-up ${secs(f.ourFull.setupMs ?? 0)}, RSS ${(f.ourFull.maxRssKiB / 1024).toFixed(0)} MiB`,
+    `  inc:  read ${mib(inc.readBytes)}, zero ${mib(inc.zeroBytes)}, unchanged ${mib(inc.unchangedBytes)}, stored ${mib(inc.storedBytes)}; engine ${secs(inc.durationMs)}: source ${secs(inc.sourceMs)}, repository ${secs(inc.repositoryMs)}; RSS ${(f.ourInc.maxRssKiB / 1024).toFixed(0)} MiB`,
+    `  restore: written ${mib(f.ourRestore.restoreDisks?.vda?.writtenBytes ?? 0)}, zero ${mib(f.ourRestore.restoreDisks?.vda?.zeroBytes ?? 0)}; RSS ${(f.ourRestore.maxRssKiB / 1024).toFixed(0)} MiB`,
+  ];
+  if (f.compareNote) detail.push(`  compare: ${f.compareNote}`);
+  return `${renderTable(`run ${run} (${f.order})`, rows, ['vmbackup', 'virtnbdbackup'])}\n${detail.join('\n')}`;
+}
+
+async function main(): Promise<void> {
+  await ensureLibvirt();
+  const version = (await execa('virtnbdbackup', ['--version'])).stdout.trim();
+  const image = await ensureExt4Image(CACHE, {sizeMiB: 3072, dataMiB: 800});
+  console.log(`${new Date().toISOString()}  ${machineLine()}`);
+  console.log(`virtnbdbackup ${version}; disk vda qcow2 ${mib(image.sizeBytes, 0)} with ext4 holding ${image.dataMiB} MiB of ${image.picked.map((p) => p.dir).join(', ')}`);
+  for (let run = 1; run <= runs; run++) {
+    const f = await oneRun(run, image.path, image.sizeBytes);
+    console.log(`\n${table(run, f)}\n  load after run: ${machineLine().split('load ')[1]}`);
+  }
+}
+
+await main();
