@@ -1,0 +1,143 @@
+/**
+ * oVirt: the engine's full backup WITH repository writes vs curl downloading the same data from
+ * the same kind of ticket, through the simulator (prints figures; not a test).
+ *   node --import tsx bench/ovirt-engine.ts [runs=2]
+ *
+ * The simulator (engine REST + imageio over TLS on loopback) runs in this process and holds a VM
+ * with a 4 GiB cow disk carrying 1 GiB of data in 4 MiB runs every 16 MiB; every 64 KiB block
+ * is distinct (no dedup to hide behind), half the runs random (incompressible), half text-like
+ * (LZ4 compresses them well). Per run:
+ *   1. curl: a backup + image transfer opened the way the adapter does (OvirtPlatform), the data
+ *      extents of /extents?context=zero, and curl downloading each extent range with --cacert to
+ *      /dev/null, split over as many curl processes as the engine reads in parallel (keep-alive
+ *      within each); one warm-up pass, then the measured pass;
+ *   2. vmbackup: backupVm into a fresh repository in a child process (its own peak RSS);
+ *   3. 64 MiB of guest writes (16 MiB of random data at 4 offsets), then an incremental backup
+ *      in a child process: bytes read vs the dirty bytes rounded out to whole chunks.
+ * Our rate is the bytes read over the disk task's duration (read + hash + compress + write +
+ * the restore point's fsyncs), which is what curl's wall time compares with; the rate over the
+ * whole backupVm call (engine phases, polling included) is printed beside it.
+ */
+import {randomBytes} from 'node:crypto';
+import {mkdir, rm, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {OvirtPlatform} from '../src/platforms/ovirt/platform.js';
+import {createRepository} from '../src/repository/index.js';
+import {BLOCK} from '../test/ovirt-sim/image.js';
+import {startSimulator, type Simulator} from '../test/ovirt-sim/index.js';
+import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
+import {MiB, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs} from './lib/measure.js';
+import {renderTable, type Row} from './lib/report.js';
+
+const runs = Number(process.argv[2] ?? 2);
+const DISK = 4 * 1024 * MiB;
+const DATA = 1024 * MiB;
+const RUN = 4 * MiB;
+const WORK = '/var/tmp/vmbackup-bench/ovirt-work';
+const WRITES = [100, 1100, 2100, 3100].map((m) => ({offset: m * MiB, length: 16 * MiB}));
+
+/** A text-like 64 KiB block unique to `idx`: compresses well, never dedups with another. */
+function textBlock(idx: number): Buffer {
+  const line = `block ${idx.toString().padStart(8, '0')}: the quick brown fox jumps over the lazy dog; /usr/share/doc/vmbackup\n`;
+  return Buffer.from(line.repeat(Math.ceil(BLOCK / line.length)).slice(0, BLOCK));
+}
+
+function fillDisk(sim: Simulator): number {
+  const [disk] = sim.disksOf('bench');
+  const every = (DISK / DATA) * RUN;
+  let n = 0;
+  for (let at = 0, run = 0; at < DISK && n * BLOCK < DATA; at += every, run++) {
+    for (let b = at / BLOCK; b < (at + RUN) / BLOCK; b++, n++) disk!.image.setBlock(b, run % 2 === 0 ? randomBytes(BLOCK) : textBlock(b));
+  }
+  return n * BLOCK;
+}
+
+/** The curl side: ranges from the adapter's own extents, downloaded from the live ticket. */
+async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<{ms: number; bytes: number; ranges: number}> {
+  const platform = new OvirtPlatform({url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, pollIntervalMs: 20});
+  const backup = await platform.openBackup(sim.vm('bench').id, {log: () => {}});
+  try {
+    const src = backup.sources[0]!;
+    const ranges: [number, number][] = [];
+    for await (const e of src.extents()) if (e.kind === 'data') ranges.push([e.offset, e.length]);
+    const t = [...sim.state.transfers.values()].find((x) => x.phase === 'transferring');
+    if (!t?.ticket) throw new Error('no transferring image transfer in the simulator');
+    const url = `${sim.imageio.daemon}/images/${t.ticket.uuid}`;
+    const ca = join(dir, 'ca.pem');
+    await writeFile(ca, sim.caPem);
+    const configs: string[] = [];
+    for (let w = 0; w < parallel; w++) {
+      const mine = ranges.filter((_, i) => i % parallel === w);
+      const cfg = join(dir, `curl-${w}.cfg`);
+      await writeFile(cfg, mine.map(([o, l]) => `url = "${url}"\nrange = "${o}-${o + l - 1}"\noutput = "/dev/null"\ncacert = "${ca}"\n`).join('next\n'));
+      configs.push(cfg);
+    }
+    const once = async () => {
+      const t0 = performance.now();
+      await Promise.all(configs.map((cfg) => execa('curl', ['-sS', '--fail', '-K', cfg])));
+      return performance.now() - t0;
+    };
+    await once(); // warm-up: page faults of the simulator's buffers, TLS session set-up
+    const ms = await once();
+    return {ms, bytes: ranges.reduce((s, [, l]) => s + l, 0), ranges: ranges.length};
+  } finally {
+    await backup.complete();
+    await platform.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const sim = await startSimulator({delayMs: 10, vms: [{name: 'bench', status: 'up', disks: [{alias: 'bench_os', size: DISK, format: 'cow'}]}]});
+  try {
+    const dataBytes = fillDisk(sim);
+    const diskId = sim.disksOf('bench')[0]!.id;
+    const platform: ChildPlatform = {kind: 'ovirt', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem};
+    console.log(`${new Date().toISOString()}  ${machineLine()}`);
+    console.log(`simulator: disk ${mib(DISK, 0)} (cow), data ${mib(dataBytes, 0)} in 4 MiB runs every 16 MiB, half random, half text-like; distinct 64 KiB blocks`);
+    for (let run = 1; run <= runs; run++) {
+      const dir = join(WORK, `run-${run}`);
+      await rm(dir, {recursive: true, force: true});
+      await mkdir(dir, {recursive: true});
+      try {
+        const repoPath = join(dir, 'repo');
+        const repo = await createRepository(repoPath);
+        // The engine reads min(maxParallelReads, 4) at once (disk-task.ts); curl gets as many processes.
+        const parallel = 4;
+        const curl = await curlPass(sim, dir, parallel);
+        const full: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
+        const repoBytes = await diskUsage(repoPath);
+        for (const w of WRITES) sim.guestWrite(diskId, w.offset, randomBytes(w.length));
+        const inc: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
+        if (!inc.incremental) throw new Error('the second backup was not incremental');
+
+        const f = full.disks![diskId]!;
+        const i = inc.disks![diskId]!;
+        const curlRate = curl.bytes / (curl.ms / 1000);
+        const ourRate = f.readBytes / (f.durationMs / 1000);
+        const opRate = f.readBytes / (full.opMs / 1000);
+        const dirty = dirtyRoundedToChunks(WRITES, repo.chunkSize);
+        const rssMiB = Math.max(full.maxRssKiB, inc.maxRssKiB) / 1024;
+        const rate = (r: number) => `${(r / MiB).toFixed(0)} MiB/s`;
+        const rows: Row[] = [
+          {figure: 'full: data rate (disk task)', ours: rate(ourRate), theirs: rate(curlRate), ratio: ourRate / curlRate, target: '≥ 0.70', met: ourRate >= 0.7 * curlRate},
+          {figure: 'full: data rate (whole backupVm)', ours: rate(opRate), theirs: '', ratio: opRate / curlRate, target: '', met: undefined},
+          {figure: 'full: time', ours: `${secs(f.durationMs)} / ${secs(full.opMs)}`, theirs: secs(curl.ms), target: '', met: undefined},
+          {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
+          {figure: 'incremental: bytes read', ours: mib(i.readBytes), theirs: `dirty ${mib(dirty)}`, ratio: i.readBytes / dirty, target: `≤ dirty in ${repo.chunkSize / MiB} MiB chunks`, met: i.readBytes <= dirty},
+        ];
+        console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
+        console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
+        console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.maxRssKiB / 1024).toFixed(0)} MiB`);
+        console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.maxRssKiB / 1024).toFixed(0)} MiB`);
+        console.log(`  load after run: ${machineLine().split('load ')[1]}`);
+      } finally {
+        await rm(dir, {recursive: true, force: true});
+      }
+    }
+  } finally {
+    await sim.stop();
+  }
+}
+
+await main();
