@@ -109,6 +109,32 @@ describe('libvirt adapter, restore', () => {
     expect((again as UserError).message).toContain('already exists');
   });
 
+  it('replaces a shut-off VM when asked to overwrite, keeping its UUID; refuses a running one', async () => {
+    const name = `overwrite me ${Date.now()}`;
+    const dir = join(vm!.dir, 'overwrite');
+    await mkdir(dir);
+    const first = await platform.openRestore(source, {mode: 'vm', name, storage: dir}, {disks: ['vdb'], log: () => {}});
+    for (const sink of first.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
+    const {vmId} = await first.finish();
+    restoredVms.push(vmId!);
+
+    const refused = await platform.openRestore(source, {mode: 'vm', name, storage: dir}, {log: () => {}}).catch((e: unknown) => e);
+    expect((refused as UserError).message).toContain('already exists');
+
+    await virsh('start', vmId!);
+    const running = await platform.openRestore(source, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}}).catch((e: unknown) => e);
+    expect((running as UserError).message).toContain('not shut off');
+    await virsh('destroy', vmId!);
+
+    const again = await platform.openRestore(source, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}});
+    for (const sink of again.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
+    const out = await again.finish();
+    expect(out.vmId).toBe(vmId);
+    const xml = await virsh('dumpxml', vmId!, '--inactive');
+    expect(xml).toContain(`<target dev='vda'`);
+    expect(xml).toContain(`<target dev='vdb'`);
+  });
+
   it('attaches restored disks to an existing VM under free targets', async () => {
     const restore = await platform.openRestore(source, {mode: 'disks-to-vm', vmId: vm!.uuid}, {disks: ['vda'], log: () => {}});
     for (const sink of restore.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
