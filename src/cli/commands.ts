@@ -2,6 +2,9 @@
 import {backup} from './backup.js';
 import {consoleCommand} from './console.js';
 import type {Command} from './command.js';
+import {jobList} from './job-list.js';
+import {jobStart} from './job-start.js';
+import {jobStop} from './job-stop.js';
 import {repoCreate} from './repo-create.js';
 import {repoGc} from './repo-gc.js';
 import {repoInfo} from './repo-info.js';
@@ -9,6 +12,9 @@ import {repoList} from './repo-list.js';
 import {repoPrune} from './repo-prune.js';
 import {repoProtect, repoUnprotect} from './repo-protect.js';
 import {repoVerify} from './repo-verify.js';
+import {sessionList} from './session-list.js';
+import {sessionShow} from './session-show.js';
+import {status} from './status.js';
 import {restore} from './restore.js';
 import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
@@ -19,4 +25,5 @@ export const commands: Command[] = [
   ovirtCa,
   sshHostkey,
   consoleCommand,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect];
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect,
+  status, jobList, jobStart, jobStop, sessionList, sessionShow];

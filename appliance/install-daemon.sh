@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs and starts vmbackupd from this checkout (already built: dist/daemon/main.js), as root.
+# Called by appliance/install.sh; idempotent.
+#   - the vmbackup group; /var/lib/vmbackup 0750 root:vmbackup; /srv/vmbackup for repositories
+#   - systemd: /etc/systemd/system/vmbackupd.service, enabled and (re)started, when PID 1 is
+#     systemd; otherwise vmbackupd runs in the background with a pid file (/run/vmbackup/vmbackupd.pid)
+#     and its log in /var/log/vmbackupd.log
+#   - an SSH user `console` whose login opens the console (login shell = /usr/local/bin/vmbackup-console)
+# Environment: VMBACKUP_STATE_DIR, VMBACKUP_SOCKET override the defaults (tests use them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. appliance/lib.sh
+need_root
+
+STATE_DIR=${VMBACKUP_STATE_DIR:-/var/lib/vmbackup}
+SOCKET=${VMBACKUP_SOCKET:-/run/vmbackup/api.sock}
+RUN_DIR=$(dirname "$SOCKET")
+NODE="$ROOT/node_modules/.bin/node"
+[ -x "$NODE" ] || die "node is not installed in $ROOT/node_modules (run appliance/install.sh)"
+[ -f "$ROOT/dist/daemon/main.js" ] || die "vmbackupd is not built ($ROOT/dist/daemon/main.js missing; run appliance/install.sh)"
+
+log "group vmbackup and directories"
+getent group vmbackup >/dev/null || groupadd --system vmbackup
+install -d -m 0750 -o root -g vmbackup "$STATE_DIR"
+install -d -m 0750 -o root -g vmbackup /srv/vmbackup
+install -d -m 0700 /var/tmp/vmbackup
+
+log "console user"
+cat > /usr/local/bin/vmbackup-console <<WRAPPER
+#!/bin/sh
+# Login shell of the SSH user 'console' (installed by $ROOT/appliance/install-daemon.sh).
+export VMBACKUP_SOCKET="$SOCKET"
+if "$NODE" "$ROOT/dist/cli/main.js" --help 2>/dev/null | grep -q '^ *console'; then
+  exec "$NODE" "$ROOT/dist/cli/main.js" console
+fi
+echo "The vmbackup console is not built yet. The command line does everything for now:"
+echo
+"$NODE" "$ROOT/dist/cli/main.js" --help
+echo
+"$NODE" "$ROOT/dist/cli/main.js" status || true
+WRAPPER
+chmod 0755 /usr/local/bin/vmbackup-console
+grep -qx /usr/local/bin/vmbackup-console /etc/shells 2>/dev/null || echo /usr/local/bin/vmbackup-console >> /etc/shells
+if ! getent passwd console >/dev/null; then
+  useradd --create-home --shell /usr/local/bin/vmbackup-console --groups vmbackup --comment 'vmbackup console' console
+else
+  usermod --shell /usr/local/bin/vmbackup-console --append --groups vmbackup console
+fi
+if [ -d /etc/ssh/sshd_config.d ]; then
+  cat > /etc/ssh/sshd_config.d/50-vmbackup-console.conf <<'SSHD'
+# The console user gets the console and nothing else (installed by vmbackup).
+Match User console
+    ForceCommand /usr/local/bin/vmbackup-console
+    AllowTcpForwarding no
+    X11Forwarding no
+    PermitTTY yes
+SSHD
+fi
+
+if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
+  log "systemd unit vmbackupd.service"
+  sed "s|@ROOT@|$ROOT|g" systemd/vmbackupd.service > /etc/systemd/system/vmbackupd.service
+  systemctl daemon-reload
+  systemctl enable vmbackupd.service
+  systemctl restart vmbackupd.service
+  systemctl reload ssh 2>/dev/null || true
+else
+  log "no systemd: starting vmbackupd in the background"
+  install -d -m 0750 -o root -g vmbackup "$RUN_DIR"
+  PIDFILE="$RUN_DIR/vmbackupd.pid"
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    kill -TERM "$(cat "$PIDFILE")"
+    for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
+  fi
+  (umask 0027; setsid "$NODE" "$ROOT/dist/daemon/main.js" --state-dir "$STATE_DIR" --socket "$SOCKET" \
+      >>/var/log/vmbackupd.log 2>&1 < /dev/null & echo $! > "$PIDFILE")
+fi
+
+log "waiting for the control socket $SOCKET"
+for _ in $(seq 1 150); do [ -S "$SOCKET" ] && break; sleep 0.2; done
+[ -S "$SOCKET" ] || die "vmbackupd did not start; see journalctl -u vmbackupd or /var/log/vmbackupd.log"
+log "vmbackupd is running"
