@@ -22,6 +22,8 @@ log "installing the vmbackup command"
 cat > /usr/local/bin/vmbackup <<WRAPPER
 #!/bin/sh
 # Installed by $ROOT/appliance/install.sh
+# Chunk fsyncs and LZ4 run on libuv's thread pool; 4 threads (the default) starve a backup.
+export UV_THREADPOOL_SIZE="\${UV_THREADPOOL_SIZE:-16}"
 exec "$ROOT/node_modules/.bin/node" "$ROOT/dist/cli/main.js" "\$@"
 WRAPPER
 chmod 0755 /usr/local/bin/vmbackup
