@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the vmbackup appliance on a fresh Debian 12 machine, as root, from this checkout:
 # Debian packages, the pinned Node LTS and npm packages, the build, the state directory and the
-# `vmbackup` command. Idempotent: run it again after `git pull` to upgrade.
+# `vmbackup` command, the daemon vmbackupd (systemd unit, or in the background without systemd)
+# and the SSH console user. Idempotent: run it again after `git pull` to upgrade.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,4 +30,5 @@ WRAPPER
 chmod 0755 /usr/local/bin/vmbackup
 
 vmbackup --version
-log "ready: run 'vmbackup --help'"
+bash appliance/install-daemon.sh
+log "ready: the daemon runs; open the console with 'vmbackup console' (or ssh console@<this machine>), or see 'vmbackup --help'"
