@@ -146,7 +146,7 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
 function table(run: number, f: RunFigures): string {
   const full = f.ourFull.disks!.vda!;
   const inc = f.ourInc.disks!.vda!;
-  const rssMiB = Math.max(f.ourFull.maxRssKiB, f.ourInc.maxRssKiB) / 1024;
+  const rssMiB = Math.max(f.ourFull.peakRssKiB, f.ourInc.peakRssKiB) / 1024;
   const rows: Row[] = [
     {figure: 'full backup, process wall', ours: secs(f.ourFull.processMs), theirs: secs(f.theirFullMs), ratio: f.ourFull.processMs / f.theirFullMs, target: '≤ 0.33', met: f.ourFull.processMs <= f.theirFullMs / 3},
     {figure: 'full backup, engine only', ours: secs(f.ourFull.opMs), theirs: '', ratio: f.ourFull.opMs / f.theirFullMs, target: '(≤ 0.33)', met: f.ourFull.opMs <= f.theirFullMs / 3},
@@ -161,10 +161,12 @@ function table(run: number, f: RunFigures): string {
     {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
   ];
   const detail = [
-    `  full: read ${mib(full.readBytes)}, zero ${mib(full.zeroBytes)}, stored ${mib(full.storedBytes)} (plain ${mib(full.newPlainBytes)}), chunks new ${full.newChunks} / reused ${full.reusedChunks}; engine ${secs(full.durationMs)}: source ${secs(full.sourceMs)}, repository ${secs(full.repositoryMs)} (summed over parallel reads); child set-up ${secs(f.ourFull.setupMs ?? 0)}, RSS ${(f.ourFull.maxRssKiB / 1024).toFixed(0)} MiB`,
-    `  inc:  read ${mib(inc.readBytes)}, zero ${mib(inc.zeroBytes)}, unchanged ${mib(inc.unchangedBytes)}, stored ${mib(inc.storedBytes)}; engine ${secs(inc.durationMs)}: source ${secs(inc.sourceMs)}, repository ${secs(inc.repositoryMs)}; RSS ${(f.ourInc.maxRssKiB / 1024).toFixed(0)} MiB`,
-    `  restore: written ${mib(f.ourRestore.restoreDisks?.vda?.writtenBytes ?? 0)}, zero ${mib(f.ourRestore.restoreDisks?.vda?.zeroBytes ?? 0)}; RSS ${(f.ourRestore.maxRssKiB / 1024).toFixed(0)} MiB`,
+    `  full: read ${mib(full.readBytes)}, zero ${mib(full.zeroBytes)}, stored ${mib(full.storedBytes)} (plain ${mib(full.newPlainBytes)}), chunks new ${full.newChunks} / reused ${full.reusedChunks}; engine ${secs(full.durationMs)}: source ${secs(full.sourceMs)}, repository ${secs(full.repositoryMs)} (summed over parallel reads); child set-up ${secs(f.ourFull.setupMs ?? 0)}, RSS ${(f.ourFull.peakRssKiB / 1024).toFixed(0)} MiB`,
+    `  inc:  read ${mib(inc.readBytes)}, zero ${mib(inc.zeroBytes)}, unchanged ${mib(inc.unchangedBytes)}, stored ${mib(inc.storedBytes)}; engine ${secs(inc.durationMs)}: source ${secs(inc.sourceMs)}, repository ${secs(inc.repositoryMs)}; RSS ${(f.ourInc.peakRssKiB / 1024).toFixed(0)} MiB`,
+    `  restore: written ${mib(f.ourRestore.restoreDisks?.vda?.writtenBytes ?? 0)}, zero ${mib(f.ourRestore.restoreDisks?.vda?.zeroBytes ?? 0)}; RSS ${(f.ourRestore.peakRssKiB / 1024).toFixed(0)} MiB`,
   ];
+  const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
+  detail.push(`  memory peaks (sampled): full ${mem(f.ourFull)}; inc ${mem(f.ourInc)}; restore ${mem(f.ourRestore)}`);
   if (f.compareNote) detail.push(`  compare: ${f.compareNote}`);
   return `${renderTable(`run ${run} (${f.order})`, rows, ['vmbackup', 'virtnbdbackup'])}\n${detail.join('\n')}`;
 }

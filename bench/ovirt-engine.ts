@@ -117,7 +117,7 @@ async function main(): Promise<void> {
         const ourRate = f.readBytes / (f.durationMs / 1000);
         const opRate = f.readBytes / (full.opMs / 1000);
         const dirty = dirtyRoundedToChunks(WRITES, repo.chunkSize);
-        const rssMiB = Math.max(full.maxRssKiB, inc.maxRssKiB) / 1024;
+        const rssMiB = Math.max(full.peakRssKiB, inc.peakRssKiB) / 1024;
         const rate = (r: number) => `${(r / MiB).toFixed(0)} MiB/s`;
         const rows: Row[] = [
           {figure: 'full: data rate (disk task)', ours: rate(ourRate), theirs: rate(curlRate), ratio: ourRate / curlRate, target: '≥ 0.70', met: ourRate >= 0.7 * curlRate},
@@ -128,8 +128,10 @@ async function main(): Promise<void> {
         ];
         console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
         console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
-        console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.maxRssKiB / 1024).toFixed(0)} MiB`);
-        console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.maxRssKiB / 1024).toFixed(0)} MiB`);
+        console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.peakRssKiB / 1024).toFixed(0)} MiB`);
+        console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.peakRssKiB / 1024).toFixed(0)} MiB`);
+        const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
+        console.log(`  memory peaks (sampled): full ${mem(full)}; inc ${mem(inc)}`);
         console.log(`  load after run: ${machineLine().split('load ')[1]}`);
       } finally {
         await rm(dir, {recursive: true, force: true});

@@ -24,8 +24,12 @@ export interface ChildResult {
   opMs: number;
   /** Platform + repository opening before the operation. */
   setupMs?: number;
-  /** Peak resident set of the child, KiB (getrusage ru_maxrss). */
+  /** getrusage ru_maxrss, KiB: on Linux it includes the parent's RSS at fork (kept across exec). */
   maxRssKiB: number;
+  /** Peak resident set of the child's own process image, KiB (/proc/self/status VmHWM). */
+  peakRssKiB: number;
+  /** Peaks of process.memoryUsage() sampled every 100 ms (bytes): what the RSS is made of. */
+  memoryPeaks?: {heapUsed: number; external: number; arrayBuffers: number; rss: number};
   incremental?: boolean;
   disks?: Record<string, DiskFigures>;
   restorePointId?: string;

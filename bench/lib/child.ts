@@ -1,13 +1,14 @@
 /**
  * Child process of the platform benchmarks: runs ONE engine operation (a VM backup or a restore
- * to image files) so that its peak RSS (process.resourceUsage().maxRSS) is the operation's own,
- * not the benchmark driver's, the simulator's or another tool's.
+ * to image files) so that its peak RSS (process.resourceUsage().maxRSS) is the operation's own
+ * (VmHWM, see vmHwmKiB), not the benchmark driver's, the simulator's or another tool's.
  *
  * Contract: the job arrives as one JSON document on stdin (never argv: the oVirt password is in
  * it, and argv is visible in ps); the result leaves as one JSON line on stdout prefixed with
  * RESULT_MARK. Nothing else is printed on stdout. Exit code 0 even when the operation failed:
  * the driver reads `error` and decides.
  */
+import {readFile} from 'node:fs/promises';
 import {backupVm} from '../../src/engine/backup-vm.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
@@ -15,6 +16,16 @@ import {OvirtPlatform} from '../../src/platforms/ovirt/platform.js';
 import type {PlatformAdapter} from '../../src/platforms/types.js';
 import {openRepository} from '../../src/repository/index.js';
 import {RESULT_MARK, type ChildJob, type ChildResult} from './child-protocol.js';
+
+/**
+ * Peak RSS of this process image: VmHWM belongs to the address space made at exec, while
+ * getrusage's ru_maxrss survives exec on Linux and so starts at the forking parent's RSS (the
+ * oVirt driver holds 1 GiB of simulated disk: every child would "peak" at over 1 GiB).
+ */
+async function vmHwmKiB(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  return Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0);
+}
 
 async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
@@ -35,7 +46,13 @@ async function main(): Promise<void> {
   const startedModules = performance.now();
   const platform = makePlatform(job);
   const repository = await openRepository(job.repository);
-  const out: ChildResult = {opMs: 0, maxRssKiB: 0};
+  const out: ChildResult = {opMs: 0, maxRssKiB: 0, peakRssKiB: 0};
+  // Where the memory is, sampled every 100 ms: the parts of RSS that Node can name.
+  const peak = {heapUsed: 0, external: 0, arrayBuffers: 0, rss: 0};
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
+  }, 100);
   const t0 = performance.now();
   try {
     if (job.op === 'backup') {
@@ -60,10 +77,13 @@ async function main(): Promise<void> {
     out.opMs = performance.now() - t0;
     out.error = err instanceof Error ? err.message : String(err);
   } finally {
+    clearInterval(sampler);
     await platform.close().catch(() => undefined);
   }
+  out.memoryPeaks = peak;
   out.setupMs = t0 - startedModules;
   out.maxRssKiB = process.resourceUsage().maxRSS;
+  out.peakRssKiB = await vmHwmKiB();
   process.stdout.write(`${RESULT_MARK}${JSON.stringify(out)}\n`);
 }
 
