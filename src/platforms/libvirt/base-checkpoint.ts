@@ -30,6 +30,8 @@ export async function resolveRunningBase(
   base: CheckpointRecord | undefined,
   dir: string,
   log: Logger,
+  /** The domain's disks now: the redefinition must describe these, not the ones of back then. */
+  currentTargets: readonly string[],
 ): Promise<Map<string, string> | undefined> {
   if (!base) return undefined;
   if ((await listCheckpoints(host, uuid)).includes(base.id)) {
@@ -39,7 +41,16 @@ export async function resolveRunningBase(
   if (!saved) {
     return lost(log, vm, `libvirt on ${host.name} no longer knows checkpoint ${base.id} and no saved copy exists; this backup is full`);
   }
-  const parsed = parseCheckpointXml(saved);
+  const saved0 = parseCheckpointXml(saved);
+  // Disks removed since are left out; disks added since get checkpoint='no' (else libvirt would
+  // expect a bitmap for them and the validation would fail).
+  const parsed = {
+    ...saved0,
+    disks: [
+      ...saved0.disks.filter((x) => currentTargets.includes(x.target)),
+      ...currentTargets.filter((t) => !saved0.disks.some((x) => x.target === t)).map((target) => ({target, checkpoint: 'no'})),
+    ],
+  };
   const error = await redefineCheckpoint(host, uuid, buildRedefineXml(parsed), dir, {validate: true});
   if (error) {
     return lost(log, vm, `checkpoint ${base.id} was lost on ${host.name} and could not be redefined (${error}); this backup is full`);

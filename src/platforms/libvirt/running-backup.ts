@@ -55,7 +55,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     const job = await host.virsh(['domjobinfo', uuid], {allowFailure: true});
     const jobType = /Job type:\s*(\S+)/.exec(job.stdout)?.[1];
     if (jobType && jobType !== 'None') throw anotherJob(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
-    let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log);
+    let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log, d.info.disks.map((x) => x.target));
     let endpoint = host.nbdEndpoint(dir, 'nbd');
     let plans: DiskPlan[] = [];
     for (let attempt = 0; ; attempt++) {

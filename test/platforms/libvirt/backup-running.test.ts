@@ -173,6 +173,32 @@ describe('libvirt adapter, running VM', () => {
     last = backup;
   });
 
+  it('redefines a lost checkpoint after a disk was removed and another added', async () => {
+    // A guest with no OS never acknowledges a hot unplug: change the config and restart
+    // (QEMU stores its bitmaps when it is stopped, so the chain survives the restart).
+    await virsh('detach-disk', vm!.uuid, 'vdc', '--config');
+    vm!.disks = vm!.disks.filter((d) => d.target !== 'vdc');
+    const vdd = await createTestDisk(vm!.dir, 'vdd', 'qcow2', 8);
+    vm!.disks.push(vdd);
+    await writeFile(join(vm!.dir, 'vdd.xml'), diskXml(vdd));
+    await virsh('attach-device', vm!.uuid, join(vm!.dir, 'vdd.xml'), '--config');
+    await virsh('destroy', vm!.uuid);
+    await virsh('start', vm!.uuid);
+    await virsh('checkpoint-delete', vm!.uuid, last.checkpoint!.id, '--metadata');
+    await guestWrite(vm!, 'vda', 'write -P 0x46 61M 64k');
+    await guestWrite(vm!, 'vdd', 'write -P 0x47 1M 64k');
+    const {backup, events, extents} = await backupAndApply(last.checkpoint!);
+    expect(events).toContainEqual(expect.objectContaining({code: 'checkpoint-redefined'}));
+    expect(backup.sources.map((s) => [s.key, s.incremental])).toEqual([
+      ['vda', true],
+      ['vdb', false],
+      ['vdd', false],
+    ]);
+    expect(extents.get('vda')!.filter((e) => e.kind !== 'unchanged')).toEqual([{offset: 61 * MiB, length: 64 * 1024, kind: 'data'}]);
+    await expectRestoredEqualsMirrors();
+    last = backup;
+  });
+
   it('backs up crash-consistent with a warning when guest consistency is asked but no agent answers', async () => {
     const events: SessionEvent[] = [];
     const backup = await platform.openBackup(vm!.uuid, {baseCheckpoint: last.checkpoint, guestConsistency: true, log: (e) => events.push(e)});
