@@ -105,6 +105,7 @@ async function main(): Promise<void> {
         // The engine reads min(maxParallelReads, 4) at once (disk-task.ts); curl gets as many processes.
         const parallel = 4;
         const curl = await curlPass(sim, dir, parallel);
+        const sourceOnly = await runChild({op: 'read-only', platform, vmId: sim.vm('bench').id, parallel, readSize: 8 * MiB});
         const full: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
         const repoBytes = await diskUsage(repoPath);
         for (const w of WRITES) sim.guestWrite(diskId, w.offset, randomBytes(w.length));
@@ -127,6 +128,8 @@ async function main(): Promise<void> {
           {figure: 'incremental: bytes read', ours: mib(i.readBytes), theirs: `dirty ${mib(dirty)}`, ratio: i.readBytes / dirty, target: `≤ dirty in ${repo.chunkSize / MiB} MiB chunks`, met: i.readBytes <= dirty},
         ];
         console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
+        const so = sourceOnly.readOnly!;
+        console.log(`  source alone (imageio reads into a discarded buffer, ${parallel} × 8 MiB in flight, child process): ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s (${secs(so.readMs)})`);
         console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
         console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.peakRssKiB / 1024).toFixed(0)} MiB`);
         console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.peakRssKiB / 1024).toFixed(0)} MiB`);

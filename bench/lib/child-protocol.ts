@@ -17,6 +17,8 @@ export type ChildPlatform =
 
 export type ChildJob =
   | {op: 'backup'; platform: ChildPlatform; repository: string; vmId: string; vmName: string}
+  /** Opens a full backup and reads every data extent into a discarded buffer, like a disk task without the repository. */
+  | {op: 'read-only'; platform: ChildPlatform; vmId: string; parallel: number; readSize: number}
   | {op: 'restore'; platform: ChildPlatform; repository: string; restorePointId: string; directory: string; format: 'qcow2' | 'raw'};
 
 export interface ChildResult {
@@ -35,6 +37,8 @@ export interface ChildResult {
   restorePointId?: string;
   files?: string[];
   restoreDisks?: Record<string, {size: number; writtenBytes: number; zeroBytes: number; durationMs: number}>;
+  /** read-only: bytes read and the time of the reads alone. */
+  readOnly?: {bytes: number; readMs: number};
   error?: string;
 }
 
