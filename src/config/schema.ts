@@ -203,6 +203,16 @@ export const settingsSchema = z.object({
   lowSpacePercent: whole(0, 90).default(10),
   /** Sessions kept in the history. */
   historySessions: whole(10, 100_000).default(1000),
+  /**
+   * Prefix of this appliance's libvirt checkpoints and qcow2 bitmaps. Cleanup removes only
+   * those with this prefix, so two appliances sharing hosts need different prefixes.
+   */
+  checkpointPrefix: z
+    .string({error: 'must be text'})
+    .regex(/^[a-z][a-z0-9-]{0,30}-$/, {error: "must be lowercase letters, digits and '-', ending with '-' (e.g. vmbackup-)"})
+    .default('vmbackup-'),
+  /** This appliance's scratch directory on each KVM host (sockets, pid files); cleanup owns it. */
+  hostScratchDir: absolutePath().default('/var/tmp/vmbackup'),
 });
 export type SettingsConfig = z.output<typeof settingsSchema>;
 

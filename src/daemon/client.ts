@@ -121,6 +121,12 @@ export class DaemonClient {
   gc(repository: string): Promise<{ok: boolean}> {
     return this.request('POST', `/repositories/${encodeURIComponent(repository)}/gc`);
   }
+  settings(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/settings');
+  }
+  setSettings(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.request('PUT', '/settings', body);
+  }
   email(): Promise<Record<string, unknown> | null> {
     return this.request('GET', '/email');
   }

@@ -55,7 +55,8 @@ export class Resources {
 
   platform(connectionId: string): PlatformAdapter {
     const cfg = this.store.get('connections', connectionId);
-    const json = JSON.stringify(cfg);
+    const {checkpointPrefix, hostScratchDir} = this.store.data.settings;
+    const json = JSON.stringify({cfg, checkpointPrefix, hostScratchDir});
     const cached = this.platforms.get(connectionId);
     if (cached && cached.json === json) return cached.platform;
     if (cached) void cached.platform.close().catch(() => {});
@@ -86,6 +87,8 @@ export class Resources {
         })),
       ),
       commandLog: (line) => this.log('debug', line, {connection: cfg.id}),
+      checkpointPrefix: this.store.data.settings.checkpointPrefix,
+      scratchDir: this.store.data.settings.hostScratchDir,
       trustedCheckpoints: (vmId) => this.trustedCheckpoints(vmId),
     });
   }

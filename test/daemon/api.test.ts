@@ -4,13 +4,14 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {UserError} from '../../src/util/errors.js';
-import {startDaemon, type RunningDaemon} from './helpers.js';
+import {isolate, startDaemon, type RunningDaemon} from './helpers.js';
 
 let dir: string;
 let d: RunningDaemon;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb-api-'));
   d = await startDaemon(join(dir, 'state'), join(dir, 'run dir', 'api.sock'));
+  await isolate(d.client);
 });
 afterAll(async () => {
   await d?.stop();

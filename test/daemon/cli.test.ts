@@ -5,7 +5,7 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {vmbackup} from '../lib/cli.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
-import {startDaemon, type RunningDaemon} from './helpers.js';
+import {isolate, startDaemon, type RunningDaemon} from './helpers.js';
 
 let dir: string;
 let d: RunningDaemon;
@@ -15,6 +15,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb-cli-'));
   d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
   env = {VMBACKUP_SOCKET: join(dir, 'api.sock')};
+  await isolate(d.client);
   await d.client.create('repositories', {id: 'r', name: 'Repo', path: join(dir, 'repo')});
   await d.client.create('connections', {id: 'kvm', kind: 'morpheus', name: 'KVM', clusters: [{name: 'c', hosts: [{name: 'local', connection: {kind: 'local'}}]}]});
   await d.client.create('jobs', {id: 'ghost', name: 'Ghost job', source: {connection: 'kvm', vms: [{id: 'no-such-uuid', name: 'ghost vm'}]}, repository: 'r', retries: {count: 0}, schedule: {kind: 'daily', at: '23:15'}});

@@ -69,3 +69,13 @@ export async function waitForSession(client: DaemonClient, id: string, until: (s
     await sleep(100);
   }
 }
+
+/**
+ * Gives a test daemon its own checkpoint prefix and host scratch directory: start-up cleanup
+ * removes what carries the appliance's prefix or sits in its scratch directory, and other
+ * suites share this libvirtd.
+ */
+export async function isolate(client: DaemonClient): Promise<void> {
+  const tag = Math.random().toString(36).slice(2, 8);
+  await client.setSettings({checkpointPrefix: `dmn${tag}-`, hostScratchDir: `/var/tmp/vmbackup-dmn-${tag}`});
+}

@@ -13,7 +13,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {openRepository} from '../../src/repository/index.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, offlineWrite, type TestVm} from '../lib/libvirt.js';
-import {startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 
 let dir: string;
 let d: RunningDaemon;
@@ -39,6 +39,7 @@ beforeAll(async () => {
   await offlineWrite(vms.e, 'vda', 'write -P 0x51 0 1M');
   d = await startDaemon(state(), sock());
   const c = d.client;
+  await isolate(c);
   await c.create('repositories', {id: 'r1', name: 'Repo one', path: join(dir, 'repo 1')});
   await c.create('repositories', {id: 'r2', name: 'Repo two', path: join(dir, 'repo 2')});
   await c.create('connections', {id: 'kvm', kind: 'morpheus', name: 'Local KVM', clusters: [{name: 'c1', hosts: [{name: 'local', connection: {kind: 'local'}}]}]});

@@ -11,7 +11,7 @@ import {DaemonClient} from '../../src/daemon/client.js';
 import {Daemon} from '../../src/daemon/daemon.js';
 import {ManualClock} from '../../src/notify/clock.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
-import {sleep} from './helpers.js';
+import {isolate, sleep} from './helpers.js';
 
 let dir: string;
 let daemon: Daemon;
@@ -24,6 +24,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb-sched-'));
   daemon = await Daemon.start({stateDir: join(dir, 'state'), socketPath: join(dir, 'api.sock'), clock, write: (l) => lines.push(l)});
   client = new DaemonClient({socketPath: join(dir, 'api.sock')});
+  await isolate(client);
   await client.create('repositories', {id: 'r', name: 'R', path: join(dir, 'repo')});
   await client.create('connections', {id: 'kvm', kind: 'morpheus', name: 'KVM', clusters: [{name: 'c', hosts: [{name: 'local', connection: {kind: 'local'}}]}]});
 });
