@@ -44,7 +44,11 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
         if (jobStarted) await abortJob(host, uuid);
       },
       async () => {
-        if (jobStarted && deleteNew) await deleteCheckpoint(host, uuid, checkpoint);
+        // If the VM stopped meanwhile libvirt may refuse the full delete: drop the record at
+        // least; the bitmap left in the image is removed by cleanupLeftovers (not trusted).
+        if (jobStarted && deleteNew) {
+          await deleteCheckpoint(host, uuid, checkpoint).catch(() => deleteCheckpoint(host, uuid, checkpoint, {metadataOnly: true}));
+        }
       },
       () => host.removeScratch(dir),
     ]);

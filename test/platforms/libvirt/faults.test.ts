@@ -101,4 +101,16 @@ describe('libvirt adapter, bad input and faults', () => {
     await restore.abort();
     expect(existsSync(path)).toBe(false);
   });
+
+  it('a VM that stops in the middle of a backup: abort still releases everything', async () => {
+    const backup = await platform.openBackup(vm!.uuid, {log: () => {}});
+    await virsh('destroy', vm!.uuid);
+    await backup.abort();
+    expect(await ours()).toEqual({checkpoints: [], scratch: ''});
+    // The bitmap QEMU stored on exit is ours and recorded by no restore point: cleanup removes it.
+    const events: SessionEvent[] = [];
+    await new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: SCRATCH, trustedCheckpoints: (id) => (id === vm!.uuid ? [] : undefined)}).cleanupLeftovers((e) => events.push(e));
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', vm!.disks[0]!.path])).stdout) as {'format-specific'?: {data?: {bitmaps?: unknown[]}}};
+    expect(info['format-specific']?.data?.bitmaps ?? []).toEqual([]);
+  });
 });
