@@ -3,7 +3,7 @@
  * and an event stream the test drives. `fail(method, error)` makes a method throw the given
  * UserError, `missing(method)` makes it answer like a daemon without that endpoint.
  */
-import type {ConsoleApi, DaemonEvent, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
+import type {ConnectionTestResult, ConsoleApi, DaemonEvent, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 
@@ -82,7 +82,7 @@ export class FakeApi implements ConsoleApi {
       this.data[c] = this.data[c].filter((x) => x.id !== id);
     });
   }
-  testConnection(x: string | Record<string, unknown>) {
+  testConnection(x: string | Record<string, unknown>): Promise<ConnectionTestResult> {
     return this.call('testConnection', [x], () => ({ok: true, reachable: true, authenticated: true, vms: 3}));
   }
   inventory(connection: string, refresh?: boolean) {

@@ -1,8 +1,18 @@
 /** Every screen of the console by route name, with its title and its help text. */
+import {Appliance} from './appliance/view.js';
+import {ConnectionAddScreen, Connections} from './connections/view.js';
 import {Dashboard} from './dashboard/view.js';
+import {Email} from './email/view.js';
 import {JobScreen} from './job/view.js';
+import {Jobs} from './jobs/view.js';
 import {Menu} from './menu/view.js';
+import {Repositories, RepositoryAdd} from './repositories/view.js';
+import {Session} from './session/view.js';
+import {Sessions} from './sessions/view.js';
 import type {ScreenDef} from './types.js';
+import {WorkerAdd, Workers} from './workers/view.js';
+
+const FORM_HELP = 'Type into the focused field · ↑↓ or Tab move · ←→ or Space change a choice · Enter next field, on the last one: save.';
 
 export const SCREENS: Record<string, ScreenDef> = {
   dashboard: {
@@ -22,4 +32,28 @@ export const SCREENS: Record<string, ScreenDef> = {
     help: ['The job and what you can do with it: run now, stop, retry failed VMs, edit (the wizard), delete.', 'Below the actions: its past sessions; Enter opens one.'],
     Component: JobScreen,
   },
+  jobs: {title: 'Backup jobs', help: ['Every backup job with its schedule. Enter opens a job; the last item creates a new one.'], Component: Jobs},
+  sessions: {title: 'Sessions', help: ['Past and running sessions of every job, newest first. Enter opens one.'], Component: Sessions},
+  session: {
+    title: 'Session',
+    help: ['A session live: each VM with its state, each running disk with progress, rate and time left; the log as it grows (⚠ warnings, ✖ errors).', 'Keys: s stop the session · f retry the failed VMs · h the job and its past sessions.'],
+    keys: 's stop · f retry',
+    Component: Session,
+  },
+  repositories: {
+    title: 'Repositories',
+    help: ['Every repository with used and free space, dedup ratio and restore points.', 'Enter on one: verify now, prune, garbage collection, restore, remove. The last items add a repository or import an existing one.'],
+    Component: Repositories,
+  },
+  'repository-add': {title: 'Add repository', help: [FORM_HELP, 'A directory that already holds a repository is imported.'], Component: RepositoryAdd},
+  connections: {title: 'Connections', help: ['oVirt engines and VM Essentials hosts. Enter on one: test it, refresh its inventory, remove it.'], Component: Connections},
+  'connection-add': {
+    title: 'Add connection',
+    help: [FORM_HELP, "oVirt: the engine's CA fingerprint is shown to confirm. VM Essentials: each host's SSH key is shown to confirm.", 'The connection is tested before it is saved.'],
+    Component: ConnectionAddScreen,
+  },
+  workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter twice on a worker removes it.'], Component: Workers},
+  'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
+  email: {title: 'Email', help: [FORM_HELP, 'After saving, send a test message to see that mail leaves the appliance.'], Component: Email},
+  appliance: {title: 'Appliance', help: ['The daemon: version, running since, memory, and its log.'], Component: Appliance},
 };

@@ -1,0 +1,77 @@
+/** Connections: test one, refresh its inventory, remove it; add an oVirt engine or VM Essentials hosts. */
+import {Box, Text} from 'ink';
+import {useState} from 'react';
+import type {ConnectionConfig} from '../../../config/schema.js';
+import {UserError} from '../../../util/errors.js';
+import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
+import {Select} from '../../components/select/view.js';
+import {useApi, useNavigate} from '../../router/context.js';
+import {useAction, useLoad} from '../../use-load.js';
+import type {ScreenProps} from '../types.js';
+import {ConnectionAdd} from './connection-add.js';
+
+const describe = (c: ConnectionConfig) => (c.kind === 'ovirt' ? `oVirt ${c.url}` : `VM Essentials, ${c.clusters.flatMap((k) => k.hosts).length} host(s)`);
+
+export function Connections(props: ScreenProps) {
+  const api = useApi();
+  const nav = useNavigate();
+  const data = useLoad(() => api.list<ConnectionConfig>('connections'));
+  const action = useAction();
+  const [picked, setPicked] = useState<string | undefined>();
+  if (data.error && !data.data) return <ErrorMessage error={data.error} />;
+  if (!data.data) return <Text color="cyan">… loading</Text>;
+  const conn = data.data.find((c) => c.id === picked);
+  if (conn)
+    return (
+      <Box flexDirection="column">
+        <Text bold>
+          {conn.name} <Text dimColor>{describe(conn)}</Text>
+        </Text>
+        <Select
+          items={[
+            {value: 'test', label: 'Test the connection'},
+            {value: 'refresh', label: 'Refresh the inventory'},
+            {value: 'remove', label: 'Remove'},
+            {value: 'back', label: '← Back to the list'},
+          ]}
+          onChoose={(item) => {
+            if (item.value === 'test')
+              void action.run(
+                'Testing',
+                async () => {
+                  const t = await api.testConnection(conn.id);
+                  if (!t.ok) throw new UserError(t.error?.message ?? (t.reachable ? 'The login was refused.' : 'The connection cannot be reached.'), {hint: t.error?.hint});
+                  return t;
+                },
+                (t) => `Reachable and logged in: ${t.vms ?? 0} VMs.`,
+              );
+            else if (item.value === 'refresh') void action.run('Refreshing the inventory', () => api.inventory(conn.id, true), (i) => `${i.vms.length} VMs found.`);
+            else if (item.value === 'remove')
+              void action.run('Removing', () => api.remove('connections', conn.id), () => 'Removed.').then((r) => {
+                if (r.ok) {
+                  setPicked(undefined);
+                  data.reload();
+                }
+              });
+            else setPicked(undefined);
+          }}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
+  return (
+    <Box flexDirection="column">
+      <Select
+        items={[...data.data.map((c) => ({value: c.id, label: c.name, hint: describe(c)})), {value: '+add', label: '+ Add a connection'}]}
+        visible={props.height - 3}
+        onChoose={(item) => (item.value === '+add' ? nav({type: 'push', route: {name: 'connection-add'}}) : setPicked(item.value))}
+      />
+      <ActionMessage state={action.state} />
+    </Box>
+  );
+}
+
+export function ConnectionAddScreen() {
+  const nav = useNavigate();
+  return <ConnectionAdd onDone={() => nav({type: 'pop'})} />;
+}

@@ -1,0 +1,102 @@
+/**
+ * Repositories: each with used/free space, dedup ratio and restore points; actions on the chosen
+ * one (verify now, prune by the jobs' retention, garbage collection, remove from the appliance),
+ * and add / import.
+ */
+import {Box, Text} from 'ink';
+import {useState} from 'react';
+import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
+import {Select} from '../../components/select/view.js';
+import {tableLines} from '../../components/table/layout.js';
+import {bytes} from '../../format.js';
+import {useApi, useNavigate} from '../../router/context.js';
+import {useAction, useLoad} from '../../use-load.js';
+import type {ScreenProps} from '../types.js';
+import {RepositoryForm} from './repository-form.js';
+
+export function Repositories(props: ScreenProps) {
+  const api = useApi();
+  const nav = useNavigate();
+  const data = useLoad(() => api.status());
+  const action = useAction();
+  const [picked, setPicked] = useState<string | undefined>();
+  if (data.error && !data.data) return <ErrorMessage error={data.error} />;
+  if (!data.data) return <Text color="cyan">… loading</Text>;
+  const repos = data.data.repositories;
+  const lines = tableLines(
+    [
+      {title: 'Repository', width: 24, flex: true},
+      {title: 'Used', width: 9, align: 'right'},
+      {title: 'Free', width: 9, align: 'right'},
+      {title: 'Dedup', width: 6, align: 'right'},
+      {title: 'Points', width: 6, align: 'right'},
+    ],
+    repos.map((r) => [r.error ? `✖ ${r.name}` : `✔ ${r.name}`, bytes(r.usedBytes), bytes(r.freeBytes), r.dedupRatio ? `${r.dedupRatio.toFixed(1)}×` : '–', String(r.restorePoints ?? '–')]),
+    props.width - 2,
+  );
+  const repo = repos.find((r) => r.id === picked);
+  if (repo) {
+    const items = [
+      {value: 'verify', label: 'Verify now', hint: 're-read every chunk (health check)'},
+      {value: 'prune', label: 'Prune', hint: "apply the jobs' retention"},
+      {value: 'gc', label: 'Garbage collection', hint: 'free space of unreferenced chunks'},
+      {value: 'restore', label: 'Restore from this repository'},
+      {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk'},
+      {value: 'back', label: '← Back to the list'},
+    ];
+    return (
+      <Box flexDirection="column">
+        <Text bold>
+          {repo.name} <Text dimColor>{repo.path}</Text>
+        </Text>
+        {repo.error ? <ErrorMessage error={{message: repo.error}} /> : null}
+        <Text>
+          Used {bytes(repo.usedBytes)} · free {bytes(repo.freeBytes)} of {bytes(repo.totalBytes)} · {repo.restorePoints ?? 0} restore points
+        </Text>
+        <Select
+          items={items}
+          onChoose={(item) => {
+            const id = repo.id;
+            if (item.value === 'verify') void action.run('Verifying (this reads every chunk)', () => api.verify(id), (v) => (v.ok ? `Verify found no damage (${v.vms.length} VMs).` : `Verify found ${v.problems} problem(s): the next backup of the damaged VMs will be a full one.`));
+            else if (item.value === 'prune') void action.run('Pruning', () => api.prune(id), (v) => `Pruned${v.removed !== undefined ? ` ${v.removed} restore point(s)` : ''}.`);
+            else if (item.value === 'gc') void action.run('Garbage collection', () => api.gc(id), () => 'Garbage collection finished.');
+            else if (item.value === 'restore') nav({type: 'push', route: {name: 'restore', params: {repository: id}}});
+            else if (item.value === 'remove')
+              void action.run('Removing', () => api.remove('repositories', id), () => 'Removed from the appliance.').then((r) => {
+                if (r.ok) {
+                  setPicked(undefined);
+                  data.reload();
+                }
+              });
+            else setPicked(undefined);
+          }}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
+  }
+  return (
+    <Box flexDirection="column">
+      <Text dimColor>{'  ' + lines[0]}</Text>
+      <Select
+        items={[
+          ...repos.map((r, i) => ({value: r.id, label: lines[i + 1]!})),
+          {value: '+add', label: '+ Add a repository'},
+          {value: '+import', label: '+ Import an existing repository'},
+        ]}
+        visible={props.height - 3}
+        onChoose={(item) => {
+          if (item.value === '+add') nav({type: 'push', route: {name: 'repository-add'}});
+          else if (item.value === '+import') nav({type: 'push', route: {name: 'repository-add', params: {import: '1'}}});
+          else setPicked(item.value);
+        }}
+      />
+      <ActionMessage state={action.state} />
+    </Box>
+  );
+}
+
+export function RepositoryAdd(props: ScreenProps) {
+  const nav = useNavigate();
+  return <RepositoryForm importing={props.params.import === '1'} onDone={() => nav({type: 'pop'})} />;
+}

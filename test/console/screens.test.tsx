@@ -1,0 +1,218 @@
+/** Every screen: help, Esc, q and the 80×24 fit; then each management screen's actions against the fake API. */
+import {afterEach, describe, expect, it} from 'vitest';
+import {SCREENS} from '../../src/console/screens/index.js';
+import {FINGERPRINT, makeSession, seeded} from './fake-api.js';
+import {KEY, overlong, renderApp, type Rendered} from './harness.js';
+
+let r: Rendered | undefined;
+afterEach(async () => {
+  await r?.unmount();
+  r = undefined;
+});
+
+const PARAMS: Record<string, Record<string, string>> = {job: {id: 'nightly'}, session: {id: 's-1'}, 'job-wizard': {}, restore: {}};
+
+describe('every screen', () => {
+  for (const name of Object.keys(SCREENS)) {
+    it(`${name}: ? shows help, Esc closes it, Esc goes back, q quits, fits 80×24`, async () => {
+      r = await renderApp(seeded(), {name, params: PARAMS[name]});
+      await r.waitFor(/\S/);
+      await r.press(''); // let loads settle
+      await new Promise((res) => setTimeout(res, 20));
+      await r.press('');
+      const f = r.frame();
+      expect(overlong(f)).toEqual([]);
+      expect(f.split('\n').length).toBeLessThanOrEqual(24);
+      if (name !== 'dashboard') {
+        // Help works even where a text field has the focus: leave it with ↓ is not needed on lists.
+        await r.press('?');
+        const typing = !r.frame().includes('Help: ');
+        if (!typing) {
+          await r.press(KEY.esc);
+          expect(r.frame()).not.toContain('Help: ');
+        }
+        await r.press(KEY.esc);
+        await r.waitFor('Enter open job');
+      }
+      await r.press('q');
+      await r.waitFor(/./);
+      expect(r.exited()).toBe(true);
+    });
+  }
+});
+
+describe('repositories', () => {
+  it('lists repositories, verifies and prunes the chosen one (↓ ↓ Enter burst in the action menu)', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('✔ main');
+    await r.press(KEY.enter);
+    await r.waitFor('Verify now');
+    await r.press(KEY.enter);
+    await r.waitFor('Verify found no damage (1 VMs).');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('✔ Pruned 2 restore point(s).');
+    expect(api.called('prune')[0]!.args).toEqual(['main']);
+  });
+
+  it('prune on a daemon without the endpoint says so inline', async () => {
+    const api = seeded();
+    api.missing('prune', '/repositories/main/prune');
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('✔ main');
+    await r.press(KEY.enter);
+    await r.waitFor('Prune');
+    await r.press(KEY.down + KEY.enter);
+    const f = await r.waitFor('does not offer');
+    expect(f).toContain('✖ This daemon does not offer that yet.');
+  });
+
+  it('adds a repository with a name that needs an id made for it', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('Add a repository');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('Directory');
+    await r.press(`Offsite Ü 2${KEY.enter}/srv/backup/off site${KEY.enter}`);
+    await r.waitFor('✔ Offsite Ü 2');
+    expect(api.data.repositories[1]).toEqual({id: 'offsite-u-2', name: 'Offsite Ü 2', path: '/srv/backup/off site'});
+    expect(r.frame().split('\n')[0]).toContain('Repositories');
+  });
+
+  it('shows the daemon’s refusal in plain words and keeps the form', async () => {
+    const api = seeded();
+    const {UserError} = await import('../../src/util/errors.js');
+    api.fail('create', new UserError('Invalid repository: path must be an absolute path.', {hint: 'Correct the field(s) named above and save again.'}));
+    r = await renderApp(api, {name: 'repository-add'});
+    await r.press(`x${KEY.enter}relative${KEY.enter}`);
+    const f = await r.waitFor('absolute path');
+    expect(f).toContain('✖ Invalid repository: path must be an absolute path.');
+    expect(f).toContain('Correct the field');
+    expect(api.data.repositories).toHaveLength(1);
+  });
+});
+
+describe('connections', () => {
+  it('oVirt: fetches the CA, shows the fingerprint, tests, then saves', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connection-add'});
+    await r.press(KEY.enter);
+    await r.waitFor('Engine URL');
+    expect(r.frame()).toContain('❯ Name');
+    await r.press(`olvm${KEY.enter}https://olvm.example.com/ovirt-engine${KEY.enter}admin@internal${KEY.enter}pa ss"wd${KEY.enter}`);
+    await r.waitFor(FINGERPRINT.slice(0, 47));
+    expect(r.frame()).toContain(FINGERPRINT.slice(48));
+    expect(api.data.connections).toHaveLength(1);
+    await r.press(KEY.enter);
+    await r.waitFor('Dashboard');
+    const saved = api.data.connections[1]!;
+    expect(saved).toMatchObject({id: 'olvm', kind: 'ovirt', url: 'https://olvm.example.com/ovirt-engine', user: 'admin@internal', password: 'pa ss"wd', caFingerprint: FINGERPRINT});
+    expect(api.called('testConnection')).toHaveLength(1);
+  });
+
+  it('oVirt: a failed test saves nothing and says why', async () => {
+    const api = seeded();
+    api.testConnection = async () => ({ok: false, reachable: true, authenticated: false, error: {message: 'The engine refused admin@internal: wrong password.', hint: 'Check the password.', exitCode: 21}});
+    r = await renderApp(api, {name: 'connection-add'});
+    await r.press(KEY.enter);
+    await r.press(`olvm${KEY.enter}https://olvm.example.com/ovirt-engine${KEY.enter}admin@internal${KEY.enter}bad${KEY.enter}`);
+    await r.waitFor(FINGERPRINT.slice(0, 47));
+    expect(r.frame()).toContain(FINGERPRINT.slice(48));
+    await r.press(KEY.enter);
+    const f = await r.waitFor('wrong password');
+    expect(f).toContain('✖ The connection test failed; nothing was saved.');
+    expect(api.data.connections).toHaveLength(1);
+  });
+
+  it('VM Essentials: scans host keys, confirms, tests, saves', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connection-add'});
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('SSH key file');
+    await r.press(`site1${KEY.enter}c1${KEY.enter}kvm1, kvm2${KEY.enter}root${KEY.enter}/etc/vmbackup/id_ed25519${KEY.enter}${KEY.enter}`);
+    await r.waitFor('kvm2: SHA256:');
+    await r.press(KEY.enter);
+    await r.waitFor('Dashboard');
+    const c = api.data.connections[1] as unknown as {clusters: {hosts: {name: string; connection: {hostKey: string}}[]}[]};
+    expect(c.clusters[0]!.hosts.map((h) => h.name)).toEqual(['kvm1', 'kvm2']);
+    expect(c.clusters[0]!.hosts[0]!.connection.hostKey).toMatch(/^ssh-ed25519 /);
+  });
+
+  it('tests an existing connection and refreshes its inventory', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connections'});
+    await r.waitFor('engine');
+    await r.press(KEY.enter);
+    await r.waitFor('Test the connection');
+    await r.press(KEY.enter);
+    await r.waitFor('Reachable and logged in: 3 VMs.');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('3 VMs found.');
+    expect(api.called('inventory')[0]!.args).toEqual(['engine', true]);
+  });
+});
+
+describe('workers, email, appliance, sessions', () => {
+  it('adds a worker for a cluster', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'worker-add'});
+    await r.waitFor('Slots');
+    await r.press(`w-1${KEY.enter}${KEY.right}${KEY.enter}${KEY.enter}Default${KEY.enter}${KEY.backspace}2${KEY.enter}`);
+    await r.waitFor('Dashboard');
+    expect(api.data.workers[0]).toEqual({id: 'w-1', name: 'w-1', placement: {kind: 'cluster', connection: 'engine', cluster: 'Default'}, slots: 2});
+  });
+
+  it('saves email settings and sends a test message; a missing test endpoint is explained', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'email'});
+    await r.waitFor('Recipients');
+    await r.press(`${KEY.enter}smtp.example.com${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}backup@example.com${KEY.enter}a@example.com, b@example.com${KEY.enter}`);
+    await r.waitFor('Send a test message');
+    expect(api.emailSettings).toEqual({transport: 'smtp', host: 'smtp.example.com', security: 'starttls', from: 'backup@example.com', recipients: ['a@example.com', 'b@example.com']});
+    await r.press(KEY.enter);
+    await r.waitFor('✔ Test message accepted by the server.');
+    api.missing('testEmail', '/email/test');
+    await r.press(KEY.enter);
+    await r.waitFor('does not offer');
+  });
+
+  it('appliance shows the daemon and its log', async () => {
+    r = await renderApp(seeded(), {name: 'appliance'});
+    const f = await r.waitFor('job nightly started');
+    expect(f).toContain('✔ vmbackupd 0.1.0 is running (pid 1)');
+  });
+
+  it('session view: warnings and errors marked, live disk progress, stop', async () => {
+    const api = seeded();
+    api.sessionsList.push(makeSession({id: 's-2', state: 'running', endedAt: undefined, vms: [{id: 'vm-2', name: 'web02', state: 'running', attempts: 1}]}));
+    r = await renderApp(api, {name: 'session', params: {id: 's-1'}});
+    let f = await r.waitFor('host unreachable');
+    expect(f).toMatch(/⚠ \d\d:\d\d:\d\d web01: no guest agent/);
+    expect(f).toMatch(/✖ \d\d:\d\d:\d\d web01: host unreachable/);
+    expect(f).toContain('✖ web01 failed – host unreachable');
+    await r.unmount();
+    r = await renderApp(api, {name: 'session', params: {id: 's-2'}});
+    await r.waitFor('web02');
+    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-2', vmName: 'web02', incremental: true, disks: [{key: 'd2', name: 'web02_disk', size: 4000}]}});
+    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-2', disk: 'd2', doneBytes: 1000, size: 4000, readBytes: 1000, rate: 1000}});
+    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'log', time: '2026-11-23T03:00:00Z', event: {severity: 'warning', code: 'raw', message: 'web02: RAW disk read in full'}}});
+    f = await r.waitFor('25%');
+    expect(f).toMatch(/web02_disk\s+█+░+\s+25%\s+1000 B\/s\s+3s left/);
+    expect(f).toContain('⚠ 03:00:00 web02: RAW disk read in full');
+    await r.press('s');
+    await r.waitFor('Stop requested');
+    expect(api.called('stopJob')[0]!.args).toEqual(['nightly']);
+  });
+
+  it('sessions list opens a session; jobs list opens a job', async () => {
+    r = await renderApp(seeded(), {name: 'sessions'});
+    await r.waitFor('nightly');
+    await r.press(KEY.enter);
+    await r.waitFor('Log');
+    await r.unmount();
+    r = await renderApp(seeded(), {name: 'jobs'});
+    await r.waitFor('At 22:00');
+    await r.press(KEY.enter);
+    await r.waitFor('Run the job now');
+  });
+});
