@@ -7,13 +7,14 @@ import type {DiskFigures} from '../engine/events.js';
 import type {SessionTotals, SessionVm, VmFigures} from './session-model.js';
 
 export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number): VmFigures {
-  const f: VmFigures = {sizeBytes: 0, readBytes: 0, storedBytes: 0, newPlainBytes: 0, processedBytes: 0, durationMs, sourceMs: 0, repositoryMs: 0};
+  const f: VmFigures = {sizeBytes: 0, readBytes: 0, storedBytes: 0, newPlainBytes: 0, processedBytes: 0, durationMs, diskMs: 0, sourceMs: 0, repositoryMs: 0};
   for (const d of Object.values(disks)) {
     f.sizeBytes += d.size;
     f.readBytes += d.readBytes;
     f.storedBytes += d.storedBytes;
     f.newPlainBytes += d.newPlainBytes;
     f.processedBytes += d.readBytes + d.unchangedBytes;
+    f.diskMs! += d.durationMs;
     f.sourceMs += d.sourceMs;
     f.repositoryMs += d.repositoryMs;
   }

@@ -18,6 +18,8 @@ export interface VmFigures {
   /** Non-zero bytes processed (read plus unchanged). */
   processedBytes: number;
   durationMs: number;
+  /** Sum of the disk tasks' own durations (several may run at once). */
+  diskMs?: number;
   sourceMs: number;
   repositoryMs: number;
 }
