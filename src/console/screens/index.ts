@@ -4,6 +4,7 @@ import {ConnectionAddScreen, Connections} from './connections/view.js';
 import {Dashboard} from './dashboard/view.js';
 import {Email} from './email/view.js';
 import {JobScreen} from './job/view.js';
+import {JobWizard} from './job-wizard/view.js';
 import {Jobs} from './jobs/view.js';
 import {Menu} from './menu/view.js';
 import {Repositories, RepositoryAdd} from './repositories/view.js';
@@ -31,6 +32,16 @@ export const SCREENS: Record<string, ScreenDef> = {
     title: 'Job',
     help: ['The job and what you can do with it: run now, stop, retry failed VMs, edit (the wizard), delete.', 'Below the actions: its past sessions; Enter opens one.'],
     Component: JobScreen,
+  },
+  'job-wizard': {
+    title: 'Job wizard',
+    help: [
+      'Steps: name → VMs → repository and retention → schedule → guest processing → notifications → summary. Esc goes one step back.',
+      'VMs: ↑↓ move · Space picks a cluster, VM or tag · x excludes a VM a cluster/tag brings in · d shows its disks to choose · / searches by name · c switches connection · Enter next.',
+      '⚠ marks disks whose changes cannot be tracked (RAW): every backup reads them in full.',
+      FORM_HELP,
+    ],
+    Component: JobWizard,
   },
   jobs: {title: 'Backup jobs', help: ['Every backup job with its schedule. Enter opens a job; the last item creates a new one.'], Component: Jobs},
   sessions: {title: 'Sessions', help: ['Past and running sessions of every job, newest first. Enter opens one.'], Component: Sessions},
