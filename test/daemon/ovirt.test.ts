@@ -1,0 +1,57 @@
+/**
+ * A job against the oVirt simulator (test/ovirt-sim) on a real vmbackupd: the connection test,
+ * VMs selected by tag, a session with the raw-disk warning, restore points, and an incremental
+ * second run; a wrong password is reported by the connection test with its hint.
+ */
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {openRepository} from '../../src/repository/index.js';
+import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
+import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+
+let dir: string;
+let sim: Simulator;
+let d: RunningDaemon;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'vmb-ovirt-'));
+  sim = await startSimulator({delayMs: 10});
+  d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
+  await isolate(d.client);
+  await d.client.create('repositories', {id: 'r', name: 'R', path: join(dir, 'repo')});
+});
+afterAll(async () => {
+  await d?.stop();
+  await sim?.stop();
+  await rm(dir, {recursive: true, force: true});
+});
+
+describe('jobs against the oVirt simulator', () => {
+  it('tests the connection: a wrong password fails with a hint, the right one lists the VMs', async () => {
+    const base = {kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, caPem: sim.caPem, caFingerprint: sim.caFingerprint};
+    const bad = await d.client.testConnection({...base, password: 'wrong'});
+    expect(bad).toMatchObject({ok: false, authenticated: false, error: {exitCode: 21, hint: expect.any(String)}});
+    await d.client.create('connections', {id: 'engine', ...base, password: sim.password});
+    expect(await d.client.testConnection('engine')).toEqual({ok: true, reachable: true, authenticated: true, vms: 3});
+    expect(d.lines.join('\n')).not.toContain(sim.password);
+  });
+
+  it('backs up the VMs with a tag, then incrementally', async () => {
+    await d.client.create('jobs', {id: 'prod', name: 'Prod', source: {connection: 'engine', tags: ['prod']}, repository: 'r', retries: {count: 0}});
+    const s = await waitForSession(d.client, (await d.client.startJob('prod')).id);
+    expect(s.state, JSON.stringify(s.log)).toBe('warning');
+    expect(s.vms.map((v) => [v.name, v.state]).sort()).toEqual([
+      [`db 01 'quoted'; ünï`, 'success'],
+      ['web01', 'warning'],
+    ]);
+    expect(s.log.some((l) => l.severity === 'warning' && l.vm === 'web01')).toBe(true);
+    const web = sim.vm('web01');
+    sim.guestWrite(sim.disksOf('web01')[0]!.id, 0, Buffer.alloc(65536, 0x77));
+    const s2 = await waitForSession(d.client, (await d.client.startJob('prod')).id);
+    expect(s2.state).toBe('warning');
+    expect(s2.vms.find((v) => v.name === 'web01')!.incremental).toBe(true);
+    const repo = await openRepository(join(dir, 'repo'));
+    expect((await repo.listRestorePoints({vmId: web.id})).map((p) => p.type)).toEqual(['full', 'incremental']);
+  });
+});
