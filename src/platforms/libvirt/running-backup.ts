@@ -22,7 +22,7 @@ import type {DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
 import {planDisks, type DiskPlan} from './plan.js';
 import {CommandError} from '../../transports/command-runner.js';
-import {ExitCode, UserError} from '../../util/errors.js';
+import {anotherJobError, explainBackupBeginError, isBrokenBitmapChain, parseDfAvail} from './job-errors.js';
 import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
 
 export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
@@ -58,8 +58,9 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     // Fail fast: backup-begin would wait 30 s for the job lock before saying the same.
     const job = await host.virsh(['domjobinfo', uuid], {allowFailure: true});
     const jobType = /Job type:\s*(\S+)/.exec(job.stdout)?.[1];
-    if (jobType && jobType !== 'None') throw anotherJob(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
+    if (jobType && jobType !== 'None') throw anotherJobError(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
     let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log, d.info.disks.map((x) => x.target));
+    await warnIfScratchSmall(d, dir, disks.reduce((n, x) => n + x.image.virtualSize, 0), opts);
     let endpoint = host.nbdEndpoint(dir, 'nbd');
     let plans: DiskPlan[] = [];
     for (let attempt = 0; ; attempt++) {
@@ -85,7 +86,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
         break;
       } catch (err) {
         // libvirt validates the bitmap chain here (VIR_ERR_CHECKPOINT_INCONSISTENT): go full once.
-        if (attempt === 0 && anyIncremental && err instanceof CommandError && /bitmap|checkpoint/i.test(err.stderr)) {
+        if (attempt === 0 && anyIncremental && err instanceof CommandError && isBrokenBitmapChain(err.stderr)) {
           opts.log({
             severity: 'warning',
             code: 'checkpoint-lost',
@@ -100,9 +101,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
           endpoint = host.nbdEndpoint(dir, 'nbd');
           continue;
         }
-        if (err instanceof CommandError && /another .*job|already running|state change lock/i.test(err.stderr)) {
-          throw anotherJob(vm, host.name, err.stderr.trim());
-        }
+        if (err instanceof CommandError) throw explainBackupBeginError(vm, host.name, err.stderr) ?? err;
         throw err;
       }
     }
@@ -169,9 +168,20 @@ async function writeJobXml(d: DomainDetails, dir: string, server: NbdEndpoint, c
   await host.writeFile(join(dir, 'checkpoint.xml'), checkpointXml);
 }
 
-function anotherJob(vm: string, host: string, detail: string): UserError {
-  return new UserError(`Another job is running on VM ${vm} on ${host}, so no backup can start (${detail}).`, {
-    hint: 'Wait for it to finish. A backup job left by a crashed appliance session is removed by the start-up cleanup; one started by another tool can be ended with "virsh domjobabort" on the host.',
-    exitCode: ExitCode.locked,
-  });
+
+/**
+ * The pull job's scratch files grow by what the guest overwrites during the backup, up to the
+ * disks' size (§1.2); a full scratch file fails the backup. Warn when that could happen.
+ */
+async function warnIfScratchSmall(d: DomainDetails, dir: string, diskBytes: number, opts: BackupOptions): Promise<void> {
+  const df = await d.host.run(['df', '-B1', '--output=avail', '--', dir], {allowFailure: true});
+  const avail = parseDfAvail(df.stdout);
+  if (avail !== undefined && avail < diskBytes) {
+    opts.log({
+      severity: 'warning',
+      code: 'scratch-space-low',
+      message: `only ${Math.floor(avail / 2 ** 20)} MiB are free for scratch files in ${d.host.scratchDir} on ${d.host.name} (the disks hold ${Math.floor(diskBytes / 2 ** 20)} MiB); heavy guest writes during the backup could fill it and fail the backup`,
+      vm: d.info.name,
+    });
+  }
 }

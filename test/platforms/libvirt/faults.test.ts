@@ -102,6 +102,21 @@ describe('libvirt adapter, bad input and faults', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('warns when the scratch directory has less room than the disks', async () => {
+    const small = join(vm!.dir, 'small-scratch');
+    await mkdir(small);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=4M', 'tmpfs', small]);
+    try {
+      const p = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: small});
+      const events: SessionEvent[] = [];
+      const backup = await p.openBackup(vm!.uuid, {log: (e) => events.push(e)});
+      await backup.abort();
+      expect(events).toContainEqual(expect.objectContaining({code: 'scratch-space-low', severity: 'warning'}));
+    } finally {
+      await execa('umount', [small]);
+    }
+  });
+
   it('a VM that stops in the middle of a backup: abort still releases everything', async () => {
     const backup = await platform.openBackup(vm!.uuid, {log: () => {}});
     await virsh('destroy', vm!.uuid);
