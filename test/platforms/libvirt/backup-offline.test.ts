@@ -112,4 +112,18 @@ describe('libvirt adapter, shut-off VM', () => {
     expect(backup.sources.find((s) => s.key === 'vda')!.incremental).toBe(true);
     expect(extents.get('vda')!.filter((e) => e.kind !== 'unchanged')).toEqual([{offset: 9 * MiB, length: 64 * 1024, kind: 'data'}]);
   });
+
+  it('continues the chain offline again after the VM stopped (bitmap stored by QEMU on exit)', async () => {
+    await guestWrite(vm!, 'vda', 'write -P 0x9e 11M 64k');
+    await virsh('destroy', vm!.uuid);
+    await offlineWrite(vm!, 'vda', 'write -P 0x9f 13M 64k');
+    const {backup, events, extents} = await backupAndApply(last);
+    expect(events.filter((e) => e.code === 'checkpoint-lost')).toEqual([]);
+    expect(backup.sources.find((s) => s.key === 'vda')!.incremental).toBe(true);
+    expect(extents.get('vda')!.filter((e) => e.kind !== 'unchanged')).toEqual([
+      {offset: 11 * MiB, length: 64 * 1024, kind: 'data'},
+      {offset: 13 * MiB, length: 64 * 1024, kind: 'data'},
+    ]);
+    expect(await bitmaps('vda')).toEqual([backup.checkpoint!.id]);
+  });
 });
