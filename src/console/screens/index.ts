@@ -8,6 +8,7 @@ import {JobWizard} from './job-wizard/view.js';
 import {Jobs} from './jobs/view.js';
 import {Menu} from './menu/view.js';
 import {Repositories, RepositoryAdd} from './repositories/view.js';
+import {RestoreWizard} from './restore/view.js';
 import {Session} from './session/view.js';
 import {Sessions} from './sessions/view.js';
 import type {ScreenDef} from './types.js';
@@ -42,6 +43,14 @@ export const SCREENS: Record<string, ScreenDef> = {
       FORM_HELP,
     ],
     Component: JobWizard,
+  },
+  restore: {
+    title: 'Restore',
+    help: [
+      'Pick a VM (also one that no longer exists) → a restore point (date, type, size) → where to: the original place, a new VM (name, host, cluster, storage domain), chosen disks to an existing VM or to image files → summary → live progress.',
+      'Esc goes one step back; during the restore it leaves the screen and the restore goes on.',
+    ],
+    Component: RestoreWizard,
   },
   jobs: {title: 'Backup jobs', help: ['Every backup job with its schedule. Enter opens a job; the last item creates a new one.'], Component: Jobs},
   sessions: {title: 'Sessions', help: ['Past and running sessions of every job, newest first. Enter opens one.'], Component: Sessions},

@@ -28,6 +28,7 @@ export function Connections(props: ScreenProps) {
           {conn.name} <Text dimColor>{describe(conn)}</Text>
         </Text>
         <Select
+          key={`actions:${conn.id}`}
           items={[
             {value: 'test', label: 'Test the connection'},
             {value: 'refresh', label: 'Refresh the inventory'},

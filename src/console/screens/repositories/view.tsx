@@ -54,6 +54,7 @@ export function Repositories(props: ScreenProps) {
           Used {bytes(repo.usedBytes)} · free {bytes(repo.freeBytes)} of {bytes(repo.totalBytes)} · {repo.restorePoints ?? 0} restore points
         </Text>
         <Select
+          key={`actions:${repo.id}`}
           items={items}
           onChoose={(item) => {
             const id = repo.id;

@@ -1,0 +1,199 @@
+/**
+ * The restore wizard's screen. Restore points come from GET /repositories/:id/restore-points
+ * and the restore starts with POST /restores (both assumed, see api.ts); its progress arrives
+ * as events tagged with the returned id. A daemon without these says so inline.
+ */
+import {Box, Text} from 'ink';
+import {useEffect, useReducer} from 'react';
+import {useEscape} from '../../app/key-capture.js';
+import {Form} from '../../components/form/view.js';
+import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
+import {ProgressBar} from '../../components/progress-bar/view.js';
+import {Select} from '../../components/select/view.js';
+import {StatusLine} from '../../components/status/view.js';
+import {bytes, rate, when} from '../../format.js';
+import {sessionTotalsOf} from '../../live/progress-state.js';
+import {useEvents} from '../../live/use-events.js';
+import {useApi, useNavigate} from '../../router/context.js';
+import {useAction, useLoad} from '../../use-load.js';
+import type {ScreenProps} from '../types.js';
+import {initRestore, request, restoreReducer, vmsOf, type RestoreState, type TargetKind} from './restore-state.js';
+
+export function RestoreWizard(props: ScreenProps) {
+  const api = useApi();
+  const nav = useNavigate();
+  const [s, dispatch] = useReducer(restoreReducer, props.params.repository, initRestore);
+  useEscape(() => dispatch({type: 'back'}));
+  useEffect(() => {
+    if (s.left) nav({type: 'pop'});
+  }, [s.left, nav]);
+  const repos = useLoad(() => api.list('repositories'));
+  const repository = s.repository ?? (repos.data?.length === 1 ? String(repos.data[0]!.id) : undefined);
+  const points = useLoad(async () => (repository ? api.restorePoints(repository) : []), [repository]);
+  const action = useAction();
+  const title = <Text bold>Restore · {s.step === 'vm' ? 'which VM' : s.step === 'point' ? 'which restore point' : s.step === 'target' ? 'where to' : s.step === 'details' ? 'details' : s.step === 'summary' ? 'summary' : 'progress'}</Text>;
+  if (repos.error) return <ErrorMessage error={repos.error} />;
+  if (!repos.data) return <Text color="cyan">… loading</Text>;
+  if (!repository) {
+    if (repos.data.length === 0) return <Text>No repository yet: add one from the menu (Repositories).</Text>;
+    return (
+      <Box flexDirection="column">
+        <Text bold>Restore · from which repository</Text>
+        <Select items={repos.data.map((r) => ({value: String(r.id), label: String(r.name), hint: String(r.path)}))} onChoose={(item) => dispatch({type: 'repository', id: item.value})} />
+      </Box>
+    );
+  }
+  if (points.error) return <Box flexDirection="column">{title}<ErrorMessage error={points.error} /></Box>;
+  if (!points.data) return <Text color="cyan">… reading restore points</Text>;
+  const start = async (st: RestoreState) => {
+    const req = request({...st, repository});
+    if (!req) return;
+    dispatch({type: 'confirm'});
+    const r = await action.run('Starting the restore', () => api.startRestore(req));
+    if (r.ok) dispatch({type: 'started', id: r.value.id});
+  };
+  let body;
+  switch (s.step) {
+    case 'vm': {
+      const vms = vmsOf(points.data);
+      body = vms.length ? (
+        <Select
+          items={vms.map((v) => ({value: v.id, label: v.name, hint: `${v.count} point(s), latest ${when(v.latest)}${v.exists ? '' : ' · no longer exists'}`}))}
+          visible={props.height - 3}
+          onChoose={(item) => dispatch({type: 'vm', id: item.value})}
+        />
+      ) : (
+        <Text>This repository has no restore points yet.</Text>
+      );
+      break;
+    }
+    case 'point': {
+      const list = points.data.filter((p) => p.vmId === s.vmId).sort((a, b) => (a.time < b.time ? 1 : -1));
+      body = (
+        <Select
+          items={list.map((p) => ({value: p.id, label: `${when(p.time)}  ${p.type.padEnd(11)} ${bytes(p.sizeBytes).padStart(9)}`}))}
+          visible={props.height - 3}
+          onChoose={(item) => dispatch({type: 'point', point: list.find((p) => p.id === item.value)!})}
+        />
+      );
+      break;
+    }
+    case 'target': {
+      const gone = s.point?.vmExists === false;
+      const items: {value: TargetKind; label: string; hint?: string}[] = [
+        ...(gone ? [] : [{value: 'original' as const, label: 'Whole VM to its original place', hint: 'overwrites the VM'}]),
+        {value: 'new', label: 'Whole VM as a new VM', hint: 'new name, host, cluster, storage'},
+        {value: 'existing-vm', label: 'Chosen disks to an existing VM'},
+        {value: 'files', label: 'Chosen disks to image files', hint: 'qcow2 or raw'},
+      ];
+      body = (
+        <Box flexDirection="column">
+          {gone ? <Text color="yellow">⚠ The VM no longer exists: restore it as a new VM or to files.</Text> : null}
+          <Select items={items} onChoose={(item) => dispatch({type: 'target', target: item.value as TargetKind})} />
+        </Box>
+      );
+      break;
+    }
+    case 'details': {
+      const disks = s.point?.disks ?? [];
+      const diskFields = disks.map((d) => ({key: `disk:${d.key}`, label: `Disk ${d.name}`.slice(0, 20), kind: 'toggle' as const}));
+      const initial = Object.fromEntries(disks.map((d) => [`disk:${d.key}`, 'yes']));
+      const submit = (v: Record<string, string>) => {
+        const chosen = disks.filter((d) => v[`disk:${d.key}`] === 'yes').map((d) => d.key);
+        const rest = Object.fromEntries(Object.entries(v).filter(([k]) => !k.startsWith('disk:')));
+        dispatch({type: 'details', values: {...rest, ...(s.target !== 'new' && disks.length ? {disks: chosen.join(',')} : {})}});
+      };
+      body =
+        s.target === 'new' ? (
+          <Form
+            key="new"
+            fields={[
+              {key: 'name', label: 'New VM name', kind: 'text', placeholder: `${s.point?.vmName ?? ''}-restored`},
+              {key: 'host', label: 'Host', kind: 'text', placeholder: '(as before)'},
+              {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: '(as before)'},
+              {key: 'storageDomain', label: 'Storage domain', kind: 'text', placeholder: '(as before)'},
+            ]}
+            initial={{name: `${s.point?.vmName ?? 'vm'}-restored`}}
+            onSubmit={submit}
+          />
+        ) : s.target === 'existing-vm' ? (
+          <Form key="vm" fields={[{key: 'vmId', label: 'Target VM id', kind: 'text'}, ...diskFields]} initial={initial} onSubmit={submit} />
+        ) : (
+          <Form
+            key="files"
+            fields={[{key: 'directory', label: 'Directory', kind: 'text', placeholder: '/srv/restore'}, {key: 'format', label: 'Format', kind: 'choice', choices: [{value: 'qcow2', label: 'qcow2'}, {value: 'raw', label: 'raw'}]}, ...diskFields]}
+            initial={initial}
+            onSubmit={submit}
+          />
+        );
+      break;
+    }
+    case 'summary': {
+      const req = request({...s, repository});
+      const t = req?.target;
+      body = (
+        <Box flexDirection="column">
+          <Text wrap="truncate-end">VM: {s.point?.vmName} · restore point {when(s.point?.time)} ({s.point?.type})</Text>
+          <Text wrap="truncate-end">
+            To:{' '}
+            {t?.kind === 'original'
+              ? 'its original place (the VM is overwritten)'
+              : t?.kind === 'new'
+                ? `a new VM "${t.name}"${t.host ? ` on ${t.host}` : ''}${t.cluster ? ` in ${t.cluster}` : ''}${t.storageDomain ? ` on ${t.storageDomain}` : ''}`
+                : t?.kind === 'existing-vm'
+                  ? `the existing VM ${t.vmId}`
+                  : t?.kind === 'files'
+                    ? `${t.format} files in ${t.directory}`
+                    : ''}
+          </Text>
+          {req?.disks ? <Text>Disks: {req.disks.join(', ') || 'none chosen'}</Text> : null}
+          <Select
+            items={[
+              {value: 'go', label: 'Start the restore'},
+              {value: 'back', label: '← Back'},
+            ]}
+            onChoose={(item) => (item.value === 'go' ? void start(s) : dispatch({type: 'back'}))}
+          />
+        </Box>
+      );
+      break;
+    }
+    case 'progress':
+      body = <RestoreProgress operation={s.operation} />;
+      break;
+  }
+  return (
+    <Box flexDirection="column">
+      {title}
+      {/* Keyed by step: each step's Select starts with the focus on its first item. */}
+      <Box key={s.step} flexDirection="column">
+        {body}
+      </Box>
+      <ActionMessage state={action.state} />
+    </Box>
+  );
+}
+
+function RestoreProgress(props: {operation?: string}) {
+  const {progress} = useEvents();
+  if (!props.operation) return null;
+  const p = progress[props.operation];
+  const t = sessionTotalsOf(p);
+  const vms = Object.values(p?.vms ?? {});
+  const done = p?.state && p.state !== 'running' ? p.state : vms.length && vms.every((v) => v.status) ? (vms.some((v) => v.status === 'failed') ? 'failed' : vms.some((v) => v.status === 'warning') ? 'warning' : 'success') : undefined;
+  return (
+    <Box flexDirection="column">
+      <Text>
+        <ProgressBar fraction={t.size ? t.done / t.size : 0} width={40} /> {rate(t.rate)}
+      </Text>
+      {vms.map((v) => (
+        <Text key={v.id} wrap="truncate-end">
+          {v.name}: {v.status ?? 'running'}
+          {v.error ? ` – ${v.error}` : ''}
+        </Text>
+      ))}
+      {done === 'success' ? <StatusLine tone="ok">Restore finished.</StatusLine> : done === 'failed' ? <StatusLine tone="error">The restore failed (see above).</StatusLine> : done ? <StatusLine tone="warning">Restore finished with warnings.</StatusLine> : null}
+      <Text dimColor>Esc leaves this screen; the restore goes on in the daemon.</Text>
+    </Box>
+  );
+}

@@ -1,0 +1,103 @@
+/** The restore wizard against the fake API: each kind of target, a deleted VM, live progress, a daemon without the endpoints. */
+import {afterEach, describe, expect, it} from 'vitest';
+import type {RestorePointInfo} from '../../src/console/api.js';
+import {initRestore, request, restoreReducer} from '../../src/console/screens/restore/restore-state.js';
+import {seeded} from './fake-api.js';
+import {KEY, overlong, renderApp, type Rendered} from './harness.js';
+
+let r: Rendered | undefined;
+afterEach(async () => {
+  await r?.unmount();
+  r = undefined;
+});
+
+const POINTS: RestorePointInfo[] = [
+  {id: 'rp-1', vmId: 'vm-1', vmName: 'web01', time: '2026-11-21T22:00:00Z', type: 'full', sizeBytes: 5 * 2 ** 30, disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}]},
+  {id: 'rp-2', vmId: 'vm-1', vmName: 'web01', time: '2026-11-22T22:00:00Z', type: 'incremental', sizeBytes: 2 ** 28, disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}, {key: 'd9', name: 'web01_data', size: 2 ** 30}]},
+  {id: 'rp-3', vmId: 'vm-9', vmName: 'old-app', time: '2026-10-01T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, vmExists: false, disks: [{key: 'd5', name: 'old_disk', size: 2 ** 30}]},
+];
+
+function api() {
+  const a = seeded();
+  a.points.main = POINTS;
+  return a;
+}
+
+describe('restore reducer', () => {
+  it('goes back over the details step for the original place and builds requests', () => {
+    let s = initRestore('main');
+    s = restoreReducer(s, {type: 'vm', id: 'vm-1'});
+    s = restoreReducer(s, {type: 'point', point: POINTS[1]!});
+    s = restoreReducer(s, {type: 'target', target: 'original'});
+    expect(s.step).toBe('summary');
+    expect(request(s)).toEqual({restorePointId: 'rp-2', repository: 'main', target: {kind: 'original'}});
+    expect(restoreReducer(s, {type: 'back'}).step).toBe('target');
+    s = restoreReducer(restoreReducer(s, {type: 'back'}), {type: 'target', target: 'files'});
+    s = restoreReducer(s, {type: 'details', values: {directory: ' /srv/re store ', format: 'raw', disks: 'd9'}});
+    expect(request(s)).toEqual({restorePointId: 'rp-2', repository: 'main', target: {kind: 'files', directory: '/srv/re store', format: 'raw'}, disks: ['d9']});
+  });
+});
+
+describe('restore wizard screen', () => {
+  it('whole VM as a new VM: VM → point → target → details → summary → progress → result', async () => {
+    const a = api();
+    r = await renderApp(a, {name: 'restore'});
+    await r.waitFor('old-app');
+    expect(r.frame()).toContain('no longer exists');
+    await r.press(KEY.down + KEY.enter); // VMs sort by name: old-app, web01
+    await r.waitFor('which restore point');
+    expect(overlong(r.frame())).toEqual([]);
+    expect(r.frame()).toMatch(/2026-11-2\d \d\d:00\s+incremental\s+256 MiB/);
+    await r.press(KEY.enter);
+    await r.waitFor('where to');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('New VM name');
+    await r.press(`${KEY.enter}kvm2${KEY.enter}${KEY.enter}fast ssd${KEY.enter}`);
+    const f = await r.waitFor('summary');
+    expect(f).toContain('To: a new VM "web01-restored" on kvm2 on fast ssd');
+    await r.press(KEY.enter);
+    await r.waitFor('progress');
+    expect(a.called('startRestore')[0]!.args[0]).toEqual({restorePointId: 'rp-2', repository: 'main', target: {kind: 'new', name: 'web01-restored', host: 'kvm2', cluster: undefined, storageDomain: 'fast ssd'}});
+    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'web01_disk', size: 100}]}});
+    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 50, size: 100, readBytes: 50, rate: 10}});
+    await r.waitFor('50%');
+    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-finished', vmId: 'vm-1', vmName: 'web01', status: 'success'}});
+    await r.waitFor('✔ Restore finished.');
+  });
+
+  it('a VM that no longer exists cannot go to its original place; disks to image files', async () => {
+    const a = api();
+    r = await renderApp(a, {name: 'restore'});
+    await r.waitFor('old-app');
+    await r.press(KEY.enter);
+    await r.waitFor('which restore point');
+    await r.press(KEY.enter);
+    const f = await r.waitFor('where to');
+    expect(f).toContain('⚠ The VM no longer exists');
+    expect(f).not.toContain('original place');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('Directory');
+    await r.press(`/srv/restore${KEY.enter}${KEY.right}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('summary');
+    expect(r.frame()).toContain('raw files in /srv/restore');
+  });
+
+  it('Esc steps back through the wizard and leaves from the first step', async () => {
+    r = await renderApp(api(), {name: 'restore'});
+    await r.waitFor('old-app');
+    await r.press(KEY.enter);
+    await r.waitFor('which restore point');
+    await r.press(KEY.esc);
+    await r.waitFor('which VM');
+    await r.press(KEY.esc);
+    await r.waitFor('Enter open job');
+  });
+
+  it('a daemon without the restore endpoints says so', async () => {
+    const a = api();
+    a.missing('restorePoints', '/repositories/main/restore-points');
+    r = await renderApp(a, {name: 'restore'});
+    const f = await r.waitFor('does not offer');
+    expect(f).toContain('✖ This daemon does not offer that yet.');
+  });
+});
