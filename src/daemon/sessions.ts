@@ -186,14 +186,17 @@ export class SessionManager {
         log({severity: 'error', code: 'session-failed', message: message(err)});
       }
     }
-    this.finish(record, signal.aborted);
+    const final = this.finish(record, signal.aborted);
     if (this.deps.hooks?.afterSession) {
       try {
-        await this.deps.hooks.afterSession(record, job);
+        // The record says 'running' until retention and the report are done, so a client that
+        // waits for the end can start the job again at once. (vms and log are shared arrays.)
+        await this.deps.hooks.afterSession({...record, state: final}, job);
       } catch (err) {
         log({severity: 'warning', code: 'after-session-failed', message: `After-session work failed: ${message(err)}`});
       }
     }
+    record.state = final;
     this.running.delete(record.id);
     await this.save(record);
     this.publish(record);
@@ -299,7 +302,8 @@ export class SessionManager {
     record.log.push({time, severity: e.severity, code: e.code, message: e.message, vm: e.vm, disk: e.disk});
   }
 
-  private finish(record: SessionRecord, stopped: boolean): void {
+  /** Closes the VMs and figures of the record and returns its final state (not yet set). */
+  private finish(record: SessionRecord, stopped: boolean): SessionRecord['state'] {
     record.endedAt = new Date(Math.max(this.deps.clock.now(), Date.now())).toISOString();
     for (const v of record.vms) {
       if (v.state === 'pending' || v.state === 'waiting' || v.state === 'running') {
@@ -307,11 +311,11 @@ export class SessionManager {
         v.reason ??= stopped ? record.reason ?? 'Stopped.' : 'Not started.';
       }
     }
-    if (stopped) record.state = 'stopped';
-    else if (record.reason || record.vms.some((v) => v.state === 'failed')) record.state = 'failed';
-    else if (record.vms.some((v) => v.state === 'warning') || record.log.some((l) => l.severity === 'warning')) record.state = 'warning';
-    else record.state = 'success';
     record.totals = sessionTotals(record.vms, record.startedAt, record.endedAt);
+    if (stopped) return 'stopped';
+    if (record.reason || record.vms.some((v) => v.state === 'failed')) return 'failed';
+    if (record.vms.some((v) => v.state === 'warning') || record.log.some((l) => l.severity === 'warning')) return 'warning';
+    return 'success';
   }
 
   private publish(record: SessionRecord): void {

@@ -139,6 +139,24 @@ describe('jobs on a real daemon against libvirt', () => {
     expect((await repo.listRestorePoints({vmId: vms.c!.uuid})).map((p) => p.sessionId)).toEqual([again.id]);
   });
 
+  it('SIGTERM in the middle of a session stops it cleanly: exit 0, session stopped, no partial restore point', async () => {
+    const repo = await openRepository(join(dir, 'repo 1'));
+    const before = (await repo.listRestorePoints({vmId: vms.c!.uuid})).map((p) => p.id);
+    await offlineWrite(vms.c!, 'vda', 'write -P 0x32 0 8M');
+    const watch = collect((e) => e.type === 'engine' && e.event.type === 'disk-progress' && e.event.vmId === vms.c!.uuid);
+    const s0 = await d.client.startJob('c-slow');
+    await watch.done;
+    expect(await d.stop()).toBe(0);
+    d = await startDaemon(state(), sock());
+    const s = await d.client.session(s0.id);
+    expect(s).toMatchObject({state: 'stopped', reason: expect.stringMatching(/SIGTERM/)});
+    expect(s.vms[0]).toMatchObject({state: 'stopped'});
+    expect(d.lines.some((l) => /Closed session/.test(l))).toBe(false);
+    expect((await repo.listRestorePoints({vmId: vms.c!.uuid})).map((p) => p.id)).toEqual(before);
+    // Nothing was left locked: the next backup of the VM works.
+    expect((await waitForSession(d.client, (await d.client.startJob('c')).id)).state).toBe('success');
+  });
+
   it('retries only the failed VMs, then retry-failed runs just those', async () => {
     // qemu-io holds the image's write lock, as a running QEMU or a stuck tool on the host would.
     const holder = spawn('qemu-io', ['-f', 'qcow2', vms.e!.disks[0]!.path], {stdio: ['pipe', 'ignore', 'ignore']});

@@ -8,6 +8,8 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {openRepository} from '../../src/repository/index.js';
+import {statfs} from 'node:fs/promises';
+import {SmtpHarness} from '../notify/smtp-harness.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 
@@ -53,5 +55,29 @@ describe('jobs against the oVirt simulator', () => {
     expect(s2.vms.find((v) => v.name === 'web01')!.incremental).toBe(true);
     const repo = await openRepository(join(dir, 'repo'));
     expect((await repo.listRestorePoints({vmId: web.id})).map((p) => p.type)).toEqual(['full', 'incremental']);
+  });
+
+  it('mails the session report to the global and the job recipients, and warns when the repository is low on space', async () => {
+    const smtp = await new SmtpHarness().start();
+    try {
+      await d.client.setEmail({transport: 'smtp', host: '127.0.0.1', port: smtp.port, security: 'none', from: 'vmbackup@example.test', recipients: ['ops@example.test'], timeoutSeconds: 5});
+      // The threshold is set above this disk's free share, so the warning must appear.
+      const fs = await statfs(dir);
+      const freePercent = (fs.bavail / fs.blocks) * 100;
+      const threshold = Math.min(90, Math.ceil(freePercent) + 1);
+      await d.client.setSettings({lowSpacePercent: threshold});
+      const job = await d.client.get<Record<string, unknown>>('jobs', 'prod');
+      await d.client.update('jobs', 'prod', {...job, notification: {recipients: ['owner@example.test']}});
+      const s = await waitForSession(d.client, (await d.client.startJob('prod')).id);
+      const [mail] = await smtp.waitFor(1);
+      expect(mail!.to.sort(), JSON.stringify(await d.client.get('jobs', 'prod'))).toEqual(['ops@example.test', 'owner@example.test']);
+      expect(mail!.mail.subject).toContain('Prod');
+      if (freePercent < threshold) {
+        expect(s.log.some((l) => l.code === 'repository-low-space' && l.severity === 'warning')).toBe(true);
+      }
+    } finally {
+      await d.client.setEmail(null).catch(() => {});
+      await smtp.stop();
+    }
   });
 });
