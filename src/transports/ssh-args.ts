@@ -85,8 +85,13 @@ export function remoteCommand(argv: readonly string[]): string {
   return argv.map(shellQuote).join(' ');
 }
 
+/**
+ * The command runs under `env LC_ALL=C.UTF-8` on the host: the adapter reads virsh's English
+ * output (states, job info, messages), which a localized host would translate; UTF-8 keeps
+ * unicode names intact (a host without that locale falls back to C, still English).
+ */
 export function sshCommandArgv(t: SshTarget, argv: readonly string[]): string[] {
-  return ['ssh', ...sshOptions(t), `${t.user}@${t.host}`, '--', remoteCommand(argv)];
+  return ['ssh', ...sshOptions(t), `${t.user}@${t.host}`, '--', remoteCommand(['env', 'LC_ALL=C.UTF-8', ...argv])];
 }
 
 /** `ssh -N -L local:remote`: forwards a unix socket on the host to one on the appliance. */

@@ -28,6 +28,11 @@ describe('SshRunner against a real sshd', () => {
     expect(lines[0]).toContain('[root@127.0.0.1:2222] printf');
   });
 
+  it('runs remote commands in an English UTF-8 locale', async () => {
+    const r = await new SshRunner(testSshTarget()).run(['sh', '-c', 'echo "$LC_ALL"']);
+    expect(r.stdout.trim()).toBe('C.UTF-8');
+  });
+
   it('carries a remote non-zero exit and its stderr', async () => {
     const err = await new SshRunner(testSshTarget()).run(['sh', '-c', 'echo nope >&2; exit 7']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);

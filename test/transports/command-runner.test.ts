@@ -61,7 +61,7 @@ describe('quoting for the remote shell', () => {
       {host: 'h1', user: 'root', identityFile: '/k', knownHostsFile: '/kh', port: 2200},
       ['virsh', 'dumpxml', 'my vm'],
     );
-    expect(argv.slice(-3)).toEqual(['root@h1', '--', `'virsh' 'dumpxml' 'my vm'`]);
+    expect(argv.slice(-3)).toEqual(['root@h1', '--', `'env' 'LC_ALL=C.UTF-8' 'virsh' 'dumpxml' 'my vm'`]);
     expect(argv).toContain('StrictHostKeyChecking=yes');
     expect(argv).toContain('BatchMode=yes');
     expect(argv).toContain('UserKnownHostsFile=/kh');
