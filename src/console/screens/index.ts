@@ -3,6 +3,7 @@ import {Appliance} from './appliance/view.js';
 import {ConnectionAddScreen, Connections} from './connections/view.js';
 import {Dashboard} from './dashboard/view.js';
 import {Email} from './email/view.js';
+import {FirstStart} from './first-start/view.js';
 import {JobScreen} from './job/view.js';
 import {JobWizard} from './job-wizard/view.js';
 import {Jobs} from './jobs/view.js';
@@ -51,6 +52,11 @@ export const SCREENS: Record<string, ScreenDef> = {
       'Esc goes one step back; during the restore it leaves the screen and the restore goes on.',
     ],
     Component: RestoreWizard,
+  },
+  'first-start': {
+    title: 'Set-up',
+    help: ['The first-start walk-through: repository → platform connection → workers → email → first backup job.', 'Each step: do it now or skip it (everything is also in the menu). Esc goes one step back.', FORM_HELP],
+    Component: FirstStart,
   },
   jobs: {title: 'Backup jobs', help: ['Every backup job with its schedule. Enter opens a job; the last item creates a new one.'], Component: Jobs},
   sessions: {title: 'Sessions', help: ['Past and running sessions of every job, newest first. Enter opens one.'], Component: Sessions},
