@@ -71,6 +71,21 @@ export async function createTestVm(
 ): Promise<TestVm> {
   await mkdir(VMS_DIR, {recursive: true});
   const dir = await mkdtemp(join(VMS_DIR, 'vm-'));
+  try {
+    return await defineTestVm(dir, name, disks, opts);
+  } catch (err) {
+    await execa('virsh', ['-c', 'qemu:///system', 'undefine', name], {reject: false});
+    await rm(dir, {recursive: true, force: true});
+    throw err;
+  }
+}
+
+async function defineTestVm(
+  dir: string,
+  name: string,
+  disks: {target: string; format: 'qcow2' | 'raw'; sizeMiB: number}[],
+  opts: {start?: boolean},
+): Promise<TestVm> {
   const made: TestDisk[] = [];
   for (const d of disks) made.push(await createTestDisk(dir, d.target, d.format, d.sizeMiB));
   const type = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
