@@ -74,7 +74,6 @@ export async function createTestVm(
   try {
     return await defineTestVm(dir, name, disks, opts);
   } catch (err) {
-    await execa('virsh', ['-c', 'qemu:///system', 'undefine', name], {reject: false});
     await rm(dir, {recursive: true, force: true});
     throw err;
   }
@@ -106,7 +105,13 @@ async function defineTestVm(
   await writeFile(file, xml);
   await virsh('define', file);
   const uuid = (await virsh('domuuid', name)).trim();
-  if (opts.start) await virsh('start', uuid);
+  if (opts.start) {
+    // Only the VM this call defined is undefined again (never one of the same name).
+    await virsh('start', uuid).catch(async (err: unknown) => {
+      await execa('virsh', ['-c', 'qemu:///system', 'undefine', uuid], {reject: false});
+      throw err;
+    });
+  }
   return {name, uuid, dir, disks: made};
 }
 
