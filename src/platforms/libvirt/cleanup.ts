@@ -83,7 +83,7 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
       if (!image || image.format !== 'qcow2' || !disk.sourcePath) continue;
       for (const b of image.bitmaps) {
         if (!host.naming.isOwn(b.name) || keep.has(b.name)) continue;
-        const r = await host.run(['qemu-img', 'bitmap', '--remove', disk.sourcePath, b.name], {allowFailure: true});
+        const r = await host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', disk.sourcePath, b.name], {allowFailure: true});
         if (r.exitCode === 0) info(`bitmap ${b.name} removed from ${disk.sourcePath} (recorded by no restore point)`, 'leftover-bitmap-removed', vm);
         else log({severity: 'warning', code: 'leftover-bitmap-kept', message: `${host.name}: bitmap ${b.name} of ${disk.sourcePath} could not be removed: ${r.stderr.trim()}`, vm});
       }

@@ -55,8 +55,12 @@ export function usableBitmap(info: ImageInfo, name: string): boolean {
   return b !== undefined && b.flags.includes('auto') && !b.flags.includes('in-use');
 }
 
-export async function imageInfo(runner: CommandRunner, path: string, opts: {shared?: boolean} = {}): Promise<ImageInfo> {
-  const argv = ['qemu-img', 'info', '--output=json', ...(opts.shared === false ? [] : ['-U']), path];
+/**
+ * `format` should be the domain's <driver type>: that is what the guest sees, and probing the
+ * format of a raw image is unsafe (a guest can write a qcow2 header into its raw disk).
+ */
+export async function imageInfo(runner: CommandRunner, path: string, opts: {shared?: boolean; format?: string} = {}): Promise<ImageInfo> {
+  const argv = ['qemu-img', 'info', '--output=json', ...(opts.format ? ['-f', opts.format] : []), ...(opts.shared === false ? [] : ['-U']), path];
   const r = await runner.run(argv, {allowFailure: true, timeoutMs: 60_000});
   if (r.exitCode !== 0) {
     throw new UserError(`Cannot read the disk image ${path} on ${runner.where}: ${r.stderr.trim()}`, {

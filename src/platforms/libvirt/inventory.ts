@@ -41,7 +41,7 @@ export async function describeDomain(host: LibvirtHost, uuid: string): Promise<D
   const disks: DomainDetails['disks'] = [];
   for (const disk of info.disks) {
     if ((disk.type === 'file' || disk.type === 'block') && disk.sourcePath) {
-      disks.push({disk, image: await imageInfo(host.runner, disk.sourcePath)});
+      disks.push({disk, image: await imageInfo(host.runner, disk.sourcePath, {format: disk.driverType})});
     } else {
       disks.push({disk});
     }

@@ -34,7 +34,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
 
   // qemu-img without -U takes the image lock: it fails when anything has the image open.
   for (const {disk} of disks) {
-    const r = await host.run(['qemu-img', 'info', '--output=json', disk.sourcePath!], {allowFailure: true});
+    const r = await host.run(['qemu-img', 'info', '--output=json', ...(disk.driverType ? ['-f', disk.driverType] : []), disk.sourcePath!], {allowFailure: true});
     if (r.exitCode !== 0) {
       throw new UserError(`The image ${disk.sourcePath} of shut-off VM ${vm} is in use by another process (${r.stderr.trim()}).`, {
         hint: 'Wait until whatever has it open (another backup, a copy, a VM on another host) is done, then run again.',
@@ -55,7 +55,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
       ...sources.map((s) => () => s.close()),
       ...sockets.map((s) => () => s.close()),
       ...exports.map((e) => () => e.stop()),
-      ...(removeNew ? added.map((path) => () => host.run(['qemu-img', 'bitmap', '--remove', path, checkpoint])) : []),
+      ...(removeNew ? added.map((path) => () => host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', path, checkpoint])) : []),
       () => host.removeScratch(dir),
     ]);
   };
@@ -70,7 +70,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
       const path = disk.sourcePath!;
       if (p.bitmap) {
         // Added before qemu-nbd opens the image read-only; recording from now on.
-        await host.run(['qemu-img', 'bitmap', '--add', path, checkpoint]);
+        await host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--add', path, checkpoint]);
         added.push(path);
       }
       const nbd = await startExport(host, dir, {
@@ -113,7 +113,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
       checkpoint: {id: checkpoint, data: {kind: 'qemu-bitmap', xml: checkpointXml, host: host.name}},
       release,
       afterComplete: async () => {
-        await dropOlderOwnBitmaps(d, disks.map((x) => x.disk.sourcePath!), checkpoint, opts);
+        await dropOlderOwnBitmaps(d, disks.filter((x) => x.image.format === 'qcow2').map((x) => x.disk.sourcePath!), checkpoint, opts);
         const dir2 = await host.sessionDir('redefine');
         try {
           const err = await redefineCheckpoint(host, uuid, checkpointXml, dir2);
@@ -136,9 +136,9 @@ async function dropOlderOwnBitmaps(d: DomainDetails, paths: string[], keep: stri
     if (name !== keep && host.naming.isOwn(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
   }
   for (const path of paths) {
-    for (const b of (await imageInfo(host.runner, path, {shared: false})).bitmaps) {
+    for (const b of (await imageInfo(host.runner, path, {shared: false, format: 'qcow2'})).bitmaps) {
       if (b.name !== keep && host.naming.isOwn(b.name)) {
-        await host.run(['qemu-img', 'bitmap', '--remove', path, b.name]);
+        await host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', path, b.name]);
         opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older bitmap ${b.name} removed from ${path}`, vm: d.info.name});
       }
     }
