@@ -34,7 +34,7 @@ import {destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, type TestVm} 
 import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {createBenchVm} from './lib/libvirt-vm.js';
-import {MiB, apparentSize, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timed} from './lib/measure.js';
+import {MiB, apparentSize, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timedRusage, type Rusage} from './lib/measure.js';
 import {renderTable, type Row} from './lib/report.js';
 
 const runs = Number(process.argv[2] ?? 2);
@@ -47,11 +47,11 @@ interface RunFigures {
   order: string;
   sourceOnly: ChildRun;
   ourFull: ChildRun;
-  theirFullMs: number;
+  theirFull: Rusage;
   ourInc: ChildRun;
-  theirIncMs: number;
+  theirInc: Rusage;
   ourRestore: ChildRun;
-  theirRestoreMs: number;
+  theirRestore: Rusage;
   repoBytes: number;
   repoApparent: number;
   theirBytes: number;
@@ -63,8 +63,8 @@ interface RunFigures {
   compareNote: string;
 }
 
-async function virtnbd(args: string[]): Promise<number> {
-  return (await timed('virtnbdbackup', ['-n', ...args])).ms;
+function virtnbd(args: string[]): Promise<Rusage> {
+  return timedRusage('virtnbdbackup', ['-n', ...args]);
 }
 
 async function oneRun(run: number, image: string, sizeBytes: number): Promise<RunFigures> {
@@ -88,12 +88,12 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
     const ourFirst = run % 2 === 1;
     const ours = () => runChild({op: 'backup', platform, repository: repoPath, vmId: vm!.uuid, vmName: vm!.name});
     let ourFull: ChildRun;
-    let theirFullMs: number;
+    let theirFull: Rusage;
     if (ourFirst) {
       ourFull = await ours();
-      theirFullMs = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
+      theirFull = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
     } else {
-      theirFullMs = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
+      theirFull = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
       ourFull = await ours();
     }
     const repoBytes = await diskUsage(repoPath);
@@ -108,12 +108,12 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
     }
 
     let ourInc: ChildRun;
-    let theirIncMs: number;
+    let theirInc: Rusage;
     if (ourFirst) {
       ourInc = await ours();
-      theirIncMs = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
+      theirInc = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
     } else {
-      theirIncMs = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
+      theirInc = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
       ourInc = await ours();
     }
     if (!ourInc.incremental) throw new Error('the second vmbackup backup was not incremental');
@@ -123,7 +123,7 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
     const theirOut = join(dir, 'restore-virtnbd');
     const ourRestore = await runChild({op: 'restore', platform, repository: repoPath, restorePointId: ourInc.restorePointId!, directory: ourOut, format: 'qcow2'});
     await mkdir(theirOut, {recursive: true});
-    const theirRestoreMs = (await timed('virtnbdrestore', ['-n', '-i', theirs, '-o', theirOut, '-L', join(dir, 'virtnbdrestore.log')])).ms;
+    const theirRestore = await timedRusage('virtnbdrestore', ['-n', '-i', theirs, '-o', theirOut, '-L', join(dir, 'virtnbdrestore.log')]);
 
     const ourFile = ourRestore.files?.[0];
     const theirFile = (await readdir(theirOut)).find((f) => f.startsWith('vda'));
@@ -132,7 +132,7 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
     return {
       order: ourFirst ? 'vmbackup first' : 'virtnbdbackup first',
       sourceOnly,
-      ourFull, theirFullMs, ourInc, theirIncMs, ourRestore, theirRestoreMs,
+      ourFull, theirFull, ourInc, theirInc, ourRestore, theirRestore,
       repoBytes, repoApparent, theirBytes, theirApparent,
       dirtyChunkBytes: dirtyRoundedToChunks(WRITES, repo.chunkSize),
       chunkSize: repo.chunkSize,
@@ -151,22 +151,25 @@ function table(run: number, f: RunFigures): string {
   const full = f.ourFull.disks!.vda!;
   const inc = f.ourInc.disks!.vda!;
   const rssMiB = Math.max(f.ourFull.peakRssKiB, f.ourInc.peakRssKiB) / 1024;
+  const cpu = (ms: number | undefined) => `${((ms ?? 0) / 1000).toFixed(2)} s`;
+  const wall = (figure: string, ours: ChildRun, theirs: Rusage, limit: number, label: string): Row[] => [
+    {figure: `${figure}, process wall`, ours: secs(ours.processMs), theirs: secs(theirs.ms), ratio: ours.processMs / theirs.ms, target: label, met: ours.processMs <= theirs.ms * limit},
+    {figure: `${figure}, engine only`, ours: secs(ours.opMs), theirs: '', ratio: ours.opMs / theirs.ms, target: `(${label})`, met: ours.opMs <= theirs.ms * limit},
+    {figure: `${figure}, CPU user+sys`, ours: cpu(ours.cpuMs), theirs: cpu(theirs.cpuMs), ratio: (ours.cpuMs ?? 0) / theirs.cpuMs, target: '', met: undefined},
+  ];
   const rows: Row[] = [
-    {figure: 'full backup, process wall', ours: secs(f.ourFull.processMs), theirs: secs(f.theirFullMs), ratio: f.ourFull.processMs / f.theirFullMs, target: '≤ 0.33', met: f.ourFull.processMs <= f.theirFullMs / 3},
-    {figure: 'full backup, engine only', ours: secs(f.ourFull.opMs), theirs: '', ratio: f.ourFull.opMs / f.theirFullMs, target: '(≤ 0.33)', met: f.ourFull.opMs <= f.theirFullMs / 3},
-    {figure: 'incremental, process wall', ours: secs(f.ourInc.processMs), theirs: secs(f.theirIncMs), ratio: f.ourInc.processMs / f.theirIncMs, target: '≤ 0.5', met: f.ourInc.processMs <= f.theirIncMs / 2},
-    {figure: 'incremental, engine only', ours: secs(f.ourInc.opMs), theirs: '', ratio: f.ourInc.opMs / f.theirIncMs, target: '(≤ 0.5)', met: f.ourInc.opMs <= f.theirIncMs / 2},
-    {figure: 'restore to qcow2, process wall', ours: secs(f.ourRestore.processMs), theirs: secs(f.theirRestoreMs), ratio: f.ourRestore.processMs / f.theirRestoreMs, target: '≤ 0.5', met: f.ourRestore.processMs <= f.theirRestoreMs / 2},
-    {figure: 'restore to qcow2, engine only', ours: secs(f.ourRestore.opMs), theirs: '', ratio: f.ourRestore.opMs / f.theirRestoreMs, target: '(≤ 0.5)', met: f.ourRestore.opMs <= f.theirRestoreMs / 2},
+    ...wall('full backup', f.ourFull, f.theirFull, 1 / 3, '≤ 0.33'),
+    ...wall('incremental', f.ourInc, f.theirInc, 1 / 2, '≤ 0.5'),
+    ...wall('restore to qcow2', f.ourRestore, f.theirRestore, 1 / 2, '≤ 0.5'),
     {figure: 'restored image = disk (qemu-img compare)', ours: f.ourSame ? 'identical' : 'DIFFERS', theirs: f.theirSame ? 'identical' : 'DIFFERS', target: 'identical', met: f.ourSame},
     {figure: 'size after full (du)', ours: mib(f.repoBytes), theirs: mib(f.theirBytes), ratio: f.repoBytes / f.theirBytes, target: '≤ 1', met: f.repoBytes <= f.theirBytes},
     {figure: 'size after full (apparent)', ours: mib(f.repoApparent), theirs: mib(f.theirApparent), ratio: f.repoApparent / f.theirApparent, target: '', met: undefined},
     {figure: 'incremental: bytes read from NBD', ours: mib(inc.readBytes), theirs: `dirty ${mib(f.dirtyChunkBytes)}`, ratio: inc.readBytes / f.dirtyChunkBytes, target: `≤ dirty in ${f.chunkSize / MiB} MiB chunks`, met: inc.readBytes <= f.dirtyChunkBytes},
-    {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
+    {figure: 'peak RSS of the backup process', ours: `${rssMiB.toFixed(0)} MiB`, theirs: `${(Math.max(f.theirFull.maxRssKiB, f.theirInc.maxRssKiB) / 1024).toFixed(0)} MiB`, ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
   ];
   const so = f.sourceOnly.readOnly!;
   const detail = [
-    `  source alone (NBD reads into a discarded buffer, 4 × 8 MiB in flight): ${mib(so.bytes)} in ${secs(so.readMs)} = ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s; child ${secs(f.sourceOnly.processMs)}`,
+    `  source alone (NBD reads into a discarded buffer, 4 × 8 MiB in flight): ${mib(so.bytes)} in ${secs(so.readMs)} = ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s; child ${secs(f.sourceOnly.processMs)}, CPU ${cpu(f.sourceOnly.cpuMs)}, peak RSS ${(f.sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  full: read ${mib(full.readBytes)}, zero ${mib(full.zeroBytes)}, stored ${mib(full.storedBytes)} (plain ${mib(full.newPlainBytes)}), chunks new ${full.newChunks} / reused ${full.reusedChunks}; engine ${secs(full.durationMs)}: source ${secs(full.sourceMs)}, repository ${secs(full.repositoryMs)} (summed over parallel reads); child set-up ${secs(f.ourFull.setupMs ?? 0)}, RSS ${(f.ourFull.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  inc:  read ${mib(inc.readBytes)}, zero ${mib(inc.zeroBytes)}, unchanged ${mib(inc.unchangedBytes)}, stored ${mib(inc.storedBytes)}; engine ${secs(inc.durationMs)}: source ${secs(inc.sourceMs)}, repository ${secs(inc.repositoryMs)}; RSS ${(f.ourInc.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  restore: written ${mib(f.ourRestore.restoreDisks?.vda?.writtenBytes ?? 0)}, zero ${mib(f.ourRestore.restoreDisks?.vda?.zeroBytes ?? 0)}; RSS ${(f.ourRestore.peakRssKiB / 1024).toFixed(0)} MiB`,
@@ -174,6 +177,7 @@ function table(run: number, f: RunFigures): string {
   const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
   detail.push(`  memory peaks (sampled): full ${mem(f.ourFull)}; inc ${mem(f.ourInc)}; restore ${mem(f.ourRestore)}`);
   if (f.compareNote) detail.push(`  compare: ${f.compareNote}`);
+  detail.push(`  CPU of the operation alone (without Node/tsx start-up): full ${cpu(f.ourFull.opCpuMs)}, inc ${cpu(f.ourInc.opCpuMs)}, restore ${cpu(f.ourRestore.opCpuMs)}`);
   return `${renderTable(`run ${run} (${f.order})`, rows, ['vmbackup', 'virtnbdbackup'])}\n${detail.join('\n')}`;
 }
 

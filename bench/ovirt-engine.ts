@@ -21,13 +21,12 @@
 import {randomBytes} from 'node:crypto';
 import {mkdir, rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import {execa} from 'execa';
 import {OvirtPlatform} from '../src/platforms/ovirt/platform.js';
 import {createRepository} from '../src/repository/index.js';
 import {BLOCK} from '../test/ovirt-sim/image.js';
 import {startSimulator, type Simulator} from '../test/ovirt-sim/index.js';
 import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
-import {MiB, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs} from './lib/measure.js';
+import {MiB, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timedRusage} from './lib/measure.js';
 import {renderTable, type Row} from './lib/report.js';
 
 const runs = Number(process.argv[2] ?? 2);
@@ -54,7 +53,7 @@ function fillDisk(sim: Simulator): number {
 }
 
 /** The curl side: ranges from the adapter's own extents, downloaded from the live ticket. */
-async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<{ms: number; bytes: number; ranges: number}> {
+async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<{ms: number; cpuMs: number; bytes: number; ranges: number}> {
   const platform = new OvirtPlatform({url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, pollIntervalMs: 20});
   const backup = await platform.openBackup(sim.vm('bench').id, {log: () => {}});
   try {
@@ -75,12 +74,12 @@ async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<
     }
     const once = async () => {
       const t0 = performance.now();
-      await Promise.all(configs.map((cfg) => execa('curl', ['-sS', '--fail', '-K', cfg])));
-      return performance.now() - t0;
+      const each = await Promise.all(configs.map((cfg) => timedRusage('curl', ['-sS', '--fail', '-K', cfg])));
+      return {ms: performance.now() - t0, cpuMs: each.reduce((s, r) => s + r.cpuMs, 0)};
     };
     await once(); // warm-up: page faults of the simulator's buffers, TLS session set-up
-    const ms = await once();
-    return {ms, bytes: ranges.reduce((s, [, l]) => s + l, 0), ranges: ranges.length};
+    const {ms, cpuMs} = await once();
+    return {ms, cpuMs, bytes: ranges.reduce((s, [, l]) => s + l, 0), ranges: ranges.length};
   } finally {
     await backup.complete();
     await platform.close();
@@ -88,14 +87,15 @@ async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<
 }
 
 async function main(): Promise<void> {
-  const sim = await startSimulator({delayMs: 10, vms: [{name: 'bench', status: 'up', disks: [{alias: 'bench_os', size: DISK, format: 'cow'}]}]});
-  try {
-    const dataBytes = fillDisk(sim);
+  console.log(`${new Date().toISOString()}  ${machineLine()}`);
+  console.log(`simulator: disk ${mib(DISK, 0)} (cow), data ${mib(DATA, 0)} in 4 MiB runs every 16 MiB, half random, half text-like; distinct 64 KiB blocks; a fresh simulator per run`);
+  for (let run = 1; run <= runs; run++) {
+    // A fresh simulator per run: every run starts from the same 1 GiB, not from the last run's writes.
+    const sim = await startSimulator({delayMs: 10, vms: [{name: 'bench', status: 'up', disks: [{alias: 'bench_os', size: DISK, format: 'cow'}]}]});
+    fillDisk(sim);
     const diskId = sim.disksOf('bench')[0]!.id;
     const platform: ChildPlatform = {kind: 'ovirt', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem};
-    console.log(`${new Date().toISOString()}  ${machineLine()}`);
-    console.log(`simulator: disk ${mib(DISK, 0)} (cow), data ${mib(dataBytes, 0)} in 4 MiB runs every 16 MiB, half random, half text-like; distinct 64 KiB blocks`);
-    for (let run = 1; run <= runs; run++) {
+    {
       const dir = join(WORK, `run-${run}`);
       await rm(dir, {recursive: true, force: true});
       await mkdir(dir, {recursive: true});
@@ -123,13 +123,14 @@ async function main(): Promise<void> {
         const rows: Row[] = [
           {figure: 'full: data rate (disk task)', ours: rate(ourRate), theirs: rate(curlRate), ratio: ourRate / curlRate, target: '≥ 0.70', met: ourRate >= 0.7 * curlRate},
           {figure: 'full: data rate (whole backupVm)', ours: rate(opRate), theirs: '', ratio: opRate / curlRate, target: '', met: undefined},
-          {figure: 'full: time', ours: `${secs(f.durationMs)} / ${secs(full.opMs)}`, theirs: secs(curl.ms), target: '', met: undefined},
+          {figure: 'full: time (disk task / backupVm)', ours: `${secs(f.durationMs)} / ${secs(full.opMs)}`, theirs: secs(curl.ms), target: '', met: undefined},
+          {figure: 'full: CPU user+sys (backupVm / curl)', ours: secs(full.opCpuMs ?? 0), theirs: secs(curl.cpuMs), ratio: (full.opCpuMs ?? 0) / curl.cpuMs, target: '', met: undefined},
           {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
           {figure: 'incremental: bytes read', ours: mib(i.readBytes), theirs: `dirty ${mib(dirty)}`, ratio: i.readBytes / dirty, target: `≤ dirty in ${repo.chunkSize / MiB} MiB chunks`, met: i.readBytes <= dirty},
         ];
         console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
         const so = sourceOnly.readOnly!;
-        console.log(`  source alone (imageio reads into a discarded buffer, ${parallel} × 8 MiB in flight, child process): ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s (${secs(so.readMs)})`);
+        console.log(`  source alone (imageio reads into a discarded buffer, ${parallel} × 8 MiB in flight, child process): ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s (${secs(so.readMs)}), CPU ${secs(sourceOnly.opCpuMs ?? 0)}, peak RSS ${(sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`);
         console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
         console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.peakRssKiB / 1024).toFixed(0)} MiB`);
         console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.peakRssKiB / 1024).toFixed(0)} MiB`);
@@ -138,10 +139,9 @@ async function main(): Promise<void> {
         console.log(`  load after run: ${machineLine().split('load ')[1]}`);
       } finally {
         await rm(dir, {recursive: true, force: true});
+        await sim.stop();
       }
     }
-  } finally {
-    await sim.stop();
   }
 }
 

@@ -24,6 +24,10 @@ export type ChildJob =
 export interface ChildResult {
   /** backupVm / restoreVm alone, from call to return. */
   opMs: number;
+  /** CPU (user + system, all threads) of the whole child, ms: start-up and tsx included. */
+  cpuMs?: number;
+  /** CPU of the operation alone, ms. */
+  opCpuMs?: number;
   /** Platform + repository opening before the operation. */
   setupMs?: number;
   /** getrusage ru_maxrss, KiB: on Linux it includes the parent's RSS at fork (kept across exec). */

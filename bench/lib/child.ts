@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
   }, 100);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   try {
     if (job.op === 'read-only') {
       out.readOnly = await readOnly(platform, job.vmId, job.parallel, job.readSize);
@@ -118,6 +119,10 @@ async function main(): Promise<void> {
     await platform.close().catch(() => undefined);
   }
   out.memoryPeaks = peak;
+  const opCpu = process.cpuUsage(cpu0);
+  const allCpu = process.cpuUsage();
+  out.opCpuMs = (opCpu.user + opCpu.system) / 1000;
+  out.cpuMs = (allCpu.user + allCpu.system) / 1000;
   out.setupMs = t0 - startedModules;
   out.maxRssKiB = process.resourceUsage().maxRSS;
   out.peakRssKiB = await vmHwmKiB();

@@ -17,6 +17,27 @@ export async function timed(cmd: string, args: string[], opts: {cwd?: string} = 
   return {ms, stdout: String(r.stdout), stderr: String(r.stderr)};
 }
 
+export interface Rusage {
+  ms: number;
+  /** User + system CPU of the command and its children, ms. */
+  cpuMs: number;
+  /** Peak RSS of the command, KiB (GNU time %M: forked from `time`, not from us, so its own). */
+  maxRssKiB: number;
+}
+
+const TIME_MARK = '@@rusage';
+
+/** Like timed(), through GNU time (/usr/bin/time) for the command's CPU seconds and peak RSS. */
+export async function timedRusage(cmd: string, args: string[]): Promise<Rusage> {
+  const t0 = performance.now();
+  const r = await execa('/usr/bin/time', ['-f', `${TIME_MARK} %U %S %M`, '--', cmd, ...args], {reject: false, stdin: 'ignore'});
+  const ms = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.exitCode}:\n${String(r.stderr).slice(-3000)}`);
+  const line = String(r.stderr).split('\n').reverse().find((l) => l.startsWith(TIME_MARK));
+  const [, user, sys, rss] = line?.split(' ') ?? [];
+  return {ms, cpuMs: (Number(user) + Number(sys)) * 1000, maxRssKiB: Number(rss)};
+}
+
 /** Bytes a directory occupies on disk (du -s --block-size=1: allocated blocks, what a disk fills with). */
 export async function diskUsage(dir: string): Promise<number> {
   const r = await execa('du', ['-s', '--block-size=1', '--', dir]);
