@@ -132,17 +132,28 @@ export class Resources {
   }
 
   /** Checkpoint ids that committed restore points in any repository recorded for the VM. */
-  async trustedCheckpoints(vmId: string): Promise<string[]> {
+  /**
+   * The checkpoints that committed restore points recorded for a VM: cleanup keeps these and may
+   * delete the appliance's other checkpoints of that VM. `undefined` means "do not touch this VM":
+   * it has no restore point here (not ours to manage), or a repository could not be read (then we
+   * cannot know which checkpoint a restore point still needs, and deleting it would force a full).
+   */
+  async trustedCheckpoints(vmId: string): Promise<string[] | undefined> {
     const ids: string[] = [];
+    let points = 0;
     for (const r of this.store.list('repositories')) {
       try {
         const repo = await this.repository(r.id);
-        for (const p of await repo.listRestorePoints({vmId})) if (p.checkpoint) ids.push(p.checkpoint.id);
+        for (const p of await repo.listRestorePoints({vmId})) {
+          points += 1;
+          if (p.checkpoint) ids.push(p.checkpoint.id);
+        }
       } catch (err) {
-        this.log('warn', `Cannot read repository ${r.name} while collecting trusted checkpoints`, {error: String(err)});
+        this.log('warn', `Cannot read repository ${r.name} while collecting trusted checkpoints; leaving the checkpoints of VM ${vmId} alone`, {error: String(err)});
+        return undefined;
       }
     }
-    return ids;
+    return points > 0 ? ids : undefined;
   }
 
   async close(): Promise<void> {
