@@ -19,7 +19,8 @@ const {values} = parseArgs({
   options: {
     'state-dir': {type: 'string', default: process.env.VMBACKUP_STATE_DIR ?? DEFAULT_STATE_DIR},
     socket: {type: 'string', default: process.env.VMBACKUP_SOCKET ?? DEFAULT_SOCKET},
-    'log-format': {type: 'string', default: process.env.JOURNAL_STREAM ? 'plain' : 'plain'},
+    // Plain lines read best in journalctl; JSON lines suit log shippers.
+    'log-format': {type: 'string', default: process.env.VMBACKUP_LOG_FORMAT ?? 'plain'},
   },
   strict: true,
 });

@@ -45,12 +45,17 @@ export async function closeInterruptedSessions(deps: {history: History; log: Dae
 export async function cleanupConnections(deps: {store: ConfigStore; resources: Resources; log: DaemonLog}): Promise<string[]> {
   const cleaned: string[] = [];
   for (const c of deps.store.list('connections')) {
-    try {
-      await deps.resources.platform(c.id).cleanupLeftovers((e) => deps.log(e.severity === 'info' ? 'info' : 'warn', `cleanup ${c.name}: ${e.message}`, {code: e.code, vm: e.vm}));
-      cleaned.push(c.id);
-      deps.log('info', `Cleaned up leftovers on connection ${c.name}`);
-    } catch (err) {
-      deps.log('warn', `Cleanup of leftovers on connection ${c.name} failed: ${message(err)}`, {connection: c.id});
+    // A VM deleted on the host while the cleanup lists domains fails one pass: try again.
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await deps.resources.platform(c.id).cleanupLeftovers((e) => deps.log(e.severity === 'info' ? 'info' : 'warn', `cleanup ${c.name}: ${e.message}`, {code: e.code, vm: e.vm}));
+        cleaned.push(c.id);
+        deps.log('info', `Cleaned up leftovers on connection ${c.name}`);
+        break;
+      } catch (err) {
+        deps.log('warn', `Cleanup of leftovers on connection ${c.name} failed${attempt < 3 ? ', trying again' : ''}: ${message(err)}`, {connection: c.id});
+        if (attempt < 3) await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
     }
   }
   return cleaned;

@@ -146,8 +146,12 @@ describe('control API on a real daemon', () => {
   it('keeps the configuration across a restart', async () => {
     const code = await d.stop();
     expect(code).toBe(0);
-    d = await startDaemon(join(dir, 'state'), join(dir, 'run dir', 'api.sock'));
+    d = await startDaemon(join(dir, 'state'), join(dir, 'run dir', 'api.sock'), {VMBACKUP_LOG_FORMAT: 'json'});
     expect((await d.client.list('jobs')).map((j) => j.id)).toEqual(['nightly']);
+    // JSON lines on stdout, one object each, and still no secret in them.
+    const first = JSON.parse(d.lines[0]!) as {level: string; msg: string; time: string};
+    expect(first).toMatchObject({level: 'info', msg: expect.stringMatching(/vmbackupd .* starting/)});
+    expect(d.lines.join('\n')).not.toMatch(/TopSecret|MailSecret/);
     expect((await d.client.status()).workers.map((w) => w.id)).toEqual(['appliance', 'near-h1']);
   });
 });
