@@ -78,6 +78,23 @@ describe('Form', () => {
   });
 });
 
+describe('q and ? in forms', () => {
+  it('are typed in a text field and mean quit/help on a choice, in one burst', async () => {
+    const {App} = await import('../../src/console/app/app.js');
+    const {seeded} = await import('./fake-api.js');
+    r = await renderTree(<App api={seeded()} first={{name: 'email'}} />);
+    await r.waitFor('Recipients');
+    // Focus starts on the "Send through" choice: ↓ to the host field, type "q?", ↑ back, "?".
+    await r.press(`${KEY.down}q?${KEY.up}?`);
+    expect(r.frame()).toContain('Help: Email');
+    await r.press(KEY.esc);
+    expect(r.frame()).toMatch(/SMTP host\s+q\?/);
+    await r.press('q');
+    await r.waitFor(/./);
+    expect(r.exited()).toBe(true);
+  });
+});
+
 describe('ProgressBar', () => {
   it('shows the bar and the percentage', async () => {
     r = await renderTree(<ProgressBar fraction={0.42} width={10} />);

@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
+import {DEFAULT_VMS, startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
 import {Tmux} from './tmux.js';
 
@@ -23,7 +23,9 @@ let t: Tmux;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb console e2e '));
-  sim = await startSimulator({delayMs: 20});
+  // A VM with more data than the others, so that the session view shows its disk in progress.
+  const big = {name: 'big01', status: 'up' as const, tags: ['bulk'], disks: [{alias: 'big_os', size: 512 * 2 ** 20, format: 'cow' as const, bootable: true, fill: [{offset: 0, length: 160 * 2 ** 20, seed: 9}]}]};
+  sim = await startSimulator({delayMs: 20, vms: [...DEFAULT_VMS, big]});
   const sock = join(dir, 'api.sock');
   d = await startDaemon(join(dir, 'state'), sock);
   await isolate(d.client);
@@ -98,6 +100,10 @@ describe('console in tmux against a real daemon', () => {
     const vms = await t.waitFor('⚠ web01: web01_data');
     await t.save(join(ART, 'job-wizard-vms.txt'));
     expect(vms).toMatch(/\[x\]\s+web01/);
+    await t.keys('/');
+    await t.text('big01');
+    await t.keys('Enter', 'Space'); // burst
+    await t.waitFor(/\[x\]\s+big01/);
     await t.keys('Enter');
     await t.waitFor('step 3/7');
     await t.keys(...Array(7).fill('Enter'));
@@ -113,21 +119,34 @@ describe('console in tmux against a real daemon', () => {
 
     // The session view until the session ends.
     await t.waitFor('Log');
+    await t.waitFor(/big_os\s+█+░*\s+\d+%\s+[\d.]+ [KMG]iB\/s/);
     const running = await t.save(join(ART, 'session-running.txt'));
-    expect(running).toContain('e2e job');
+    expect(running).toContain('▶ e2e job · running');
     const job = (await d.client.list<{id: string; name: string}>('jobs')).find((j) => j.name === 'e2e job')!;
     const [first] = await d.client.sessions({job: job.id});
-    const done = await waitForSession(d.client, first!.id);
-    const end = await t.waitFor(new RegExp(`[✔⚠✖] e2e job · ${done.state}`));
-    await t.save(join(ART, 'session-finished.txt'));
-    expect(end).toMatch(/web01 (success|warning)/);
 
-    // Esc → dashboard with the job's last result.
+    // Esc → the dashboard while it runs (progress bar, rate, time left), if it still runs.
     await t.keys('Escape');
-    const dash = await t.waitFor(/e2e job\s+[✔⚠✖] (success|warning)/);
+    const live = await t.waitFor(/▶ e2e job\s+[█░]+\s+\d+%|e2e job\s+[✔⚠✖] (success|warning|failed)/);
+    if (live.includes('▶ e2e job')) await t.save(join(ART, 'dashboard-running.txt'));
+    const done = await waitForSession(d.client, first!.id);
+    const dash = await t.waitFor(new RegExp(`e2e job\\s+[✔⚠✖] ${done.state}`));
     await t.save(join(ART, 'dashboard.txt'));
     expect(dash).toMatch(/main repo\s+(–|[\d.]+ \S+)\s+[\d.]+ [KMGT]iB/);
     for (const line of dash.split('\n')) expect([...line].length).toBeLessThanOrEqual(80);
+
+    // The job's history → the session, finished.
+    await t.keys('Enter');
+    await t.waitFor('Run the job now');
+    await t.keys('Down', 'Down', 'Down', 'Down', 'Down', 'Enter'); // burst: the first past session
+    const end = await t.waitFor(new RegExp(`[✔⚠✖] e2e job · ${done.state}`));
+    await t.save(join(ART, 'session-finished.txt'));
+    expect(end).toMatch(/web01 (success|warning)/);
+    expect(end).toMatch(/✔ big01 success/);
+    await t.keys('Escape');
+    await t.waitFor('Run the job now');
+    await t.keys('Escape');
+    await t.waitFor('Enter open job');
 
     // Restore wizard.
     await t.keys('r');

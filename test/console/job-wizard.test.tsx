@@ -100,6 +100,22 @@ describe('job wizard screen', () => {
     expect(api.called('startJob')[0]!.args).toEqual(['web-prod-u']);
   });
 
+  it('"/q" in one burst searches for q instead of quitting; q outside the search quits', async () => {
+    r = await renderApp(seeded(), {name: 'job-wizard'});
+    await r.press(`x${KEY.enter}${KEY.enter}`);
+    await r.waitFor('web01');
+    await r.press('/q?');
+    expect(r.frame()).toContain('Search: q?');
+    expect(r.exited()).toBe(false);
+    await r.press(`${KEY.backspace}${KEY.backspace}${KEY.backspace}${KEY.enter}?`);
+    expect(r.frame()).toContain('Help: Job wizard');
+    // (ESC and q in one chunk would read as Alt-q: two writes.)
+    await r.press(KEY.esc);
+    await r.press('q');
+    await r.waitFor(/./);
+    expect(r.exited()).toBe(true);
+  });
+
   it('will not leave the VM step without a pick, and Esc on the first step cancels', async () => {
     const api = seeded();
     r = await renderApp(api, {name: 'job-wizard'});

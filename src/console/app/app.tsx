@@ -22,7 +22,7 @@ export interface AppProps {
 
 export function App(props: AppProps) {
   const [router, dispatch] = useReducer(routerReducer, undefined, () => initRouter({name: 'dashboard'}, props.first));
-  const capture = useRef<KeyCapture>({typing: false, escape: null});
+  const capture = useRef<KeyCapture>({owners: 0, escape: null});
   const {exit} = useApp();
   const size = useTerminalSize();
   useKeys((input, key) => {
@@ -30,7 +30,7 @@ export function App(props: AppProps) {
       if (router.help) dispatch({type: 'help', open: false});
       else if (capture.current.escape) capture.current.escape();
       else dispatch({type: 'pop'});
-    } else if (capture.current.typing) return;
+    } else if (capture.current.owners > 0) return; // a form or search decides about q and ? itself
     else if (input === '?') dispatch({type: 'help'});
     else if (input === 'q') dispatch({type: 'quit'});
   });
@@ -55,11 +55,11 @@ export function App(props: AppProps) {
               vmbackup › {crumbs.replace(/^Dashboard( › )?/, '') || 'Dashboard'}
             </Text>
             <Box flexDirection="column" height={height} overflow="hidden">
-              {router.help ? (
-                <Help title={screen.title} lines={screen.help} />
-              ) : (
+              {router.help ? <Help title={screen.title} lines={screen.help} /> : null}
+              {/* Hidden, not unmounted, under the help: a half-filled form keeps its values. */}
+              <Box display={router.help ? 'none' : 'flex'} flexDirection="column">
                 <screen.Component key={router.stack.length + route.name} params={route.params ?? {}} width={width} height={height} />
-              )}
+              </Box>
             </Box>
             <Text dimColor wrap="truncate-end">
               {router.help ? 'Esc or ? close help · q quit' : `${router.stack.length > 1 ? 'Esc back · ' : ''}? help · q quit${screen.keys ? ` · ${screen.keys}` : ''}`}

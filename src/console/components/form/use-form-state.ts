@@ -25,6 +25,8 @@ export interface FormState {
   text: Record<string, TextInputState>;
   focus: number;
   submitted: number;
+  /** `q` or `?` pressed outside a text field: the shell's quit or help (with a counter). */
+  intent?: {kind: 'quit' | 'help'; seq: number};
 }
 
 export type FormAction =
@@ -58,10 +60,15 @@ export function formReducer(s: FormState, a: FormAction): FormState {
   switch (a.type) {
     case 'key': {
       const k = a.key;
+      // Outside a text field a run of characters ("q?") means one key after another.
+      if ([...a.input].length > 1 && !(field?.kind === 'text' || field?.kind === 'secret'))
+        return [...a.input].reduce((st, ch) => formReducer(st, {type: 'key', input: ch, key: {}}), s);
       const choice = field?.kind === 'choice' || field?.kind === 'toggle';
       if (k.upArrow || (k.tab && k.shift)) return formReducer(s, {type: 'prev'});
       if (k.downArrow || k.tab) return formReducer(s, {type: 'next'});
       if (k.return) return formReducer(s, {type: 'enter'});
+      if (!(field?.kind === 'text' || field?.kind === 'secret') && (a.input === 'q' || a.input === '?') && !k.ctrl && !k.meta)
+        return {...s, intent: {kind: a.input === 'q' ? 'quit' : 'help', seq: (s.intent?.seq ?? 0) + 1}};
       if (choice && (k.rightArrow || a.input === ' ')) return formReducer(s, {type: 'cycle', step: 1});
       if (choice && k.leftArrow) return formReducer(s, {type: 'cycle', step: -1});
       const edit = textKeyAction(a.input, a.key);

@@ -11,7 +11,9 @@ export function useSelect<T>(opts: {items: readonly T[]; visible: number; isActi
   if (state.count !== opts.items.length || state.visible !== Math.max(1, opts.visible)) dispatch({type: 'resize', count: opts.items.length, visible: opts.visible});
   useKeys(
     (input, key) => {
-      if (key.downArrow || input === 'j') dispatch({type: 'next'});
+      // "jj" typed ahead arrives as one input.
+      if (/^[jk]{2,}$/.test(input)) for (const ch of input) dispatch({type: ch === 'j' ? 'next' : 'prev'});
+      else if (key.downArrow || input === 'j') dispatch({type: 'next'});
       else if (key.upArrow || input === 'k') dispatch({type: 'prev'});
       else if (key.home) dispatch({type: 'first'});
       else if (key.end) dispatch({type: 'last'});

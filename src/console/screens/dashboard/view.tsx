@@ -9,7 +9,6 @@ import {useMemo} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {nextRuns} from '../../../config/schedule.js';
 import type {SessionSummary, StatusReply} from '../../api.js';
-import {useKeyCapture} from '../../app/key-capture.js';
 import {ErrorMessage} from '../../components/message/view.js';
 import {ProgressBar} from '../../components/progress-bar/view.js';
 import {Select} from '../../components/select/view.js';
@@ -33,7 +32,6 @@ interface Data {
 export function Dashboard(props: ScreenProps) {
   const api = useApi();
   const nav = useNavigate();
-  const capture = useKeyCapture();
   const data = useLoad<Data>(async () => {
     const [status, jobs, sessions] = await Promise.all([api.status(), api.list<JobConfig>('jobs'), api.sessions({limit: 200})]);
     return {status, jobs, sessions};
@@ -42,7 +40,6 @@ export function Dashboard(props: ScreenProps) {
     if (e.type === 'session' || e.type === 'config') data.reload();
   });
   useKeys((input) => {
-    if (capture.current.typing) return;
     if (input === 'n') nav({type: 'push', route: {name: 'job-wizard'}});
     else if (input === 'm') nav({type: 'push', route: {name: 'menu'}});
     else if (input === 'r') nav({type: 'push', route: {name: 'restore'}});

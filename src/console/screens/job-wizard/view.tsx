@@ -8,8 +8,7 @@ import {useEffect, useReducer} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {cronProblem, describeSchedule, nextRuns} from '../../../config/schedule.js';
 import type {InventoryVm} from '../../../platforms/types.js';
-import {useEscape, useKeyCapture} from '../../app/key-capture.js';
-import {useKeys} from '../../components/use-keys.js';
+import {useEscape} from '../../app/key-capture.js';
 import {Form} from '../../components/form/view.js';
 import type {FieldSpec} from '../../components/form/use-form-state.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
@@ -46,13 +45,12 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
   const nav = useNavigate();
   const [s, dispatch] = useReducer(wizardReducer, props.initial);
   useEscape(() => dispatch({type: 'back'}));
-  const capture = useKeyCapture();
-  useKeys((input) => {
-    // c switches the connection whose inventory is shown (a job reads from one connection).
-    if (input !== 'c' || capture.current.typing || STEPS[s.step] !== 'vms' || props.connections.length < 2) return;
+  // c in the VM step switches the connection whose inventory is shown (a job reads from one).
+  const switchConnection = () => {
+    if (props.connections.length < 2) return;
     const i = props.connections.findIndex((c) => c.id === s.connection);
     dispatch({type: 'connection', id: String(props.connections[(i + 1) % props.connections.length]!.id)});
-  });
+  };
   useEffect(() => {
     if (s.left) nav({type: 'pop'});
   }, [s.left, nav]);
@@ -91,7 +89,7 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
           ) : null}
           {inventory.error ? <ErrorMessage error={inventory.error} /> : null}
           {inventory.data ? (
-            <VmPicker key={s.connection} vms={inventory.data} selection={s.selection} height={props.height - 5} onChange={(selection) => dispatch({type: 'selection', selection})} onDone={() => next()} />
+            <VmPicker key={s.connection} vms={inventory.data} selection={s.selection} height={props.height - 5} onChange={(selection) => dispatch({type: 'selection', selection})} onDone={() => next()} onSwitchConnection={switchConnection} />
           ) : inventory.loading ? (
             <Text color="cyan">… reading the inventory</Text>
           ) : null}

@@ -28,10 +28,16 @@ export interface PickerState {
   searching: boolean;
   /** The VM whose disks are shown for choosing. */
   open?: string;
+  /**
+   * What a key outside the search asks of the screen around the picker: Enter = next step,
+   * q/? = the shell's quit/help, c = the next connection. Decided here, in key order, so that
+   * "/q" in a burst searches for "q".
+   */
+  intent?: {kind: 'done' | 'quit' | 'help' | 'connection'; seq: number};
 }
 
 export type PickerAction =
-  | {type: 'key'; input: string; key: {upArrow?: boolean; downArrow?: boolean; return?: boolean; backspace?: boolean; delete?: boolean; escape?: boolean}}
+  | {type: 'key'; input: string; key: {upArrow?: boolean; downArrow?: boolean; return?: boolean; backspace?: boolean; delete?: boolean; ctrl?: boolean; meta?: boolean}}
   | {type: 'load'; vms: InventoryVm[]};
 
 export const emptySelection = (): Selection => ({vms: [], clusters: [], hosts: [], tags: [], exclude: []});
@@ -75,11 +81,14 @@ export const disksOf = (sel: Selection, vmId: string) => sel.vms.find((p) => p.i
 
 export function pickerReducer(s: PickerState, a: PickerAction): PickerState {
   if (a.type === 'load') return {...s, vms: a.vms, focus: 0};
+  // A run of typed characters arrives as one input: apply it one character at a time.
+  if ([...a.input].length > 1) return [...a.input].reduce((st, ch) => pickerReducer(st, {type: 'key', input: ch, key: {}}), s);
   const k = a.key;
   const list = rows(s);
   const clamp = (f: number) => Math.max(0, Math.min(f, list.length - 1));
+  const intent = (kind: NonNullable<PickerState['intent']>['kind']): PickerState => ({...s, intent: {kind, seq: (s.intent?.seq ?? 0) + 1}});
   if (s.searching) {
-    if (k.return || k.escape) return {...s, searching: false, focus: 0};
+    if (k.return) return {...s, searching: false, focus: 0};
     if (k.backspace || k.delete) return {...s, query: [...s.query].slice(0, -1).join(''), focus: 0};
     if (k.upArrow || k.downArrow) return {...s, searching: false, focus: clamp(s.focus + (k.upArrow ? -1 : 1))};
     if (a.input && !/[\x00-\x1f]/.test(a.input)) return {...s, query: s.query + a.input, focus: 0};
@@ -88,6 +97,8 @@ export function pickerReducer(s: PickerState, a: PickerAction): PickerState {
   if (k.upArrow) return {...s, focus: clamp(s.focus - 1)};
   if (k.downArrow) return {...s, focus: clamp(s.focus + 1)};
   if (a.input === '/') return {...s, searching: true, query: ''};
+  if (k.return) return intent('done');
+  if (!k.ctrl && !k.meta && (a.input === 'q' || a.input === '?' || a.input === 'c')) return intent(a.input === 'q' ? 'quit' : a.input === '?' ? 'help' : 'connection');
   const row = list[s.focus];
   if (!row) return s;
   if (a.input === ' ') {

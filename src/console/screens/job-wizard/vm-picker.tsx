@@ -1,33 +1,32 @@
 /**
  * The VM step's view: the inventory by cluster (with each VM's host and disks), tags at the end,
  * `[x]` for picked, `[~]` for brought in by a cluster or tag, `[-]` for excluded; the warnings
- * for untrackable disks below. Keys go to the picker reducer only.
+ * for untrackable disks below. Keys go to the picker reducer only; it also decides Enter, q, ?
+ * and c (see vm-picker-state.ts).
  */
 import {Box, Text} from 'ink';
-import {useEffect, useLayoutEffect, useReducer, useRef} from 'react';
+import {useEffect, useReducer, useRef} from 'react';
 import type {InventoryVm} from '../../../platforms/types.js';
-import {useKeyCapture} from '../../app/key-capture.js';
+import {useOwnLetters} from '../../app/key-capture.js';
+import {useNavigate} from '../../router/context.js';
 import {useKeys} from '../../components/use-keys.js';
 import {bytes} from '../../format.js';
 import {disksOf, initPicker, pickedBy, pickerReducer, rows, trackingWarnings, type Row, type Selection} from './vm-picker-state.js';
 
-export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void}) {
+export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void; onSwitchConnection?: () => void}) {
   const [s, dispatch] = useReducer(pickerReducer, undefined, () => initPicker(props.selection, props.vms));
-  const capture = useKeyCapture();
-  useKeys((input, key) => {
-    // Enter outside the search leaves the step; everything else is the picker's.
-    if (key.return && !s.searching) props.onDone();
-    else dispatch({type: 'key', input, key});
-  });
-  useLayoutEffect(() => {
-    capture.current.typing = s.searching;
-    return () => {
-      capture.current.typing = false;
-    };
-  }, [s.searching, capture]);
-  const onChange = useRef(props.onChange);
-  onChange.current = props.onChange;
-  useEffect(() => onChange.current(s.sel), [s.sel]);
+  const nav = useNavigate();
+  useOwnLetters();
+  useKeys((input, key) => dispatch({type: 'key', input, key}));
+  const cb = useRef(props);
+  cb.current = props;
+  useEffect(() => cb.current.onChange(s.sel), [s.sel]);
+  useEffect(() => {
+    const i = s.intent?.kind;
+    if (i === 'done') cb.current.onDone();
+    else if (i === 'connection') cb.current.onSwitchConnection?.();
+    else if (i) nav(i === 'quit' ? {type: 'quit'} : {type: 'help'});
+  }, [s.intent, nav]);
   const list = rows(s);
   const warnings = trackingWarnings(s);
   const room = Math.max(3, props.height - 3 - Math.min(3, warnings.length));

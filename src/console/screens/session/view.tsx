@@ -5,7 +5,6 @@
  */
 import {Box, Text} from 'ink';
 import type {LogLine, SessionVm} from '../../../daemon/session-model.js';
-import {useKeyCapture} from '../../app/key-capture.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {ProgressBar} from '../../components/progress-bar/view.js';
 import {COLOR, SYMBOL, toneOf} from '../../components/status/status.js';
@@ -26,7 +25,6 @@ export function mergedLog(recorded: readonly LogLine[], live: readonly LogLine[]
 export function Session(props: ScreenProps) {
   const api = useApi();
   const nav = useNavigate();
-  const capture = useKeyCapture();
   const id = props.params.id ?? '';
   const data = useLoad(() => api.session(id), [id]);
   const action = useAction();
@@ -35,7 +33,7 @@ export function Session(props: ScreenProps) {
   });
   const s = data.data;
   useKeys((input) => {
-    if (capture.current.typing || !s) return;
+    if (!s) return;
     if (input === 's') void action.run('Stopping the session', () => api.stopJob(s.jobId), () => 'Stop requested: running disks finish their current chunk.');
     else if (input === 'f')
       void action.run('Retrying failed VMs', () => api.retryFailed(s.jobId)).then((r) => {
