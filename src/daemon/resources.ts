@@ -11,7 +11,7 @@ import {LibvirtPlatform} from '../platforms/libvirt/index.js';
 import {OvirtPlatform} from '../platforms/ovirt/index.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
 import {createRepository, openRepository, type Repository} from '../repository/index.js';
-import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
 import type {DaemonLog} from './log.js';
 
 export interface InventoryEntry {
@@ -47,8 +47,18 @@ export class Resources {
       try {
         return await createRepository(cfg.path);
       } catch (createErr) {
-        if (errnoCode(createErr) === 'EEXIST' || createErr instanceof UserError) throw err;
-        throw createErr;
+        if (createErr instanceof UserError) throw createErr;
+        if (errnoCode(createErr) === 'EEXIST') throw err;
+        const explained = explainIoError(createErr, cfg.path, 'creating the repository');
+        if (explained instanceof UserError) throw explained;
+        const code = errnoCode(createErr);
+        if (!code) throw createErr;
+        // On a read-only file system (the systemd sandbox) mkdir may report EROFS or ENOENT.
+        throw new UserError(`Cannot create a repository at ${cfg.path}: ${createErr instanceof Error ? createErr.message : String(createErr)}`, {
+          hint: `Check that the parent directory exists and is writable. Under systemd, vmbackupd may only write its ReadWritePaths (a read-only file system otherwise): add the path with "systemctl edit vmbackupd" ([Service] ReadWritePaths=${cfg.path}) and restart it.`,
+          exitCode: ExitCode.invalidInput,
+          cause: createErr,
+        });
       }
     }
   }

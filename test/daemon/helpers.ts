@@ -23,8 +23,11 @@ export interface RunningDaemon {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startDaemon(stateDir: string, socket: string, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--state-dir', stateDir, '--socket', socket], {
+/** `wrap` runs the daemon under another command (e.g. a bubblewrap sandbox: ['bwrap', ..., '--']). */
+export async function startDaemon(stateDir: string, socket: string, env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<RunningDaemon> {
+  const argv = [process.execPath, '--import', 'tsx', MAIN, '--state-dir', stateDir, '--socket', socket];
+  const full = [...wrap, ...argv];
+  const proc = spawn(full[0]!, full.slice(1), {
     cwd: ROOT,
     env: {...process.env, ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
