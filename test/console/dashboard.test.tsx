@@ -28,10 +28,19 @@ describe('dashboard', () => {
     r = await renderApp(api);
     await r.waitFor('▶ nightly');
     await r.press(''); // no-op: keeps act() flushing
-    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'disk', size: 1000}]}});
-    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 500, size: 1000, readBytes: 500, rate: 100}});
+    await r!.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'disk', size: 1000}]}}));
+    await r!.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 500, size: 1000, readBytes: 500, rate: 100}}));
     const f = await r.waitFor('50%');
     expect(f).toMatch(/100 B\/s\s+5s left/);
+  });
+
+  it('follows a resize of the terminal', async () => {
+    r = await renderApp(seeded());
+    let f = await r.waitFor('nightly');
+    expect(f.split('\n').every((l) => [...l].length <= 80)).toBe(true);
+    await r.resize(120, 40);
+    f = await r.waitFor(/Repository\s{60,}/);
+    expect(overlong(f, 120)).toEqual([]);
   });
 
   it('grows with the window', async () => {

@@ -59,6 +59,8 @@ export interface Rendered {
   unmount: () => Promise<void>;
   stdout: Stdout;
   exited: () => boolean;
+  /** Runs `fn` (an event from the fake daemon) inside act(). */
+  act: (fn: () => void) => Promise<void>;
 }
 
 export async function renderTree(tree: ReactElement, size = {columns: 80, rows: 24}): Promise<Rendered> {
@@ -102,6 +104,10 @@ export async function renderTree(tree: ReactElement, size = {columns: 80, rows: 
     unmount: () => act(async () => instance.unmount()),
     stdout,
     exited: () => exited,
+    act: (fn) =>
+      act(async () => {
+        fn();
+      }),
   };
 }
 

@@ -58,10 +58,10 @@ describe('restore wizard screen', () => {
     await r.press(KEY.enter);
     await r.waitFor('progress');
     expect(a.called('startRestore')[0]!.args[0]).toEqual({restorePointId: 'rp-2', repository: 'main', target: {kind: 'new', name: 'web01-restored', host: 'kvm2', cluster: undefined, storageDomain: 'fast ssd'}});
-    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'web01_disk', size: 100}]}});
-    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 50, size: 100, readBytes: 50, rate: 10}});
+    await r!.act(() => a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'web01_disk', size: 100}]}}));
+    await r!.act(() => a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 50, size: 100, readBytes: 50, rate: 10}}));
     await r.waitFor('50%');
-    a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-finished', vmId: 'vm-1', vmName: 'web01', status: 'success'}});
+    await r!.act(() => a.emit({type: 'engine', sessionId: 'r-1', jobId: '', event: {type: 'vm-finished', vmId: 'vm-1', vmName: 'web01', status: 'success'}}));
     await r.waitFor('✔ Restore finished.');
   });
 

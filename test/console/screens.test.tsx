@@ -193,9 +193,9 @@ describe('workers, email, appliance, sessions', () => {
     await r.unmount();
     r = await renderApp(api, {name: 'session', params: {id: 's-2'}});
     await r.waitFor('web02');
-    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-2', vmName: 'web02', incremental: true, disks: [{key: 'd2', name: 'web02_disk', size: 4000}]}});
-    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-2', disk: 'd2', doneBytes: 1000, size: 4000, readBytes: 1000, rate: 1000}});
-    api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'log', time: '2026-11-23T03:00:00Z', event: {severity: 'warning', code: 'raw', message: 'web02: RAW disk read in full'}}});
+    await r!.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'vm-started', vmId: 'vm-2', vmName: 'web02', incremental: true, disks: [{key: 'd2', name: 'web02_disk', size: 4000}]}}));
+    await r!.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'disk-progress', vmId: 'vm-2', disk: 'd2', doneBytes: 1000, size: 4000, readBytes: 1000, rate: 1000}}));
+    await r!.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'log', time: '2026-11-23T03:00:00Z', event: {severity: 'warning', code: 'raw', message: 'web02: RAW disk read in full'}}}));
     f = await r.waitFor('25%');
     expect(f).toMatch(/web02_disk\s+█+░+\s+25%\s+1000 B\/s\s+3s left/);
     expect(f).toContain('⚠ 03:00:00 web02: RAW disk read in full');
