@@ -169,7 +169,7 @@ function table(run: number, f: RunFigures): string {
   ];
   const so = f.sourceOnly.readOnly!;
   const detail = [
-    `  source alone (NBD reads into a discarded buffer, 4 × 8 MiB in flight): ${mib(so.bytes)} in ${secs(so.readMs)} = ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s; child ${secs(f.sourceOnly.processMs)}, CPU ${cpu(f.sourceOnly.cpuMs)}, peak RSS ${(f.sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`,
+    `  source alone (NBD reads into a discarded buffer, 4 × 8 MiB in flight): ${mib(so.bytes)} in ${secs(so.readMs)} = ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s; child ${secs(f.sourceOnly.processMs)}, CPU of the reads ${cpu(f.sourceOnly.opCpuMs)}, peak RSS ${(f.sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  full: read ${mib(full.readBytes)}, zero ${mib(full.zeroBytes)}, stored ${mib(full.storedBytes)} (plain ${mib(full.newPlainBytes)}), chunks new ${full.newChunks} / reused ${full.reusedChunks}; engine ${secs(full.durationMs)}: source ${secs(full.sourceMs)}, repository ${secs(full.repositoryMs)} (summed over parallel reads); child set-up ${secs(f.ourFull.setupMs ?? 0)}, RSS ${(f.ourFull.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  inc:  read ${mib(inc.readBytes)}, zero ${mib(inc.zeroBytes)}, unchanged ${mib(inc.unchangedBytes)}, stored ${mib(inc.storedBytes)}; engine ${secs(inc.durationMs)}: source ${secs(inc.sourceMs)}, repository ${secs(inc.repositoryMs)}; RSS ${(f.ourInc.peakRssKiB / 1024).toFixed(0)} MiB`,
     `  restore: written ${mib(f.ourRestore.restoreDisks?.vda?.writtenBytes ?? 0)}, zero ${mib(f.ourRestore.restoreDisks?.vda?.zeroBytes ?? 0)}; RSS ${(f.ourRestore.peakRssKiB / 1024).toFixed(0)} MiB`,
