@@ -15,13 +15,14 @@ import {Select} from '../../components/select/view.js';
 import {COLOR, SYMBOL, toneOf} from '../../components/status/status.js';
 import {StatusLine} from '../../components/status/view.js';
 import {cell, fitColumns, tableLines} from '../../components/table/layout.js';
-import {bytes, duration, rate, timeLeft, when} from '../../format.js';
+import {duration, rate, timeLeft, when} from '../../format.js';
 import {sessionTotalsOf} from '../../live/progress-state.js';
 import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {attentionItems} from './attention.js';
+import {repositoryLines} from '../repositories/table.js';
 
 interface Data {
   status: StatusReply;
@@ -72,17 +73,7 @@ export function Dashboard(props: ScreenProps) {
       tone,
     };
   });
-  const repoLines = tableLines(
-    [
-      {title: 'Repository', width: 30, flex: true},
-      {title: 'Used', width: 10, align: 'right'},
-      {title: 'Free', width: 10, align: 'right'},
-      {title: 'Dedup', width: 7, align: 'right'},
-      {title: 'Points', width: 7, align: 'right'},
-    ],
-    d.status.repositories.map((r) => [r.error ? `✖ ${r.name}` : r.name, bytes(r.usedBytes), bytes(r.freeBytes), r.dedupRatio ? `${r.dedupRatio.toFixed(1)}×` : '–', String(r.restorePoints ?? '–')]),
-    w,
-  );
+  const repoLines = repositoryLines(d.status.repositories, w);
   const jobsVisible = Math.max(2, props.height - 6 - Math.min(3, attention.length) - running.length * 1 - repoLines.length);
   return (
     <Box flexDirection="column">

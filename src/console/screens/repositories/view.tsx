@@ -7,12 +7,12 @@ import {Box, Text} from 'ink';
 import {useState} from 'react';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
-import {tableLines} from '../../components/table/layout.js';
 import {bytes} from '../../format.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {RepositoryForm} from './repository-form.js';
+import {repositoryLines} from './table.js';
 
 export function Repositories(props: ScreenProps) {
   const api = useApi();
@@ -23,17 +23,7 @@ export function Repositories(props: ScreenProps) {
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const repos = data.data.repositories;
-  const lines = tableLines(
-    [
-      {title: 'Repository', width: 24, flex: true},
-      {title: 'Used', width: 9, align: 'right'},
-      {title: 'Free', width: 9, align: 'right'},
-      {title: 'Dedup', width: 6, align: 'right'},
-      {title: 'Points', width: 6, align: 'right'},
-    ],
-    repos.map((r) => [r.error ? `✖ ${r.name}` : `✔ ${r.name}`, bytes(r.usedBytes), bytes(r.freeBytes), r.dedupRatio ? `${r.dedupRatio.toFixed(1)}×` : '–', String(r.restorePoints ?? '–')]),
-    props.width - 2,
-  );
+  const lines = repositoryLines(repos, props.width - 2, true);
   const repo = repos.find((r) => r.id === picked);
   if (repo) {
     const items = [
