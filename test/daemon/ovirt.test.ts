@@ -37,6 +37,12 @@ describe('jobs against the oVirt simulator', () => {
     await d.client.create('connections', {id: 'engine', ...base, password: sim.password});
     expect(await d.client.testConnection('engine')).toEqual({ok: true, reachable: true, authenticated: true, vms: 3});
     expect(d.lines.join('\n')).not.toContain(sim.password);
+    // The inventory is cached per connection until a refresh is asked for.
+    const inv = await d.client.inventory('engine');
+    expect(inv.vms.map((v) => v.name)).toContain('web01');
+    expect((await d.client.inventory('engine')).at).toBe(inv.at);
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await d.client.inventory('engine', true)).at).not.toBe(inv.at);
   });
 
   it('backs up the VMs with a tag, then incrementally', async () => {
@@ -55,6 +61,17 @@ describe('jobs against the oVirt simulator', () => {
     expect(s2.vms.find((v) => v.name === 'web01')!.incremental).toBe(true);
     const repo = await openRepository(join(dir, 'repo'));
     expect((await repo.listRestorePoints({vmId: web.id})).map((p) => p.type)).toEqual(['full', 'incremental']);
+    // Status shows the repository's figures once computed in the background.
+    let r;
+    for (;;) {
+      r = (await d.client.status()).repositories.find((x) => x.id === 'r')!;
+      if (r.usedBytes !== undefined) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(r).toMatchObject({restorePoints: 4, usedBytes: expect.any(Number), freeBytes: expect.any(Number), totalBytes: expect.any(Number)});
+    expect(r.dedupRatio).toBeGreaterThanOrEqual(1);
+    expect(await d.client.gc('r')).toEqual({ok: true});
+    expect((await repo.verify()).ok).toBe(true);
   });
 
   it('mails the session report to the global and the job recipients, and warns when the repository is low on space', async () => {
