@@ -34,6 +34,20 @@ describe('dashboard', () => {
     expect(f).toMatch(/100 B\/s\s+5s left/);
   });
 
+  it('puts a failed health check and low space at the top', async () => {
+    const api = seeded();
+    api.statusExtra = {repositories: [{id: 'main', name: 'main', path: '/srv', usedBytes: 95, freeBytes: 5, totalBytes: 100, needsFullVms: 2}]};
+    r = await renderApp(api);
+    await r.waitFor('low on space');
+    await r.act(() => api.emit({type: 'maintenance', repository: 'main', action: 'health check', state: 'failed', detail: '3 damaged chunks'}));
+    const f = await r.waitFor('health check failed');
+    const top = f.split('\n').slice(1, 4).join('\n');
+    expect(top).toContain('✖ Repository main: health check failed: 3 damaged chunks');
+    expect(top).toContain('✖ nightly: 1 VM failed');
+    expect(top).toContain('⚠ Repository main: low on space (5% free)');
+    expect(f).toContain('… and 1 more');
+  });
+
   it('follows a resize of the terminal', async () => {
     r = await renderApp(seeded());
     let f = await r.waitFor('nightly');

@@ -3,7 +3,7 @@
  * session, repositories that cannot be read or are low on space, VMs whose next backup must be
  * a full one. Pure, from the status reply and the sessions.
  */
-import type {SessionSummary, StatusReply} from '../../api.js';
+import type {DaemonEvent, SessionSummary, StatusReply} from '../../api.js';
 import type {Tone} from '../../components/status/status.js';
 
 export interface Attention {
@@ -11,8 +11,21 @@ export interface Attention {
   text: string;
 }
 
-export function attentionItems(status: StatusReply | undefined, sessions: readonly SessionSummary[], lowSpacePercent = 10): Attention[] {
+/** The newest maintenance outcome per repository and action (health check, GC, prune), from events. */
+export type MaintenanceSeen = Record<string, {repository: string; action: string; state: string; detail?: string}>;
+
+export function maintenanceReducer(s: MaintenanceSeen, e: DaemonEvent): MaintenanceSeen {
+  if (e.type !== 'maintenance') return s;
+  return {...s, [`${e.repository}/${e.action}`]: {repository: e.repository, action: e.action, state: e.state, detail: e.detail}};
+}
+
+export function attentionItems(status: StatusReply | undefined, sessions: readonly SessionSummary[], lowSpacePercent = 10, maintenance: MaintenanceSeen = {}): Attention[] {
   const out: Attention[] = [];
+  for (const m of Object.values(maintenance))
+    if (m.state === 'failed') {
+      const name = status?.repositories.find((r) => r.id === m.repository)?.name ?? m.repository;
+      out.push({tone: 'error', text: `Repository ${name}: ${m.action} failed${m.detail ? `: ${m.detail}` : ''}`});
+    }
   // The newest finished session of each job is the one that counts.
   const lastByJob = new Map<string, SessionSummary>();
   for (const s of sessions) {

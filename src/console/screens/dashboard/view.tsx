@@ -5,7 +5,7 @@
  */
 import {useKeys} from '../../components/use-keys.js';
 import {Box, Text} from 'ink';
-import {useMemo} from 'react';
+import {useMemo, useReducer} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {nextRuns} from '../../../config/schedule.js';
 import type {SessionSummary, StatusReply} from '../../api.js';
@@ -21,7 +21,7 @@ import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
-import {attentionItems} from './attention.js';
+import {attentionItems, maintenanceReducer} from './attention.js';
 import {repositoryLines} from '../repositories/table.js';
 
 interface Data {
@@ -37,8 +37,10 @@ export function Dashboard(props: ScreenProps) {
     const [status, jobs, sessions] = await Promise.all([api.status(), api.list<JobConfig>('jobs'), api.sessions({limit: 200})]);
     return {status, jobs, sessions};
   });
+  const [maintenance, seeMaintenance] = useReducer(maintenanceReducer, {});
   const {progress} = useEvents((e) => {
-    if (e.type === 'session' || e.type === 'config') data.reload();
+    if (e.type === 'maintenance') seeMaintenance(e);
+    if (e.type === 'session' || e.type === 'config' || (e.type === 'maintenance' && e.state !== 'started')) data.reload();
   });
   useKeys((input) => {
     if (input === 'n') nav({type: 'push', route: {name: 'job-wizard'}});
@@ -51,7 +53,7 @@ export function Dashboard(props: ScreenProps) {
   if (data.error && !d) return <ErrorMessage error={data.error} />;
   if (!d) return <Text color="cyan">… loading from vmbackupd</Text>;
   const w = props.width;
-  const attention = attentionItems(d.status, d.sessions);
+  const attention = attentionItems(d.status, d.sessions, 10, maintenance);
   const running = d.status.sessions.filter((s) => s.state === 'running');
   const lastOf = (id: string) => d.sessions.filter((s) => s.jobId === id && s.state !== 'running').sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0];
   const jobCols = [
