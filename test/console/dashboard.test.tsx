@@ -39,10 +39,10 @@ describe('dashboard', () => {
     api.statusExtra = {repositories: [{id: 'main', name: 'main', path: '/srv', usedBytes: 95, freeBytes: 5, totalBytes: 100, needsFullVms: 2}]};
     r = await renderApp(api);
     await r.waitFor('low on space');
-    await r.act(() => api.emit({type: 'maintenance', repository: 'main', action: 'health check', state: 'failed', detail: '3 damaged chunks'}));
-    const f = await r.waitFor('health check failed');
+    await r.act(() => api.emit({type: 'maintenance', repository: 'main', action: 'verify', state: 'finished', detail: '3 problems'}));
+    const f = await r.waitFor('found damage');
     const top = f.split('\n').slice(1, 4).join('\n');
-    expect(top).toContain('✖ Repository main: health check failed: 3 damaged chunks');
+    expect(top).toContain('✖ Repository main: the health check found damage (3 problems)');
     expect(top).toContain('✖ nightly: 1 VM failed');
     expect(top).toContain('⚠ Repository main: low on space (5% free)');
     expect(f).toContain('… and 1 more');

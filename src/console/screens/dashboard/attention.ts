@@ -21,11 +21,14 @@ export function maintenanceReducer(s: MaintenanceSeen, e: DaemonEvent): Maintena
 
 export function attentionItems(status: StatusReply | undefined, sessions: readonly SessionSummary[], lowSpacePercent = 10, maintenance: MaintenanceSeen = {}): Attention[] {
   const out: Attention[] = [];
-  for (const m of Object.values(maintenance))
-    if (m.state === 'failed') {
-      const name = status?.repositories.find((r) => r.id === m.repository)?.name ?? m.repository;
-      out.push({tone: 'error', text: `Repository ${name}: ${m.action} failed${m.detail ? `: ${m.detail}` : ''}`});
-    }
+  const words: Record<string, string> = {verify: 'health check', gc: 'garbage collection'};
+  for (const m of Object.values(maintenance)) {
+    const name = status?.repositories.find((r) => r.id === m.repository)?.name ?? m.repository;
+    const what = words[m.action] ?? m.action;
+    if (m.state === 'failed') out.push({tone: 'error', text: `Repository ${name}: ${what} failed${m.detail ? `: ${m.detail}` : ''}`});
+    // The daemon's health check "finishes" with a count of problems when it found damage.
+    else if (m.state === 'finished' && m.action === 'verify' && m.detail && m.detail !== 'ok') out.push({tone: 'error', text: `Repository ${name}: the health check found damage (${m.detail})`});
+  }
   // The newest finished session of each job is the one that counts.
   const lastByJob = new Map<string, SessionSummary>();
   for (const s of sessions) {
