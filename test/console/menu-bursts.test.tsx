@@ -1,0 +1,39 @@
+/** Every menu: ↓ ↓ Enter (or ↓ Enter where there are two items) in ONE write chooses the right item. */
+import {afterEach, describe, expect, it} from 'vitest';
+import type {Route} from '../../src/console/router/use-router-state.js';
+import {makeSession, seeded} from './fake-api.js';
+import {KEY, renderApp, type Rendered} from './harness.js';
+
+let r: Rendered | undefined;
+afterEach(async () => {
+  await r?.unmount();
+  r = undefined;
+});
+
+const D = KEY.down;
+const CASES: {menu: string; route: Route; ready: string; keys: string; expect: string | RegExp}[] = [
+  {menu: 'main menu', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + KEY.enter, expect: 'Menu › Workers'},
+  {menu: 'job actions', route: {name: 'job', params: {id: 'nightly'}}, ready: 'Run the job now', keys: D + D + D + KEY.enter, expect: 'Edit job · step 1/7'},
+  {menu: 'job history', route: {name: 'job', params: {id: 'nightly'}}, ready: 'failed', keys: D + D + D + D + D + D + KEY.enter, expect: '✔ nightly · success'},
+  {menu: 'jobs list', route: {name: 'jobs'}, ready: 'nightly', keys: D + KEY.enter, expect: 'step 1/7: Name'},
+  {menu: 'sessions list', route: {name: 'sessions'}, ready: 'nightly', keys: D + KEY.enter, expect: /started 2026-11-2\d/},
+  {menu: 'repository list', route: {name: 'repositories'}, ready: 'main', keys: D + D + KEY.enter, expect: 'Give the directory of an existing repository'},
+  {menu: 'repository actions', route: {name: 'repositories'}, ready: 'main', keys: KEY.enter, expect: 'Verify now'},
+  {menu: 'connection list', route: {name: 'connections'}, ready: 'engine', keys: D + KEY.enter, expect: 'Which platform'},
+  {menu: 'platform choice', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter, expect: 'SSH key file'},
+  {menu: 'workers list', route: {name: 'workers'}, ready: 'Add a worker', keys: KEY.enter, expect: 'Slots'},
+  {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/5', keys: D + KEY.enter, expect: 'Set-up 2/5'},
+];
+
+describe('menu bursts', () => {
+  for (const c of CASES) {
+    it(c.menu, async () => {
+      const api = seeded();
+      api.sessionsList.push(makeSession({id: 's-9', startedAt: '2026-11-20T02:00:00Z', state: 'success'}));
+      r = await renderApp(api, c.route);
+      await r.waitFor(c.ready);
+      await r.press(c.keys);
+      await r.waitFor(c.expect);
+    });
+  }
+});
