@@ -4,9 +4,8 @@
  */
 import {Box, Text} from 'ink';
 import {TextInputView} from '../text-input/view.js';
-import type {FieldSpec, FormAction, FormState} from './use-form-state.js';
+import type {FieldSpec, FormState} from './use-form-state.js';
 import {useForm} from './use-form.js';
-import type {Dispatch} from 'react';
 
 export interface FormProps {
   fields: readonly FieldSpec[];
@@ -14,14 +13,11 @@ export interface FormProps {
   isActive?: boolean;
   onSubmit: (values: Record<string, string>) => void;
   onChange?: (values: Record<string, string>) => void;
-  /** Receives the dispatcher, so a screen can fill a field (a fetched fingerprint). */
-  control?: (dispatch: Dispatch<FormAction>) => void;
   submitLabel?: string;
 }
 
 export function Form(props: FormProps) {
-  const {state, dispatch} = useForm(props);
-  props.control?.(dispatch);
+  const {state} = useForm(props);
   const labelWidth = Math.min(22, Math.max(...props.fields.map((f) => f.label.length)) + 2);
   return (
     <Box flexDirection="column">
