@@ -1,7 +1,7 @@
 /**
  * vmbackup vs Debian's virtnbdbackup on the same libvirt VM in the same run (prints figures;
  * not a test).
- *   node --import tsx bench/libvirt.ts [runs=2]
+ *   node --import tsx bench/libvirt.ts [runs=2] [--tsx]
  *
  * The VM runs no OS; its one disk (vda, qcow2, 3 GiB) holds an ext4 filesystem with ~800 MiB of
  * real files from /usr (bench/lib/ext4-image.ts, cached in /var/tmp/vmbackup-bench).
@@ -21,8 +21,8 @@
  *      `virtnbdrestore -i <dir> -o <outdir>`; both results checked with `qemu-img compare`
  *      against the raw mirror (what the disk holds);
  *   6. peak RSS of the vmbackup backup child processes.
- * Wall times are spawn-to-exit of each process (Node + tsx start-up included for vmbackup,
- * Python start-up for virtnbdbackup); the engine's own time is printed beside them. The image is
+ * Wall times are spawn-to-exit of each process (Node start-up included for vmbackup, compiled
+ * JavaScript unless --tsx; Python start-up for virtnbdbackup); the engine's own time is printed beside them. The image is
  * read once before the first backup so both tools start from the page cache.
  */
 import {mkdir, readdir, rm, writeFile} from 'node:fs/promises';
@@ -31,13 +31,16 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import {createRepository} from '../src/repository/index.js';
 import {destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, type TestVm} from '../test/lib/libvirt.js';
-import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
+import {childRuntime, prepareChildRuntime, runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {createBenchVm} from './lib/libvirt-vm.js';
 import {MiB, apparentSize, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timedRusage, type Rusage} from './lib/measure.js';
 import {renderTable, type Row} from './lib/report.js';
 
-const runs = Number(process.argv[2] ?? 2);
+const args = process.argv.slice(2);
+const runs = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
+// --tsx: run the vmbackup children through tsx instead of compiled JavaScript (see child-protocol.ts).
+const runtimeKind = args.includes('--tsx') ? 'tsx' : 'compiled';
 const CACHE = '/var/tmp/vmbackup-bench';
 const WORK = join(CACHE, 'libvirt-work');
 const SCRATCH = '/var/tmp/vmbackup-bench/scratch';
@@ -183,9 +186,11 @@ function table(run: number, f: RunFigures): string {
 
 async function main(): Promise<void> {
   await ensureLibvirt();
+  await prepareChildRuntime(runtimeKind);
   const version = (await execa('virtnbdbackup', ['--version'])).stdout.trim();
   const image = await ensureExt4Image(CACHE, {sizeMiB: 3072, dataMiB: 800});
   console.log(`${new Date().toISOString()}  ${machineLine()}`);
+  console.log(`vmbackup children: ${childRuntime() === 'tsx' ? 'TypeScript through tsx' : 'JavaScript compiled by tsc'}`);
   console.log(`virtnbdbackup ${version}; disk vda qcow2 ${mib(image.sizeBytes, 0)} with ext4 holding ${image.dataMiB} MiB of ${image.picked.map((p) => p.dir).join(', ')}`);
   for (let run = 1; run <= runs; run++) {
     const f = await oneRun(run, image.path, image.sizeBytes);

@@ -1,7 +1,7 @@
 /**
  * oVirt: the engine's full backup WITH repository writes vs curl downloading the same data from
  * the same kind of ticket, through the simulator (prints figures; not a test).
- *   node --import tsx bench/ovirt-engine.ts [runs=2]
+ *   node --import tsx bench/ovirt-engine.ts [runs=2] [--tsx]
  *
  * The simulator (engine REST + imageio over TLS on loopback) runs in this process and holds a VM
  * with a 4 GiB cow disk carrying 1 GiB of data in 4 MiB runs every 16 MiB; every 64 KiB block
@@ -25,11 +25,14 @@ import {OvirtPlatform} from '../src/platforms/ovirt/platform.js';
 import {createRepository} from '../src/repository/index.js';
 import {BLOCK} from '../test/ovirt-sim/image.js';
 import {startSimulator, type Simulator} from '../test/ovirt-sim/index.js';
-import {runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
+import {childRuntime, prepareChildRuntime, runChild, type ChildPlatform, type ChildRun} from './lib/child-protocol.js';
 import {MiB, diskUsage, dirtyRoundedToChunks, machineLine, mib, secs, timedRusage} from './lib/measure.js';
 import {renderTable, type Row} from './lib/report.js';
 
-const runs = Number(process.argv[2] ?? 2);
+const args = process.argv.slice(2);
+const runs = Number(args.find((a) => /^\d+$/.test(a)) ?? 2);
+// --tsx: run the vmbackup children through tsx instead of compiled JavaScript (see child-protocol.ts).
+const runtimeKind = args.includes('--tsx') ? 'tsx' : 'compiled';
 const DISK = 4 * 1024 * MiB;
 const DATA = 1024 * MiB;
 const RUN = 4 * MiB;
@@ -87,7 +90,9 @@ async function curlPass(sim: Simulator, dir: string, parallel: number): Promise<
 }
 
 async function main(): Promise<void> {
+  await prepareChildRuntime(runtimeKind);
   console.log(`${new Date().toISOString()}  ${machineLine()}`);
+  console.log(`vmbackup children: ${childRuntime() === 'tsx' ? 'TypeScript through tsx' : 'JavaScript compiled by tsc'}`);
   console.log(`simulator: disk ${mib(DISK, 0)} (cow), data ${mib(DATA, 0)} in 4 MiB runs every 16 MiB, half random, half text-like; distinct 64 KiB blocks; a fresh simulator per run`);
   for (let run = 1; run <= runs; run++) {
     // A fresh simulator per run: every run starts from the same 1 GiB, not from the last run's writes.
