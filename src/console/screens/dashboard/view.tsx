@@ -7,21 +7,21 @@ import {useKeys} from '../../components/use-keys.js';
 import {Box, Text} from 'ink';
 import {useMemo, useReducer} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
-import {nextRuns} from '../../../config/schedule.js';
 import type {SessionSummary, StatusReply} from '../../api.js';
 import {ErrorMessage} from '../../components/message/view.js';
 import {ProgressBar} from '../../components/progress-bar/view.js';
 import {Select} from '../../components/select/view.js';
-import {COLOR, SYMBOL, toneOf} from '../../components/status/status.js';
+import {COLOR} from '../../components/status/status.js';
 import {StatusLine} from '../../components/status/view.js';
-import {cell, fitColumns, tableLines} from '../../components/table/layout.js';
-import {duration, rate, timeLeft, when} from '../../format.js';
+import {cell} from '../../components/table/layout.js';
+import {duration, rate, timeLeft} from '../../format.js';
 import {sessionTotalsOf} from '../../live/progress-state.js';
 import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {attentionItems, maintenanceReducer} from './attention.js';
+import {jobHeader, jobRows} from './job-rows.js';
 import {repositoryLines} from '../repositories/table.js';
 
 interface Data {
@@ -49,32 +49,13 @@ export function Dashboard(props: ScreenProps) {
     else if (input === 'g') data.reload();
   });
   const d = data.data;
-  const now = useMemo(() => new Date(), [d]);
+  const w = props.width;
+  // Recomputed per load and width, not per progress event (bench/console.ts).
+  const jobItems = useMemo(() => (d ? jobRows(d.jobs, d.sessions, d.status.sessions.filter((s) => s.state === 'running'), w - 2, new Date()) : []), [d, w]);
   if (data.error && !d) return <ErrorMessage error={data.error} />;
   if (!d) return <Text color="cyan">… loading from vmbackupd</Text>;
-  const w = props.width;
   const attention = attentionItems(d.status, d.sessions, 10, maintenance);
   const running = d.status.sessions.filter((s) => s.state === 'running');
-  const lastOf = (id: string) => d.sessions.filter((s) => s.jobId === id && s.state !== 'running').sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0];
-  const jobCols = [
-    {title: 'Job', width: 26, flex: true},
-    {title: 'Last result', width: 12},
-    {title: 'Last run', width: 16},
-    {title: 'Next run', width: 16},
-  ];
-  const jw = fitColumns(jobCols, w - 2);
-  const jobItems = d.jobs.map((j) => {
-    const last = lastOf(j.id);
-    const isRunning = running.some((s) => s.jobId === j.id);
-    const next = j.enabled ? nextRuns(j.schedule, now, 1)[0] : undefined;
-    const tone = isRunning ? 'running' : toneOf(last?.state);
-    const result = isRunning ? 'running' : (last?.state ?? 'never run');
-    return {
-      value: j.id,
-      label: [cell(j.name, jw[0]!), cell(`${SYMBOL[tone]} ${result}`, jw[1]!), cell(when(last?.startedAt), jw[2]!), cell(j.enabled ? (next ? when(next) : 'manual') : 'disabled', jw[3]!)].join(' '),
-      tone,
-    };
-  });
   const repoLines = repositoryLines(d.status.repositories, w);
   const jobsVisible = Math.max(2, props.height - 6 - Math.min(3, attention.length) - running.length * 1 - repoLines.length);
   return (
@@ -86,7 +67,7 @@ export function Dashboard(props: ScreenProps) {
         </StatusLine>
       ))}
       {attention.length > 3 ? <Text dimColor>  … and {attention.length - 3} more (m → Sessions)</Text> : null}
-      <Text dimColor>{'  ' + tableLines(jobCols, [], w - 2)[0]}</Text>
+      <Text dimColor>{'  ' + jobHeader(w - 2)}</Text>
       {d.jobs.length === 0 ? (
         <Text>  No backup jobs yet. Press n to create one.</Text>
       ) : (
