@@ -29,6 +29,9 @@ export class FakeApi implements ConsoleApi {
   emit(e: DaemonEvent): void {
     for (const l of this.listeners) l(e);
   }
+  listenerCount(): number {
+    return this.listeners.size;
+  }
   called(method: string): {method: string; args: unknown[]}[] {
     return this.calls.filter((c) => c.method === method);
   }
@@ -129,6 +132,12 @@ export class FakeApi implements ConsoleApi {
     return this.call('setEmail', [body], () => (this.emailSettings = body as Record<string, unknown>));
   }
   events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void> {
+    const f = this.failures.get('events');
+    if (f) {
+      // Fails once, like a daemon that was restarting.
+      this.failures.delete('events');
+      return Promise.reject(f);
+    }
     this.listeners.add(onEvent);
     return new Promise((resolve) => {
       signal?.addEventListener('abort', () => {

@@ -204,6 +204,21 @@ describe('workers, email, appliance, sessions', () => {
     expect(api.called('stopJob')[0]!.args).toEqual(['nightly']);
   });
 
+  it('session view: a lost event stream is said, then reconnected', async () => {
+    const api = seeded();
+    const {UserError, ExitCode} = await import('../../src/util/errors.js');
+    api.fail('events', new UserError('vmbackupd is not running (nothing listens on /x).', {exitCode: ExitCode.unreachable}));
+    api.sessionsList.push(makeSession({id: 's-2', state: 'running', endedAt: undefined, vms: [{id: 'vm-2', name: 'web02', state: 'running', attempts: 1}]}));
+    r = await renderApp(api, {name: 'session', params: {id: 's-2'}});
+    await r.waitFor('⚠ Live updates stopped: vmbackupd is not running');
+    // The second attempt subscribes; the next event clears the message.
+    for (let i = 0; i < 100 && api.listenerCount() === 0; i++) await r.waitFor(/./).then(() => new Promise((res) => setTimeout(res, 50)));
+    expect(api.listenerCount()).toBe(1);
+    await r.act(() => api.emit({type: 'engine', sessionId: 's-2', jobId: 'nightly', event: {type: 'log', time: '2026-11-23T03:00:00Z', event: {severity: 'info', code: 'x', message: 'back again'}}}));
+    const f = await r.waitFor('back again');
+    expect(f).not.toContain('Live updates stopped');
+  });
+
   it('sessions list opens a session; jobs list opens a job', async () => {
     r = await renderApp(seeded(), {name: 'sessions'});
     await r.waitFor('nightly');
