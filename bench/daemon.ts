@@ -69,7 +69,8 @@ try {
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(1);
   console.log(`job of 8 VMs × 2 disks × ${diskMiB} MiB random (${s.state}): session ${(wall / 1000).toFixed(1)} s, read ${(s.totals.readBytes / 2 ** 20).toFixed(0)} MiB at ${(s.totals.rateBytesPerSec / 2 ** 20).toFixed(1)} MiB/s, bottleneck ${s.totals.bottleneck}`);
-  console.log(`  sum of the 16 single-disk task times ${(diskMs / 1000).toFixed(1)} s → ${(diskMs / wall).toFixed(2)}× parallelism on 2 slots (ideal 2×); sum of per-VM times ${(vmMs / 1000).toFixed(1)} s (per-VM overhead: open/close backup, commit)`);
+  console.log(`  16 single-disk tasks: ${(diskMs / 1000).toFixed(1)} s in all (${(diskMs / 16).toFixed(0)} ms each on average)`);
+  console.log(`  8 VM backups: ${(vmMs / 1000).toFixed(1)} s in all (${(vmMs / 8000).toFixed(1)} s each: open + disk tasks + commit + close) → ${(vmMs / wall).toFixed(2)}× VMs side by side on 2 slots (ideal 2×)`);
   console.log(`status latency during the session: p50 ${q(0.5)} ms, p95 ${q(0.95)} ms, max ${latencies.at(-1)!.toFixed(1)} ms over ${latencies.length} requests`);
   console.log(`RSS after the session: ${((await rssKiB(pid)) / 1024).toFixed(1)} MiB`);
 } finally {

@@ -4,7 +4,10 @@
  * always among "any"); queues the rest in arrival order until slots free up.
  *
  * A VM's work is one task per disk; a VM asks for up to one slot per disk and gets at least one,
- * and runs that many disk tasks at once. Today every worker's data movers run inside the daemon;
+ * and runs that many disk tasks at once. Slots are shared fairly: requests that arrive together
+ * are gathered (one turn of the event loop) and, while several wait, each gets its share of a
+ * worker's free slots rather than all of them — a VM also spends time opening and committing
+ * its backup, when extra slots would sit idle while other VMs wait (bench/daemon.ts). Today every worker's data movers run inside the daemon;
  * the placement decides whose slots a task uses, which is what a remote data mover will need.
  */
 import type {Placement, WorkerConfig} from '../config/schema.js';
@@ -42,6 +45,7 @@ export class ResourceScheduler {
   private workers: WorkerConfig[] = [];
   private readonly used = new Map<string, number>();
   private readonly queue: Waiter[] = [];
+  private pumpScheduled = false;
 
   constructor(workers: WorkerConfig[]) {
     this.setWorkers(workers);
@@ -76,6 +80,15 @@ export class ResourceScheduler {
         {once: true},
       );
       this.queue.push(w);
+      this.schedulePump();
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
@@ -105,9 +118,11 @@ export class ResourceScheduler {
         i++;
         continue;
       }
+      const waiting = this.queue.length - i;
       this.queue.splice(i, 1);
       const free = w.slots - (this.used.get(w.id) ?? 0);
-      const slots = Math.max(1, Math.min(free, waiter.req.want));
+      const share = Math.max(1, Math.floor(free / waiting));
+      const slots = Math.max(1, Math.min(free, waiter.req.want, share));
       this.used.set(w.id, (this.used.get(w.id) ?? 0) + slots);
       let released = false;
       waiter.resolve({

@@ -53,6 +53,16 @@ describe('resource scheduler', () => {
     expect((await w5).worker).toBe('near-h1');
     expect(order).toEqual(['h1', 'h9']);
   });
+  it('shares a worker fairly between requests that arrive together', async () => {
+    const s = new ResourceScheduler([{id: 'appliance', name: 'appliance', placement: {kind: 'appliance'}, slots: 2}]);
+    const [a, b] = await Promise.all([s.acquire({connection: 'k', want: 2}), s.acquire({connection: 'k', want: 2})]);
+    expect([a.slots, b.slots]).toEqual([1, 1]);
+    a.release();
+    b.release();
+    // Alone, a VM gets one slot per disk.
+    expect((await s.acquire({connection: 'k', want: 2})).slots).toBe(2);
+  });
+
   it('a stopped session leaves the queue', async () => {
     const s = new ResourceScheduler([workers[0]!]);
     const g = await s.acquire({connection: 'k', want: 1});
