@@ -66,6 +66,8 @@ export interface ConsoleApi {
   email(): Promise<Record<string, unknown> | null>;
   setEmail(body: unknown): Promise<Record<string, unknown> | null>;
   events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void>;
+  /** Appliance settings (GET /settings): the low-space threshold the dashboard warns at. */
+  settings(): Promise<{lowSpacePercent?: number; [k: string]: unknown}>;
   // ---- assumed endpoints (see ASSUMED_ENDPOINTS) ----
   restorePoints(repository: string): Promise<RestorePointInfo[]>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
@@ -109,6 +111,7 @@ export function consoleApi(client: DaemonClient): ConsoleApi {
     email: () => client.email(),
     setEmail: (b) => client.setEmail(b),
     events: (fn, signal) => client.events(fn, signal),
+    settings: () => client.request('GET', '/settings'),
     restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
     startRestore: (req) => client.request('POST', '/restores', req),
     prune: (r) => client.request('POST', `/repositories/${enc(r)}/prune`),

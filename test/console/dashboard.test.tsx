@@ -48,6 +48,14 @@ describe('dashboard', () => {
     expect(f).toContain('… and 1 more');
   });
 
+  it('warns about space at the appliance’s threshold, not a fixed one', async () => {
+    const api = seeded();
+    api.settingsData = {lowSpacePercent: 95};
+    r = await renderApp(api);
+    const f = await r.waitFor('low on space');
+    expect(f).toContain('⚠ Repository main: low on space (90% free)');
+  });
+
   it('follows a resize of the terminal', async () => {
     r = await renderApp(seeded());
     let f = await r.waitFor('nightly');

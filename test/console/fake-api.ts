@@ -146,6 +146,10 @@ export class FakeApi implements ConsoleApi {
       });
     });
   }
+  settingsData: {lowSpacePercent?: number} = {lowSpacePercent: 10};
+  settings() {
+    return this.call('settings', [], () => ({...this.settingsData}));
+  }
   restorePoints(repository: string) {
     return this.call('restorePoints', [repository], () => this.points[repository] ?? []);
   }

@@ -28,14 +28,15 @@ interface Data {
   status: StatusReply;
   jobs: JobConfig[];
   sessions: SessionSummary[];
+  lowSpacePercent: number;
 }
 
 export function Dashboard(props: ScreenProps) {
   const api = useApi();
   const nav = useNavigate();
   const data = useLoad<Data>(async () => {
-    const [status, jobs, sessions] = await Promise.all([api.status(), api.list<JobConfig>('jobs'), api.sessions({limit: 200})]);
-    return {status, jobs, sessions};
+    const [status, jobs, sessions, settings] = await Promise.all([api.status(), api.list<JobConfig>('jobs'), api.sessions({limit: 200}), api.settings().catch(() => ({lowSpacePercent: undefined}))]);
+    return {status, jobs, sessions, lowSpacePercent: settings.lowSpacePercent ?? 10};
   });
   const [maintenance, seeMaintenance] = useReducer(maintenanceReducer, {});
   const {progress} = useEvents((e) => {
@@ -54,7 +55,7 @@ export function Dashboard(props: ScreenProps) {
   const jobItems = useMemo(() => (d ? jobRows(d.jobs, d.sessions, d.status.sessions.filter((s) => s.state === 'running'), w - 2, new Date()) : []), [d, w]);
   if (data.error && !d) return <ErrorMessage error={data.error} />;
   if (!d) return <Text color="cyan">… loading from vmbackupd</Text>;
-  const attention = attentionItems(d.status, d.sessions, 10, maintenance);
+  const attention = attentionItems(d.status, d.sessions, d.lowSpacePercent, maintenance);
   const running = d.status.sessions.filter((s) => s.state === 'running');
   const repoLines = repositoryLines(d.status.repositories, w);
   const jobsVisible = Math.max(2, props.height - 6 - Math.min(3, attention.length) - running.length * 1 - repoLines.length);
