@@ -79,6 +79,7 @@ function vmRows(v: SessionVm, p: VmProgress | undefined, width: number) {
       {SYMBOL[tone]} {v.name} {p?.status ?? v.state}
       {v.incremental || p?.incremental ? ' (incremental)' : v.full ? ' (full)' : ''}
       {v.reason || p?.error ? ` – ${v.reason ?? p?.error}` : ''}
+      {v.figures && v.endedAt ? ` · ${bytes(v.figures.readBytes)} read, ${bytes(v.figures.storedBytes)} stored, ${duration(v.figures.durationMs)}` : ''}
     </Text>,
   ];
   if (v.state === 'running' || (p && !p.status))
