@@ -9,6 +9,8 @@
  *   POST /{collection}                   create;  GET/PUT/DELETE /{collection}/:id
  *   POST /connections/:id/test           reachable / auth / inventory count (or the error + hint)
  *   POST /connections/test               the same for an unsaved connection in the body
+ *   POST /repositories/:id/test          opens, takes a write, free space
+ *   POST /email/test                     sends a test message (saved settings, or those in the body)
  *   GET  /inventory?connection=ID[&refresh=1]
  *   GET|PUT|DELETE /email;  GET|PUT /settings
  *   POST /jobs/:id/start | /stop | /retry-failed
@@ -79,6 +81,8 @@ export class ApiServer {
       if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
       return s;
     });
+    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.testRepository(id!));
+    this.on('POST', '/email/test', async (req) => d.testEmail(await readJson(req)));
     this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!));
     this.on('POST', '/repositories/:id/gc', async (_q, _r, [id]) => {
       await d.maintenance.gc(id!);

@@ -115,6 +115,12 @@ export class DaemonClient {
   session(id: string): Promise<SessionRecord> {
     return this.request('GET', `/sessions/${encodeURIComponent(id)}`);
   }
+  testRepository(id: string): Promise<{ok: boolean; writable?: boolean; restorePoints?: number; freeBytes?: number; totalBytes?: number; error?: {message: string; hint?: string; exitCode: number}}> {
+    return this.request('POST', `/repositories/${encodeURIComponent(id)}/test`);
+  }
+  testEmail(settings?: Record<string, unknown>): Promise<{ok: boolean; accepted?: string[]; error?: {message: string; hint?: string; exitCode: number}}> {
+    return this.request('POST', '/email/test', settings ?? {});
+  }
   verify(repository: string): Promise<{ok: boolean; vms: string[]; problems: number}> {
     return this.request('POST', `/repositories/${encodeURIComponent(repository)}/verify`);
   }

@@ -4,17 +4,19 @@
  * runs start-up reconciliation. The control API calls the methods here; they hold the little
  * glue that spans several parts (e.g. a new repository is created on disk before it is saved).
  */
-import {statfs} from 'node:fs/promises';
+import {rm, statfs, writeFile} from 'node:fs/promises';
+import {hostname} from 'node:os';
 import {join} from 'node:path';
 import {parseConfig} from '../config/parse.js';
-import {connectionSchema, repositorySchema} from '../config/schema.js';
+import {connectionSchema, emailSettingsSchema, repositorySchema} from '../config/schema.js';
 import {describeSchedule, nextRuns} from '../config/schedule.js';
 import {keepSecrets, redact, secretValues} from '../config/secrets.js';
 import {APPLIANCE_WORKER, ConfigStore, type Collection, type CollectionTypes} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import {systemClock, type Clock} from '../notify/clock.js';
 import {MailQueue} from '../notify/mail-queue.js';
-import {ExitCode, isUserError, UserError} from '../util/errors.js';
+import {sendTestMessage} from '../notify/test-message.js';
+import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
 import {ApiServer} from './api.js';
 import {EventHub} from './event-hub.js';
 import {History} from './history.js';
@@ -249,6 +251,37 @@ export class Daemon {
       };
     } finally {
       if (!id) await platform.close().catch(() => {});
+    }
+  }
+
+  /** Tries a repository: it opens, its directory takes a write, and how much room is left. */
+  async testRepository(id: string): Promise<unknown> {
+    const cfg = this.store.get('repositories', id);
+    try {
+      const repo = await this.resources.repository(id);
+      const probe = join(cfg.path, `.vmbackup-write-test-${process.pid}`);
+      await writeFile(probe, 'ok', {mode: 0o600});
+      await rm(probe, {force: true});
+      const fs = await statfs(cfg.path);
+      return {ok: true, writable: true, restorePoints: (await repo.listRestorePoints()).length, freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize};
+    } catch (err) {
+      const e = explainIoError(err, cfg.path, 'testing the repository');
+      return {ok: false, error: {message: message(e), hint: isUserError(e) ? e.hint : undefined, exitCode: isUserError(e) ? e.exitCode : ExitCode.internal}};
+    }
+  }
+
+  /** Sends a test message with the saved email settings (or those in the body, secrets kept). */
+  async testEmail(input: unknown): Promise<unknown> {
+    const settings =
+      input === undefined || input === null || (typeof input === 'object' && Object.keys(input).length === 0)
+        ? this.store.data.email
+        : parseConfig(emailSettingsSchema, keepSecrets('email', input, this.store.data.email), 'email');
+    if (!settings) throw new UserError('Email is not set up.', {hint: 'Save the email settings first (PUT /email), then test them.', exitCode: ExitCode.invalidInput});
+    try {
+      const r = await sendTestMessage(settings, {hostname: hostname(), appVersion: VERSION});
+      return {ok: true, accepted: r.accepted};
+    } catch (err) {
+      return {ok: false, error: {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: isUserError(err) ? err.exitCode : ExitCode.internal}};
     }
   }
 

@@ -61,6 +61,7 @@ describe('control API on a real daemon', () => {
       notification: {recipients: ['ops@example.com']},
     });
     expect(job.info.scheduleText).toBe('At 22:30, only on Monday and Tuesday');
+    expect(await c.testRepository('main-repo')).toMatchObject({ok: true, writable: true, restorePoints: 0, freeBytes: expect.any(Number)});
     expect(job.info.nextRuns).toHaveLength(3);
     await c.setEmail({transport: 'smtp', host: 'mail.example', from: 'vmbackup@example.com', auth: {user: 'u', password: 'MailSecret'}});
     expect(await c.email()).toMatchObject({auth: {password: '••••'}});

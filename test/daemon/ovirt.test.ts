@@ -92,6 +92,13 @@ describe('jobs against the oVirt simulator', () => {
       if (freePercent < threshold) {
         expect(s.log.some((l) => l.code === 'repository-low-space' && l.severity === 'warning')).toBe(true);
       }
+      // "Send test message" with the saved settings.
+      expect(await d.client.testEmail()).toEqual({ok: true, accepted: ['ops@example.test']});
+      const received = await smtp.waitFor(2);
+      expect(received[1]!.to).toEqual(['ops@example.test']);
+      // With settings that cannot work, the answer says why and what to do.
+      const bad = await d.client.testEmail({transport: 'smtp', host: '127.0.0.1', port: 1, security: 'none', from: 'vmbackup@example.test', recipients: ['ops@example.test'], timeoutSeconds: 2});
+      expect(bad).toMatchObject({ok: false, error: {message: expect.any(String), hint: expect.any(String)}});
     } finally {
       await d.client.setEmail(null).catch(() => {});
       await smtp.stop();
