@@ -152,6 +152,29 @@ describe('connections', () => {
   });
 });
 
+describe('removing', () => {
+  it('removes a connection from its action menu, and a worker only on the second Enter', async () => {
+    const api = seeded();
+    api.data.workers.push({id: 'w1', name: 'w1', placement: {kind: 'appliance'}, slots: 4});
+    r = await renderApp(api, {name: 'connections'});
+    await r.waitFor('engine');
+    await r.press(KEY.enter);
+    await r.waitFor('Remove');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('✔ Removed.');
+    expect(api.data.connections).toEqual([]);
+    await r.unmount();
+    r = await renderApp(api, {name: 'workers'});
+    await r.waitFor('w1');
+    await r.press(KEY.enter);
+    await r.waitFor('press Enter again to remove it');
+    expect(api.data.workers).toHaveLength(1);
+    await r.press(KEY.enter);
+    await r.waitFor('✔ Worker removed.');
+    expect(api.data.workers).toEqual([]);
+  });
+});
+
 describe('workers, email, appliance, sessions', () => {
   it('adds a worker for a cluster', async () => {
     const api = seeded();

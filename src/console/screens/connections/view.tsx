@@ -9,6 +9,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {ConnectionAdd} from './connection-add.js';
+import {removeItem} from '../remove-item.js';
 
 const describe = (c: ConnectionConfig) => (c.kind === 'ovirt' ? `oVirt ${c.url}` : `VM Essentials, ${c.clusters.flatMap((k) => k.hosts).length} host(s)`);
 
@@ -48,11 +49,9 @@ export function Connections(props: ScreenProps) {
               );
             else if (item.value === 'refresh') void action.run('Refreshing the inventory', () => api.inventory(conn.id, true), (i) => `${i.vms.length} VMs found.`);
             else if (item.value === 'remove')
-              void action.run('Removing', () => api.remove('connections', conn.id), () => 'Removed.').then((r) => {
-                if (r.ok) {
-                  setPicked(undefined);
-                  data.reload();
-                }
+              void removeItem(action, api, 'connections', conn.id, 'Removed.', () => {
+                setPicked(undefined);
+                data.reload();
               });
             else setPicked(undefined);
           }}

@@ -12,6 +12,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {RepositoryForm} from './repository-form.js';
+import {removeItem} from '../remove-item.js';
 import {repositoryLines} from './table.js';
 
 export function Repositories(props: ScreenProps) {
@@ -53,11 +54,9 @@ export function Repositories(props: ScreenProps) {
             else if (item.value === 'gc') void action.run('Garbage collection', () => api.gc(id), () => 'Garbage collection finished.');
             else if (item.value === 'restore') nav({type: 'push', route: {name: 'restore', params: {repository: id}}});
             else if (item.value === 'remove')
-              void action.run('Removing', () => api.remove('repositories', id), () => 'Removed from the appliance.').then((r) => {
-                if (r.ok) {
-                  setPicked(undefined);
-                  data.reload();
-                }
+              void removeItem(action, api, 'repositories', id, 'Removed from the appliance.', () => {
+                setPicked(undefined);
+                data.reload();
               });
             else setPicked(undefined);
           }}

@@ -8,6 +8,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {WorkerForm} from './worker-form.js';
+import {removeItem} from '../remove-item.js';
 
 const where = (w: WorkerConfig) => (w.placement.kind === 'appliance' ? 'on the appliance' : w.placement.kind === 'cluster' ? `cluster ${w.placement.cluster}` : `host ${w.placement.host}`);
 
@@ -39,7 +40,7 @@ export function Workers(props: ScreenProps) {
         onChoose={(item) => {
           if (item.value === '+add') nav({type: 'push', route: {name: 'worker-add'}});
           else if (confirm !== item.value) setConfirm(item.value);
-          else void action.run('Removing', () => api.remove('workers', item.value), () => 'Worker removed.').then((r) => r.ok && data.reload());
+          else void removeItem(action, api, 'workers', item.value, 'Worker removed.', data.reload);
         }}
       />
       <Text dimColor>Enter on a worker, twice, removes it.</Text>
