@@ -11,6 +11,7 @@ import type {DiskSource} from '../platforms/types.js';
 import type {DiskWriter} from '../repository/index.js';
 import type {DiskFigures} from './events.js';
 import {planWork, type WorkItem} from './plan.js';
+import {TaskPool} from './task-pool.js';
 
 export interface DiskTaskOptions {
   source: DiskSource;
@@ -102,28 +103,16 @@ export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
     report();
   };
 
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  const pool = new TaskPool(parallel);
   for await (const item of work) {
-    if (failure !== undefined) break;
+    if (pool.failed) break;
     if (opts.signal?.aborted) {
-      failure = opts.signal.reason ?? new Error('cancelled');
+      pool.fail(opts.signal.reason ?? new Error('cancelled'));
       break;
     }
-    const p: Promise<void> = doItem(item).then(
-      () => {
-        inFlight.delete(p);
-      },
-      (err: unknown) => {
-        inFlight.delete(p);
-        failure ??= err;
-      },
-    );
-    inFlight.add(p);
-    if (inFlight.size >= parallel) await Promise.race(inFlight);
+    await pool.add(() => doItem(item));
   }
-  await Promise.all(inFlight);
-  if (failure !== undefined) throw failure;
+  await pool.settle();
 
   const stats = await writer.finish();
   figures.storedBytes = stats.newStoredBytes;

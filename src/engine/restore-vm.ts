@@ -13,6 +13,7 @@ import type {DiskSink, PlatformAdapter, RestoreTarget, SessionEvent, VmRestore} 
 import type {DiskReader, Repository} from '../repository/index.js';
 import {message} from './backup-vm.js';
 import type {EventSink} from './events.js';
+import {TaskPool} from './task-pool.js';
 
 export interface RestoreVmOptions {
   platform: PlatformAdapter;
@@ -106,26 +107,13 @@ async function copyDisk(
   const started = performance.now();
   const maxRun = Math.max(disk.chunkSize, Math.min(MAX_RUN, Math.floor(sink.maxWriteSize / disk.chunkSize) * disk.chunkSize || disk.chunkSize));
   const parallel = Math.max(1, Math.min(sink.maxParallelWrites, 4));
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  const pool = new TaskPool(parallel);
   let written = 0;
   let zeroed = 0;
   let lastReport = 0;
 
-  const start = (task: () => Promise<void>) => {
-    const p: Promise<void> = task().then(
-      () => {
-        inFlight.delete(p);
-      },
-      (err: unknown) => {
-        inFlight.delete(p);
-        failure ??= err;
-      },
-    );
-    inFlight.add(p);
-  };
-  const writeRun = (offset: number, length: number, zero: boolean) => {
-    start(async () => {
+  const writeRun = (offset: number, length: number, zero: boolean) =>
+    pool.add(async () => {
       if (zero) {
         await sink.zero(offset, length);
         zeroed += length;
@@ -142,26 +130,24 @@ async function copyDisk(
         progress(written + zeroed, written, written / ((now - started) / 1000));
       }
     });
-  };
 
   let run: {offset: number; length: number; zero: boolean} | undefined;
   for await (const chunk of disk.chunkMap()) {
-    if (failure !== undefined) break;
+    if (pool.failed) break;
     if (signal?.aborted) {
-      failure = signal.reason ?? new Error('cancelled');
+      pool.fail(signal.reason ?? new Error('cancelled'));
       break;
     }
     if (run && run.zero === chunk.zero && run.offset + run.length === chunk.offset && (chunk.zero || run.length + chunk.length <= maxRun)) {
       run.length += chunk.length;
       continue;
     }
-    if (run) writeRun(run.offset, run.length, run.zero);
+    if (run) await writeRun(run.offset, run.length, run.zero);
     run = {...chunk};
-    while (inFlight.size >= parallel) await Promise.race(inFlight);
   }
-  if (run && failure === undefined) writeRun(run.offset, run.length, run.zero);
-  await Promise.all(inFlight);
-  if (failure !== undefined) throw failure;
+  if (signal?.aborted) pool.fail(signal.reason ?? new Error('cancelled'));
+  if (run && !pool.failed) await writeRun(run.offset, run.length, run.zero);
+  await pool.settle();
   progress(disk.size, written, written / Math.max(0.001, (performance.now() - started) / 1000));
   return {size: disk.size, writtenBytes: written, zeroBytes: zeroed, durationMs: performance.now() - started};
 }
