@@ -77,7 +77,7 @@ export class ApiServer {
       return d.sessionList(job ?? undefined, Number.isFinite(limit) && limit > 0 ? limit : 100);
     });
     this.on('GET', '/sessions/:id', async (_q, _r, [id]) => {
-      const s = d.sessions.get(id!);
+      const s = await d.sessions.get(id!);
       if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
       return s;
     });

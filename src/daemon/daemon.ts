@@ -288,13 +288,13 @@ export class Daemon {
   // ---- sessions and status -------------------------------------------------------------------
 
   sessionList(job: string | undefined, limit: number): Omit<SessionRecord, 'log'>[] {
-    const running = new Map(this.sessions.list().map((s) => [s.id, s]));
-    const all = this.history.list().map((s) => running.get(s.id) ?? s);
-    return all
+    const running = new Map(this.sessions.list().map(({log: _log, ...rest}) => [rest.id, rest]));
+    return this.history
+      .list()
+      .map((s) => running.get(s.id) ?? s)
       .filter((s) => !job || s.jobId === job)
       .slice(-limit)
-      .reverse()
-      .map(({log: _log, ...rest}) => rest);
+      .reverse();
   }
 
   async status(): Promise<unknown> {

@@ -1,56 +1,83 @@
 /**
- * Session history: every session the daemon ran, newest last, in sessions.json under the state
- * directory (durable lowdb document, 0600), capped at the configured count. Written when a
- * session starts, when a VM finishes and when the session ends; progress is not persisted.
+ * Session history: every session the daemon ran, newest last, under the state directory:
+ * sessions.json holds the sessions without their logs (durable lowdb document, 0600), and each
+ * session's log is its own file sessions/<id>.json, so saving one session never rewrites the
+ * logs of a thousand others. Capped at the configured count (oldest finished sessions go first,
+ * with their log files). Written when a session starts, after each VM and at the end; progress
+ * is not persisted.
  */
+import {mkdir, readdir, rm} from 'node:fs/promises';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
+import {DurableJsonFile} from '../config/durable-json-file.js';
 import {openDocument} from '../config/store.js';
-import type {SessionRecord} from './session-model.js';
+import {ID_PATTERN} from '../config/fields.js';
+import type {LogLine, SessionRecord} from './session-model.js';
 
 export const HISTORY_FILE = 'sessions.json';
+export const LOG_DIR = 'sessions';
+
+export type SessionSummary = Omit<SessionRecord, 'log'>;
 
 interface HistoryData {
-  version: 1;
-  sessions: SessionRecord[];
+  version: 2;
+  sessions: SessionSummary[];
 }
 
 export class History {
   private queue: Promise<unknown> = Promise.resolve();
   private constructor(
     private readonly db: Low<HistoryData>,
+    private readonly dir: string,
     private readonly cap: () => number,
   ) {}
 
   static async open(stateDir: string, cap: () => number): Promise<History> {
-    const db = await openDocument<HistoryData>(join(stateDir, HISTORY_FILE), {version: 1, sessions: []});
-    return new History(db, cap);
+    const db = await openDocument<HistoryData>(join(stateDir, HISTORY_FILE), {version: 2, sessions: []});
+    const dir = join(stateDir, LOG_DIR);
+    await mkdir(dir, {recursive: true, mode: 0o750});
+    // Temp files of a write cut short by a crash.
+    for (const f of await readdir(dir)) if (f.endsWith('.tmp')) await rm(join(dir, f), {force: true});
+    return new History(db, dir, cap);
   }
 
-  list(): SessionRecord[] {
+  /** Every session, oldest first, without logs. */
+  list(): SessionSummary[] {
     return this.db.data.sessions;
   }
 
-  get(id: string): SessionRecord | undefined {
-    return this.db.data.sessions.find((s) => s.id === id);
+  /** One session with its log. */
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const s = this.db.data.sessions.find((x) => x.id === id);
+    if (!s) return undefined;
+    const log = (await this.logFile(id).read()) ?? [];
+    return {...structuredClone(s), log};
   }
 
-  /** Adds or replaces `record` and writes the file; writes are serialized. */
+  private logFile(id: string): DurableJsonFile<LogLine[]> {
+    // Session ids are made by the daemon; check anyway, since the id names a file.
+    if (!ID_PATTERN.test(id)) throw new Error(`bad session id ${id}`);
+    return new DurableJsonFile<LogLine[]>(join(this.dir, `${id}.json`));
+  }
+
+  /** Adds or replaces `record` (summary and log) durably; writes are serialized. */
   save(record: SessionRecord): Promise<void> {
+    const {log, ...summary} = structuredClone(record);
     const run = async () => {
+      await this.logFile(record.id).write(log);
       const list = this.db.data.sessions;
       const at = list.findIndex((s) => s.id === record.id);
-      if (at >= 0) list[at] = structuredClone(record);
-      else list.push(structuredClone(record));
+      if (at >= 0) list[at] = summary;
+      else list.push(summary);
+      const dropped: string[] = [];
       const extra = list.length - this.cap();
-      // Drop the oldest finished sessions; never a running one.
-      for (let i = 0, dropped = 0; i < list.length && dropped < extra; ) {
-        if (list[i]!.state !== 'running') {
-          list.splice(i, 1);
-          dropped++;
-        } else i++;
+      for (let i = 0; i < list.length && dropped.length < extra; ) {
+        if (list[i]!.state !== 'running') dropped.push(list.splice(i, 1)[0]!.id);
+        else i++;
       }
       await this.db.write();
+      // The summaries are gone first: a crash here leaves only unreferenced log files.
+      for (const id of dropped) await rm(join(this.dir, `${id}.json`), {force: true});
     };
     const p = this.queue.then(run, run);
     this.queue = p.catch(() => {});

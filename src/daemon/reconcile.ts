@@ -18,7 +18,8 @@ import {sessionTotals} from './figures.js';
 export async function closeInterruptedSessions(deps: {history: History; log: DaemonLog}): Promise<string[]> {
   const closedSessions: string[] = [];
   const now = new Date().toISOString();
-  for (const s of deps.history.list().filter((x) => x.state === 'running')) {
+  for (const summary of deps.history.list().filter((x) => x.state === 'running')) {
+    const s = (await deps.history.get(summary.id))!;
     const reason = 'The daemon stopped while this session was running (crash, kill or power loss); it was closed at the next start.';
     for (const v of s.vms) {
       if (v.state === 'pending' || v.state === 'waiting' || v.state === 'running') {

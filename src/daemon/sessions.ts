@@ -78,9 +78,9 @@ export class SessionManager {
     return this.list().find((s) => s.jobId === jobId);
   }
 
-  /** The live record of a running session, else the one in the history. */
-  get(id: string): SessionRecord | undefined {
-    return this.running.get(id)?.record ?? this.deps.history.get(id);
+  /** The live record of a running session, else the one in the history (with its log). */
+  async get(id: string): Promise<SessionRecord | undefined> {
+    return this.running.get(id)?.record ?? (await this.deps.history.get(id));
   }
 
   /** Starts a session of the job; only the given VM ids when `only` is set (retry-failed). */
