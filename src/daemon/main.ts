@@ -15,15 +15,26 @@ import {isUserError} from '../util/errors.js';
 import {DEFAULT_SOCKET} from './api.js';
 import {Daemon} from './daemon.js';
 
-const {values} = parseArgs({
-  options: {
-    'state-dir': {type: 'string', default: process.env.VMBACKUP_STATE_DIR ?? DEFAULT_STATE_DIR},
-    socket: {type: 'string', default: process.env.VMBACKUP_SOCKET ?? DEFAULT_SOCKET},
-    // Plain lines read best in journalctl; JSON lines suit log shippers.
-    'log-format': {type: 'string', default: process.env.VMBACKUP_LOG_FORMAT ?? 'plain'},
-  },
-  strict: true,
-});
+const USAGE = 'usage: vmbackupd [--state-dir DIR] [--socket PATH] [--log-format plain|json]';
+let values: {'state-dir': string; socket: string; 'log-format': string};
+try {
+  values = parseArgs({
+    options: {
+      'state-dir': {type: 'string', default: process.env.VMBACKUP_STATE_DIR ?? DEFAULT_STATE_DIR},
+      socket: {type: 'string', default: process.env.VMBACKUP_SOCKET ?? DEFAULT_SOCKET},
+      // Plain lines read best in journalctl; JSON lines suit log shippers.
+      'log-format': {type: 'string', default: process.env.VMBACKUP_LOG_FORMAT ?? 'plain'},
+    },
+    strict: true,
+  }).values as typeof values;
+} catch (err) {
+  process.stderr.write(`vmbackupd: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (!['plain', 'json'].includes(values['log-format'])) {
+  process.stderr.write(`vmbackupd: --log-format must be plain or json\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const format = values['log-format'] === 'json' ? 'json' : 'plain';
 let daemon: Daemon | undefined;
