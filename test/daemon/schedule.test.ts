@@ -75,4 +75,26 @@ describe('scheduler', () => {
     expect(daemon.scheduler.nextRun('gc:r')).toBeDefined();
     expect(daemon.scheduler.nextRun('verify:r')).toBeDefined();
   });
+
+  it('runs the daily GC and the weekly health check of each repository at their times', async () => {
+    const seen: string[] = [];
+    const off = daemon.hub.subscribe((e) => {
+      if (e.type === 'maintenance' && e.state === 'finished') seen.push(`${e.action}:${e.repository}`);
+    });
+    try {
+      for (const key of ['gc:r', 'verify:r']) {
+        const at = Date.parse(daemon.scheduler.nextRun(key)!);
+        clock.advance(at - clock.now());
+        while (!seen.includes(key)) await sleep(10);
+      }
+      // Local times: GC at 03:00 (settings.gcAt), the health check on Sundays at 04:00.
+      // (Jumping days ahead fires the GC that fell due once more, never once per missed day.)
+      expect(seen.slice(0, 2)).toEqual(['gc:r', 'verify:r']);
+      expect(seen.filter((k) => k === 'gc:r').length).toBeLessThanOrEqual(2);
+      const verifyAt = new Date(clock.now());
+      expect([verifyAt.getDay(), verifyAt.getHours(), verifyAt.getMinutes()]).toEqual([0, 4, 0]);
+    } finally {
+      off();
+    }
+  });
 });
