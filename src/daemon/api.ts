@@ -16,12 +16,19 @@
  *   POST /jobs/:id/start | /stop | /retry-failed
  *   GET  /sessions[?job=ID&limit=N];  GET /sessions/:id (with log);  POST /sessions/:id/stop
  *   POST /repositories/:id/verify | /gc
+ *   GET  /repositories/:id/restore-points
+ *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
+ *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
+ *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
+ *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm)
  *   GET  /events                         server-sent events (DaemonEvent per "data:" line)
  */
 import {chmod, mkdir, readFile, rm, stat} from 'node:fs/promises';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
 import {dirname} from 'node:path';
 import {errnoCode, ExitCode, UserError} from '../util/errors.js';
+import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
+import {scanHostKey} from '../transports/ssh-host-key.js';
 import type {Daemon} from './daemon.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
 
@@ -93,6 +100,23 @@ export class ApiServer {
     this.on('DELETE', '/email', async () => d.setEmail(null));
     this.on('GET', '/settings', async () => d.store.data.settings);
     this.on('PUT', '/settings', async (req) => d.store.setSettings(await readJson(req)));
+    this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
+    this.on('POST', '/restores', async (req, res) => {
+      res.statusCode = 202;
+      return d.restores.start(await readJson(req));
+    });
+    this.on('POST', '/restores/:id/stop', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}));
+    this.on('POST', '/connections/ovirt-ca', async (req) => {
+      const {url} = (await readJson(req)) as {url?: unknown};
+      if (typeof url !== 'string' || !url) throw new UserError('url: give the engine address, e.g. https://engine.example/ovirt-engine', {exitCode: ExitCode.invalidInput});
+      return fetchEngineCa(url);
+    });
+    this.on('POST', '/connections/ssh-hostkey', async (req) => {
+      const {host, port} = (await readJson(req)) as {host?: unknown; port?: unknown};
+      if (typeof host !== 'string' || !host) throw new UserError('host: give the KVM host name or address', {exitCode: ExitCode.invalidInput});
+      const keys = await scanHostKey(host, typeof port === 'number' ? port : 22);
+      return {keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.knownHostsLine}))};
+    });
     this.on('GET', '/events', async (req, res) => this.events(req, res));
     for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
       this.on('GET', `/${c}`, async () => d.list(c));

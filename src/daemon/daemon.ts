@@ -4,6 +4,7 @@
  * runs start-up reconciliation. The control API calls the methods here; they hold the little
  * glue that spans several parts (e.g. a new repository is created on disk before it is saved).
  */
+import {Restores} from './restores.js';
 import {rm, statfs, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
@@ -61,6 +62,7 @@ export class Daemon {
   resources!: Resources;
   workers!: ResourceScheduler;
   sessions!: SessionManager;
+  restores!: Restores;
   maintenance!: Maintenance;
   scheduler!: Scheduler;
   mail?: MailQueue;
@@ -106,6 +108,7 @@ export class Daemon {
         vmHealed: (vmId) => this.maintenance.healed(vmId),
       },
     });
+    this.restores = new Restores({store: this.store, resources: this.resources, history: this.history, hub: this.hub, locks: this.locks, log: this.log});
     this.scheduler = new Scheduler(this.clock, () => this.scheduledEntries(), this.log);
     this.store.onChange((data) => {
       this.workers.setWorkers(data.workers);

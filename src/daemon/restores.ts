@@ -1,0 +1,255 @@
+/**
+ * Restores run by the daemon, for the console's restore wizard and the CLI: list the restore
+ * points of a repository, and start a restore that runs in the background.
+ *
+ * A restore is recorded like a session (kind 'restore' in the trigger, job id `restore`), so
+ * it appears in the history, survives a daemon restart as a record (reconciliation marks an
+ * interrupted one failed), and its progress reaches the console as the engine's events tagged
+ * with the restore's id. A restore over the original VM takes that VM's lock, so it never runs
+ * while a backup of the same VM does.
+ *
+ * Which platform restores: the connection named in the request; else the connection of the
+ * job whose session wrote the restore point; else the only connection of the restore point's
+ * platform. Disks to image files need no hypervisor: they are written on the appliance with
+ * qemu-img and qemu-nbd (a local libvirt adapter does exactly that).
+ */
+import {randomBytes} from 'node:crypto';
+import {restoreVm} from '../engine/restore-vm.js';
+import {LibvirtPlatform} from '../platforms/libvirt/platform.js';
+import type {PlatformAdapter, RestoreTarget} from '../platforms/types.js';
+import type {ConfigStore} from '../config/store.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import type {EventHub} from './event-hub.js';
+import type {History} from './history.js';
+import type {DaemonLog} from './log.js';
+import type {Resources} from './resources.js';
+import type {SessionRecord} from './session-model.js';
+import type {VmLocks} from './vm-locks.js';
+
+export interface RestorePointInfo {
+  id: string;
+  vmId: string;
+  vmName: string;
+  time: string;
+  type: string;
+  sizeBytes: number;
+  storedBytes: number;
+  protected: boolean;
+  platform: string;
+  disks: {key: string; name: string; size: number}[];
+}
+
+export type RestoreRequestTarget =
+  | {kind: 'original'}
+  | {kind: 'new'; name: string; host?: string; cluster?: string; storageDomain?: string}
+  | {kind: 'existing-vm'; vmId: string}
+  | {kind: 'files'; directory: string; format?: 'qcow2' | 'raw'};
+
+export interface RestoreRequest {
+  restorePointId: string;
+  repository: string;
+  connection?: string;
+  target: RestoreRequestTarget;
+  disks?: string[];
+}
+
+function bad(field: string, message: string): UserError {
+  const err = new UserError(`${field}: ${message}`, {exitCode: ExitCode.invalidInput});
+  (err as UserError & {field?: string}).field = field;
+  return err;
+}
+
+/** Checks the request's shape and turns its target into the platform's restore target. */
+export function parseRestoreRequest(input: unknown): RestoreRequest {
+  const r = (input ?? {}) as Record<string, unknown>;
+  if (typeof r.restorePointId !== 'string' || !r.restorePointId) throw bad('restorePointId', 'choose a restore point');
+  if (typeof r.repository !== 'string' || !r.repository) throw bad('repository', 'choose a repository');
+  const t = (r.target ?? {}) as Record<string, unknown>;
+  let target: RestoreRequestTarget;
+  switch (t.kind) {
+    case 'original':
+      target = {kind: 'original'};
+      break;
+    case 'new':
+      if (typeof t.name !== 'string' || !t.name.trim()) throw bad('target.name', 'give the new VM a name');
+      target = {kind: 'new', name: t.name.trim(), host: str(t.host), cluster: str(t.cluster), storageDomain: str(t.storageDomain)};
+      break;
+    case 'existing-vm':
+      if (typeof t.vmId !== 'string' || !t.vmId) throw bad('target.vmId', 'choose the VM to attach the disks to');
+      target = {kind: 'existing-vm', vmId: t.vmId};
+      break;
+    case 'files':
+      if (typeof t.directory !== 'string' || !t.directory.startsWith('/')) throw bad('target.directory', 'give an absolute directory path on the appliance');
+      if (t.format !== undefined && t.format !== 'qcow2' && t.format !== 'raw') throw bad('target.format', 'qcow2 or raw');
+      target = {kind: 'files', directory: t.directory, format: (t.format as 'qcow2' | 'raw' | undefined) ?? 'qcow2'};
+      break;
+    default:
+      throw bad('target.kind', "one of 'original', 'new', 'existing-vm', 'files'");
+  }
+  if (r.disks !== undefined && (!Array.isArray(r.disks) || r.disks.some((d) => typeof d !== 'string'))) throw bad('disks', 'a list of disk keys');
+  return {restorePointId: r.restorePointId, repository: r.repository, connection: str(r.connection), target, disks: r.disks as string[] | undefined};
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+}
+
+export function toRestoreTarget(t: RestoreRequestTarget, vmName: string): RestoreTarget {
+  switch (t.kind) {
+    case 'original':
+      return {mode: 'vm', name: vmName, overwrite: true};
+    case 'new':
+      return {mode: 'vm', name: t.name, host: t.host, cluster: t.cluster, storage: t.storageDomain};
+    case 'existing-vm':
+      return {mode: 'disks-to-vm', vmId: t.vmId};
+    case 'files':
+      return {mode: 'disks-to-files', directory: t.directory, format: t.format ?? 'qcow2'};
+  }
+}
+
+export class Restores {
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(
+    private readonly deps: {store: ConfigStore; resources: Resources; history: History; hub: EventHub; locks: VmLocks; log: DaemonLog},
+  ) {}
+
+  async restorePoints(repositoryId: string): Promise<RestorePointInfo[]> {
+    const repo = await this.deps.resources.repository(repositoryId);
+    return (await repo.listRestorePoints()).map((p) => ({
+      id: p.id,
+      vmId: p.vmId,
+      vmName: p.vmName,
+      time: p.time,
+      type: p.type,
+      sizeBytes: p.logicalSize,
+      storedBytes: p.storedSize,
+      protected: p.protected,
+      platform: p.platform,
+      disks: p.disks,
+    }));
+  }
+
+  /** Validates the request, then runs the restore in the background; returns its id at once. */
+  async start(input: unknown): Promise<{id: string; state: 'running'}> {
+    const req = parseRestoreRequest(input);
+    const repo = await this.deps.resources.repository(req.repository);
+    const point = (await repo.listRestorePoints()).find((p) => p.id === req.restorePointId);
+    if (!point) throw new UserError(`The repository has no restore point ${req.restorePointId}.`, {exitCode: ExitCode.notFound, hint: 'Pick one from the list of restore points.'});
+    const unknownDisks = (req.disks ?? []).filter((k) => !point.disks.some((d) => d.key === k));
+    if (unknownDisks.length) throw bad('disks', `restore point ${point.id} has no disk ${unknownDisks.join(', ')}`);
+    const {platform, connectionId, owned} = this.platformFor(req, point.platform, point.sessionId);
+
+    const id = `restore-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    const record: SessionRecord = {
+      id,
+      jobId: 'restore',
+      jobName: `Restore of ${point.vmName}`,
+      state: 'running',
+      trigger: 'restore',
+      attempt: 1,
+      startedAt: new Date().toISOString(),
+      repository: req.repository,
+      vms: [{id: point.vmId, name: point.vmName, state: 'running', attempts: 1, restorePointId: point.id, startedAt: new Date().toISOString()}],
+      log: [],
+      totals: {sizeBytes: point.logicalSize, readBytes: 0, transferredBytes: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1, durationMs: 0, rateBytesPerSec: 0},
+    };
+    await this.deps.history.save(record);
+    this.publish(record);
+    const controller = new AbortController();
+    this.running.set(id, controller);
+    void this.run(record, {repo, platform, owned, point, req, connectionId, signal: controller.signal}).finally(() => this.running.delete(id));
+    return {id, state: 'running'};
+  }
+
+  stop(id: string): boolean {
+    const c = this.running.get(id);
+    c?.abort(new UserError('The restore was stopped by the administrator.', {exitCode: ExitCode.cancelled}));
+    return c !== undefined;
+  }
+
+  private platformFor(req: RestoreRequest, platformKind: string, sessionId: string | undefined): {platform: PlatformAdapter; connectionId?: string; owned: boolean} {
+    if (req.target.kind === 'files' && !req.connection) {
+      return {platform: new LibvirtPlatform({hosts: [{name: 'appliance', connection: {kind: 'local'}}]}), owned: true};
+    }
+    const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
+    let id = req.connection;
+    if (!id && sessionId) {
+      const jobId = this.deps.history.list().find((s) => s.id === sessionId)?.jobId;
+      const job = (this.deps.store.list('jobs') as {id: string; source?: {connection?: string}}[]).find((j) => j.id === jobId);
+      id = job?.source?.connection;
+    }
+    if (!id) {
+      const kind = platformKind === 'ovirt' ? 'ovirt' : 'morpheus';
+      const candidates = connections.filter((c) => c.kind === kind);
+      if (candidates.length === 1) id = candidates[0].id;
+      else {
+        throw bad('connection', candidates.length === 0
+          ? `no ${kind === 'ovirt' ? 'oVirt engine' : 'Morpheus VM Essentials server'} is configured to restore this VM to; add one, or restore the disks to files`
+          : 'several connections could take this VM: choose one');
+      }
+    }
+    if (!connections.some((c) => c.id === id)) throw bad('connection', `there is no connection ${id}`);
+    return {platform: this.deps.resources.platform(id), connectionId: id, owned: false};
+  }
+
+  private publish(record: SessionRecord): void {
+    const {log: _log, ...summary} = record;
+    this.deps.hub.emit({type: 'session', session: summary});
+  }
+
+  private async run(
+    record: SessionRecord,
+    o: {
+      repo: Awaited<ReturnType<Resources['repository']>>;
+      platform: PlatformAdapter;
+      owned: boolean;
+      point: {id: string; vmId: string; vmName: string};
+      req: RestoreRequest;
+      connectionId?: string;
+      signal: AbortSignal;
+    },
+  ): Promise<void> {
+    const vm = record.vms[0];
+    const overwrites = o.req.target.kind === 'original' || o.req.target.kind === 'existing-vm';
+    const lockKey = o.req.target.kind === 'existing-vm' ? `${o.connectionId}/${o.req.target.vmId}` : `${o.connectionId}/${o.point.vmId}`;
+    let release: (() => void) | undefined;
+    try {
+      if (overwrites && o.connectionId) release = await this.deps.locks.acquire(lockKey, record.id, o.signal);
+      const result = await restoreVm({
+        platform: o.platform,
+        repository: o.repo,
+        restorePointId: o.point.id,
+        target: toRestoreTarget(o.req.target, o.point.vmName),
+        disks: o.req.disks,
+        signal: o.signal,
+        onEvent: (event) => {
+          if (event.type === 'log') record.log.push({time: event.time, ...event.event});
+          this.deps.hub.emit({type: 'engine', sessionId: record.id, jobId: 'restore', event});
+        },
+      });
+      vm.state = 'success';
+      const written = Object.values(result.disks).reduce((sum, d) => sum + d.writtenBytes, 0);
+      const ms = Date.now() - Date.parse(record.startedAt);
+      record.totals = {...record.totals, readBytes: written, transferredBytes: written, durationMs: ms, rateBytesPerSec: ms > 0 ? (written * 1000) / ms : 0};
+      const where = result.files?.length ? `files ${result.files.join(', ')}` : `VM ${result.vmName ?? ''}${result.vmId ? ` (${result.vmId})` : ''}`;
+      record.log.push({time: new Date().toISOString(), severity: 'info', code: 'restore-finished', message: `Restored ${o.point.vmName} from ${o.point.id} to ${where}.`, vm: o.point.vmName});
+      record.state = result.events.some((e) => e.severity === 'warning') ? 'warning' : 'success';
+      this.deps.log('info', `restore ${record.id} finished: ${where}`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      vm.state = o.signal.aborted ? 'stopped' : 'failed';
+      vm.reason = message;
+      record.state = o.signal.aborted ? 'stopped' : 'failed';
+      record.reason = message;
+      record.log.push({time: new Date().toISOString(), severity: 'error', code: 'restore-failed', message, vm: o.point.vmName});
+      this.deps.log('warn', `restore ${record.id} failed: ${message}`);
+    } finally {
+      release?.();
+      vm.endedAt = record.endedAt = new Date().toISOString();
+      if (o.owned) await o.platform.close().catch(() => undefined);
+      await this.deps.history.save(record).catch(() => undefined);
+      this.publish(record);
+    }
+  }
+}
