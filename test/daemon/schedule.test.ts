@@ -89,7 +89,8 @@ describe('scheduler', () => {
       }
       // Local times: GC at 03:00 (settings.gcAt), the health check on Sundays at 04:00.
       // (Jumping days ahead fires the GC that fell due once more, never once per missed day.)
-      expect(seen.slice(0, 2)).toEqual(['gc:r', 'verify:r']);
+      expect(seen[0]).toBe('gc:r');
+      expect(seen.filter((k) => k === 'verify:r')).toEqual(['verify:r']);
       expect(seen.filter((k) => k === 'gc:r').length).toBeLessThanOrEqual(2);
       const verifyAt = new Date(clock.now());
       expect([verifyAt.getDay(), verifyAt.getHours(), verifyAt.getMinutes()]).toEqual([0, 4, 0]);
