@@ -5,7 +5,7 @@
  * Runtime: 'compiled' (default) runs the child as JavaScript compiled by tsc into
  * /var/tmp/vmbackup-bench/dist, the way the installed CLI runs (dist/cli/main.js); 'tsx' runs
  * the TypeScript through tsx, as `npm run vmbackup` does, which adds ~0.5 s of start-up and
- * ~65 MiB of RSS (esbuild's loader) to every process.
+ * ~30 MiB of RSS (esbuild's loader) to every process.
  */
 import {mkdir, symlink, writeFile, rm} from 'node:fs/promises';
 import {join} from 'node:path';
