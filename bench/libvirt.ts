@@ -180,6 +180,9 @@ function table(run: number, f: RunFigures): string {
   const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
   detail.push(`  memory peaks (sampled): full ${mem(f.ourFull)}; inc ${mem(f.ourInc)}; restore ${mem(f.ourRestore)}`);
   if (f.compareNote) detail.push(`  compare: ${f.compareNote}`);
+  // Where the incremental's fixed time goes: each command the platform ran, by start time.
+  const cmds = f.ourInc.commands ?? [];
+  detail.push(`  incremental: ${cmds.length} commands; starts (ms after backupVm began): ${cmds.map((c) => `${c.atMs.toFixed(0)} ${c.line.replace(/^\$ /, '').split(' ').slice(0, 3).join(' ').slice(0, 40)}`).join(' | ')}`);
   detail.push(`  CPU of the operation alone (without Node/tsx start-up): full ${cpu(f.ourFull.opCpuMs)}, inc ${cpu(f.ourInc.opCpuMs)}, restore ${cpu(f.ourRestore.opCpuMs)}`);
   return `${renderTable(`run ${run} (${f.order})`, rows, ['vmbackup', 'virtnbdbackup'])}\n${detail.join('\n')}`;
 }

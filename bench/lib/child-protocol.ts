@@ -68,6 +68,8 @@ export interface ChildResult {
   restorePointId?: string;
   files?: string[];
   restoreDisks?: Record<string, {size: number; writtenBytes: number; zeroBytes: number; durationMs: number}>;
+  /** libvirt: every command the platform ran, ms after the operation started (redacted lines). */
+  commands?: {atMs: number; line: string}[];
   /** read-only: bytes read and the time of the reads alone. */
   readOnly?: {bytes: number; readMs: number};
   error?: string;

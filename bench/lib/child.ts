@@ -33,9 +33,16 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
+/** Commands the libvirt platform starts, with when (ms on performance.now()): where fixed costs go. */
+const commands: {at: number; line: string}[] = [];
+
 function makePlatform(job: ChildJob): PlatformAdapter & {close(): Promise<void>} {
   if (job.platform.kind === 'libvirt') {
-    return new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: job.platform.scratchDir});
+    return new LibvirtPlatform({
+      hosts: [{name: 'local', connection: {kind: 'local'}}],
+      scratchDir: job.platform.scratchDir,
+      commandLog: (line) => commands.push({at: performance.now(), line}),
+    });
   }
   const {url, user, password, caPem} = job.platform;
   return new OvirtPlatform({url, user, password, caPem, pollIntervalMs: 20});
@@ -119,6 +126,7 @@ async function main(): Promise<void> {
     await platform.close().catch(() => undefined);
   }
   out.memoryPeaks = peak;
+  out.commands = commands.filter((c) => c.at >= t0).map((c) => ({atMs: c.at - t0, line: c.line}));
   const opCpu = process.cpuUsage(cpu0);
   const allCpu = process.cpuUsage();
   out.opCpuMs = (opCpu.user + opCpu.system) / 1000;

@@ -5,13 +5,16 @@
  *
  * Takes the first non-zero 1 MiB pieces of the image (real file data when it is the libvirt
  * benchmark's ext4 fixture) and times, on one thread, each thing the repository does per chunk:
- * the zero check, SHA-256, LZ4 (lz4-napi: sync, async on the pool, and decompression), CRC-32, and writing the chunk as a file
+ * the zero check, SHA-256, LZ4 (lz4-napi: sync, async on the pool with the peak-RSS growth it
+ * causes, and decompression; liblz4 through python3-lz4 as the reference), CRC-32, and writing the chunk as a file
  * with and without fsync (temp + rename, as the chunk store does) in a scratch directory on the
  * same file system as the benchmarks' repositories. CPU seconds are given beside wall time:
  * the machine is shared, so CPU per GiB is the steadier figure.
  */
 import {createHash} from 'node:crypto';
-import {mkdir, open, rename, rm} from 'node:fs/promises';
+import {existsSync} from 'node:fs';
+import {mkdir, open, readFile, rename, rm} from 'node:fs/promises';
+import {execa} from 'execa';
 import {join} from 'node:path';
 import {crc32} from 'node:zlib';
 import {compress, compressSync, uncompressSync} from 'lz4-napi';
@@ -49,6 +52,37 @@ async function stage(name: string, chunks: Buffer[], fn: (c: Buffer, i: number) 
   console.log(`${name.padEnd(34)} ${(chunks.length / wall).toFixed(0).padStart(6)} MiB/s wall   ${(cpuS / gib).toFixed(2).padStart(6)} CPU s/GiB`);
 }
 
+async function vmHwmMiB(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  return Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/**
+ * The same chunks through liblz4 (python3-lz4, what virtnbdbackup -z uses), when Debian's
+ * python3 has it: the reference cost of LZ4 itself on this data.
+ */
+const PY_LZ4 = `
+import sys, time, lz4.frame
+path, want = sys.argv[1], int(sys.argv[2])
+z = bytes(1 << 20); chunks = []
+with open(path, 'rb') as f:
+    while len(chunks) < want:
+        b = f.read(1 << 20)
+        if len(b) < (1 << 20): break
+        if b != z: chunks.append(b)
+for name, level in (('liblz4 frame, level 2 (virtnbdbackup -z)', 2), ('liblz4 frame, default level', 0)):
+    t = time.process_time(); n = 0
+    for c in chunks: n += len(lz4.frame.compress(c, compression_level=level))
+    cpu = time.process_time() - t
+    print(f"{name:34} {cpu / (len(chunks) / 1024):6.2f} CPU s/GiB   ratio {n / (len(chunks) << 20):.3f}")
+`;
+
+async function liblz4Reference(): Promise<void> {
+  if (!existsSync('/usr/bin/python3')) return;
+  const r = await execa('/usr/bin/python3', ['-c', PY_LZ4, image, String(want)], {reject: false});
+  console.log(r.exitCode === 0 ? r.stdout : `(liblz4 reference skipped: ${r.stderr.split('\n').at(-2) ?? r.exitCode})`);
+}
+
 async function stageParallel(name: string, chunks: Buffer[], inFlight: number, fn: (c: Buffer) => Promise<unknown>): Promise<void> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -80,14 +114,22 @@ async function main(): Promise<void> {
   console.log(`${chunks.length} non-zero 1 MiB chunks of ${image}`);
   const zeros = Buffer.alloc(MiB);
   let packed = 0;
+  // First, before any other stage has grown the heaps, so the RSS growth is this stage's alone.
+  // As the writer runs it: async on the libuv pool, 4 in flight (both cores can work). lz4-napi
+  // allocates with mimalloc, whose per-thread heaps on the pool threads keep freed pages: the
+  // growth of the peak RSS over this stage is that memory (UV_THREADPOOL_SIZE raises it).
+  const before = await vmHwmMiB();
+  for (let round = 0; round < 3; round++) await stageParallel(`LZ4 compress (async, 4 in flight) #${round + 1}`, chunks, 4, (c) => compress(c));
+  console.log(`  peak RSS ${before.toFixed(0)} → ${(await vmHwmMiB()).toFixed(0)} MiB over these rounds (UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default 4'}, MIMALLOC_PURGE_DELAY=${process.env.MIMALLOC_PURGE_DELAY ?? 'unset'})`);
+
   await stage('zero check (Buffer.equals)', chunks, (c) => c.equals(zeros));
   await stage('SHA-256 (node:crypto)', chunks, (c) => createHash('sha256').update(c).digest());
   await stage('LZ4 compress (lz4-napi, sync)', chunks, (c) => (packed += compressSync(c).length));
   console.log(`  LZ4 ratio on these chunks: ${(packed / (chunks.length * MiB)).toFixed(3)}`);
   const packedChunks = chunks.map((c) => compressSync(c) as Buffer);
   await stage('LZ4 decompress (lz4-napi, sync)', packedChunks, (c) => uncompressSync(c));
-  // As the writer runs it: async on the libuv pool, 4 in flight (both cores can work).
-  await stageParallel('LZ4 compress (async, 4 in flight)', chunks, 4, (c) => compress(c));
+  await liblz4Reference();
+
   await stage('CRC-32 (node:zlib)', chunks, (c) => crc32(c));
   await rm(SCRATCH, {recursive: true, force: true});
   await mkdir(SCRATCH, {recursive: true});
