@@ -94,7 +94,9 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       vmId,
       vmName: backup.vm.name,
       platform: platform.kind,
-      base: base?.id,
+      // Only an incremental builds on the base's index; a full (asked for, or the platform's
+      // fallback when a checkpoint was lost) is recorded as a full restore point.
+      base: backup.sources.some((s) => s.incremental) ? base?.id : undefined,
       sessionId: opts.sessionId,
       configuration: backup.configuration,
     });

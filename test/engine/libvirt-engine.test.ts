@@ -130,6 +130,16 @@ describe('engine backup → repository → restore on libvirt', () => {
     await restoreAndCompare(points[2].id, points[2].mirrors, 'p3');
   });
 
+  it('an active full reads the disks in full and is recorded as a full restore point', async () => {
+    const r = await backup({full: true});
+    expect(r.error).toBeUndefined();
+    expect(r.incremental).toBe(false);
+    expect(r.restorePoint?.type).toBe('full');
+    expect(r.disks.vda.unchangedBytes).toBe(0);
+    const mirrors = await snapshotMirrors('p-full');
+    await restoreAndCompare(r.restorePoint!.id, mirrors, 'active-full');
+  });
+
   it('restores the whole VM under a new name with new UUID and bit-identical disks', async () => {
     const name = `restored "copy"; ü ${process.pid}`;
     const storage = join(work, 'vm storage');
