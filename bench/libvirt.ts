@@ -150,6 +150,12 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
   }
 }
 
+/** "virsh -q -c qemu:///system backup-begin …" → "virsh backup-begin": enough to see where time goes. */
+function shortCommand(line: string): string {
+  const words = line.replace(/^\$ /, '').replace(/^virsh -q -c \S+ /, 'virsh ').split(' ');
+  return words.slice(0, 2).join(' ').slice(0, 32);
+}
+
 function table(run: number, f: RunFigures): string {
   const full = f.ourFull.disks!.vda!;
   const inc = f.ourInc.disks!.vda!;
@@ -182,7 +188,7 @@ function table(run: number, f: RunFigures): string {
   if (f.compareNote) detail.push(`  compare: ${f.compareNote}`);
   // Where the incremental's fixed time goes: each command the platform ran, by start time.
   const cmds = f.ourInc.commands ?? [];
-  detail.push(`  incremental: ${cmds.length} commands; starts (ms after backupVm began): ${cmds.map((c) => `${c.atMs.toFixed(0)} ${c.line.replace(/^\$ /, '').split(' ').slice(0, 3).join(' ').slice(0, 40)}`).join(' | ')}`);
+  detail.push(`  incremental: ${cmds.length} commands; starts (ms after backupVm began): ${cmds.map((c) => `${c.atMs.toFixed(0)} ${shortCommand(c.line)}`).join(' | ')}`);
   detail.push(`  CPU of the operation alone (without Node/tsx start-up): full ${cpu(f.ourFull.opCpuMs)}, inc ${cpu(f.ourInc.opCpuMs)}, restore ${cpu(f.ourRestore.opCpuMs)}`);
   return `${renderTable(`run ${run} (${f.order})`, rows, ['vmbackup', 'virtnbdbackup'])}\n${detail.join('\n')}`;
 }
