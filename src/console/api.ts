@@ -3,15 +3,16 @@
  * real DaemonClient through `consoleApi(client)`; tests give it an in-memory fake. The console
  * never reads files or talks to hypervisors itself.
  *
- * Endpoints the daemon may not offer yet are called with `request` on the paths listed in
- * ASSUMED_ENDPOINTS; a 404 from them is shown inline as "not offered by this daemon".
+ * Endpoints the daemon may not offer yet would be called with `request` on the paths listed in
+ * ASSUMED_ENDPOINTS (none today); a 404 from one is shown inline as "not offered by this daemon"
+ * (an older daemon).
  */
 import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../daemon/client.js';
 import type {DaemonEvent} from '../daemon/event-hub.js';
 import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
-import {isUserError} from '../util/errors.js';
+import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 
 export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm};
 
@@ -68,28 +69,20 @@ export interface ConsoleApi {
   events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void>;
   /** Appliance settings (GET /settings): the low-space threshold the dashboard warns at. */
   settings(): Promise<{lowSpacePercent?: number; [k: string]: unknown}>;
-  // ---- assumed endpoints (see ASSUMED_ENDPOINTS) ----
   restorePoints(repository: string): Promise<RestorePointInfo[]>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
+  /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
   fetchCa(url: string): Promise<{pem: string; fingerprint: string}>;
   scanHostKey(host: string, port?: number): Promise<{keys: {type: string; key: string; fingerprint: string}[]}>;
   logs(lines?: number): Promise<{lines: string[]}>;
 }
 
-/** The endpoints the console calls that src/daemon/api.ts did not define when it was written. */
-export const ASSUMED_ENDPOINTS = [
-  'GET  /repositories/:id/restore-points',
-  'POST /restores {restorePointId, repository, target, disks} → {id}',
-  'POST /repositories/:id/prune',
-  'POST /email/test {to?}',
-  'POST /connections/ovirt-ca {url} → {pem, fingerprint}',
-  'POST /connections/ssh-hostkey {host, port} → {keys}',
-  'GET  /logs?lines=N → {lines}',
-] as const;
+/** The endpoints the console calls that src/daemon/api.ts does not define: none any more. */
+export const ASSUMED_ENDPOINTS = [] as const satisfies readonly string[];
 
-/** The real client as a ConsoleApi: its own methods, plus the assumed endpoints through request(). */
+/** The real client as a ConsoleApi. */
 export function consoleApi(client: DaemonClient): ConsoleApi {
   const enc = encodeURIComponent;
   return {
@@ -111,14 +104,21 @@ export function consoleApi(client: DaemonClient): ConsoleApi {
     email: () => client.email(),
     setEmail: (b) => client.setEmail(b),
     events: (fn, signal) => client.events(fn, signal),
-    settings: () => client.request('GET', '/settings'),
+    settings: () => client.settings(),
     restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
     startRestore: (req) => client.request('POST', '/restores', req),
-    prune: (r) => client.request('POST', `/repositories/${enc(r)}/prune`),
-    testEmail: (to) => client.request('POST', '/email/test', to ? {to} : {}),
+    prune: (r) => client.prune(r),
+    testEmail: async (to) => {
+      // The daemon answers a failed send as data; the console's action shows errors with their hint.
+      const r = await client.testEmail(undefined, to || undefined);
+      if (!r.ok) {
+        throw new UserError(r.error?.message ?? r.message ?? 'The test message was not sent.', {hint: r.error?.hint, exitCode: (r.error?.exitCode ?? ExitCode.internal) as ExitCodeValue});
+      }
+      return {ok: true, message: `Test message sent to ${(r.accepted ?? []).join(', ')}.`};
+    },
     fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
-    logs: (lines = 200) => client.request('GET', `/logs?lines=${lines}`),
+    logs: (lines = 200) => client.logs(lines),
   };
 }
 

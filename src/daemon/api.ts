@@ -10,12 +10,20 @@
  *   POST /connections/:id/test           reachable / auth / inventory count (or the error + hint)
  *   POST /connections/test               the same for an unsaved connection in the body
  *   POST /repositories/:id/test          opens, takes a write, free space
- *   POST /email/test                     sends a test message (saved settings, or those in the body)
+ *   POST /email/test {to?, ...settings?} sends a test message now → {ok, message, accepted?, error?}:
+ *                                        the saved settings, or those in the body; to the global
+ *                                        recipients, or to `to` (an address or a list)
+ *   POST /email/daily-summary            queues the daily summary now → {queued, to, reason?}
  *   GET  /inventory?connection=ID[&refresh=1]
- *   GET|PUT|DELETE /email;  GET|PUT /settings
+ *   GET|PUT|DELETE /email
+ *   GET|PUT /settings                    appliance settings, with dailySummary {enabled, time "HH:MM"}
+ *                                        (off by default; mailed to the global recipients daily)
+ *   GET  /logs[?lines=N]                 {lines}: the daemon's newest log lines (200, at most 2000),
+ *                                        secrets replaced by "••••"
  *   POST /jobs/:id/start | /stop | /retry-failed
  *   GET  /sessions[?job=ID&limit=N];  GET /sessions/:id (with log);  POST /sessions/:id/stop
  *   POST /repositories/:id/verify | /gc
+ *   POST /repositories/:id/prune         each job's retention on its VMs there → {ok, removed, kept, vms, unassigned}
  *   GET  /repositories/:id/restore-points
  *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
@@ -31,6 +39,7 @@ import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
 import {scanHostKey} from '../transports/ssh-host-key.js';
 import type {Daemon} from './daemon.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
+import {createDemoLab} from './demo-lab.js';
 
 export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
 
@@ -90,6 +99,14 @@ export class ApiServer {
     });
     this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.testRepository(id!));
     this.on('POST', '/email/test', async (req) => d.testEmail(await readJson(req)));
+    this.on('POST', '/email/daily-summary', async () => d.sendDailySummary());
+    this.on('GET', '/logs', async (_q, _r, _p, url) => {
+      const raw = url.searchParams.get('lines');
+      const lines = raw === null ? 200 : Number(raw);
+      if (!Number.isInteger(lines) || lines < 1) throw new UserError(`lines: must be a whole number of 1 or more, not '${raw}'.`, {hint: 'For example GET /logs?lines=200.', exitCode: ExitCode.invalidInput});
+      return d.logs(lines);
+    });
+    this.on('POST', '/repositories/:id/prune', async (_q, _r, [id]) => d.maintenance.prune(id!));
     this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!));
     this.on('POST', '/repositories/:id/gc', async (_q, _r, [id]) => {
       await d.maintenance.gc(id!);
@@ -98,8 +115,8 @@ export class ApiServer {
     this.on('GET', '/email', async () => d.email());
     this.on('PUT', '/email', async (req) => d.setEmail(await readJson(req)));
     this.on('DELETE', '/email', async () => d.setEmail(null));
-    this.on('GET', '/settings', async () => d.store.data.settings);
-    this.on('PUT', '/settings', async (req) => d.store.setSettings(await readJson(req)));
+    this.on('GET', '/settings', async () => d.settings());
+    this.on('PUT', '/settings', async (req) => d.setSettings(await readJson(req)));
     this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
     this.on('POST', '/restores', async (req, res) => {
       res.statusCode = 202;
@@ -117,6 +134,7 @@ export class ApiServer {
       const keys = await scanHostKey(host, typeof port === 'number' ? port : 22);
       return {keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.knownHostsLine}))};
     });
+    this.on('POST', '/demo-lab', async (req) => createDemoLab(d, await readJson(req)));
     this.on('GET', '/events', async (req, res) => this.events(req, res));
     for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
       this.on('GET', `/${c}`, async () => d.list(c));

@@ -5,11 +5,15 @@
  * not open, becomes a UserError that says so and what to do.
  */
 import {Agent, request} from 'undici';
+import type {SettingsConfig} from '../config/schema.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
 import {errnoCode, ExitCode, UserError, type ExitCodeValue} from '../util/errors.js';
 import {DEFAULT_SOCKET} from './api.js';
+import type {DailySummarySettings} from '../notify/settings.js';
+import type {TestEmailReply} from './daemon.js';
 import type {DaemonEvent} from './event-hub.js';
+import type {PruneReply} from './maintenance.js';
 import type {SessionRecord} from './session-model.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
@@ -118,8 +122,24 @@ export class DaemonClient {
   testRepository(id: string): Promise<{ok: boolean; writable?: boolean; restorePoints?: number; freeBytes?: number; totalBytes?: number; error?: {message: string; hint?: string; exitCode: number}}> {
     return this.request('POST', `/repositories/${encodeURIComponent(id)}/test`);
   }
-  testEmail(settings?: Record<string, unknown>): Promise<{ok: boolean; accepted?: string[]; error?: {message: string; hint?: string; exitCode: number}}> {
-    return this.request('POST', '/email/test', settings ?? {});
+  /**
+   * Sends a test message: with the saved settings, or `settings` (tried before saving); to the
+   * global recipients, or to `to`. Failures come back as data ({ok: false, message, error}).
+   */
+  testEmail(settings?: Record<string, unknown>, to?: string | string[]): Promise<TestEmailReply> {
+    return this.request('POST', '/email/test', {...settings, ...(to === undefined ? {} : {to})});
+  }
+  /** Queues the daily summary now, whatever its schedule. */
+  sendDailySummary(): Promise<{queued: boolean; id?: string; to: string[]; reason?: string}> {
+    return this.request('POST', '/email/daily-summary');
+  }
+  /** Applies each job's retention to its VMs in the repository (space is freed by gc). */
+  prune(repository: string): Promise<PruneReply> {
+    return this.request('POST', `/repositories/${encodeURIComponent(repository)}/prune`);
+  }
+  /** The daemon's newest log lines (default 200, at most 2000), secrets replaced by "••••". */
+  logs(lines?: number): Promise<{lines: string[]}> {
+    return this.request('GET', `/logs${lines === undefined ? '' : `?lines=${lines}`}`);
   }
   verify(repository: string): Promise<{ok: boolean; vms: string[]; problems: number}> {
     return this.request('POST', `/repositories/${encodeURIComponent(repository)}/verify`);
@@ -127,10 +147,11 @@ export class DaemonClient {
   gc(repository: string): Promise<{ok: boolean}> {
     return this.request('POST', `/repositories/${encodeURIComponent(repository)}/gc`);
   }
-  settings(): Promise<Record<string, unknown>> {
+  settings(): Promise<SettingsReply> {
     return this.request('GET', '/settings');
   }
-  setSettings(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /** A partial change; `dailySummary` may be partial too ({enabled: true} keeps the time). */
+  setSettings(body: Record<string, unknown>): Promise<SettingsReply> {
     return this.request('PUT', '/settings', body);
   }
   email(): Promise<Record<string, unknown> | null> {
@@ -195,3 +216,8 @@ export interface StatusReply {
   }[];
   mail?: unknown;
 }
+
+/** GET /settings: the appliance settings and the daily summary's. */
+export type SettingsReply = SettingsConfig & {dailySummary: DailySummarySettings};
+
+export type {PruneReply, TestEmailReply};

@@ -8,19 +8,21 @@ import {Restores} from './restores.js';
 import {rm, statfs, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
-import {parseConfig} from '../config/parse.js';
-import {connectionSchema, emailSettingsSchema, repositorySchema} from '../config/schema.js';
+import {ConfigError, parseConfig} from '../config/parse.js';
+import {connectionSchema, emailSettingsSchema, repositorySchema, settingsSchema} from '../config/schema.js';
 import {describeSchedule, nextRuns} from '../config/schedule.js';
 import {keepSecrets, redact, secretValues} from '../config/secrets.js';
 import {APPLIANCE_WORKER, ConfigStore, type Collection, type CollectionTypes} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import {systemClock, type Clock} from '../notify/clock.js';
 import {MailQueue} from '../notify/mail-queue.js';
+import {smtpSettingsSchema} from '../notify/settings.js';
 import {sendTestMessage} from '../notify/test-message.js';
 import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
 import {ApiServer} from './api.js';
 import {EventHub} from './event-hub.js';
 import {History} from './history.js';
+import {DailySummary, dailyCron, parseDailySummaryChange, summaryInput} from './daily-summary.js';
 import {createLog, type DaemonLog} from './log.js';
 import {Maintenance} from './maintenance.js';
 import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
@@ -32,6 +34,9 @@ import {VmLocks} from './vm-locks.js';
 import {ResourceScheduler} from './workers.js';
 
 export const VERSION = '0.1.0';
+
+/** Log lines kept in memory for GET /logs (the journal keeps the rest). */
+export const LOG_RING_LINES = 2000;
 
 export interface DaemonOptions {
   stateDir: string;
@@ -66,7 +71,10 @@ export class Daemon {
   maintenance!: Maintenance;
   scheduler!: Scheduler;
   mail?: MailQueue;
+  dailySummary!: DailySummary;
   api!: ApiServer;
+  /** The newest log lines, oldest first (already scrubbed by the log); trimmed in batches. */
+  private readonly recentLog: string[] = [];
   private readonly repoStats = new Map<string, RepoStatsCache>();
   /** Start-up cleanup of leftovers on every connection (sessions wait for it). */
   cleanup: Promise<string[]> = Promise.resolve([]);
@@ -83,13 +91,28 @@ export class Daemon {
 
   private async init(): Promise<void> {
     const o = this.opts;
-    this.log = createLog({format: o.logFormat ?? 'plain', write: o.write, secrets: () => this.secrets()});
+    const out = o.write ?? ((line: string) => void process.stdout.write(line + '\n'));
+    const write = (line: string) => {
+      this.recentLog.push(line);
+      if (this.recentLog.length >= 2 * LOG_RING_LINES) this.recentLog.splice(0, this.recentLog.length - LOG_RING_LINES);
+      out(line);
+    };
+    this.log = createLog({format: o.logFormat ?? 'plain', write, secrets: () => this.secrets()});
     this.store = await ConfigStore.open(o.stateDir);
     this.history = await History.open(o.stateDir, () => this.store.data.settings.historySessions);
     this.resources = new Resources(this.store, this.log);
     this.workers = new ResourceScheduler(this.store.list('workers'));
     this.mail = new MailQueue({spoolDir: join(o.stateDir, 'mail-spool'), settings: () => this.store.data.email, log: (line) => this.log('info', `mail: ${line}`)});
-    this.maintenance = await Maintenance.open({store: this.store, resources: this.resources, hub: this.hub, log: this.log, mail: this.mail, appVersion: VERSION});
+    this.dailySummary = await DailySummary.open(o.stateDir, {mail: this.mail, email: () => this.store.data.email, log: this.log});
+    this.maintenance = await Maintenance.open({
+      store: this.store,
+      resources: this.resources,
+      hub: this.hub,
+      log: this.log,
+      mail: this.mail,
+      appVersion: VERSION,
+      jobOfSession: (id) => this.history.list().find((s) => s.id === id)?.jobId,
+    });
     this.sessions = new SessionManager({
       store: this.store,
       resources: this.resources,
@@ -147,6 +170,8 @@ export class Daemon {
       out.push({key: `gc:${r.id}`, schedule: {kind: 'cron', expression: `${Number(m)} ${Number(h)} * * *`}, run: () => this.maintenance.gc(r.id)});
       if (r.healthCheck.kind !== 'none') out.push({key: `verify:${r.id}`, schedule: r.healthCheck, run: async () => void (await this.maintenance.healthCheck(r.id))});
     }
+    const summary = this.dailySummary.settings;
+    if (summary.enabled) out.push({key: 'daily-summary', schedule: {kind: 'cron', expression: dailyCron(summary.time)}, run: async () => void (await this.sendDailySummary())});
     return out;
   }
 
@@ -273,19 +298,80 @@ export class Daemon {
     }
   }
 
-  /** Sends a test message with the saved email settings (or those in the body, secrets kept). */
-  async testEmail(input: unknown): Promise<unknown> {
-    const settings =
-      input === undefined || input === null || (typeof input === 'object' && Object.keys(input).length === 0)
-        ? this.store.data.email
-        : parseConfig(emailSettingsSchema, keepSecrets('email', input, this.store.data.email), 'email');
+  /**
+   * Sends a test message now. The body may hold email settings to try before saving them (secrets
+   * kept from the saved ones), and/or `to` (an address or a list) to send to instead of the
+   * global recipients; without settings the saved ones are used. Success is {ok: true, accepted};
+   * a failure is data ({ok: false, message, error}), since "it failed, because…" is the answer
+   * the administrator waits for.
+   */
+  async testEmail(input: unknown): Promise<TestEmailReply> {
+    if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input))) {
+      throw new UserError('The body must be a JSON object: {"to": "name@example.com"} and/or email settings.', {exitCode: ExitCode.invalidInput});
+    }
+    const {to: rawTo, ...rest} = (input ?? {}) as Record<string, unknown>;
+    const to = rawTo === undefined ? undefined : parseRecipients(rawTo);
+    const settings = Object.keys(rest).length === 0 ? this.store.data.email : parseConfig(emailSettingsSchema, keepSecrets('email', rest, this.store.data.email), 'email');
     if (!settings) throw new UserError('Email is not set up.', {hint: 'Save the email settings first (PUT /email), then test them.', exitCode: ExitCode.invalidInput});
     try {
-      const r = await sendTestMessage(settings, {hostname: hostname(), appVersion: VERSION});
+      const r = await sendTestMessage(settings, {to, hostname: hostname(), appVersion: VERSION});
       return {ok: true, accepted: r.accepted};
     } catch (err) {
-      return {ok: false, error: {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: isUserError(err) ? err.exitCode : ExitCode.internal}};
+      const error = {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: isUserError(err) ? err.exitCode : ExitCode.internal};
+      return {ok: false, message: error.message, error};
     }
+  }
+
+  /** The newest `lines` log lines, oldest first, with today's secrets scrubbed again. */
+  logs(lines: number): {lines: string[]} {
+    const n = Math.min(Math.max(1, Math.floor(lines)), LOG_RING_LINES);
+    // A line logged before a secret was saved was not scrubbed for it when written.
+    const secrets = this.secrets().filter((x) => x.length >= 3);
+    return {lines: this.recentLog.slice(-n).map((l) => secrets.reduce((acc, x) => acc.split(x).join('••••'), l))};
+  }
+
+  // ---- appliance settings and the daily summary ------------------------------------------------
+
+  settings(): Record<string, unknown> {
+    return {...this.store.data.settings, dailySummary: this.dailySummary.settings};
+  }
+
+  /**
+   * A partial change of the appliance settings; `dailySummary` (partial too) is kept in its own
+   * file. Both parts are validated before either is saved, so a bad field changes nothing.
+   */
+  async setSettings(input: unknown): Promise<Record<string, unknown>> {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new ConfigError([{field: 'settings', message: 'must be an object of the settings to change'}]);
+    }
+    const {dailySummary, ...rest} = input as Record<string, unknown>;
+    const summary = dailySummary === undefined ? undefined : parseDailySummaryChange(dailySummary, this.dailySummary.settings);
+    parseConfig(settingsSchema, {...this.store.data.settings, ...rest}, 'settings');
+    if (Object.keys(rest).length) await this.store.setSettings(rest);
+    if (summary) {
+      await this.dailySummary.save(summary);
+      this.scheduler.refresh();
+    }
+    return this.settings();
+  }
+
+  /** Queues the daily summary now (the scheduler calls this at the set time; so can the API). */
+  async sendDailySummary(): Promise<{queued: boolean; id?: string; to: string[]; reason?: string}> {
+    const repositories = [];
+    for (const r of this.store.list('repositories')) {
+      const fs = await statfs(r.path).catch(() => undefined);
+      repositories.push({name: r.name, freeBytes: fs ? fs.bavail * fs.bsize : 0, totalBytes: fs ? fs.blocks * fs.bsize : 0});
+    }
+    const running = this.sessions.list().map(({log: _log, ...rest}) => rest);
+    const input = summaryInput({
+      jobs: this.store.list('jobs'),
+      sessions: [...this.history.list(), ...running],
+      nextRun: (id) => this.scheduler.nextRun(`job:${id}`),
+      repositories,
+      hostname: hostname(),
+      now: new Date(this.clock.now()),
+    });
+    return this.dailySummary.send(input);
   }
 
   // ---- sessions and status -------------------------------------------------------------------
@@ -367,3 +453,24 @@ export class Daemon {
 }
 
 export {APPLIANCE_WORKER};
+
+export interface TestEmailReply {
+  ok: boolean;
+  /** The recipients the server accepted (success). */
+  accepted?: string[];
+  /** What went wrong, in words (failure; the same as error.message). */
+  message?: string;
+  error?: {message: string; hint?: string; exitCode: number};
+}
+
+/** `to` of a test message: one address or a list, checked like the global recipients. */
+function parseRecipients(raw: unknown): string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((a) => a.trim()).filter(Boolean) : raw;
+  const r = smtpSettingsSchema.shape.recipients.safeParse(list);
+  if (r.success && r.data.length > 0) return r.data;
+  const issue = r.success ? undefined : r.error.issues[0];
+  const at = issue?.path.find((p) => typeof p === 'number');
+  throw new ConfigError([
+    {field: at === undefined ? 'to' : `to[${at}]`, message: issue ? issue.message.replace(/^[a-z][a-zA-Z ]*: /, '') : 'give at least one email address'},
+  ]);
+}

@@ -3,6 +3,10 @@
  * - after each session: retention (the job's policy, only the VMs of that session), a free-space
  *   check (a warning in the session below the threshold), and the email report;
  * - daily GC of every repository (and right after a session that left the disk low on space);
+ * - prune on request (POST /repositories/:id/prune): each job's retention applied to that job's
+ *   VMs in the repository, as after a session. A VM belongs to the job whose session wrote its
+ *   newest restore point there (or, failing that, the job that picks it by id); VMs of no job
+ *   (deleted jobs, imported repositories) are left alone and listed;
  * - the scheduled health check (verify) per repository: damaged chunks are quarantined by
  *   verify, and the VMs whose restore points used them are marked so that their next backup
  *   reads every disk in full (`full: true`), which writes the damaged chunks again.
@@ -17,7 +21,7 @@ import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
 import {buildSessionMail} from '../notify/policy.js';
-import type {RetentionPolicy} from '../repository/index.js';
+import type {RestorePointSummary, RetentionPolicy} from '../repository/index.js';
 import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
 import {toSessionReport} from './report.js';
@@ -40,7 +44,16 @@ interface NeedsFullData {
 
 export class Maintenance {
   private constructor(
-    private readonly deps: {store: ConfigStore; resources: Resources; hub: EventHub; log: DaemonLog; mail?: MailQueue; appVersion: string},
+    private readonly deps: {
+      store: ConfigStore;
+      resources: Resources;
+      hub: EventHub;
+      log: DaemonLog;
+      mail?: MailQueue;
+      appVersion: string;
+      /** The job of a session in the history (prune finds a VM's job by its newest restore point). */
+      jobOfSession?: (sessionId: string) => string | undefined;
+    },
     private readonly marks: Low<NeedsFullData>,
   ) {}
 
@@ -109,6 +122,36 @@ export class Maintenance {
     }
   }
 
+  /** Applies each job's retention to its VMs in the repository; see the module comment. */
+  async prune(repositoryId: string): Promise<PruneReply> {
+    this.deps.store.get('repositories', repositoryId);
+    const repo = await this.deps.resources.repository(repositoryId);
+    const jobs = this.deps.store.list('jobs').filter((j) => j.repository === repositoryId);
+    this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'prune', state: 'started'});
+    try {
+      const owners = vmOwners(await repo.listRestorePoints(), jobs, this.deps.jobOfSession ?? (() => undefined));
+      const reply: PruneReply = {ok: true, removed: 0, kept: 0, vms: [], unassigned: []};
+      for (const vm of owners) {
+        if (!vm.job) {
+          reply.unassigned.push({id: vm.id, name: vm.name});
+          continue;
+        }
+        const r = await repo.prune(retentionPolicy(vm.job.retention), {vmId: vm.id});
+        reply.removed += r.removed.length;
+        reply.kept += r.kept.length;
+        reply.vms.push({id: vm.id, name: vm.name, job: vm.job.id, removed: r.removed.length, kept: r.kept.length});
+      }
+      const detail = `removed ${reply.removed} restore point(s)`;
+      this.deps.log('info', `Prune of repository ${repositoryId}: ${detail}, kept ${reply.kept}; ${reply.unassigned.length} VM(s) of no job left alone`);
+      this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'prune', state: 'finished', detail});
+      return reply;
+    } catch (err) {
+      this.deps.log('warn', `Prune of repository ${repositoryId} failed: ${message(err)}`);
+      this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'prune', state: 'failed', detail: message(err)});
+      throw err;
+    }
+  }
+
   /** Verifies the repository; VMs with damaged or missing data get a full read next time. */
   async healthCheck(repositoryId: string): Promise<{ok: boolean; vms: string[]; problems: number}> {
     const repo = await this.deps.resources.repository(repositoryId);
@@ -126,4 +169,32 @@ export class Maintenance {
     this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'verify', state: 'finished', detail: report.ok ? 'ok' : `${problems} problems`});
     return {ok: report.ok, vms, problems};
   }
+}
+
+export interface PruneReply {
+  ok: true;
+  removed: number;
+  kept: number;
+  vms: {id: string; name: string; job: string; removed: number; kept: number}[];
+  /** VMs with restore points that no job of this repository backs up: not pruned. */
+  unassigned: {id: string; name: string}[];
+}
+
+/** Each VM with restore points, and the job whose retention governs it (if any). Pure. */
+export function vmOwners(
+  points: readonly RestorePointSummary[],
+  jobs: readonly JobConfig[],
+  jobOfSession: (sessionId: string) => string | undefined,
+): {id: string; name: string; job?: JobConfig}[] {
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const newest = new Map<string, RestorePointSummary>();
+  for (const p of points) {
+    const cur = newest.get(p.vmId);
+    if (!cur || cur.time < p.time) newest.set(p.vmId, p);
+  }
+  return [...newest.values()].map((p) => {
+    const viaSession = p.sessionId ? byId.get(jobOfSession(p.sessionId) ?? '') : undefined;
+    const job = viaSession ?? jobs.find((j) => j.source.vms.some((v) => v.id === p.vmId));
+    return {id: p.vmId, name: p.vmName, job};
+  });
 }
