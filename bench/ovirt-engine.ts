@@ -97,56 +97,61 @@ async function main(): Promise<void> {
   for (let run = 1; run <= runs; run++) {
     // A fresh simulator per run: every run starts from the same 1 GiB, not from the last run's writes.
     const sim = await startSimulator({delayMs: 10, vms: [{name: 'bench', status: 'up', disks: [{alias: 'bench_os', size: DISK, format: 'cow'}]}]});
-    fillDisk(sim);
-    const diskId = sim.disksOf('bench')[0]!.id;
-    const platform: ChildPlatform = {kind: 'ovirt', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem};
-    {
-      const dir = join(WORK, `run-${run}`);
-      await rm(dir, {recursive: true, force: true});
-      await mkdir(dir, {recursive: true});
-      try {
-        const repoPath = join(dir, 'repo');
-        const repo = await createRepository(repoPath);
-        // The engine reads min(maxParallelReads, 4) at once (disk-task.ts); curl gets as many processes.
-        const parallel = 4;
-        const curl = await curlPass(sim, dir, parallel);
-        const sourceOnly = await runChild({op: 'read-only', platform, vmId: sim.vm('bench').id, parallel, readSize: 8 * MiB});
-        const full: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
-        const repoBytes = await diskUsage(repoPath);
-        for (const w of WRITES) sim.guestWrite(diskId, w.offset, randomBytes(w.length));
-        const inc: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
-        if (!inc.incremental) throw new Error('the second backup was not incremental');
-
-        const f = full.disks![diskId]!;
-        const i = inc.disks![diskId]!;
-        const curlRate = curl.bytes / (curl.ms / 1000);
-        const ourRate = f.readBytes / (f.durationMs / 1000);
-        const opRate = f.readBytes / (full.opMs / 1000);
-        const dirty = dirtyRoundedToChunks(WRITES, repo.chunkSize);
-        const rssMiB = Math.max(full.peakRssKiB, inc.peakRssKiB) / 1024;
-        const rate = (r: number) => `${(r / MiB).toFixed(0)} MiB/s`;
-        const rows: Row[] = [
-          {figure: 'full: data rate (disk task)', ours: rate(ourRate), theirs: rate(curlRate), ratio: ourRate / curlRate, target: '≥ 0.70', met: ourRate >= 0.7 * curlRate},
-          {figure: 'full: data rate (whole backupVm)', ours: rate(opRate), theirs: '', ratio: opRate / curlRate, target: '', met: undefined},
-          {figure: 'full: time (disk task / backupVm)', ours: `${secs(f.durationMs)} / ${secs(full.opMs)}`, theirs: secs(curl.ms), target: '', met: undefined},
-          {figure: 'full: CPU user+sys (backupVm / curl)', ours: secs(full.opCpuMs ?? 0), theirs: secs(curl.cpuMs), ratio: (full.opCpuMs ?? 0) / curl.cpuMs, target: '', met: undefined},
-          {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
-          {figure: 'incremental: bytes read', ours: mib(i.readBytes), theirs: `dirty ${mib(dirty)}`, ratio: i.readBytes / dirty, target: `≤ dirty in ${repo.chunkSize / MiB} MiB chunks`, met: i.readBytes <= dirty},
-        ];
-        console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
-        const so = sourceOnly.readOnly!;
-        console.log(`  source alone (imageio reads into a discarded buffer, ${parallel} × 8 MiB in flight, child process): ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s (${secs(so.readMs)}), CPU ${secs(sourceOnly.opCpuMs ?? 0)}, peak RSS ${(sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`);
-        console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
-        console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.peakRssKiB / 1024).toFixed(0)} MiB`);
-        console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.peakRssKiB / 1024).toFixed(0)} MiB`);
-        const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
-        console.log(`  memory peaks (sampled): full ${mem(full)}; inc ${mem(inc)}`);
-        console.log(`  load after run: ${machineLine().split('load ')[1]}`);
-      } finally {
-        await rm(dir, {recursive: true, force: true});
-        await sim.stop();
-      }
+    try {
+      await oneRun(sim, run);
+    } finally {
+      await sim.stop();
     }
+  }
+}
+
+async function oneRun(sim: Simulator, run: number): Promise<void> {
+  fillDisk(sim);
+  const diskId = sim.disksOf('bench')[0]!.id;
+  const platform: ChildPlatform = {kind: 'ovirt', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem};
+  const dir = join(WORK, `run-${run}`);
+  await rm(dir, {recursive: true, force: true});
+  await mkdir(dir, {recursive: true});
+  try {
+    const repoPath = join(dir, 'repo');
+    const repo = await createRepository(repoPath);
+    // The engine reads min(maxParallelReads, 4) at once (disk-task.ts); curl gets as many processes.
+    const parallel = 4;
+    const curl = await curlPass(sim, dir, parallel);
+    const sourceOnly = await runChild({op: 'read-only', platform, vmId: sim.vm('bench').id, parallel, readSize: 8 * MiB});
+    const full: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
+    const repoBytes = await diskUsage(repoPath);
+    for (const w of WRITES) sim.guestWrite(diskId, w.offset, randomBytes(w.length));
+    const inc: ChildRun = await runChild({op: 'backup', platform, repository: repoPath, vmId: sim.vm('bench').id, vmName: 'bench'});
+    if (!inc.incremental) throw new Error('the second backup was not incremental');
+
+    const f = full.disks![diskId]!;
+    const i = inc.disks![diskId]!;
+    const curlRate = curl.bytes / (curl.ms / 1000);
+    const ourRate = f.readBytes / (f.durationMs / 1000);
+    const opRate = f.readBytes / (full.opMs / 1000);
+    const dirty = dirtyRoundedToChunks(WRITES, repo.chunkSize);
+    const rssMiB = Math.max(full.peakRssKiB, inc.peakRssKiB) / 1024;
+    const rate = (r: number) => `${(r / MiB).toFixed(0)} MiB/s`;
+    const rows: Row[] = [
+      {figure: 'full: data rate (disk task)', ours: rate(ourRate), theirs: rate(curlRate), ratio: ourRate / curlRate, target: '≥ 0.70', met: ourRate >= 0.7 * curlRate},
+      {figure: 'full: data rate (whole backupVm)', ours: rate(opRate), theirs: '', ratio: opRate / curlRate, target: '', met: undefined},
+      {figure: 'full: time (disk task / backupVm)', ours: `${secs(f.durationMs)} / ${secs(full.opMs)}`, theirs: secs(curl.ms), target: '', met: undefined},
+      {figure: 'full: CPU user+sys (backupVm / curl)', ours: secs(full.opCpuMs ?? 0), theirs: secs(curl.cpuMs), ratio: (full.opCpuMs ?? 0) / curl.cpuMs, target: '', met: undefined},
+      {figure: 'peak RSS of vmbackup backup', ours: `${rssMiB.toFixed(0)} MiB`, theirs: '', ratio: rssMiB / 300, target: '≤ 300 MiB', met: rssMiB <= 300},
+      {figure: 'incremental: bytes read', ours: mib(i.readBytes), theirs: `dirty ${mib(dirty)}`, ratio: i.readBytes / dirty, target: `≤ dirty in ${repo.chunkSize / MiB} MiB chunks`, met: i.readBytes <= dirty},
+    ];
+    console.log(`\n${renderTable(`run ${run}`, rows, ['vmbackup', 'curl'])}`);
+    const so = sourceOnly.readOnly!;
+    console.log(`  source alone (imageio reads into a discarded buffer, ${parallel} × 8 MiB in flight, child process): ${(so.bytes / MiB / (so.readMs / 1000)).toFixed(0)} MiB/s (${secs(so.readMs)}), CPU ${secs(sourceOnly.opCpuMs ?? 0)}, peak RSS ${(sourceOnly.peakRssKiB / 1024).toFixed(0)} MiB`);
+    console.log(`  curl: ${curl.ranges} extent ranges, ${mib(curl.bytes)} over ${parallel} processes`);
+    console.log(`  full: read ${mib(f.readBytes)}, zero ${mib(f.zeroBytes)}, stored ${mib(f.storedBytes)} (plain ${mib(f.newPlainBytes)}), repository on disk ${mib(repoBytes)}; source ${secs(f.sourceMs)}, repository ${secs(f.repositoryMs)} (summed over parallel reads); RSS ${(full.peakRssKiB / 1024).toFixed(0)} MiB`);
+    console.log(`  inc:  read ${mib(i.readBytes)}, zero ${mib(i.zeroBytes)}, unchanged ${mib(i.unchangedBytes)}, stored ${mib(i.storedBytes)}; ${secs(i.durationMs)} / ${secs(inc.opMs)}; RSS ${(inc.peakRssKiB / 1024).toFixed(0)} MiB`);
+    const mem = (r: ChildRun) => r.memoryPeaks ? `heap ${mib(r.memoryPeaks.heapUsed, 0)}, external ${mib(r.memoryPeaks.external, 0)}, array buffers ${mib(r.memoryPeaks.arrayBuffers, 0)}` : '';
+    console.log(`  memory peaks (sampled): full ${mem(full)}; inc ${mem(inc)}`);
+    console.log(`  load after run: ${machineLine().split('load ')[1]}`);
+  } finally {
+    await rm(dir, {recursive: true, force: true});
   }
 }
 
