@@ -83,7 +83,10 @@ export interface ChildRun extends ChildResult {
 export async function runChild(job: ChildJob): Promise<ChildRun> {
   const t0 = performance.now();
   const argv = runtime === 'tsx' ? ['--import', 'tsx', CHILD_TS] : [join(COMPILED, 'bench/lib/child.js')];
-  const r = await execa(process.execPath, argv, {cwd: ROOT, input: JSON.stringify(job), reject: false, env: {FORCE_COLOR: '0'}});
+  // BENCH_CHILD_NODE: another Node binary for the children only (to compare Node versions with
+  // the same driver and simulator); the default is the driver's own Node.
+  const node = process.env.BENCH_CHILD_NODE || process.execPath;
+  const r = await execa(node, argv, {cwd: ROOT, input: JSON.stringify(job), reject: false, env: {FORCE_COLOR: '0'}});
   const processMs = performance.now() - t0;
   const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
   if (!line) throw new Error(`benchmark child (${job.op}) gave no result; exit ${r.exitCode}\n${r.stderr.slice(-2000)}`);
