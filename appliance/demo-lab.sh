@@ -44,6 +44,7 @@ WEB="${PREFIX}web"
 DB="${PREFIX}db"
 PASSWORD_FILE="$SIM_DIR/ovirt-sim.password"
 PID_FILE="$SIM_DIR/ovirt-sim.pid"
+CA_FILE="$SIM_DIR/ovirt-sim-ca.pem"
 SIM_LOG="$SIM_DIR/ovirt-sim.log"
 UNIT=vmbackup-ovirt-sim
 has_systemd() { [ -d /run/systemd/system ]; }
@@ -54,12 +55,18 @@ sim_run() {
   [ -r "$PASSWORD_FILE" ] || die "no simulator password at $PASSWORD_FILE; run '$0 up' first"
   # The password goes through the environment (readable by root only), never the command line.
   VMBACKUP_SIM_PASSWORD=$(cat "$PASSWORD_FILE")
-  export VMBACKUP_SIM_PASSWORD VMBACKUP_SIM_PORT=$SIM_PORT
+  export VMBACKUP_SIM_PASSWORD VMBACKUP_SIM_PORT=$SIM_PORT VMBACKUP_SIM_CA_FILE=$CA_FILE
+  # The simulator makes a new CA at each start; the file appears once this one is serving.
+  rm -f "$CA_FILE"
   exec "$ROOT/node_modules/.bin/node" --import tsx --input-type=module -e '
     const {startSimulator} = await import(process.cwd() + "/test/ovirt-sim/index.ts");
     const password = process.env.VMBACKUP_SIM_PASSWORD;
     delete process.env.VMBACKUP_SIM_PASSWORD;
     const sim = await startSimulator({port: Number(process.env.VMBACKUP_SIM_PORT), password, delayMs: 100});
+    const {writeFileSync, renameSync} = await import("node:fs");
+    const caFile = process.env.VMBACKUP_SIM_CA_FILE;
+    writeFileSync(caFile + ".tmp", sim.caPem, {mode: 0o644});
+    renameSync(caFile + ".tmp", caFile);
     console.log(`oVirt simulator ready: ${sim.url} user ${sim.user}, CA SHA256 ${sim.caFingerprint}, VMs: ${sim.vms.map((v) => v.name).join(", ")}`);
     const stop = () => void sim.stop().then(() => process.exit(0));
     process.on("SIGTERM", stop);
@@ -100,7 +107,7 @@ sim_up() {
     echo $! > "$PID_FILE"
   fi
   for _ in $(seq 1 300); do
-    if sim_answers; then return 0; fi
+    if [ -s "$CA_FILE" ] && sim_answers; then return 0; fi
     if ! has_systemd && ! sim_pid >/dev/null; then break; fi
     sleep 0.2
   done
@@ -249,9 +256,9 @@ case "$ACTION" in
     vms_up
     sim_up
     kvm=false; [ -e /dev/kvm ] && kvm=true
-    printf '{"libvirt":{"vms":[%s,%s],"kvm":%s},"ovirt":{"url":%s,"user":"admin@internal","passwordFile":%s}}\n' \
+    printf '{"libvirt":{"vms":[%s,%s],"kvm":%s},"ovirt":{"url":%s,"user":"admin@internal","passwordFile":%s,"caFile":%s}}\n' \
       "$(json_string "$WEB")" "$(json_string "$DB")" "$kvm" \
-      "$(json_string "https://127.0.0.1:$SIM_PORT/ovirt-engine")" "$(json_string "$PASSWORD_FILE")"
+      "$(json_string "https://127.0.0.1:$SIM_PORT/ovirt-engine")" "$(json_string "$PASSWORD_FILE")" "$(json_string "$CA_FILE")"
     ;;
   down)
     need_root
