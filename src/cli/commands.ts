@@ -1,6 +1,7 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
 import {backup} from './backup.js';
 import {consoleCommand} from './console.js';
+import {demoLab} from './demo-lab.js';
 import type {Command} from './command.js';
 import {jobList} from './job-list.js';
 import {jobStart} from './job-start.js';
@@ -25,5 +26,6 @@ export const commands: Command[] = [
   ovirtCa,
   sshHostkey,
   consoleCommand,
+  demoLab,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect,
   status, jobList, jobStart, jobStop, sessionList, sessionShow];

@@ -14,6 +14,7 @@ import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import type {DemoLabResult} from '../../src/daemon/demo-lab.js';
+import {vmbackup} from '../lib/cli.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 
@@ -59,6 +60,12 @@ describe('POST /demo-lab', () => {
     await expect(demoLab({simPort: 80})).rejects.toMatchObject({exitCode: 17, message: expect.stringContaining('demo-lab.simPort')});
     await expect(demoLab({colour: 'blue'})).rejects.toMatchObject({exitCode: 17});
     expect(await d.client.list('connections')).toEqual([]);
+  });
+
+  it('vmbackup demo-lab: a bad --sim-port is a usage error', async () => {
+    const cli = await vmbackup(['demo-lab', '--socket', join(dir, 'api.sock'), '--sim-port', 'eighty']);
+    expect(cli.exitCode).toBe(2);
+    expect(cli.stderr).toContain('--sim-port');
   });
 
   it('says so when the simulator port is taken by something else, and saves nothing', async () => {
@@ -121,8 +128,10 @@ describe('POST /demo-lab', () => {
     expect(points.length).toBe(3);
   });
 
-  it('is idempotent: a second call keeps everything and changes nothing', async () => {
-    const again = await demoLab(opts);
+  it('is idempotent: a second call (vmbackup demo-lab) keeps everything and changes nothing', async () => {
+    const cli = await vmbackup(['demo-lab', '--json', '--socket', join(dir, 'api.sock'), '--prefix', opts.prefix, '--vm-dir', opts.vmDir, '--sim-port', String(opts.simPort), '--repository', opts.repositoryPath, '--no-packages']);
+    expect(cli.exitCode, cli.stderr).toBe(0);
+    const again = JSON.parse(cli.stdout) as DemoLabResult;
     expect(again.changed).toEqual([]);
     expect(again.repository).toEqual(lab.repository);
     expect(again.libvirt.connection).toBe(lab.libvirt.connection);
