@@ -471,6 +471,6 @@ function parseRecipients(raw: unknown): string[] {
   const issue = r.success ? undefined : r.error.issues[0];
   const at = issue?.path.find((p) => typeof p === 'number');
   throw new ConfigError([
-    {field: at === undefined ? 'to' : `to[${at}]`, message: issue ? issue.message.replace(/^[a-z][a-zA-Z ]*: /, '') : 'give at least one email address'},
+    {field: at === undefined || typeof raw === 'string' ? 'to' : `to[${at}]`, message: issue ? issue.message.replace(/^[a-z][a-zA-Z ]*: /, '') : 'give at least one email address'},
   ]);
 }
