@@ -70,6 +70,16 @@ function virtnbd(args: string[]): Promise<Rusage> {
   return timedRusage('virtnbdbackup', ['-n', ...args]);
 }
 
+/** Runs both sides one after the other, ours first or theirs first; results in (ours, theirs) order. */
+async function inOrder<A, B>(ourFirst: boolean, ours: () => Promise<A>, theirs: () => Promise<B>): Promise<[A, B]> {
+  if (ourFirst) {
+    const a = await ours();
+    return [a, await theirs()];
+  }
+  const b = await theirs();
+  return [await ours(), b];
+}
+
 async function oneRun(run: number, image: string, sizeBytes: number): Promise<RunFigures> {
   const dir = join(WORK, `run-${run}`);
   await rm(dir, {recursive: true, force: true});
@@ -90,15 +100,7 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
     const sourceOnly = await runChild({op: 'read-only', platform, vmId: vm.uuid, parallel: 4, readSize: 8 * MiB});
     const ourFirst = run % 2 === 1;
     const ours = () => runChild({op: 'backup', platform, repository: repoPath, vmId: vm!.uuid, vmName: vm!.name});
-    let ourFull: ChildRun;
-    let theirFull: Rusage;
-    if (ourFirst) {
-      ourFull = await ours();
-      theirFull = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
-    } else {
-      theirFull = await virtnbd(['-d', twin.name, '-l', 'full', '-z', '-o', theirs]);
-      ourFull = await ours();
-    }
+    const [ourFull, theirFull] = await inOrder(ourFirst, ours, () => virtnbd(['-d', twin!.name, '-l', 'full', '-z', '-o', theirs]));
     const repoBytes = await diskUsage(repoPath);
     const repoApparent = await apparentSize(repoPath);
     const theirBytes = await diskUsage(theirs);
@@ -110,15 +112,7 @@ async function oneRun(run: number, image: string, sizeBytes: number): Promise<Ru
       for (const v of [vm, twin]) await guestWrite(v, 'vda', `write -s ${src} ${w.offset} ${w.length}`);
     }
 
-    let ourInc: ChildRun;
-    let theirInc: Rusage;
-    if (ourFirst) {
-      ourInc = await ours();
-      theirInc = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
-    } else {
-      theirInc = await virtnbd(['-d', twin.name, '-l', 'inc', '-z', '-o', theirs]);
-      ourInc = await ours();
-    }
+    const [ourInc, theirInc] = await inOrder(ourFirst, ours, () => virtnbd(['-d', twin!.name, '-l', 'inc', '-z', '-o', theirs]));
     if (!ourInc.incremental) throw new Error('the second vmbackup backup was not incremental');
 
     // Restores of the newest point; the VM stays as it was after the incremental (no more writes).

@@ -1,39 +1,20 @@
 /**
- * The libvirt benchmark's VM: a running domain with no OS whose one disk (vda, qcow2) is a copy
- * of a prepared raw image, plus a raw "mirror" of that disk that receives every benchmark write
- * too (test/lib/libvirt.ts guestWrite), so restored images can be compared with what the disk
- * held without reading the live image behind QEMU's back.
- *
- * The shape is test/lib/libvirt.ts's TestVm, so its guestWrite and destroyTestVm work on it.
+ * The libvirt benchmark's VM: a test-bed VM (test/lib/libvirt.ts createTestVm: no OS, one qcow2
+ * disk vda and its raw "mirror") whose disk and mirror are replaced, before it starts, by a
+ * prepared raw image (converted to qcow2 for the disk, copied sparse for the mirror). Every
+ * benchmark write goes to both through test/lib's guestWrite, so restored images can be compared
+ * with what the disk holds without reading the live image behind QEMU's back.
  */
-import {existsSync} from 'node:fs';
-import {mkdir, mkdtemp, writeFile} from 'node:fs/promises';
-import {join} from 'node:path';
 import {execa} from 'execa';
-import {VMS_DIR, diskXml, virsh, type TestDisk, type TestVm} from '../../test/lib/libvirt.js';
+import {createTestVm, virsh, type TestVm} from '../../test/lib/libvirt.js';
+
+const MiB = 2 ** 20;
 
 export async function createBenchVm(name: string, rawImage: string, sizeBytes: number): Promise<TestVm> {
-  await mkdir(VMS_DIR, {recursive: true});
-  const dir = await mkdtemp(join(VMS_DIR, 'bench-'));
-  const disk: TestDisk = {target: 'vda', format: 'qcow2', path: join(dir, 'vda.qcow2'), size: sizeBytes, mirror: join(dir, 'mirror-vda.raw')};
+  const vm = await createTestVm(name, [{target: 'vda', format: 'qcow2', sizeMiB: sizeBytes / MiB}]);
+  const disk = vm.disks[0]!;
   await execa('cp', ['--sparse=always', '--', rawImage, disk.mirror]);
   await execa('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '--', rawImage, disk.path]);
-  const type = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
-  const xml = `<domain type='${type}'>
-  <name>${name.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    ${diskXml(disk)}
-  </devices>
-</domain>
-`;
-  const file = join(dir, 'domain.xml');
-  await writeFile(file, xml);
-  await virsh('define', file);
-  const uuid = (await virsh('domuuid', name)).trim();
-  await virsh('start', uuid);
-  return {name, uuid, dir, disks: [disk]};
+  await virsh('start', vm.uuid);
+  return vm;
 }
