@@ -11,19 +11,22 @@
  * foreign to it. So each tool gets its own VM, both made in the same run from the same image and
  * given the same writes (same random data at the same offsets): the same disk content, running
  * side by side on the same host. Per run, on fresh twins:
+ *   0. source alone: our VM's backup opened by the adapter, its data read 4 × 8 MiB in flight
+ *      into a discarded buffer, then aborted (splits source from repository cost);
  *   1. full backup: vmbackup (engine in a child process, fresh repository, default chunk size)
  *      and `virtnbdbackup -l full -z`; which tool goes first alternates between runs;
  *   2. repository size (du) vs virtnbdbackup's output size (du), both after the full;
  *   3. 64 MiB of guest writes: 16 MiB of random data at 4 offsets (HMP qemu-io, mirrored);
  *   4. incremental: vmbackup vs `virtnbdbackup -l inc -z`; vmbackup's bytes read from NBD vs the
- *      dirty bytes rounded out to whole repository chunks;
+ *      dirty bytes rounded out to whole repository chunks; the platform's commands by start time;
  *   5. restore of the newest point to qcow2: vmbackup (engine, disks-to-files) vs
  *      `virtnbdrestore -i <dir> -o <outdir>`; both results checked with `qemu-img compare`
  *      against the raw mirror (what the disk holds);
- *   6. peak RSS of the vmbackup backup child processes.
+ *   6. peak RSS of the vmbackup backup child processes (VmHWM) and virtnbdbackup's (GNU time).
  * Wall times are spawn-to-exit of each process (Node start-up included for vmbackup, compiled
- * JavaScript unless --tsx; Python start-up for virtnbdbackup); the engine's own time is printed beside them. The image is
- * read once before the first backup so both tools start from the page cache.
+ * JavaScript unless --tsx; Python start-up for virtnbdbackup); the engine's own time and both
+ * sides' CPU seconds are printed beside them. The images are read once before the first backup
+ * so both tools start from the page cache.
  */
 import {mkdir, readdir, rm, writeFile} from 'node:fs/promises';
 import {randomBytes} from 'node:crypto';
