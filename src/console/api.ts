@@ -9,6 +9,7 @@
  */
 import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../daemon/client.js';
 import type {DaemonEvent} from '../daemon/event-hub.js';
+import type {DemoLabResult} from '../daemon/demo-lab.js';
 import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
@@ -77,6 +78,8 @@ export interface ConsoleApi {
   fetchCa(url: string): Promise<{pem: string; fingerprint: string}>;
   scanHostKey(host: string, port?: number): Promise<{keys: {type: string; key: string; fingerprint: string}[]}>;
   logs(lines?: number): Promise<{lines: string[]}>;
+  /** Sets up the demo lab (POST /demo-lab): libvirt VMs, the oVirt simulator, a repository, both connections. */
+  demoLab(): Promise<DemoLabResult>;
 }
 
 /** The endpoints the console calls that src/daemon/api.ts does not define: none any more. */
@@ -119,6 +122,7 @@ export function consoleApi(client: DaemonClient): ConsoleApi {
     fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
     logs: (lines = 200) => client.logs(lines),
+    demoLab: () => client.request('POST', '/demo-lab', {}),
   };
 }
 

@@ -45,14 +45,17 @@ afterAll(async () => {
 describe('console in tmux against a real daemon', () => {
   it('first start → job wizard → run → session → dashboard → restore', async () => {
     // Nothing configured yet: the console opens the walk-through.
-    await t.waitFor('Set-up 1/5: Backup repository');
+    // The demo lab is offered first: no, this test sets up its own.
+    await t.waitFor('Set-up 1/6: Demo lab');
+    await t.keys('Down', 'Enter');
+    await t.waitFor('Set-up 2/6: Backup repository');
     await t.keys('Enter');
     await t.waitFor('Directory');
     await t.text('main repo');
     await t.keys('Enter');
     await t.text(join(dir, 'repo ü'));
     await t.keys('Enter');
-    await t.waitFor('Set-up 2/5');
+    await t.waitFor('Set-up 3/6');
     expect(await d.client.list('repositories')).toEqual([expect.objectContaining({id: 'main-repo', name: 'main repo', path: join(dir, 'repo ü')})]);
 
     // The oVirt step asks the daemon for the engine's CA; this daemon has no such endpoint yet.
@@ -72,12 +75,12 @@ describe('console in tmux against a real daemon', () => {
     const caScreen = await t.waitFor('SHA-256 fingerprint');
     expect(caScreen).not.toContain(sim.password);
     await t.keys('Enter');
-    await t.waitFor('Set-up 3/5: Workers');
+    await t.waitFor('Set-up 4/6: Workers');
     await t.keys('Down', 'Enter');
-    await t.waitFor('Set-up 4/5: Email');
+    await t.waitFor('Set-up 5/6: Email');
     await t.keys('Down');
     await t.keys('Enter');
-    await t.waitFor('Set-up 5/5');
+    await t.waitFor('Set-up 6/6');
     await t.keys('Enter');
 
     // The job wizard.

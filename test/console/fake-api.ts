@@ -171,6 +171,34 @@ export class FakeApi implements ConsoleApi {
   logs(lines?: number) {
     return this.call('logs', [lines], () => ({lines: ['2026-11-23 10:00 vmbackupd started', '2026-11-23 10:05 job nightly started']}));
   }
+  /** As POST /demo-lab: adds the demo repository and both connections once, with their inventories. */
+  demoLab() {
+    return this.call('demoLab', [], () => {
+      const add = (c: Collection, rec: Rec) => {
+        if (!this.data[c].some((x) => x.id === rec.id)) this.data[c].push(rec);
+      };
+      add('repositories', {id: 'demo-repository', name: 'Demo repository', path: '/srv/vmbackup/demo-repo'});
+      add('connections', {id: 'demo-kvm-host', kind: 'morpheus', name: 'Demo KVM host', clusters: [{name: 'demo', hosts: [{name: 'local', connection: {kind: 'local'}}]}]});
+      add('connections', {id: 'demo-ovirt-engine', kind: 'ovirt', name: 'Demo oVirt engine', url: 'https://127.0.0.1:8443/ovirt-engine', user: 'admin@internal', password: '••••', caPem: '-----BEGIN CERTIFICATE-----'});
+      const disk = (key: string, format: string, mib: number) => ({key, name: key, format, size: mib * 2 ** 20, trackable: format !== 'raw'});
+      this.inventoryVms['demo-kvm-host'] = [
+        {id: 'lv-web', name: 'demo-web', state: 'running', cluster: 'demo', host: 'local', disks: [disk('vda', 'qcow2', 256), disk('vdb', 'raw', 64)]},
+        {id: 'lv-db', name: 'demo-db', state: 'running', cluster: 'demo', host: 'local', disks: [disk('vda', 'qcow2', 128)]},
+      ];
+      this.inventoryVms['demo-ovirt-engine'] = [
+        {id: 'ov-web', name: 'web01', state: 'running', cluster: 'Default', host: 'host1', disks: [disk('web01_os', 'qcow2', 64), disk('web01_data', 'raw', 32)]},
+        {id: 'ov-db', name: 'db01', state: 'shutoff', cluster: 'Default', disks: [disk('db_disk', 'qcow2', 16)]},
+      ];
+      const vms = (c: string) => (this.inventoryVms[c] ?? []).map((v) => ({id: v.id, name: v.name}));
+      return {
+        repository: {id: 'demo-repository', name: 'Demo repository', path: '/srv/vmbackup/demo-repo'},
+        libvirt: {connection: 'demo-kvm-host', name: 'Demo KVM host', vms: vms('demo-kvm-host'), kvm: true},
+        ovirt: {connection: 'demo-ovirt-engine', name: 'Demo oVirt engine', url: 'https://127.0.0.1:8443/ovirt-engine', caFingerprint: FINGERPRINT, vms: vms('demo-ovirt-engine')},
+        changed: [],
+        summary: 'Demo lab ready: 2 libvirt VMs (demo-web, demo-db), 2 oVirt VMs, repository Demo repository (/srv/vmbackup/demo-repo); next: create a job',
+      };
+    });
+  }
 }
 
 export const FINGERPRINT = Array.from({length: 32}, (_, i) => (i * 7 + 16).toString(16).slice(-2).toUpperCase().padStart(2, '0')).join(':');

@@ -22,7 +22,7 @@ const CASES: {menu: string; route: Route; ready: string; keys: string; expect: s
   {menu: 'connection list', route: {name: 'connections'}, ready: 'engine', keys: D + KEY.enter, expect: 'Which platform'},
   {menu: 'platform choice', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter, expect: 'SSH key file'},
   {menu: 'workers list', route: {name: 'workers'}, ready: 'Add a worker', keys: KEY.enter, expect: 'Slots'},
-  {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/5', keys: D + KEY.enter, expect: 'Set-up 2/5'},
+  {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/6', keys: D + KEY.enter, expect: 'Set-up 2/6'},
 ];
 
 describe('menu bursts', () => {

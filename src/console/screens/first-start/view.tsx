@@ -1,7 +1,8 @@
 /**
  * First start: walks an administrator through the set-up, one step at a time; every step
  * validates as it goes (the connection is tested before it is saved) and can be skipped.
- * The last step opens the New Backup Job wizard.
+ * It opens with the offer of a demo lab (which brings a repository and two connections), and
+ * the last step opens the New Backup Job wizard.
  */
 import {Box, Text} from 'ink';
 import {useEffect, useReducer} from 'react';
@@ -14,9 +15,16 @@ import {EmailForm} from '../email/email-form.js';
 import {RepositoryForm} from '../repositories/repository-form.js';
 import type {ScreenProps} from '../types.js';
 import {WorkerForm} from '../workers/worker-form.js';
+import {DemoLabStep} from './demo-lab-step.js';
 import {initSetup, SETUP_STEPS, setupReducer, type SetupStep} from './first-start-state.js';
 
-const ABOUT: Record<SetupStep, {title: string; text: string; now: string}> = {
+const ABOUT: Record<SetupStep, {title: string; text: string; now: string; skip?: string}> = {
+  demo: {
+    title: 'Demo lab',
+    text: 'Set up a demo lab? (two libvirt VMs and an oVirt simulator with two VMs) It runs on this machine, with a repository and both connections ready, so you can create a job, run it and restore within minutes.',
+    now: 'Yes: set up the demo lab',
+    skip: 'No: set up my own repository and platform',
+  },
   repository: {title: 'Backup repository', text: 'Where restore points are kept: a directory on a local disk. Deduplicated and compressed.', now: 'Add a repository now'},
   connection: {
     title: 'Virtualization platform',
@@ -46,8 +54,8 @@ export function FirstStart(props: ScreenProps) {
       <Box flexDirection="column">
         <Text bold>Set-up finished</Text>
         {SETUP_STEPS.map((n) => (
-          <StatusLine key={n} tone={s.outcome[n] === 'done' ? 'ok' : 'warning'}>
-            {ABOUT[n].title}: {s.outcome[n] === 'done' ? 'done' : 'skipped – do it later from the menu (m)'}
+          <StatusLine key={n} tone={s.outcome[n] === 'done' ? 'ok' : n === 'demo' ? 'idle' : 'warning'}>
+            {ABOUT[n].title}: {s.outcome[n] === 'done' ? 'done' : n === 'demo' ? 'not set up (vmbackup demo-lab sets it up later)' : 'skipped – do it later from the menu (m)'}
           </StatusLine>
         ))}
         <Select items={[{value: 'home', label: 'Go to the dashboard'}]} onChoose={() => nav({type: 'reset'})} />
@@ -63,7 +71,9 @@ export function FirstStart(props: ScreenProps) {
     return (
       <Box flexDirection="column">
         {header}
-        {name === 'repository' ? <RepositoryForm onDone={done} /> : name === 'connection' ? <ConnectionAdd onDone={done} /> : name === 'workers' ? <WorkerForm onDone={done} /> : name === 'email' ? <EmailForm onDone={done} /> : null}
+        {name === 'demo' ? (
+          <DemoLabStep onDone={() => dispatch({type: 'demo-done'})} onSkip={() => dispatch({type: 'skip'})} />
+        ) : name === 'repository' ? <RepositoryForm onDone={done} /> : name === 'connection' ? <ConnectionAdd onDone={done} /> : name === 'workers' ? <WorkerForm onDone={done} /> : name === 'email' ? <EmailForm onDone={done} /> : null}
       </Box>
     );
   return (
@@ -74,7 +84,7 @@ export function FirstStart(props: ScreenProps) {
         key={name}
         items={[
           {value: 'now', label: about.now},
-          {value: 'skip', label: 'Skip: do it later from the menu'},
+          {value: 'skip', label: about.skip ?? 'Skip: do it later from the menu'},
         ]}
         onChoose={(item) => dispatch({type: item.value === 'now' ? 'now' : 'skip'})}
       />
