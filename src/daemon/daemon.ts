@@ -358,10 +358,8 @@ export class Daemon {
   /** Queues the daily summary now (the scheduler calls this at the set time; so can the API). */
   async sendDailySummary(): Promise<{queued: boolean; id?: string; to: string[]; reason?: string}> {
     const repositories = [];
-    for (const r of this.store.list('repositories')) {
-      const fs = await statfs(r.path).catch(() => undefined);
-      repositories.push({name: r.name, freeBytes: fs ? fs.bavail * fs.bsize : 0, totalBytes: fs ? fs.blocks * fs.bsize : 0});
-    }
+    // A repository whose disk cannot be read shows 0 of 0 bytes, which the summary marks low.
+    for (const r of this.store.list('repositories')) repositories.push({name: r.name, freeBytes: 0, totalBytes: 0, ...(await diskSpace(r.path))});
     const running = this.sessions.list().map(({log: _log, ...rest}) => rest);
     const input = summaryInput({
       jobs: this.store.list('jobs'),
@@ -389,14 +387,14 @@ export class Daemon {
   async status(): Promise<unknown> {
     const repositories = [];
     for (const r of this.store.list('repositories')) {
-      const fs = await statfs(r.path).catch(() => undefined);
+      const space = await diskSpace(r.path);
       const cached = this.cachedStats(r.id);
       repositories.push({
         id: r.id,
         name: r.name,
         path: r.path,
-        freeBytes: fs ? fs.bavail * fs.bsize : undefined,
-        totalBytes: fs ? fs.blocks * fs.bsize : undefined,
+        freeBytes: space?.freeBytes,
+        totalBytes: space?.totalBytes,
         usedBytes: cached?.storedBytes,
         restorePoints: cached?.restorePoints,
         dedupRatio: cached?.dedupRatio,
@@ -453,6 +451,12 @@ export class Daemon {
 }
 
 export {APPLIANCE_WORKER};
+
+/** Free and total bytes of the file system holding `path`; undefined when it cannot be read. */
+async function diskSpace(path: string): Promise<{freeBytes: number; totalBytes: number} | undefined> {
+  const fs = await statfs(path).catch(() => undefined);
+  return fs ? {freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize} : undefined;
+}
 
 export interface TestEmailReply {
   ok: boolean;

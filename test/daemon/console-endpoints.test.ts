@@ -17,7 +17,8 @@ import type {JobConfig} from '../../src/config/schema.js';
 import {vmOwners} from '../../src/daemon/maintenance.js';
 import {openRepository, type RestorePointSummary} from '../../src/repository/index.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {SmtpHarness, freePort} from '../notify/smtp-harness.js';
+import type {EmailSettingsInput} from '../../src/notify/settings.js';
+import {SmtpHarness, freePort, smtpSettings} from '../notify/smtp-harness.js';
 import {backupImage, pseudoRandom} from '../repository/helpers.js';
 import {isolate, startDaemon, type RunningDaemon} from './helpers.js';
 
@@ -27,25 +28,7 @@ let api: ConsoleApi;
 let smtp: SmtpHarness;
 const repoPath = () => join(dir, 'repo "one" ü;x');
 
-async function rejection(p: Promise<unknown>): Promise<UserError & {field?: string}> {
-  try {
-    await p;
-  } catch (err) {
-    return err as UserError & {field?: string};
-  }
-  throw new Error('expected the request to be refused');
-}
-
-const email = (port: number, extra: Record<string, unknown> = {}) => ({
-  transport: 'smtp',
-  host: '127.0.0.1',
-  port,
-  security: 'none',
-  from: 'vmbackup@example.test',
-  recipients: ['ops@example.test'],
-  timeoutSeconds: 5,
-  ...extra,
-});
+const email = (port: number, extra: Partial<EmailSettingsInput> = {}) => smtpSettings(port, extra) as unknown as Record<string, unknown>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb-console-api-'));
@@ -104,10 +87,7 @@ describe('POST /repositories/:id/prune', () => {
   });
 
   it('names an unknown repository, with a hint', async () => {
-    const err = await rejection(api.prune('no-such-repo'));
-    expect(err.message).toMatch(/no-such-repo/);
-    expect(err.exitCode).toBe(ExitCode.notFound);
-    expect(err.hint).toBeTruthy();
+    await expect(api.prune('no-such-repo')).rejects.toMatchObject({message: expect.stringMatching(/no-such-repo/), exitCode: ExitCode.notFound, hint: expect.any(String)});
   });
 
   it("finds a VM's job by the session of its newest restore point, else by the job's picks (pure)", () => {
@@ -156,18 +136,15 @@ describe('POST /email/test', () => {
       [[], 'to'],
       [42, 'to'],
     ] as const) {
-      const err = await rejection(d.client.testEmail(undefined, to as unknown as string));
-      expect(err.field, JSON.stringify(to)).toBe(field);
-      expect(err.exitCode).toBe(ExitCode.invalidInput);
+      await expect(d.client.testEmail(undefined, to as unknown as string), JSON.stringify(to)).rejects.toMatchObject({field, exitCode: ExitCode.invalidInput});
     }
     const port = await freePort();
     const failed = await d.client.testEmail(email(port));
     expect(failed).toMatchObject({ok: false, message: expect.any(String), error: {message: expect.any(String), hint: expect.any(String)}});
     await d.client.setEmail(email(port));
-    const err = await rejection(api.testEmail('x@example.test'));
-    expect(err).toBeInstanceOf(UserError);
-    expect(err.message).toBe(failed.message);
-    expect(err.hint).toBeTruthy();
+    const sent = api.testEmail('x@example.test');
+    await expect(sent).rejects.toBeInstanceOf(UserError);
+    await expect(sent).rejects.toMatchObject({message: failed.message, hint: expect.any(String)});
     expect(smtp.received).toHaveLength(count);
   });
 });
@@ -198,9 +175,7 @@ describe('GET /logs', () => {
 
   it('refuses a line count that is not a whole number', async () => {
     for (const q of ['abc', '0', '-5', '1.5']) {
-      const err = await rejection(d.client.request('GET', `/logs?lines=${q}`));
-      expect(err.message, q).toMatch(/^lines: must be a whole number/);
-      expect(err.hint).toBeTruthy();
+      await expect(d.client.request('GET', `/logs?lines=${q}`), q).rejects.toMatchObject({message: expect.stringMatching(/^lines: must be a whole number/), hint: expect.any(String)});
     }
   });
 });

@@ -11,7 +11,6 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {DaemonClient} from '../../src/daemon/client.js';
 import {Daemon} from '../../src/daemon/daemon.js';
 import {ManualClock} from '../../src/notify/clock.js';
-import {UserError} from '../../src/util/errors.js';
 import {partOf} from '../notify/rfc822.js';
 import {SmtpHarness} from '../notify/smtp-harness.js';
 import {sleep} from './helpers.js';
@@ -24,15 +23,6 @@ const clock = new ManualClock(Date.parse('2026-11-23T08:00:00Z'));
 const lines: string[] = [];
 const JOBS = ['Web prod ü; 1', 'DB nightly', 'Archive (off)'];
 const REPOS = ['Local disk ü', 'Second "repo" &'];
-
-async function rejection(p: Promise<unknown>): Promise<UserError & {field?: string}> {
-  try {
-    await p;
-  } catch (err) {
-    return err as UserError & {field?: string};
-  }
-  throw new Error('expected the request to be refused');
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmb-daily-'));
@@ -81,10 +71,11 @@ describe('daily summary', () => {
     ];
     for (const [dailySummary, field, text] of cases) {
       // With a valid change of another setting beside it: that one is not saved either.
-      const err = await rejection(client.setSettings({lowSpacePercent: 33, dailySummary}));
-      expect(err.field, JSON.stringify(dailySummary)).toBe(field);
-      expect(err.message).toMatch(text);
-      expect(err.hint).toBeTruthy();
+      await expect(client.setSettings({lowSpacePercent: 33, dailySummary}), JSON.stringify(dailySummary)).rejects.toMatchObject({
+        field,
+        message: expect.stringMatching(text),
+        hint: expect.any(String),
+      });
     }
     expect(await client.settings()).toEqual(before);
     expect(daemon.scheduler.nextRun('daily-summary')).toBeUndefined();
