@@ -3,7 +3,8 @@
 #   demo-lab.sh up   [options]  libvirt + QEMU installed and running, two small VMs with no OS
 #                               ("<prefix>web": 256 MiB qcow2 with an ext4 file system + 64 MiB raw
 #                               data disk; "<prefix>db": 128 MiB qcow2 with an ext4 file system),
-#                               defined and running; the oVirt simulator running on 127.0.0.1.
+#                               defined and running; the oVirt simulator running on 127.0.0.1
+#                               with its two default VMs that have disks.
 #                               Prints one JSON line on stdout (what it made); progress on stderr.
 #   demo-lab.sh down [options]  stops the simulator, destroys and undefines the VMs, removes their
 #                               files (never a VM it did not create: only domains whose disks are
@@ -59,10 +60,10 @@ sim_run() {
   # The simulator makes a new CA at each start; the file appears once this one is serving.
   rm -f "$CA_FILE"
   exec "$ROOT/node_modules/.bin/node" --import tsx --input-type=module -e '
-    const {startSimulator} = await import(process.cwd() + "/test/ovirt-sim/index.ts");
+    const {startSimulator, DEFAULT_VMS} = await import(process.cwd() + "/test/ovirt-sim/index.ts");
     const password = process.env.VMBACKUP_SIM_PASSWORD;
     delete process.env.VMBACKUP_SIM_PASSWORD;
-    const sim = await startSimulator({port: Number(process.env.VMBACKUP_SIM_PORT), password, delayMs: 100});
+    const sim = await startSimulator({port: Number(process.env.VMBACKUP_SIM_PORT), password, delayMs: 100, vms: DEFAULT_VMS.filter((v) => v.disks.length > 0)});
     const {writeFileSync, renameSync} = await import("node:fs");
     const caFile = process.env.VMBACKUP_SIM_CA_FILE;
     writeFileSync(caFile + ".tmp", sim.caPem, {mode: 0o644});
