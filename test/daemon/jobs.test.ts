@@ -155,7 +155,8 @@ describe('jobs on a real daemon against libvirt', () => {
     const watch = collect((e) => e.type === 'engine' && e.event.type === 'disk-progress' && e.event.vmId === vms.c!.uuid);
     const s0 = await d.client.startJob('c-slow');
     await watch.done;
-    expect(await d.stop()).toBe(0);
+    const lines = d.lines;
+    expect(await d.stop(), lines.slice(-40).join('\n')).toBe(0);
     d = await startDaemon(state(), sock());
     const s = await d.client.session(s0.id);
     expect(s).toMatchObject({state: 'stopped', reason: expect.stringMatching(/SIGTERM/)});

@@ -33,7 +33,8 @@ beforeAll(async () => {
   expect(unit).toMatch(/^PrivateTmp=yes$/m);
   expect(unit).toMatch(/^NoNewPrivileges=yes$/m);
   const rw = [join(dir, 'state'), join(dir, 'run'), join(dir, 'repos'), join(dir, 'scratch'), VMS_DIR];
-  const sandbox = ['bwrap', '--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', ...rw.flatMap((p) => ['--bind', p, p]), '--die-with-parent', '--'];
+  // The checkout stays visible (read-only) even when it lies under /tmp, as a CI clone may.
+  const sandbox = ['bwrap', '--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--ro-bind', ROOT, ROOT, ...rw.flatMap((p) => ['--bind', p, p]), '--die-with-parent', '--'];
   d = await startDaemon(join(dir, 'state'), join(dir, 'run', 'api.sock'), {}, sandbox);
   await d.client.setSettings({checkpointPrefix: `dmnsbx${process.pid}-`, hostScratchDir: join(dir, 'scratch')});
 });
