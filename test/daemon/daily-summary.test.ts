@@ -10,6 +10,9 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {DaemonClient} from '../../src/daemon/client.js';
 import {Daemon} from '../../src/daemon/daemon.js';
+import {summaryInput} from '../../src/daemon/daily-summary.js';
+import type {JobConfig} from '../../src/config/schema.js';
+import type {SessionSummary} from '../../src/daemon/client.js';
 import {ManualClock} from '../../src/notify/clock.js';
 import {partOf} from '../notify/rfc822.js';
 import {SmtpHarness} from '../notify/smtp-harness.js';
@@ -124,5 +127,49 @@ describe('daily summary', () => {
     client = new DaemonClient({socketPath: join(dir, 'api.sock')});
     expect((await client.settings()).dailySummary).toEqual({enabled: true, time: '06:45'});
     expect(new Date(daemon.scheduler.nextRun('daily-summary')!).getHours()).toBe(6);
+  });
+
+  it('can be sent at once (POST /email/daily-summary); without email set up it says why and sends nothing', async () => {
+    const before = smtp.received.length;
+    const r = await client.sendDailySummary();
+    expect(r).toMatchObject({queued: true, to: ['ops@example.test']});
+    const mail = (await smtp.waitFor(before + 1))[before]!;
+    expect(mail.mail.headers.get('x-vmbackup-kind')).toBe('daily-summary');
+    const saved = await client.email();
+    await client.setEmail(null);
+    try {
+      expect(await client.sendDailySummary()).toEqual({queued: false, to: [], reason: 'email is not set up'});
+      expect(lines.some((l) => l.includes('Daily summary not sent: email is not set up.'))).toBe(true);
+    } finally {
+      // The saved password is redacted in GET /email; this one has none.
+      await client.setEmail(saved);
+    }
+  });
+
+  it("takes each job's newest session: running, success, warning, stopped (failed), never run (pure)", () => {
+    const job = (id: string, enabled = true) => ({id, name: `Job ${id}`, enabled}) as JobConfig;
+    const session = (jobId: string, state: string, startedAt: string) => ({jobId, state, startedAt}) as SessionSummary;
+    const input = summaryInput({
+      jobs: [job('a'), job('b'), job('c'), job('d'), job('e', false)],
+      sessions: [
+        session('a', 'failed', '2026-11-20T01:00:00Z'),
+        session('a', 'running', '2026-11-21T01:00:00Z'),
+        session('b', 'warning', '2026-11-21T01:00:00Z'),
+        session('b', 'success', '2026-11-20T01:00:00Z'),
+        session('c', 'stopped', '2026-11-21T02:00:00Z'),
+      ],
+      nextRun: (id) => `2026-11-22T0${id.charCodeAt(0) - 96}:00:00.000Z`,
+      repositories: [{name: 'R', freeBytes: 1, totalBytes: 2}],
+      hostname: 'appliance',
+      now: new Date('2026-11-21T08:00:00Z'),
+    });
+    expect(input.jobs).toEqual([
+      {name: 'Job a', lastResult: 'running', lastRun: '2026-11-21T01:00:00Z', nextRun: '2026-11-22T01:00:00.000Z'},
+      {name: 'Job b', lastResult: 'warning', lastRun: '2026-11-21T01:00:00Z', nextRun: '2026-11-22T02:00:00.000Z'},
+      {name: 'Job c', lastResult: 'failed', lastRun: '2026-11-21T02:00:00Z', nextRun: '2026-11-22T03:00:00.000Z'},
+      {name: 'Job d', lastResult: 'never', lastRun: undefined, nextRun: '2026-11-22T04:00:00.000Z'},
+      {name: 'Job e', lastResult: 'never', lastRun: undefined, nextRun: undefined},
+    ]);
+    expect(input).toMatchObject({repositories: [{name: 'R', freeBytes: 1, totalBytes: 2}], hostname: 'appliance', generatedAt: '2026-11-21T08:00:00.000Z'});
   });
 });
