@@ -29,6 +29,8 @@
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
  *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
  *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm)
+ *   POST /demo-lab                       sets up the demo lab (VMs, oVirt simulator, repository,
+ *                                        both connections; idempotent) → what it made (demo-lab.ts)
  *   GET  /events                         server-sent events (DaemonEvent per "data:" line)
  */
 import {chmod, mkdir, readFile, rm, stat} from 'node:fs/promises';
