@@ -128,6 +128,22 @@ describe('POST /demo-lab', () => {
     expect(points.length).toBe(3);
   });
 
+  it('restores demo-web to files: its system disk holds the ext4 file system, its data disk the data', async () => {
+    const points = await d.client.request<{id: string; vmName: string}[]>('GET', `/repositories/${lab.repository.id}/restore-points`);
+    const web = points.find((p) => p.vmName === `${PREFIX}web`)!;
+    const out = join(dir, 'restored');
+    const {id} = await d.client.request<{id: string}>('POST', '/restores', {restorePointId: web.id, repository: lab.repository.id, target: {kind: 'files', directory: out, format: 'raw'}});
+    const record = await waitForSession(d.client, id);
+    expect(record.state, JSON.stringify(record.log)).toBe('success');
+    const files = record.log.find((l) => l.code === 'restore-finished')!.message.split(/files |, /).map((f) => f.replace(/\.$/, ''));
+    const vda = files.find((f) => f.includes('vda'))!;
+    const vdb = files.find((f) => f.includes('vdb'))!;
+    const listing = await execa('debugfs', ['-R', 'ls -l /', vda]);
+    expect(listing.stdout).toContain('Apache-2.0');
+    const same = await execa('cmp', [vdb, join(opts.vmDir, `${PREFIX}web`, 'data.raw')], {reject: false});
+    expect(same.exitCode, same.stdout).toBe(0);
+  });
+
   it('is idempotent: a second call (vmbackup demo-lab) keeps everything and changes nothing', async () => {
     const cli = await vmbackup(['demo-lab', '--json', '--socket', join(dir, 'api.sock'), '--prefix', opts.prefix, '--vm-dir', opts.vmDir, '--sim-port', String(opts.simPort), '--repository', opts.repositoryPath, '--no-packages']);
     expect(cli.exitCode, cli.stderr).toBe(0);
