@@ -31,7 +31,9 @@ beforeAll(async () => {
   await isolate(d.client);
   t = await Tmux.start(`vmb-console-${process.pid}`, [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'console'], {
     cwd: ROOT,
-    env: {VMBACKUP_SOCKET: sock, TERM: 'xterm-256color'},
+    // Ink draws only the last frame when it believes it runs in CI (is-in-ci); an administrator's
+    // SSH session is no CI, so the test must not look like one either (CI=true under .ci/run).
+    env: {VMBACKUP_SOCKET: sock, TERM: 'xterm-256color', CI: '0', CONTINUOUS_INTEGRATION: '0'},
   });
 });
 
