@@ -213,9 +213,19 @@ define_vm() {
   fi
 }
 
+# True when a VM of that name is defined and its disks live under our directory.
+ours() { virsh_q domblklist "$1" --details 2>/dev/null | grep -qF "$DIR/$1/"; }
+
 vms_up() {
-  local web_dir="$DIR/$WEB" db_dir="$DIR/$DB"
-  install -d -m 0750 "$web_dir" "$db_dir"
+  local web_dir="$DIR/$WEB" db_dir="$DIR/$DB" name
+  # Never adopt someone else's VM that happens to have our name.
+  for name in "$WEB" "$DB"; do
+    if virsh_q domuuid "$name" >/dev/null 2>&1 && ! ours "$name"; then
+      die "a VM named $name exists and is not the demo lab's (its disks are not under $DIR); choose another prefix (--prefix)"
+    fi
+  done
+  # 0755: under systemd QEMU runs as libvirt-qemu and must reach the images.
+  install -d -m 0755 "$DIR" "$web_dir" "$db_dir"
   local licenses=/usr/share/common-licenses zones=/usr/share/zoneinfo
   [ -d "$licenses" ] || licenses=/usr/share/doc
   [ -d "$zones" ] || zones=/usr/share/doc
@@ -236,7 +246,7 @@ vms_down() {
   for name in "$WEB" "$DB"; do
     virsh_q domuuid "$name" >/dev/null 2>&1 || continue
     # Only a VM whose disks live under our directory is ours to remove.
-    if ! virsh_q domblklist "$name" --details | grep -qF "$DIR/$name/"; then
+    if ! ours "$name"; then
       log "VM $name exists but is not the demo lab's (its disks are not under $DIR); left alone"
       continue
     fi

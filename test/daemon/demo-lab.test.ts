@@ -6,7 +6,7 @@
  * nothing. VM names, directories and the simulator port are this test's own; cleanup runs
  * `demo-lab.sh down` (VMs undefined, simulator stopped).
  */
-import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
+import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {createServer, type Server} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -79,6 +79,21 @@ describe('POST /demo-lab', () => {
       expect(await d.client.list('repositories')).toEqual([]);
     } finally {
       await new Promise<void>((r) => busy.close(() => r()));
+    }
+  });
+
+  it('never adopts a VM of the same name that is not one of the demo lab', async () => {
+    const other = `${PREFIX}x-`;
+    const xml = join(dir, 'other.xml');
+    await writeFile(xml, `<domain type='qemu'><name>${other}web</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`);
+    await execa('virsh', ['-c', 'qemu:///system', 'define', xml]);
+    try {
+      const err = await demoLab({...opts, prefix: other}).catch((e: unknown) => e);
+      expect(err).toMatchObject({exitCode: 23, message: expect.stringContaining(`a VM named ${other}web exists and is not the demo lab's`)});
+      expect(await d.client.list('connections')).toEqual([]);
+      expect((await execa('virsh', ['-c', 'qemu:///system', 'domuuid', `${other}db`], {reject: false})).exitCode).not.toBe(0);
+    } finally {
+      await execa('virsh', ['-c', 'qemu:///system', 'undefine', `${other}web`], {reject: false});
     }
   });
 
