@@ -54,6 +54,20 @@ afterAll(async () => {
   if (dir) await rm(dir, {recursive: true, force: true});
 });
 
+describe('the simulator unit', () => {
+  it('passes systemd-analyze verify and keeps the password off the command line', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+    const unit = (await readFile(join(root, 'systemd/vmbackup-ovirt-sim.service'), 'utf8')).replaceAll('@ROOT@', root);
+    expect(unit).toContain('demo-lab.sh sim-run');
+    expect(unit).not.toMatch(/--password/);
+    const file = join(dir, 'vmbackup-ovirt-sim.service');
+    await writeFile(file, unit);
+    const r = await execa('systemd-analyze', ['verify', file], {reject: false});
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => l.includes('vmbackup-ovirt-sim.service'))).toEqual([]);
+  });
+});
+
 describe('POST /demo-lab', () => {
   it('rejects bad options by field, and saves nothing', async () => {
     await expect(demoLab({prefix: 'Bad Prefix'})).rejects.toMatchObject({exitCode: 17, message: expect.stringContaining('demo-lab.prefix')});
