@@ -3,7 +3,7 @@
  * on this machine, the oVirt simulator, a repository and both connections) and prints what it
  * made. Idempotent, like the endpoint: run it again after a reboot to restart what stopped.
  */
-import type {DemoLabResult} from '../daemon/demo-lab.js';
+import {stillSettingUp, type DemoLabResult} from '../daemon/demo-lab.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
@@ -38,11 +38,7 @@ export const demoLab: Command = {
     ctx.out.info('Setting up the demo lab (installing libvirt and QEMU may take a few minutes the first time)…');
     const lab = await withDaemon(ctx, values, (c) =>
       c.request<DemoLabResult>('POST', '/demo-lab', body).catch((err: unknown) => {
-        if ((err as {code?: unknown}).code !== 'UND_ERR_HEADERS_TIMEOUT') throw err;
-        throw new UserError('The daemon is still setting up the demo lab (packages are being installed).', {
-          hint: 'Run "vmbackup demo-lab" again in a minute: it picks up what is done already (the daemon log shows each step).',
-          exitCode: ExitCode.unreachable,
-        });
+        throw stillSettingUp(err);
       }),
     );
     ctx.out.result(lab, () => describeDemoLab(lab));

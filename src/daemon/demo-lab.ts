@@ -68,6 +68,19 @@ interface ScriptOutput {
   ovirt: {url: string; user: string; passwordFile: string; caFile: string};
 }
 
+/**
+ * The first set-up may install packages for longer than a client waits for an answer (undici's
+ * headers timeout): the daemon carries on, and asking again picks up what is done. Clients
+ * turn that timeout into this UserError; anything else is returned unchanged.
+ */
+export function stillSettingUp(err: unknown): unknown {
+  if ((err as {code?: unknown} | undefined)?.code !== 'UND_ERR_HEADERS_TIMEOUT') return err;
+  return new UserError('The daemon is still setting up the demo lab (packages are being installed).', {
+    hint: 'Ask again in a minute ("vmbackup demo-lab" or try again here): it picks up what is done already; the daemon log shows each step.',
+    exitCode: ExitCode.unreachable,
+  });
+}
+
 const running = new WeakMap<Daemon, Promise<unknown>>();
 
 /** Serialized per daemon: two clicks on "Set up a demo lab" run one after the other. */

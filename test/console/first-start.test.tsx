@@ -113,4 +113,15 @@ describe('first start', () => {
     await r.waitFor('Set-up 2/6: Backup repository');
     expect(api.data.connections).toEqual([]);
   });
+
+  it('a demo lab that outlasts the request (packages being installed) says to ask again', async () => {
+    const api = new FakeApi();
+    api.fail('demoLab', Object.assign(new Error('Headers Timeout Error'), {code: 'UND_ERR_HEADERS_TIMEOUT'}));
+    r = await renderApp(api, {name: 'first-start'});
+    await r.waitFor('Set-up 1/6: Demo lab');
+    await r.press(KEY.enter);
+    const f = await r.waitFor('still setting up the demo lab');
+    expect(f).toContain('Ask again in a minute');
+    expect(f).not.toContain('Headers Timeout');
+  });
 });

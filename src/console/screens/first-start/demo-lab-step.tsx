@@ -5,6 +5,7 @@
  * failure the daemon's message and hint are shown with "try again" or "skip".
  */
 import {Box, Text} from 'ink';
+import {stillSettingUp} from '../../../daemon/demo-lab.js';
 import {ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {StatusLine} from '../../components/status/view.js';
@@ -13,7 +14,13 @@ import {useLoad} from '../../use-load.js';
 
 export function DemoLabStep(props: {onDone: () => void; onSkip: () => void}) {
   const api = useApi();
-  const lab = useLoad(() => api.demoLab(), []);
+  const lab = useLoad(
+    () =>
+      api.demoLab().catch((err: unknown) => {
+        throw stillSettingUp(err);
+      }),
+    [],
+  );
   if (lab.loading)
     return <Text color="cyan" wrap="wrap">… Setting up the demo lab (the first time, installing libvirt and QEMU can take a few minutes)</Text>;
   if (lab.error || !lab.data)
