@@ -23,8 +23,10 @@ log "installing the vmbackup command"
 cat > /usr/local/bin/vmbackup <<WRAPPER
 #!/bin/sh
 # Installed by $ROOT/appliance/install.sh
-# Chunk fsyncs and LZ4 run on libuv's thread pool; 4 threads (the default) starve a backup.
-export UV_THREADPOOL_SIZE="\${UV_THREADPOOL_SIZE:-16}"
+# lz4-napi's allocator keeps freed memory per libuv pool thread; purging it at once keeps a
+# backup's peak RSS near 300 MiB (docs/benchmarks.md). The pool stays at libuv's 4 threads:
+# each extra thread costs tens of MiB of allocator cache for little speed on 2 cores.
+export MIMALLOC_PURGE_DELAY="\${MIMALLOC_PURGE_DELAY:-0}"
 exec "$ROOT/node_modules/.bin/node" "$ROOT/dist/cli/main.js" "\$@"
 WRAPPER
 chmod 0755 /usr/local/bin/vmbackup

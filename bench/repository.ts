@@ -17,11 +17,12 @@ import {join} from 'node:path';
 import {parseArgs} from 'node:util';
 import {createRepository, type Repository} from '../src/repository/index.js';
 
-// Chunk fsyncs and LZ4 both run on the libuv pool; 4 threads (the default) leave the disk
-// idle between fsyncs. The pool size is read once, at its first use, so re-run with it set.
-// The daemon should start with UV_THREADPOOL_SIZE=16 for the same reason.
-if (process.env.UV_THREADPOOL_SIZE === undefined) {
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {stdio: 'inherit', env: {...process.env, UV_THREADPOOL_SIZE: '16'}});
+// Measure what ships: the CLI and the daemon run with libuv's default pool (4 threads) and
+// MIMALLOC_PURGE_DELAY=0, which keeps lz4-napi's per-thread allocator caches from holding peak
+// RSS up (a 16-thread pool measured no faster here and doubled RSS; docs/benchmarks.md).
+// The allocator reads the variable at load, so re-run with it set.
+if (process.env.MIMALLOC_PURGE_DELAY === undefined) {
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {stdio: 'inherit', env: {...process.env, MIMALLOC_PURGE_DELAY: '0'}});
   process.exit(r.status ?? 1);
 }
 
@@ -164,7 +165,7 @@ async function scenario(repo: Repository, label: string, gib: number, kind: (i: 
 
 const base = await mkdtemp(join(values.dir ?? tmpdir(), 'vmb-bench-'));
 try {
-  console.log(`node ${process.version}, chunk size 1 MiB, ${IN_FLIGHT} puts of ${PUT_CHUNKS} MiB in flight, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, scratch ${base}`);
+  console.log(`node ${process.version}, chunk size 1 MiB, ${IN_FLIGHT} puts of ${PUT_CHUNKS} MiB in flight, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default'}, MIMALLOC_PURGE_DELAY=${process.env.MIMALLOC_PURGE_DELAY}, scratch ${base}`);
   console.log(`RSS before the first run (runtime, tsx, 32 MiB of data pools): ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB`);
   const repo = await createRepository(join(base, 'repo'));
   await scenario(repo, `mixed ${values.gib ?? 2} GiB`, Number(values.gib ?? 2), mixedKind);
