@@ -20,6 +20,7 @@ ROOT=$PWD
 
 ACTION=${1:-up}
 [ $# -gt 0 ] && shift
+case "$ACTION" in -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;; esac
 PREFIX=demo-
 DIR=/var/lib/vmbackup-demo
 SIM_DIR=/var/lib/vmbackup/demo
