@@ -55,7 +55,7 @@ export const SCREENS: Record<string, ScreenDef> = {
   },
   'first-start': {
     title: 'Set-up',
-    help: ['The first-start walk-through: repository → platform connection → workers → email → first backup job.', 'Each step: do it now or skip it (everything is also in the menu). Esc goes one step back.', FORM_HELP],
+    help: ['The first-start walk-through: demo lab (optional) → repository → platform connection → workers → email → first backup job.', 'Each step: do it now or skip it (everything is also in the menu). Esc goes one step back.', FORM_HELP],
     Component: FirstStart,
   },
   jobs: {title: 'Backup jobs', help: ['Every backup job with its schedule. Enter opens a job; the last item creates a new one.'], Component: Jobs},
