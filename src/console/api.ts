@@ -9,6 +9,7 @@
  */
 import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../daemon/client.js';
 import type {DaemonEvent} from '../daemon/event-hub.js';
+import type {RestorePointInfo as DaemonRestorePointInfo} from '../daemon/restores.js';
 import type {DemoLabResult} from '../daemon/demo-lab.js';
 import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
@@ -17,19 +18,8 @@ import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/erro
 
 export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm};
 
-export interface RestorePointInfo {
-  id: string;
-  vmId: string;
-  vmName: string;
-  /** ISO time the restore point was taken. */
-  time: string;
-  /** 'full' or 'incremental'. */
-  type: string;
-  sizeBytes: number;
-  /** Whether the VM still exists on its platform (false: restore only to a new place). */
-  vmExists?: boolean;
-  disks?: {key: string; name: string; size: number}[];
-}
+/** A restore point as the daemon lists it; `vmExists` when the console knows whether the VM is still there. */
+export type RestorePointInfo = DaemonRestorePointInfo & {vmExists?: boolean};
 
 export interface RestoreRequest {
   restorePointId: string;

@@ -12,9 +12,9 @@ afterEach(async () => {
 });
 
 const POINTS: RestorePointInfo[] = [
-  {id: 'rp-1', vmId: 'vm-1', vmName: 'web01', time: '2026-11-21T22:00:00Z', type: 'full', sizeBytes: 5 * 2 ** 30, disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}]},
-  {id: 'rp-2', vmId: 'vm-1', vmName: 'web01', time: '2026-11-22T22:00:00Z', type: 'incremental', sizeBytes: 2 ** 28, disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}, {key: 'd9', name: 'web01_data', size: 2 ** 30}]},
-  {id: 'rp-3', vmId: 'vm-9', vmName: 'old-app', time: '2026-10-01T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, vmExists: false, disks: [{key: 'd5', name: 'old_disk', size: 2 ** 30}]},
+  {id: 'rp-1', vmId: 'vm-1', vmName: 'web01', time: '2026-11-21T22:00:00Z', type: 'full', sizeBytes: 5 * 2 ** 30, storedBytes: 0, protected: false, platform: 'ovirt', disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}]},
+  {id: 'rp-2', vmId: 'vm-1', vmName: 'web01', time: '2026-11-22T22:00:00Z', type: 'incremental', sizeBytes: 2 ** 28, storedBytes: 0, protected: false, platform: 'ovirt', disks: [{key: 'd1', name: 'web01_disk', size: 10 * 2 ** 30}, {key: 'd9', name: 'web01_data', size: 2 ** 30}]},
+  {id: 'rp-3', vmId: 'vm-9', vmName: 'old-app', time: '2026-10-01T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, vmExists: false, storedBytes: 0, protected: false, platform: 'ovirt', disks: [{key: 'd5', name: 'old_disk', size: 2 ** 30}]},
 ];
 
 function api() {
