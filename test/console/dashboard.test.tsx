@@ -34,6 +34,14 @@ describe('dashboard', () => {
     expect(f).toMatch(/100 B\/s\s+5s left/);
   });
 
+  it('says when email reports cannot be delivered, with the server answer and what to do', async () => {
+    const api = seeded();
+    api.statusExtra = {mail: {pending: 2, failed: 0, lastError: {message: 'The SMTP server refused the password (535)', hint: 'Check the user and password'}}};
+    r = await renderApp(api);
+    const f = await r.waitFor('Email: 2 report(s) waiting');
+    expect(f).toContain('refused the password');
+  });
+
   it('puts a failed health check and low space at the top', async () => {
     const api = seeded();
     api.statusExtra = {repositories: [{id: 'main', name: 'main', path: '/srv', usedBytes: 95, freeBytes: 5, totalBytes: 100, needsFullVms: 2}]};

@@ -1,7 +1,7 @@
 /**
  * What needs an administrator's attention, most serious first: failed VMs in a job's last
  * session, repositories that cannot be read or are low on space, VMs whose next backup must be
- * a full one. Pure, from the status reply and the sessions.
+ * a full one, email reports that cannot be delivered. Pure, from the status reply and the sessions.
  */
 import type {DaemonEvent, SessionSummary, StatusReply} from '../../api.js';
 import type {Tone} from '../../components/status/status.js';
@@ -54,6 +54,12 @@ export function attentionItems(status: StatusReply | undefined, sessions: readon
       out.push({tone: 'warning', text: `Repository ${r.name}: low on space (${Math.round((r.freeBytes / r.totalBytes) * 100)}% free)`});
     if (r.needsFullVms > 0) out.push({tone: 'warning', text: `Repository ${r.name}: ${r.needsFullVms} VM(s) need a full backup next (damage found)`});
   }
+  // Reports the mail queue could not deliver yet: sessions are unaffected, the queue retries.
+  const mail = status?.mail as {pending?: number; failed?: number; lastError?: {message: string; hint?: string}} | undefined;
+  if (mail?.lastError && (mail.pending ?? 0) > 0) {
+    out.push({tone: 'warning', text: `Email: ${mail.pending} report(s) waiting to be sent: ${mail.lastError.message}${mail.lastError.hint ? ` — ${mail.lastError.hint}` : ''}`});
+  }
+  if ((mail?.failed ?? 0) > 0) out.push({tone: 'error', text: `Email: ${mail!.failed} report(s) could not be delivered and were given up (see the appliance log)`});
   const rank: Record<Tone, number> = {error: 0, warning: 1, running: 2, ok: 3, idle: 4};
   return out.sort((a, b) => rank[a.tone] - rank[b.tone]);
 }
