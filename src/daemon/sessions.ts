@@ -136,6 +136,12 @@ export class SessionManager {
   }
 
   /** The VMs that failed in the job's last finished session. */
+  /** The placement kind of a worker ('appliance', 'cluster', 'host'); the appliance's when unknown. */
+  private workerPlacement(workerId: string): string {
+    const w = this.deps.store.list('workers').find((x) => x.id === workerId);
+    return w?.placement.kind ?? 'appliance';
+  }
+
   lastFailedVms(jobId: string): string[] {
     const last = this.deps.history
       .list()
@@ -259,6 +265,9 @@ export class SessionManager {
         disks: vm.disks,
         full,
         parallelDisks: grant.slots,
+        // The appliance's own worker reads through the manager (oVirt engine proxy); a worker
+        // placed in the VM's cluster or host reads from the host (imageio transfer_url).
+        dataPath: this.workerPlacement(grant.worker) === 'appliance' ? 'proxy' : 'host',
         throttle: o.throttle,
         signal: o.signal,
         onEvent: (event) => this.onEngineEvent(record, event),

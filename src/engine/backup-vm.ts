@@ -28,6 +28,8 @@ export interface BackupVmOptions {
   disks?: string[];
   /** Read every disk in full (an active full, or after verify found damage). */
   full?: boolean;
+  /** Where the platform reads the data from (BackupOptions.dataPath); the worker decides. */
+  dataPath?: 'host' | 'proxy';
   /** Disk tasks of this VM run at once. */
   parallelDisks?: number;
   throttle?: (bytes: number) => Promise<void>;
@@ -87,6 +89,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       baseCheckpoint,
       disks: opts.disks,
       guestConsistency: opts.guestConsistency,
+      dataPath: opts.dataPath,
       log,
     };
     backup = await platform.openBackup(vmId, backupOpts);

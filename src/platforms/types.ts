@@ -111,6 +111,14 @@ export interface BackupOptions {
   guestConsistency?: boolean;
   /** Disk keys that must be read in full (new since the base, or damaged in the repository). */
   forceFull?: string[];
+  /**
+   * Where the data is read from, on platforms that offer a choice (oVirt): 'host' reads from the
+   * VM's host (imageio transfer_url, falling back to the engine's proxy when the host cannot be
+   * reached), 'proxy' always through the manager (the engine's imageio proxy). The worker that
+   * runs the task decides: a worker placed in the VM's cluster or host reads from the host, the
+   * appliance's own worker through the proxy. Default 'host'.
+   */
+  dataPath?: 'host' | 'proxy';
   log: Logger;
 }
 

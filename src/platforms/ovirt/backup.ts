@@ -164,7 +164,7 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
       backup.sources.push(await OvirtDiskSource.open({
         client, poll, log, vmName, backupId, diskId: d.id, size: d.size,
         incremental: !!from && mode === 'incremental' && !forced,
-        inactivityTimeout: ctx.inactivityTimeout, maxConnections: ctx.maxConnections,
+        inactivityTimeout: ctx.inactivityTimeout, maxConnections: ctx.maxConnections, dataPath: opts.dataPath,
       }));
     }
   } catch (err) {

@@ -33,6 +33,8 @@ export interface OvirtSourceContext {
   incremental: boolean;
   inactivityTimeout: number;
   maxConnections: number;
+  /** 'proxy': read through the engine's imageio proxy only (BackupOptions.dataPath). */
+  dataPath?: 'host' | 'proxy';
 }
 
 export class OvirtDiskSource implements DiskSource {
@@ -96,14 +98,15 @@ export class OvirtDiskSource implements DiskSource {
     this.transferIds.push(this.transfer.id);
     try {
       this.io = await ImageioClient.open({
-        transferUrl: this.transfer.transferUrl, proxyUrl: this.transfer.proxyUrl, caPem: this.c.client.caPem,
+        transferUrl: this.c.dataPath === 'proxy' ? undefined : this.transfer.transferUrl,
+        proxyUrl: this.transfer.proxyUrl, caPem: this.c.client.caPem,
         maxConnections: this.c.maxConnections,
       });
     } catch (err) {
       await endTransfer(this.c.client, this.transfer.id, 'finalize', this.c.poll).catch(() => undefined);
       throw err;
     }
-    if (this.io.via === 'proxy_url') {
+    if (this.io.via === 'proxy_url' && this.c.dataPath !== 'proxy') {
       this.c.log({severity: 'info', code: 'imageio-proxy', vm: this.c.vmName, disk: this.c.diskId,
         message: `host imageio unreachable for disk ${this.c.diskId}; reading through the engine's imageio proxy`});
     }
