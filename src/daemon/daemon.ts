@@ -431,7 +431,9 @@ export class Daemon {
           .then(
             (s) => this.repoStats.set(id, {at: this.clock.now(), restorePoints: s.restorePoints, storedBytes: s.storedBytes, dedupRatio: s.dedupRatio, compressionRatio: s.compressionRatio}),
             (err: unknown) => this.repoStats.set(id, {at: this.clock.now(), restorePoints: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1, error: message(err)}),
-          );
+          )
+          // Tell clients the figures are in, so a dashboard that asked too early shows them.
+          .then(() => this.hub.emit({type: 'maintenance', repository: id, action: 'stats', state: 'finished'}));
       }
     }
     return c && c.at >= 0 ? c : undefined;
