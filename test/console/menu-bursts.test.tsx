@@ -1,5 +1,5 @@
 /** Every menu: ↓ ↓ Enter (or ↓ Enter where there are two items) in ONE write chooses the right item. */
-import {afterEach, describe, expect, it} from 'vitest';
+import {afterEach, describe, it} from 'vitest';
 import type {Route} from '../../src/console/router/use-router-state.js';
 import {makeSession, seeded} from './fake-api.js';
 import {KEY, renderApp, type Rendered} from './harness.js';
