@@ -115,6 +115,14 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
 
     const queue = [...backup.sources];
     const runOne = async (): Promise<void> => {
+      try {
+        await runLane();
+      } catch (err) {
+        queue.length = 0; // one failed disk fails the restore point: the other lane stops too
+        throw err;
+      }
+    };
+    const runLane = async (): Promise<void> => {
       for (let source = queue.shift(); source; source = queue.shift()) {
         const inv = backup!.vm.disks.find((d) => d.key === source.key);
         const diskWriter = await writer!.addDisk({
