@@ -47,6 +47,9 @@ if ! getent passwd console >/dev/null; then
 else
   usermod --shell /usr/local/bin/vmbackup-console --append --groups vmbackup console
 fi
+# No password, but not locked either: useradd's "!" makes sshd refuse even key logins when it
+# runs without PAM. "*" allows only keys (add them to ~console/.ssh/authorized_keys).
+if [ "$(getent shadow console | cut -d: -f2)" = '!' ]; then usermod -p '*' console; fi
 if [ -d /etc/ssh/sshd_config.d ]; then
   cat > /etc/ssh/sshd_config.d/50-vmbackup-console.conf <<'SSHD'
 # The console user gets the console and nothing else (installed by vmbackup).

@@ -2,7 +2,7 @@
  * Packaging: the systemd unit passes `systemd-analyze verify`, and appliance/install-daemon.sh
  * (without systemd as PID 1, as on this test bed) builds nothing itself but starts the built
  * daemon in the background with a pid file, a private socket owned by the vmbackup group, and a
- * console user whose login shell is the console wrapper.
+ * console user whose login shell is the console wrapper; `ssh console@…` opens the console.
  */
 import {execa} from 'execa';
 import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises';
@@ -33,41 +33,88 @@ describe('packaging', () => {
   });
 
   it('install-daemon.sh starts the daemon in the background, with a private socket and the console user', async () => {
-    await execa(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], {cwd: ROOT, reject: false});
-    const socket = join(dir, 'run', 'api.sock');
-    const env = {VMBACKUP_STATE_DIR: join(dir, 'state'), VMBACKUP_SOCKET: socket};
-    const r = await execa('bash', ['appliance/install-daemon.sh'], {cwd: ROOT, env, reject: false});
-    expect(r.exitCode, r.stderr).toBe(0);
-    const pid = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
+    // The test runs the real installer: keep the machine's own console wrapper as it was.
+    const wrapper = await readFile(CONSOLE_WRAPPER, 'utf8').catch(() => undefined);
     try {
-      const client = new DaemonClient({socketPath: socket});
-      expect((await client.status()).daemon.pid).toBe(pid);
-      await client.close();
-      const gid = Number((await execa('getent', ['group', 'vmbackup'])).stdout.split(':')[2]);
-      const s = await stat(socket);
-      expect(s.mode & 0o777).toBe(0o660);
-      expect(s.gid).toBe(gid);
-      const st = await stat(join(dir, 'state'));
-      expect([st.mode & 0o777, st.gid]).toEqual([0o750, gid]);
-      const user = (await execa('getent', ['passwd', 'console'])).stdout;
-      expect(user.endsWith(':/usr/local/bin/vmbackup-console')).toBe(true);
-      expect((await execa('id', ['-nG', 'console'])).stdout.split(' ')).toContain('vmbackup');
-      // Idempotent: a second run restarts the daemon.
-      const again = await execa('bash', ['appliance/install-daemon.sh'], {cwd: ROOT, env, reject: false});
-      expect(again.exitCode, again.stderr).toBe(0);
-      const pid2 = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
-      expect(pid2).not.toBe(pid);
+      await installAndCheck();
     } finally {
-      const last = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
-      process.kill(last, 'SIGTERM');
-      for (let i = 0; i < 100; i++) {
-        try {
-          process.kill(last, 0);
-          await new Promise((res) => setTimeout(res, 100));
-        } catch {
-          break;
-        }
-      }
+      if (wrapper !== undefined) await writeFile(CONSOLE_WRAPPER, wrapper, {mode: 0o755});
     }
   });
 });
+
+const CONSOLE_WRAPPER = '/usr/local/bin/vmbackup-console';
+
+/**
+ * `ssh console@appliance` opens the console and nothing else: sshd with the system's own
+ * configuration (which includes the installer's Match block), without PAM, so the account must
+ * not be locked; a command given on the ssh line is ignored (ForceCommand); `q` quits.
+ */
+async function sshLoginOpensConsole(): Promise<void> {
+  const key = join(dir, 'console-key');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host-key')]);
+  const home = (await execa('getent', ['passwd', 'console'])).stdout.split(':')[5]!;
+  await execa('install', ['-d', '-m', '700', '-o', 'console', '-g', 'console', join(home, '.ssh')]);
+  await execa('install', ['-m', '600', '-o', 'console', '-g', 'console', `${key}.pub`, join(home, '.ssh', 'authorized_keys')]);
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const pidFile = join(dir, 'sshd.pid');
+  await execa('/usr/sbin/sshd', ['-f', '/etc/ssh/sshd_config', '-o', `Port=${port}`, '-o', 'ListenAddress=127.0.0.1', '-o', `HostKey=${join(dir, 'host-key')}`, '-o', `PidFile=${pidFile}`, '-o', 'UsePAM=no']);
+  try {
+    const ssh = execa('ssh', ['-tt', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-p', String(port), 'console@127.0.0.1', 'echo injected-$((6*7))'], {reject: false, timeout: 60_000});
+    let out = '';
+    ssh.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('vmbackup ›') && !out.includes('__q_sent__')) {
+        out += '__q_sent__';
+        setTimeout(() => ssh.stdin!.write('q'), 1000);
+      }
+    });
+    const r = await ssh;
+    expect(out, `${out}\n${r.stderr}`).toContain('vmbackup ›');
+    expect(out).not.toContain('injected-42');
+    expect(r.exitCode).toBe(0);
+  } finally {
+    process.kill(Number(await readFile(pidFile, 'utf8')), 'SIGTERM');
+  }
+}
+
+async function installAndCheck(): Promise<void> {
+  await execa(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], {cwd: ROOT, reject: false});
+  const socket = join(dir, 'run', 'api.sock');
+  const env = {VMBACKUP_STATE_DIR: join(dir, 'state'), VMBACKUP_SOCKET: socket};
+  const r = await execa('bash', ['appliance/install-daemon.sh'], {cwd: ROOT, env, reject: false});
+  expect(r.exitCode, r.stderr).toBe(0);
+  const pid = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
+  try {
+    const client = new DaemonClient({socketPath: socket});
+    expect((await client.status()).daemon.pid).toBe(pid);
+    await client.close();
+    const gid = Number((await execa('getent', ['group', 'vmbackup'])).stdout.split(':')[2]);
+    const s = await stat(socket);
+    expect(s.mode & 0o777).toBe(0o660);
+    expect(s.gid).toBe(gid);
+    const st = await stat(join(dir, 'state'));
+    expect([st.mode & 0o777, st.gid]).toEqual([0o750, gid]);
+    const user = (await execa('getent', ['passwd', 'console'])).stdout;
+    expect(user.endsWith(':/usr/local/bin/vmbackup-console')).toBe(true);
+    expect((await execa('id', ['-nG', 'console'])).stdout.split(' ')).toContain('vmbackup');
+    await sshLoginOpensConsole();
+    // Idempotent: a second run restarts the daemon.
+    const again = await execa('bash', ['appliance/install-daemon.sh'], {cwd: ROOT, env, reject: false});
+    expect(again.exitCode, again.stderr).toBe(0);
+    const pid2 = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
+    expect(pid2).not.toBe(pid);
+  } finally {
+    const last = Number(await readFile(join(dir, 'run', 'vmbackupd.pid'), 'utf8'));
+    process.kill(last, 'SIGTERM');
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(last, 0);
+        await new Promise((res) => setTimeout(res, 100));
+      } catch {
+        break;
+      }
+    }
+  }
+}
