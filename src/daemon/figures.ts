@@ -1,7 +1,8 @@
 /**
  * Session figures from per-VM figures: sizes, read, stored, dedup and compression ratios,
- * duration, rate, and the bottleneck (where the disk tasks spent more time: waiting for the
- * source, or in the repository). Pure.
+ * duration, rate, and the bottleneck: the stage where the disk tasks spent the most time —
+ * waiting for the source, processing (hashing, compressing), or the repository's storage I/O.
+ * Pure.
  */
 import type {DiskFigures} from '../engine/events.js';
 import type {SessionTotals, SessionVm, VmFigures} from './session-model.js';
@@ -17,12 +18,13 @@ export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number
     f.diskMs! += d.durationMs;
     f.sourceMs += d.sourceMs;
     f.repositoryMs += d.repositoryMs;
+    f.processingMs = (f.processingMs ?? 0) + d.processingMs;
   }
   return f;
 }
 
 export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: string): SessionTotals {
-  let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0;
+  let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0, processingMs = 0;
   for (const vm of vms) {
     const f = vm.figures;
     if (!f) continue;
@@ -33,6 +35,7 @@ export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: stri
     processed += f.processedBytes;
     sourceMs += f.sourceMs;
     repoMs += f.repositoryMs;
+    processingMs += f.processingMs ?? 0;
   }
   const durationMs = Math.max(0, Date.parse(endedAt) - Date.parse(startedAt));
   return {
@@ -45,6 +48,13 @@ export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: stri
     compressionRatio: stored > 0 ? plain / stored : 1,
     durationMs,
     rateBytesPerSec: durationMs > 0 ? Math.round((read / durationMs) * 1000) : 0,
-    bottleneck: sourceMs + repoMs === 0 ? undefined : sourceMs >= repoMs ? 'source' : 'repository',
+    bottleneck: bottleneckOf(sourceMs, processingMs, repoMs - processingMs),
   };
+}
+
+/** The stage that took the most time; none when nothing was timed. */
+export function bottleneckOf(sourceMs: number, processingMs: number, storageMs: number): SessionTotals['bottleneck'] {
+  const stages = [['source', sourceMs], ['processing', processingMs], ['repository', Math.max(0, storageMs)]] as const;
+  const [name, ms] = stages.reduce((a, b) => (b[1] > a[1] ? b : a));
+  return ms > 0 ? name : undefined;
 }

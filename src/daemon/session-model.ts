@@ -22,6 +22,8 @@ export interface VmFigures {
   diskMs?: number;
   sourceMs: number;
   repositoryMs: number;
+  /** The part of repositoryMs spent hashing and compressing (older records lack it). */
+  processingMs?: number;
 }
 
 export interface SessionVm {
@@ -59,7 +61,7 @@ export interface SessionTotals {
   compressionRatio: number;
   durationMs: number;
   rateBytesPerSec: number;
-  bottleneck?: 'source' | 'repository';
+  bottleneck?: 'source' | 'processing' | 'repository';
 }
 
 export interface SessionRecord {

@@ -44,6 +44,7 @@ export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
     durationMs: 0,
     sourceMs: 0,
     repositoryMs: 0,
+    processingMs: 0,
   };
   const mustRead = writer.hasBase ? await writer.missingBaseRanges() : [];
   const maxRun = Math.max(chunkSize, Math.floor((opts.maxRun ?? DEFAULT_RUN) / chunkSize) * chunkSize);
@@ -119,6 +120,7 @@ export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
   figures.newPlainBytes = stats.newPlainBytes ?? 0;
   figures.newChunks = stats.newChunks;
   figures.reusedChunks = stats.reusedChunks;
+  figures.processingMs = stats.processMs ?? 0;
   figures.unchangedBytes = source.size - figures.readBytes - figures.zeroBytes;
   figures.durationMs = performance.now() - started;
   handled = source.size;

@@ -25,6 +25,8 @@ export interface DiskFigures {
   sourceMs: number;
   /** Time spent in the repository (hash, compress, write). */
   repositoryMs: number;
+  /** The part of repositoryMs spent hashing and compressing (the rest is storage I/O and waiting). */
+  processingMs: number;
 }
 
 export type VmStatus = 'success' | 'warning' | 'failed';

@@ -45,10 +45,12 @@ export class ChunkStore {
    * Writes a chunk durably (temp + fsync + rename). Returns the bytes written and the directory
    * whose entry must be fsynced before a commit; `newDir` when the prefix directory was created.
    */
-  async insert(hex: string, plain: Buffer): Promise<{storedBytes: number; dir: string; newDir: boolean}> {
+  async insert(hex: string, plain: Buffer): Promise<{storedBytes: number; dir: string; newDir: boolean; encodeMs: number; writeMs: number}> {
     const p = this.path(hex);
     const dir = join(this.dir, chunkPrefix(hex));
+    const t0 = performance.now();
     const {header, payload} = await encodeChunk(plain);
+    const t1 = performance.now();
     let newDir = false;
     if (!this.knownDirs.has(dir)) {
       try {
@@ -65,7 +67,7 @@ export class ChunkStore {
       if (errnoCode(err) === 'ENOENT') this.knownDirs.delete(dir);
       throw err;
     }
-    return {storedBytes: header.length + payload.length, dir, newDir};
+    return {storedBytes: header.length + payload.length, dir, newDir, encodeMs: t1 - t0, writeMs: performance.now() - t1};
   }
 
   async syncDirs(dirs: Iterable<string>): Promise<void> {

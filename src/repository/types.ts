@@ -60,6 +60,10 @@ export interface DiskWriteStats {
   reusedChunks: number;
   /** Bytes put() that were not all-zero chunks, so were hashed. */
   hashedBytes: number;
+  /** Milliseconds spent hashing and compressing chunks (summed over concurrent chunks). */
+  processMs?: number;
+  /** Milliseconds spent writing chunk files (write, fsync, rename; summed likewise). */
+  writeMs?: number;
 }
 
 export interface RestorePointStats {

@@ -59,7 +59,7 @@ export function emptyStats(key: string, logical: number): DiskWriteStats {
 }
 
 export function totalStats(disks: DiskWriteStats[]): RestorePointStats {
-  const sum = (f: keyof Omit<DiskWriteStats, 'key'>) => disks.reduce((a, d) => a + d[f], 0);
+  const sum = (f: keyof Omit<DiskWriteStats, 'key'>) => disks.reduce((a, d) => a + (d[f] ?? 0), 0);
   const t = {
     logical: sum('logical'),
     dataBytes: sum('dataBytes'),
@@ -307,7 +307,9 @@ class DiskWriterImpl implements DiskWriter {
           continue;
         }
         this.stats.hashedBytes += plain.length;
+        const h0 = performance.now();
         const id = chunkId(plain);
+        this.stats.processMs = (this.stats.processMs ?? 0) + performance.now() - h0;
         id.copy(this.ids, i * 32);
         stores.push(this.store(id.toString('hex'), plain));
       }
@@ -334,6 +336,8 @@ class DiskWriterImpl implements DiskWriter {
       this.stats.newChunks++;
       this.stats.newPlainBytes += plain.length;
       this.stats.newStoredBytes += r.storedBytes;
+      this.stats.processMs = (this.stats.processMs ?? 0) + r.encodeMs;
+      this.stats.writeMs = (this.stats.writeMs ?? 0) + r.writeMs;
       return true;
     })();
     this.rp.inflight.set(hex, job);

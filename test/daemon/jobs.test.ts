@@ -90,7 +90,7 @@ describe('jobs on a real daemon against libvirt', () => {
     expect(a.figures!.readBytes).toBeGreaterThanOrEqual(3 * 1024 * 1024);
     expect(s.totals.readBytes).toBe(a.figures!.readBytes + b.figures!.readBytes);
     expect(s.totals.storedBytes).toBeGreaterThan(0);
-    expect(['source', 'repository']).toContain(s.totals.bottleneck);
+    expect(['source', 'processing', 'repository']).toContain(s.totals.bottleneck);
     expect(s.log.some((l) => l.severity === 'warning' && l.vm === vms.a!.name)).toBe(true);
     const repo = await openRepository(join(dir, 'repo 1'));
     expect((await repo.listRestorePoints({vmId: vms.a!.uuid})).map((p) => p.sessionId)).toEqual([s.id]);

@@ -1,7 +1,7 @@
 /** Pure parts of the daemon: VM selection, the resource scheduler, VM locks, the token bucket, figures. */
 import {describe, expect, it} from 'vitest';
 import {jobSchema} from '../../src/config/schema.js';
-import {sessionTotals} from '../../src/daemon/figures.js';
+import {bottleneckOf, sessionTotals} from '../../src/daemon/figures.js';
 import {selectVms} from '../../src/daemon/selection.js';
 import {tokenBucket} from '../../src/daemon/throttle.js';
 import {VmLocks} from '../../src/daemon/vm-locks.js';
@@ -122,5 +122,12 @@ describe('session figures', () => {
       '2026-01-01T00:00:02Z',
     );
     expect(t).toEqual({sizeBytes: 80000, readBytes: 8000, transferredBytes: 2000, storedBytes: 2000, dedupRatio: 2, compressionRatio: 2, durationMs: 2000, rateBytesPerSec: 4000, bottleneck: 'source'});
+  });
+
+  it('names the stage that took longest: source, processing (hash + LZ4) or repository I/O', () => {
+    expect(bottleneckOf(100, 300, 200)).toBe('processing');
+    expect(bottleneckOf(100, 50, 400)).toBe('repository');
+    expect(bottleneckOf(500, 50, 400)).toBe('source');
+    expect(bottleneckOf(0, 0, 0)).toBeUndefined();
   });
 });
