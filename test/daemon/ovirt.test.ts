@@ -7,6 +7,7 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {openRepository} from '../../src/repository/index.js';
 import {statfs} from 'node:fs/promises';
 import {SmtpHarness} from '../notify/smtp-harness.js';
@@ -85,13 +86,22 @@ describe('jobs against the oVirt simulator', () => {
       await d.client.setSettings({lowSpacePercent: threshold});
       const job = await d.client.get<Record<string, unknown>>('jobs', 'prod');
       await d.client.update('jobs', 'prod', {...job, notification: {recipients: ['owner@example.test']}});
+      const events: DaemonEvent[] = [];
+      const watching = new AbortController();
+      void d.client.events((e) => events.push(e), watching.signal).catch(() => undefined);
       const s = await waitForSession(d.client, (await d.client.startJob('prod')).id);
       const [mail] = await smtp.waitFor(1);
       expect(mail!.to.sort(), JSON.stringify(await d.client.get('jobs', 'prod'))).toEqual(['ops@example.test', 'owner@example.test']);
       expect(mail!.mail.subject).toContain('Prod');
       if (freePercent < threshold) {
         expect(s.log.some((l) => l.code === 'repository-low-space' && l.severity === 'warning')).toBe(true);
+        // Low space also starts garbage collection of that repository right away.
+        for (let i = 0; i < 300 && !events.some((e) => e.type === 'maintenance' && e.repository === 'r' && e.action === 'gc' && e.state === 'finished'); i++) {
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        expect(events.filter((e) => e.type === 'maintenance' && e.action === 'gc').map((e) => (e as {state: string}).state)).toEqual(['started', 'finished']);
       }
+      watching.abort();
       // "Send test message" with the saved settings.
       expect(await d.client.testEmail()).toEqual({ok: true, accepted: ['ops@example.test']});
       const received = await smtp.waitFor(2);
