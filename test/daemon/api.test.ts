@@ -81,26 +81,28 @@ describe('control API on a real daemon', () => {
     const file = join(dir, 'state', 'config.json');
     const before = await readFile(file, 'utf8');
     const job = {name: 'J2', source: {connection: 'vme', vms: [{id: 'x'}]}, repository: 'main-repo'};
-    const cases: [Promise<unknown>, string][] = [
-      [c.create('jobs', {...job, name: 'bad/name'}), 'jobs.name'],
-      [c.create('jobs', {...job, schedule: {kind: 'daily', at: '9pm'}}), 'jobs.schedule.at'],
-      [c.create('jobs', {...job, schedule: {kind: 'cron', expression: '0 25 * * *'}}), 'jobs.schedule.expression'],
-      [c.create('jobs', {...job, retention: {days: 0}}), 'jobs.retention.days'],
-      [c.create('jobs', {...job, retries: {count: -1}}), 'jobs.retries.count'],
-      [c.create('jobs', {...job, bandwidthLimitMBps: -5}), 'jobs.bandwidthLimitMBps'],
-      [c.create('jobs', {...job, repository: 'nope'}), 'jobs.repository'],
-      [c.create('jobs', {...job, source: {connection: 'vme', tags: ['prod']}}), 'jobs.source.tags'],
-      [c.create('jobs', {...job, name: 'Nightly'}), 'jobs.name'],
-      [c.create('repositories', {name: 'R', path: 'relative/path'}), 'repositories.path'],
-      [c.create('connections', {kind: 'ovirt', name: 'E', url: 'ftp://x', user: 'a@b', password: 'p', caPem: pem}), 'connections.url'],
-      [c.create('connections', {kind: 'morpheus', name: 'M', clusters: [{name: 'c', hosts: [{name: 'h', connection: {kind: 'ssh', host: 'h', user: 'root', identityFile: '/k'}}]}]}), 'connections.clusters[0].hosts[0].connection.hostKey'],
-      [c.create('workers', {name: 'w', placement: {kind: 'cluster', connection: 'vme', cluster: 'nope'}}), 'workers.placement.cluster'],
-      [c.create('workers', {name: 'w', placement: {kind: 'appliance'}, slots: 1000}), 'workers.slots'],
-      [c.update('jobs', 'nightly', {...job, name: 'Nightly', schedule: {kind: 'monthly', day: 30, at: '01:00'}}), 'jobs.schedule.day'],
-      [c.setEmail({transport: 'smtp', host: 'h', from: 'not-an-address'}), 'email.from'],
+    // Thunks, run one at a time: a promise started early and rejected before it is awaited
+    // counts as an unhandled rejection.
+    const cases: [() => Promise<unknown>, string][] = [
+      [() => c.create('jobs', {...job, name: 'bad/name'}), 'jobs.name'],
+      [() => c.create('jobs', {...job, schedule: {kind: 'daily', at: '9pm'}}), 'jobs.schedule.at'],
+      [() => c.create('jobs', {...job, schedule: {kind: 'cron', expression: '0 25 * * *'}}), 'jobs.schedule.expression'],
+      [() => c.create('jobs', {...job, retention: {days: 0}}), 'jobs.retention.days'],
+      [() => c.create('jobs', {...job, retries: {count: -1}}), 'jobs.retries.count'],
+      [() => c.create('jobs', {...job, bandwidthLimitMBps: -5}), 'jobs.bandwidthLimitMBps'],
+      [() => c.create('jobs', {...job, repository: 'nope'}), 'jobs.repository'],
+      [() => c.create('jobs', {...job, source: {connection: 'vme', tags: ['prod']}}), 'jobs.source.tags'],
+      [() => c.create('jobs', {...job, name: 'Nightly'}), 'jobs.name'],
+      [() => c.create('repositories', {name: 'R', path: 'relative/path'}), 'repositories.path'],
+      [() => c.create('connections', {kind: 'ovirt', name: 'E', url: 'ftp://x', user: 'a@b', password: 'p', caPem: pem}), 'connections.url'],
+      [() => c.create('connections', {kind: 'morpheus', name: 'M', clusters: [{name: 'c', hosts: [{name: 'h', connection: {kind: 'ssh', host: 'h', user: 'root', identityFile: '/k'}}]}]}), 'connections.clusters[0].hosts[0].connection.hostKey'],
+      [() => c.create('workers', {name: 'w', placement: {kind: 'cluster', connection: 'vme', cluster: 'nope'}}), 'workers.placement.cluster'],
+      [() => c.create('workers', {name: 'w', placement: {kind: 'appliance'}, slots: 1000}), 'workers.slots'],
+      [() => c.update('jobs', 'nightly', {...job, name: 'Nightly', schedule: {kind: 'monthly', day: 30, at: '01:00'}}), 'jobs.schedule.day'],
+      [() => c.setEmail({transport: 'smtp', host: 'h', from: 'not-an-address'}), 'email.from'],
     ];
     for (const [p, field] of cases) {
-      const err = await fails(p);
+      const err = await fails(p());
       expect(err.field, err.message).toBe(field);
       expect(err.message.startsWith(`${field}: `)).toBe(true);
       expect(err.hint).toMatch(/nothing was changed/);
