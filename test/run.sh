@@ -18,7 +18,7 @@ export PATH="$ROOT/node_modules/.bin:$PATH"   # the pinned Node LTS first (READM
 log "runtime: node $(node --version)"
 
 log "type-checking"
-node node_modules/typescript/bin/tsc -p tsconfig.test.json
+node node_modules/typescript/bin/tsc -p test/tsconfig.json
 
 mkdir -p test-artifacts
 for setup in test/setup.d/*.sh; do
@@ -29,7 +29,7 @@ done
 
 log "running the tests"
 set +e
-node node_modules/vitest/vitest.mjs run --reporter=default --reporter=json \
+node node_modules/vitest/vitest.mjs run --config test/vitest.config.ts --reporter=default --reporter=json \
   --outputFile.json=test-artifacts/vitest.json "$@"
 status=$?
 set -e

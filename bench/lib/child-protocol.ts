@@ -28,7 +28,7 @@ export async function prepareChildRuntime(kind: ChildRuntime): Promise<void> {
   await rm(COMPILED, {recursive: true, force: true});
   await mkdir(COMPILED, {recursive: true});
   // Type errors elsewhere in the tree must not stop the emit: the child only needs what it imports.
-  await execa(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.test.json'), '--noEmit', 'false', '--sourceMap', 'false', '--outDir', COMPILED], {reject: false});
+  await execa(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'test/tsconfig.json'), '--noEmit', 'false', '--sourceMap', 'false', '--outDir', COMPILED], {reject: false});
   await writeFile(join(COMPILED, 'package.json'), '{"type":"module"}\n');
   // ESM resolves bare imports by walking up from the importing file: give it our node_modules.
   await symlink(join(ROOT, 'node_modules'), join(COMPILED, 'node_modules'));

@@ -193,14 +193,21 @@ export class ApiServer {
     res.write(': vmbackupd events\n\n');
     this.sse.add(res);
     const unsubscribe = this.d.hub.subscribe((e) => {
+      // A stream ended by close() (daemon stopping) or by the client gets nothing more: a write
+      // after end would be an unhandled 'error' that brings the daemon down mid-shutdown.
+      if (res.writableEnded || res.destroyed) return;
       // Progress events are dropped for a client whose buffer is full, never queued without bound.
       if (res.writableNeedDrain && e.type === 'engine' && e.event.type === 'disk-progress') return;
       res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     });
-    req.on('close', () => {
+    const done = () => {
       unsubscribe();
       this.sse.delete(res);
-    });
+    };
+    req.on('close', done);
+    res.on('close', done);
+    // A client that vanishes mid-write must not crash the daemon.
+    res.on('error', (err) => this.d.log('debug', `event stream closed: ${err.message}`));
   }
 
   async listen(socketPath: string): Promise<void> {
