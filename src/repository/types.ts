@@ -66,16 +66,8 @@ export interface DiskWriteStats {
   writeMs?: number;
 }
 
-export interface RestorePointStats {
-  logical: number;
-  dataBytes: number;
-  zeroBytes: number;
-  baseBytes: number;
-  newChunks: number;
-  newPlainBytes: number;
-  newStoredBytes: number;
-  reusedChunks: number;
-  hashedBytes: number;
+/** The disks' figures added up (timings are per disk only), with the restore point's ratios. */
+export interface RestorePointStats extends Omit<DiskWriteStats, 'key' | 'processMs' | 'writeMs'> {
   /** Non-zero bytes put / plain bytes that had to be stored (1 = nothing deduplicated). */
   dedupRatio: number;
   /** Plain bytes of new chunks / bytes stored for them (1 = incompressible). */
