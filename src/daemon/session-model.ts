@@ -3,6 +3,7 @@
  * figures, its log, its totals. Plain JSON: persisted in the history (history.ts) and returned
  * by the control API as is.
  */
+import type {Bottleneck} from '../notify/model.js';
 import type {Severity} from '../platforms/types.js';
 
 export type SessionState = 'running' | 'success' | 'warning' | 'failed' | 'stopped';
@@ -61,7 +62,7 @@ export interface SessionTotals {
   compressionRatio: number;
   durationMs: number;
   rateBytesPerSec: number;
-  bottleneck?: 'source' | 'processing' | 'repository';
+  bottleneck?: Bottleneck;
 }
 
 export interface SessionRecord {
