@@ -37,7 +37,16 @@ export interface RestorePointInfo {
   protected: boolean;
   platform: string;
   disks: {key: string; name: string; size: number}[];
+  /**
+   * Whether the VM is still in the inventory of the connection it was backed up from; absent when
+   * that cannot be told (no such connection any more, or its inventory could not be read in time).
+   * The restore wizard offers "to its original place" only when the VM is there.
+   */
+  vmExists?: boolean;
 }
+
+/** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
+const INVENTORY_WAIT_MS = 5000;
 
 export type RestoreRequestTarget =
   | {kind: 'original'}
@@ -116,18 +125,39 @@ export class Restores {
 
   async restorePoints(repositoryId: string): Promise<RestorePointInfo[]> {
     const repo = await this.deps.resources.repository(repositoryId);
-    return (await repo.listRestorePoints()).map((p) => ({
-      id: p.id,
-      vmId: p.vmId,
-      vmName: p.vmName,
-      time: p.time,
-      type: p.type,
-      sizeBytes: p.logicalSize,
-      storedBytes: p.storedSize,
-      protected: p.protected,
-      platform: p.platform,
-      disks: p.disks,
-    }));
+    const points = await repo.listRestorePoints();
+    // One fresh inventory per connection the points came from: a cached one may predate a deletion.
+    const inventories = new Map<string, Promise<Set<string> | undefined>>();
+    const vmIdsOf = (connectionId: string) => {
+      let p = inventories.get(connectionId);
+      if (!p) {
+        p = withTimeout(this.deps.resources.inventory(connectionId, true), INVENTORY_WAIT_MS).then(
+          (inv) => (inv ? new Set(inv.vms.map((v) => v.id)) : undefined),
+          () => undefined,
+        );
+        inventories.set(connectionId, p);
+      }
+      return p;
+    };
+    return Promise.all(
+      points.map(async (p) => {
+        const connectionId = this.sourceConnection(p.platform, p.sessionId);
+        const ids = connectionId ? await vmIdsOf(connectionId) : undefined;
+        return {
+          id: p.id,
+          vmId: p.vmId,
+          vmName: p.vmName,
+          time: p.time,
+          type: p.type,
+          sizeBytes: p.logicalSize,
+          storedBytes: p.storedSize,
+          protected: p.protected,
+          platform: p.platform,
+          disks: p.disks,
+          ...(ids ? {vmExists: ids.has(p.vmId)} : {}),
+        };
+      }),
+    );
   }
 
   /** Validates the request, then runs the restore in the background; returns its id at once. */
@@ -173,24 +203,32 @@ export class Restores {
       return {platform: new LibvirtPlatform({hosts: [{name: 'appliance', connection: {kind: 'local'}}]}), owned: true};
     }
     const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
-    let id = req.connection;
-    if (!id && sessionId) {
-      const jobId = this.deps.history.list().find((s) => s.id === sessionId)?.jobId;
-      const job = (this.deps.store.list('jobs') as {id: string; source?: {connection?: string}}[]).find((j) => j.id === jobId);
-      id = job?.source?.connection;
-    }
+    const id = req.connection ?? this.sourceConnection(platformKind, sessionId);
     if (!id) {
       const kind = platformKind === 'ovirt' ? 'ovirt' : 'morpheus';
-      const candidates = connections.filter((c) => c.kind === kind);
-      if (candidates.length === 1) id = candidates[0].id;
-      else {
-        throw bad('connection', candidates.length === 0
-          ? `no ${kind === 'ovirt' ? 'oVirt engine' : 'Morpheus VM Essentials server'} is configured to restore this VM to; add one, or restore the disks to files`
-          : 'several connections could take this VM: choose one');
-      }
+      throw bad('connection', connections.some((c) => c.kind === kind)
+        ? 'several connections could take this VM: choose one'
+        : `no ${kind === 'ovirt' ? 'oVirt engine' : 'Morpheus VM Essentials server'} is configured to restore this VM to; add one, or restore the disks to files`);
     }
     if (!connections.some((c) => c.id === id)) throw bad('connection', `there is no connection ${id}`);
     return {platform: this.deps.resources.platform(id), connectionId: id, owned: false};
+  }
+
+  /**
+   * The connection a restore point's VM came from: the connection of the job whose session wrote
+   * it, else the only configured connection of that platform kind; undefined when neither tells.
+   */
+  private sourceConnection(platformKind: string, sessionId: string | undefined): string | undefined {
+    const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
+    if (sessionId) {
+      const jobId = this.deps.history.list().find((s) => s.id === sessionId)?.jobId;
+      const job = (this.deps.store.list('jobs') as {id: string; source?: {connection?: string}}[]).find((j) => j.id === jobId);
+      const id = job?.source?.connection;
+      if (id && connections.some((c) => c.id === id)) return id;
+    }
+    const kind = platformKind === 'ovirt' ? 'ovirt' : 'morpheus';
+    const candidates = connections.filter((c) => c.kind === kind);
+    return candidates.length === 1 ? candidates[0]!.id : undefined;
   }
 
   private publish(record: SessionRecord): void {
@@ -252,4 +290,14 @@ export class Restores {
       this.publish(record);
     }
   }
+}
+
+/** The promise's value, or undefined when it takes longer than `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -76,6 +76,20 @@ describe('restores through the control API', () => {
     for (const bytes of atBackup.values()) expect(got.some((g) => g.equals(bytes))).toBe(true);
   });
 
+  it('tells the wizard whether the VM is still there, so "to its original place" is offered only then', async () => {
+    type Point = {vmId: string; vmExists?: boolean};
+    const before = await d.client.request<Point[]>('GET', '/repositories/r/restore-points');
+    expect(before.map((p) => p.vmExists)).toEqual([true]);
+    const vm = sim.vm('web01');
+    sim.state.vms.delete(vm.id);
+    try {
+      const after = await d.client.request<Point[]>('GET', '/repositories/r/restore-points');
+      expect(after.map((p) => p.vmExists)).toEqual([false]);
+    } finally {
+      sim.state.vms.set(vm.id, vm);
+    }
+  });
+
   it('refuses bad requests with the field named, and changes nothing', async () => {
     const before = (await d.client.sessions()).length;
     await expect(d.client.request('POST', '/restores', {repository: 'r', target: {kind: 'files', directory: '/tmp/x'}})).rejects.toThrow(/restorePointId/);
