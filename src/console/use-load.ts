@@ -1,9 +1,10 @@
 /**
  * Loads data from the ConsoleApi into a reducer: loading, the data, or the error in words.
  * `reload()` fetches again (after a change, or on `r`); an older answer never overwrites a
- * newer one.
+ * newer one. Until the first answer is in, keys typed ahead wait for the screen (holdKeys).
  */
-import {useCallback, useEffect, useReducer, useRef} from 'react';
+import {useCallback, useEffect, useLayoutEffect, useReducer, useRef} from 'react';
+import {holdKeys} from './components/use-keys.js';
 import {explain} from './api.js';
 
 export interface LoadState<T> {
@@ -41,6 +42,9 @@ export function useLoad<T>(fetch: () => Promise<T>, deps: readonly unknown[] = [
   }, []);
   // eslint-disable-next-line react-hooks/exhaustive-deps
   useEffect(reload, deps);
+  // Keys typed ahead into this screen wait until its first answer is in (holdKeys).
+  const settled = state.data !== undefined || state.error !== undefined;
+  useLayoutEffect(() => (settled ? undefined : holdKeys()), [settled]);
   return {...state, reload};
 }
 

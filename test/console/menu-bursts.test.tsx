@@ -23,6 +23,9 @@ const CASES: {menu: string; route: Route; ready: string; keys: string; expect: s
   {menu: 'platform choice', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter, expect: 'SSH key file'},
   {menu: 'workers list', route: {name: 'workers'}, ready: 'Add a worker', keys: KEY.enter, expect: 'Slots'},
   {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/6', keys: D + KEY.enter, expect: 'Set-up 2/6'},
+  // Keys typed ahead past a screen change belong to the screen that the Enter opened.
+  {menu: 'across a screen change', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + KEY.enter + KEY.enter, expect: 'Slots'},
+  {menu: 'across a screen change, then down the next list', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + D + D + KEY.enter + D + KEY.enter, expect: 'step 1/7: Name'},
 ];
 
 describe('menu bursts', () => {
@@ -36,4 +39,17 @@ describe('menu bursts', () => {
       await r.waitFor(c.expect);
     });
   }
+});
+
+describe('keys typed ahead into a loading screen', () => {
+  it('wait for it, but Esc leaves a screen that never loads at once', async () => {
+    const api = seeded();
+    api.list = () => new Promise<never>(() => {});
+    r = await renderApp(api, {name: 'workers'});
+    await r.waitFor('loading');
+    await r.press(KEY.down);
+    await r.press(KEY.esc);
+    // Well before the hold would end by itself (HOLD_MAX_MS, 3 s).
+    await r.waitFor('vmbackup › Dashboard', 2000);
+  });
 });
