@@ -6,7 +6,9 @@
  *   reached, to `proxy_url` (the engine proxy, gotcha 11); the chosen base is kept for every
  *   later request. Legacy servers (405/204 on OPTIONS) get one reader/writer and no features.
  * - Requests go over keep-alive connections of an undici Pool; up to `maxReaders`/`maxWriters`
- *   of them may be outstanding at once (the caller keeps to that).
+ *   of them may be outstanding at once (the caller keeps to that). Ranged GETs of data go over
+ *   connections of their own (range-reader.ts: the body lands in the caller's buffer, at about
+ *   half undici's CPU per GiB); an answer that reader cannot frame sends reads back to undici.
  * - Ranged GETs only (no multi-range, no HEAD); the length of every answer is checked.
  * - Writes are PUT ?flush=n with the start in Content-Range and a mandatory Content-Length,
  *   zeroing is PATCH {"op":"zero"} with JSON integers, and flush() sends one PATCH flush (gotchas 15, 16).
@@ -18,6 +20,7 @@ import {Pool} from 'undici';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {parseExtents, type ImageioExtent} from './extents.js';
 import {deepCode, isCertError, isConnectError} from './net-errors.js';
+import {RangeReader, UnsupportedFramingError} from './range-reader.js';
 import {redactTicketUrl} from './redact.js';
 
 export interface ImageioOpenOptions {
@@ -52,6 +55,9 @@ export class ImageioError extends UserError {
 const MAX_ZERO = 128 * 2 ** 20;
 
 export class ImageioClient {
+  /** The fast path for ranged GETs; undefined once an answer showed it cannot frame this server's replies. */
+  private ranges: RangeReader | undefined;
+
   private constructor(
     private readonly pool: Pool,
     private readonly path: string,
@@ -82,6 +88,9 @@ export class ImageioClient {
       const client = new ImageioClient(pool, u.pathname, redactTicketUrl(url), via, {features: new Set(), maxReaders: 1, maxWriters: 1}, timeoutMs);
       try {
         await client.options();
+        client.ranges = new RangeReader({
+          origin: u.origin, ca: o.caPem, maxConnections: o.maxConnections ?? 8, timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 10_000),
+        });
         return client;
       } catch (err) {
         await pool.destroy().catch(() => undefined);
@@ -119,9 +128,19 @@ export class ImageioClient {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    if (into && into.length < length) throw new RangeError(`read of ${length} bytes into a buffer of ${into.length}`);
     const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     for (let attempt = 0; ; attempt++) {
       try {
+        if (this.ranges) {
+          try {
+            return await this.readFast(this.ranges, offset, length, out);
+          } catch (err) {
+            if (!(err instanceof UnsupportedFramingError)) throw err;
+            this.ranges.close();
+            this.ranges = undefined;
+          }
+        }
         const res = await this.call('GET', this.path, {range: `bytes=${offset}-${offset + length - 1}`});
         if (res.status !== 206 && res.status !== 200) throw await this.error(`GET bytes ${offset}+${length}`, res);
         let pos = 0;
@@ -142,6 +161,24 @@ export class ImageioClient {
         throw err;
       }
     }
+  }
+
+  private async readFast(ranges: RangeReader, offset: number, length: number, out: Buffer): Promise<Buffer> {
+    const what = `GET bytes ${offset}+${length}`;
+    let r;
+    try {
+      r = await ranges.get(this.path, offset, length, out);
+    } catch (err) {
+      if (err instanceof UnsupportedFramingError) throw err;
+      throw this.transportError(err, what);
+    }
+    if (r.status !== 206 && r.status !== 200) throw this.errorOf(what, r.status, r.text ?? '');
+    if (r.length > length) throw new ImageioError(`imageio at ${this.displayUrl} sent more than the ${length} bytes asked for at ${offset}.`, r.status);
+    if (r.length !== length) throw new ImageioError(`imageio at ${this.displayUrl} sent ${r.length} of ${length} bytes at offset ${offset}.`, r.status);
+    if (r.status === 206 && r.rangeStart !== undefined && r.rangeStart !== offset) {
+      throw new ImageioError(`imageio at ${this.displayUrl} sent bytes from ${r.rangeStart} when asked for ${offset}.`, r.status);
+    }
+    return out;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -172,6 +209,7 @@ export class ImageioClient {
   }
 
   async close(): Promise<void> {
+    this.ranges?.close();
     await this.pool.close().catch(() => this.pool.destroy());
   }
 
@@ -180,21 +218,37 @@ export class ImageioClient {
       const res = await this.pool.request({method: method as 'GET', path, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs});
       return {status: res.statusCode, body: res.body, text: () => res.body.text()};
     } catch (err) {
-      if (isCertError(err)) {
-        throw new UserError(`The imageio certificate at ${this.displayUrl} is not signed by the stored engine CA.`, {
-          hint: 'Hosts use certificates signed by the engine CA; the engine proxy uses the Apache certificate. If the engine uses a third-party certificate, add that CA to the stored bundle.',
-          exitCode: ExitCode.untrusted,
-          cause: err,
-        });
-      }
-      throw err;
+      throw this.transportError(err, method);
     }
   }
 
+  /** A certificate failure or a stall as a UserError; other socket errors as they are (callers retry or classify them). */
+  private transportError(err: unknown, what: string): unknown {
+    if (isCertError(err)) {
+      return new UserError(`The imageio certificate at ${this.displayUrl} is not signed by the stored engine CA.`, {
+        hint: 'Hosts use certificates signed by the engine CA; the engine proxy uses the Apache certificate. If the engine uses a third-party certificate, add that CA to the stored bundle.',
+        exitCode: ExitCode.untrusted,
+        cause: err,
+      });
+    }
+    if (deepCode(err) === 'ETIMEDOUT' && what.startsWith('GET bytes')) {
+      return new UserError(`imageio at ${this.displayUrl} stopped answering (${what}): nothing for ${this.timeoutMs / 1000} s.`, {
+        hint: 'The host or its storage is overloaded or the network dropped; see the imageio log on the host (/var/log/ovirt-imageio/daemon.log) and retry.',
+        exitCode: ExitCode.unreachable,
+        cause: err,
+      });
+    }
+    return err;
+  }
+
   private async error(what: string, res: {status: number; text: () => Promise<string>}): Promise<ImageioError> {
-    const text = (await res.text().catch(() => '')).trim().replace(/No such ticket \S+/, 'No such ticket <ticket>');
-    return new ImageioError(`imageio ${what} at ${this.displayUrl} failed (HTTP ${res.status}): ${text || 'no detail'}`, res.status, {
-      hint: res.status === 403
+    return this.errorOf(what, res.status, await res.text().catch(() => ''));
+  }
+
+  private errorOf(what: string, status: number, body: string): ImageioError {
+    const text = body.trim().replace(/No such ticket \S+/, 'No such ticket <ticket>');
+    return new ImageioError(`imageio ${what} at ${this.displayUrl} failed (HTTP ${status}): ${text || 'no detail'}`, status, {
+      hint: status === 403
         ? 'The transfer ticket expired or was cancelled (inactivity timeout, or the transfer was finalized); a new transfer is needed.'
         : 'See the imageio log on the host (/var/log/ovirt-imageio/daemon.log).',
     });
