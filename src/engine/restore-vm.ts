@@ -115,7 +115,8 @@ async function copyDisk(
   const writeRun = (offset: number, length: number, zero: boolean) =>
     pool.add(async () => {
       if (zero) {
-        await sink.zero(offset, length);
+        // A new image already reads as zeros there.
+        if (!sink.startsZeroed) await sink.zero(offset, length);
         zeroed += length;
       } else {
         const data = await disk.read(offset, length);

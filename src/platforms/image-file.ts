@@ -4,6 +4,11 @@
  * (LocalRunner) or on a libvirt host (SshRunner plus a forwarded socket), and by any platform
  * adapter that restores disks to files.
  *
+ * The image is always new (qemu-img create, no backing file), so it reads as zeros where nothing
+ * was written (startsZeroed: the engine sends no zero requests). Its export writes with O_DIRECT
+ * (qemu-nbd --cache=none, see qemu-nbd.ts), or through the page cache where the file system or
+ * qemu-nbd cannot do that.
+ *
  * Contract: an existing file is never overwritten (UserError); close() flushes nothing by itself
  * (the engine calls flush()), ends qemu-nbd and waits for it, so the image is complete and closed
  * when close() returns; discard() does the same and deletes the file.
@@ -39,6 +44,7 @@ export class ImageFileSink implements DiskSink {
   readonly path: string;
   readonly maxParallelWrites: number;
   readonly maxWriteSize: number;
+  readonly startsZeroed = true;
   private closed = false;
 
   private constructor(
@@ -73,6 +79,7 @@ export class ImageFileSink implements DiskSink {
     };
     try {
       await runner.run(['mkdir', '-p', '-m', '0700', '--', dir]);
+      let directIo = true;
       for (let attempt = 0; !nbd; attempt++) {
         const endpoint: NbdEndpoint = opts.endpoint ? opts.endpoint(dir) : {kind: 'unix', path: join(dir, 'nbd.sock')};
         nbd = await startQemuNbd(runner, {
@@ -83,9 +90,15 @@ export class ImageFileSink implements DiskSink {
           pidFile: join(dir, 'qemu-nbd.pid'),
           readOnly: false,
           connections: opts.connections ?? 2,
+          directIo,
         }).catch((err: unknown) => {
           // A random TCP port that is taken: try another one.
           if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) return undefined;
+          // No O_DIRECT on that file system (or no io_uring in that qemu-nbd): once more through the page cache.
+          if (directIo && err instanceof CommandError) {
+            directIo = false;
+            return undefined;
+          }
           throw err;
         });
       }

@@ -50,6 +50,8 @@ export interface DiskSink {
   write(offset: number, data: Buffer): Promise<void>;
   /** Marks [offset, offset+length) as zeros (a hole where the target supports it). */
   zero(offset: number, length: number): Promise<void>;
+  /** A new, empty target that reads as zeros until written: the restore sends it no zero requests. */
+  readonly startsZeroed?: boolean;
   readonly maxParallelWrites: number;
   readonly maxWriteSize: number;
   flush(): Promise<void>;

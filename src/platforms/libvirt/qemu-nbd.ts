@@ -6,6 +6,15 @@
  * session's scratch directory; stop() ends it and waits until it has exited, so the image is
  * closed (and its bitmaps written back) before anything else touches it. cleanupLeftovers finds
  * forgotten ones by those pid files.
+ *
+ * A forked qemu-nbd is re-parented to the host's init; an init that reaps slowly leaves it a
+ * zombie for a while (seen: 1.8 s in a firecracker VM), and `kill -0` still succeeds on a
+ * zombie. So "has exited" is read from /proc/<pid>/stat: gone, or in state Z/X.
+ *
+ * directIo (restores into a new image): --cache=none --aio=io_uring, writes bypass the host's
+ * page cache. Measured writing 884 MiB into a fresh qcow2 (2 connections, 8 MiB writes):
+ * qemu-nbd CPU 0.34-0.45 s instead of 1.0-1.3 s, writes 1.1-1.5 s instead of 1.9-3.2 s. The
+ * engine's final NBD flush still makes qemu-nbd fdatasync the file (the device's cache).
  */
 import {setTimeout as sleep} from 'node:timers/promises';
 import {CommandError, type CommandRunner} from '../../transports/command-runner.js';
@@ -26,6 +35,8 @@ export function qemuNbdArgv(opts: {
   readOnly: boolean;
   bitmap?: string;
   connections?: number;
+  /** Writable exports only: O_DIRECT writes through io_uring (see above). */
+  directIo?: boolean;
 }): string[] {
   return [
     'qemu-nbd',
@@ -37,6 +48,7 @@ export function qemuNbdArgv(opts: {
     `--export-name=${opts.exportName}`,
     `--format=${opts.format}`,
     ...(opts.readOnly ? ['--read-only'] : ['--discard=unmap']),
+    ...(opts.directIo && !opts.readOnly ? ['--cache=none', '--aio=io_uring'] : []),
     ...(opts.bitmap ? [`--bitmap=${opts.bitmap}`] : []),
     opts.image.startsWith('-') ? `./${opts.image}` : opts.image,
   ];
@@ -51,19 +63,30 @@ export async function startQemuNbd(runner: CommandRunner, opts: Parameters<typeo
   };
 }
 
+/**
+ * Whether a /proc/<pid>/stat read shows a live qemu-nbd: false when the pid is gone, is a zombie
+ * (exited, not yet reaped) or belongs to another program.
+ */
+function liveQemuNbd(stat: {exitCode: number; stdout: string}): boolean {
+  if (stat.exitCode !== 0) return false;
+  // "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses, the state follows the last ')'.
+  const m = /^\d+ \((.*)\) (\S)/s.exec(stat.stdout);
+  return m !== null && m[1] === 'qemu-nbd' && m[2] !== 'Z' && m[2] !== 'X';
+}
+
 /** Ends the qemu-nbd whose pid is in `pidFile` and waits for it to exit (no-op when gone). */
 export async function stopByPidFile(runner: CommandRunner, pidFile: string): Promise<void> {
   const r = await runner.run(['cat', '--', pidFile], {allowFailure: true});
   const pid = r.stdout.trim();
   if (r.exitCode !== 0 || !/^\d+$/.test(pid)) return;
   // The pid may have been reused since (a leftover from before a reboot): only end a qemu-nbd.
-  const comm = await runner.run(['cat', '--', `/proc/${pid}/comm`], {allowFailure: true});
-  if (comm.exitCode !== 0 || comm.stdout.trim() !== 'qemu-nbd') return;
+  const stat = () => runner.run(['cat', '--', `/proc/${pid}/stat`], {allowFailure: true});
+  if (!liveQemuNbd(await stat())) return;
   await runner.run(['kill', '-TERM', pid], {allowFailure: true});
-  for (let i = 0; i < 200; i++) {
-    const alive = await runner.run(['kill', '-0', pid], {allowFailure: true});
-    if (alive.exitCode !== 0) return;
-    await sleep(50);
+  // qemu-nbd closes the image within milliseconds when idle; poll fast first, then every 50 ms (10 s in all).
+  for (let i = 0; i < 210; i++) {
+    if (!liveQemuNbd(await stat())) return;
+    await sleep(i < 10 ? 5 : 50);
   }
   await runner.run(['kill', '-KILL', pid], {allowFailure: true});
 }
