@@ -225,6 +225,12 @@ describe('restore helpers and qemu-nbd argv', () => {
     expect(rw).toContain('--discard=unmap');
     expect(rw).not.toContain('--read-only');
     expect(rw.at(-1)).toBe('./-odd');
+    expect(rw.some((a) => a.startsWith('--cache') || a.startsWith('--aio'))).toBe(false);
+    const direct = qemuNbdArgv({image: '/x', format: 'qcow2', exportName: 'vda', endpoint: {kind: 'unix', path: '/s/a.sock'}, pidFile: '/p', readOnly: false, directIo: true});
+    expect(direct).toEqual(expect.arrayContaining(['--cache=none', '--aio=io_uring', '--discard=unmap']));
+    // A read-only export (backups) keeps the page cache: it reads what a running guest may cache too.
+    const roDirect = qemuNbdArgv({image: '/x', format: 'qcow2', exportName: 'vda', endpoint: {kind: 'unix', path: '/s/a.sock'}, pidFile: '/p', readOnly: true, directIo: true});
+    expect(roDirect.some((a) => a.startsWith('--cache'))).toBe(false);
     const tcp = qemuNbdArgv({image: '/x', format: 'raw', exportName: 'vda', endpoint: {kind: 'tcp', address: '10.0.0.11', port: 10901}, pidFile: '/p', readOnly: true});
     expect(tcp).toEqual(expect.arrayContaining(['--bind=10.0.0.11', '--port=10901']));
     expect(tcp.some((a) => a.startsWith('--socket'))).toBe(false);
