@@ -1,20 +1,32 @@
 /**
- * Chunk file encoding (pure). A chunk file is a 16-byte header and a payload:
+ * Chunk file encoding (pure, synchronous: it runs inside the chunk worker threads, see
+ * chunk-workers.ts). Two versions; the repository's format version decides which one is written
+ * (docs/repository-format.md), a reader accepts both.
  *
- *   0  magic "VBCK" · 4 u8 format version (1) · 5 u8 flags (bit 0 = LZ4) · 6 u16 reserved (0)
+ * Version 1 (repository format 1): a 16-byte header and a payload:
+ *   0  magic "VBCK" · 4 u8 chunk format version (1) · 5 u8 flags (bit 0 = LZ4) · 6 u16 reserved (0)
  *   8  u32 LE plain length · 12 u32 LE CRC-32 (zlib) of the payload · 16 payload
+ * Reads check the CRC; the SHA-256 (= the chunk id) is checked by verify.
+ *
+ * Version 2 (repository format 2): a 12-byte header and a payload:
+ *   0  magic "VBCK" · 4 u8 chunk format version (2) · 5 u8 flags (bit 0 = LZ4) · 6 u16 reserved (0)
+ *   8  u32 LE plain length · 12 payload
+ * No CRC: every read checks the SHA-256 of the decoded plain data against the chunk id, so a
+ * restore verifies each chunk end to end.
  *
  * The LZ4 payload is lz4-napi's block output: a u32 LE plain length, then one raw LZ4 block.
- * A chunk is stored raw (flags 0) when LZ4 does not make it smaller. The chunk id is the
- * SHA-256 of the plain data and is checked by verify, not by every read (CRC covers reads).
+ * A chunk is stored raw (flags 0) when LZ4 does not make it smaller.
  */
 import {createHash} from 'node:crypto';
 import {crc32} from 'node:zlib';
-import {compress, compressSync, uncompressSync} from 'lz4-napi';
+import {compressSync, uncompressSync} from 'lz4-napi';
 
 export const CHUNK_MAGIC = Buffer.from('VBCK', 'latin1');
+/** Header size of a version 1 chunk file. */
 export const CHUNK_HEADER_SIZE = 16;
-export const CHUNK_FORMAT_VERSION = 1;
+export const CHUNK_HEADER_SIZE_V2 = 12;
+export const CHUNK_FORMAT_V1 = 1;
+export const CHUNK_FORMAT_V2 = 2;
 export const FLAG_LZ4 = 1;
 
 /** The id an index uses for an all-zero chunk; such chunks are never stored. */
@@ -44,40 +56,55 @@ export function looksCompressible(plain: Buffer): boolean {
   return packed < SAMPLE * SAMPLES * 0.97;
 }
 
-/** Compresses when that pays off and returns the header and payload to write. */
-export async function encodeChunk(plain: Buffer): Promise<{header: Buffer; payload: Buffer}> {
+/**
+ * Compresses when that pays off and returns the header and payload to write, in the chunk
+ * format `version` (1 or 2, see the module comment).
+ */
+export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2): {header: Buffer; payload: Buffer} {
+  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2) throw new Error(`cannot write chunk format version ${version}`);
   let payload = plain;
   let flags = 0;
   if (looksCompressible(plain)) {
-    // Runs on the libuv pool, so compression of one chunk overlaps hashing of the next.
-    const packed = await compress(plain);
+    // Sync on purpose (in a worker thread): lz4-napi's async calls grew RSS by hundreds of MiB.
+    const packed = compressSync(plain) as Buffer;
     if (packed.length < plain.length) {
       payload = packed;
       flags = FLAG_LZ4;
     }
   }
-  const header = Buffer.alloc(CHUNK_HEADER_SIZE);
+  const header = Buffer.alloc(version === CHUNK_FORMAT_V1 ? CHUNK_HEADER_SIZE : CHUNK_HEADER_SIZE_V2);
   CHUNK_MAGIC.copy(header, 0);
-  header.writeUInt8(CHUNK_FORMAT_VERSION, 4);
+  header.writeUInt8(version, 4);
   header.writeUInt8(flags, 5);
   header.writeUInt32LE(plain.length, 8);
-  header.writeUInt32LE(crc32(payload), 12);
+  if (version === CHUNK_FORMAT_V1) header.writeUInt32LE(crc32(payload), 12);
   return {header, payload};
 }
 
 export class ChunkDecodeError extends Error {}
 
-/** Checks the header and CRC and returns the plain data. Throws ChunkDecodeError on damage. */
-export async function decodeChunk(file: Buffer): Promise<Buffer> {
-  if (file.length < CHUNK_HEADER_SIZE) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
+/**
+ * Checks a chunk file and returns its plain data. Throws ChunkDecodeError on damage. Version 1
+ * files are checked by their CRC; version 2 files by the SHA-256 of the plain data against
+ * `id` (the chunk id, 32 bytes or 64 hex digits), which every reader passes. Without `id` a
+ * version 2 file is only checked for its structure (the caller hashes, as verify does).
+ */
+export function decodeChunk(file: Buffer, id?: Uint8Array | string): Buffer {
+  if (file.length < CHUNK_HEADER_SIZE_V2) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
   if (!file.subarray(0, 4).equals(CHUNK_MAGIC)) throw new ChunkDecodeError('bad magic (not a chunk file)');
   const version = file.readUInt8(4);
-  if (version !== CHUNK_FORMAT_VERSION) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
+  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
   const flags = file.readUInt8(5);
   if ((flags & ~FLAG_LZ4) !== 0) throw new ChunkDecodeError(`unknown flags 0x${flags.toString(16)}`);
   const plainLength = file.readUInt32LE(8);
-  const payload = file.subarray(CHUNK_HEADER_SIZE);
-  if (crc32(payload) !== file.readUInt32LE(12)) throw new ChunkDecodeError('payload checksum mismatch');
+  let payload: Buffer;
+  if (version === CHUNK_FORMAT_V1) {
+    if (file.length < CHUNK_HEADER_SIZE) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
+    payload = file.subarray(CHUNK_HEADER_SIZE);
+    if (crc32(payload) !== file.readUInt32LE(12)) throw new ChunkDecodeError('payload checksum mismatch');
+  } else {
+    payload = file.subarray(CHUNK_HEADER_SIZE_V2);
+  }
   let plain: Buffer;
   if (flags & FLAG_LZ4) {
     try {
@@ -91,5 +118,15 @@ export async function decodeChunk(file: Buffer): Promise<Buffer> {
     plain = payload;
   }
   if (plain.length !== plainLength) throw new ChunkDecodeError(`plain length ${plain.length} differs from header ${plainLength}`);
+  if (version === CHUNK_FORMAT_V2 && id !== undefined) {
+    const want = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
+    if (!chunkId(plain).equals(want)) throw new ChunkDecodeError('content checksum mismatch: the SHA-256 of the data differs from the chunk id');
+  }
   return plain;
+}
+
+/** The chunk format version of a chunk file's header, or undefined when it is not one. */
+export function chunkFileVersion(file: Uint8Array): number | undefined {
+  if (file.length < 5 || !CHUNK_MAGIC.equals(file.subarray(0, 4))) return undefined;
+  return file[4];
 }

@@ -1,5 +1,9 @@
 /**
- * The chunk store: content-addressed chunk files under chunks/<4 hex>/<64 hex>.
+ * The chunk store: content-addressed chunk files under chunks/<prefix>/<64 hex>, the prefix
+ * being the first 2 hex digits of the id in format 2 and the first 4 in format 1 (layout.ts).
+ * The chunk work itself (hashing, LZ4, checks, the chunk file writes and reads) runs in the
+ * chunk worker threads (chunk-workers.ts); this class turns their replies into results and
+ * into the same errors as before.
  *
  * Contract with garbage collection (gc.ts): a writer that relies on a chunk being present
  * touches it (sets its mtime to now) AFTER registering itself; touching is also how the writer
@@ -9,23 +13,49 @@
  * references a chunk that a power cut could lose.
  */
 import {join} from 'node:path';
-import {mkdir, readFile, rename, utimes, stat} from 'node:fs/promises';
+import {readFile, rename, utimes, stat} from 'node:fs/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
-import {ChunkDecodeError, decodeChunk, encodeChunk} from './chunk-file.js';
-import {corrupt, fsyncDir, ioError, writeFileAtomic} from './fsio.js';
+import {ChunkWorkerError, chunkWorkers, type ReadReply} from './chunk-workers.js';
+import {corrupt, fsyncDir, ioError} from './fsio.js';
 import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
+
+export interface PutResult {
+  /** The chunk id (SHA-256 of the plain data). */
+  id: Buffer;
+  /** False when the repository already had the chunk (it was touched). */
+  isNew: boolean;
+  storedBytes: number;
+  /** The directory whose entry must be fsynced before a commit (when isNew). */
+  dir: string;
+  /** The chunk directory was created by this put. */
+  newDir: boolean;
+  hashMs: number;
+  encodeMs: number;
+  writeMs: number;
+}
+
+/** A worker's failure as the error the main thread gave before the work moved to threads. */
+function rebuilt(err: unknown): unknown {
+  if (err instanceof ChunkWorkerError && err.file !== undefined && err.action !== undefined) {
+    const e = Object.assign(new Error(err.message), err.code !== undefined ? {code: err.code} : {});
+    return ioError(e, err.file, err.action);
+  }
+  return err;
+}
 
 export class ChunkStore {
   readonly dir: string;
-  /** Prefix directories known to exist, so a new chunk costs no mkdir. */
-  private readonly knownDirs = new Set<string>();
 
-  constructor(readonly root: string) {
+  /** `formatVersion` is the repository's: it decides the layout and the chunk files written. */
+  constructor(
+    readonly root: string,
+    readonly formatVersion: number,
+  ) {
     this.dir = join(root, CHUNKS_DIR);
   }
 
   path(hex: string): string {
-    return chunkPath(this.root, hex);
+    return chunkPath(this.root, hex, this.formatVersion);
   }
 
   /** Sets the chunk's mtime to now; false when it does not exist (never stored, swept, or quarantined). */
@@ -42,32 +72,17 @@ export class ChunkStore {
   }
 
   /**
-   * Writes a chunk durably (temp + fsync + rename). Returns the bytes written and the directory
-   * whose entry must be fsynced before a commit; `newDir` when the prefix directory was created.
+   * Hashes `plain` and makes sure the store has it: touches the chunk when it exists, else
+   * writes it durably (temp + fsync + rename) in the repository's chunk format. Runs in a
+   * chunk worker; waits for a free slot when the pool is full (back-pressure).
    */
-  async insert(hex: string, plain: Buffer): Promise<{storedBytes: number; dir: string; newDir: boolean; encodeMs: number; writeMs: number}> {
-    const p = this.path(hex);
-    const dir = join(this.dir, chunkPrefix(hex));
-    const t0 = performance.now();
-    const {header, payload} = await encodeChunk(plain);
-    const t1 = performance.now();
-    let newDir = false;
-    if (!this.knownDirs.has(dir)) {
-      try {
-        newDir = (await mkdir(dir, {recursive: true})) !== undefined;
-      } catch (err) {
-        throw ioError(err, dir, 'creating a chunk directory');
-      }
-      this.knownDirs.add(dir);
-    }
+  async put(plain: Uint8Array): Promise<PutResult> {
     try {
-      await writeFileAtomic(p, [header, payload], `writing chunk ${hex}`);
+      const r = await chunkWorkers().put(this.root, this.formatVersion, plain);
+      return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
     } catch (err) {
-      // The prefix directory was removed behind our back: create it again next time.
-      if (errnoCode(err) === 'ENOENT') this.knownDirs.delete(dir);
-      throw err;
+      throw rebuilt(err);
     }
-    return {storedBytes: header.length + payload.length, dir, newDir, encodeMs: t1 - t0, writeMs: performance.now() - t1};
   }
 
   async syncDirs(dirs: Iterable<string>): Promise<void> {
@@ -90,18 +105,26 @@ export class ChunkStore {
    * error a missing or damaged chunk raises.
    */
   async read(hex: string, context: string): Promise<Buffer> {
-    const raw = await this.loadRaw(hex);
-    if (raw === undefined) {
+    const r = await this.check(hex, {want: true});
+    if (r.status === 'missing') {
       throw new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
         hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
         exitCode: ExitCode.corrupt,
       });
     }
+    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    return Buffer.from(r.data!, r.offset ?? 0, r.length ?? r.plainLength);
+  }
+
+  /**
+   * Reads and checks a chunk in a worker: missing, damaged (with the detail), or ok with its
+   * plain length and, with `want`, its data. `verify` checks the SHA-256 in either format.
+   */
+  async check(hex: string, opts: {verify?: boolean; want?: boolean} = {}): Promise<ReadReply> {
     try {
-      return await decodeChunk(raw);
+      return await chunkWorkers().read(this.path(hex), hex, opts);
     } catch (err) {
-      if (err instanceof ChunkDecodeError) throw corrupt(this.path(hex), `${err.message} (chunk ${hex}, needed by ${context})`);
-      throw err;
+      throw rebuilt(err);
     }
   }
 
@@ -122,7 +145,7 @@ export class ChunkStore {
         if (errnoCode(err) === 'ENOENT') return undefined;
         throw ioError(err, p, `quarantining chunk ${hex}`);
       }
-      await fsyncDir(join(this.dir, chunkPrefix(hex)));
+      await fsyncDir(join(this.dir, chunkPrefix(hex, this.formatVersion)));
       return target;
     }
     return undefined;

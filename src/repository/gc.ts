@@ -22,7 +22,7 @@ import {join} from 'node:path';
 import {errnoCode} from '../util/errors.js';
 import type {RepoContext} from './context.js';
 import {TEMP_MARK, ioError, tempName} from './fsio.js';
-import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, gcLockPath} from './layout.js';
+import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, gcLockPath, isChunkPrefix} from './layout.js';
 import {acquireLock, isAlive, parseOwner} from './lock.js';
 import {parseManifest} from './manifest.js';
 import {loadIndexIds} from './reader.js';
@@ -156,7 +156,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
 
   // 3. Sweep.
   const chunksDir = join(ctx.root, CHUNKS_DIR);
-  const prefixes = (await listDir(chunksDir)).filter((p) => /^[0-9a-f]{4}$/.test(p));
+  const prefixes = (await listDir(chunksDir)).filter((p) => isChunkPrefix(p, ctx.formatVersion));
   let present = 0;
   for (let n = 0; n < prefixes.length; n++) {
     progress({phase: 'sweep', done: n, total: prefixes.length});
@@ -217,7 +217,7 @@ async function recoverAside(dir: string, name: string, marked: Set<string>, resu
   const raw = await readFile(join(dir, name)).catch(() => undefined);
   if (!raw) return false;
   try {
-    const plain = await decodeChunk(raw);
+    const plain = decodeChunk(raw);
     if (createHash('sha256').update(plain).digest('hex') !== hex) return false;
   } catch {
     return false;

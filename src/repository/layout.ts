@@ -2,8 +2,9 @@
  * Where each file of a repository lives (pure path arithmetic). See docs/repository-format.md.
  *
  *   vmbackup-repository.json          configuration (format, version, chunk size, id)
- *   chunks/<4 hex>/<64 hex>           chunk files, fanned out by the first two id bytes
- *   chunks/<4 hex>/<64 hex>.bad[.N]   chunks verify found damaged (quarantined)
+ *   chunks/<2 hex>/<64 hex>           format 2: chunk files, fanned out by the first id byte
+ *   chunks/<4 hex>/<64 hex>           format 1: chunk files, fanned out by the first two id bytes
+ *   chunks/<prefix>/<64 hex>.bad[.N]  chunks verify found damaged (quarantined)
  *   points/<id>/manifest.json         the commit record of a restore point
  *   points/<id>/disk-<N>.idx          one index per disk
  *   points/<id>/protected             marker: prune never removes this restore point
@@ -21,12 +22,22 @@ export const MANIFEST_FILE = 'manifest.json';
 export const PROTECTED_FILE = 'protected';
 export const BAD_MARK = '.bad';
 
-export function chunkPrefix(hex: string): string {
-  return hex.slice(0, 4);
+/** Hex digits of a chunk id that name its directory: 4 in format 1 (65536 dirs), 2 in format 2 (256). */
+export function prefixDigits(formatVersion: number): number {
+  return formatVersion === 1 ? 4 : 2;
 }
 
-export function chunkPath(root: string, hex: string): string {
-  return join(root, CHUNKS_DIR, chunkPrefix(hex), hex);
+export function chunkPrefix(hex: string, formatVersion: number): string {
+  return hex.slice(0, prefixDigits(formatVersion));
+}
+
+export function chunkPath(root: string, hex: string, formatVersion: number): string {
+  return join(root, CHUNKS_DIR, chunkPrefix(hex, formatVersion), hex);
+}
+
+/** Whether `name` is a chunk directory name of the given repository format. */
+export function isChunkPrefix(name: string, formatVersion: number): boolean {
+  return name.length === prefixDigits(formatVersion) && /^[0-9a-f]+$/.test(name);
 }
 
 export function pointDir(root: string, id: string): string {

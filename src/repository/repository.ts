@@ -50,7 +50,7 @@ export class Repository {
     this.id = config.id;
     this.chunkSize = config.chunkSize;
     this.formatVersion = config.version;
-    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path)};
+    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path, config.version)};
   }
 
   /** Committed manifests with their protected flag; a manifest that cannot be read is skipped. */

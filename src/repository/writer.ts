@@ -6,8 +6,9 @@
  *      with our start time — from here on GC will not sweep chunks we touch or write;
  *   2. addDisk: start from the base's chunk ids when the base has the same disk key and size,
  *      touching every base chunk (GC protection) and noting the missing/quarantined ones;
- *   3. put/zero: hash each chunk; touch it when the store has it, else write it (temp + fsync
- *      + rename); all-zero chunks get the zero id and are never stored;
+ *   3. put/zero: all-zero chunks get the zero id and are never stored (checked here, on the
+ *      main thread); every other chunk goes to a chunk worker (chunk-workers.ts) that hashes
+ *      it, touches it when the store has it, else writes it (temp + fsync + rename);
  *   4. finish: write the index (temp + fsync + rename);
  *   5. commit: fsync the chunk directories written to and the restore point directory, then
  *      write manifest.json (temp + fsync + rename + directory fsync): that rename IS the commit;
@@ -18,7 +19,8 @@ import {createHash} from 'node:crypto';
 import {mkdir, rm, unlink} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ExitCode, UserError} from '../util/errors.js';
-import {ZERO_ID, chunkId} from './chunk-file.js';
+import {ZERO_ID} from './chunk-file.js';
+import type {PutResult} from './chunk-store.js';
 import type {RepoContext} from './context.js';
 import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
@@ -41,6 +43,8 @@ import type {
 
 /** How many chunk touches run at once when a base is taken over. */
 const TOUCH_PARALLEL = 32;
+/** New chunk ids remembered to count a chunk that two overlapping puts both wrote once. */
+const RECENT_NEW = 4096;
 
 /**
  * The base restore point as the writer needs it: its manifest and the chunk ids of each disk,
@@ -89,8 +93,16 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   /** Chunk directories that got new entries and must be fsynced before the commit. */
   readonly dirtyDirs = new Set<string>();
   newPrefixDirs = false;
-  /** Chunks being written right now, so two puts of the same data write it once. */
-  readonly inflight = new Map<string, Promise<boolean>>();
+  /** Chunk puts running now; abort() lets them settle before it cleans up. */
+  readonly inflight = new Set<Promise<unknown>>();
+  /**
+   * The chunks this restore point wrote most recently. Two puts of the same new data can run
+   * in workers at once (the id is known only after hashing there); both may write it —
+   * harmlessly, the same bytes under the same name — but it must count once as new. Such puts
+   * overlap in time, so remembering the last RECENT_NEW ids (far more than can be in flight)
+   * is enough and keeps memory flat for any disk size.
+   */
+  readonly recentNew = new Set<string>();
   readonly dir: string;
   /** Problems the writer worked around; added to the manifest's warnings at commit. */
   readonly warnings: string[] = [];
@@ -211,7 +223,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     // Let chunk writes in flight settle so no temp file is created after we clean up.
-    await Promise.allSettled([...this.inflight.values()]);
+    await Promise.allSettled([...this.inflight]);
     await rm(this.dir, {recursive: true, force: true}).catch(() => undefined);
     await this.release();
   }
@@ -307,11 +319,20 @@ class DiskWriterImpl implements DiskWriter {
           continue;
         }
         this.stats.hashedBytes += plain.length;
-        const h0 = performance.now();
-        const id = chunkId(plain);
-        this.stats.processMs = (this.stats.processMs ?? 0) + performance.now() - h0;
-        id.copy(this.ids, i * 32);
-        stores.push(this.store(id.toString('hex'), plain));
+        const job = this.rp.ctx.store.put(plain);
+        this.rp.inflight.add(job);
+        stores.push(
+          job.then(
+            (r) => {
+              this.rp.inflight.delete(job);
+              this.account(i, plain.length, r);
+            },
+            (err: unknown) => {
+              this.rp.inflight.delete(job);
+              throw err;
+            },
+          ),
+        );
       }
       const results = await Promise.allSettled(stores);
       const failed = results.find((r) => r.status === 'rejected');
@@ -321,31 +342,22 @@ class DiskWriterImpl implements DiskWriter {
     }
   }
 
-  private async store(hex: string, plain: Buffer): Promise<void> {
-    const running = this.rp.inflight.get(hex);
-    if (running) {
-      await running;
+  private account(i: number, length: number, r: PutResult): void {
+    r.id.copy(this.ids, i * 32);
+    this.stats.processMs = (this.stats.processMs ?? 0) + r.hashMs + r.encodeMs;
+    this.stats.writeMs = (this.stats.writeMs ?? 0) + r.writeMs;
+    const hex = r.id.toString('hex');
+    if (!r.isNew || this.rp.recentNew.has(hex)) {
       this.stats.reusedChunks++;
       return;
     }
-    const job = (async () => {
-      if (await this.rp.ctx.store.touch(hex)) return false;
-      const r = await this.rp.ctx.store.insert(hex, plain);
-      this.rp.dirtyDirs.add(r.dir);
-      if (r.newDir) this.rp.newPrefixDirs = true;
-      this.stats.newChunks++;
-      this.stats.newPlainBytes += plain.length;
-      this.stats.newStoredBytes += r.storedBytes;
-      this.stats.processMs = (this.stats.processMs ?? 0) + r.encodeMs;
-      this.stats.writeMs = (this.stats.writeMs ?? 0) + r.writeMs;
-      return true;
-    })();
-    this.rp.inflight.set(hex, job);
-    try {
-      if (!(await job)) this.stats.reusedChunks++;
-    } finally {
-      this.rp.inflight.delete(hex);
-    }
+    this.rp.recentNew.add(hex);
+    if (this.rp.recentNew.size > RECENT_NEW) this.rp.recentNew.delete(this.rp.recentNew.values().next().value as string);
+    this.rp.dirtyDirs.add(r.dir);
+    if (r.newDir) this.rp.newPrefixDirs = true;
+    this.stats.newChunks++;
+    this.stats.newPlainBytes += length;
+    this.stats.newStoredBytes += r.storedBytes;
   }
 
   async zero(offset: number, length: number): Promise<void> {

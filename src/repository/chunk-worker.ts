@@ -1,0 +1,162 @@
+/**
+ * The entry of a chunk worker thread (see chunk-workers.ts): per request, the CPU and file work
+ * on one chunk, synchronously, so that the main thread is left to I/O and coordination.
+ *
+ *   put:  SHA-256 of the plain data; touch the chunk file (utimes: it exists → reused, and GC
+ *         keeps it); else decide compressibility, LZ4, write temp + fsync + rename.
+ *   read: read the chunk file, check it (CRC for format 1, SHA-256 = id for format 2, or always
+ *         the SHA-256 with `verify`), decompress; the plain data goes back transferred.
+ * Failures go back as data (code, message, file, action); the pool turns them into the same
+ * errors the main thread raised before (ENOSPC → UserError noSpace, and so on).
+ */
+import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
+import {dirname} from 'node:path';
+import {parentPort} from 'node:worker_threads';
+import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk} from './chunk-file.js';
+import type {WorkerFailure, WorkerReply, WorkerRequest} from './chunk-workers.js';
+import {tempName} from './fsio.js';
+import {chunkPath} from './layout.js';
+
+/** Chunk directories this thread knows to exist, so a new chunk costs no mkdir. */
+const knownDirs = new Set<string>();
+
+class IoFailure extends Error {
+  constructor(
+    readonly err: unknown,
+    readonly file: string,
+    readonly action: string,
+  ) {
+    super((err as Error)?.message ?? String(err));
+  }
+}
+
+function code(err: unknown): string | undefined {
+  const c = (err as {code?: unknown} | undefined)?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+/** A plain Buffer whose own ArrayBuffer can be transferred (no pool slab, no foreign memory). */
+function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: number} {
+  const ab = b.buffer as ArrayBuffer;
+  if (ab instanceof ArrayBuffer && ab.byteLength <= b.length + 4096) return {data: ab, offset: b.byteOffset, length: b.length};
+  const copy = new ArrayBuffer(b.length);
+  new Uint8Array(copy).set(b);
+  return {data: copy, offset: 0, length: b.length};
+}
+
+function put(root: string, version: number, plain: Buffer): WorkerReply {
+  const t0 = performance.now();
+  const id = chunkId(plain);
+  const hex = id.toString('hex');
+  const t1 = performance.now();
+  const path = chunkPath(root, hex, version);
+  const now = new Date();
+  try {
+    utimesSync(path, now, now);
+    return {kind: 'put', id: new Uint8Array(id), isNew: false, storedBytes: 0, dir: dirname(path), newDir: false, hashMs: t1 - t0, encodeMs: 0, writeMs: performance.now() - t1};
+  } catch (err) {
+    if (code(err) !== 'ENOENT') throw new IoFailure(err, path, 'touching a chunk');
+  }
+  const t2 = performance.now();
+  const {header, payload} = encodeChunk(plain, version);
+  const t3 = performance.now();
+  const dir = dirname(path);
+  let newDir = false;
+  if (!knownDirs.has(dir)) {
+    try {
+      newDir = mkdirSync(dir, {recursive: true}) !== undefined;
+    } catch (err) {
+      throw new IoFailure(err, dir, 'creating a chunk directory');
+    }
+    knownDirs.add(dir);
+  }
+  const tmp = tempName(path);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+    writevSync(fd, [header, payload]);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* not created */
+    }
+    // The chunk directory was removed behind our back: create it again next time.
+    if (code(err) === 'ENOENT') knownDirs.delete(dir);
+    throw new IoFailure(err, path, `writing chunk ${hex}`);
+  }
+  return {
+    kind: 'put',
+    id: new Uint8Array(id),
+    isNew: true,
+    storedBytes: header.length + payload.length,
+    dir,
+    newDir,
+    hashMs: t1 - t0,
+    encodeMs: t3 - t2,
+    writeMs: t2 - t1 + (performance.now() - t3),
+  };
+}
+
+function read(path: string, hex: string, verify: boolean, want: boolean): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+  let raw: Buffer;
+  try {
+    raw = readFileSync(path);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return {reply: {kind: 'read', status: 'missing'}, transfer: []};
+    throw new IoFailure(err, path, `reading chunk ${hex}`);
+  }
+  let plain: Buffer;
+  try {
+    plain = decodeChunk(raw, hex);
+    if (verify && chunkId(plain).toString('hex') !== hex) throw new ChunkDecodeError('content does not match its SHA-256 id');
+  } catch (err) {
+    if (err instanceof ChunkDecodeError) return {reply: {kind: 'read', status: 'damaged', detail: err.message}, transfer: []};
+    throw err;
+  }
+  if (!want) return {reply: {kind: 'read', status: 'ok', plainLength: plain.length}, transfer: []};
+  const own = ownBuffer(plain);
+  return {reply: {kind: 'read', status: 'ok', plainLength: plain.length, ...own}, transfer: [own.data]};
+}
+
+function failure(err: unknown): WorkerFailure {
+  if (err instanceof IoFailure) {
+    const c = code(err.err);
+    return {kind: 'failure', message: err.message, file: err.file, action: err.action, ...(c !== undefined ? {code: c} : {})};
+  }
+  return {kind: 'failure', message: err instanceof Error ? (err.stack ?? err.message) : String(err)};
+}
+
+parentPort!.on('message', (msg: WorkerRequest) => {
+  let reply: WorkerReply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    if (msg.op === 'put') {
+      reply = put(msg.root, msg.version, Buffer.from(msg.data, 0, msg.length));
+    } else if (msg.op === 'read') {
+      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want));
+    } else {
+      // Tests only: a worker that dies while requests are queued on it.
+      process.exit(msg.code);
+    }
+  } catch (err) {
+    reply = failure(err);
+  }
+  try {
+    parentPort!.postMessage({seq: msg.seq, reply}, transfer);
+  } catch {
+    // Memory lz4-napi allocated outside V8 cannot be transferred: send a copy.
+    parentPort!.postMessage({seq: msg.seq, reply});
+  }
+});

@@ -1,0 +1,247 @@
+/**
+ * The chunk worker pool: one small pool of worker threads per process that does the CPU-heavy
+ * part of the repository's chunk work (SHA-256, LZ4 both ways, checks) and the blocking file
+ * work that goes with it (touch, write + fsync + rename, read). See chunk-worker.ts for what a
+ * worker does per request.
+ *
+ * - Created lazily on first use; its threads are unref'd while idle, so the pool never keeps a
+ *   process alive, and ref'd while they hold work, so a process awaiting a chunk does not exit.
+ * - Bounded: at most `maxInFlight` requests are on the threads at once; further requests wait
+ *   in a queue holding only a reference to the caller's buffer (back-pressure to put()). A
+ *   request's data is copied into its own ArrayBuffer when it is handed to a thread, and that
+ *   buffer is transferred, not cloned.
+ * - A thread that dies fails the requests it held with an error that says so and is replaced
+ *   by the next request.
+ * - Size: VMBACKUP_CHUNK_WORKERS, else os.availableParallelism() + 1 (a thread blocked in fsync
+ *   leaves a core to the others), at most 8.
+ */
+import {availableParallelism} from 'node:os';
+import {Worker} from 'node:worker_threads';
+
+export interface PutRequest {
+  op: 'put';
+  seq: number;
+  root: string;
+  version: number;
+  data: ArrayBuffer;
+  length: number;
+}
+export interface ReadRequest {
+  op: 'read';
+  seq: number;
+  path: string;
+  hex: string;
+  /** Check the SHA-256 whatever the chunk format (verify). */
+  verify: boolean;
+  /** Send the plain data back (false for verify). */
+  want: boolean;
+}
+export interface ExitRequest {
+  op: 'exit';
+  seq: number;
+  code: number;
+}
+export type WorkerRequest = PutRequest | ReadRequest | ExitRequest;
+
+export interface PutReply {
+  kind: 'put';
+  id: Uint8Array;
+  isNew: boolean;
+  storedBytes: number;
+  dir: string;
+  newDir: boolean;
+  hashMs: number;
+  encodeMs: number;
+  writeMs: number;
+}
+export type ReadReply =
+  | {kind: 'read'; status: 'ok'; plainLength: number; data?: ArrayBuffer; offset?: number; length?: number}
+  | {kind: 'read'; status: 'missing'}
+  | {kind: 'read'; status: 'damaged'; detail: string};
+export interface WorkerFailure {
+  kind: 'failure';
+  message: string;
+  code?: string;
+  file?: string;
+  action?: string;
+}
+export type WorkerReply = PutReply | ReadReply | WorkerFailure;
+
+/** A failure inside a worker, rebuilt on the main thread; chunk-store.ts turns it into the usual error. */
+export class ChunkWorkerError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    readonly file: string | undefined,
+    readonly action: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_WORKERS = 8;
+/** Requests queued on one thread; enough to keep it busy while its reply crosses back. */
+const PER_WORKER = 3;
+
+export function defaultPoolSize(): number {
+  const env = Number(process.env.VMBACKUP_CHUNK_WORKERS);
+  if (Number.isInteger(env) && env >= 1) return Math.min(env, MAX_WORKERS);
+  return Math.max(2, Math.min(availableParallelism() + 1, MAX_WORKERS));
+}
+
+interface Job {
+  seq: number;
+  what: string;
+  build: (seq: number) => {msg: WorkerRequest; transfer: ArrayBuffer[]};
+  resolve: (r: PutReply | ReadReply) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  jobs: Map<number, Job>;
+  lastError?: Error;
+}
+
+function workerEntry(): {url: URL; execArgv: string[] | undefined} {
+  // Compiled code runs the .js next to this file; under tsx/vitest the .ts source needs tsx.
+  const ts = import.meta.url.endsWith('.ts');
+  return {url: new URL(ts ? './chunk-worker.ts' : './chunk-worker.js', import.meta.url), execArgv: ts ? ['--import', 'tsx'] : undefined};
+}
+
+export class ChunkWorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly waiting: Job[] = [];
+  private inFlight = 0;
+  private seq = 0;
+  private closed = false;
+  readonly maxInFlight: number;
+
+  constructor(readonly size: number = defaultPoolSize()) {
+    this.maxInFlight = size * PER_WORKER;
+  }
+
+  /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
+  put(root: string, version: number, plain: Uint8Array): Promise<PutReply> {
+    return this.submit(`storing a chunk in ${root}`, (seq) => {
+      // Its own ArrayBuffer, transferred: cloning a subarray would copy its whole backing store.
+      const data = new ArrayBuffer(plain.length);
+      new Uint8Array(data).set(plain);
+      return {msg: {op: 'put', seq, root, version, data, length: plain.length}, transfer: [data]};
+    }) as Promise<PutReply>;
+  }
+
+  /** Reads, checks and decodes a chunk file. */
+  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean} = {}): Promise<ReadReply> {
+    return this.submit(`reading chunk ${hex}`, (seq) => ({
+      msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true},
+      transfer: [],
+    })) as Promise<ReadReply>;
+  }
+
+  /** Tests only: makes every thread exit with `code` when it reaches this request. */
+  exitAllForTest(code: number): void {
+    for (const s of this.slots) s.worker.postMessage({op: 'exit', seq: -1, code} satisfies ExitRequest);
+  }
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  private submit(what: string, build: Job['build']): Promise<PutReply | ReadReply> {
+    if (this.closed) return Promise.reject(new Error('the chunk worker pool was shut down'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({seq: 0, what, build, resolve, reject});
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0 && this.inFlight < this.maxInFlight) {
+      const slot = this.pick();
+      const job = this.waiting.shift()!;
+      job.seq = ++this.seq;
+      let built;
+      try {
+        built = job.build(job.seq);
+      } catch (err) {
+        job.reject(err as Error);
+        continue;
+      }
+      slot.jobs.set(job.seq, job);
+      this.inFlight++;
+      if (slot.jobs.size === 1) slot.worker.ref();
+      slot.worker.postMessage(built.msg, built.transfer);
+    }
+  }
+
+  /** The thread with the fewest requests; a new thread while the pool is not full. */
+  private pick(): Slot {
+    let best: Slot | undefined;
+    for (const s of this.slots) if (!best || s.jobs.size < best.jobs.size) best = s;
+    if (best && (best.jobs.size === 0 || this.slots.length >= this.size)) return best;
+    return this.spawn();
+  }
+
+  private spawn(): Slot {
+    const {url, execArgv} = workerEntry();
+    const worker = new Worker(url, {...(execArgv ? {execArgv} : {}), name: 'vmbackup-chunk-worker'});
+    const slot: Slot = {worker, jobs: new Map()};
+    worker.unref();
+    worker.on('message', (m: {seq: number; reply: WorkerReply}) => this.settle(slot, m.seq, m.reply));
+    worker.on('error', (err) => {
+      slot.lastError = err;
+    });
+    worker.on('exit', (exitCode) => this.lost(slot, exitCode));
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private settle(slot: Slot, seq: number, reply: WorkerReply): void {
+    const job = slot.jobs.get(seq);
+    if (!job) return;
+    slot.jobs.delete(seq);
+    this.inFlight--;
+    if (slot.jobs.size === 0) slot.worker.unref();
+    if (reply.kind === 'failure') job.reject(new ChunkWorkerError(reply.message, reply.code, reply.file, reply.action));
+    else job.resolve(reply);
+    this.pump();
+  }
+
+  private lost(slot: Slot, exitCode: number): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    const why = slot.lastError ? `: ${slot.lastError.message}` : '';
+    for (const job of slot.jobs.values()) {
+      this.inFlight--;
+      job.reject(
+        new Error(
+          `A chunk worker thread stopped (exit code ${exitCode}${why}) while ${job.what}; that operation did not complete. Run the operation again; if this repeats, report it with the log.`,
+        ),
+      );
+    }
+    slot.jobs.clear();
+    if (!this.closed) this.pump();
+  }
+
+  /** Stops every thread; requests still on them or waiting fail. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.waiting.splice(0)) job.reject(new Error('the chunk worker pool was shut down'));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+let pool: ChunkWorkerPool | undefined;
+
+/** The process's pool, created on first use. */
+export function chunkWorkers(): ChunkWorkerPool {
+  return (pool ??= new ChunkWorkerPool());
+}
+
+/** Terminates the process's pool (a later use creates a new one). */
+export async function shutdownChunkWorkers(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  await p?.close();
+}
