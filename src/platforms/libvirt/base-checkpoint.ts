@@ -9,7 +9,7 @@
  */
 import type {CheckpointRecord, Logger} from '../types.js';
 import {buildRedefineXml, checkpointBitmaps, parseCheckpointXml} from './backup-xml.js';
-import {dumpCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoints.js';
+import {dumpCheckpoint, lookupCheckpoint, redefineCheckpoint, type CheckpointLookup} from './checkpoints.js';
 import type {LibvirtHost} from './host.js';
 
 export function savedCheckpointXml(base: CheckpointRecord): string | undefined {
@@ -32,10 +32,13 @@ export async function resolveRunningBase(
   log: Logger,
   /** The domain's disks now: the redefinition must describe these, not the ones of back then. */
   currentTargets: readonly string[],
+  /** lookupCheckpoint(base.id), when the caller started it already (alongside other reads). */
+  known?: Promise<CheckpointLookup>,
 ): Promise<Map<string, string> | undefined> {
   if (!base) return undefined;
-  if ((await listCheckpoints(host, uuid)).includes(base.id)) {
-    return checkpointBitmaps(parseCheckpointXml(await dumpCheckpoint(host, uuid, base.id)));
+  const found = await (known ?? lookupCheckpoint(host, uuid, base.id));
+  if (found.listed) {
+    return checkpointBitmaps(parseCheckpointXml(found.xml ?? (await dumpCheckpoint(host, uuid, base.id))));
   }
   const saved = savedCheckpointXml(base);
   if (!saved) {

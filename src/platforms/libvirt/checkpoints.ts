@@ -18,6 +18,23 @@ export async function dumpCheckpoint(host: LibvirtHost, uuid: string, name: stri
   return (await host.virsh(['checkpoint-dumpxml', uuid, name, '--no-domain'])).stdout;
 }
 
+export interface CheckpointLookup {
+  /** libvirt lists the checkpoint. */
+  listed: boolean;
+  /** Its XML (--no-domain), when it is listed and the dump succeeded. */
+  xml?: string;
+}
+
+/** Whether libvirt knows a checkpoint, and its XML: the list and the dump run together. */
+export async function lookupCheckpoint(host: LibvirtHost, uuid: string, name: string): Promise<CheckpointLookup> {
+  const [list, dump] = await Promise.all([
+    listCheckpoints(host, uuid),
+    host.virsh(['checkpoint-dumpxml', uuid, name, '--no-domain'], {allowFailure: true}),
+  ]);
+  const listed = list.includes(name);
+  return listed && dump.exitCode === 0 ? {listed, xml: dump.stdout} : {listed};
+}
+
 /** Deletes a checkpoint (and its bitmaps); with metadataOnly, only libvirt's record. */
 export async function deleteCheckpoint(host: LibvirtHost, uuid: string, name: string, opts: {metadataOnly?: boolean} = {}): Promise<void> {
   await host.virsh(['checkpoint-delete', uuid, name, ...(opts.metadataOnly ? ['--metadata'] : [])]);

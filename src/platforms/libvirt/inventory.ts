@@ -36,17 +36,42 @@ export async function listDomainUuids(host: LibvirtHost): Promise<string[]> {
 }
 
 export async function describeDomain(host: LibvirtHost, uuid: string): Promise<DomainDetails> {
-  const [xmlR, stateR] = [await host.virsh(['dumpxml', uuid]), await host.virsh(['domstate', uuid])];
-  const info = parseDomainXml(xmlR.stdout);
-  const disks: DomainDetails['disks'] = [];
-  for (const disk of info.disks) {
-    if ((disk.type === 'file' || disk.type === 'block') && disk.sourcePath) {
-      disks.push({disk, image: await imageInfo(host.runner, disk.sourcePath, {format: disk.driverType})});
-    } else {
-      disks.push({disk});
-    }
-  }
-  return {host, xml: xmlR.stdout, info, state: parseDomState(stateR.stdout), disks};
+  // Independent reads: one virsh round trip of time instead of two.
+  const [xmlR, stateR] = await Promise.all([host.virsh(['dumpxml', uuid]), host.virsh(['domstate', uuid])]);
+  return withImages(host, xmlR.stdout, stateR.stdout);
+}
+
+/** The domain's details from its XML and `virsh domstate` output: `qemu-img info` of every disk, in parallel. */
+async function withImages(host: LibvirtHost, xml: string, domstate: string): Promise<DomainDetails> {
+  const info = parseDomainXml(xml);
+  const disks: DomainDetails['disks'] = await Promise.all(
+    info.disks.map(async (disk) =>
+      (disk.type === 'file' || disk.type === 'block') && disk.sourcePath
+        ? {disk, image: await imageInfo(host.runner, disk.sourcePath, {format: disk.driverType})}
+        : {disk},
+    ),
+  );
+  return {host, xml, info, state: parseDomState(domstate), disks};
+}
+
+/**
+ * locateDomain + describeDomain + `virsh dumpxml --inactive` (what a backup starts with), with the
+ * independent reads run together: with one host, state, live and inactive XML in one round trip
+ * (a VM that is not there fails all three; the state's failure says so); with several, the
+ * state first on each host in turn, as locateDomain does.
+ */
+export async function findDomainForBackup(hosts: readonly LibvirtHost[], vmId: string): Promise<{details: DomainDetails; inactiveXml: string}> {
+  const host = hosts.length === 1 ? hosts[0]! : await locateDomain(hosts, vmId);
+  const [stateR, xmlR, inactiveR] = await Promise.all([
+    host.virsh(['domstate', vmId], {allowFailure: true}),
+    host.virsh(['dumpxml', vmId], {allowFailure: true}),
+    host.virsh(['dumpxml', vmId, '--inactive'], {allowFailure: true}),
+  ]);
+  if (stateR.exitCode !== 0) throw notDefined(hosts, vmId);
+  // Undefined between the calls, or another failure: the plain calls fail again with virsh's own message.
+  const xml = xmlR.exitCode === 0 ? xmlR.stdout : (await host.virsh(['dumpxml', vmId])).stdout;
+  const inactiveXml = inactiveR.exitCode === 0 ? inactiveR.stdout : (await host.virsh(['dumpxml', vmId, '--inactive'])).stdout;
+  return {details: await withImages(host, xml, stateR.stdout), inactiveXml};
 }
 
 export function toInventoryVm(d: DomainDetails): InventoryVm {
@@ -96,7 +121,11 @@ export async function locateDomain(hosts: readonly LibvirtHost[], vmId: string):
     const r = await host.virsh(['domstate', vmId], {allowFailure: true});
     if (r.exitCode === 0) return host;
   }
-  throw new UserError(`No VM with id ${vmId} is defined on the configured libvirt hosts (${hosts.map((h) => h.name).join(', ')}).`, {
+  throw notDefined(hosts, vmId);
+}
+
+function notDefined(hosts: readonly LibvirtHost[], vmId: string): UserError {
+  return new UserError(`No VM with id ${vmId} is defined on the configured libvirt hosts (${hosts.map((h) => h.name).join(', ')}).`, {
     hint: 'Refresh the inventory: the VM may have been removed or moved to a host the appliance does not know.',
     exitCode: ExitCode.notFound,
   });

@@ -10,7 +10,7 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, RestoreTarget, VmBackup, VmRestore} from '../types.js';
 import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
 import {LibvirtHost, type LibvirtHostConfig} from './host.js';
-import {describeDomain, listDomainUuids, locateDomain, toInventoryVm} from './inventory.js';
+import {describeDomain, findDomainForBackup, listDomainUuids, toInventoryVm} from './inventory.js';
 import {openOfflineBackup} from './offline-backup.js';
 import {CheckpointNaming} from './plan.js';
 import {openLibvirtRestore} from './restore.js';
@@ -79,9 +79,7 @@ export class LibvirtPlatform implements PlatformAdapter {
   }
 
   async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
-    const host = await locateDomain(this.hosts, vmId);
-    const d = await describeDomain(host, vmId);
-    const inactiveXml = (await host.virsh(['dumpxml', vmId, '--inactive'])).stdout;
+    const {details: d, inactiveXml} = await findDomainForBackup(this.hosts, vmId);
     // A paused domain still has a QEMU process: the pull job works (without a freeze).
     if (d.state === 'running' || d.state === 'paused') return openRunningBackup(d, opts, inactiveXml);
     if (d.state === 'shutoff') return openOfflineBackup(d, opts, inactiveXml);

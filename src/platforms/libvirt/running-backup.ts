@@ -14,7 +14,7 @@ import {join} from 'node:path';
 import type {BackupOptions, DiskSource, VmBackup} from '../types.js';
 import {buildBackupXml, buildCheckpointXml} from './backup-xml.js';
 import {resolveRunningBase} from './base-checkpoint.js';
-import {abortJob, deleteCheckpoint, dumpCheckpoint, listCheckpoints} from './checkpoints.js';
+import {abortJob, deleteCheckpoint, dumpCheckpoint, listCheckpoints, lookupCheckpoint} from './checkpoints.js';
 import {withGuestFrozen} from './guest-freeze.js';
 import {isPortInUse, type LibvirtHost, type NbdEndpoint} from './host.js';
 import type {NbdAddress} from '../../transports/nbd/index.js';
@@ -55,12 +55,18 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   };
 
   try {
+    // Read-only look-ups, run together: the job state, the base checkpoint, the scratch space.
+    const lookup = opts.baseCheckpoint ? lookupCheckpoint(host, uuid, opts.baseCheckpoint.id) : undefined;
+    lookup?.catch(() => undefined); // awaited below; a failure there must not go unhandled meanwhile
+    const [job] = await Promise.all([
+      host.virsh(['domjobinfo', uuid], {allowFailure: true}),
+      warnIfScratchSmall(d, dir, disks.reduce((n, x) => n + x.image.virtualSize, 0), opts),
+      lookup,
+    ]);
     // Fail fast: backup-begin would wait 30 s for the job lock before saying the same.
-    const job = await host.virsh(['domjobinfo', uuid], {allowFailure: true});
     const jobType = /Job type:\s*(\S+)/.exec(job.stdout)?.[1];
     if (jobType && jobType !== 'None') throw anotherJobError(vm, host.name, job.stdout.replace(/\s+/g, ' ').trim());
-    let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log, d.info.disks.map((x) => x.target));
-    await warnIfScratchSmall(d, dir, disks.reduce((n, x) => n + x.image.virtualSize, 0), opts);
+    let baseBitmaps = await resolveRunningBase(host, uuid, vm, opts.baseCheckpoint, dir, opts.log, d.info.disks.map((x) => x.target), lookup);
     let endpoint = host.nbdEndpoint(dir, 'nbd');
     let plans: DiskPlan[] = [];
     for (let attempt = 0; ; attempt++) {
@@ -107,18 +113,32 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     }
     opts.log({severity: 'info', code: 'backup-job-started', message: `backup job started on ${host.name} with checkpoint ${checkpoint}`, vm});
 
-    const savedXml = await dumpCheckpoint(host, uuid, checkpoint);
-    connection = await host.connect(endpoint);
-    for (const p of plans) {
-      sources.push(
-        await NbdDiskSource.open({
-          key: p.target,
-          address: connection.address,
-          exportName: p.target,
-          dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:backup-${p.target}` : undefined,
-        }),
-      );
-    }
+    // The new checkpoint's XML is read while the exports are opened; both settle before going on,
+    // so that release() sees every source that was opened.
+    const [dumped, exportsOpened] = await Promise.allSettled([
+      dumpCheckpoint(host, uuid, checkpoint),
+      (async () => {
+        connection = await host.connect(endpoint);
+        const address = connection.address;
+        const opened = await Promise.allSettled(
+          plans.map((p) =>
+            NbdDiskSource.open({
+              key: p.target,
+              address,
+              exportName: p.target,
+              dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:backup-${p.target}` : undefined,
+            }),
+          ),
+        );
+        // Keep every opened one (release closes them), in disk order; then report a failure.
+        for (const r of opened) if (r.status === 'fulfilled') sources.push(r.value);
+        const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      })(),
+    ]);
+    if (exportsOpened.status === 'rejected') throw exportsOpened.reason;
+    if (dumped.status === 'rejected') throw dumped.reason;
+    const savedXml = dumped.value;
 
     return vmBackup({
       d,
@@ -164,8 +184,7 @@ async function writeJobXml(d: DomainDetails, dir: string, server: NbdEndpoint, c
     description: `vmbackup restore point of ${d.info.name}`,
     disks: [...plans.map((p) => ({target: p.target, bitmap: p.bitmap})), ...others.map((target) => ({target, bitmap: false}))],
   });
-  await host.writeFile(join(dir, 'backup.xml'), backupXml);
-  await host.writeFile(join(dir, 'checkpoint.xml'), checkpointXml);
+  await Promise.all([host.writeFile(join(dir, 'backup.xml'), backupXml), host.writeFile(join(dir, 'checkpoint.xml'), checkpointXml)]);
 }
 
 
