@@ -1,5 +1,4 @@
 import {writeFile} from 'node:fs/promises';
-import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
 import type {Command} from './command.js';
 
 export const ovirtCa: Command = {
@@ -13,6 +12,7 @@ export const ovirtCa: Command = {
   options: {save: {type: 'string'}},
   positionals: [1, 1],
   async run(ctx, values, [url]) {
+    const {fetchEngineCa} = await import('../platforms/ovirt/fetch-ca.js');
     const ca = await fetchEngineCa(url);
     if (typeof values.save === 'string') await writeFile(values.save, ca.pem, {mode: 0o644});
     ctx.out.result({subject: ca.subject, fingerprint: ca.fingerprint, validTo: ca.validTo, savedTo: values.save}, () =>

@@ -1,4 +1,3 @@
-import {scanHostKey, trustHostKeys} from '../transports/ssh-host-key.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
 
@@ -14,6 +13,7 @@ export const sshHostkey: Command = {
     if (!m) throw new UserError(`'${target}' is not HOST or HOST:PORT.`, {exitCode: ExitCode.usage});
     const host = m[1].replace(/^\[|\]$/g, '');
     const port = m[2] ? Number(m[2]) : 22;
+    const {scanHostKey, trustHostKeys} = await import('../transports/ssh-host-key.js');
     const keys = await scanHostKey(host, port);
     if (typeof values.trust === 'string') await trustHostKeys(values.trust, keys);
     ctx.out.result({host, port, keys, trustedIn: values.trust}, () =>
