@@ -9,13 +9,15 @@
  * Failures go back as data (code, message, file, action); the pool turns them into the same
  * errors the main thread raised before (ENOSPC → UserError noSpace, and so on).
  */
-import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
+import {closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
 import {dirname} from 'node:path';
-import {parentPort} from 'node:worker_threads';
+import {parentPort, workerData} from 'node:worker_threads';
 import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk} from './chunk-file.js';
-import type {WorkerFailure, WorkerReply, WorkerRequest} from './chunk-workers.js';
+import type {WorkerFailure, WorkerInit, WorkerReply, WorkerRequest} from './chunk-workers.js';
 import {tempName} from './fsio.js';
 import {chunkPath} from './layout.js';
+
+const init = workerData as WorkerInit;
 
 /** Chunk directories this thread knows to exist, so a new chunk costs no mkdir. */
 const knownDirs = new Set<string>();
@@ -35,10 +37,33 @@ function code(err: unknown): string | undefined {
   return typeof c === 'string' ? c : undefined;
 }
 
-/** A plain Buffer whose own ArrayBuffer can be transferred (no pool slab, no foreign memory). */
+/**
+ * Chunk files are read into this buffer, reused, so a read allocates only what it sends back
+ * (a worker's garbage would otherwise pile up until its next GC, in every thread).
+ */
+let scratch = Buffer.allocUnsafeSlow(init.slotSize + 64);
+
+function readChunkFile(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > scratch.length) scratch = Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, scratch, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return scratch.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The plain data in an ArrayBuffer of its own, to transfer (a view of `scratch` is copied). */
 function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: number} {
   const ab = b.buffer as ArrayBuffer;
-  if (ab instanceof ArrayBuffer && ab.byteLength <= b.length + 4096) return {data: ab, offset: b.byteOffset, length: b.length};
+  if (ab !== scratch.buffer && ab instanceof ArrayBuffer && ab.byteLength <= b.length + 4096) return {data: ab, offset: b.byteOffset, length: b.length};
   const copy = new ArrayBuffer(b.length);
   new Uint8Array(copy).set(b);
   return {data: copy, offset: 0, length: b.length};
@@ -112,7 +137,7 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
 function read(path: string, hex: string, verify: boolean, want: boolean): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   let raw: Buffer;
   try {
-    raw = readFileSync(path);
+    raw = readChunkFile(path);
   } catch (err) {
     if (code(err) === 'ENOENT') return {reply: {kind: 'read', status: 'missing'}, transfer: []};
     throw new IoFailure(err, path, `reading chunk ${hex}`);
@@ -143,7 +168,8 @@ parentPort!.on('message', (msg: WorkerRequest) => {
   let transfer: ArrayBuffer[] = [];
   try {
     if (msg.op === 'put') {
-      reply = put(msg.root, msg.version, Buffer.from(msg.data, 0, msg.length));
+      const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
+      reply = put(msg.root, msg.version, plain);
     } else if (msg.op === 'read') {
       ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want));
     } else {

@@ -7,9 +7,12 @@
  * - Created lazily on first use; its threads are unref'd while idle, so the pool never keeps a
  *   process alive, and ref'd while they hold work, so a process awaiting a chunk does not exit.
  * - Bounded: at most `maxInFlight` requests are on the threads at once; further requests wait
- *   in a queue holding only a reference to the caller's buffer (back-pressure to put()). A
- *   request's data is copied into its own ArrayBuffer when it is handed to a thread, and that
- *   buffer is transferred, not cloned.
+ *   in a queue holding only a reference to the caller's buffer (back-pressure to put()).
+ * - No allocation per chunk to hand it over: each request in flight owns one slot of a
+ *   SharedArrayBuffer (maxInFlight slots of SLOT_SIZE, shared with every thread) and put()
+ *   copies the chunk into it. A chunk larger than a slot (chunk size over 1 MiB) goes in its
+ *   own ArrayBuffer, transferred (structured clone of a subarray would copy its whole backing
+ *   store). Read results come back transferred: the decoded buffer moves to this thread.
  * - A thread that dies fails the requests it held with an error that says so and is replaced
  *   by the next request.
  * - Size: VMBACKUP_CHUNK_WORKERS, else os.availableParallelism() + 1 (a thread blocked in fsync
@@ -23,8 +26,15 @@ export interface PutRequest {
   seq: number;
   root: string;
   version: number;
-  data: ArrayBuffer;
+  /** The chunk: in slot `slot` of the shared slots, or in `data` (transferred). */
+  slot?: number;
+  data?: ArrayBuffer;
   length: number;
+}
+/** Sent once to each thread as its workerData. */
+export interface WorkerInit {
+  slots: SharedArrayBuffer;
+  slotSize: number;
 }
 export interface ReadRequest {
   op: 'read';
@@ -80,6 +90,8 @@ export class ChunkWorkerError extends Error {
 }
 
 const MAX_WORKERS = 8;
+/** Bytes of one shared slot: the default chunk size. */
+export const SLOT_SIZE = 1 << 20;
 /** Requests queued on one thread; enough to keep it busy while its reply crosses back. */
 const PER_WORKER = 3;
 
@@ -92,7 +104,9 @@ export function defaultPoolSize(): number {
 interface Job {
   seq: number;
   what: string;
-  build: (seq: number) => {msg: WorkerRequest; transfer: ArrayBuffer[]};
+  /** The shared slot this job holds while on a thread. */
+  slot?: number;
+  build: (seq: number, slot: number) => {msg: WorkerRequest; transfer: ArrayBuffer[]};
   resolve: (r: PutReply | ReadReply) => void;
   reject: (e: Error) => void;
 }
@@ -116,15 +130,22 @@ export class ChunkWorkerPool {
   private seq = 0;
   private closed = false;
   readonly maxInFlight: number;
+  private readonly shared: SharedArrayBuffer;
+  private readonly freeSlots: number[];
 
   constructor(readonly size: number = defaultPoolSize()) {
     this.maxInFlight = size * PER_WORKER;
+    this.shared = new SharedArrayBuffer(this.maxInFlight * SLOT_SIZE);
+    this.freeSlots = Array.from({length: this.maxInFlight}, (_, i) => i);
   }
 
   /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
   put(root: string, version: number, plain: Uint8Array): Promise<PutReply> {
-    return this.submit(`storing a chunk in ${root}`, (seq) => {
-      // Its own ArrayBuffer, transferred: cloning a subarray would copy its whole backing store.
+    return this.submit(`storing a chunk in ${root}`, (seq, slot) => {
+      if (plain.length <= SLOT_SIZE) {
+        new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);
+        return {msg: {op: 'put', seq, root, version, slot, length: plain.length}, transfer: []};
+      }
       const data = new ArrayBuffer(plain.length);
       new Uint8Array(data).set(plain);
       return {msg: {op: 'put', seq, root, version, data, length: plain.length}, transfer: [data]};
@@ -161,10 +182,12 @@ export class ChunkWorkerPool {
       const slot = this.pick();
       const job = this.waiting.shift()!;
       job.seq = ++this.seq;
+      job.slot = this.freeSlots.pop()!;
       let built;
       try {
-        built = job.build(job.seq);
+        built = job.build(job.seq, job.slot);
       } catch (err) {
+        this.freeSlots.push(job.slot);
         job.reject(err as Error);
         continue;
       }
@@ -185,7 +208,8 @@ export class ChunkWorkerPool {
 
   private spawn(): Slot {
     const {url, execArgv} = workerEntry();
-    const worker = new Worker(url, {...(execArgv ? {execArgv} : {}), name: 'vmbackup-chunk-worker'});
+    const workerData: WorkerInit = {slots: this.shared, slotSize: SLOT_SIZE};
+    const worker = new Worker(url, {...(execArgv ? {execArgv} : {}), name: 'vmbackup-chunk-worker', workerData});
     const slot: Slot = {worker, jobs: new Map()};
     worker.unref();
     worker.on('message', (m: {seq: number; reply: WorkerReply}) => this.settle(slot, m.seq, m.reply));
@@ -202,6 +226,7 @@ export class ChunkWorkerPool {
     if (!job) return;
     slot.jobs.delete(seq);
     this.inFlight--;
+    this.freeSlots.push(job.slot!);
     if (slot.jobs.size === 0) slot.worker.unref();
     if (reply.kind === 'failure') job.reject(new ChunkWorkerError(reply.message, reply.code, reply.file, reply.action));
     else job.resolve(reply);
@@ -214,6 +239,8 @@ export class ChunkWorkerPool {
     const why = slot.lastError ? `: ${slot.lastError.message}` : '';
     for (const job of slot.jobs.values()) {
       this.inFlight--;
+      // The dead thread no longer touches its slots.
+      this.freeSlots.push(job.slot!);
       job.reject(
         new Error(
           `A chunk worker thread stopped (exit code ${exitCode}${why}) while ${job.what}; that operation did not complete. Run the operation again; if this repeats, report it with the log.`,

@@ -7,8 +7,15 @@ import {ExitCode, UserError} from '../util/errors.js';
 
 export const CONFIG_FILE = 'vmbackup-repository.json';
 export const REPOSITORY_FORMAT = 'vmbackup-repository';
-/** The newest format version this code writes and reads. Older versions must stay readable. */
-export const FORMAT_VERSION = 1;
+/**
+ * The newest format version this code knows; new repositories get it. Older versions stay
+ * readable AND writable: a repository keeps the version it was created with (layout and chunk
+ * files follow it, never mixed). Version 1: chunks/<4 hex>/, chunk files with a CRC-32.
+ * Version 2: chunks/<2 hex>/, chunk files without CRC, checked by SHA-256 on every read.
+ */
+export const FORMAT_VERSION = 2;
+/** Every format version this code reads and writes. */
+export const FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 export const MIN_CHUNK_SIZE = 4096;
 export const MAX_CHUNK_SIZE = 64 << 20;

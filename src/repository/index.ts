@@ -6,14 +6,17 @@
  *
  * Layout (layout.ts)
  *   vmbackup-repository.json   format, version, chunk size, repository id (config-file.ts).
- *   chunks/<4 hex>/<64 hex>    chunk files. points/<id>/ restore points. writers/, locks/.
+ *   chunks/<2 hex>/<64 hex>    chunk files (format 1: chunks/<4 hex>/). points/<id>/ restore
+ *                              points. writers/, locks/.
  *   A copy of the directory is a complete repository: nothing lives outside it.
  *
  * Chunk store (chunk-store.ts, chunk-file.ts)
  *   A disk is cut into fixed-size chunks aligned to disk offsets (a power of two, 1 MiB by
  *   default, fixed at creation). A chunk's id is the SHA-256 of its plain data; its file holds a
- *   16-byte header (magic, version, flags, plain length, CRC-32 of the payload) and the payload,
- *   LZ4-compressed unless that would not make it smaller. All-zero chunks are never stored:
+ *   12-byte header (magic, version, flags, plain length; format 1: 16 bytes with a CRC-32 of the
+ *   payload) and the payload, LZ4-compressed unless that would not make it smaller. The chunk
+ *   work (hashing, LZ4, checks, chunk file writes and reads) runs in a small pool of worker
+ *   threads (chunk-workers.ts) so the main thread is left to I/O and coordination. All-zero chunks are never stored:
  *   the index records the all-zero id for them. Files are written to a temp name, fsynced and
  *   renamed; the directories written to are fsynced before the restore point commits.
  *
@@ -39,12 +42,14 @@
  *   the backup cannot take them away). A DiskWriter with a base touches every base chunk at
  *   addDisk; those that are missing or quarantined come back from missingBaseRanges() so the
  *   engine reads them in full, and finish() refuses to commit an index that would still point
- *   at them. put() detects zero chunks with a memcmp, hashes on the main thread and compresses
- *   on the libuv pool, so both cores work; an existing chunk is touched instead of written.
+ *   at them. put() detects zero chunks with a memcmp on the main thread and hands every other
+ *   chunk to a worker thread, which hashes it, touches it when it exists, else compresses and
+ *   writes it; the pool bounds the chunks in flight, so put() feels back-pressure.
  *
  * Reading (reader.ts)
- *   An index is checked against the manifest's checksum and its own; a chunk by its CRC. Reads
- *   are random access with a small chunk cache, or a stream with a few chunks of read-ahead.
+ *   An index is checked against the manifest's checksum and its own; a chunk, in a worker, by
+ *   the SHA-256 of its plain data against its id (format 1: by its CRC). Reads are random access
+ *   with a small chunk cache, or a stream with a few chunks of read-ahead.
  *
  * Retention (retention.ts)
  *   keep-last, keep-within days, keep daily/weekly/monthly/yearly (UTC periods, ISO weeks), per
@@ -71,9 +76,11 @@
  *   readers need none, since committed files are never modified, only removed by prune.
  *
  * Versioning (config-file.ts)
- *   The configuration names the format version. This code reads every version up to
- *   FORMAT_VERSION; a newer one fails with ExitCode.unsupportedVersion. test/fixtures/repo-v1
- *   is a repository written by version 1 that every later version must keep reading.
+ *   The configuration names the format version. This code reads and writes every version up
+ *   to FORMAT_VERSION (2); a newer one fails with ExitCode.unsupportedVersion. New
+ *   repositories are version 2; a version 1 repository keeps writing version 1 (its chunk
+ *   layout and chunk files; never mixed). test/fixtures/repo-v1 and repo-v2 are repositories
+ *   written by those versions that every later version must keep reading.
  *
  * Errors
  *   Every I/O error names the file (and chunk id or restore point); ENOSPC becomes a UserError

@@ -3,8 +3,9 @@
  * with bounded read-ahead, and the chunk map (zero or data per chunk) for sparse restores.
  *
  * An index is checked twice when opened: against the SHA-256 the manifest recorded for it,
- * and against its own header checksum. Chunks are checked by CRC on every read; the full
- * SHA-256 check is verify's job (verify.ts).
+ * and against its own header checksum. Chunks are read, checked and decoded in the chunk
+ * worker threads (chunk-workers.ts): format 2 chunks by the SHA-256 of their data against their
+ * id on every read (a restore verifies every chunk end to end), format 1 chunks by their CRC.
  */
 import {readFile} from 'node:fs/promises';
 import {createHash} from 'node:crypto';

@@ -7,7 +7,7 @@ import {mkdir, readdir, readFile, rm, stat, unlink} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkStore} from './chunk-store.js';
-import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
+import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_VERSIONS, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
 import type {RepoContext} from './context.js';
 import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {collectGarbage} from './gc.js';
@@ -234,10 +234,21 @@ export class Repository {
   }
 }
 
-export async function createRepository(path: string, opts: {chunkSize?: number} = {}): Promise<Repository> {
+/**
+ * Creates a repository in the newest format (FORMAT_VERSION). `formatVersion` makes an older
+ * one (tests and benchmarks that compare formats; an older vmbackup reads only its own).
+ */
+export async function createRepository(path: string, opts: {chunkSize?: number; formatVersion?: number} = {}): Promise<Repository> {
   const root = resolve(path);
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   validateChunkSize(chunkSize);
+  const version = opts.formatVersion ?? FORMAT_VERSION;
+  if (!FORMAT_VERSIONS.includes(version)) {
+    throw new UserError(`Cannot create a repository in format version ${version}: this vmbackup writes versions ${FORMAT_VERSIONS.join(' and ')}.`, {
+      hint: 'Leave the format version at its default.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
   let existing: string[] = [];
   try {
     existing = await readdir(root);
@@ -264,7 +275,7 @@ export async function createRepository(path: string, opts: {chunkSize?: number} 
   }
   const config: RepositoryConfig = {
     format: REPOSITORY_FORMAT,
-    version: FORMAT_VERSION,
+    version,
     id: randomUUID(),
     chunkSize,
     hash: 'sha256',

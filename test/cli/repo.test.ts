@@ -113,7 +113,7 @@ describe('vmbackup repo …', () => {
     expect((await vmbackup(['repo', 'verify', path])).exitCode).toBe(0);
 
     const prefixes = await readdir(join(path, 'chunks'));
-    const prefix = prefixes.find((p) => p.length === 4)!;
+    const prefix = prefixes.find((p) => /^[0-9a-f]{2,4}$/.test(p))!;
     const name = (await readdir(join(path, 'chunks', prefix)))[0];
     const file = join(path, 'chunks', prefix, name);
     const bytes = await readFile(file);

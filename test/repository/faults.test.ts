@@ -53,7 +53,7 @@ describe('damaged files', () => {
     const data = textLike(CS, 7);
     const a = await backupImage(repo, data);
     const hex = chunkId(data).toString('hex');
-    const file = join(repo.path, 'chunks', hex.slice(0, 4), hex);
+    const file = join(repo.path, 'chunks', hex.slice(0, 2), hex);
     const buf = await readFile(file);
     buf[buf.length - 1]! ^= 0x55;
     await writeFile(file, buf);

@@ -61,8 +61,8 @@ describe('garbage collection', () => {
     await mkdir(join(repo.path, 'points', id));
     await writeFile(join(repo.path, 'points', id, 'disk-0.idx.tmp-1-aa'), 'partial');
     await writeFile(join(repo.path, 'writers', `${id}.json`), JSON.stringify({pid: await deadPid(), pidStart: '1', host: (await import('node:os')).hostname(), since: Date.now(), purpose: 'x'}));
-    await mkdir(join(repo.path, 'chunks', 'abcd'), {recursive: true});
-    await writeFile(join(repo.path, 'chunks', 'abcd', `${'ab'.repeat(32)}.tmp-1-bb`), 'half a chunk');
+    await mkdir(join(repo.path, 'chunks', 'ab'), {recursive: true});
+    await writeFile(join(repo.path, 'chunks', 'ab', `${'ab'.repeat(32)}.tmp-1-bb`), 'half a chunk');
     await ageChunks(repo.path, 3_600_000);
     const res = await repo.gc({safetyMarginMs: 0});
     expect(res.removedPartialRestorePoints).toEqual([id]);
@@ -76,7 +76,7 @@ describe('garbage collection', () => {
     const data = pseudoRandom(CS, 5);
     const a = await backupImage(repo, Buffer.concat([data, pseudoRandom(CS, 6)]));
     const hex = (await import('../../src/repository/chunk-file.js')).chunkId(data).toString('hex');
-    const path = join(repo.path, 'chunks', hex.slice(0, 4), hex);
+    const path = join(repo.path, 'chunks', hex.slice(0, 2), hex);
     const {rename} = await import('node:fs/promises');
     await rename(path, `${path}.tmp-99999-deadbeef`);
     await ageChunks(repo.path, 3_600_000);

@@ -1,23 +1,37 @@
 /**
- * Format v1 stays readable: test/fixtures/repo-v1 was written by format version 1
- * (test/fixtures/make-repo-v1.ts) and is committed. Never regenerate it for a new format:
- * add a repo-v2 beside it and keep this test.
+ * Formats stay readable: test/fixtures/repo-v1 was written by format version 1
+ * (test/fixtures/make-repo-v1.ts), repo-v2 by format version 2 (make-repo-v2.ts), both with the
+ * same content, and are committed. Never regenerate them for a new format: add a repo-v3 beside
+ * them and keep this test. A version 1 repository also stays writable, and stays version 1.
  */
 import {afterAll, describe, expect, it} from 'vitest';
-import {cp, readFile, readdir} from 'node:fs/promises';
+import {cp, readFile, readdir, stat} from 'node:fs/promises';
 import {createHash} from 'node:crypto';
 import {crc32} from 'node:zlib';
 import {uncompressSync} from 'lz4-napi';
 import {join} from 'node:path';
 import {openRepository} from '../../src/repository/index.js';
-import {readAll, scratch} from './helpers.js';
+import {ageChunks, chunkFiles, expectContent, putAll, readAll, scratch, textLike} from './helpers.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'repo-v1');
-const FULL = 'golden-vm-test-20261123t194306z-d3bc8b';
-const INC = 'golden-vm-test-20261123t194306z-bd2aa4';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const GOLDEN = [
+  {
+    version: 1,
+    FIXTURE: join(import.meta.dirname, '..', 'fixtures', 'repo-v1'),
+    FULL: 'golden-vm-test-20261123t194306z-d3bc8b',
+    INC: 'golden-vm-test-20261123t194306z-bd2aa4',
+    repositoryId: 'dbd521f4-dca4-4d54-8dce-130198a1e207',
+  },
+  {
+    version: 2,
+    FIXTURE: join(import.meta.dirname, '..', 'fixtures', 'repo-v2'),
+    FULL: 'golden-vm-test-20261123t220335z-bcb950',
+    INC: 'golden-vm-test-20261123t220336z-5644e8',
+    repositoryId: '4c15eb6a-f4e1-4fe9-8d96-2b15cd1728de',
+  },
+];
 
-describe('the golden v1 repository', () => {
+describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FULL, INC, repositoryId}) => {
   const cleanups: (() => Promise<void>)[] = [];
   afterAll(async () => {
     for (const c of cleanups) await c();
@@ -25,9 +39,9 @@ describe('the golden v1 repository', () => {
 
   it('opens, lists and reads its known content', async () => {
     const repo = await openRepository(FIXTURE);
-    expect(repo.formatVersion).toBe(1);
+    expect(repo.formatVersion).toBe(version);
     expect(repo.chunkSize).toBe(65536);
-    expect(repo.id).toBe('dbd521f4-dca4-4d54-8dce-130198a1e207');
+    expect(repo.id).toBe(repositoryId);
     const list = await repo.listRestorePoints();
     expect(list.map((p) => [p.id, p.type, p.protected, p.vmName])).toEqual([
       [FULL, 'full', false, 'golden vm "α"; test'],
@@ -52,11 +66,12 @@ describe('the golden v1 repository', () => {
     expect((await inc.read(196608, 5)).toString('latin1')).toBe((await fd.read(196608, 5)).toString('latin1'));
   });
 
-  it('verifies clean and accepts new restore points (on a copy)', async () => {
+  it(`verifies clean, takes a backup, restores, verifies and collects garbage, and stays version ${version} (on a copy)`, async () => {
     const s = await scratch();
     cleanups.push(s.cleanup);
-    await cp(FIXTURE, join(s.dir, 'copy'), {recursive: true});
-    const repo = await openRepository(join(s.dir, 'copy'));
+    const path = join(s.dir, 'copy');
+    await cp(FIXTURE, path, {recursive: true});
+    const repo = await openRepository(path);
     expect((await repo.verify()).ok).toBe(true);
     const w = await repo.beginRestorePoint({vmId: '3f2c9a10-0000-4000-8000-000000000001', vmName: 'golden', platform: 'libvirt', base: INC});
     const d = await w.addDisk({key: 'vda', name: 'golden.qcow2', size: 206608});
@@ -66,12 +81,47 @@ describe('the golden v1 repository', () => {
     const got = await readAll(await (await repo.openRestorePoint(p.id)).openDisk('vda'));
     expect(got.subarray(0, 65536).every((b) => b === 0)).toBe(true);
     expect((await repo.stats()).restorePoints).toBe(3);
+    // A full backup of new data: new chunks in this repository's own layout and chunk format.
+    const image = Buffer.concat([textLike(65536, 71), textLike(65536, 72), Buffer.alloc(65536)]);
+    const w2 = await repo.beginRestorePoint({vmId: 'another-vm', vmName: 'another', platform: 'libvirt'});
+    const d2 = await w2.addDisk({key: 'vdb', name: 'b.raw', size: image.length});
+    await putAll(d2, image, 65536);
+    expect((await d2.finish()).newChunks).toBe(2);
+    const p2 = await w2.commit();
+    await expectContent(repo, p2.id, 'vdb', image);
+    const digits = version === 1 ? 4 : 2;
+    for (const hex of [sha(image.subarray(0, 65536)), sha(image.subarray(65536, 131072))]) {
+      const f = await readFile(join(path, 'chunks', hex.slice(0, digits), hex));
+      expect(f[4]).toBe(version);
+    }
+    for (const dir of await readdir(join(path, 'chunks'))) expect(dir).toMatch(version === 1 ? /^[0-9a-f]{4}$/ : /^[0-9a-f]{2}$/);
+    // Prune the new point, age everything, collect: its two chunks go, the golden ones stay.
+    expect((await repo.verify()).ok).toBe(true);
+    const w3 = await repo.beginRestorePoint({vmId: 'another-vm', vmName: 'another', platform: 'libvirt'});
+    await (await w3.addDisk({key: 'vdb', name: 'b.raw', size: image.length})).finish();
+    await w3.commit();
+    expect((await repo.prune({keepLast: 1}, {vmId: 'another-vm'})).removed.map((x) => x.id)).toEqual([p2.id]);
+    await ageChunks(path, 3_600_000);
+    const gc = await repo.gc({safetyMarginMs: 0});
+    expect(gc.removedChunks).toBe(2);
+    expect((await chunkFiles(path)).length).toBe(4);
+    expect((await repo.verify()).ok).toBe(true);
+    await expectContent(repo, FULL, 'vda', await readAll(await (await (await openRepository(FIXTURE)).openRestorePoint(FULL)).openDisk('vda')));
+    const again = await openRepository(path);
+    expect(again.formatVersion).toBe(version);
+    expect(JSON.parse(await readFile(join(path, 'vmbackup-repository.json'), 'utf8')).version).toBe(version);
+    expect((await stat(join(path, 'chunks'))).isDirectory()).toBe(true);
   });
 
   it('reads with an independent reader written from docs/repository-format.md alone', async () => {
     // Nothing from src/: only the byte layouts the format document gives.
     const cfg = JSON.parse(await readFile(join(FIXTURE, 'vmbackup-repository.json'), 'utf8'));
     expect(cfg.format).toBe('vmbackup-repository');
+    expect(cfg.version).toBe(version);
+    // Version 1: chunks/<4 hex>/, 16-byte header with a CRC-32 of the payload.
+    // Version 2: chunks/<2 hex>/, 12-byte header, no CRC (the SHA-256 is the check).
+    const digits = cfg.version === 1 ? 4 : 2;
+    const headerSize = cfg.version === 1 ? 16 : 12;
     const points = [];
     for (const rp of await readdir(join(FIXTURE, 'points'))) {
       const m = JSON.parse(await readFile(join(FIXTURE, 'points', rp, 'manifest.json'), 'utf8'));
@@ -97,10 +147,12 @@ describe('the golden v1 repository', () => {
           continue;
         }
         const hex = id.toString('hex');
-        const f = await readFile(join(FIXTURE, 'chunks', hex.slice(0, 4), hex));
+        const f = await readFile(join(FIXTURE, 'chunks', hex.slice(0, digits), hex));
         expect(f.subarray(0, 4).toString('latin1')).toBe('VBCK');
-        const payload = f.subarray(16);
-        expect(crc32(payload)).toBe(f.readUInt32LE(12));
+        expect(f[4]).toBe(cfg.version);
+        expect(f.readUInt16LE(6)).toBe(0);
+        const payload = f.subarray(headerSize);
+        if (cfg.version === 1) expect(crc32(payload)).toBe(f.readUInt32LE(12));
         const plain = f[5]! & 1 ? (uncompressSync(payload) as Buffer) : payload;
         expect(plain.length).toBe(f.readUInt32LE(8));
         expect(plain.length).toBe(len);

@@ -15,11 +15,18 @@ describe('create, open, import', () => {
   it('creates a repository with a config naming format, version, chunk size and id', async () => {
     const repo = await createRepository(join(s.dir, 'r'), {chunkSize: 128 * 1024});
     const cfg = JSON.parse(await readFile(join(s.dir, 'r', 'vmbackup-repository.json'), 'utf8'));
-    expect(cfg).toMatchObject({format: 'vmbackup-repository', version: 1, chunkSize: 131072, id: repo.id});
+    expect(cfg).toMatchObject({format: 'vmbackup-repository', version: 2, chunkSize: 131072, id: repo.id});
     const again = await openRepository(join(s.dir, 'r'));
     expect(again.id).toBe(repo.id);
     expect(again.chunkSize).toBe(131072);
-    expect(again.formatVersion).toBe(1);
+    expect(again.formatVersion).toBe(2);
+  });
+
+  it('makes an older format on request, and refuses one it does not know', async () => {
+    const v1 = await createRepository(join(s.dir, 'v1'), {formatVersion: 1});
+    expect(JSON.parse(await readFile(join(v1.path, 'vmbackup-repository.json'), 'utf8')).version).toBe(1);
+    expect((await openRepository(v1.path)).formatVersion).toBe(1);
+    await expect(createRepository(join(s.dir, 'v3'), {formatVersion: 3})).rejects.toMatchObject({exitCode: ExitCode.invalidInput, message: expect.stringMatching(/format version 3/)});
   });
 
   it('defaults to 1 MiB chunks and refuses sizes that are not a power of two', async () => {
@@ -68,10 +75,10 @@ describe('create, open, import', () => {
     const repo = await createRepository(join(s.dir, 'new'));
     const file = join(repo.path, 'vmbackup-repository.json');
     const cfg = JSON.parse(await readFile(file, 'utf8'));
-    await writeFile(file, JSON.stringify({...cfg, version: 2}));
+    await writeFile(file, JSON.stringify({...cfg, version: 3}));
     const err = (await openRepository(repo.path).catch((e: unknown) => e)) as UserError;
     expect(err.exitCode).toBe(ExitCode.unsupportedVersion);
     expect(err.message).toContain(repo.path);
-    expect(err.message).toContain('version 2');
+    expect(err.message).toContain('version 3');
   });
 });

@@ -15,7 +15,7 @@ beforeEach(() => {
 
 const chunkPathOf = (data: Buffer) => {
   const hex = chunkId(data).toString('hex');
-  return {hex, path: join(repo.path, 'chunks', hex.slice(0, 4), hex)};
+  return {hex, path: join(repo.path, 'chunks', hex.slice(0, 2), hex)};
 };
 
 describe('verify', () => {

@@ -215,7 +215,7 @@ describe('writing and reading restore points', () => {
     const {chunkId} = await import('../../src/repository/chunk-file.js');
     const {unlink} = await import('node:fs/promises');
     const hex = chunkId(image.subarray(9 * CS, 10 * CS)).toString('hex');
-    await unlink(join(repo.path, 'chunks', hex.slice(0, 4), hex));
+    await unlink(join(repo.path, 'chunks', hex.slice(0, 2), hex));
     const disk = await (await repo.openRestorePoint(sum.id)).openDisk('vda');
     await expect(readAll(disk)).rejects.toThrow(new RegExp(`Chunk ${hex} is missing`));
     // Stop after the first chunk while read-ahead (including the missing chunk) is in flight.
