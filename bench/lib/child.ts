@@ -11,8 +11,6 @@
 import {readFile} from 'node:fs/promises';
 import {backupVm} from '../../src/engine/backup-vm.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
-import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
-import {OvirtPlatform} from '../../src/platforms/ovirt/platform.js';
 import type {PlatformAdapter} from '../../src/platforms/types.js';
 import {openRepository} from '../../src/repository/index.js';
 import {RESULT_MARK, type ChildJob, type ChildResult} from './child-protocol.js';
@@ -36,8 +34,10 @@ async function readStdin(): Promise<string> {
 /** Commands the libvirt platform starts, with when (ms on performance.now()): where fixed costs go. */
 const commands: {at: number; line: string}[] = [];
 
-function makePlatform(job: ChildJob): PlatformAdapter & {close(): Promise<void>} {
+/** Only the job's platform is loaded, as the CLI does (platform-args.ts): the other one costs ~50-110 ms of start-up. */
+async function makePlatform(job: ChildJob): Promise<PlatformAdapter & {close(): Promise<void>}> {
   if (job.platform.kind === 'libvirt') {
+    const {LibvirtPlatform} = await import('../../src/platforms/libvirt/index.js');
     return new LibvirtPlatform({
       hosts: [{name: 'local', connection: {kind: 'local'}}],
       scratchDir: job.platform.scratchDir,
@@ -45,6 +45,7 @@ function makePlatform(job: ChildJob): PlatformAdapter & {close(): Promise<void>}
     });
   }
   const {url, user, password, caPem} = job.platform;
+  const {OvirtPlatform} = await import('../../src/platforms/ovirt/platform.js');
   return new OvirtPlatform({url, user, password, caPem, pollIntervalMs: 20});
 }
 
@@ -85,7 +86,7 @@ async function readOnly(platform: PlatformAdapter, vmId: string, parallel: numbe
 async function main(): Promise<void> {
   const job = JSON.parse(await readStdin()) as ChildJob;
   const startedModules = performance.now();
-  const platform = makePlatform(job);
+  const platform = await makePlatform(job);
   const repository = job.op === 'read-only' ? undefined : await openRepository(job.repository);
   const out: ChildResult = {opMs: 0, maxRssKiB: 0, peakRssKiB: 0};
   // Where the memory is, sampled every 100 ms: the parts of RSS that Node can name.

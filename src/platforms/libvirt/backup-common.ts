@@ -56,8 +56,10 @@ export async function releaseAll(steps: (() => Promise<unknown> | unknown)[]): P
 }
 
 /**
- * The VmBackup both paths return: complete() releases (keeping the new checkpoint) and then runs
- * `afterComplete`; abort() releases and drops the new checkpoint. Each runs once, whichever first.
+ * The VmBackup both paths return: complete() releases (keeping the new checkpoint) and runs
+ * `afterComplete` once the job/exports are released (release may run it alongside its last,
+ * independent steps, and skips it when releasing failed); abort() releases and drops the new
+ * checkpoint. Each runs once, whichever first.
  */
 export function vmBackup(opts: {
   d: DomainDetails;
@@ -65,7 +67,7 @@ export function vmBackup(opts: {
   inactiveXml: string;
   sources: DiskSource[];
   checkpoint: CheckpointRecord;
-  release: (dropNewCheckpoint: boolean) => Promise<void>;
+  release: (dropNewCheckpoint: boolean, afterReleased?: () => Promise<void>) => Promise<void>;
   afterComplete: () => Promise<void>;
 }): VmBackup {
   const inventory = toInventoryVm(opts.d);
@@ -78,8 +80,7 @@ export function vmBackup(opts: {
     async complete() {
       if (finished) return;
       finished = true;
-      await opts.release(false);
-      await opts.afterComplete();
+      await opts.release(false, opts.afterComplete);
     },
     async abort() {
       if (finished) return;

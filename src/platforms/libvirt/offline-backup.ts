@@ -32,9 +32,12 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
   const vm = d.info.name;
   const disks = backupDisks(d, opts);
 
-  // qemu-img without -U takes the image lock: it fails when anything has the image open.
-  for (const {disk} of disks) {
-    const r = await host.run(['qemu-img', 'info', '--output=json', ...(disk.driverType ? ['-f', disk.driverType] : []), disk.sourcePath!], {allowFailure: true});
+  // qemu-img without -U takes the image lock: it fails when anything has the image open (all disks at once).
+  const locks = await Promise.all(
+    disks.map(({disk}) => host.run(['qemu-img', 'info', '--output=json', ...(disk.driverType ? ['-f', disk.driverType] : []), disk.sourcePath!], {allowFailure: true})),
+  );
+  for (const [i, {disk}] of disks.entries()) {
+    const r = locks[i]!;
     if (r.exitCode !== 0) {
       throw new UserError(`The image ${disk.sourcePath} of shut-off VM ${vm} is in use by another process (${r.stderr.trim()}).`, {
         hint: 'Wait until whatever has it open (another backup, a copy, a VM on another host) is done, then run again.',
@@ -50,7 +53,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
   const sources: DiskSource[] = [];
   const added: string[] = [];
 
-  const release = async (removeNew: boolean) => {
+  const release = async (removeNew: boolean, afterReleased?: () => Promise<void>) => {
     await releaseAll([
       ...sources.map((s) => () => s.close()),
       ...sockets.map((s) => () => s.close()),
@@ -58,6 +61,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
       ...(removeNew ? added.map((path) => () => host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', path, checkpoint])) : []),
       () => host.removeScratch(dir),
     ]);
+    await afterReleased?.();
   };
 
   try {

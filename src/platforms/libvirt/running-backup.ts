@@ -36,7 +36,10 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   let connection: {address: NbdAddress; close(): Promise<void>} | undefined;
   let jobStarted = false;
 
-  const release = async (deleteNew: boolean) => {
+  // `afterReleased` (older checkpoints deleted) needs the job gone, not the scratch directory:
+  // the two run together once every other step succeeded.
+  const release = async (deleteNew: boolean, afterReleased?: () => Promise<void>) => {
+    let failure: {reason: unknown} | undefined;
     await releaseAll([
       ...sources.map((s) => () => s.close()),
       () => connection?.close(),
@@ -50,8 +53,13 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
           await deleteCheckpoint(host, uuid, checkpoint).catch(() => deleteCheckpoint(host, uuid, checkpoint, {metadataOnly: true}));
         }
       },
-      () => host.removeScratch(dir),
-    ]);
+    ]).catch((reason: unknown) => {
+      failure = {reason};
+    });
+    const [scratch, after] = await Promise.allSettled([host.removeScratch(dir), failure ? undefined : afterReleased?.()]);
+    if (failure) throw failure.reason;
+    if (scratch.status === 'rejected') throw scratch.reason;
+    if (after.status === 'rejected') throw after.reason;
   };
 
   try {
