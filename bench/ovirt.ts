@@ -114,7 +114,7 @@ async function main(): Promise<void> {
 
   const rate = (bytes: number, s: number) => `${(bytes / MiB / s).toFixed(0)} MiB/s`;
   console.log(`disk ${diskGiB} GiB, data ${(dataBytes / MiB).toFixed(0)} MiB in ${ranges.length} ranges of <= 8 MiB, ${workers} parallel readers, load ${os.loadavg()[0]!.toFixed(2)}`);
-  console.log(`OvirtDiskSource (undici Pool): ${rate(read, ours)} (${ours.toFixed(2)} s)`);
+  console.log(`OvirtDiskSource (imageio client):${rate(read, ours)} (${ours.toFixed(2)} s)`);
   console.log(`curl, same ranges and ticket:  ${rate(dataBytes, curl)} (${curl.toFixed(2)} s)`);
 }
 

@@ -72,9 +72,14 @@ beforeEach(() => {
   dropped = 0;
 });
 
-const open = (timeoutMs?: number) => ImageioClient.open({transferUrl: base, caPem: tls.caPem, maxConnections: 2, timeoutMs});
+// Both ways the client runs its ranged GETs: in a reader thread (the default) and on the caller's thread.
+describe.each([1, 0])('imageio ranged reads on the client\'s own connections, readThreads %i', (readThreads) => {
+  const open = async (timeoutMs?: number) => {
+    const io = await ImageioClient.open({transferUrl: base, caPem: tls.caPem, maxConnections: 2, timeoutMs, readThreads});
+    return io;
+  };
+  const path = readThreads > 0 ? 'threads' : 'this thread';
 
-describe('imageio ranged reads on the client\'s own connections', () => {
   it('reads exact ranges into the given buffer, reusing keep-alive connections', async () => {
     const io = await open();
     const before = sockets.length; // OPTIONS went over undici's pool
@@ -87,6 +92,7 @@ describe('imageio ranged reads on the client\'s own connections', () => {
     const pair = await Promise.all([io.read(0, 100), io.read(100, 100)]);
     expect(Buffer.concat(pair).equals(IMAGE.subarray(0, 200))).toBe(true);
     expect(sockets.length - before).toBe(2);
+    expect(io.readPath).toBe(path);
     await io.close();
   });
 
@@ -95,6 +101,7 @@ describe('imageio ranged reads on the client\'s own connections', () => {
     mode = 'chunked';
     expect((await io.read(4096, 300_000)).equals(IMAGE.subarray(4096, 304_096))).toBe(true);
     expect((await io.read(0, 10)).equals(IMAGE.subarray(0, 10))).toBe(true);
+    expect(io.readPath).toBe('undici');
     await io.close();
   });
 
@@ -129,6 +136,7 @@ describe('imageio ranged reads on the client\'s own connections', () => {
     expect(err).toMatchObject({name: 'UserError', exitCode: 20});
     expect(err.message).toContain('stopped answering (GET bytes 0+1000)');
     expect(err.message).toContain('/images/<ticket>');
+    expect(io.readPath).toBe(path);
     await io.close();
   });
 

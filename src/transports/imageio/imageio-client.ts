@@ -20,7 +20,8 @@ import {Pool} from 'undici';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {parseExtents, type ImageioExtent} from './extents.js';
 import {deepCode, isCertError, isConnectError} from './net-errors.js';
-import {RangeReader, UnsupportedFramingError} from './range-reader.js';
+import {RangeReader, UnsupportedFramingError, type RangeReaderOptions, type RangeReply} from './range-reader.js';
+import {ThreadedRangeReader, ThreadsUnavailableError} from './range-threads.js';
 import {redactTicketUrl} from './redact.js';
 
 export interface ImageioOpenOptions {
@@ -31,6 +32,13 @@ export interface ImageioOpenOptions {
   /** Upper bound of connections this client opens (default 8). */
   maxConnections?: number;
   timeoutMs?: number;
+  /**
+   * Worker threads that run the ranged GETs (TLS decryption off the calling thread); default 0,
+   * on the calling thread. Started at the first read(), so uploads never start one. Off by
+   * default: on the 2-core bench machine a thread cost the same CPU or more per GiB and 60-100 MiB
+   * of RSS per client, and the backup was not faster.
+   */
+  readThreads?: number;
 }
 
 export interface ImageioCapabilities {
@@ -55,8 +63,10 @@ export class ImageioError extends UserError {
 const MAX_ZERO = 128 * 2 ** 20;
 
 export class ImageioClient {
-  /** The fast path for ranged GETs; undefined once an answer showed it cannot frame this server's replies. */
-  private ranges: RangeReader | undefined;
+  /** The fast path for ranged GETs (range-reader.ts); undefined once an answer showed it cannot frame this server's replies. */
+  private fast: (RangeReaderOptions & {threads: number}) | undefined;
+  private threaded: ThreadedRangeReader | undefined;
+  private local: RangeReader | undefined;
 
   private constructor(
     private readonly pool: Pool,
@@ -88,9 +98,10 @@ export class ImageioClient {
       const client = new ImageioClient(pool, u.pathname, redactTicketUrl(url), via, {features: new Set(), maxReaders: 1, maxWriters: 1}, timeoutMs);
       try {
         await client.options();
-        client.ranges = new RangeReader({
+        client.fast = {
           origin: u.origin, ca: o.caPem, maxConnections: o.maxConnections ?? 8, timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 10_000),
-        });
+          threads: o.readThreads ?? 0,
+        };
         return client;
       } catch (err) {
         await pool.destroy().catch(() => undefined);
@@ -129,18 +140,18 @@ export class ImageioClient {
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (into && into.length < length) throw new RangeError(`read of ${length} bytes into a buffer of ${into.length}`);
-    const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     for (let attempt = 0; ; attempt++) {
       try {
-        if (this.ranges) {
+        if (this.fast) {
           try {
-            return await this.readFast(this.ranges, offset, length, out);
+            return await this.readFast(offset, length, into);
           } catch (err) {
             if (!(err instanceof UnsupportedFramingError)) throw err;
-            this.ranges.close();
-            this.ranges = undefined;
+            this.fast = undefined;
+            void this.closeFast();
           }
         }
+        const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
         const res = await this.call('GET', this.path, {range: `bytes=${offset}-${offset + length - 1}`});
         if (res.status !== 206 && res.status !== 200) throw await this.error(`GET bytes ${offset}+${length}`, res);
         let pos = 0;
@@ -163,22 +174,56 @@ export class ImageioClient {
     }
   }
 
-  private async readFast(ranges: RangeReader, offset: number, length: number, out: Buffer): Promise<Buffer> {
+  /** Where the ranged GETs run: reader threads, this thread (own connections), or undici (the fallback). */
+  get readPath(): 'threads' | 'this thread' | 'undici' {
+    if (!this.fast) return 'undici';
+    return this.fast.threads > 0 ? 'threads' : 'this thread';
+  }
+
+  /** One ranged GET on the fast path: in the reader thread(s), or on this thread when threads are off or cannot start. */
+  private async fastGet(fast: RangeReaderOptions & {threads: number}, offset: number, length: number, into?: Buffer): Promise<{reply: RangeReply; data?: Buffer}> {
+    if (fast.threads > 0) {
+      this.threaded ??= new ThreadedRangeReader(fast);
+      try {
+        return await this.threaded.get(this.path, offset, length, into);
+      } catch (err) {
+        if (!(err instanceof ThreadsUnavailableError)) throw err;
+        void this.threaded.close().catch(() => undefined);
+        this.threaded = undefined;
+        fast.threads = 0;
+      }
+    }
+    this.local ??= new RangeReader(fast);
+    const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    const reply = await this.local.get(this.path, offset, length, out);
+    return {reply, data: (reply.status === 200 || reply.status === 206) && reply.length <= length ? out.subarray(0, reply.length) : undefined};
+  }
+
+  private closeFast(): Promise<void> {
+    this.local?.close();
+    this.local = undefined;
+    const t = this.threaded;
+    this.threaded = undefined;
+    return t ? t.close().catch(() => undefined) : Promise.resolve();
+  }
+
+  private async readFast(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const what = `GET bytes ${offset}+${length}`;
     let r;
     try {
-      r = await ranges.get(this.path, offset, length, out);
+      r = await this.fastGet(this.fast!, offset, length, into);
     } catch (err) {
       if (err instanceof UnsupportedFramingError) throw err;
       throw this.transportError(err, what);
     }
-    if (r.status !== 206 && r.status !== 200) throw this.errorOf(what, r.status, r.text ?? '');
-    if (r.length > length) throw new ImageioError(`imageio at ${this.displayUrl} sent more than the ${length} bytes asked for at ${offset}.`, r.status);
-    if (r.length !== length) throw new ImageioError(`imageio at ${this.displayUrl} sent ${r.length} of ${length} bytes at offset ${offset}.`, r.status);
-    if (r.status === 206 && r.rangeStart !== undefined && r.rangeStart !== offset) {
-      throw new ImageioError(`imageio at ${this.displayUrl} sent bytes from ${r.rangeStart} when asked for ${offset}.`, r.status);
+    const {reply, data} = r;
+    if (reply.status !== 206 && reply.status !== 200) throw this.errorOf(what, reply.status, reply.text ?? '');
+    if (reply.length > length) throw new ImageioError(`imageio at ${this.displayUrl} sent more than the ${length} bytes asked for at ${offset}.`, reply.status);
+    if (reply.length !== length || !data) throw new ImageioError(`imageio at ${this.displayUrl} sent ${reply.length} of ${length} bytes at offset ${offset}.`, reply.status);
+    if (reply.status === 206 && reply.rangeStart !== undefined && reply.rangeStart !== offset) {
+      throw new ImageioError(`imageio at ${this.displayUrl} sent bytes from ${reply.rangeStart} when asked for ${offset}.`, reply.status);
     }
-    return out;
+    return data;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -209,7 +254,7 @@ export class ImageioClient {
   }
 
   async close(): Promise<void> {
-    this.ranges?.close();
+    await this.closeFast();
     await this.pool.close().catch(() => this.pool.destroy());
   }
 
