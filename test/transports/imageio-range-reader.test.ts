@@ -72,14 +72,10 @@ beforeEach(() => {
   dropped = 0;
 });
 
-// Both ways the client runs its ranged GETs: in a reader thread (the default) and on the caller's thread.
-describe.each([1, 0])('imageio ranged reads on the client\'s own connections, readThreads %i', (readThreads) => {
-  const open = async (timeoutMs?: number) => {
-    const io = await ImageioClient.open({transferUrl: base, caPem: tls.caPem, maxConnections: 2, timeoutMs, readThreads});
-    return io;
-  };
-  const path = readThreads > 0 ? 'threads' : 'this thread';
+const open = (timeoutMs?: number) => ImageioClient.open({transferUrl: base, caPem: tls.caPem, maxConnections: 2, timeoutMs});
+const path = 'own connections';
 
+describe('imageio ranged reads on the client\'s own connections', () => {
   it('reads exact ranges into the given buffer, reusing keep-alive connections', async () => {
     const io = await open();
     const before = sockets.length; // OPTIONS went over undici's pool

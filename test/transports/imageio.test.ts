@@ -48,7 +48,7 @@ describe('imageio client', () => {
     const into = Buffer.alloc(70_000, 0xff);
     await io.read(20 * 2 ** 20 - 5, 70_000, into);
     expect(into.equals(disk.image.read(20 * 2 ** 20 - 5, 70_000))).toBe(true);
-    expect(io.readPath).toBe('this thread');
+    expect(io.readPath).toBe('own connections');
     // A download ticket has no dirty extents (gotcha 19): 404.
     await expect(io.extents('dirty')).rejects.toMatchObject({status: 404});
     await io.close();
