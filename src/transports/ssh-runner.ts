@@ -18,7 +18,6 @@ import {
   type RunResult,
 } from './command-runner.js';
 import {classifySshFailure, describeTarget, sshCommandArgv, sshFailureError, validateTarget, type SshTarget} from './ssh-args.js';
-import {scanHostKey} from './ssh-host-key.js';
 import {ExitCode, UserError} from '../util/errors.js';
 
 export class SshRunner implements CommandRunner {
@@ -61,6 +60,8 @@ export class SshRunner implements CommandRunner {
     let fingerprints: string[] | undefined;
     if (kind === 'untrusted') {
       try {
+        // Loaded here only: the scanner pulls in execa, which the runner itself no longer needs.
+        const {scanHostKey} = await import('./ssh-host-key.js');
         fingerprints = (await scanHostKey(this.target.host, this.target.port ?? 22)).map((k) => `${k.type} ${k.fingerprint}`);
       } catch {
         fingerprints = undefined; // the message still says what to do without them

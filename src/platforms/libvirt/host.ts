@@ -20,10 +20,8 @@ import {mkdirSync} from 'node:fs';
 import {mkdir} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner, type RunOptions, type RunResult} from '../../transports/command-runner.js';
-import {execa} from 'execa';
 import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
 import {SshRunner} from '../../transports/ssh-runner.js';
-import {openSocketTunnel} from '../../transports/ssh-tunnel.js';
 import type {NbdAddress} from '../../transports/nbd/index.js';
 import {CheckpointNaming} from './plan.js';
 
@@ -103,7 +101,10 @@ export class LibvirtHost {
 
   /** Ends the shared SSH connection, if any. */
   async close(): Promise<void> {
-    if (this.ssh?.controlDir) await execa(sshControlExitArgv(this.ssh)[0]!, sshControlExitArgv(this.ssh).slice(1), {reject: false});
+    if (!this.ssh?.controlDir) return;
+    // execa and the tunnel module load only for SSH hosts (~50 ms of start-up a local host does not need).
+    const {execa} = await import('execa');
+    await execa(sshControlExitArgv(this.ssh)[0]!, sshControlExitArgv(this.ssh).slice(1), {reject: false});
   }
 
   virsh(args: readonly string[], opts?: RunOptions): Promise<RunResult> {
@@ -159,6 +160,7 @@ export class LibvirtHost {
     if (!this.ssh) return {path: remoteSocket, close: async () => {}};
     await mkdir(this.localScratchDir, {recursive: true, mode: 0o700});
     const local = join(this.localScratchDir, `t-${randomBytes(4).toString('hex')}-${basename(remoteSocket)}`);
+    const {openSocketTunnel} = await import('../../transports/ssh-tunnel.js');
     const tunnel = await openSocketTunnel({...this.ssh, controlDir: undefined}, local, remoteSocket, {log: this.log});
     return {path: tunnel.localPath, close: () => tunnel.close()};
   }
