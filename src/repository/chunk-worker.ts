@@ -11,6 +11,8 @@
  */
 import {closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
 import {dirname} from 'node:path';
+import {setFlagsFromString} from 'node:v8';
+import {runInNewContext} from 'node:vm';
 import {parentPort, workerData} from 'node:worker_threads';
 import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk} from './chunk-file.js';
 import type {WorkerFailure, WorkerInit, WorkerReply, WorkerRequest} from './chunk-workers.js';
@@ -163,15 +165,42 @@ function failure(err: unknown): WorkerFailure {
   return {kind: 'failure', message: err instanceof Error ? (err.stack ?? err.message) : String(err)};
 }
 
-parentPort!.on('message', (msg: WorkerRequest) => {
+/**
+ * lz4-napi's output buffers are freed by finalizers that run only when this thread's event loop
+ * turns, and only after a GC that V8 does not start on its own (it does not see that memory):
+ * a thread that compressed chunk after chunk, with the next request always waiting, grew the
+ * process by hundreds of MiB. So requests are queued and handled one per loop turn (the
+ * MessagePort would otherwise deliver hundreds in one go), and a minor GC runs after every
+ * LZ4_GC_BYTES of LZ4 output (a scavenge of this small heap costs well under a millisecond).
+ */
+const LZ4_GC_BYTES = 16 << 20;
+let lz4Bytes = 0;
+const collect = exposeGc();
+
+function exposeGc(): ((opts: {type: 'minor' | 'major'}) => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const f: unknown = runInNewContext('gc');
+    return typeof f === 'function' ? (f as (opts: {type: 'minor' | 'major'}) => void) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const queue: WorkerRequest[] = [];
+let scheduled = false;
+
+function handle(msg: WorkerRequest): void {
   let reply: WorkerReply;
   let transfer: ArrayBuffer[] = [];
   try {
     if (msg.op === 'put') {
       const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
       reply = put(msg.root, msg.version, plain);
+      if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
       ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want));
+      lz4Bytes += init.slotSize;
     } else {
       // Tests only: a worker that dies while requests are queued on it.
       process.exit(msg.code);
@@ -184,5 +213,24 @@ parentPort!.on('message', (msg: WorkerRequest) => {
   } catch {
     // Memory lz4-napi allocated outside V8 cannot be transferred: send a copy.
     parentPort!.postMessage({seq: msg.seq, reply});
+  }
+  if (collect && lz4Bytes >= LZ4_GC_BYTES) {
+    lz4Bytes = 0;
+    collect({type: 'minor'});
+  }
+}
+
+function drain(): void {
+  const msg = queue.shift();
+  if (msg) handle(msg);
+  if (queue.length > 0) setImmediate(drain);
+  else scheduled = false;
+}
+
+parentPort!.on('message', (msg: WorkerRequest) => {
+  queue.push(msg);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(drain);
   }
 });
