@@ -177,7 +177,14 @@ export class ImageioClient {
       reply = await ranges.get(this.path, offset, length, out);
     } catch (err) {
       if (err instanceof UnsupportedFramingError) throw err;
-      throw this.transportError(err, what);
+      if (deepCode(err) === 'ETIMEDOUT') {
+        throw new UserError(`imageio at ${this.displayUrl} stopped answering (${what}): ${(err as Error).message}.`, {
+          hint: 'The host or its storage is overloaded or the network dropped; see the imageio log on the host (/var/log/ovirt-imageio/daemon.log) and retry.',
+          exitCode: ExitCode.unreachable,
+          cause: err,
+        });
+      }
+      throw this.transportError(err);
     }
     if (reply.status !== 206 && reply.status !== 200) throw this.errorOf(what, reply.status, reply.text ?? '');
     if (reply.length !== length) throw this.wrongLength(offset, length, reply.length, reply.status);
@@ -230,23 +237,16 @@ export class ImageioClient {
       const res = await this.pool.request({method: method as 'GET', path, headers, body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs});
       return {status: res.statusCode, body: res.body, text: () => res.body.text()};
     } catch (err) {
-      throw this.transportError(err, method);
+      throw this.transportError(err);
     }
   }
 
-  /** A certificate failure or a stall as a UserError; other socket errors as they are (callers retry or classify them). */
-  private transportError(err: unknown, what: string): unknown {
+  /** A certificate failure as a UserError; other socket errors as they are (callers retry or classify them). */
+  private transportError(err: unknown): unknown {
     if (isCertError(err)) {
       return new UserError(`The imageio certificate at ${this.displayUrl} is not signed by the stored engine CA.`, {
         hint: 'Hosts use certificates signed by the engine CA; the engine proxy uses the Apache certificate. If the engine uses a third-party certificate, add that CA to the stored bundle.',
         exitCode: ExitCode.untrusted,
-        cause: err,
-      });
-    }
-    if (deepCode(err) === 'ETIMEDOUT' && what.startsWith('GET bytes')) {
-      return new UserError(`imageio at ${this.displayUrl} stopped answering (${what}): nothing for ${this.timeoutMs / 1000} s.`, {
-        hint: 'The host or its storage is overloaded or the network dropped; see the imageio log on the host (/var/log/ovirt-imageio/daemon.log) and retry.',
-        exitCode: ExitCode.unreachable,
         cause: err,
       });
     }
