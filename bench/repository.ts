@@ -1,6 +1,6 @@
 /**
  * Repository throughput benchmark (prints figures; not a test).
- *   node --import tsx bench/repository.ts [--dir <scratch dir>] [--gib <size of the mixed disk>] [--sparse-gib <n>]
+ *   node --import tsx bench/repository.ts [--dir <scratch dir>] [--gib <size of the mixed disk>] [--sparse-gib <n>] [--format 1|2]
  *
  * Disk A: a synthetic disk (default 2 GiB), per 4 chunks: one random, one text-like, two zero.
  * Disk B: a sparse disk (default 16 GiB): one data chunk in 16, the rest zeros, all put().
@@ -8,6 +8,10 @@
  * a stream, and the peak RSS. Data comes from memory: every chunk is a pooled buffer with a
  * counter stamped in, so chunks are unique (no accidental dedup) yet cost only a memcpy.
  * Targets: ingest ≥ 500 MiB/s, re-ingest ≥ 1 GiB/s, read-back ≥ 800 MiB/s, peak RSS < 300 MiB.
+ * --format makes the repository in that format version (default: the newest). The chunk worker
+ * pool's size comes from VMBACKUP_CHUNK_WORKERS when set (src/repository/chunk-workers.ts).
+ * Under tsx every chunk worker thread loads tsx too (~25 MiB of RSS each); the appliance and
+ * the platform benchmarks run compiled JavaScript.
  */
 import {spawnSync} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
@@ -16,6 +20,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
 import {createRepository, type Repository} from '../src/repository/index.js';
+import {defaultPoolSize} from '../src/repository/chunk-workers.js';
 
 // Measure what ships: the CLI and the daemon run with libuv's default pool (4 threads) and
 // MIMALLOC_PURGE_DELAY=0, which keeps lz4-napi's per-thread allocator caches from holding peak
@@ -27,7 +32,7 @@ if (process.env.MIMALLOC_PURGE_DELAY === undefined) {
 }
 
 const {values} = parseArgs({
-  options: {dir: {type: 'string'}, gib: {type: 'string'}, 'sparse-gib': {type: 'string'}, 'in-flight': {type: 'string'}, 'put-mib': {type: 'string'}},
+  options: {dir: {type: 'string'}, gib: {type: 'string'}, 'sparse-gib': {type: 'string'}, format: {type: 'string'}, 'in-flight': {type: 'string'}, 'put-mib': {type: 'string'}},
 });
 const MiB = 1 << 20;
 const CS = MiB;
@@ -167,7 +172,8 @@ const base = await mkdtemp(join(values.dir ?? tmpdir(), 'vmb-bench-'));
 try {
   console.log(`node ${process.version}, chunk size 1 MiB, ${IN_FLIGHT} puts of ${PUT_CHUNKS} MiB in flight, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default'}, MIMALLOC_PURGE_DELAY=${process.env.MIMALLOC_PURGE_DELAY}, scratch ${base}`);
   console.log(`RSS before the first run (runtime, tsx, 32 MiB of data pools): ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB`);
-  const repo = await createRepository(join(base, 'repo'));
+  const repo = await createRepository(join(base, 'repo'), values.format !== undefined ? {formatVersion: Number(values.format)} : {});
+  console.log(`repository format ${repo.formatVersion}, chunk worker threads: ${defaultPoolSize()}`);
   await scenario(repo, `mixed ${values.gib ?? 2} GiB`, Number(values.gib ?? 2), mixedKind);
   await scenario(repo, `sparse ${values['sparse-gib'] ?? 16} GiB`, Number(values['sparse-gib'] ?? 16), sparseKind);
   const st = await repo.stats();
