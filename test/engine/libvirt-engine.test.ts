@@ -8,6 +8,7 @@
 import {mkdir, mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
+import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {backupVm, type VmBackupResult} from '../../src/engine/backup-vm.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
@@ -158,6 +159,13 @@ describe('engine backup → repository → restore on libvirt', () => {
       const fmt = /\.qcow2$/.test(path) ? 'qcow2' : 'raw';
       const cmp = await imagesIdentical(path, points[2].mirrors[d.target], fmt, 'raw');
       expect(cmp.same, cmp.output).toBe(true);
+      if (fmt === 'qcow2') {
+        // A new image reads as zeros already: zero runs were not written (no zero clusters
+        // allocated); they are unallocated ("present": false).
+        const map = JSON.parse((await execa('qemu-img', ['map', '--output=json', '-f', 'qcow2', path])).stdout) as {present: boolean; zero: boolean; data: boolean}[];
+        expect(map.some((e) => !e.present && e.zero)).toBe(true);
+        expect(map.filter((e) => e.present && e.zero && !e.data)).toEqual([]);
+      }
     }
   });
 
