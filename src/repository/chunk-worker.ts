@@ -62,10 +62,12 @@ function readChunkFile(path: string): Buffer {
   }
 }
 
-/** The plain data in an ArrayBuffer of its own, to transfer (a view of `scratch` is copied). */
+/**
+ * The plain data in an ArrayBuffer of its own, allocated by V8, to transfer. Always a copy: a
+ * view of `scratch` must not leave, and lz4-napi's output is memory whose finalizer belongs to
+ * this thread (it is freed here, by the GC below, not by the thread that ends up holding it).
+ */
 function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: number} {
-  const ab = b.buffer as ArrayBuffer;
-  if (ab !== scratch.buffer && ab instanceof ArrayBuffer && ab.byteLength <= b.length + 4096) return {data: ab, offset: b.byteOffset, length: b.length};
   const copy = new ArrayBuffer(b.length);
   new Uint8Array(copy).set(b);
   return {data: copy, offset: 0, length: b.length};
@@ -208,12 +210,7 @@ function handle(msg: WorkerRequest): void {
   } catch (err) {
     reply = failure(err);
   }
-  try {
-    parentPort!.postMessage({seq: msg.seq, reply}, transfer);
-  } catch {
-    // Memory lz4-napi allocated outside V8 cannot be transferred: send a copy.
-    parentPort!.postMessage({seq: msg.seq, reply});
-  }
+  parentPort!.postMessage({seq: msg.seq, reply}, transfer);
   if (collect && lz4Bytes >= LZ4_GC_BYTES) {
     lz4Bytes = 0;
     collect({type: 'minor'});

@@ -12,7 +12,11 @@
  *   SharedArrayBuffer (maxInFlight slots of SLOT_SIZE, shared with every thread) and put()
  *   copies the chunk into it. A chunk larger than a slot (chunk size over 1 MiB) goes in its
  *   own ArrayBuffer, transferred (structured clone of a subarray would copy its whole backing
- *   store). Read results come back transferred: the decoded buffer moves to this thread.
+ *   store). Read results come back in an ArrayBuffer the worker allocated (with V8, so this
+ *   thread's GC sees it) and transferred.
+ * - Size: measured on the 2-core development machine (bench/lib/stage-costs.ts and the libvirt
+ *   benchmark, docs/benchmarks.md): 2, 3 and 4 threads were within the noise of a shared
+ *   machine for CPU; 3 is the default for 2 cores (a thread in fsync leaves its core to another).
  * - A thread that dies fails the requests it held with an error that says so and is replaced
  *   by the next request.
  * - Size: VMBACKUP_CHUNK_WORKERS, else os.availableParallelism() + 1 (a thread blocked in fsync
