@@ -175,7 +175,7 @@ function failure(err: unknown): WorkerFailure {
  * MessagePort would otherwise deliver hundreds in one go), and a minor GC runs after every
  * LZ4_GC_BYTES of LZ4 output (a scavenge of this small heap costs well under a millisecond).
  */
-const LZ4_GC_BYTES = 16 << 20;
+const LZ4_GC_BYTES = 8 << 20;
 let lz4Bytes = 0;
 const collect = exposeGc();
 
