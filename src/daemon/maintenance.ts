@@ -4,9 +4,10 @@
  *   check (a warning in the session below the threshold), and the email report;
  * - daily GC of every repository (and right after a session that left the disk low on space);
  * - prune on request (POST /repositories/:id/prune): each job's retention applied to that job's
- *   VMs in the repository, as after a session. A VM belongs to the job whose session wrote its
- *   newest restore point there (or, failing that, the job that picks it by id); VMs of no job
- *   (deleted jobs, imported repositories) are left alone and listed;
+ *   restore points, as after a session. A restore point belongs to the job recorded in it; older
+ *   points, written before jobs were recorded, to the job of their session, else to the job that
+ *   wrote the VM's newest point (or picks it by id). Points of no job (deleted jobs, imported
+ *   repositories) are left alone and their VMs listed;
  * - the scheduled health check (verify) per repository: damaged chunks are quarantined by
  *   verify, and the VMs whose restore points used them are marked so that their next backup
  *   reads every disk in full (`full: true`), which writes the damaged chunks again.
@@ -81,11 +82,12 @@ export class Maintenance {
     const repo = await this.deps.resources.repository(job.repository);
     const note = (severity: 'info' | 'warning', code: string, text: string) =>
       record.log.push({time: new Date().toISOString(), severity, code, message: text});
-    // Retention: only the VMs this session backed up, and only the job's policy.
+    // Retention: only the VMs this session backed up, the job's policy, the job's own points.
     for (const vm of record.vms) {
       if (vm.state !== 'success' && vm.state !== 'warning') continue;
       try {
-        const r = await repo.prune(retentionPolicy(job.retention), {vmId: vm.id});
+        const mine = (p: RestorePointSummary) => pointJob(p, this.deps.jobOfSession ?? (() => undefined), job.id) === job.id;
+        const r = await repo.prune(retentionPolicy(job.retention), {vmId: vm.id, only: mine});
         if (r.removed.length) note('info', 'retention', `Retention removed ${r.removed.length} restore point(s) of ${vm.name}.`);
       } catch (err) {
         note('warning', 'retention-failed', `Retention for ${vm.name} failed: ${message(err)}`);
@@ -129,17 +131,17 @@ export class Maintenance {
     const jobs = this.deps.store.list('jobs').filter((j) => j.repository === repositoryId);
     this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'prune', state: 'started'});
     try {
-      const owners = vmOwners(await repo.listRestorePoints(), jobs, this.deps.jobOfSession ?? (() => undefined));
+      const groups = retentionGroups(await repo.listRestorePoints(), jobs, this.deps.jobOfSession ?? (() => undefined));
       const reply: PruneReply = {ok: true, removed: 0, kept: 0, vms: [], unassigned: []};
-      for (const vm of owners) {
-        if (!vm.job) {
-          reply.unassigned.push({id: vm.id, name: vm.name});
+      for (const g of groups) {
+        if (!g.job) {
+          if (!reply.unassigned.some((u) => u.id === g.vmId)) reply.unassigned.push({id: g.vmId, name: g.vmName});
           continue;
         }
-        const r = await repo.prune(retentionPolicy(vm.job.retention), {vmId: vm.id});
+        const r = await repo.prune(retentionPolicy(g.job.retention), {vmId: g.vmId, only: (p) => g.points.has(p.id)});
         reply.removed += r.removed.length;
         reply.kept += r.kept.length;
-        reply.vms.push({id: vm.id, name: vm.name, job: vm.job.id, removed: r.removed.length, kept: r.kept.length});
+        reply.vms.push({id: g.vmId, name: g.vmName, job: g.job.id, removed: r.removed.length, kept: r.kept.length});
       }
       const detail = `removed ${reply.removed} restore point(s)`;
       this.deps.log('info', `Prune of repository ${repositoryId}: ${detail}, kept ${reply.kept}; ${reply.unassigned.length} VM(s) of no job left alone`);
@@ -175,12 +177,22 @@ export interface PruneReply {
   ok: true;
   removed: number;
   kept: number;
+  /** One entry per VM and job (a VM that two jobs back up here has two). */
   vms: {id: string; name: string; job: string; removed: number; kept: number}[];
   /** VMs with restore points that no job of this repository backs up: not pruned. */
   unassigned: {id: string; name: string}[];
 }
 
-/** Each VM with restore points, and the job whose retention governs it (if any). Pure. */
+/**
+ * The job a restore point belongs to for retention: the job recorded in it; for a point written
+ * before jobs were recorded, the job of its session while the history still knows it, else
+ * `fallback`. Pure.
+ */
+export function pointJob(p: RestorePointSummary, jobOfSession: (sessionId: string) => string | undefined, fallback?: string): string | undefined {
+  return p.jobId ?? (p.sessionId !== undefined ? jobOfSession(p.sessionId) : undefined) ?? fallback;
+}
+
+/** Each VM with restore points, and the job that owns it: the job of its newest point, else the job that picks it. Pure. */
 export function vmOwners(
   points: readonly RestorePointSummary[],
   jobs: readonly JobConfig[],
@@ -193,8 +205,33 @@ export function vmOwners(
     if (!cur || cur.time < p.time) newest.set(p.vmId, p);
   }
   return [...newest.values()].map((p) => {
-    const viaSession = p.sessionId ? byId.get(jobOfSession(p.sessionId) ?? '') : undefined;
-    const job = viaSession ?? jobs.find((j) => j.source.vms.some((v) => v.id === p.vmId));
+    const recorded = byId.get(pointJob(p, jobOfSession) ?? '');
+    const job = recorded ?? jobs.find((j) => j.source.vms.some((v) => v.id === p.vmId));
     return {id: p.vmId, name: p.vmName, job};
   });
+}
+
+/**
+ * The restore points grouped by VM and by the job whose retention governs them (pointJob, with
+ * the VM's owner for old points that say nothing). Two jobs backing up one VM into one
+ * repository (a daily and a monthly one) each prune only their own points. Groups of no
+ * configured job (deleted jobs, imported repositories) are left alone. Pure.
+ */
+export function retentionGroups(
+  points: readonly RestorePointSummary[],
+  jobs: readonly JobConfig[],
+  jobOfSession: (sessionId: string) => string | undefined,
+): {vmId: string; vmName: string; job?: JobConfig; points: Set<string>}[] {
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const owner = new Map(vmOwners(points, jobs, jobOfSession).map((o) => [o.id, o]));
+  const groups = new Map<string, {vmId: string; vmName: string; job?: JobConfig; points: Set<string>}>();
+  for (const p of points) {
+    const o = owner.get(p.vmId)!;
+    const job = byId.get(pointJob(p, jobOfSession, o.job?.id) ?? '');
+    const key = JSON.stringify([p.vmId, job?.id ?? null]);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = {vmId: p.vmId, vmName: o.name, ...(job ? {job} : {}), points: new Set()}));
+    g.points.add(p.id);
+  }
+  return [...groups.values()];
 }

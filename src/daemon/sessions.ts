@@ -261,6 +261,7 @@ export class SessionManager {
         vmId: vm.id,
         vmName: vm.name,
         sessionId: record.id,
+        jobId: job.id,
         guestConsistency: job.guestConsistency,
         disks: vm.disks,
         full,

@@ -23,6 +23,8 @@ export interface BackupVmOptions {
   vmId: string;
   vmName: string;
   sessionId?: string;
+  /** The backup job (daemon sessions), recorded in the restore point for its retention. */
+  jobId?: string;
   guestConsistency?: boolean;
   /** Disk keys to back up (all when omitted). */
   disks?: string[];
@@ -101,6 +103,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       // fallback when a checkpoint was lost) is recorded as a full restore point.
       base: backup.sources.some((s) => s.incremental) ? base?.id : undefined,
       sessionId: opts.sessionId,
+      ...(opts.jobId !== undefined ? {jobId: opts.jobId} : {}),
       configuration: backup.configuration,
     });
     result.vmName = backup.vm.name;

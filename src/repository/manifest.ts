@@ -39,6 +39,7 @@ const manifestSchema = z.looseObject({
   type: z.enum(['full', 'incremental']),
   base: z.string().optional(),
   sessionId: z.string().optional(),
+  jobId: z.string().optional(),
   configuration: z.object({kind: z.string(), text: z.string()}).optional(),
   checkpoint: checkpointSchema.optional(),
   warnings: z.array(z.string()),
@@ -100,6 +101,7 @@ export function summarize(m: Manifest, isProtected: boolean): RestorePointSummar
   };
   if (m.checkpoint !== undefined) s.checkpoint = m.checkpoint;
   if (m.sessionId !== undefined) s.sessionId = m.sessionId;
+  if (m.jobId !== undefined) s.jobId = m.jobId;
   if (m.base !== undefined) s.base = m.base;
   return s;
 }

@@ -166,10 +166,18 @@ export class Repository {
     }
   }
 
-  async prune(policy: RetentionPolicy, opts: {vmId?: string; dryRun?: boolean; now?: Date} = {}): Promise<PruneResult> {
+  /**
+   * Applies `policy` to the restore points of `vmId` (all VMs when omitted); with `only`, to just
+   * the points it accepts (one job's points): the others are neither counted nor removed.
+   */
+  async prune(
+    policy: RetentionPolicy,
+    opts: {vmId?: string; dryRun?: boolean; now?: Date; only?: (p: RestorePointSummary) => boolean} = {},
+  ): Promise<PruneResult> {
     const bad = validatePolicy(policy);
     if (bad) throw new UserError(`Invalid retention policy: ${bad}.`, {exitCode: ExitCode.invalidInput});
-    const points = await this.listRestorePoints(opts.vmId === undefined ? {} : {vmId: opts.vmId});
+    const listed = await this.listRestorePoints(opts.vmId === undefined ? {} : {vmId: opts.vmId});
+    const points = opts.only ? listed.filter(opts.only) : listed;
     const plan = planRetention(points, policy, opts.now ?? new Date());
     const result: PruneResult = {dryRun: opts.dryRun === true, kept: [], removed: []};
     for (const d of plan) {

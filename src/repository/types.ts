@@ -27,6 +27,8 @@ export interface RestorePointSummary {
   storedSize: number;
   checkpoint?: CheckpointInfo;
   sessionId?: string;
+  /** The backup job that wrote it (daemon sessions): its retention is the one that prunes it. */
+  jobId?: string;
   /** The restore point this one was based on (incrementals). */
   base?: string;
 }
@@ -101,6 +103,7 @@ export interface Manifest {
   type: 'full' | 'incremental';
   base?: string;
   sessionId?: string;
+  jobId?: string;
   configuration?: {kind: string; text: string};
   checkpoint?: CheckpointInfo;
   warnings: string[];
@@ -116,6 +119,8 @@ export interface BeginOptions {
   /** Restore point id to build on: unchanged ranges keep its chunks. */
   base?: string;
   sessionId?: string;
+  /** The backup job writing it; recorded so that each job's retention prunes only its own points. */
+  jobId?: string;
   configuration?: {kind: string; text: string};
   /** How long to wait for another writer of the same VM (default 30 s). */
   lockTimeoutMs?: number;

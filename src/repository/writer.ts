@@ -193,6 +193,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
         type: this.baseInfo ? 'incremental' : 'full',
         ...(this.baseInfo ? {base: this.baseInfo.summary.id} : {}),
         ...(this.opts.sessionId !== undefined ? {sessionId: this.opts.sessionId} : {}),
+        ...(this.opts.jobId !== undefined ? {jobId: this.opts.jobId} : {}),
         ...(this.opts.configuration !== undefined ? {configuration: this.opts.configuration} : {}),
         ...(extra.checkpoint !== undefined ? {checkpoint: extra.checkpoint} : {}),
         warnings: [...(extra.warnings ?? []), ...this.warnings],

@@ -14,7 +14,7 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {ASSUMED_ENDPOINTS, consoleApi, type ConsoleApi} from '../../src/console/api.js';
 import type {JobConfig} from '../../src/config/schema.js';
-import {vmOwners} from '../../src/daemon/maintenance.js';
+import {retentionGroups, vmOwners} from '../../src/daemon/maintenance.js';
 import {openRepository, type RestorePointSummary} from '../../src/repository/index.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import type {EmailSettingsInput} from '../../src/notify/settings.js';
@@ -105,6 +105,30 @@ describe('POST /repositories/:id/prune', () => {
       ['vm-2', undefined],
       ['vm-3', undefined],
     ]);
+  });
+});
+
+describe('retention groups (pure)', () => {
+  it('a point belongs to its recorded job, older points to their session\'s job, else to the VM\'s owner', () => {
+    const job = (id: string, vms: string[]) => ({id, source: {vms: vms.map((v) => ({id: v}))}}) as unknown as JobConfig;
+    const point = (id: string, vmId: string, time: string, extra: {sessionId?: string; jobId?: string} = {}) => ({id, vmId, vmName: vmId, time, ...extra}) as RestorePointSummary;
+    const jobs = [job('daily', ['vm-1']), job('monthly', ['vm-1'])];
+    const sessions: Record<string, string> = {s1: 'monthly'};
+    const groups = retentionGroups(
+      [
+        point('p1', 'vm-1', '2026-10-01T00:00:00Z', {sessionId: 's1'}), // old point, its session ran 'monthly'
+        point('p2', 'vm-1', '2026-10-02T00:00:00Z', {sessionId: 'forgotten'}), // old point, session no longer known
+        point('p3', 'vm-1', '2026-11-01T00:00:00Z', {jobId: 'monthly'}),
+        point('p4', 'vm-1', '2026-11-02T00:00:00Z', {jobId: 'daily'}),
+        point('p5', 'vm-1', '2026-11-03T00:00:00Z', {jobId: 'deleted-job'}),
+      ],
+      jobs,
+      (s) => sessions[s],
+    );
+    const byJob = Object.fromEntries(groups.map((g) => [g.job?.id ?? '(none)', [...g.points].sort()]));
+    // p2 says nothing: it goes with the VM's owner. The newest point (p5) names a deleted job, so
+    // the owner is the first job that picks the VM. p5 itself is left alone.
+    expect(byJob).toEqual({monthly: ['p1', 'p3'], daily: ['p2', 'p4'], '(none)': ['p5']});
   });
 });
 

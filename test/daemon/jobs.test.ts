@@ -52,6 +52,7 @@ beforeAll(async () => {
   await job('c', ['c']);
   await job('retry', ['b', 'e'], {retries: {count: 2, waitMinutes: 0}});
   await job('keep2', ['b'], {repository: 'r2', retention: {restorePoints: 2}});
+  await job('keep1', ['b'], {repository: 'r2', retention: {restorePoints: 1}});
   await job('b-full', ['b'], {activeFullDays: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat']});
 });
 
@@ -198,6 +199,22 @@ describe('jobs on a real daemon against libvirt', () => {
     expect(await repo.listRestorePoints({vmId: vms.b!.uuid})).toHaveLength(2);
     const last = (await d.client.sessions({job: 'keep2', limit: 1}))[0]!;
     expect((await d.client.session(last.id)).log.some((l) => l.code === 'retention')).toBe(true);
+  });
+
+  it("two jobs backing up one VM into one repository each prune only their own restore points", async () => {
+    // After the test above, keep2 has 2 points of VM b in repo 2; keep1 (keep one) runs twice.
+    const repo = await openRepository(join(dir, 'repo 2'));
+    const keep2Points = (await repo.listRestorePoints({vmId: vms.b!.uuid})).map((p) => p.id);
+    expect(keep2Points).toHaveLength(2);
+    for (let i = 0; i < 2; i++) {
+      await offlineWrite(vms.b!, 'vda', `write -P 0x${(0x50 + i).toString(16)} 0 64k`);
+      expect((await waitForSession(d.client, (await d.client.startJob('keep1')).id)).state).toBe('success');
+    }
+    const points = await repo.listRestorePoints({vmId: vms.b!.uuid});
+    expect(points.filter((p) => p.jobId === 'keep1')).toHaveLength(1);
+    expect(points.filter((p) => p.jobId === 'keep2').map((p) => p.id).sort()).toEqual([...keep2Points].sort());
+    // A prune on request applies the same rule: nothing more to remove.
+    expect(await d.client.prune('r2')).toMatchObject({ok: true, removed: 0, kept: 3});
   });
 
   it('a health check that finds a damaged chunk makes the next backup read in full, which heals it', async () => {
