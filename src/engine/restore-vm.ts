@@ -67,7 +67,9 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
       disks: chosen.map((d) => ({...d, ...(diskDetails(reader.manifest, d.key) ?? {})})),
     },
     opts.target,
-    {disks: chosen.map((d) => d.key), log},
+    // As asked (undefined = all): a platform may treat a disk named explicitly differently (libvirt's
+    // UEFI variable store replaces an existing VM's only when named).
+    {disks: opts.disks, log},
   );
   const result: RestoreVmResult = {disks: {}, events};
   let finished = false;

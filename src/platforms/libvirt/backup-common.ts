@@ -3,15 +3,17 @@
  * a list of resources where one failing release must not keep the others from running.
  */
 import {ExitCode, UserError} from '../../util/errors.js';
-import type {BackupOptions, CheckpointRecord, DiskSource, VmBackup} from '../types.js';
+import type {BackupOptions, CheckpointRecord, DiskSource, InventoryDisk, VmBackup} from '../types.js';
 import type {DomainDisk} from './domain-xml.js';
 import type {ImageInfo} from './image-info.js';
 import {toInventoryVm, type DomainDetails} from './inventory.js';
+import {NVRAM_KEY} from './nvram.js';
 
 export function backupDisks(d: DomainDetails, opts: BackupOptions): {disk: DomainDisk; image: ImageInfo}[] {
   const known = new Set(d.disks.map((x) => x.disk.target));
   for (const key of opts.disks ?? []) {
-    if (!known.has(key)) {
+    // The UEFI variable store is always backed up with the VM (when it has one): naming it is allowed.
+    if (!known.has(key) && key !== NVRAM_KEY) {
       throw new UserError(`VM ${d.info.name} has no disk ${key}.`, {
         hint: `Its disks are: ${[...known].join(', ') || 'none'}. Fix the job's disk selection.`,
         exitCode: ExitCode.notFound,
@@ -66,6 +68,8 @@ export function vmBackup(opts: {
   backedUp: readonly string[];
   inactiveXml: string;
   sources: DiskSource[];
+  /** Disks that are not domain disks (the UEFI variable store): their sources are in `sources`. */
+  extraDisks?: InventoryDisk[];
   checkpoint: CheckpointRecord;
   release: (dropNewCheckpoint: boolean, afterReleased?: () => Promise<void>) => Promise<void>;
   afterComplete: () => Promise<void>;
@@ -73,7 +77,7 @@ export function vmBackup(opts: {
   const inventory = toInventoryVm(opts.d);
   let finished = false;
   return {
-    vm: {...inventory, disks: inventory.disks.filter((x) => opts.backedUp.includes(x.key))},
+    vm: {...inventory, disks: [...inventory.disks.filter((x) => opts.backedUp.includes(x.key)), ...(opts.extraDisks ?? [])]},
     configuration: {kind: 'libvirt-domain-xml', text: opts.inactiveXml},
     sources: opts.sources,
     checkpoint: opts.checkpoint,

@@ -21,10 +21,23 @@ export interface DomainDisk {
   readonly: boolean;
 }
 
+/** The UEFI variable store of a domain (`<os><nvram>`), when it has one. */
+export interface DomainNvram {
+  /** The varstore file on the host; undefined when libvirt has not assigned one yet or it is not a file. */
+  path?: string;
+  /** `<nvram template>`: the firmware's pristine varstore that libvirt copies for a new VM. */
+  template?: string;
+  /** `<nvram type>` (libvirt >= 8.5): 'file' (or absent) for a file, 'block' or 'network' otherwise. */
+  type?: string;
+}
+
 export interface DomainInfo {
   name: string;
   uuid: string;
   disks: DomainDisk[];
+  nvram?: DomainNvram;
+  /** The domain has an emulated TPM (`<tpm><backend type='emulator'>`): its state lives in swtpm's directory. */
+  tpmEmulator: boolean;
 }
 
 export function parseDomainXml(xml: string): DomainInfo {
@@ -53,5 +66,19 @@ export function parseDomainXml(xml: string): DomainInfo {
       readonly: child(d, 'readonly') !== undefined || d['readonly'] === '',
     });
   }
-  return {name, uuid, disks};
+  const os = child(domain, 'os');
+  const nvramNode = os?.['nvram'];
+  let nvram: DomainNvram | undefined;
+  if (nvramNode !== undefined) {
+    // Either <nvram template='...'>/path</nvram>, an empty <nvram/>, or (libvirt >= 8.5) <nvram type='file'><source file='/path'/></nvram>.
+    const type = attr(nvramNode, 'type');
+    const path = text(nvramNode) || attr(child(nvramNode, 'source'), 'file') || undefined;
+    nvram = {
+      ...(path && (type === undefined || type === 'file') ? {path} : {}),
+      ...(attr(nvramNode, 'template') ? {template: attr(nvramNode, 'template')} : {}),
+      ...(type ? {type} : {}),
+    };
+  }
+  const tpmEmulator = children(child(domain, 'devices'), 'tpm').some((t) => attr(child(t, 'backend'), 'type') === 'emulator');
+  return {name, uuid, disks, ...(nvram ? {nvram} : {}), tpmEmulator};
 }

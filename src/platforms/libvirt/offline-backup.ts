@@ -23,6 +23,7 @@ import {deleteCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoin
 import {imageInfo} from './image-info.js';
 import type {DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
+import {readNvram} from './nvram.js';
 import {planDisks} from './plan.js';
 import {startExport, type QemuNbdExport} from './qemu-nbd.js';
 
@@ -107,6 +108,9 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
         ...d.info.disks.filter((x) => !plans.some((p) => p.target === x.target)).map((x) => ({target: x.target, checkpoint: 'no'})),
       ],
     });
+    // Shut off: nothing writes the varstore meanwhile.
+    const nvram = await readNvram(host, d.info, opts);
+    if (nvram) sources.push(nvram.source);
     opts.log({severity: 'info', code: 'offline-export-started', message: `shut-off VM exported read-only with qemu-nbd on ${host.name}, bitmap ${checkpoint} added`, vm});
 
     return vmBackup({
@@ -114,6 +118,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
       backedUp: plans.map((p) => p.target),
       inactiveXml,
       sources,
+      extraDisks: nvram ? [nvram.disk] : [],
       checkpoint: {id: checkpoint, data: {kind: 'qemu-bitmap', xml: checkpointXml, host: host.name}},
       release,
       afterComplete: async () => {

@@ -39,7 +39,18 @@ export function randomMac(random: () => number = Math.random): string {
 
 export function rewriteDomainForRestore(
   xml: string,
-  opts: {name: string; disks: Map<string, RestoredDisk>; keepUuid?: boolean; mac?: () => string},
+  opts: {
+    name: string;
+    disks: Map<string, RestoredDisk>;
+    keepUuid?: boolean;
+    mac?: () => string;
+    /**
+     * The restored UEFI variable store's path; undefined when it is not restored: then the
+     * `<nvram>` keeps only its template, and libvirt makes a fresh varstore for the VM (it must
+     * never point at the original VM's file).
+     */
+    nvramPath?: string;
+  },
 ): string {
   const doc = parser.parse(xml) as Node[];
   const domain = find(doc, 'domain');
@@ -52,6 +63,24 @@ export function rewriteDomainForRestore(
   if (!opts.keepUuid) {
     const i = top.findIndex((n) => tagOf(n) === 'uuid');
     if (i >= 0) top.splice(i, 1);
+  }
+
+  const os = find(top, 'os');
+  const osKids = os ? kids(os) : [];
+  const nvramAt = osKids.findIndex((n) => tagOf(n) === 'nvram');
+  if (os && nvramAt >= 0) {
+    const nvram = osKids[nvramAt]!;
+    const a = attrs(nvram);
+    if (opts.nvramPath !== undefined) {
+      // A plain file varstore: <nvram template='...'>/path</nvram> (a <source> form becomes this one).
+      delete a['@_type'];
+      nvram['nvram'] = [{'#text': opts.nvramPath}];
+    } else if (a['@_template'] !== undefined) {
+      delete a['@_type'];
+      nvram['nvram'] = [];
+    } else {
+      osKids.splice(nvramAt, 1);
+    }
   }
 
   const devices = find(top, 'devices');

@@ -14,10 +14,11 @@ import {dirname, join} from 'node:path';
 import type {CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ImageFileSink} from '../image-file.js';
-import type {Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
+import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 import {describeDomain, locateDomain, parseDomState} from './inventory.js';
+import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writeNvramFile} from './nvram.js';
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
 
@@ -28,6 +29,16 @@ interface Planned {
   path: string;
   /** The target dev in the VM the disk ends up in. */
   target: string;
+}
+
+/** Where the UEFI variable store of a restore goes (it is collected in memory, then written in finish()). */
+interface PlannedNvram {
+  key: string;
+  size: number;
+  /** Decided at open, or in finish() (a replaced VM's varstore path is known only then). */
+  path?: string;
+  /** Fail when the file exists (a new file); false when it replaces a varstore. */
+  exclusive: boolean;
 }
 
 export function fileSafe(name: string): string {
@@ -64,7 +75,15 @@ export async function openLibvirtRestore(
       });
     }
   }
-  const disks = source.disks.filter((d) => chosen.includes(d.key));
+  // The varstore replaces an existing VM's UEFI variables: only when it was named explicitly.
+  const wanted = source.disks.filter((d) => chosen.includes(d.key) && (!isNvramDisk(d) || target.mode !== 'disks-to-vm' || opts.disks?.includes(d.key)));
+  const nvramDisk = wanted.find((d) => isNvramDisk(d));
+  const disks = wanted.filter((d) => !isNvramDisk(d));
+  let nvram: PlannedNvram | undefined = nvramDisk ? {key: nvramDisk.key, size: nvramDisk.size, exclusive: true} : undefined;
+  /** Writes the collected varstore bytes (set up with the sinks below). */
+  let writeNvram: () => Promise<string | undefined> = async () => undefined;
+  /** The varstore file this restore created (abort removes it). */
+  let nvramCreated: string | undefined;
 
   let runner: CommandRunner;
   let host: LibvirtHost | undefined;
@@ -82,7 +101,11 @@ export async function openLibvirtRestore(
       target: d.key,
     }));
     await runner.run(['mkdir', '-p', '--', target.directory]);
-    finishStep = async (files) => ({files});
+    if (nvram) nvram.path = join(target.directory, `${fileSafe(source.vmName)}-${NVRAM_KEY}.fd`);
+    finishStep = async (files) => {
+      const written = await writeNvram();
+      return {files: written ? [...files, written] : files};
+    };
   } else if (target.mode === 'vm') {
     if (source.configuration?.kind !== 'libvirt-domain-xml') {
       throw new UserError(`The restore point of ${source.vmName} has no libvirt domain configuration, so it cannot be restored as a VM.`, {
@@ -119,11 +142,26 @@ export async function openLibvirtRestore(
       const format = restoredFormat(d.format ?? src?.driverType);
       return {key: d.key, size: d.size, format, path: join(dir, `${fileSafe(target.name)}-${d.key}-${stamp}.${format}`), target: d.key};
     });
+    if (nvram && !original.nvram) nvram = undefined; // a varstore without <nvram> in the XML has nowhere to go
+    if (nvram && replaceUuid) {
+      // Original place: the replaced VM's own varstore file (libvirt's undefine --nvram removes it first).
+      const current = parseDomainXml((await h.virsh(['dumpxml', replaceUuid, '--inactive'])).stdout).nvram?.path;
+      if (current) nvram = {...nvram, path: current, exclusive: false};
+    }
+    if (nvram && !nvram.path) {
+      // A new VM: a new file beside the original's varstore, named as libvirt names its own.
+      const dir = original.nvram?.path ? dirname(original.nvram.path) : '/var/lib/libvirt/qemu/nvram';
+      let path = join(dir, `${fileSafe(target.name)}_VARS.fd`);
+      if ((await h.run(['test', '-e', path], {allowFailure: true})).exitCode === 0) path = join(dir, `${fileSafe(target.name)}-${stamp}_VARS.fd`);
+      nvram.path = path;
+    }
+    const nvramPath = nvram?.path;
     finishStep = async (files) => {
       const newXml = rewriteDomainForRestore(xml, {
         name: target.name,
         disks: new Map(planned.map((p) => [p.key, {path: p.path, format: p.format}])),
         keepUuid: replaceUuid !== undefined,
+        nvramPath,
       });
       const withUuid = replaceUuid ? newXml.replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${replaceUuid}</uuid>`) : newXml;
       const dir = await h.sessionDir('define');
@@ -133,6 +171,9 @@ export async function openLibvirtRestore(
           await h.virsh(['undefine', replaceUuid, '--checkpoints-metadata', '--nvram']);
           opts.log({severity: 'info', code: 'vm-replaced', message: `VM ${target.name} was replaced; its old disk images were left in place`, vm: target.name});
         }
+        // After the undefine (which removes the old varstore), before the define that names it.
+        const written = await writeNvram();
+        if (written) files = [...files, written];
         await h.virsh(['define', join(dir, 'domain.xml')]);
       } finally {
         await h.removeScratch(dir);
@@ -149,6 +190,22 @@ export async function openLibvirtRestore(
     const firstFile = d.info.disks.find((x) => x.type === 'file' && x.sourcePath)?.sourcePath;
     const dir = target.storage ?? (firstFile ? dirname(firstFile) : '/var/lib/libvirt/images');
     const targets = freeTargets(d.info.disks.map((x) => x.target), disks.length);
+    if (nvram) {
+      // Named explicitly: the VM's own varstore is replaced, which is only safe while it is shut off.
+      if (!d.info.nvram?.path) {
+        throw new UserError(`The VM ${d.info.name} has no UEFI variable store (<nvram> file) to restore ${NVRAM_KEY} into.`, {
+          hint: `Leave ${NVRAM_KEY} out of the chosen disks, or restore it to files.`,
+          exitCode: ExitCode.invalidInput,
+        });
+      }
+      if (d.state !== 'shutoff') {
+        throw new UserError(`The VM ${d.info.name} is ${d.state}: its UEFI variable store can only be replaced while it is shut off.`, {
+          hint: `Shut it down first, or leave ${NVRAM_KEY} out of the chosen disks.`,
+          exitCode: ExitCode.invalidInput,
+        });
+      }
+      nvram = {...nvram, path: d.info.nvram.path, exclusive: false};
+    }
     const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
     planned = disks.map((disk, i) => {
       const format = restoredFormat(disk.format);
@@ -161,6 +218,11 @@ export async function openLibvirtRestore(
       };
     });
     finishStep = async (files) => {
+      const written = await writeNvram();
+      if (written) {
+        files = [...files, written];
+        opts.log({severity: 'info', code: 'nvram-restored', message: `the UEFI variable store of ${d.info.name} (${written}) was replaced`, vm: d.info.name, disk: NVRAM_KEY});
+      }
       for (const p of planned) {
         await h.virsh(['attach-disk', target.vmId, p.path, p.target, '--driver', 'qemu', '--subdriver', p.format, '--targetbus', 'virtio', '--config']);
         opts.log({severity: 'info', code: 'disk-attached', message: `disk ${p.key} attached to ${d.info.name} as ${p.target} (${p.path})`, vm: d.info.name, disk: p.target});
@@ -170,7 +232,7 @@ export async function openLibvirtRestore(
   }
 
   if (host) {
-    for (const dir of new Set(planned.map((p) => dirname(p.path)))) {
+    for (const dir of new Set([...planned.map((p) => p.path), ...(nvram?.path ? [nvram.path] : [])].map((p) => dirname(p)))) {
       if ((await runner.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
         throw new UserError(`The storage directory ${dir} does not exist on ${host.name}.`, {
           hint: 'Choose an existing directory (a mounted datastore or storage pool path) as the restore storage.',
@@ -179,13 +241,28 @@ export async function openLibvirtRestore(
       }
     }
   }
+  if (nvram?.path && nvram.exclusive && (await runner.run(['test', '-e', nvram.path], {allowFailure: true})).exitCode === 0) {
+    throw new UserError(`The restore target ${nvram.path} already exists on ${runner.where}.`, {
+      hint: 'Choose another directory or name, or remove the file first.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
   const sinks: ImageFileSink[] = [];
+  const nvramSink = nvram ? new MemoryDiskSink(nvram.key, nvram.size) : undefined;
+  writeNvram = async () => {
+    if (!nvram?.path || !nvramSink) return undefined;
+    const path = nvram.path;
+    await writeNvramFile(runner, path, nvramSink.data, {exclusive: nvram.exclusive, created: () => (nvramCreated = nvram!.exclusive ? path : undefined)});
+    opts.log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
+    return nvram.path;
+  };
   const scratch = host ? await host.sessionDir('restore') : join(platform.localScratchDir, 'restore');
   const removeScratch = async () => {
     if (host) await host.removeScratch(scratch).catch(() => {});
   };
   const removeFiles = async () => {
     for (const s of sinks) await runner.run(['rm', '-f', '--', s.path], {allowFailure: true});
+    if (nvramCreated) await runner.run(['rm', '-f', '--', nvramCreated], {allowFailure: true});
   };
   try {
     if (!host) await runner.run(['mkdir', '-p', '-m', '0700', '--', scratch]);
@@ -211,8 +288,9 @@ export async function openLibvirtRestore(
   }
 
   let done = false;
+  const allSinks: DiskSink[] = nvramSink ? [...sinks, nvramSink] : sinks;
   return {
-    sinks,
+    sinks: allSinks,
     async finish() {
       await Promise.all(sinks.map((s) => s.close()));
       await removeScratch();

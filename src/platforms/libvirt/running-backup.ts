@@ -24,6 +24,7 @@ import {planDisks, type DiskPlan} from './plan.js';
 import {CommandError} from '../../transports/command-runner.js';
 import {anotherJobError, explainBackupBeginError, isBrokenBitmapChain, parseDfAvail} from './job-errors.js';
 import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
+import {readNvram} from './nvram.js';
 
 export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
   const {host} = d;
@@ -147,12 +148,16 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     if (exportsOpened.status === 'rejected') throw exportsOpened.reason;
     if (dumped.status === 'rejected') throw dumped.reason;
     const savedXml = dumped.value;
+    // Right after backup-begin (the disks' point in time); see nvram.ts on its consistency.
+    const nvram = await readNvram(host, d.info, opts);
+    if (nvram) sources.push(nvram.source);
 
     return vmBackup({
       d,
       backedUp: plans.map((p) => p.target),
       inactiveXml,
       sources,
+      extraDisks: nvram ? [nvram.disk] : [],
       checkpoint: {id: checkpoint, data: {kind: 'libvirt-checkpoint', xml: savedXml, host: host.name}},
       release,
       // Older checkpoints of ours only: each one is a bitmap that every guest write updates.

@@ -9,6 +9,7 @@ import {XMLParser} from 'fast-xml-parser';
 const ARRAY_PATHS = new Set([
   'domain.devices.disk',
   'domain.devices.interface',
+  'domain.devices.tpm',
   'domain.devices.disk.alias',
   'domaincheckpoint.disks.disk',
   'domainbackup.disks.disk',

@@ -1,0 +1,151 @@
+/**
+ * The UEFI variable store (NVRAM) of a libvirt VM, end to end on real libvirt + QEMU + OVMF:
+ * a UEFI VM whose varstore holds other bytes than the firmware's template (Microsoft's keys
+ * enrolled) is backed up into a real repository; the restore point holds exactly the file's
+ * bytes; an incremental stores nothing new for it; a restore as a new VM writes those bytes to a
+ * new file that the new domain's <nvram> names, and the VM starts; a restore to files writes it;
+ * attaching disks to an existing VM leaves its varstore alone unless `nvram` is named. A missing
+ * varstore file is a warning and the backup goes on without it; an emulated TPM is a warning.
+ */
+import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {backupVm, type VmBackupResult} from '../../../src/engine/backup-vm.js';
+import {restoreVm} from '../../../src/engine/restore-vm.js';
+import {parseDomainXml} from '../../../src/platforms/libvirt/domain-xml.js';
+import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
+import type {SessionEvent} from '../../../src/platforms/types.js';
+import {createRepository, type Repository} from '../../../src/repository/index.js';
+import {createTestVm, destroyTestVm, ensureLibvirt, OVMF_VARS, OVMF_VARS_MS, TEST_PREFIX, virsh, type TestVm} from '../../lib/libvirt.js';
+
+let vm: TestVm | undefined;
+let platform: LibvirtPlatform;
+let repo: Repository;
+let work: string;
+/** The varstore's bytes at the time of the first backup. */
+let atBackup: Buffer;
+let firstPoint: string;
+const restoredVms: string[] = [];
+const extraFiles: string[] = [];
+
+function backup(): Promise<VmBackupResult> {
+  return backupVm({platform, repository: repo, vmId: vm!.uuid, vmName: vm!.name});
+}
+
+async function storedNvram(restorePointId: string): Promise<Buffer> {
+  const reader = await repo.openRestorePoint(restorePointId);
+  const disk = await reader.openDisk('nvram');
+  return disk.read(0, disk.size);
+}
+
+beforeAll(async () => {
+  await ensureLibvirt();
+  work = await mkdtemp(join(tmpdir(), 'nvram-'));
+  repo = await createRepository(join(work, 'repo'), {chunkSize: 256 * 1024});
+  platform = new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: '/var/tmp/vmbackup-test'});
+  vm = await createTestVm(`uefi "q" 'x' ü ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 16}], {start: true, uefi: {vars: OVMF_VARS_MS}});
+  // OVMF may write variables while it starts (boot entries); paused, nothing writes the varstore.
+  await new Promise((r) => setTimeout(r, 3000));
+  await virsh('suspend', vm.uuid);
+}, 60_000);
+
+afterAll(async () => {
+  for (const uuid of restoredVms) {
+    await execa('virsh', ['-c', 'qemu:///system', 'destroy', uuid], {reject: false});
+    await execa('virsh', ['-c', 'qemu:///system', 'undefine', uuid, '--nvram'], {reject: false});
+  }
+  for (const f of extraFiles) await rm(f, {force: true});
+  await destroyTestVm(vm);
+  await platform?.close();
+  if (work) await rm(work, {recursive: true, force: true});
+});
+
+describe('libvirt UEFI variable store (nvram)', () => {
+  it('a backup of a running (paused) UEFI VM stores the varstore bytes with its path and template', async () => {
+    atBackup = await readFile(vm!.nvram!);
+    // The test means something only when the varstore is not the template libvirt would copy.
+    expect(atBackup.equals(await readFile(OVMF_VARS))).toBe(false);
+    const r = await backup();
+    expect(r.error).toBeUndefined();
+    expect(r.disks.nvram, 'nvram figures').toBeDefined();
+    expect(r.disks.nvram!.size).toBe(atBackup.length);
+    expect(r.events.some((e) => e.code === 'nvram-read')).toBe(true);
+    firstPoint = r.restorePoint!.id;
+    expect((await storedNvram(firstPoint)).equals(atBackup)).toBe(true);
+    const reader = await repo.openRestorePoint(firstPoint);
+    const disk = reader.manifest.disks.find((d) => d.key === 'nvram')!;
+    expect(disk).toMatchObject({name: 'test_VARS.fd', format: 'raw', size: atBackup.length, details: {role: 'nvram', path: vm!.nvram, template: OVMF_VARS}});
+  });
+
+  it('an incremental stores nothing new for an unchanged varstore', async () => {
+    const r = await backup();
+    expect(r.error).toBeUndefined();
+    expect(r.incremental).toBe(true);
+    expect(r.disks.nvram!.newChunks).toBe(0);
+    expect(r.disks.nvram!.reusedChunks).toBeGreaterThan(0);
+    expect((await storedNvram(r.restorePoint!.id)).equals(atBackup)).toBe(true);
+  });
+
+  it('restored as a new VM, the varstore is a new 0600 file named by the new <nvram>, and the VM starts', async () => {
+    const name = `uefi restored "q" ü ${process.pid}`;
+    const result = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name}});
+    restoredVms.push(result.vmId!);
+    const xml = parseDomainXml(await virsh('dumpxml', result.vmId!, '--inactive'));
+    const path = xml.nvram?.path;
+    expect(path).toBeDefined();
+    expect(path).not.toBe(vm!.nvram);
+    expect(path!.startsWith(join(vm!.dir, 'nvram dir') + '/')).toBe(true);
+    expect(path!.endsWith('_VARS.fd')).toBe(true);
+    expect(xml.nvram?.template).toBe(OVMF_VARS);
+    expect(result.files).toContain(path);
+    expect((await readFile(path!)).equals(atBackup)).toBe(true);
+    expect((await stat(path!)).mode & 0o777).toBe(0o600);
+    await virsh('start', result.vmId!);
+    expect((await virsh('domstate', '--reason', result.vmId!)).trim()).toBe('running (booted)');
+    await virsh('destroy', result.vmId!);
+    // The original's varstore is untouched.
+    expect((await readFile(vm!.nvram!)).equals(atBackup)).toBe(true);
+  }, 60_000);
+
+  it('restored to files, the varstore is one more raw file', async () => {
+    const dir = join(work, `files 'q' ü`);
+    const result = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'disks-to-files', directory: dir, format: 'qcow2'}});
+    const file = result.files!.find((f) => f.endsWith('-nvram.fd'));
+    expect(file, result.files!.join(', ')).toBeDefined();
+    expect((await readFile(file!)).equals(atBackup)).toBe(true);
+    expect(result.files!.some((f) => f.endsWith('-vda.qcow2'))).toBe(true);
+  });
+
+  it("attaching disks to an existing VM leaves its varstore alone unless nvram is named; named, the VM must be shut off", async () => {
+    const result = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'disks-to-vm', vmId: vm!.uuid}});
+    expect(Object.keys(result.disks)).toEqual(['vda']);
+    for (const f of result.files ?? []) extraFiles.push(f);
+    expect((result.files ?? []).some((f) => f.includes('VARS') || f.endsWith('.fd'))).toBe(false);
+
+    const err = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'disks-to-vm', vmId: vm!.uuid}, disks: ['nvram']}).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/UEFI variable store can only be replaced while it is shut off/);
+    expect((await readFile(vm!.nvram!)).equals(atBackup)).toBe(true);
+  });
+
+  it('a missing varstore file is a warning naming it, and the backup goes on without it', async () => {
+    const other = await createTestVm(`uefi gone ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 8}], {uefi: {vars: OVMF_VARS}});
+    try {
+      await rm(other.nvram!);
+      const events: SessionEvent[] = [];
+      const b = await platform.openBackup(other.uuid, {log: (e) => events.push(e)});
+      try {
+        expect(b.sources.map((s) => s.key)).toEqual(['vda']);
+        expect(b.vm.disks.map((d) => d.key)).toEqual(['vda']);
+      } finally {
+        await b.abort();
+      }
+      const w = events.find((e) => e.code === 'nvram-unreadable');
+      expect(w?.severity).toBe('warning');
+      expect(w?.message).toContain(other.nvram!);
+    } finally {
+      await destroyTestVm(other);
+    }
+  });
+});
