@@ -7,7 +7,7 @@
  * attaching disks to an existing VM leaves its varstore alone unless `nvram` is named. A missing
  * varstore file is a warning and the backup goes on without it; an emulated TPM is a warning.
  */
-import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
+import {readdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
@@ -18,6 +18,7 @@ import {parseDomainXml} from '../../../src/platforms/libvirt/domain-xml.js';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {SessionEvent} from '../../../src/platforms/types.js';
 import {createRepository, type Repository} from '../../../src/repository/index.js';
+import {ensureSshd, testSshTarget} from '../../lib/sshd.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, OVMF_VARS, OVMF_VARS_MS, TEST_PREFIX, virsh, type TestVm} from '../../lib/libvirt.js';
 
 let vm: TestVm | undefined;
@@ -107,7 +108,31 @@ describe('libvirt UEFI variable store (nvram)', () => {
     await virsh('destroy', result.vmId!);
     // The original's varstore is untouched.
     expect((await readFile(vm!.nvram!)).equals(atBackup)).toBe(true);
+
+    // Restored again over the same VM (overwrite): the replaced VM's own varstore path gets the bytes.
+    await writeFile(path!, Buffer.alloc(atBackup.length, 0x5a));
+    const again = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name, overwrite: true}});
+    expect(again.vmId).toBe(result.vmId);
+    expect(parseDomainXml(await virsh('dumpxml', result.vmId!, '--inactive')).nvram?.path).toBe(path);
+    expect((await readFile(path!)).equals(atBackup)).toBe(true);
   }, 60_000);
+
+  it('a new VM restored without the varstore never shares the original one', async () => {
+    const name = `uefi no nvram ${process.pid}`;
+    const result = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name}, disks: ['vda']});
+    restoredVms.push(result.vmId!);
+    const xml = parseDomainXml(await virsh('dumpxml', result.vmId!, '--inactive'));
+    expect(xml.nvram?.path).not.toBe(vm!.nvram);
+    expect(xml.nvram?.template).toBe(OVMF_VARS);
+  });
+
+  it('a failed whole-VM restore removes the varstore file it wrote', async () => {
+    const before = await readdir(join(vm!.dir, 'nvram dir'));
+    // libvirt refuses a name with a slash at define time, after the varstore was written.
+    const err = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name: `bad/name ${process.pid}`}}).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/virsh .*define/);
+    expect(await readdir(join(vm!.dir, 'nvram dir'))).toEqual(before);
+  });
 
   it('restored to files, the varstore is one more raw file', async () => {
     const dir = join(work, `files 'q' ü`);
@@ -127,6 +152,60 @@ describe('libvirt UEFI variable store (nvram)', () => {
     const err = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'disks-to-vm', vmId: vm!.uuid}, disks: ['nvram']}).catch((e: unknown) => e);
     expect(String(err)).toMatch(/UEFI variable store can only be replaced while it is shut off/);
     expect((await readFile(vm!.nvram!)).equals(atBackup)).toBe(true);
+  });
+
+  it('over SSH: the varstore is read from the host and written to it byte for byte', async () => {
+    await ensureSshd();
+    const t = testSshTarget({});
+    const ssh = new LibvirtPlatform({
+      checkpointPrefix: TEST_PREFIX,
+      hosts: [{name: 'hvm-1', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}],
+      scratchDir: '/var/tmp/vmbackup-test-remote',
+      localScratchDir: '/var/tmp/vmbackup-test-appliance',
+    });
+    try {
+      const b = await ssh.openBackup(vm!.uuid, {log: () => {}});
+      let bytes: Buffer;
+      try {
+        const src = b.sources.find((s) => s.key === 'nvram')!;
+        bytes = await src.read(0, src.size);
+      } finally {
+        await b.abort();
+      }
+      expect(bytes.equals(atBackup)).toBe(true);
+      const disk = b.vm.disks.find((d) => d.key === 'nvram')!;
+      const name = `uefi ssh ${process.pid}`;
+      const restore = await ssh.openRestore(
+        {vmId: vm!.uuid, vmName: vm!.name, configuration: b.configuration, disks: [{key: 'nvram', name: disk.name, size: disk.size, format: 'raw', details: disk.details}]},
+        {mode: 'vm', name},
+        {log: () => {}},
+      );
+      const sink = restore.sinks[0]!;
+      await sink.write(0, bytes.subarray(0, 4096));
+      await sink.write(4096, bytes.subarray(4096));
+      const out = await restore.finish();
+      restoredVms.push(out.vmId!);
+      const path = parseDomainXml(await virsh('dumpxml', out.vmId!, '--inactive')).nvram!.path!;
+      expect((await readFile(path)).equals(atBackup)).toBe(true);
+    } finally {
+      await ssh.close();
+    }
+  }, 60_000);
+
+  it('an emulated TPM is a warning that says what to do', async () => {
+    const other = await createTestVm(`uefi tpm ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 8}], {uefi: {vars: OVMF_VARS}, tpm: true});
+    try {
+      const events: SessionEvent[] = [];
+      const b = await platform.openBackup(other.uuid, {log: (e) => events.push(e)});
+      await b.abort();
+      const w = events.find((e) => e.code === 'tpm-not-backed-up');
+      expect(w?.severity).toBe('warning');
+      expect(w?.message).toContain(`/var/lib/libvirt/swtpm/${other.uuid}/`);
+      expect(w?.message).toMatch(/recovery keys/);
+      expect(b.sources.map((s) => s.key)).toEqual(['vda', 'nvram']);
+    } finally {
+      await destroyTestVm(other);
+    }
   });
 
   it('a missing varstore file is a warning naming it, and the backup goes on without it', async () => {

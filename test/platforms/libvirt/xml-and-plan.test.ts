@@ -77,6 +77,35 @@ describe('domain XML', () => {
     expect(rewriteDomainForRestore(DOMAIN, {name: 'x', disks: new Map(), keepUuid: true})).toContain('0b3e0d8e');
   });
 
+  it('reads the UEFI variable store (text or <source> form) and an emulated TPM', () => {
+    const uefi = (nvram: string, devices = '') =>
+      `<domain><name>a</name><uuid>u</uuid><os><type>hvm</type><loader readonly='yes' type='pflash'>/c.fd</loader>${nvram}</os><devices>${devices}</devices></domain>`;
+    expect(parseDomainXml(uefi(`<nvram template='/t.fd'>/var/lib/x &amp; y_VARS.fd</nvram>`))).toMatchObject({
+      nvram: {path: '/var/lib/x & y_VARS.fd', template: '/t.fd'},
+      tpmEmulator: false,
+    });
+    expect(parseDomainXml(uefi(`<nvram type='file'><source file='/s_VARS.fd'/></nvram>`)).nvram).toEqual({path: '/s_VARS.fd', type: 'file'});
+    expect(parseDomainXml(uefi(`<nvram type='network'><source protocol='iscsi' name='x'/></nvram>`)).nvram).toEqual({type: 'network'});
+    expect(parseDomainXml(uefi(`<nvram template='/t.fd'/>`)).nvram).toEqual({template: '/t.fd'});
+    expect(parseDomainXml(uefi('')).nvram).toBeUndefined();
+    const tpm = `<tpm model='tpm-crb'><backend type='passthrough'/></tpm><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>`;
+    expect(parseDomainXml(uefi('', tpm)).tpmEmulator).toBe(true);
+    expect(parseDomainXml(uefi('', `<tpm model='tpm-tis'><backend type='passthrough'/></tpm>`)).tpmEmulator).toBe(false);
+  });
+
+  it('points the restored <nvram> at the new file; a varstore not restored keeps only the template', () => {
+    const xml = `<domain><name>a</name><uuid>u</uuid><os><type>hvm</type><loader readonly='yes' type='pflash'>/c.fd</loader><nvram template='/t.fd'>/orig/a_VARS.fd</nvram></os><devices/></domain>`;
+    const restored = parseDomainXml(rewriteDomainForRestore(xml, {name: 'b', disks: new Map(), nvramPath: '/orig/b & c_VARS.fd'}).replace('<name>', '<uuid>n</uuid><name>'));
+    expect(restored.nvram).toEqual({path: '/orig/b & c_VARS.fd', template: '/t.fd'});
+    const fresh = rewriteDomainForRestore(xml, {name: 'b', disks: new Map()});
+    expect(fresh).not.toContain('/orig/a_VARS.fd');
+    expect(parseDomainXml(fresh.replace('<name>', '<uuid>n</uuid><name>')).nvram).toEqual({template: '/t.fd'});
+    // <source> form and no template: the element goes, libvirt makes a varstore from the firmware's own template.
+    const source = `<domain><name>a</name><os><nvram type='file'><source file='/orig/a_VARS.fd'/></nvram></os></domain>`;
+    expect(rewriteDomainForRestore(source, {name: 'b', disks: new Map()})).not.toContain('nvram');
+    expect(rewriteDomainForRestore(source, {name: 'b', disks: new Map(), nvramPath: '/n.fd'})).toContain('<nvram>/n.fd</nvram>');
+  });
+
   it('random MACs are in the KVM range', () => {
     expect(randomMac()).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
   });
