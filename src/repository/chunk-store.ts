@@ -100,20 +100,38 @@ export class ChunkStore {
     }
   }
 
+  private missing(hex: string, context: string): UserError {
+    return new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
+      hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
+      exitCode: ExitCode.corrupt,
+    });
+  }
+
   /**
    * The plain data of a chunk for a reader; `context` names the restore point and disk for the
    * error a missing or damaged chunk raises.
    */
   async read(hex: string, context: string): Promise<Buffer> {
     const r = await this.check(hex, {want: true});
-    if (r.status === 'missing') {
-      throw new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
-        hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
-        exitCode: ExitCode.corrupt,
-      });
-    }
+    if (r.status === 'missing') throw this.missing(hex, context);
     if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
     return Buffer.from(r.data!, r.offset ?? 0, r.length ?? r.plainLength);
+  }
+
+  /**
+   * Like read(), but copies the plain bytes from offset `from` into `into` (as many as it holds)
+   * without allocating per chunk; returns the chunk's plain length for the caller to check.
+   */
+  async readInto(hex: string, context: string, into: Uint8Array, from: number): Promise<number> {
+    let r: ReadReply;
+    try {
+      r = await chunkWorkers().read(this.path(hex), hex, {want: true, into, from});
+    } catch (err) {
+      throw rebuilt(err);
+    }
+    if (r.status === 'missing') throw this.missing(hex, context);
+    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    return r.plainLength;
   }
 
   /**

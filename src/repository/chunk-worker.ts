@@ -138,7 +138,7 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
   };
 }
 
-function read(path: string, hex: string, verify: boolean, want: boolean): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   let raw: Buffer;
   try {
     raw = readChunkFile(path);
@@ -155,6 +155,11 @@ function read(path: string, hex: string, verify: boolean, want: boolean): {reply
     throw err;
   }
   if (!want) return {reply: {kind: 'read', status: 'ok', plainLength: plain.length}, transfer: []};
+  if (slot !== undefined && plain.length <= init.slotSize) {
+    // The caller's slot: the pool copies it out to the caller's buffer, nothing is allocated.
+    new Uint8Array(init.slots, slot * init.slotSize, plain.length).set(plain);
+    return {reply: {kind: 'read', status: 'ok', plainLength: plain.length, inSlot: true}, transfer: []};
+  }
   const own = ownBuffer(plain);
   return {reply: {kind: 'read', status: 'ok', plainLength: plain.length, ...own}, transfer: [own.data]};
 }
@@ -201,7 +206,7 @@ function handle(msg: WorkerRequest): void {
       reply = put(msg.root, msg.version, plain);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
-      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want));
+      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot));
       lz4Bytes += init.slotSize;
     } else {
       // Tests only: a worker that dies while requests are queued on it.

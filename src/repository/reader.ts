@@ -97,6 +97,16 @@ export class DiskReaderImpl implements DiskReader {
     return data;
   }
 
+  /** Copies bytes [from, from + into.length) of chunk i (not a zero chunk) into `into`. */
+  private async chunkInto(i: number, into: Buffer, from: number): Promise<void> {
+    const hex = this.ids.subarray(i * 32, i * 32 + 32).toString('hex');
+    const context = `${this.context} at offset ${i * this.chunkSize}`;
+    const plainLength = await this.ctx.store.readInto(hex, context, into, from);
+    if (plainLength !== this.chunkLen(i)) {
+      throw corrupt(this.ctx.store.path(hex), `chunk holds ${plainLength} bytes where ${this.context} needs ${this.chunkLen(i)} at offset ${i * this.chunkSize}`);
+    }
+  }
+
   private cached(i: number): Promise<Buffer> {
     let p = this.cache.get(i);
     if (p) {
@@ -139,9 +149,13 @@ export class DiskReaderImpl implements DiskReader {
         if (into !== undefined) out.fill(0, from - offset, to - offset);
         continue;
       }
-      const job = (small ? this.cached(i) : this.chunk(i)).then((data) => {
-        data.copy(out, from - offset, from - chunkStart, to - chunkStart);
-      });
+      // A large run: the worker leaves the chunk in its shared slot and the pool copies it
+      // straight into `out` (no buffer allocated per chunk).
+      const job = small
+        ? this.cached(i).then((data) => {
+            data.copy(out, from - offset, from - chunkStart, to - chunkStart);
+          })
+        : this.chunkInto(i, out.subarray(from - offset, to - offset), from - chunkStart);
       job.catch(() => undefined); // awaited below; this only keeps a second failure from being unhandled
       jobs.push(job);
       // Bound the chunks in memory for a large read.

@@ -167,7 +167,9 @@ export interface DiskWriter {
   missingBaseRanges(): Promise<ByteRange[]>;
   /**
    * offset a multiple of chunkSize; data.length a multiple of chunkSize or ending exactly at size.
-   * Several chunks per call allowed; safe to call concurrently for different offsets.
+   * Several chunks per call allowed; safe to call concurrently for different offsets. Once the
+   * promise settles (resolved or rejected) the repository holds no reference to `data`: the
+   * caller may reuse the buffer.
    */
   put(offset: number, data: Buffer): Promise<void>;
   /** Aligned range (end may be size) recorded as zeros. */
