@@ -48,7 +48,7 @@ export const restore: Command = {
   summary: 'Restore a VM, or chosen disks, from a restore point',
   usage: '--repo <path> (--restore-point <id> | --vm <name>) (--to-files <dir> [--format qcow2|raw] | --as-vm <name> | --to-vm <vm id>) [--disk <key>]... [platform options]',
   help:
-    `What:\n  --restore-point ID      a restore point (see 'vmbackup repo list')\n  --vm NAME               the newest restore point of that VM (also a VM that no longer exists)\n  --disk KEY              only this disk (repeatable)\n\n` +
+    `What:\n  --restore-point ID      a restore point (see 'vmbackup repo list')\n  --vm NAME               the newest restore point of that VM (also a VM that no longer exists)\n  --disk KEY              only this disk (repeatable); a libvirt VM's UEFI variables are\n                          the disk 'nvram' (with --to-vm only restored when named)\n\n` +
     `Where to:\n  --to-files DIR          image files on this machine (--format qcow2, the default, or raw)\n  --as-vm NAME            a whole VM under a new name (new UUID/ids, new MACs)\n      [--storage DIR|DOMAIN] [--target-host NAME] [--cluster NAME] [--overwrite]\n  --to-vm VMID            attach the disks to an existing VM\n\n` +
     `${platformHelp}\n  (--to-files needs no platform: it uses qemu-img and qemu-nbd on this machine.)\n\n` +
     `Examples:\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --to-files /var/tmp/restore\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --host local --as-vm web01-restored --storage /var/lib/libvirt/images`,

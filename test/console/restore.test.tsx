@@ -82,6 +82,28 @@ describe('restore wizard screen', () => {
     expect(r.frame()).toContain('raw files in /srv/restore');
   });
 
+  it("a libvirt VM's UEFI variable store is labelled as such and not chosen for an existing VM", async () => {
+    const a = api();
+    a.points.main = [
+      ...POINTS,
+      {id: 'rp-u', vmId: 'vm-u', vmName: 'a-uefi', time: '2026-11-22T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, storedBytes: 0, protected: false, platform: 'libvirt', disks: [{key: 'vda', name: 'a-uefi.qcow2', size: 2 ** 30}, {key: 'nvram', name: 'a-uefi_VARS.fd', size: 540672}]},
+    ];
+    r = await renderApp(a, {name: 'restore'});
+    await r.waitFor('a-uefi');
+    await r.press(KEY.enter);
+    await r.waitFor('which restore point');
+    await r.press(KEY.enter);
+    await r.waitFor('where to');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    const f = await r.waitFor('Target VM id');
+    expect(f).toContain('UEFI vars (nvram)');
+    expect(f).not.toContain('a-uefi_VARS.fd');
+    await r.press(`vm-7${KEY.enter}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('summary');
+    expect(r.frame()).toContain('Disks: vda');
+    expect(r.frame()).not.toContain('nvram');
+  });
+
   it('Esc steps back through the wizard and leaves from the first step', async () => {
     r = await renderApp(api(), {name: 'restore'});
     await r.waitFor('old-app');

@@ -96,8 +96,10 @@ export function RestoreWizard(props: ScreenProps) {
     }
     case 'details': {
       const disks = s.point?.disks ?? [];
-      const diskFields = disks.map((d) => ({key: `disk:${d.key}`, label: `Disk ${d.name}`.slice(0, 20), kind: 'toggle' as const}));
-      const initial = Object.fromEntries(disks.map((d) => [`disk:${d.key}`, 'yes']));
+      // A libvirt VM's UEFI variable store (key 'nvram') is not a disk: it replaces an existing VM's
+      // UEFI variables only when chosen, so it starts unchosen there.
+      const diskFields = disks.map((d) => ({key: `disk:${d.key}`, label: (d.key === 'nvram' ? 'UEFI vars (nvram)' : `Disk ${d.name}`).slice(0, 20), kind: 'toggle' as const}));
+      const initial = Object.fromEntries(disks.map((d) => [`disk:${d.key}`, d.key === 'nvram' && s.target === 'existing-vm' ? 'no' : 'yes']));
       const submit = (v: Record<string, string>) => {
         const chosen = disks.filter((d) => v[`disk:${d.key}`] === 'yes').map((d) => d.key);
         const rest = Object.fromEntries(Object.entries(v).filter(([k]) => !k.startsWith('disk:')));
