@@ -12,8 +12,10 @@
  *   SharedArrayBuffer (maxInFlight slots of SLOT_SIZE, shared with every thread) and put()
  *   copies the chunk into it. A chunk larger than a slot (chunk size over 1 MiB) goes in its
  *   own ArrayBuffer, transferred (structured clone of a subarray would copy its whole backing
- *   store). Read results come back in an ArrayBuffer the worker allocated (with V8, so this
- *   thread's GC sees it) and transferred.
+ *   store). A read with a destination (a reader's large run: restores) is decoded into its
+ *   request's slot and copied from there into the caller's buffer when the reply arrives, so
+ *   neither thread allocates per chunk; other read results come back in an ArrayBuffer the
+ *   worker allocated (with V8, so this thread's GC sees it) and transferred.
  * - Size: measured on the 2-core development machine (bench/lib/stage-costs.ts and the libvirt
  *   benchmark, docs/benchmarks.md): 2, 3 and 4 threads were within the noise of a shared
  *   machine for CPU; 3 is the default for 2 cores (a thread in fsync leaves its core to another).

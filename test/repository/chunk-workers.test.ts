@@ -80,6 +80,49 @@ describe('chunk worker pool', () => {
     await expectContent(repo, p.id, 'vda', image);
   });
 
+  it('a put keeps no reference to the caller\'s buffer once it settled (the disk task reuses its read buffers)', async () => {
+    const repo = await createRepository(join(s.dir, 'reuse'), {chunkSize: 65536});
+    const image = Buffer.concat([textLike(3 * 65536, 4), pseudoRandom(2 * 65536, 5)]);
+    const buffer = Buffer.from(image);
+    const w = await repo.beginRestorePoint({vmId: 'vm', vmName: 'vm', platform: 'libvirt'});
+    const d = await w.addDisk({key: 'vda', name: 'disk', size: 2 * image.length});
+    await d.put(0, buffer); // five chunks at once: some wait in the pool's queue for a slot
+    buffer.fill(0xa5); // reused for the next read
+    const second = pseudoRandom(image.length, 6);
+    second.copy(buffer);
+    await d.put(image.length, buffer);
+    buffer.fill(0x5a);
+    await d.finish();
+    const p = await w.commit();
+    await expectContent(repo, p.id, 'vda', Buffer.concat([image, second]));
+  });
+
+  for (const chunkSize of [65536, 2 * 1024 * 1024]) {
+    it(`large reads copy each chunk straight into the caller's buffer, at any offset (chunk size ${chunkSize / 1024} KiB${chunkSize > 1 << 20 ? ', larger than a shared slot' : ''})`, async () => {
+      const repo = await createRepository(join(s.dir, `into-${chunkSize}`), {chunkSize});
+      const image = Buffer.concat([textLike(2 * chunkSize, 7), Buffer.alloc(chunkSize), pseudoRandom(chunkSize + 1000, 8)]);
+      const w = await repo.beginRestorePoint({vmId: 'vm', vmName: 'vm', platform: 'libvirt'});
+      const d = await w.addDisk({key: 'vda', name: 'disk', size: image.length});
+      await d.put(0, image);
+      await d.finish();
+      const p = await w.commit();
+      const r = await (await repo.openRestorePoint(p.id)).openDisk('vda');
+      const into = Buffer.alloc(image.length + 10, 0xee);
+      for (const [offset, length] of [
+        [0, image.length],
+        [123, 3 * chunkSize],
+        [chunkSize - 7, 2 * chunkSize + 1007],
+        [chunkSize + 1, image.length - chunkSize - 1],
+      ] as const) {
+        const got = await r.read(offset, length, into);
+        expect(got.equals(image.subarray(offset, offset + length)), `read(${offset}, ${length})`).toBe(true);
+        expect(into[length]).toBe(0xee); // nothing written past the asked length
+        into.fill(0xee);
+      }
+      expect((await r.read(5, 2 * chunkSize)).equals(image.subarray(5, 5 + 2 * chunkSize))).toBe(true);
+    });
+  }
+
   it('compiled JavaScript runs its workers from the .js files (backup, restore, verify)', async () => {
     const out = join(s.dir, 'dist');
     const tsc = await execa(
