@@ -14,6 +14,7 @@
  *
  * Emulated TPM state (swtpm, /var/lib/libvirt/swtpm/<uuid>/) is not backed up: a warning says so.
  */
+import {randomBytes} from 'node:crypto';
 import type {CommandRunner} from '../../transports/command-runner.js';
 import type {BackupOptions, DiskSink, DiskSource, InventoryDisk, SourceExtent} from '../types.js';
 import type {DomainInfo} from './domain-xml.js';
@@ -155,13 +156,36 @@ export function isNvramDisk(d: {key: string; details?: Record<string, unknown>})
 
 /**
  * Writes `data` as the file `path` on the runner's machine, mode 0600, binary-safe (dd reads the
- * bytes from stdin). `exclusive`: fail when the file exists (never overwrite something that is not ours).
+ * bytes from stdin). `exclusive`: fail when the file exists (never overwrite something that is
+ * not ours); `created` is called once the file exists (the caller removes it on failure).
+ * Otherwise an existing varstore is replaced atomically: the bytes go to a temporary file beside
+ * it, renamed over it only when complete, so a failed write leaves the old varstore as it was.
  */
 export async function writeNvramFile(runner: CommandRunner, path: string, data: Buffer, opts: {exclusive: boolean; created?: () => void}): Promise<void> {
-  // Created empty first (exclusively when asked), made 0600, then filled: the bytes never sit in a file others can read.
-  await runner.run(['dd', 'if=/dev/null', `of=${path}`, 'status=none', ...(opts.exclusive ? ['conv=excl'] : [])]);
-  opts.created?.();
-  await runner.run(['chmod', '0600', '--', path]);
+  if (opts.exclusive) {
+    await fill(runner, path, data, true);
+    opts.created?.();
+    await fill(runner, path, data, false);
+    return;
+  }
+  const tmp = `${path}.vmbackup-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await fill(runner, tmp, data, true);
+    await fill(runner, tmp, data, false);
+    await runner.run(['mv', '-f', '-T', '--', tmp, path]);
+  } catch (err) {
+    await runner.run(['rm', '-f', '--', tmp], {allowFailure: true}).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** create: an empty file, exclusively, made 0600 (the bytes never sit in a file others can read); else the bytes, checked by size. */
+async function fill(runner: CommandRunner, path: string, data: Buffer, create: boolean): Promise<void> {
+  if (create) {
+    await runner.run(['dd', 'if=/dev/null', `of=${path}`, 'conv=excl', 'status=none']);
+    await runner.run(['chmod', '0600', '--', path]);
+    return;
+  }
   await runner.run(['dd', `of=${path}`, 'bs=1M', 'iflag=fullblock', 'conv=fsync', 'status=none'], {input: data});
   const check = await runner.run(['stat', '-c', '%s', '--', path]);
   if (Number(check.stdout.trim()) !== data.length) {

@@ -16,6 +16,8 @@ import {backupVm, type VmBackupResult} from '../../../src/engine/backup-vm.js';
 import {restoreVm} from '../../../src/engine/restore-vm.js';
 import {parseDomainXml} from '../../../src/platforms/libvirt/domain-xml.js';
 import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
+import {writeNvramFile} from '../../../src/platforms/libvirt/nvram.js';
+import {LocalRunner} from '../../../src/transports/command-runner.js';
 import type {SessionEvent} from '../../../src/platforms/types.js';
 import {createRepository, type Repository} from '../../../src/repository/index.js';
 import {ensureSshd, testSshTarget} from '../../lib/sshd.js';
@@ -206,6 +208,21 @@ describe('libvirt UEFI variable store (nvram)', () => {
     } finally {
       await destroyTestVm(other);
     }
+  });
+
+  it('writing a varstore file: exclusive never overwrites; a replacement is whole, 0600, with no temporary file left', async () => {
+    const dir = join(work, `write 'q' ü`);
+    await execa('mkdir', ['-p', dir]);
+    const path = join(dir, 'x_VARS.fd');
+    const runner = new LocalRunner();
+    const bytes = Buffer.from(Array.from({length: 3 * 65536 + 17}, (_, i) => (i * 7 + 3) & 0xff));
+    await writeFile(path, 'old');
+    await expect(writeNvramFile(runner, path, bytes, {exclusive: true})).rejects.toThrow(/exists/);
+    expect(await readFile(path, 'utf8')).toBe('old');
+    await writeNvramFile(runner, path, bytes, {exclusive: false});
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(await readdir(dir)).toEqual(['x_VARS.fd']);
   });
 
   it('a missing varstore file is a warning naming it, and the backup goes on without it', async () => {
