@@ -74,7 +74,9 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
   const result: RestoreVmResult = {disks: {}, events};
   let finished = false;
   try {
-    emit({type: 'vm-started', vmId: summary.vmId, vmName: summary.vmName, incremental: false, disks: chosen});
+    // The disks the platform restores (it may leave one out, e.g. libvirt's UEFI variable store for an existing VM).
+    const restored = chosen.filter((d) => restore.sinks.some((s) => s.key === d.key));
+    emit({type: 'vm-started', vmId: summary.vmId, vmName: summary.vmName, incremental: false, disks: restored});
     for (const sink of restore.sinks) {
       const disk = await reader.openDisk(sink.key);
       emit({type: 'disk-started', vmId: summary.vmId, disk: sink.key, size: disk.size});

@@ -146,8 +146,16 @@ describe('libvirt UEFI variable store (nvram)', () => {
   });
 
   it("attaching disks to an existing VM leaves its varstore alone unless nvram is named; named, the VM must be shut off", async () => {
-    const result = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'disks-to-vm', vmId: vm!.uuid}});
+    const started: string[][] = [];
+    const result = await restoreVm({
+      platform,
+      repository: repo,
+      restorePointId: firstPoint,
+      target: {mode: 'disks-to-vm', vmId: vm!.uuid},
+      onEvent: (e) => e.type === 'vm-started' && started.push(e.disks.map((d) => d.key)),
+    });
     expect(Object.keys(result.disks)).toEqual(['vda']);
+    expect(started).toEqual([['vda']]);
     for (const f of result.files ?? []) extraFiles.push(f);
     expect((result.files ?? []).some((f) => f.includes('VARS') || f.endsWith('.fd'))).toBe(false);
 
