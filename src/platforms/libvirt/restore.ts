@@ -41,6 +41,9 @@ interface PlannedNvram {
   exclusive: boolean;
 }
 
+/** Where libvirt keeps the UEFI variable stores it creates. */
+const LIBVIRT_NVRAM_DIR = '/var/lib/libvirt/qemu/nvram';
+
 export function fileSafe(name: string): string {
   // Keep unicode letters; replace what is awkward in a path or a shell (slashes, quotes, spaces...).
   return name.replace(/[^\p{L}\p{N}._-]+/gu, '_').slice(0, 80) || 'vm';
@@ -150,7 +153,15 @@ export async function openLibvirtRestore(
     }
     if (nvram && !nvram.path) {
       // A new VM: a new file beside the original's varstore, named as libvirt names its own.
-      const dir = original.nvram?.path ? dirname(original.nvram.path) : '/var/lib/libvirt/qemu/nvram';
+      // Another host may not have the original's directory: then libvirt's own varstore directory.
+      const beside = original.nvram?.path ? dirname(original.nvram.path) : undefined;
+      const dir = beside && (await h.run(['test', '-d', beside], {allowFailure: true})).exitCode === 0 ? beside : LIBVIRT_NVRAM_DIR;
+      if ((await h.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
+        throw new UserError(`Neither the original VM's varstore directory nor ${LIBVIRT_NVRAM_DIR} exists on ${h.name}, so its UEFI variables cannot be restored there.`, {
+          hint: `Create ${LIBVIRT_NVRAM_DIR} on that host (libvirt's directory for UEFI variable stores), or leave ${NVRAM_KEY} out of the chosen disks.`,
+          exitCode: ExitCode.notFound,
+        });
+      }
       let path = join(dir, `${fileSafe(target.name)}_VARS.fd`);
       if ((await h.run(['test', '-e', path], {allowFailure: true})).exitCode === 0) path = join(dir, `${fileSafe(target.name)}-${stamp}_VARS.fd`);
       nvram.path = path;
@@ -232,7 +243,7 @@ export async function openLibvirtRestore(
   }
 
   if (host) {
-    for (const dir of new Set([...planned.map((p) => p.path), ...(nvram?.path ? [nvram.path] : [])].map((p) => dirname(p)))) {
+    for (const dir of new Set(planned.map((p) => dirname(p.path)))) {
       if ((await runner.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
         throw new UserError(`The storage directory ${dir} does not exist on ${host.name}.`, {
           hint: 'Choose an existing directory (a mounted datastore or storage pool path) as the restore storage.',

@@ -128,6 +128,26 @@ describe('libvirt UEFI variable store (nvram)', () => {
     expect(xml.nvram?.template).toBe(OVMF_VARS);
   });
 
+  it("a new VM on a host without the original's varstore directory gets its varstore in libvirt's own directory", async () => {
+    const reader = await repo.openRestorePoint(firstPoint);
+    const config = reader.manifest.configuration!;
+    const moved = {...config, text: config.text.split(vm!.nvram!).join('/nonexistent vmbackup dir/test_VARS.fd')};
+    expect(moved.text).toContain('/nonexistent vmbackup dir/');
+    const d = reader.manifest.disks.find((x) => x.key === 'nvram')!;
+    const name = `uefi elsewhere ${process.pid}`;
+    const restore = await platform.openRestore(
+      {vmId: vm!.uuid, vmName: vm!.name, configuration: moved, disks: [{key: d.key, name: d.name, size: d.size, format: d.format, details: d.details}]},
+      {mode: 'vm', name},
+      {log: () => {}},
+    );
+    await restore.sinks[0]!.write(0, atBackup);
+    const out = await restore.finish();
+    restoredVms.push(out.vmId!);
+    const path = parseDomainXml(await virsh('dumpxml', out.vmId!, '--inactive')).nvram!.path!;
+    expect(path).toBe(`/var/lib/libvirt/qemu/nvram/uefi_elsewhere_${process.pid}_VARS.fd`);
+    expect((await readFile(path)).equals(atBackup)).toBe(true);
+  });
+
   it('a failed whole-VM restore removes the varstore file it wrote', async () => {
     const before = await readdir(join(vm!.dir, 'nvram dir'));
     // libvirt refuses a name with a slash at define time, after the varstore was written.
