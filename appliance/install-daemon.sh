@@ -77,7 +77,7 @@ else
     for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
   fi
   # The same libuv pool as the systemd unit (chunk fsyncs and LZ4 share it).
-  (umask 0027; MIMALLOC_PURGE_DELAY=0 setsid "$NODE" "$ROOT/dist/daemon/main.js" --state-dir "$STATE_DIR" --socket "$SOCKET" \
+  (umask 0027; MIMALLOC_PURGE_DELAY=3 setsid "$NODE" "$ROOT/dist/daemon/main.js" --state-dir "$STATE_DIR" --socket "$SOCKET" \
       >>/var/log/vmbackupd.log 2>&1 < /dev/null & echo $! > "$PIDFILE")
 fi
 

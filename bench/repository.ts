@@ -23,11 +23,11 @@ import {createRepository, type Repository} from '../src/repository/index.js';
 import {defaultPoolSize} from '../src/repository/chunk-workers.js';
 
 // Measure what ships: the CLI and the daemon run with libuv's default pool (4 threads) and
-// MIMALLOC_PURGE_DELAY=0, which keeps lz4-napi's per-thread allocator caches from holding peak
-// RSS up (a 16-thread pool measured no faster here and doubled RSS; docs/benchmarks.md).
+// MIMALLOC_PURGE_DELAY=3, which keeps lz4-napi's per-thread allocator caches from holding peak
+// RSS up (0 purges at once and re-faults every buffer: bench/lz4-faults.ts) (a 16-thread pool measured no faster here and doubled RSS; docs/benchmarks.md).
 // The allocator reads the variable at load, so re-run with it set.
 if (process.env.MIMALLOC_PURGE_DELAY === undefined) {
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {stdio: 'inherit', env: {...process.env, MIMALLOC_PURGE_DELAY: '0'}});
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {stdio: 'inherit', env: {...process.env, MIMALLOC_PURGE_DELAY: '3'}});
   process.exit(r.status ?? 1);
 }
 

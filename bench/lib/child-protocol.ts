@@ -86,7 +86,7 @@ export async function runChild(job: ChildJob): Promise<ChildRun> {
   // BENCH_CHILD_NODE: another Node binary for the children only (to compare Node versions with
   // the same driver and simulator); the default is the driver's own Node.
   const node = process.env.BENCH_CHILD_NODE || process.execPath;
-  const r = await execa(node, argv, {cwd: ROOT, input: JSON.stringify(job), reject: false, env: {FORCE_COLOR: '0', MIMALLOC_PURGE_DELAY: process.env.MIMALLOC_PURGE_DELAY ?? '0'}});
+  const r = await execa(node, argv, {cwd: ROOT, input: JSON.stringify(job), reject: false, env: {FORCE_COLOR: '0', MIMALLOC_PURGE_DELAY: process.env.MIMALLOC_PURGE_DELAY ?? '3'}});
   // ↑ the environment the CLI wrapper and the systemd unit give vmbackup (README, Performance).
   const processMs = performance.now() - t0;
   const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_MARK));
