@@ -17,7 +17,7 @@
  */
 import {randomBytes} from 'node:crypto';
 import {mkdirSync} from 'node:fs';
-import {mkdir} from 'node:fs/promises';
+import {mkdir, rm} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner, type RunOptions, type RunResult} from '../../transports/command-runner.js';
 import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
@@ -90,8 +90,12 @@ export class LibvirtHost {
     this.naming = opts.naming ?? new CheckpointNaming();
     if (config.connection.kind === 'ssh') {
       const {host, port, user, identityFile, knownHostsFile} = config.connection;
-      this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir: join(opts.localScratchDir, 'ssh')};
-      mkdirSync(this.ssh.controlDir!, {recursive: true, mode: 0o700});
+      // One master connection per LibvirtHost, never shared with another instance: close() ends
+      // it with `ssh -O exit`, which must not cut the commands of another platform (a connection
+      // test, a CLI run, a configuration just replaced) that talks to the same host.
+      const controlDir = join(opts.localScratchDir, `ssh-${randomBytes(4).toString('hex')}`);
+      this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir};
+      mkdirSync(controlDir, {recursive: true, mode: 0o700});
       this.runner = opts.runner ?? new SshRunner(this.ssh, {log: opts.log});
     } else {
       this.ssh = undefined;
@@ -99,12 +103,13 @@ export class LibvirtHost {
     }
   }
 
-  /** Ends the shared SSH connection, if any. */
+  /** Ends this host's SSH master connection, if any, and removes its control directory. */
   async close(): Promise<void> {
     if (!this.ssh?.controlDir) return;
     // execa and the tunnel module load only for SSH hosts (~50 ms of start-up a local host does not need).
     const {execa} = await import('execa');
     await execa(sshControlExitArgv(this.ssh)[0]!, sshControlExitArgv(this.ssh).slice(1), {reject: false});
+    await rm(this.ssh.controlDir, {recursive: true, force: true}).catch(() => {});
   }
 
   virsh(args: readonly string[], opts?: RunOptions): Promise<RunResult> {

@@ -86,6 +86,18 @@ describe('libvirt adapter over SSH', () => {
     expect(r.same, r.output).toBe(true);
   });
 
+  it("closing one platform does not cut another platform's commands on the same host", async () => {
+    // Same host, user, key and known_hosts: before each LibvirtHost had its own control socket,
+    // the second platform's close() (`ssh -O exit`) ended the master connection that the first
+    // one's command was running on (exit 255).
+    const other = sshPlatform();
+    await other.inventory();
+    const running = platform.hosts[0]!.run(['sleep', '1']);
+    await new Promise((r) => setTimeout(r, 300));
+    await other.close();
+    await expect(running).resolves.toMatchObject({exitCode: 0});
+  });
+
   it('refuses a host whose key is not in the known_hosts file', async () => {
     const empty = join(vm!.dir, 'empty_known_hosts');
     await writeFile(empty, '');
