@@ -100,9 +100,13 @@ function drain(): void {
     return;
   }
   draining = true;
-  for (const h of [...handlers]) if (h.registered) h.current(next[0], next[1]);
-  if (pending.length > 0) setImmediate(drain);
-  else draining = false;
+  try {
+    for (const h of [...handlers]) if (h.registered) h.current(next[0], next[1]);
+  } finally {
+    // Even when a handler threw, the keys after this one still get their turn.
+    if (pending.length > 0) setImmediate(drain);
+    else draining = false;
+  }
 }
 
 /**
