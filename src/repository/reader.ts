@@ -97,6 +97,13 @@ export class DiskReaderImpl implements DiskReader {
     return data;
   }
 
+  /** The plain data of chunk i (not a zero chunk) in a new buffer of this thread. */
+  private async chunkCopy(i: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(this.chunkLen(i));
+    await this.chunkInto(i, out, 0);
+    return out;
+  }
+
   /** Copies bytes [from, from + into.length) of chunk i (not a zero chunk) into `into`. */
   private async chunkInto(i: number, into: Buffer, from: number): Promise<void> {
     const hex = this.ids.subarray(i * 32, i * 32 + 32).toString('hex');
@@ -180,7 +187,10 @@ export class DiskReaderImpl implements DiskReader {
       const fill = () => {
         while (next <= last && ahead.length < READ_AHEAD) {
           const i = next++;
-          const p = self.isZero(i) ? Promise.resolve((self.zeros ??= Buffer.alloc(cs)).subarray(0, self.chunkLen(i))) : self.chunk(i);
+          // A data chunk is decoded by a worker into its shared slot and copied into a buffer of
+          // this thread: the workers allocate nothing per chunk (their garbage is native memory
+          // that their own GC sees late, which made a long stream grow the process).
+          const p = self.isZero(i) ? Promise.resolve((self.zeros ??= Buffer.alloc(cs)).subarray(0, self.chunkLen(i))) : self.chunkCopy(i);
           p.catch(() => undefined); // a consumer that stops early must not leave an unhandled rejection
           ahead.push(p);
         }
