@@ -1,6 +1,6 @@
 /**
  * Formats stay readable: test/fixtures/repo-v1 was written by format version 1
- * (test/fixtures/make-repo-v1.ts), repo-v2 by format version 2 (make-repo-v2.ts), both with the
+ * (test/fixtures/make-repo.ts 1), repo-v2 by format version 2 (make-repo.ts 2), both with the
  * same content, and are committed. Never regenerate them for a new format: add a repo-v3 beside
  * them and keep this test. A version 1 repository also stays writable, and stays version 1.
  */
