@@ -15,24 +15,12 @@
 import {join} from 'node:path';
 import {readFile, rename, utimes, stat} from 'node:fs/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
-import {ChunkWorkerError, chunkWorkers, type ReadReply} from './chunk-workers.js';
+import {ChunkWorkerError, chunkWorkers, type PutReply, type ReadReply} from './chunk-workers.js';
 import {corrupt, fsyncDir, ioError} from './fsio.js';
 import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
 
-export interface PutResult {
-  /** The chunk id (SHA-256 of the plain data). */
-  id: Buffer;
-  /** False when the repository already had the chunk (it was touched). */
-  isNew: boolean;
-  storedBytes: number;
-  /** The directory whose entry must be fsynced before a commit (when isNew). */
-  dir: string;
-  /** The chunk directory was created by this put. */
-  newDir: boolean;
-  hashMs: number;
-  encodeMs: number;
-  writeMs: number;
-}
+/** What a put did (see PutReply); the id as a Buffer on this thread. */
+export type PutResult = Omit<PutReply, 'kind' | 'id'> & {id: Buffer};
 
 /** A worker's failure as the error the main thread gave before the work moved to threads. */
 function rebuilt(err: unknown): unknown {

@@ -66,10 +66,14 @@ export type WorkerRequest = PutRequest | ReadRequest | ExitRequest;
 
 export interface PutReply {
   kind: 'put';
+  /** The chunk id (SHA-256 of the plain data). */
   id: Uint8Array;
+  /** False when the repository already had the chunk (it was touched). */
   isNew: boolean;
   storedBytes: number;
+  /** The directory whose entry must be fsynced before a commit (when isNew). */
   dir: string;
+  /** The chunk directory was created by this put. */
   newDir: boolean;
   hashMs: number;
   encodeMs: number;
