@@ -15,7 +15,7 @@
 import {join} from 'node:path';
 import {readFile, rename, utimes, stat} from 'node:fs/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
-import {ChunkWorkerError, chunkWorkers, type PutReply, type ReadReply} from './chunk-workers.js';
+import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
 import {corrupt, fsyncDir, ioError} from './fsio.js';
 import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
 
@@ -88,21 +88,12 @@ export class ChunkStore {
     }
   }
 
-  private missing(hex: string, context: string): UserError {
-    return new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
-      hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
-      exitCode: ExitCode.corrupt,
-    });
-  }
-
   /**
    * The plain data of a chunk for a reader; `context` names the restore point and disk for the
    * error a missing or damaged chunk raises.
    */
   async read(hex: string, context: string): Promise<Buffer> {
-    const r = await this.check(hex, {want: true});
-    if (r.status === 'missing') throw this.missing(hex, context);
-    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    const r = this.found(await this.check(hex, {want: true}), hex, context);
     return Buffer.from(r.data!, r.offset ?? 0, r.length ?? r.plainLength);
   }
 
@@ -111,27 +102,32 @@ export class ChunkStore {
    * without allocating per chunk; returns the chunk's plain length for the caller to check.
    */
   async readInto(hex: string, context: string, into: Uint8Array, from: number): Promise<number> {
-    let r: ReadReply;
-    try {
-      r = await chunkWorkers().read(this.path(hex), hex, {want: true, into, from});
-    } catch (err) {
-      throw rebuilt(err);
-    }
-    if (r.status === 'missing') throw this.missing(hex, context);
-    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
-    return r.plainLength;
+    return this.found(await this.check(hex, {want: true, into, from}), hex, context).plainLength;
   }
 
   /**
    * Reads and checks a chunk in a worker: missing, damaged (with the detail), or ok with its
-   * plain length and, with `want`, its data. `verify` checks the SHA-256 in either format.
+   * plain length and, with `want`, its data (or, with `into`, the bytes from `from` copied
+   * there). `verify` checks the SHA-256 in either format.
    */
-  async check(hex: string, opts: {verify?: boolean; want?: boolean} = {}): Promise<ReadReply> {
+  async check(hex: string, opts: Parameters<ChunkWorkerPool['read']>[2] = {}): Promise<ReadReply> {
     try {
       return await chunkWorkers().read(this.path(hex), hex, opts);
     } catch (err) {
       throw rebuilt(err);
     }
+  }
+
+  /** The reply of a chunk that is there and sound, else the error a reader raises. */
+  private found(r: ReadReply, hex: string, context: string): Extract<ReadReply, {status: 'ok'}> {
+    if (r.status === 'missing') {
+      throw new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
+        hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
+        exitCode: ExitCode.corrupt,
+      });
+    }
+    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    return r;
   }
 
   /** Moves a damaged chunk aside to <id>.bad[.N] so that the next backup writes it again. */
