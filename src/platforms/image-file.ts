@@ -38,6 +38,15 @@ export interface ImageFileSinkOptions {
   connections?: number;
 }
 
+/** A restore never overwrites a file: refuses `path` when it exists on the runner's machine. */
+export async function refuseExisting(runner: CommandRunner, path: string): Promise<void> {
+  if ((await runner.run(['test', '-e', path], {allowFailure: true})).exitCode !== 0) return;
+  throw new UserError(`The restore target ${path} already exists on ${runner.where}.`, {
+    hint: 'Choose another directory or name, or remove the old file if it is no longer needed.',
+    exitCode: ExitCode.invalidInput,
+  });
+}
+
 export class ImageFileSink implements DiskSink {
   readonly key: string;
   readonly size: number;
@@ -61,13 +70,7 @@ export class ImageFileSink implements DiskSink {
 
   static async create(opts: ImageFileSinkOptions): Promise<ImageFileSink> {
     const {runner, path} = opts;
-    const exists = await runner.run(['test', '-e', path], {allowFailure: true});
-    if (exists.exitCode === 0) {
-      throw new UserError(`The restore target ${path} already exists on ${runner.where}.`, {
-        hint: 'Choose another directory or name, or remove the old file if it is no longer needed.',
-        exitCode: ExitCode.invalidInput,
-      });
-    }
+    await refuseExisting(runner, path);
     await runner.run(['qemu-img', 'create', '-q', '-f', opts.format, ...(opts.format === 'qcow2' ? ['-o', 'compat=1.1'] : []), path, String(opts.size)]);
     const dir = join(opts.scratchDir, `restore-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
     let nbd: QemuNbdExport | undefined;

@@ -13,7 +13,7 @@
 import {dirname, join} from 'node:path';
 import type {CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import {ImageFileSink} from '../image-file.js';
+import {ImageFileSink, refuseExisting} from '../image-file.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
@@ -252,12 +252,7 @@ export async function openLibvirtRestore(
       }
     }
   }
-  if (nvram?.path && nvram.exclusive && (await runner.run(['test', '-e', nvram.path], {allowFailure: true})).exitCode === 0) {
-    throw new UserError(`The restore target ${nvram.path} already exists on ${runner.where}.`, {
-      hint: 'Choose another directory or name, or remove the file first.',
-      exitCode: ExitCode.invalidInput,
-    });
-  }
+  if (nvram?.path && nvram.exclusive) await refuseExisting(runner, nvram.path);
   const sinks: ImageFileSink[] = [];
   const nvramSink = nvram ? new MemoryDiskSink(nvram.key, nvram.size) : undefined;
   writeNvram = async () => {
