@@ -11,7 +11,7 @@ import {DaemonClient} from '../../src/daemon/client.js';
 import {Daemon} from '../../src/daemon/daemon.js';
 import {ManualClock} from '../../src/notify/clock.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
-import {isolate, sleep} from './helpers.js';
+import {isolate, sleep, waitForSession} from './helpers.js';
 
 let dir: string;
 let daemon: Daemon;
@@ -59,8 +59,9 @@ describe('scheduler', () => {
     expect(started).toHaveLength(1);
     expect(started[0]).toMatchObject({jobId: 'j', trigger: 'schedule', startedAt: new Date(first!).toISOString()});
     expect(daemon.scheduler.nextRun('job:j')).toBe(new Date(second!).toISOString());
-    while (daemon.sessions.list().length) await sleep(50);
-    const [s] = await client.sessions({job: 'j'});
+    // The record says 'running' until retention and the report are done (sessions.ts): wait for
+    // its final state, not just for the session to leave the running list.
+    const s = await waitForSession(client, started[0]!.id);
     expect(s).toMatchObject({state: 'failed', trigger: 'schedule'});
     expect(s!.vms[0]).toMatchObject({name: 'ghost', state: 'failed', reason: expect.stringMatching(/no longer in the inventory/)});
   });
