@@ -10,6 +10,7 @@ export const repoList: Command = {
   positionals: [1, 1],
   async run(ctx, values, [path]) {
     const repo = await openRepository(path);
+    for (const d of await repo.damagedRestorePoints()) ctx.out.warn(`restore point ${d.restorePoint} is left out: ${d.detail} Run "vmbackup repo verify" for details.`);
     let points = await repo.listRestorePoints();
     const vm = values.vm;
     if (typeof vm === 'string') points = points.filter((p) => p.vmId === vm || p.vmName === vm);

@@ -52,6 +52,7 @@ export const repoPrune: Command = {
   async run(ctx, values, [path]) {
     const policy = parsePolicy(values);
     const repo = await openRepository(path);
+    for (const d of await repo.damagedRestorePoints()) ctx.out.warn(`restore point ${d.restorePoint} is left out: ${d.detail} Run "vmbackup repo verify" for details.`);
     let vmId: string | undefined;
     if (typeof values.vm === 'string') {
       const vm = values.vm;

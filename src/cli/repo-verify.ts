@@ -28,6 +28,7 @@ export const repoVerify: Command = {
       const lines = [
         `Checked ${report.checkedChunks} chunks (${formatBytes(report.checkedBytes)}) in ${report.restorePoints.length} restore point(s).`,
       ];
+      for (const p of report.manifestProblems) lines.push(`✖ restore point ${p.restorePoint}: ${p.detail}`);
       for (const p of report.indexProblems) lines.push(`✖ index of disk ${p.disk} in ${p.restorePoint} (${p.file}): ${p.detail}`);
       for (const p of report.problems) {
         lines.push(`✖ chunk ${p.chunk} is ${p.problem}: ${p.detail}${p.quarantinedTo ? ` (moved to ${p.quarantinedTo})` : ''}`);

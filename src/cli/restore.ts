@@ -9,13 +9,11 @@ import {terminalProgress} from './progress-view.js';
 
 /** The restore point named by --restore-point, or the newest one of --vm. */
 export async function pickRestorePoint(repo: Repository, values: Record<string, unknown>): Promise<RestorePointSummary> {
-  const all = await repo.listRestorePoints();
   if (typeof values['restore-point'] === 'string') {
-    const id = values['restore-point'];
-    const rp = all.find((p) => p.id === id);
-    if (!rp) throw new UserError(`Repository ${repo.path} has no restore point ${id}.`, {exitCode: ExitCode.notFound, hint: `Run 'vmbackup repo list ${repo.path}'.`});
-    return rp;
+    // Opened, not looked up in the listing: a damaged manifest is named, not "no such point".
+    return (await repo.openRestorePoint(values['restore-point'])).summary;
   }
+  const all = await repo.listRestorePoints();
   if (typeof values.vm === 'string') {
     const vm = values.vm;
     const points = all.filter((p) => p.vmId === vm || p.vmName === vm);

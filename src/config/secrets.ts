@@ -6,6 +6,8 @@
  * towards the system they belong to (the engine, the mail server).
  */
 
+import {ConfigError} from './parse.js';
+
 export const REDACTED = '••••';
 
 /** Paths of secret fields, per kind of object. */
@@ -41,12 +43,53 @@ export function redact<T>(kind: string, obj: T): T {
   return copy;
 }
 
-/** The input with each secret that was sent back as REDACTED replaced by the stored value. */
+/**
+ * What a secret is for: the fields that say where it is sent. A stored secret is only reused
+ * for the same endpoint; a caller who changes any of these must type the secret again.
+ */
+const ENDPOINT: Record<string, (o: unknown) => unknown[]> = {
+  // The engine: its URL, the user, and the CA that decides which server is the engine.
+  connections: (o) => [text(get(o, ['url'])), text(get(o, ['user'])), text(get(o, ['caPem']))],
+  // The mail server: host, effective port, security, login, and what certificates it may show.
+  email: (o) => {
+    const security = text(get(o, ['security'])) ?? 'starttls';
+    const port = get(o, ['port']) ?? {starttls: 587, tls: 465, none: 25}[security as 'starttls'];
+    return [
+      text(get(o, ['transport'])),
+      text(get(o, ['host']))?.toLowerCase(),
+      port,
+      security,
+      text(get(o, ['auth', 'user'])),
+      text(get(o, ['tls', 'ca'])),
+      get(o, ['tls', 'acceptAnyCertificate']) === true,
+      get(o, ['allowPlaintextAuth']) === true,
+    ];
+  },
+};
+
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' ? v.trim() : undefined;
+}
+
+/**
+ * The input with each secret that was sent back as REDACTED replaced by the stored value, but
+ * only when the secret would go to the endpoint it was stored for (URL, host, port, user,
+ * certificates unchanged). Otherwise a UserError: reusing it would hand the stored password to
+ * whatever server the caller names (docs/security.md).
+ */
 export function keepSecrets(kind: string, input: unknown, stored: unknown): unknown {
   if (input === null || typeof input !== 'object') return input;
   const copy = structuredClone(input);
   for (const path of SECRET_PATHS[kind] ?? []) {
-    if (get(copy, path) === REDACTED) set(copy, path, get(stored, path));
+    if (get(copy, path) !== REDACTED) continue;
+    const endpoint = ENDPOINT[kind];
+    if (stored !== undefined && endpoint && JSON.stringify(endpoint(copy)) !== JSON.stringify(endpoint(stored))) {
+      throw new ConfigError(
+        [{field: path.join('.'), message: `the stored password belongs to another ${kind === 'email' ? 'mail server, port, login or TLS setting' : 'engine URL, user or CA'} and is not sent anywhere else`}],
+        'Type the password again for the new settings.',
+      );
+    }
+    set(copy, path, get(stored, path));
   }
   return copy;
 }

@@ -72,16 +72,39 @@ export const smtpSettingsSchema = z.object({
     })
     .default({acceptAnyCertificate: false}),
   timeoutSeconds: z.number().int().min(1, {error: 'smtp timeoutSeconds: at least 1'}).max(600, {error: 'smtp timeoutSeconds: at most 600'}).default(30),
+  /**
+   * Log in over a connection without TLS (security 'none'): the password crosses the network in
+   * clear text, so it is refused unless the administrator says so here.
+   */
+  allowPlaintextAuth: z.boolean({error: 'smtp allowPlaintextAuth: must be true or false'}).default(false),
   ...common,
+}).refine((s) => s.security !== 'none' || s.auth === undefined || s.allowPlaintextAuth, {
+  error:
+    "smtp security: 'none' sends the password in clear text; choose 'starttls' or 'tls', or allow login without TLS explicitly (allowPlaintextAuth) for a relay on a trusted network",
+  path: ['security'],
 });
+
+/**
+ * The program the sendmail transport runs: /usr/sbin/sendmail, or what root sets in the daemon's
+ * environment (VMBACKUP_SENDMAIL). Never from the settings a caller sends: whoever reaches the
+ * control API must not be able to make the daemon, which runs as root, run a program of their
+ * choosing (docs/security.md).
+ */
+export function sendmailProgram(): string {
+  const env = process.env['VMBACKUP_SENDMAIL'];
+  return env && env.startsWith('/') ? env : '/usr/sbin/sendmail';
+}
 
 export const sendmailSettingsSchema = z.object({
   transport: z.literal('sendmail'),
+  /** Only accepted when it names the program the daemon uses anyway (older settings files). */
   path: z
     .string()
-    .trim()
-    .regex(/^\//, {error: 'sendmail path: must be an absolute path such as /usr/sbin/sendmail'})
-    .default('/usr/sbin/sendmail'),
+    .optional()
+    .refine((p) => p === undefined || p.trim() === sendmailProgram(), {
+      error: 'sendmail path: cannot be set through the settings; the appliance runs /usr/sbin/sendmail (root can name another program with VMBACKUP_SENDMAIL in the daemon\'s environment)',
+    })
+    .transform(() => sendmailProgram()),
   ...common,
 });
 

@@ -20,6 +20,7 @@
 import {createHash} from 'node:crypto';
 import {crc32} from 'node:zlib';
 import {compressSync, uncompressSync} from 'lz4-napi';
+import {MAX_CHUNK_SIZE} from './config-file.js';
 
 export const CHUNK_MAGIC = Buffer.from('VBCK', 'latin1');
 /** Header size of a version 1 chunk file. */
@@ -83,20 +84,31 @@ export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2): {
 
 export class ChunkDecodeError extends Error {}
 
+/** The largest chunk file that can hold `maxPlain` bytes of plain data (raw payload, v1 header). */
+export function maxChunkFileSize(maxPlain: number): number {
+  return CHUNK_HEADER_SIZE + maxPlain;
+}
+
 /**
  * Checks a chunk file and returns its plain data. Throws ChunkDecodeError on damage. Version 1
  * files are checked by their CRC; version 2 files by the SHA-256 of the plain data against
  * `id` (the chunk id, 32 bytes or 64 hex digits), which every reader passes. Without `id` a
  * version 2 file is only checked for its structure (the caller hashes, as verify does).
+ *
+ * `maxPlain` is the repository's chunk size: a chunk file is untrusted input, so a header or an
+ * LZ4 size prefix that claims more (an "LZ4 bomb": 20 bytes that claim 4 GiB) is refused before
+ * anything is allocated for it, and so is a file larger than such a chunk can be.
  */
-export function decodeChunk(file: Buffer, id?: Uint8Array | string): Buffer {
+export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: number = MAX_CHUNK_SIZE): Buffer {
   if (file.length < CHUNK_HEADER_SIZE_V2) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
+  if (file.length > maxChunkFileSize(maxPlain)) throw new ChunkDecodeError(`file is ${file.length} bytes, larger than a chunk of ${maxPlain} bytes can be`);
   if (!file.subarray(0, 4).equals(CHUNK_MAGIC)) throw new ChunkDecodeError('bad magic (not a chunk file)');
   const version = file.readUInt8(4);
   if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
   const flags = file.readUInt8(5);
   if ((flags & ~FLAG_LZ4) !== 0) throw new ChunkDecodeError(`unknown flags 0x${flags.toString(16)}`);
   const plainLength = file.readUInt32LE(8);
+  if (plainLength > maxPlain) throw new ChunkDecodeError(`header claims ${plainLength} bytes of data, more than the chunk size ${maxPlain}`);
   let payload: Buffer;
   if (version === CHUNK_FORMAT_V1) {
     if (file.length < CHUNK_HEADER_SIZE) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
@@ -107,6 +119,10 @@ export function decodeChunk(file: Buffer, id?: Uint8Array | string): Buffer {
   }
   let plain: Buffer;
   if (flags & FLAG_LZ4) {
+    // lz4-napi allocates what the payload's u32 size prefix says before it decodes a byte.
+    if (payload.length < 4) throw new ChunkDecodeError('LZ4 payload is shorter than its size prefix');
+    const declared = payload.readUInt32LE(0);
+    if (declared !== plainLength) throw new ChunkDecodeError(`LZ4 payload claims ${declared} bytes, the header ${plainLength}`);
     try {
       // Sync on purpose: lz4-napi's async uncompress returns buffers whose memory V8 does not
       // see, so a restore stream grew to 600 MiB RSS; sync decoding (~1.5 GB/s) stays flat.

@@ -16,6 +16,7 @@ import {join} from 'node:path';
 import {readFile, rename, utimes, stat} from 'node:fs/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
+import {MAX_CHUNK_SIZE} from './config-file.js';
 import {corrupt, fsyncDir, ioError} from './fsio.js';
 import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
 
@@ -38,6 +39,8 @@ export class ChunkStore {
   constructor(
     readonly root: string,
     readonly formatVersion: number,
+    /** The repository's chunk size: no chunk file may claim more plain data (chunk-file.ts). */
+    readonly chunkSize: number = MAX_CHUNK_SIZE,
   ) {
     this.dir = join(root, CHUNKS_DIR);
   }
@@ -112,7 +115,7 @@ export class ChunkStore {
    */
   async check(hex: string, opts: Parameters<ChunkWorkerPool['read']>[2] = {}): Promise<ReadReply> {
     try {
-      return await chunkWorkers().read(this.path(hex), hex, opts);
+      return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts});
     } catch (err) {
       throw rebuilt(err);
     }

@@ -14,7 +14,7 @@ import {dirname} from 'node:path';
 import {setFlagsFromString} from 'node:v8';
 import {runInNewContext} from 'node:vm';
 import {parentPort, workerData} from 'node:worker_threads';
-import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk} from './chunk-file.js';
+import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk, maxChunkFileSize} from './chunk-file.js';
 import type {WorkerFailure, WorkerInit, WorkerReply, WorkerRequest} from './chunk-workers.js';
 import {tempName} from './fsio.js';
 import {chunkPath} from './layout.js';
@@ -45,10 +45,11 @@ function code(err: unknown): string | undefined {
  */
 let scratch = Buffer.allocUnsafeSlow(init.slotSize + 64);
 
-function readChunkFile(path: string): Buffer {
+function readChunkFile(path: string, maxPlain: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
+    if (size > maxChunkFileSize(maxPlain)) throw new ChunkDecodeError(`file is ${size} bytes, larger than a chunk of ${maxPlain} bytes can be`);
     if (size > scratch.length) scratch = Buffer.allocUnsafeSlow(size);
     let got = 0;
     while (got < size) {
@@ -93,7 +94,7 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
   let newDir = false;
   if (!knownDirs.has(dir)) {
     try {
-      newDir = mkdirSync(dir, {recursive: true}) !== undefined;
+      newDir = mkdirSync(dir, {recursive: true, mode: 0o700}) !== undefined;
     } catch (err) {
       throw new IoFailure(err, dir, 'creating a chunk directory');
     }
@@ -102,7 +103,7 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
   const tmp = tempName(path);
   let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'wx', 0o644);
+    fd = openSync(tmp, 'wx', 0o600);
     writevSync(fd, [header, payload]);
     fsyncSync(fd);
     closeSync(fd);
@@ -138,17 +139,18 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
   };
 }
 
-function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   let raw: Buffer;
   try {
-    raw = readChunkFile(path);
+    raw = readChunkFile(path, maxPlain);
   } catch (err) {
     if (code(err) === 'ENOENT') return {reply: {kind: 'read', status: 'missing'}, transfer: []};
+    if (err instanceof ChunkDecodeError) return {reply: {kind: 'read', status: 'damaged', detail: err.message}, transfer: []};
     throw new IoFailure(err, path, `reading chunk ${hex}`);
   }
   let plain: Buffer;
   try {
-    plain = decodeChunk(raw, hex);
+    plain = decodeChunk(raw, hex, maxPlain);
     if (verify && chunkId(plain).toString('hex') !== hex) throw new ChunkDecodeError('content does not match its SHA-256 id');
   } catch (err) {
     if (err instanceof ChunkDecodeError) return {reply: {kind: 'read', status: 'damaged', detail: err.message}, transfer: []};
@@ -206,7 +208,7 @@ function handle(msg: WorkerRequest): void {
       reply = put(msg.root, msg.version, plain);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
-      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot));
+      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain));
       lz4Bytes += init.slotSize;
     } else {
       // Tests only: a worker that dies while requests are queued on it.

@@ -26,6 +26,7 @@
  */
 import {availableParallelism} from 'node:os';
 import {Worker} from 'node:worker_threads';
+import {MAX_CHUNK_SIZE} from './config-file.js';
 
 export interface PutRequest {
   op: 'put';
@@ -51,6 +52,8 @@ export interface ReadRequest {
   verify: boolean;
   /** Send the plain data back (false for verify). */
   want: boolean;
+  /** The repository's chunk size: a file or header that claims more is damaged (chunk-file.ts). */
+  maxPlain: number;
   /**
    * With `want`: put the plain data into this shared slot (when it fits) instead of a transferred
    * ArrayBuffer; the pool copies it out to the caller's buffer before the slot is reused.
@@ -175,12 +178,12 @@ export class ChunkWorkerPool {
    * the worker leaves them in the request's shared slot, so no buffer is allocated or
    * transferred per chunk (a restore's main thread spent ~1 s per 830 MiB collecting those).
    */
-  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number} = {}): Promise<ReadReply> {
+  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number; maxPlain?: number} = {}): Promise<ReadReply> {
     const into = opts.into !== undefined ? {dest: opts.into, from: opts.from ?? 0} : undefined;
     return this.submit(
       `reading chunk ${hex}`,
       (seq, slot) => ({
-        msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, ...(into ? {slot} : {})},
+        msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, maxPlain: opts.maxPlain ?? MAX_CHUNK_SIZE, ...(into ? {slot} : {})},
         transfer: [],
       }),
       into,

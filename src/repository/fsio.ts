@@ -7,7 +7,7 @@
  * durable only after the directory is fsynced.
  */
 import {randomBytes} from 'node:crypto';
-import {open, rename, unlink} from 'node:fs/promises';
+import {lstat, open, rename, unlink} from 'node:fs/promises';
 import {UserError, explainIoError, ExitCode} from '../util/errors.js';
 
 /** Suffix of every temporary file the repository writes; GC removes old ones. */
@@ -57,7 +57,8 @@ export async function writeFileAtomic(
   const tmp = tempName(path);
   let fh;
   try {
-    fh = await open(tmp, 'wx', 0o644);
+    // 0600 whatever the umask: a repository holds VM disk contents (docs/security.md).
+    fh = await open(tmp, 'wx', 0o600);
     await fh.writev(parts);
     await fh.sync();
     await fh.close();
@@ -77,4 +78,53 @@ export function corrupt(file: string, detail: string, hint?: string): UserError 
     hint: hint ?? 'Run "vmbackup repo verify <path>" on the repository; the restore points that use this file cannot be restored as they are. The next backup of the VM writes good data again.',
     exitCode: ExitCode.corrupt,
   });
+}
+
+/**
+ * Reads a whole repository file of at most `max` bytes. A larger file is refused before it is
+ * read (a hostile repository must not make the appliance allocate what it likes), and so is a
+ * file reached through a symbolic link. Errors name the file.
+ */
+export async function readFileCapped(path: string, max: number, what: string): Promise<Buffer> {
+  const st = await lstat(path);
+  if (st.isSymbolicLink()) throw corrupt(path, `the ${what} is a symbolic link; a repository holds plain files only`);
+  if (!st.isFile()) throw corrupt(path, `the ${what} is not a plain file`);
+  if (st.size > max) throw corrupt(path, `the ${what} is ${st.size} bytes, more than the ${max} bytes such a file can have`);
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const {bytesRead} = await fh.read(buf, off, buf.length - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return off === buf.length ? buf : buf.subarray(0, off);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Whether `path` is a real directory (not a symbolic link to one). Code that deletes inside a
+ * repository checks this first, so a link planted in a hostile repository never leads it outside.
+ */
+export async function isRealDirectory(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The first `max` bytes of a small text file (lock files, writer registrations): never more. */
+export async function readHead(path: string, max = 64 << 10): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(max);
+    const {bytesRead} = await fh.read(buf, 0, max, 0);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
+  }
 }

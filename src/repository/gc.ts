@@ -19,15 +19,15 @@
  */
 import {link, lstat, readdir, readFile, rename, rm, unlink} from 'node:fs/promises';
 import {join} from 'node:path';
-import {errnoCode} from '../util/errors.js';
+import {errnoCode, UserError} from '../util/errors.js';
 import type {RepoContext} from './context.js';
-import {TEMP_MARK, ioError, tempName} from './fsio.js';
+import {TEMP_MARK, ioError, isRealDirectory, readFileCapped, readHead, tempName} from './fsio.js';
 import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, gcLockPath, isChunkPrefix} from './layout.js';
 import {acquireLock, isAlive, parseOwner} from './lock.js';
-import {parseManifest} from './manifest.js';
+import {MAX_MANIFEST_BYTES, parseManifest} from './manifest.js';
 import {loadIndexIds} from './reader.js';
 import type {GcOptions, GcResult} from './types.js';
-import {ZERO_ID, decodeChunk} from './chunk-file.js';
+import {ZERO_ID, decodeChunk, maxChunkFileSize} from './chunk-file.js';
 import {createHash} from 'node:crypto';
 
 export const DEFAULT_SAFETY_MARGIN_MS = 5 * 60_000;
@@ -98,7 +98,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   for (const name of await listDir(writersDir)) {
     if (!name.endsWith('.json')) continue;
     const id = name.slice(0, -'.json'.length);
-    const text = await readFile(join(writersDir, name), 'utf8').catch(() => undefined);
+    const text = await readHead(join(writersDir, name)).catch(() => undefined);
     if (text === undefined) continue;
     const owner = parseOwner(text);
     if (owner && isAlive(owner)) {
@@ -121,11 +121,14 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   for (const id of names) {
     progress({phase: 'mark', done: done++, total: names.length});
     const dir = join(pointsDir, id);
+    // Only real directories: a symbolic link planted in a hostile repository is never followed.
+    if (!(await isRealDirectory(dir))) continue;
     const manifestPath = join(dir, MANIFEST_FILE);
     let text: string | undefined;
     try {
-      text = await readFile(manifestPath, 'utf8');
+      text = (await readFileCapped(manifestPath, MAX_MANIFEST_BYTES, 'manifest')).toString('utf8');
     } catch (err) {
+      if (err instanceof UserError) throw err;
       const code = errnoCode(err);
       if (code === 'ENOTDIR') continue;
       if (code !== 'ENOENT') throw ioError(err, manifestPath, 'reading a manifest');
@@ -139,7 +142,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
       }
       continue;
     }
-    const m = parseManifest(text, manifestPath);
+    const m = parseManifest(text, manifestPath, {dirName: id, chunkSize: ctx.chunkSize});
     for (const d of m.disks) {
       const ids = await loadIndexIds(ctx, m, d);
       for (let off = 0; off < ids.length; off += 32) {
@@ -161,6 +164,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   for (let n = 0; n < prefixes.length; n++) {
     progress({phase: 'sweep', done: n, total: prefixes.length});
     const dir = join(chunksDir, prefixes[n]!);
+    if (!(await isRealDirectory(dir))) continue; // a planted link: never swept
     for (const name of await listDir(dir)) {
       const path = join(dir, name);
       if (CHUNK_NAME.test(name)) {
@@ -170,7 +174,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
         }
         await sweepChunk(path, cutoff, result);
       } else if (name.includes(TEMP_MARK)) {
-        if (await recoverAside(dir, name, marked, result)) continue;
+        if (await recoverAside(ctx, dir, name, marked, result)) continue;
         const t = await mtimeMs(path);
         if (t && t.mtime < cutoff) {
           await unlink(path).catch(() => undefined);
@@ -209,15 +213,17 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
  * chunk a restore point needs under a temp name. When the temp file's chunk id is referenced,
  * the chunk itself is missing and the temp file holds exactly that chunk, put it back.
  */
-async function recoverAside(dir: string, name: string, marked: Set<string>, result: GcResult): Promise<boolean> {
+async function recoverAside(ctx: RepoContext, dir: string, name: string, marked: Set<string>, result: GcResult): Promise<boolean> {
   const hex = name.slice(0, 64);
   if (!CHUNK_NAME.test(hex) || name[64] !== '.' || !marked.has(markKey(hex))) return false;
   const target = join(dir, hex);
   if (await mtimeMs(target)) return false;
+  const t = await mtimeMs(join(dir, name));
+  if (!t || t.size > maxChunkFileSize(ctx.chunkSize)) return false;
   const raw = await readFile(join(dir, name)).catch(() => undefined);
   if (!raw) return false;
   try {
-    const plain = decodeChunk(raw);
+    const plain = decodeChunk(raw, undefined, ctx.chunkSize);
     if (createHash('sha256').update(plain).digest('hex') !== hex) return false;
   } catch {
     return false;

@@ -13,6 +13,7 @@
  */
 import {createHash} from 'node:crypto';
 import {join} from 'node:path';
+import {assertName, NAME_GRAMMARS} from './names.js';
 
 export const CHUNKS_DIR = 'chunks';
 export const POINTS_DIR = 'points';
@@ -32,6 +33,7 @@ export function chunkPrefix(hex: string, formatVersion: number): string {
 }
 
 export function chunkPath(root: string, hex: string, formatVersion: number): string {
+  assertName('chunkId', hex, 'a chunk path');
   return join(root, CHUNKS_DIR, chunkPrefix(hex, formatVersion), hex);
 }
 
@@ -41,6 +43,8 @@ export function isChunkPrefix(name: string, formatVersion: number): boolean {
 }
 
 export function pointDir(root: string, id: string): string {
+  // The second line of defence: a name that is not a restore point id never becomes a path.
+  assertName('pointId', id, 'a restore point path');
   return join(root, POINTS_DIR, id);
 }
 
@@ -64,4 +68,4 @@ export function writerPath(root: string, id: string): string {
 /** A chunk file name is exactly 64 lowercase hex digits. */
 export const CHUNK_NAME = /^[0-9a-f]{64}$/;
 /** Restore point ids: a safe slug of the VM name, the UTC time and a random tail. */
-export const POINT_ID = /^[a-z0-9][a-z0-9-]{0,80}$/;
+export const POINT_ID = NAME_GRAMMARS.pointId;

@@ -9,11 +9,11 @@
  */
 import {hostname} from 'node:os';
 import {readFileSync} from 'node:fs';
-import {open, readFile, rename, unlink} from 'node:fs/promises';
+import {open, rename, unlink} from 'node:fs/promises';
 import {randomBytes} from 'node:crypto';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
-import {ioError} from './fsio.js';
+import {ioError, readHead} from './fsio.js';
 
 export interface Owner {
   pid: number;
@@ -66,7 +66,7 @@ export function parseOwner(text: string): Owner | undefined {
 
 export async function readOwner(path: string): Promise<Owner | undefined | 'missing'> {
   try {
-    return parseOwner(await readFile(path, 'utf8'));
+    return parseOwner(await readHead(path));
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return 'missing';
     throw ioError(err, path, 'reading a lock file');
@@ -81,7 +81,7 @@ export interface Lock {
 async function tryCreate(path: string, owner: Owner): Promise<boolean> {
   let fh;
   try {
-    fh = await open(path, 'wx', 0o644);
+    fh = await open(path, 'wx', 0o600);
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;
     throw ioError(err, path, 'creating a lock file');
@@ -108,7 +108,7 @@ async function breakStale(path: string, seen: string): Promise<boolean> {
     throw ioError(err, path, 'removing a stale lock');
   }
   // Someone may have replaced the stale lock by a live one between our read and our rename.
-  const moved = await readFile(aside, 'utf8').catch(() => '');
+  const moved = await readHead(aside).catch(() => '');
   if (moved !== seen) {
     await rename(aside, path).catch(() => undefined);
     return false;
@@ -141,7 +141,7 @@ export async function acquireLock(path: string, purpose: string, opts: {timeoutM
     }
     let text = '';
     try {
-      text = await readFile(path, 'utf8');
+      text = await readHead(path);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') continue;
       throw ioError(err, path, 'reading a lock file');

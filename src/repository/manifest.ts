@@ -8,6 +8,7 @@
 import {z} from 'zod';
 import {ExitCode, UserError} from '../util/errors.js';
 import {corrupt} from './fsio.js';
+import {NAME_GRAMMARS, type NameKind} from './names.js';
 import type {Manifest, RestorePointSummary} from './types.js';
 
 export const MANIFEST_FORMAT = 'vmbackup-restore-point';
@@ -25,19 +26,22 @@ const statsSchema = z.looseObject({
   hashedBytes: z.number(),
 });
 
-const checkpointSchema = z.object({id: z.string(), data: z.record(z.string(), z.unknown()).optional()});
+/** A name checked against its grammar (names.ts): it may reach a path, a URL or a command. */
+const named = (kind: NameKind) => z.string().regex(NAME_GRAMMARS[kind], `not a valid ${kind}`);
+
+const checkpointSchema = z.object({id: named('objectId'), data: z.record(z.string(), z.unknown()).optional()});
 
 const manifestSchema = z.looseObject({
   format: z.literal(MANIFEST_FORMAT),
   version: z.number().int().min(1),
-  id: z.string().min(1),
+  id: named('pointId'),
   repositoryId: z.string(),
-  vm: z.object({id: z.string(), name: z.string()}),
+  vm: z.object({id: named('objectId'), name: z.string().max(1024)}),
   platform: z.string(),
   time: z.string(),
   committedAt: z.string(),
   type: z.enum(['full', 'incremental']),
-  base: z.string().optional(),
+  base: named('pointId').optional(),
   sessionId: z.string().optional(),
   jobId: z.string().optional(),
   configuration: z.object({kind: z.string(), text: z.string()}).optional(),
@@ -46,10 +50,10 @@ const manifestSchema = z.looseObject({
   chunkSize: z.number().int().positive(),
   disks: z.array(
     z.looseObject({
-      key: z.string(),
-      name: z.string(),
+      key: named('diskKey'),
+      name: z.string().max(1024),
       size: z.number().int().nonnegative(),
-      format: z.string().optional(),
+      format: named('diskFormat').optional(),
       details: z.record(z.string(), z.unknown()).optional(),
       index: z.string().regex(/^disk-\d+\.idx$/),
       indexSha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -60,7 +64,17 @@ const manifestSchema = z.looseObject({
   stats: statsSchema.extend({dedupRatio: z.number(), compressionRatio: z.number()}),
 });
 
-export function parseManifest(text: string, file: string): Manifest {
+/** A manifest larger than this is refused before it is parsed (real ones are a few KiB). */
+export const MAX_MANIFEST_BYTES = 16 << 20;
+
+/**
+ * Parses the manifest text read from `file`. With `dirName`, the manifest's id must be the name
+ * of the directory it was listed from: an id that differs (another point's, or "../x") would make
+ * prune or forget act on a directory other than the one listed. With `chunkSize`, the manifest's
+ * must be the repository's (chunk files are bounded by it, chunk-file.ts).
+ */
+export function parseManifest(text: string, file: string, expect: {dirName?: string; chunkSize?: number} = {}): Manifest {
+  const {dirName, chunkSize} = expect;
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -79,7 +93,19 @@ export function parseManifest(text: string, file: string): Manifest {
     const first = parsed.error.issues[0];
     throw corrupt(file, `not a valid manifest (${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'})`);
   }
-  return parsed.data as Manifest;
+  const m = parsed.data as Manifest;
+  if (dirName !== undefined && m.id !== dirName) {
+    throw corrupt(file, `not a valid manifest (its id ${JSON.stringify(m.id)} is not the name of its directory ${JSON.stringify(dirName)})`);
+  }
+  if (chunkSize !== undefined && m.chunkSize !== chunkSize) {
+    throw corrupt(file, `not a valid manifest (chunk size ${m.chunkSize}, the repository's is ${chunkSize})`);
+  }
+  const keys = new Set<string>();
+  for (const d of m.disks) {
+    if (keys.has(d.key)) throw corrupt(file, `not a valid manifest (disk key ${d.key} appears twice)`);
+    keys.add(d.key);
+  }
+  return m;
 }
 
 export function serializeManifest(m: Manifest): string {

@@ -24,3 +24,6 @@ export function compactTime(d: Date): string {
 export function newPointId(vmName: string, time: Date): string {
   return `${slugify(vmName)}-${compactTime(time)}-${randomBytes(3).toString('hex')}`;
 }
+
+
+export {assertName, isValidName, NAME_GRAMMARS, type NameKind} from '../util/names.js';

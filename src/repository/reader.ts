@@ -7,15 +7,14 @@
  * worker threads (chunk-workers.ts): format 2 chunks by the SHA-256 of their data against their
  * id on every read (a restore verifies every chunk end to end), format 1 chunks by their CRC.
  */
-import {readFile} from 'node:fs/promises';
 import {createHash} from 'node:crypto';
 import {join} from 'node:path';
 import {Readable} from 'node:stream';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {corrupt, ioError} from './fsio.js';
-import {decodeIndex} from './index-file.js';
+import {corrupt, ioError, readFileCapped} from './fsio.js';
+import {chunkCount, decodeIndex, INDEX_HEADER_SIZE} from './index-file.js';
 import {pointDir} from './layout.js';
 import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
 
@@ -27,10 +26,15 @@ const CACHE_CHUNKS = 4;
 /** Reads and checks the index file of one disk of a committed restore point. */
 export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDisk): Promise<Buffer> {
   const file = join(pointDir(ctx.root, m.id), d.index);
+  // The manifest is untrusted: its claimed size decides the index size, and the file must be
+  // exactly that big before it is read (a hostile repository must not choose what we allocate).
+  const expected = INDEX_HEADER_SIZE + 32 * chunkCount(d.size, m.chunkSize);
+  if (d.indexBytes !== expected) throw corrupt(file, `the manifest records ${d.indexBytes} index bytes for disk ${d.key}, its size needs ${expected}`);
   let raw: Buffer;
   try {
-    raw = await readFile(file);
+    raw = await readFileCapped(file, expected, 'index');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     if (errnoCode(err) === 'ENOENT') throw corrupt(file, `the index of disk ${d.key} is missing`);
     throw ioError(err, file, `reading the index of disk ${d.key}`);
   }

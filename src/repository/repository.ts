@@ -3,23 +3,24 @@
  * writers, readers, retention, GC, verify and statistics together; each lives in its own file.
  */
 import {randomUUID} from 'node:crypto';
-import {mkdir, readdir, readFile, rm, stat, unlink} from 'node:fs/promises';
+import {chmod, mkdir, readdir, readFile, rm, stat, unlink} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkStore} from './chunk-store.js';
 import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_VERSIONS, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
 import type {RepoContext} from './context.js';
-import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
+import {corrupt, fsyncDir, ioError, isRealDirectory, readFileCapped, writeFileAtomic} from './fsio.js';
 import {collectGarbage} from './gc.js';
 import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointDir, vmLockPath} from './layout.js';
 import {acquireLock} from './lock.js';
-import {compareSummaries, parseManifest, summarize} from './manifest.js';
-import {newPointId} from './names.js';
+import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
+import {isValidName, newPointId} from './names.js';
 import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
 import {planRetention, validatePolicy} from './retention.js';
 import {repositoryStats} from './stats.js';
 import type {
   BeginOptions,
+  DamagedManifest,
   GcOptions,
   GcResult,
   Manifest,
@@ -36,6 +37,8 @@ import {verifyPoints} from './verify.js';
 import {type BaseInfo, RestorePointWriterImpl} from './writer.js';
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+/** A repository configuration is a few hundred bytes; a larger file is refused unread. */
+const MAX_CONFIG_BYTES = 64 << 10;
 
 export class Repository {
   readonly path: string;
@@ -50,11 +53,22 @@ export class Repository {
     this.id = config.id;
     this.chunkSize = config.chunkSize;
     this.formatVersion = config.version;
-    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path, config.version)};
+    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path, config.version, config.chunkSize)};
   }
 
-  /** Committed manifests with their protected flag; a manifest that cannot be read is skipped. */
-  private async committed(): Promise<{m: Manifest; protected: boolean}[]> {
+  /**
+   * Restore point directories whose manifest is there but cannot be used (damaged, hostile, or
+   * from a newer version): listed here with the reason, so that verify, list and info can name
+   * them instead of skipping them in silence.
+   */
+  async damagedRestorePoints(): Promise<DamagedManifest[]> {
+    const damaged: DamagedManifest[] = [];
+    await this.committed(damaged);
+    return damaged;
+  }
+
+  /** Committed manifests with their protected flag; a manifest that cannot be read goes to `damaged`. */
+  private async committed(damaged: DamagedManifest[] = []): Promise<{m: Manifest; protected: boolean}[]> {
     const dir = join(this.path, POINTS_DIR);
     let names: string[];
     try {
@@ -65,8 +79,12 @@ export class Repository {
     const out: {m: Manifest; protected: boolean}[] = [];
     for (const name of names) {
       if (!POINT_ID.test(name)) continue;
+      if (!(await isRealDirectory(join(dir, name)))) continue; // a planted link: never followed
       const m = await this.readManifest(name).catch((err: unknown) => {
-        if (err instanceof UserError) return undefined; // damaged: verify reports it
+        if (err instanceof UserError) {
+          damaged.push({restorePoint: name, file: join(dir, name, MANIFEST_FILE), detail: err.message});
+          return undefined;
+        }
         throw err;
       });
       if (m) out.push({m, protected: await this.isProtected(name)});
@@ -78,12 +96,13 @@ export class Repository {
     const file = join(pointDir(this.path, id), MANIFEST_FILE);
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = (await readFileCapped(file, MAX_MANIFEST_BYTES, 'manifest')).toString('utf8');
     } catch (err) {
+      if (err instanceof UserError) throw err;
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw ioError(err, file, 'reading a restore point manifest');
     }
-    return parseManifest(text, file);
+    return parseManifest(text, file, {dirName: id, chunkSize: this.chunkSize});
   }
 
   private async isProtected(id: string): Promise<boolean> {
@@ -123,6 +142,9 @@ export class Repository {
         throw new UserError(`Cannot begin a restore point: ${f} is empty.`, {exitCode: ExitCode.invalidInput});
       }
     }
+    if (!isValidName('objectId', opts.vmId)) {
+      throw new UserError(`Cannot begin a restore point: the VM id ${JSON.stringify(opts.vmId)} is not a valid id (letters, digits, ".", "_", ":" and "-").`, {exitCode: ExitCode.invalidInput});
+    }
     let base: {reader: RestorePointReader} | undefined;
     if (opts.base !== undefined) {
       const reader = await this.openRestorePoint(opts.base);
@@ -134,7 +156,7 @@ export class Repository {
       if (reader.manifest.chunkSize !== this.chunkSize) throw new Error(`base ${opts.base} has chunk size ${reader.manifest.chunkSize}`);
       base = {reader};
     }
-    await mkdir(join(this.path, LOCKS_DIR), {recursive: true});
+    await mkdir(join(this.path, LOCKS_DIR), {recursive: true, mode: 0o700});
     const lock = await acquireLock(vmLockPath(this.path, opts.vmId), `backup of VM ${opts.vmName}`, {
       timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
       what: `backup of VM "${opts.vmName}" in repository ${this.path}`,
@@ -192,9 +214,16 @@ export class Repository {
     return result;
   }
 
-  /** Removes the manifest first (the un-commit), then the rest; GC frees the chunks later. */
+  /**
+   * Removes the manifest first (the un-commit), then the rest; GC frees the chunks later. `id`
+   * is a directory name listed under points/ (the manifest's id was checked to be that name),
+   * and the directory must be a real one: nothing outside the repository is ever removed.
+   */
   private async deletePoint(id: string): Promise<void> {
     const dir = pointDir(this.path, id);
+    if (!(await isRealDirectory(dir))) {
+      throw corrupt(dir, 'the restore point directory is not a directory (a symbolic link?); it was left alone');
+    }
     const file = join(dir, MANIFEST_FILE);
     try {
       await unlink(file);
@@ -228,13 +257,18 @@ export class Repository {
 
   async verify(opts: {restorePoints?: string[]; onProgress?: (p: Progress) => void} = {}): Promise<VerifyReport> {
     let manifests: Manifest[];
+    const damaged: DamagedManifest[] = [];
     if (opts.restorePoints) {
       manifests = [];
       for (const id of opts.restorePoints) manifests.push((await this.openRestorePoint(id)).manifest);
     } else {
-      manifests = (await this.committed()).map((x) => x.m);
+      manifests = (await this.committed(damaged)).map((x) => x.m);
     }
-    return verifyPoints(this.ctx, manifests, opts.onProgress);
+    const report = await verifyPoints(this.ctx, manifests, opts.onProgress);
+    report.manifestProblems = damaged;
+    for (const d of damaged) report.restorePoints.push({id: d.restorePoint, ok: false, problems: 1});
+    if (damaged.length > 0) report.ok = false;
+    return report;
   }
 
   async stats(): Promise<RepositoryStats> {
@@ -276,8 +310,10 @@ export async function createRepository(path: string, opts: {chunkSize?: number; 
     });
   }
   try {
-    await mkdir(root, {recursive: true});
-    for (const d of [CHUNKS_DIR, POINTS_DIR, WRITERS_DIR, LOCKS_DIR]) await mkdir(join(root, d), {recursive: true});
+    // 0700 whatever the umask: a repository holds the VMs' disk contents (docs/security.md).
+    await mkdir(root, {recursive: true, mode: 0o700});
+    await chmod(root, 0o700);
+    for (const d of [CHUNKS_DIR, POINTS_DIR, WRITERS_DIR, LOCKS_DIR]) await mkdir(join(root, d), {recursive: true, mode: 0o700});
   } catch (err) {
     throw ioError(err, root, 'creating a repository');
   }
@@ -299,8 +335,16 @@ export async function openRepository(path: string): Promise<Repository> {
   const file = join(root, CONFIG_FILE);
   let text: string;
   try {
+    const st = await stat(file);
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new UserError(`${root} is not a vmbackup repository: ${CONFIG_FILE} is ${st.size} bytes, far more than a repository configuration can be.`, {
+        hint: 'The repository configuration is damaged or not vmbackup\'s. Check the path.',
+        exitCode: ExitCode.notARepository,
+      });
+    }
     text = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
       throw new UserError(`${root} is not a vmbackup repository (it has no ${CONFIG_FILE}).`, {

@@ -279,6 +279,15 @@ export interface VerifyReport {
   problems: VerifyProblem[];
   /** Index files that failed their own checks (truncated, bad checksum, not as in the manifest). */
   indexProblems: {restorePoint: string; disk: string; file: string; detail: string}[];
+  /** Restore points whose manifest cannot be used (damaged, refused as hostile, newer version). */
+  manifestProblems: DamagedManifest[];
+}
+
+export interface DamagedManifest {
+  /** The directory name under points/. */
+  restorePoint: string;
+  file: string;
+  detail: string;
 }
 
 export interface RepositoryStats {

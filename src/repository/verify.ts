@@ -19,7 +19,7 @@ import type {ChunkReference, Manifest, Progress, VerifyProblem, VerifyReport} fr
 const PARALLEL = 16;
 
 export async function verifyPoints(ctx: RepoContext, manifests: Manifest[], onProgress?: (p: Progress) => void): Promise<VerifyReport> {
-  const report: VerifyReport = {ok: true, restorePoints: [], checkedChunks: 0, checkedBytes: 0, problems: [], indexProblems: []};
+  const report: VerifyReport = {ok: true, restorePoints: [], checkedChunks: 0, checkedBytes: 0, problems: [], indexProblems: [], manifestProblems: []};
   // Only the ids of one index at a time are held; pass 2 reads the indexes again.
   const loaded: {m: Manifest; d: Manifest['disks'][number]}[] = [];
   const unique = new Set<string>();

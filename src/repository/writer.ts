@@ -23,6 +23,7 @@ import {ZERO_ID} from './chunk-file.js';
 import type {PutResult} from './chunk-store.js';
 import type {RepoContext} from './context.js';
 import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
+import {isValidName} from './names.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
 import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerPath, WRITERS_DIR} from './layout.js';
 import {type Lock, selfOwner} from './lock.js';
@@ -128,12 +129,12 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   /** Registers the writer and creates its directory; called once by Repository.beginRestorePoint. */
   async start(): Promise<void> {
     const reg = writerPath(this.ctx.root, this.id);
-    await mkdir(join(this.ctx.root, WRITERS_DIR), {recursive: true});
+    await mkdir(join(this.ctx.root, WRITERS_DIR), {recursive: true, mode: 0o700});
     await writeFileAtomic(reg, [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId}))], 'registering a writer', {
       syncDir: join(this.ctx.root, WRITERS_DIR),
     });
     try {
-      await mkdir(this.dir);
+      await mkdir(this.dir, {mode: 0o700});
     } catch (err) {
       await unlink(reg).catch(() => undefined);
       throw ioError(err, this.dir, 'creating the restore point directory');
@@ -148,6 +149,12 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     this.assertOpen();
     if (!Number.isSafeInteger(d.size) || d.size < 0) {
       throw new UserError(`Disk ${d.key} has an invalid size ${d.size}.`, {exitCode: ExitCode.invalidInput});
+    }
+    if (!isValidName('diskKey', d.key) || (d.format !== undefined && !isValidName('diskFormat', d.format))) {
+      // Readers refuse such names (manifest.ts), so a writer never records one.
+      throw new UserError(`Disk ${JSON.stringify(d.key)} (format ${JSON.stringify(d.format)}) cannot be stored: disk keys are letters, digits, "_" and "-", formats lowercase letters and digits.`, {
+        exitCode: ExitCode.invalidInput,
+      });
     }
     if (this.disks.some((x) => x.key === d.key) || this.addingKeys.has(d.key)) throw new Error(`disk ${d.key} was already added to restore point ${this.id}`);
     // Reserve the key and the index file number before the first await: the engine adds disks
@@ -171,6 +178,9 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   }
 
   async commit(extra: {checkpoint?: CheckpointInfo; warnings?: string[]; protected?: boolean} = {}): Promise<RestorePointSummary> {
+    if (extra.checkpoint !== undefined && !isValidName('objectId', extra.checkpoint.id)) {
+      throw new UserError(`Checkpoint id ${JSON.stringify(extra.checkpoint.id)} cannot be recorded: ids are letters, digits, ".", "_", ":" and "-".`, {exitCode: ExitCode.invalidInput});
+    }
     this.assertOpen();
     try {
       const disks: ManifestDisk[] = [];

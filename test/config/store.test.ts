@@ -92,8 +92,16 @@ describe('config store', () => {
     await store.update('connections', 'e', {...shown, password: 'new'});
     expect((store.get('connections', 'e') as {password: string}).password).toBe('new');
     await store.setEmail({transport: 'smtp', host: 'mail', from: 'a@b', auth: {user: 'u', password: 'mailpw'}});
-    await store.setEmail({...redact('email', store.data.email), host: 'mail2'});
-    expect(store.data.email).toMatchObject({host: 'mail2', auth: {password: 'mailpw'}});
+    await store.setEmail({...redact('email', store.data.email), fromName: 'Backups'});
+    expect(store.data.email).toMatchObject({fromName: 'Backups', auth: {password: 'mailpw'}});
+    // The stored password is never handed to another server, port or login than its own.
+    for (const change of [{host: 'mail2'}, {port: 2525}, {security: 'tls'}, {auth: {user: 'other', password: REDACTED}}]) {
+      await expect(store.setEmail({...redact('email', store.data.email), ...change})).rejects.toThrow(/stored password belongs to another mail server/);
+    }
+    await expect(store.update('connections', 'e', {...redact('connections', store.get('connections', 'e')), url: 'https://evil.example/ovirt-engine'})).rejects.toThrow(
+      /stored password belongs to another engine URL/,
+    );
+    expect(store.data.email).toMatchObject({host: 'mail', auth: {password: 'mailpw'}});
   });
 
   it('says which file is damaged when the config is not JSON', async () => {

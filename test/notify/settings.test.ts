@@ -22,6 +22,19 @@ function errorOf(fn: () => unknown): UserError {
 const base = {transport: 'smtp', host: 'mail.example.test', from: 'vmbackup@example.test'};
 
 describe('email settings', () => {
+  it('refuses a login over SMTP without TLS unless the administrator allows it explicitly', () => {
+    const auth = {user: 'backup', password: 'secret'};
+    const err = errorOf(() => parseEmailSettings({...base, security: 'none', auth}));
+    expect(err.message).toContain("'none' sends the password in clear text");
+    const allowed = parseEmailSettings({...base, security: 'none', auth, allowPlaintextAuth: true}) as SmtpSettings;
+    expect(allowed.auth?.user).toBe('backup');
+    // Without a login, a plain relay needs no permission; with TLS, none either.
+    expect(parseEmailSettings({...base, security: 'none'}).transport).toBe('smtp');
+    expect((parseEmailSettings({...base, security: 'starttls', auth}) as SmtpSettings).allowPlaintextAuth).toBe(false);
+    // STARTTLS is required, never opportunistic: a server (or a man in the middle) that hides it gets no password.
+    expect(smtpTransportOptions(parseEmailSettings({...base, auth}) as SmtpSettings).requireTLS).toBe(true);
+  });
+
   it('fills defaults: STARTTLS on 587, certificates verified, no recipients', () => {
     const s = parseEmailSettings(base) as SmtpSettings;
     expect(s.security).toBe('starttls');
@@ -43,7 +56,11 @@ describe('email settings', () => {
     expect(errorOf(() => parseEmailSettings({...base, host: ''})).message).toContain('smtp host: a host name or IP address is required');
     expect(errorOf(() => parseEmailSettings({...base, transport: 'pigeon'})).message).toContain("email transport: must be 'smtp' or 'sendmail'");
     expect(errorOf(() => parseEmailSettings({...base, tls: {ca: 'hello'}})).message).toContain('smtp tls ca: must be a PEM certificate');
-    expect(errorOf(() => parseEmailSettings({transport: 'sendmail', from: 'a@b', path: 'sendmail'})).message).toContain('sendmail path: must be an absolute path');
+    // No request can choose the program the daemon (root) runs: only root's VMBACKUP_SENDMAIL can.
+    expect(errorOf(() => parseEmailSettings({transport: 'sendmail', from: 'a@b', path: '/tmp/evil'})).message).toContain('sendmail path: cannot be set');
+    expect(errorOf(() => parseEmailSettings({transport: 'sendmail', from: 'a@b', path: 'sendmail'})).message).toContain('sendmail path: cannot be set');
+    const ok = parseEmailSettings({transport: 'sendmail', from: 'a@b', path: '/usr/sbin/sendmail'});
+    expect(ok.transport === 'sendmail' && ok.path).toBe('/usr/sbin/sendmail');
   });
 
   it('never puts the password into a validation message', () => {

@@ -22,6 +22,8 @@ export function smtpSettings(port: number, extra: Partial<EmailSettingsInput> = 
     from: 'vmbackup@example.test',
     recipients: ['ops@example.test'],
     timeoutSeconds: 5,
+    // The harness speaks plain SMTP on loopback: a login there is allowed explicitly.
+    ...('auth' in extra && ((extra as {security?: string}).security ?? 'none') === 'none' ? {allowPlaintextAuth: true} : {}),
     ...extra,
   } as EmailSettingsInput);
 }

@@ -206,7 +206,15 @@ describe('sendmail transport', () => {
     // A stand-in MTA: records its arguments and the message it is given.
     await writeFile(program, `#!/bin/sh\nprintf '%s\\n' "$@" > "${join(dir, 'args')}"\ncat > "${out}"\n`);
     await chmod(program, 0o755);
-    const settings = parseEmailSettings({transport: 'sendmail', path: program, from: 'root@localhost', recipients: ['ops@example.test']});
+    // The program comes from the daemon's environment (root's choice), never from the settings.
+    process.env['VMBACKUP_SENDMAIL'] = program;
+    let settings;
+    try {
+      settings = parseEmailSettings({transport: 'sendmail', from: 'root@localhost', recipients: ['ops@example.test']});
+    } finally {
+      delete process.env['VMBACKUP_SENDMAIL'];
+    }
+    expect(settings.transport === 'sendmail' && settings.path).toBe(program);
     await sendTestMessage(settings, {hostname: 'appliance'});
     const mail = parseMail(await readFile(out, 'utf8'));
     expect(mail.subject).toBe('vmbackup test message from appliance');
@@ -214,7 +222,13 @@ describe('sendmail transport', () => {
   });
 
   it('explains a missing sendmail program', async () => {
-    const settings = parseEmailSettings({transport: 'sendmail', path: '/nonexistent/sendmail', from: 'root@localhost', recipients: ['ops@example.test']});
+    process.env['VMBACKUP_SENDMAIL'] = '/nonexistent/sendmail';
+    let settings;
+    try {
+      settings = parseEmailSettings({transport: 'sendmail', from: 'root@localhost', recipients: ['ops@example.test']});
+    } finally {
+      delete process.env['VMBACKUP_SENDMAIL'];
+    }
     const err = await failure(sendTestMessage(settings));
     expect(err.message).toBe('The sendmail program /nonexistent/sendmail does not exist.');
     expect(err.hint).toMatch(/msmtp-mta|postfix/);

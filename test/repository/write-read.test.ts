@@ -125,12 +125,18 @@ describe('writing and reading restore points', () => {
 
   it('keeps VM names with spaces, quotes, ; and unicode only in the manifest', async () => {
     const name = `db "prod"; rm -rf / — Ωmega ' \u{1F600}`;
-    const sum = await backupImage(repo, pseudoRandom(CS, 1), {vmId: 'id with space/and slash', vmName: name});
+    const sum = await backupImage(repo, pseudoRandom(CS, 1), {vmId: '0b3c1e2a-7d4f-4c1b-9a55-3f2e1d0c9b8a', vmName: name});
     expect(sum.vmName).toBe(name);
     expect(sum.id).toMatch(/^[a-z0-9-]+$/);
     const dirs = await readdir(join(repo.path, 'points'));
     expect(dirs).toEqual([sum.id]);
-    expect((await repo.openRestorePoint(sum.id)).manifest.vm).toEqual({id: 'id with space/and slash', name});
+    expect((await repo.openRestorePoint(sum.id)).manifest.vm).toEqual({id: '0b3c1e2a-7d4f-4c1b-9a55-3f2e1d0c9b8a', name});
+  });
+
+  it('refuses a VM id or disk key that readers would refuse (ids reach paths, URLs and commands)', async () => {
+    await expect(backupImage(repo, pseudoRandom(CS, 1), {vmId: 'id with space/and slash'})).rejects.toThrow(/VM id "id with space\/and slash" is not a valid id/);
+    await expect(backupImage(repo, pseudoRandom(CS, 1), {key: '../vda'})).rejects.toThrow(/Disk "..\/vda" .* cannot be stored/);
+    expect(await readdir(join(repo.path, 'points'))).toEqual([]);
   });
 
   it('records configuration, disks details, session and stats in the manifest', async () => {

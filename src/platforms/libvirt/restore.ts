@@ -12,6 +12,7 @@
  */
 import {dirname, join} from 'node:path';
 import type {CommandRunner} from '../../transports/command-runner.js';
+import {assertName} from '../../util/names.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ImageFileSink, refuseExisting} from '../image-file.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
@@ -69,6 +70,9 @@ export async function openLibvirtRestore(
   target: RestoreTarget,
   opts: {disks?: string[]; log: Logger},
 ): Promise<VmRestore> {
+  // A restore point is untrusted input: its disk keys name files and libvirt targets below.
+  assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
+  for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
   const chosen = opts.disks ?? source.disks.map((d) => d.key);
   for (const key of chosen) {
     if (!source.disks.some((d) => d.key === key)) {
@@ -143,7 +147,7 @@ export async function openLibvirtRestore(
       const src = original.disks.find((x) => x.target === d.key);
       const dir = target.storage ?? (src?.sourcePath && src.type === 'file' ? dirname(src.sourcePath) : '/var/lib/libvirt/images');
       const format = restoredFormat(d.format ?? src?.driverType);
-      return {key: d.key, size: d.size, format, path: join(dir, `${fileSafe(target.name)}-${d.key}-${stamp}.${format}`), target: d.key};
+      return {key: d.key, size: d.size, format, path: join(dir, `${fileSafe(target.name)}-${fileSafe(d.key)}-${stamp}.${format}`), target: d.key};
     });
     if (nvram && !original.nvram) nvram = undefined; // a varstore without <nvram> in the XML has nowhere to go
     if (nvram && replaceUuid) {
@@ -224,7 +228,7 @@ export async function openLibvirtRestore(
         key: disk.key,
         size: disk.size,
         format,
-        path: join(dir, `${fileSafe(d.info.name)}-restored-${fileSafe(source.vmName)}-${disk.key}-${stamp}.${format}`),
+        path: join(dir, `${fileSafe(d.info.name)}-restored-${fileSafe(source.vmName)}-${fileSafe(disk.key)}-${stamp}.${format}`),
         target: targets[i]!,
       };
     });

@@ -16,6 +16,7 @@
  */
 import {ImageioClient} from '../../transports/imageio/imageio-client.js';
 import {ExitCode, UserError} from '../../util/errors.js';
+import {assertName} from '../../util/names.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
 import {EngineError, type EngineClient} from './engine-client.js';
 import {list, num, obj, refId, str, type Json} from './json.js';
@@ -111,6 +112,9 @@ export async function openOvirtRestore(
   opts: {disks?: string[]; log: Logger},
 ): Promise<VmRestore> {
   const {client, poll} = ctx;
+  // A restore point is untrusted input: its disk keys and VM id go into engine URLs below.
+  assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
+  for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
   const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
   const missing = (opts.disks ?? []).filter((k) => !source.disks.some((d) => d.key === k));
   if (missing.length) {
