@@ -13,7 +13,7 @@ export async function maxRssKiB(args: string[], opts: {timeoutMs?: number} = {})
     timeout: opts.timeoutMs ?? 120_000,
     stdin: 'ignore',
   });
-  const m = /VMB-MAXRSS (\d+)\s*$/.exec(r.stderr);
+  const m = /(?:Command exited with non-zero status \d+\n)?VMB-MAXRSS (\d+)\s*$/.exec(r.stderr);
   if (!m) throw new Error(`no peak RSS from GNU time: ${r.stderr.slice(-400)}`);
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr.slice(0, m.index).trimEnd(), maxRssKiB: Number(m[1]), ms: Date.now() - t0};
 }
