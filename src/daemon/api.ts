@@ -35,6 +35,7 @@
  */
 import {chmod, mkdir, readFile, rm, stat} from 'node:fs/promises';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
+import type {Socket} from 'node:net';
 import {dirname} from 'node:path';
 import {errnoCode, ExitCode, UserError} from '../util/errors.js';
 import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
@@ -44,6 +45,12 @@ import {errorBody, readJson, sendJson} from './http-util.js';
 import {createDemoLab} from './demo-lab.js';
 
 export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
+/** Connections the control socket holds at once; more are closed as they arrive. */
+export const MAX_CONNECTIONS = 64;
+/** Event streams (consoles watching progress) at once. */
+export const MAX_EVENT_STREAMS = 32;
+/** A connection that sends nothing for this long is closed (event streams excepted). */
+export const IDLE_TIMEOUT_MS = Number(process.env['VMBACKUP_API_IDLE_MS'] ?? 15_000);
 
 type Handler = (req: IncomingMessage, res: ServerResponse, params: string[], url: URL) => Promise<unknown>;
 interface Route {
@@ -59,6 +66,22 @@ export class ApiServer {
 
   constructor(private readonly d: Daemon) {
     this.server = createServer((req, res) => void this.handle(req, res));
+    // Bounded resources whoever connects (docs/security.md): at most MAX_CONNECTIONS at once
+    // (more are closed at once), and a connection that sends nothing for IDLE_TIMEOUT_MS is
+    // closed; event streams are exempt from the idle timeout and send a heartbeat instead.
+    // The idle clock runs only while no request is in flight: a connection test or a test mail
+    // may take a while to answer, and that is not idleness.
+    this.server.maxConnections = MAX_CONNECTIONS;
+    this.server.keepAliveTimeout = 5_000;
+    this.server.headersTimeout = IDLE_TIMEOUT_MS;
+    this.server.requestTimeout = 120_000;
+    this.server.on('connection', (socket: Socket) => {
+      socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    });
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      req.socket.setTimeout(0);
+      res.on('finish', () => req.socket.setTimeout(IDLE_TIMEOUT_MS));
+    });
     this.define();
   }
 
@@ -189,6 +212,10 @@ export class ApiServer {
   }
 
   private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.sse.size >= MAX_EVENT_STREAMS) {
+      throw new UserError(`Too many event streams are open (${MAX_EVENT_STREAMS}).`, {hint: 'Close some consoles, then try again.', exitCode: ExitCode.locked});
+    }
+    req.socket.setTimeout(0);
     res.writeHead(200, {'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive'});
     res.write(': vmbackupd events\n\n');
     this.sse.add(res);
@@ -200,7 +227,13 @@ export class ApiServer {
       if (res.writableNeedDrain && e.type === 'engine' && e.event.type === 'disk-progress') return;
       res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     });
+    // A heartbeat keeps the stream from looking idle to proxies and finds dead peers.
+    const heartbeat = setInterval(() => {
+      if (!res.writableEnded && !res.destroyed) res.write(': heartbeat\n\n');
+    }, 30_000);
+    heartbeat.unref();
     const done = () => {
+      clearInterval(heartbeat);
       unsubscribe();
       this.sse.delete(res);
     };
