@@ -72,6 +72,9 @@ export class ImageFileSink implements DiskSink {
     const {runner, path} = opts;
     await refuseExisting(runner, path);
     await runner.run(['qemu-img', 'create', '-q', '-f', opts.format, ...(opts.format === 'qcow2' ? ['-o', 'compat=1.1'] : []), path, String(opts.size)]);
+    // 0600 whatever the umask, before a byte of the VM's data is written (docs/security.md);
+    // libvirt gives a VM's images to its qemu user when the VM starts.
+    await runner.run(['chmod', '0600', '--', path]);
     const dir = join(opts.scratchDir, `restore-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
     let nbd: QemuNbdExport | undefined;
     let socket: {address: NbdAddress; close(): Promise<void>} | undefined;

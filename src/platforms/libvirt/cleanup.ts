@@ -13,7 +13,7 @@ import {join} from 'node:path';
 import type {Logger} from '../types.js';
 import {parseXml, attr, child} from './xml.js';
 import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
-import type {LibvirtHost} from './host.js';
+import {SCRATCH_MARKER, type LibvirtHost} from './host.js';
 import {describeDomain, listDomainUuids} from './inventory.js';
 import {stopByPidFile} from './qemu-nbd.js';
 
@@ -49,10 +49,20 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
   }
 
   // 2. Session directories: end their qemu-nbd exports (which hold image locks), then remove them.
-  const ls = await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true});
-  for (const entry of ls.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
+  // Only inside a scratch directory that passes its owner and mode check, and only directories
+  // that carry the appliance's marker: nothing a local user planted there is acted on.
+  const rootOk = await host.ensureScratchRoot().then(
+    () => true,
+    (err: unknown) => {
+      log({severity: 'warning', code: 'scratch-untrusted', message: `${host.name}: ${(err as Error).message} Leftovers there were not cleaned up.`});
+      return false;
+    },
+  );
+  const ls = rootOk ? await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true}) : undefined;
+  for (const entry of ls?.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
     const dir = join(host.scratchDir, entry);
     if (host.activeScratch.has(dir) || !/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
+    if ((await host.run(['test', '-f', join(dir, SCRATCH_MARKER), '-a', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
     const pids = await host.run(['find', dir, '-name', '*.pid', '-type', 'f'], {allowFailure: true});
     for (const pidFile of pids.stdout.split('\n').filter((l) => l.trim() !== '')) {
       await stopByPidFile(host.runner, pidFile);

@@ -16,14 +16,15 @@
  * be given our ssh options. The cost (one SSH session per command) is small next to a backup.
  */
 import {randomBytes} from 'node:crypto';
-import {mkdirSync} from 'node:fs';
-import {mkdir, rm} from 'node:fs/promises';
+import {rm} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner, type RunOptions, type RunResult} from '../../transports/command-runner.js';
 import {sshControlExitArgv, type SshTarget} from '../../transports/ssh-args.js';
 import {SshRunner} from '../../transports/ssh-runner.js';
 import type {NbdAddress} from '../../transports/nbd/index.js';
 import {CheckpointNaming} from './plan.js';
+import {ExitCode, UserError} from '../../util/errors.js';
+import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -63,6 +64,9 @@ export interface ReachableSocket {
   close(): Promise<void>;
 }
 
+/** The file that marks a scratch directory as the appliance's own (cleanup.ts removes only those). */
+export const SCRATCH_MARKER = '.vmbackup-scratch';
+
 export class LibvirtHost {
   readonly name: string;
   readonly runner: CommandRunner;
@@ -93,9 +97,8 @@ export class LibvirtHost {
       // One master connection per LibvirtHost, never shared with another instance: close() ends
       // it with `ssh -O exit`, which must not cut the commands of another platform (a connection
       // test, a CLI run, a configuration just replaced) that talks to the same host.
-      const controlDir = join(opts.localScratchDir, `ssh-${randomBytes(4).toString('hex')}`);
+      const controlDir = privateTempDirSync(opts.localScratchDir, 'ssh-');
       this.ssh = {host, port, user, identityFile, knownHostsFile, controlDir};
-      mkdirSync(controlDir, {recursive: true, mode: 0o700});
       this.runner = opts.runner ?? new SshRunner(this.ssh, {log: opts.log});
     } else {
       this.ssh = undefined;
@@ -120,12 +123,47 @@ export class LibvirtHost {
     return this.runner.run(argv, opts);
   }
 
+  /** Writes a new file (O_EXCL: never through a file or link that is already there). */
   async writeFile(path: string, content: string): Promise<void> {
-    await this.runner.run(['dd', `of=${path}`, 'status=none'], {input: content});
+    await this.runner.run(['dd', `of=${path}`, 'conv=excl', 'status=none'], {input: content});
   }
 
   async mkdirp(path: string): Promise<void> {
     await this.runner.run(['mkdir', '-p', '-m', '0700', '--', path]);
+  }
+
+  private scratchRoot: Promise<void> | undefined;
+
+  /**
+   * Creates the appliance's scratch directory on the host (0700) or checks the one there: a real
+   * directory owned by the user the appliance runs as there, reachable by nobody else. /var/tmp
+   * is world-writable; a local user who made the directory first, or put a link there, would
+   * otherwise have root write sockets and files where they like. Checked once per instance.
+   */
+  ensureScratchRoot(): Promise<void> {
+    this.scratchRoot ??= (async () => {
+      await this.runner.run(['mkdir', '-p', '-m', '0700', '--', this.scratchDir]);
+      const [st, id] = await Promise.all([this.runner.run(['stat', '-c', '%u %a %F', '--', this.scratchDir]), this.runner.run(['id', '-u'])]);
+      const [uid, mode, ...type] = st.stdout.trim().split(' ');
+      const problem =
+        type.join(' ') !== 'directory'
+          ? `is a ${type.join(' ')}, not a directory`
+          : uid !== id.stdout.trim()
+            ? `belongs to uid ${uid}, not to uid ${id.stdout.trim()} that vmbackup runs as there`
+            : undefined;
+      if (problem) {
+        throw new UserError(`The scratch directory ${this.scratchDir} on ${this.name} ${problem}, so vmbackup does not use it.`, {
+          hint: `Check who made it and why, then remove it on ${this.name} (vmbackup creates it itself, mode 0700), and run the backup again.`,
+          exitCode: ExitCode.invalidInput,
+        });
+      }
+      // Ours, but reachable by others (made by an older version or by hand): tighten it.
+      if ((parseInt(mode ?? '777', 8) & 0o077) !== 0) await this.runner.run(['chmod', '0700', '--', this.scratchDir]);
+    })().catch((err: unknown) => {
+      this.scratchRoot = undefined;
+      throw err;
+    });
+    return this.scratchRoot;
   }
 
   /** Removes a directory tree, but only one inside this appliance's scratch directory. */
@@ -137,9 +175,13 @@ export class LibvirtHost {
 
   /** A fresh directory on the host for one session's sockets and scratch files. */
   async sessionDir(tag: string): Promise<string> {
-    const dir = join(this.scratchDir, `${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`);
+    await this.ensureScratchRoot();
+    // mktemp: a new directory (0700, O_EXCL) with an unpredictable name; the marker file says it
+    // is the appliance's, and start-up cleanup removes nothing without it.
+    const dir = (await this.runner.run(['mktemp', '-d', '-p', this.scratchDir, `${tag}-${Date.now().toString(36)}-XXXXXXXXXX`])).stdout.trim();
+    if (!dir.startsWith(`${this.scratchDir}/`)) throw new Error(`mktemp on ${this.name} returned ${JSON.stringify(dir)}, outside ${this.scratchDir}`);
     this.activeScratch.add(dir);
-    await this.mkdirp(dir);
+    await this.writeFile(join(dir, SCRATCH_MARKER), `vmbackup ${tag} ${process.pid}\n`);
     return dir;
   }
 
@@ -163,7 +205,7 @@ export class LibvirtHost {
   /** Makes a unix socket on the host connectable from the appliance. */
   async reach(remoteSocket: string): Promise<ReachableSocket> {
     if (!this.ssh) return {path: remoteSocket, close: async () => {}};
-    await mkdir(this.localScratchDir, {recursive: true, mode: 0o700});
+    ensurePrivateDirSync(this.localScratchDir);
     const local = join(this.localScratchDir, `t-${randomBytes(4).toString('hex')}-${basename(remoteSocket)}`);
     const {openSocketTunnel} = await import('../../transports/ssh-tunnel.js');
     const tunnel = await openSocketTunnel({...this.ssh, controlDir: undefined}, local, remoteSocket, {log: this.log});

@@ -46,7 +46,7 @@ export class LibvirtPlatform implements PlatformAdapter {
       throw new UserError('No libvirt host is configured.', {hint: 'Add at least one host (local or over SSH).', exitCode: ExitCode.invalidInput});
     }
     const scratchDir = opts.scratchDir ?? '/var/tmp/vmbackup';
-    const localScratchDir = opts.localScratchDir ?? join(tmpdir(), 'vmbackup');
+    const localScratchDir = opts.localScratchDir ?? join(tmpdir(), `vmbackup-${process.getuid?.() ?? 0}`);
     const naming = new CheckpointNaming(opts.checkpointPrefix);
     this.hosts = opts.hosts.map(
       (h) => new LibvirtHost(h, {runner: opts.runner, scratchDir, localScratchDir: join(localScratchDir, safeName(h.name)), log: opts.commandLog, naming}),

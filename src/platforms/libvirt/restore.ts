@@ -13,6 +13,7 @@
 import {dirname, join} from 'node:path';
 import type {CommandRunner} from '../../transports/command-runner.js';
 import {assertName} from '../../util/names.js';
+import {ensurePrivateDirSync} from '../../util/private-dir.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ImageFileSink, refuseExisting} from '../image-file.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
@@ -266,7 +267,7 @@ export async function openLibvirtRestore(
     opts.log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
     return nvram.path;
   };
-  const scratch = host ? await host.sessionDir('restore') : join(platform.localScratchDir, 'restore');
+  const scratch = host ? await host.sessionDir('restore') : ensurePrivateDirSync(join(ensurePrivateDirSync(platform.localScratchDir), 'restore'));
   const removeScratch = async () => {
     if (host) await host.removeScratch(scratch).catch(() => {});
   };
