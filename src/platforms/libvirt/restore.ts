@@ -141,6 +141,17 @@ export async function openLibvirtRestore(
         });
       }
       replaceUuid = (await h.virsh(['domuuid', target.name])).stdout.trim();
+      // "The original place" is the backed-up VM itself, found by its UUID: a name that now
+      // belongs to another VM (the original was removed, another took its name) is not it.
+      if (replaceUuid !== source.vmId) {
+        throw new UserError(
+          `The VM named ${target.name} on ${h.name} is not the VM this restore point was taken of: its UUID is ${replaceUuid}, the backed-up VM's was ${source.vmId}. It was not replaced.`,
+          {
+            hint: 'Restore under a new name instead; if you do mean to replace that other VM, remove it yourself first, then restore under its name.',
+            exitCode: ExitCode.invalidInput,
+          },
+        );
+      }
     }
     const original = parseDomainXml(xml);
     const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);

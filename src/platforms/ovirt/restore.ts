@@ -153,6 +153,7 @@ export async function openOvirtRestore(
       });
     }
   } else {
+    assertName('objectId', target.vmId, 'the restore target');
     const vm = await client.find(`/vms/${target.vmId}`);
     if (!vm) throw new UserError(`The engine has no VM with id ${target.vmId}.`, {hint: 'Choose an existing VM to attach the disks to.', exitCode: ExitCode.notFound});
     attachTo = target.vmId;

@@ -111,12 +111,19 @@ describe('libvirt UEFI variable store (nvram)', () => {
     // The original's varstore is untouched.
     expect((await readFile(vm!.nvram!)).equals(atBackup)).toBe(true);
 
-    // Restored again over the same VM (overwrite): the replaced VM's own varstore path gets the bytes.
+    // The original VM's restore point is not restored over this one: it is another VM (its UUID).
+    const refused = (await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name, overwrite: true}}).catch((e: unknown) => e)) as Error;
+    expect(refused.message).toContain('is not the VM this restore point was taken of');
+    // Restored again over the same VM (overwrite, from a restore point of that VM): the replaced
+    // VM's own varstore path gets the bytes.
+    const ofCopy = await backupVm({platform, repository: repo, vmId: result.vmId!, vmName: name});
+    expect(ofCopy.error).toBeUndefined();
+    const copyBytes = await readFile(path!);
     await writeFile(path!, Buffer.alloc(atBackup.length, 0x5a));
-    const again = await restoreVm({platform, repository: repo, restorePointId: firstPoint, target: {mode: 'vm', name, overwrite: true}});
+    const again = await restoreVm({platform, repository: repo, restorePointId: ofCopy.restorePoint!.id, target: {mode: 'vm', name, overwrite: true}});
     expect(again.vmId).toBe(result.vmId);
     expect(parseDomainXml(await virsh('dumpxml', result.vmId!, '--inactive')).nvram?.path).toBe(path);
-    expect((await readFile(path!)).equals(atBackup)).toBe(true);
+    expect((await readFile(path!)).equals(copyBytes)).toBe(true);
   }, 60_000);
 
   it('a new VM restored without the varstore never shares the original one', async () => {

@@ -109,7 +109,7 @@ describe('libvirt adapter, restore', () => {
     expect((again as UserError).message).toContain('already exists');
   });
 
-  it('replaces a shut-off VM when asked to overwrite, keeping its UUID; refuses a running one', async () => {
+  it('replaces a shut-off VM when asked to overwrite, keeping its UUID; refuses a running one, and one whose name now belongs to another VM', async () => {
     const name = `overwrite me ${Date.now()}`;
     const dir = join(vm!.dir, 'overwrite');
     await mkdir(dir);
@@ -121,12 +121,19 @@ describe('libvirt adapter, restore', () => {
     const refused = await platform.openRestore(source, {mode: 'vm', name, storage: dir}, {log: () => {}}).catch((e: unknown) => e);
     expect((refused as UserError).message).toContain('already exists');
 
+    // The restore point of that VM (its UUID), as a backup of the restored VM would record it.
+    const ofIt = {...source, vmId: vmId!};
     await virsh('start', vmId!);
-    const running = await platform.openRestore(source, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}}).catch((e: unknown) => e);
+    const running = await platform.openRestore(ofIt, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}}).catch((e: unknown) => e);
     expect((running as UserError).message).toContain('not shut off');
     await virsh('destroy', vmId!);
 
-    const again = await platform.openRestore(source, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}});
+    // The name now belongs to another VM than the one backed up: "the original place" is refused.
+    const other = await platform.openRestore(source, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}}).catch((e: unknown) => e);
+    expect((other as UserError).message).toContain(`is not the VM this restore point was taken of: its UUID is ${vmId}, the backed-up VM's was ${source.vmId}`);
+    expect(await virsh('domuuid', name)).toContain(vmId!);
+
+    const again = await platform.openRestore(ofIt, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}});
     for (const sink of again.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
     const out = await again.finish();
     expect(out.vmId).toBe(vmId);
