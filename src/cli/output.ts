@@ -4,6 +4,7 @@
  * exits with its stable code; anything else is a bug and shows its stack.
  */
 import {ExitCode, isUserError} from '../util/errors.js';
+import {terminalSafe} from '../util/format.js';
 
 export interface Printer {
   /** Prints a command's result: the JSON value with --json, else the human text. */
@@ -31,23 +32,24 @@ export function createPrinter(opts: {json: boolean; stdout: NodeJS.WritableStrea
       clearProgress();
       if (json) stdout.write(`${JSON.stringify(value, null, 2)}\n`);
       else {
-        const text = human();
+        // Human text carries names from hypervisors and repositories: no control characters.
+        const text = terminalSafe(human());
         if (text) stdout.write(text.endsWith('\n') ? text : `${text}\n`);
       }
     },
     info(line) {
       clearProgress();
-      (json ? stderr : stdout).write(`${line}\n`);
+      (json ? stderr : stdout).write(`${terminalSafe(line)}\n`);
     },
     warn(line) {
       clearProgress();
-      stderr.write(`warning: ${line}\n`);
+      stderr.write(`warning: ${terminalSafe(line)}\n`);
     },
     progress(line) {
       if (!tty) return;
       if (line === undefined) return clearProgress();
       const width = (stdout as {columns?: number}).columns ?? 80;
-      stdout.write(`\r\x1b[2K${line.slice(0, width - 1)}`);
+      stdout.write(`\r\x1b[2K${terminalSafe(line, {oneLine: true}).slice(0, width - 1)}`);
       progressShown = true;
     },
   };
@@ -59,14 +61,14 @@ export function reportError(err: unknown, opts: {json: boolean; stdout: NodeJS.W
     if (opts.json) {
       opts.stdout.write(`${JSON.stringify({error: {message: err.message, hint: err.hint, exitCode: err.exitCode}}, null, 2)}\n`);
     } else {
-      opts.stderr.write(`error: ${err.message}\n`);
-      if (err.hint) opts.stderr.write(`  what to do: ${err.hint}\n`);
+      opts.stderr.write(`error: ${terminalSafe(err.message)}\n`);
+      if (err.hint) opts.stderr.write(`  what to do: ${terminalSafe(err.hint)}\n`);
     }
     return err.exitCode;
   }
   const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
   if (opts.json) opts.stdout.write(`${JSON.stringify({error: {message: String(err instanceof Error ? err.message : err), exitCode: ExitCode.internal, bug: true}}, null, 2)}\n`);
-  opts.stderr.write(`internal error (this is a bug in vmbackup; please report it):\n${text}\n`);
+  opts.stderr.write(`internal error (this is a bug in vmbackup; please report it):\n${terminalSafe(text)}\n`);
   return ExitCode.internal;
 }
 

@@ -15,6 +15,7 @@ import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
+import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 
 export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm};
 
@@ -77,6 +78,34 @@ export const ASSUMED_ENDPOINTS = [] as const satisfies readonly string[];
 
 /** The real client as a ConsoleApi. */
 export function consoleApi(client: DaemonClient): ConsoleApi {
+  return terminalSafeApi(rawConsoleApi(client));
+}
+
+/**
+ * Every reply and event as the screens get it: strings from outside (VM names from hypervisors,
+ * repository contents, log lines) with their control characters made visible, so that nothing
+ * the daemon relays can drive the administrator's terminal (docs/security.md). Errors too.
+ */
+export function terminalSafeApi(api: ConsoleApi): ConsoleApi {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(api) as [string, (...a: unknown[]) => Promise<unknown>][]) {
+    out[name] =
+      name === 'events'
+        ? (onEvent: (e: DaemonEvent) => void, signal?: AbortSignal) => api.events((e) => onEvent(terminalSafeDeep(e)), signal).catch(safeError)
+        : (...args: unknown[]) => fn(...args).then(terminalSafeDeep, safeError);
+  }
+  return out as unknown as ConsoleApi;
+}
+
+function safeError(err: unknown): never {
+  if (isUserError(err)) {
+    err.message = terminalSafe(err.message);
+    if (err.hint) (err as {hint?: string}).hint = terminalSafe(err.hint);
+  }
+  throw err;
+}
+
+function rawConsoleApi(client: DaemonClient): ConsoleApi {
   const enc = encodeURIComponent;
   return {
     status: () => client.status(),

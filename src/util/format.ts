@@ -53,3 +53,26 @@ export function formatTable(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/**
+ * Text from outside (a VM name from a hypervisor, a repository file, a log line) made safe for a
+ * terminal: C0 and C1 control characters and DEL, which could move the cursor, retitle the
+ * window or rewrite what the screen shows (ESC [ … , ESC ] …), become visible escapes such as
+ * "\x1b". Newlines and tabs stay unless `oneLine`. See docs/security.md.
+ */
+export function terminalSafe(text: string, opts: {oneLine?: boolean} = {}): string {
+  const re = opts.oneLine ? /[\u0000-\u001f\u007f-\u009f]/g : /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+  return text.replace(re, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** terminalSafe() applied to every string in a JSON-like value (keys included); a new value. */
+export function terminalSafeDeep<T>(value: T): T {
+  if (typeof value === 'string') return terminalSafe(value) as T;
+  if (Array.isArray(value)) return value.map((v) => terminalSafeDeep(v)) as T;
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[terminalSafe(k)] = terminalSafeDeep(v);
+    return out as T;
+  }
+  return value;
+}
