@@ -30,15 +30,16 @@ log "console user"
 cat > /usr/local/bin/vmbackup-console <<WRAPPER
 #!/bin/sh
 # Login shell of the SSH user 'console' (installed by $ROOT/appliance/install-daemon.sh).
-export VMBACKUP_SOCKET="$SOCKET"
-if "$NODE" "$ROOT/dist/cli/main.js" --help 2>/dev/null | grep -q '^ *console'; then
-  exec "$NODE" "$ROOT/dist/cli/main.js" console
-fi
-echo "The vmbackup console is not built yet. The command line does everything for now:"
-echo
-"$NODE" "$ROOT/dist/cli/main.js" --help
-echo
-"$NODE" "$ROOT/dist/cli/main.js" status || true
+# Nothing of the client's environment reaches the console but a checked TERM: a long or odd
+# LC_ALL or LANG (sshd accepts LC_* from clients) must not change or crash it (docs/security.md).
+# Arguments (sshd's -c with a command from the ssh line) are ignored.
+case "\$TERM" in
+  ''|*[!A-Za-z0-9._+-]*) TERM=xterm-256color ;;
+esac
+[ "\${#TERM}" -le 64 ] || TERM=xterm-256color
+exec env -i TERM="\$TERM" HOME="\$HOME" USER="\$USER" LOGNAME="\$LOGNAME" LANG=C.UTF-8 \\
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+  VMBACKUP_SOCKET="$SOCKET" MIMALLOC_PURGE_DELAY=3 "$NODE" "$ROOT/dist/cli/main.js" console
 WRAPPER
 chmod 0755 /usr/local/bin/vmbackup-console
 grep -qx /usr/local/bin/vmbackup-console /etc/shells 2>/dev/null || echo /usr/local/bin/vmbackup-console >> /etc/shells
@@ -52,11 +53,17 @@ fi
 if [ "$(getent shadow console | cut -d: -f2)" = '!' ]; then usermod -p '*' console; fi
 if [ -d /etc/ssh/sshd_config.d ]; then
   cat > /etc/ssh/sshd_config.d/50-vmbackup-console.conf <<'SSHD'
-# The console user gets the console and nothing else (installed by vmbackup).
+# The console user gets the console and nothing else (installed by vmbackup, docs/security.md):
+# no forwarding of any kind (TCP, unix sockets, agent, X11, tunnels), no ~/.ssh/rc, a terminal.
 Match User console
     ForceCommand /usr/local/bin/vmbackup-console
+    DisableForwarding yes
     AllowTcpForwarding no
+    AllowStreamLocalForwarding no
+    AllowAgentForwarding no
     X11Forwarding no
+    PermitTunnel no
+    PermitUserRC no
     PermitTTY yes
 SSHD
 fi

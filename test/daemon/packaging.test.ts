@@ -61,7 +61,19 @@ async function sshLoginOpensConsole(): Promise<void> {
   const pidFile = join(dir, 'sshd.pid');
   await execa('/usr/sbin/sshd', ['-f', '/etc/ssh/sshd_config', '-o', `Port=${port}`, '-o', 'ListenAddress=127.0.0.1', '-o', `HostKey=${join(dir, 'host-key')}`, '-o', `PidFile=${pidFile}`, '-o', 'UsePAM=no']);
   try {
-    const ssh = execa('ssh', ['-tt', '-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-p', String(port), 'console@127.0.0.1', 'echo injected-$((6*7))'], {reject: false, timeout: 60_000});
+    // sshd's own reading of the installed configuration for the console user.
+    const effective = (await execa('/usr/sbin/sshd', ['-T', '-f', '/etc/ssh/sshd_config', '-o', `HostKey=${join(dir, 'host-key')}`, '-C', 'user=console,host=localhost,addr=127.0.0.1'])).stdout;
+    for (const line of ['disableforwarding yes', 'allowtcpforwarding no', 'allowstreamlocalforwarding no', 'allowagentforwarding no', 'x11forwarding no', 'permittunnel no', 'permituserrc no', 'permittty yes', 'forcecommand /usr/local/bin/vmbackup-console']) {
+      expect(effective.split('\n')).toContain(line);
+    }
+    const opts = ['-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-p', String(port)];
+    // A port forward is refused (the server says so; the client gives up).
+    const fwd = await execa('ssh', [...opts, '-N', '-o', 'ExitOnForwardFailure=yes', '-R', '127.0.0.1:0:127.0.0.1:22', 'console@127.0.0.1'], {reject: false, timeout: 30_000});
+    expect(fwd.exitCode).not.toBe(0);
+    expect(fwd.stderr).toMatch(/forwarding failed|prohibited/i);
+    // A client environment the console never asked for (a 64 KiB LC_ALL, an odd LANG) changes nothing.
+    const env = ['-o', `SetEnv=LC_ALL=${'x'.repeat(65536)} LANG=\u001b[2J`];
+    const ssh = execa('ssh', ['-tt', ...opts, ...env, 'console@127.0.0.1', 'echo injected-$((6*7))'], {reject: false, timeout: 60_000});
     let out = '';
     ssh.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
