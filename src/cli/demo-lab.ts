@@ -11,7 +11,7 @@ import {socketOption, withDaemon} from './daemon-client.js';
 export const demoLab: Command = {
   words: ['demo-lab'],
   summary: 'Set up a demo lab: two small libvirt VMs here, an oVirt simulator with VMs, a repository and both connections',
-  usage: '[--repository <path>] [--sim-port <port>] [--prefix <name->] [--vm-dir <path>] [--no-packages] [--socket <path>]',
+  usage: '[--repository <path>] [--sim-port <port>] [--prefix <name->] [--vm-dir <path>] [--no-packages] [--yes] [--socket <path>]',
   help: [
     'Runs appliance/demo-lab.sh as root through the daemon (installs libvirt and QEMU when missing),',
     'then saves "Demo repository" (default /srv/vmbackup/demo-repo), "Demo KVM host" and "Demo oVirt engine".',
@@ -21,8 +21,9 @@ export const demoLab: Command = {
     '  --prefix <name->     prefix of the VM names (default demo-: demo-web, demo-db)',
     '  --vm-dir <path>      where the VMs\' disks go (default /var/lib/vmbackup-demo)',
     '  --no-packages        never run apt-get; fail with a hint when a package is missing',
+    '  --yes                set it up even though this appliance has real connections',
   ].join('\n'),
-  options: {...socketOption, repository: {type: 'string'}, 'sim-port': {type: 'string'}, prefix: {type: 'string'}, 'vm-dir': {type: 'string'}, 'no-packages': {type: 'boolean'}},
+  options: {...socketOption, repository: {type: 'string'}, 'sim-port': {type: 'string'}, prefix: {type: 'string'}, 'vm-dir': {type: 'string'}, 'no-packages': {type: 'boolean'}, yes: {type: 'boolean'}},
   positionals: [0, 0],
   async run(ctx, values) {
     const body: Record<string, unknown> = {};
@@ -35,6 +36,7 @@ export const demoLab: Command = {
       body.simPort = port;
     }
     if (values['no-packages']) body.packages = false;
+    if (values.yes) body.confirm = true;
     ctx.out.info('Setting up the demo lab (installing libvirt and QEMU may take a few minutes the first time)…');
     const lab = await withDaemon(ctx, values, (c) =>
       c.request<DemoLabResult>('POST', '/demo-lab', body).catch(async (err: unknown) => {

@@ -43,6 +43,8 @@ export const demoLabOptionsSchema = z
     repositoryPath: absolutePath().default('/srv/vmbackup/demo-repo'),
     /** Install missing Debian packages (apt-get); false fails with a hint instead. */
     packages: z.boolean({error: 'must be true or false'}).default(true),
+    /** Set up the lab even though the appliance has real connections (it asks first otherwise). */
+    confirm: z.boolean({error: 'must be true or false'}).default(false),
   })
   .strict()
   .prefault({});
@@ -94,6 +96,15 @@ export function createDemoLab(d: Daemon, input: unknown): Promise<DemoLabResult>
 async function build(d: Daemon, input: unknown): Promise<DemoLabResult> {
   const opts = parseConfig(demoLabOptionsSchema, input ?? {}, 'demo-lab');
   const simDir = join(d.store.stateDir, 'demo');
+  // The lab installs packages, defines VMs and runs a simulator as root: on an appliance that
+  // already protects real VMs that happens only when the administrator says so explicitly.
+  const real = d.store.list('connections').filter((c) => c.name !== DEMO_NAMES.libvirt && c.name !== DEMO_NAMES.ovirt);
+  if (real.length > 0 && !opts.confirm) {
+    throw new UserError(
+      `This appliance has real connections (${real.map((c) => c.name).join(', ')}): the demo lab would install packages, define two VMs and start an oVirt simulator on it.`,
+      {hint: 'If you do want it here, run "vmbackup demo-lab --yes" (API: {"confirm": true}); otherwise try it on a spare machine.', exitCode: ExitCode.invalidInput},
+    );
+  }
   const step = (msg: string) => d.log('info', `Demo lab: ${msg}`);
   step(`starting (VMs ${opts.prefix}web and ${opts.prefix}db under ${opts.vmDir}, oVirt simulator on 127.0.0.1:${opts.simPort})`);
   const out = await runScript(opts, simDir, step);

@@ -1,7 +1,8 @@
 /**
  * The systemd unit's sandbox, emulated with bubblewrap (no systemd as PID 1 on the test bed):
  * the whole file system read-only (ProtectSystem=strict), a private /tmp (PrivateTmp=yes),
- * no_new_privs (NoNewPrivileges=yes), and writable only the unit's ReadWritePaths kinds: the
+ * no_new_privs (NoNewPrivileges=yes), a minimal /dev (PrivateDevices=yes), only the capabilities
+ * of CapabilityBoundingSet, and writable only the unit's ReadWritePaths kinds: the
  * state directory, the runtime directory, the repositories, the host scratch directory and the
  * VM image directory. Under it the daemon still runs virsh, qemu-img and qemu-nbd and backs up
  * a running and a shut-off VM; a repository outside the writable paths fails with a clear error.
@@ -32,9 +33,17 @@ beforeAll(async () => {
   expect(unit).toMatch(/^ProtectSystem=strict$/m);
   expect(unit).toMatch(/^PrivateTmp=yes$/m);
   expect(unit).toMatch(/^NoNewPrivileges=yes$/m);
+  expect(unit).toMatch(/^PrivateDevices=yes$/m);
+  // CapabilityBoundingSet: the daemon and everything it runs keep only these capabilities.
+  const caps = /^CapabilityBoundingSet=(.+)$/m.exec(unit)![1]!.trim().split(/\s+/);
+  expect(caps).not.toContain('CAP_SYS_ADMIN');
   const rw = [join(dir, 'state'), join(dir, 'run'), join(dir, 'repos'), join(dir, 'scratch'), VMS_DIR];
   // The checkout stays visible (read-only) even when it lies under /tmp, as a CI clone may.
-  const sandbox = ['bwrap', '--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--ro-bind', ROOT, ROOT, ...rw.flatMap((p) => ['--bind', p, p]), '--die-with-parent', '--'];
+  // A minimal /dev (PrivateDevices=yes); every capability dropped but the unit's.
+  const sandbox = [
+    'bwrap', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--ro-bind', ROOT, ROOT, ...rw.flatMap((p) => ['--bind', p, p]),
+    '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c]), '--die-with-parent', '--',
+  ];
   d = await startDaemon(join(dir, 'state'), join(dir, 'run', 'api.sock'), {}, sandbox);
   await d.client.setSettings({checkpointPrefix: `dmnsbx${process.pid}-`, hostScratchDir: join(dir, 'scratch')});
 });

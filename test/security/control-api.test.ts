@@ -155,3 +155,17 @@ describe('the control socket under a flood of idle connections', () => {
     }
   });
 });
+
+describe('the demo lab on an appliance with real connections', () => {
+  it('is refused without an explicit confirmation, before anything is installed or started', async () => {
+    await d.client.create('connections', {kind: 'morpheus', name: 'Production KVM', clusters: [{name: 'c1', hosts: [{name: 'h1', connection: {kind: 'local'}}]}]});
+    const vmDir = join(dir, 'demo-vms');
+    const err = await refused(d.client.request('POST', '/demo-lab', {vmDir, repositoryPath: join(dir, 'demo-repo'), packages: false}));
+    expect(err.message).toContain('real connections (');
+    expect(err.message).toContain('Production KVM');
+    expect(err.hint).toContain('--yes');
+    expect(existsSync(vmDir)).toBe(false);
+    expect(existsSync(join(dir, 'state', 'demo'))).toBe(false);
+    expect(existsSync(join(dir, 'demo-repo'))).toBe(false);
+  });
+});
