@@ -22,6 +22,9 @@ NODE="$ROOT/node_modules/.bin/node"
 
 log "group vmbackup and directories"
 getent group vmbackup >/dev/null || groupadd --system vmbackup
+# Members of vmbackup-console get the console as their only SSH login (the Match block below):
+# the installer's console user (an admin) and the operators "vmbackup user add" makes.
+getent group vmbackup-console >/dev/null || groupadd --system vmbackup-console
 install -d -m 0750 -o root -g vmbackup "$STATE_DIR"
 install -d -m 0750 -o root -g vmbackup /srv/vmbackup
 install -d -m 0700 /var/tmp/vmbackup
@@ -44,18 +47,18 @@ WRAPPER
 chmod 0755 /usr/local/bin/vmbackup-console
 grep -qx /usr/local/bin/vmbackup-console /etc/shells 2>/dev/null || echo /usr/local/bin/vmbackup-console >> /etc/shells
 if ! getent passwd console >/dev/null; then
-  useradd --create-home --shell /usr/local/bin/vmbackup-console --groups vmbackup --comment 'vmbackup console' console
+  useradd --create-home --shell /usr/local/bin/vmbackup-console --groups vmbackup,vmbackup-console --comment 'vmbackup console' console
 else
-  usermod --shell /usr/local/bin/vmbackup-console --append --groups vmbackup console
+  usermod --shell /usr/local/bin/vmbackup-console --append --groups vmbackup,vmbackup-console console
 fi
 # No password, but not locked either: useradd's "!" makes sshd refuse even key logins when it
 # runs without PAM. "*" allows only keys (add them to ~console/.ssh/authorized_keys).
 if [ "$(getent shadow console | cut -d: -f2)" = '!' ]; then usermod -p '*' console; fi
 if [ -d /etc/ssh/sshd_config.d ]; then
   cat > /etc/ssh/sshd_config.d/50-vmbackup-console.conf <<'SSHD'
-# The console user gets the console and nothing else (installed by vmbackup, docs/security.md):
+# Console users get the console and nothing else (installed by vmbackup, docs/security.md):
 # no forwarding of any kind (TCP, unix sockets, agent, X11, tunnels), no ~/.ssh/rc, a terminal.
-Match User console
+Match Group vmbackup-console
     ForceCommand /usr/local/bin/vmbackup-console
     DisableForwarding yes
     AllowTcpForwarding no

@@ -19,6 +19,7 @@ import {status} from './status.js';
 import {restore} from './restore.js';
 import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
+import {audit, userAdd, userList, userRemove} from './users.js';
 
 export const commands: Command[] = [
   backup,
@@ -28,4 +29,5 @@ export const commands: Command[] = [
   consoleCommand,
   demoLab,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect,
-  status, jobList, jobStart, jobStop, sessionList, sessionShow];
+  status, jobList, jobStart, jobStop, sessionList, sessionShow,
+  userAdd, userRemove, userList, audit];

@@ -194,6 +194,32 @@ export const jobSchema = z.object({
 });
 export type JobConfig = z.output<typeof jobSchema>;
 
+// ---- console users and roles -----------------------------------------------------------------
+
+/**
+ * Who may do what through the control API (docs/security.md). root and the console user the
+ * installer creates are admins; other accounts get the role recorded here, or none (refused).
+ *   admin     everything
+ *   operator  read everything, run and stop jobs, verify and collect garbage, restore to new
+ *             places (a new VM, an existing VM's new disks, files), test what is saved
+ */
+export const ROLES = ['admin', 'operator'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const consoleUserSchema = z.object({
+  /** The Unix login name of the account (made by "vmbackup user add" as root). */
+  name: z.string({error: 'must be a user name'}).regex(/^[a-z_][a-z0-9_-]{0,31}$/, {error: 'must be a Unix user name (lowercase letters, digits, _ and -, at most 32)'}),
+  role: z.enum(ROLES, {error: "must be 'admin' or 'operator'"}),
+  /** The SSH public key the user logs in with, as recorded when the account was made. */
+  sshKey: z
+    .string({error: 'must be an SSH public key line'})
+    .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]{0,200})?$/, {
+      error: 'must be one SSH public key line such as "ssh-ed25519 AAAA… comment"',
+    })
+    .optional(),
+});
+export type ConsoleUserConfig = z.output<typeof consoleUserSchema>;
+
 // ---- appliance settings ----------------------------------------------------------------------
 
 export const settingsSchema = z.object({

@@ -22,12 +22,14 @@ import {ConfigError, parseConfig} from './parse.js';
 import {referenceProblems, removalProblem} from './references.js';
 import {
   connectionSchema,
+  consoleUserSchema,
   emailSettingsSchema,
   jobSchema,
   repositorySchema,
   settingsSchema,
   workerSchema,
   type ConnectionConfig,
+  type ConsoleUserConfig,
   type JobConfig,
   type RepositoryConfig,
   type SettingsConfig,
@@ -46,6 +48,8 @@ export interface ConfigData {
   jobs: JobConfig[];
   email?: EmailSettings;
   settings: SettingsConfig;
+  /** Console users other than root and the installer's `console` (both admins), with their role. */
+  users: ConsoleUserConfig[];
 }
 
 export interface CollectionTypes {
@@ -68,7 +72,7 @@ const SCHEMAS: Record<Collection, z.ZodType> = {
 export const APPLIANCE_WORKER: WorkerConfig = {id: 'appliance', name: 'appliance', placement: {kind: 'appliance'}, slots: 4};
 
 export function emptyConfig(): ConfigData {
-  return {version: 1, repositories: [], connections: [], workers: [APPLIANCE_WORKER], jobs: [], settings: settingsSchema.parse({})};
+  return {version: 1, repositories: [], connections: [], workers: [APPLIANCE_WORKER], jobs: [], settings: settingsSchema.parse({}), users: []};
 }
 
 export function isCollection(s: string): s is Collection {
@@ -164,6 +168,25 @@ export class ConfigStore {
         (data[c] as {id: string}[]).findIndex((o) => o.id === id),
         1,
       );
+    });
+  }
+
+  /** Records (or replaces) a console user's role; the account itself is made by "vmbackup user add". */
+  async putUser(name: string, input: unknown): Promise<ConsoleUserConfig> {
+    return this.change((data) => {
+      const obj = parseConfig(consoleUserSchema, input !== null && typeof input === 'object' ? {...input, name} : input, 'users');
+      const at = data.users.findIndex((u) => u.name === name);
+      if (at >= 0) data.users[at] = obj;
+      else data.users.push(obj);
+      return obj;
+    });
+  }
+
+  async removeUser(name: string): Promise<void> {
+    await this.change((data) => {
+      const at = data.users.findIndex((u) => u.name === name);
+      if (at < 0) throw new UserError(`There is no console user '${name}'.`, {hint: 'List them with "vmbackup user list".', exitCode: ExitCode.notFound});
+      data.users.splice(at, 1);
     });
   }
 

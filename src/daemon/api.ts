@@ -43,6 +43,9 @@ import {scanHostKey} from '../transports/ssh-host-key.js';
 import type {Daemon} from './daemon.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
 import {createDemoLab} from './demo-lab.js';
+import {AuditLog, type AuditEntry} from './audit.js';
+import {peerOf, type Peer} from './peer.js';
+import type {ConsoleUserConfig, Role} from '../config/schema.js';
 
 export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
 /** Connections the control socket holds at once; more are closed as they arrive. */
@@ -57,6 +60,24 @@ interface Route {
   method: string;
   pattern: RegExp;
   handler: Handler;
+  /** The least role that may call it: GETs are the operator's, changes the admin's unless said. */
+  role: Role;
+}
+
+/** Who made a request, and with which role (set before the handler runs). */
+export interface Caller {
+  peer: Peer;
+  role: Role;
+}
+
+/** The installer's console account (appliance/install-daemon.sh): an administrator. */
+export const INSTALL_CONSOLE_USER = 'console';
+
+/** The role of a connecting user: root, the daemon's own user and `console` are admins. */
+export function roleOf(peer: Peer, users: readonly ConsoleUserConfig[]): Role | undefined {
+  if (peer.uid === 0 || peer.uid === process.getuid?.()) return 'admin';
+  if (peer.user === INSTALL_CONSOLE_USER) return 'admin';
+  return users.find((u) => u.name === peer.user)?.role;
 }
 
 export class ApiServer {
@@ -65,6 +86,7 @@ export class ApiServer {
   private readonly sse = new Set<ServerResponse>();
 
   constructor(private readonly d: Daemon) {
+    this.audit = new AuditLog(d.store.stateDir);
     this.server = createServer((req, res) => void this.handle(req, res));
     // Bounded resources whoever connects (docs/security.md): at most MAX_CONNECTIONS at once
     // (more are closed at once), and a connection that sends nothing for IDLE_TIMEOUT_MS is
@@ -85,9 +107,25 @@ export class ApiServer {
     this.define();
   }
 
-  private on(method: string, path: string, handler: Handler): void {
+  private readonly callers = new WeakMap<IncomingMessage, Caller>();
+  readonly audit: AuditLog;
+
+  private on(method: string, path: string, handler: Handler, role: Role = method === 'GET' ? 'operator' : 'admin'): void {
     const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$');
-    this.routes.push({method, pattern, handler});
+    this.routes.push({method, pattern, handler, role});
+  }
+
+  /** The caller of a request being handled. */
+  caller(req: IncomingMessage): Caller {
+    const c = this.callers.get(req);
+    if (!c) throw new Error('no caller recorded for this request');
+    return c;
+  }
+
+  /** Throws unless the caller is an admin; `what` says what needs one. */
+  private requireAdmin(req: IncomingMessage, what: string): void {
+    const c = this.caller(req);
+    if (c.role !== 'admin') throw forbidden(c, what);
   }
 
   private define(): void {
@@ -99,19 +137,24 @@ export class ApiServer {
       return d.resources.inventory(id, url.searchParams.get('refresh') === '1');
     });
     this.on('POST', '/connections/test', async (req) => d.testConnection(await readJson(req)));
-    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.testConnection(undefined, id));
-    this.on('POST', '/jobs/:id/start', async (_q, res, [id]) => {
-      res.statusCode = 202;
-      return d.sessions.start(id!, 'manual');
-    });
+    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.testConnection(undefined, id), 'operator');
+    this.on(
+      'POST',
+      '/jobs/:id/start',
+      async (_q, res, [id]) => {
+        res.statusCode = 202;
+        return d.sessions.start(id!, 'manual');
+      },
+      'operator',
+    );
     this.on('POST', '/jobs/:id/retry-failed', async (_q, res, [id]) => {
       const failed = d.sessions.lastFailedVms(id!);
       if (failed.length === 0) throw new UserError('The last session of this job has no failed VM to retry.', {hint: 'Start the whole job instead.', exitCode: ExitCode.notFound});
       res.statusCode = 202;
       return d.sessions.start(id!, 'retry-failed', failed);
-    });
-    this.on('POST', '/jobs/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!));
-    this.on('POST', '/sessions/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!));
+    }, 'operator');
+    this.on('POST', '/jobs/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!), 'operator');
+    this.on('POST', '/sessions/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!), 'operator');
     this.on('GET', '/sessions', async (_q, _r, _p, url) => {
       const job = url.searchParams.get('job');
       const limit = Number(url.searchParams.get('limit') ?? 100);
@@ -122,9 +165,20 @@ export class ApiServer {
       if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
       return s;
     });
-    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.testRepository(id!));
-    this.on('POST', '/email/test', async (req) => d.testEmail(await readJson(req)));
-    this.on('POST', '/email/daily-summary', async () => d.sendDailySummary());
+    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.testRepository(id!), 'operator');
+    this.on(
+      'POST',
+      '/email/test',
+      async (req) => {
+        const body = await readJson(req);
+        // The saved settings to a chosen address: an operator may; settings in the body are an admin's.
+        const {to: _to, ...settings} = (body ?? {}) as Record<string, unknown>;
+        if (Object.keys(settings).length > 0) this.requireAdmin(req, 'trying email settings');
+        return d.testEmail(body);
+      },
+      'operator',
+    );
+    this.on('POST', '/email/daily-summary', async () => d.sendDailySummary(), 'operator');
     this.on('GET', '/logs', async (_q, _r, _p, url) => {
       const raw = url.searchParams.get('lines');
       const lines = raw === null ? 200 : Number(raw);
@@ -132,22 +186,50 @@ export class ApiServer {
       return d.logs(lines);
     });
     this.on('POST', '/repositories/:id/prune', async (_q, _r, [id]) => d.maintenance.prune(id!));
-    this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!));
-    this.on('POST', '/repositories/:id/gc', async (_q, _r, [id]) => {
-      await d.maintenance.gc(id!);
-      return {ok: true};
-    });
+    this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!), 'operator');
+    this.on(
+      'POST',
+      '/repositories/:id/gc',
+      async (_q, _r, [id]) => {
+        await d.maintenance.gc(id!);
+        return {ok: true};
+      },
+      'operator',
+    );
     this.on('GET', '/email', async () => d.email());
     this.on('PUT', '/email', async (req) => d.setEmail(await readJson(req)));
     this.on('DELETE', '/email', async () => d.setEmail(null));
     this.on('GET', '/settings', async () => d.settings());
     this.on('PUT', '/settings', async (req) => d.setSettings(await readJson(req)));
     this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
-    this.on('POST', '/restores', async (req, res) => {
-      res.statusCode = 202;
-      return d.restores.start(await readJson(req));
+    this.on(
+      'POST',
+      '/restores',
+      async (req, res) => {
+        const body = await readJson(req);
+        // A restore that overwrites (over the original VM) is an admin's; new places are an operator's.
+        if ((body as {target?: {kind?: unknown}} | null)?.target?.kind === 'original') this.requireAdmin(req, 'a restore over the original VM');
+        res.statusCode = 202;
+        return d.restores.start(body);
+      },
+      'operator',
+    );
+    this.on('POST', '/restores/:id/stop', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}), 'operator');
+    this.on('GET', '/whoami', async (req) => {
+      const c = this.caller(req);
+      return {uid: c.peer.uid, user: c.peer.user, role: c.role};
     });
-    this.on('POST', '/restores/:id/stop', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}));
+    this.on('GET', '/audit', async (_q, _r, _p, url) => {
+      const raw = Number(url.searchParams.get('limit') ?? 200);
+      return {entries: await this.audit.newest(Number.isInteger(raw) && raw > 0 ? Math.min(raw, 5000) : 200)};
+    });
+    this.on('GET', '/users', async () => d.users());
+    this.on('PUT', '/users/:name', async (req, _r, [name]) => d.store.putUser(name!, await readJson(req)));
+    this.on('DELETE', '/users/:name', async (_q, res, [name]) => {
+      await d.store.removeUser(name!);
+      res.statusCode = 204;
+      return undefined;
+    });
     this.on('POST', '/connections/ovirt-ca', async (req) => {
       const {url} = (await readJson(req)) as {url?: unknown};
       if (typeof url !== 'string' || !url) throw new UserError('url: give the engine address, e.g. https://engine.example/ovirt-engine', {exitCode: ExitCode.invalidInput});
@@ -180,7 +262,25 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://vmbackupd');
     const path = url.pathname.replace(/\/+$/, '') || '/';
+    let caller: Caller | undefined;
+    let peer: Peer | undefined;
+    const audited = req.method !== 'GET' && req.method !== 'HEAD';
     try {
+      // Who is asking, from the kernel (SO_PEERCRED): fail closed when that cannot be told.
+      peer = await peerOf(req.socket).catch((err: unknown) => {
+        this.d.log('warn', `API: the caller of ${req.method} ${path} could not be identified: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      });
+      if (!peer) throw new UserError('vmbackupd could not tell which user is asking, so it refuses.', {hint: 'See the daemon log.', exitCode: ExitCode.forbidden});
+      const role = roleOf(peer, this.d.store.data.users);
+      if (!role) {
+        throw new UserError(`The user ${peer.user} (uid ${peer.uid}) is not a vmbackup console user.`, {
+          hint: 'An administrator adds console users with "vmbackup user add <name> --ssh-key <file> --role operator".',
+          exitCode: ExitCode.forbidden,
+        });
+      }
+      caller = {peer, role};
+      this.callers.set(req, caller);
       let methodMismatch = false;
       for (const r of this.routes) {
         const m = r.pattern.exec(path);
@@ -189,8 +289,10 @@ export class ApiServer {
           methodMismatch = true;
           continue;
         }
+        if (r.role === 'admin' && role !== 'admin') throw forbidden(caller, `${req.method} ${path}`);
         const params = m.slice(1).map((p) => decodeURIComponent(p));
         const result = await r.handler(req, res, params, url);
+        if (audited) this.record(caller.peer, caller.role, req, path, 'ok', res.statusCode || 200);
         if (res.headersSent || res.writableEnded) return;
         if (res.statusCode === 204) {
           res.end();
@@ -205,10 +307,26 @@ export class ApiServer {
       });
     } catch (err) {
       const {status, body} = errorBody(err);
+      if (audited) this.record(peer, caller?.role, req, path, status === 403 ? 'refused' : 'failed', status, body.error.message);
       if (status === 500) this.d.log('error', `API ${req.method} ${path} failed: ${err instanceof Error ? err.stack : String(err)}`);
       if (!res.headersSent) sendJson(res, status, body);
       else res.end();
     }
+  }
+
+  private record(peer: Peer | undefined, role: Role | undefined, req: IncomingMessage, path: string, outcome: AuditEntry['outcome'], status: number, error?: string): void {
+    const entry: AuditEntry = {
+      time: new Date().toISOString(),
+      uid: peer?.uid ?? -1,
+      user: peer?.user ?? 'unknown',
+      role: role ?? 'none',
+      method: req.method ?? '?',
+      path,
+      outcome,
+      status,
+      ...(error !== undefined ? {error} : {}),
+    };
+    void this.audit.record(entry, (err) => this.d.log('error', `audit log ${this.audit.path}: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -277,6 +395,13 @@ export class ApiServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
   }
+}
+
+function forbidden(c: Caller, what: string): UserError {
+  return new UserError(`${what} needs an administrator; ${c.peer.user} is an ${c.role}.`, {
+    hint: 'Ask an administrator of this appliance to do it, or to give your account the admin role.',
+    exitCode: ExitCode.forbidden,
+  });
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

@@ -242,6 +242,15 @@ export class Daemon {
     this.hub.emit({type: 'config', collection: c});
   }
 
+  /** Console users with their roles: root and the installer's console account (admins), then those recorded. */
+  users(): {name: string; role: string; builtin?: boolean; sshKey?: string}[] {
+    return [
+      {name: 'root', role: 'admin', builtin: true},
+      {name: 'console', role: 'admin', builtin: true},
+      ...this.store.data.users.map((u) => ({...u})),
+    ];
+  }
+
   email(): unknown {
     return this.store.data.email ? redact('email', this.store.data.email) : null;
   }

@@ -41,6 +41,8 @@ export function statusFor(err: UserError): number {
       return 404;
     case ExitCode.locked:
       return 409;
+    case ExitCode.forbidden:
+      return 403;
     case ExitCode.invalidInput:
     case ExitCode.usage:
       return 400;

@@ -39,6 +39,8 @@ export const ExitCode = {
   platformFailed: 23,
   /** The operation was cancelled by the user or a signal. */
   cancelled: 30,
+  /** The caller's role does not allow this (an operator asked for an administrator's change). */
+  forbidden: 31,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
