@@ -11,13 +11,14 @@ import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} fr
 import type {DaemonEvent} from '../daemon/event-hub.js';
 import type {RestorePointInfo as DaemonRestorePointInfo} from '../daemon/restores.js';
 import type {DemoLabResult} from '../daemon/demo-lab.js';
+import type {AuditEntry} from '../daemon/audit.js';
 import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry};
 
 /** A restore point as the daemon lists it; `vmExists` when the console knows whether the VM is still there. */
 export type RestorePointInfo = DaemonRestorePointInfo & {vmExists?: boolean};
@@ -71,6 +72,10 @@ export interface ConsoleApi {
   logs(lines?: number): Promise<{lines: string[]}>;
   /** Sets up the demo lab (POST /demo-lab): libvirt VMs, the oVirt simulator, a repository, both connections. */
   demoLab(): Promise<DemoLabResult>;
+  /** Who the daemon sees on this connection (SO_PEERCRED) and the role it gives them (GET /whoami). */
+  whoami(): Promise<{uid: number; user: string; role: string}>;
+  /** The newest audit log entries, oldest first (GET /audit). */
+  audit(limit?: number): Promise<{entries: AuditEntry[]}>;
 }
 
 /** The endpoints the console calls that src/daemon/api.ts does not define: none any more. */
@@ -142,6 +147,8 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
     logs: (lines = 200) => client.logs(lines),
     demoLab: () => client.request('POST', '/demo-lab', {}),
+    whoami: () => client.request('GET', '/whoami'),
+    audit: (limit = 200) => client.request('GET', `/audit?limit=${limit}`),
   };
 }
 

@@ -168,6 +168,19 @@ export class FakeApi implements ConsoleApi {
   scanHostKey(host: string, port?: number) {
     return this.call('scanHostKey', [host, port], () => ({keys: [{type: 'ssh-ed25519', key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake', fingerprint: 'SHA256:abcdefghijklmnop'}]}));
   }
+  /** As GET /whoami: the kernel's view of the caller, with the role the daemon gives it. */
+  whoami() {
+    return this.call('whoami', [], () => ({uid: 1001, user: 'console', role: 'admin'}));
+  }
+  /** As GET /audit: AuditEntry lines as src/daemon/audit.ts writes them. */
+  audit(limit?: number) {
+    return this.call('audit', [limit], () => ({
+      entries: [
+        {time: '2026-11-23T10:00:00.000Z', uid: 1001, user: 'console', role: 'admin', method: 'POST', path: '/jobs', outcome: 'ok' as const, status: 201},
+        {time: '2026-11-23T10:05:00.000Z', uid: 1002, user: 'night-op', role: 'operator', method: 'DELETE', path: '/repositories/main', outcome: 'refused' as const, status: 403, error: 'DELETE /repositories/main needs an administrator; night-op is an operator.'},
+      ],
+    }));
+  }
   logs(lines?: number) {
     return this.call('logs', [lines], () => ({lines: ['2026-11-23 10:00 vmbackupd started', '2026-11-23 10:05 job nightly started']}));
   }

@@ -205,6 +205,14 @@ describe('workers, email, appliance, sessions', () => {
     expect(f).toContain('✔ vmbackupd 0.1.0 is running (pid 1)');
   });
 
+  it('audit log shows who changed what with their role, refusals marked, and who you are', async () => {
+    r = await renderApp(seeded(), {name: 'audit'});
+    const f = await r.waitFor('night-op');
+    expect(f).toContain('You are console (uid 1001), an admin.');
+    expect(f).toMatch(/✔ .* console \(1001, admin\) POST \/jobs/);
+    expect(f).toMatch(/⚠ .* night-op \(1002, operator\) DELETE \/repositories\/main\n\s+refused: DELETE \/repositories\/main needs an administrator/);
+  });
+
   it('session view: warnings and errors marked, live disk progress, stop', async () => {
     const api = seeded();
     api.sessionsList.push(makeSession({id: 's-2', state: 'running', endedAt: undefined, vms: [{id: 'vm-2', name: 'web02', state: 'running', attempts: 1}]}));

@@ -1,5 +1,6 @@
 /** Every screen of the console by route name, with its title and its help text. */
 import {Appliance} from './appliance/view.js';
+import {Audit} from './audit/view.js';
 import {ConnectionAddScreen, Connections} from './connections/view.js';
 import {Dashboard} from './dashboard/view.js';
 import {Email} from './email/view.js';
@@ -82,4 +83,9 @@ export const SCREENS: Record<string, ScreenDef> = {
   'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
   email: {title: 'Email', help: [FORM_HELP, 'After saving, send a test message to see that mail leaves the appliance.'], Component: Email},
   appliance: {title: 'Appliance', help: ['The daemon: version, running since, memory, and its log.'], Component: Appliance},
+  audit: {
+    title: 'Audit log',
+    help: ['Every change asked of the appliance, newest last: when, who (user and uid), their role, what, and the outcome (⚠ refused, ✖ failed).', 'Your own account and role are on the first line.'],
+    Component: Audit,
+  },
 };

@@ -14,6 +14,7 @@ export const MENU = [
   {value: 'sessions', label: 'Sessions', hint: 'history of every job'},
   {value: 'restore', label: 'Restore'},
   {value: 'appliance', label: 'Appliance', hint: 'version, daemon, logs'},
+  {value: 'audit', label: 'Audit log', hint: 'who changed what, and when'},
   {value: 'first-start', label: 'Setup walk-through'},
 ] as const;
 
