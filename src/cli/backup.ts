@@ -5,6 +5,7 @@ import {formatBytes, formatDuration, formatRatio} from '../util/format.js';
 import type {Command} from './command.js';
 import {findVm, platformFromArgs, platformHelp, platformOptions} from './platform-args.js';
 import {terminalProgress} from './progress-view.js';
+import {onStopSignals} from './stop-signals.js';
 
 export const backup: Command = {
   words: ['backup'],
@@ -25,9 +26,11 @@ export const backup: Command = {
     }
     const repository = await openRepository(values.repo);
     const platform = await platformFromArgs(values);
+    const stop = onStopSignals(ctx.out, 'backup');
     try {
       const vm = await findVm(platform, values.vm);
       const result = await backupVm({
+        signal: stop.signal,
         platform,
         repository,
         vmId: vm.id,
@@ -39,6 +42,12 @@ export const backup: Command = {
       });
       if (result.status === 'failed') {
         const err = result.error;
+        if (stop.received) {
+          throw new UserError(`The backup of ${vm.name} was stopped (${stop.received}); nothing was committed and its backup job on the host was cleaned up.`, {
+            hint: 'Run the backup again when you are ready.',
+            exitCode: ExitCode.cancelled,
+          });
+        }
         if (isUserError(err)) throw err;
         throw new UserError(`The backup of ${vm.name} failed: ${err instanceof Error ? err.message : String(err)}`, {exitCode: ExitCode.platformFailed, cause: err});
       }
@@ -46,18 +55,21 @@ export const backup: Command = {
       const read = figures.reduce((s, f) => s + f.readBytes, 0);
       const stored = figures.reduce((s, f) => s + f.storedBytes, 0);
       const ms = Date.parse(result.endedAt) - Date.parse(result.startedAt);
+      // Nothing stored (an empty or unchanged disk) has no dedup ratio worth printing.
+      const dedup = stored === 0 ? 'nothing new to store' : `dedup ${formatRatio(read / stored)} overall`;
       ctx.out.result(
         {status: result.status, restorePoint: result.restorePoint, incremental: result.incremental, disks: result.disks, warnings: result.events.filter((e) => e.severity === 'warning')},
         () =>
           [
             `${result.status === 'success' ? '✔' : '⚠'} ${vm.name}: restore point ${result.restorePoint!.id} (${result.incremental ? 'incremental' : 'full'})`,
-            `  read ${formatBytes(read)}, stored ${formatBytes(stored)} new, in ${formatDuration(ms)}; dedup ${formatRatio(read / Math.max(1, stored))} overall`,
+            `  read ${formatBytes(read)}, stored ${formatBytes(stored)} new, in ${formatDuration(ms)}; ${dedup}`,
           ].join('\n'),
       );
       // A backup with warnings still produced a good restore point: exit 0, the warnings are printed.
       return ExitCode.ok;
     } finally {
       await platform.close();
+      stop.dispose();
     }
   },
 };

@@ -7,6 +7,7 @@ import {jobList} from './job-list.js';
 import {jobStart} from './job-start.js';
 import {jobStop} from './job-stop.js';
 import {repoCreate} from './repo-create.js';
+import {repoForget} from './repo-forget.js';
 import {repoGc} from './repo-gc.js';
 import {repoInfo} from './repo-info.js';
 import {repoList} from './repo-list.js';
@@ -28,6 +29,6 @@ export const commands: Command[] = [
   sshHostkey,
   consoleCommand,
   demoLab,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect, repoForget,
   status, jobList, jobStart, jobStop, sessionList, sessionShow,
   userAdd, userRemove, userList, audit];

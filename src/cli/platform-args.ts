@@ -6,6 +6,7 @@
  *   oVirt:    --engine URL --user USER --password-file FILE --ca-file PEM
  */
 import {readFile} from 'node:fs/promises';
+import {existsSync} from 'node:fs';
 import {homedir} from 'node:os';
 import {join} from 'node:path';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
@@ -54,10 +55,21 @@ export async function platformFromArgs(values: Values): Promise<PlatformAdapter>
   if (typeof host === 'string') {
     // Loaded on demand so that commands without a hypervisor start fast.
     const {LibvirtPlatform} = await import('../platforms/libvirt/platform.js');
-    if (host === 'local') return new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}]});
+    // Root may point the host-side scratch directory elsewhere (default /var/tmp/vmbackup).
+    const scratch = process.env['VMBACKUP_HOST_SCRATCH'];
+    const scratchDir = scratch && scratch.startsWith('/') ? {scratchDir: scratch} : {};
+    if (host === 'local') return new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], ...scratchDir});
     const {user, host: address, port} = parseSshHost(host);
     const ssh = join(homedir(), '.ssh');
+    const identityFile = typeof values.identity === 'string' ? values.identity : join(ssh, 'id_ed25519');
+    if (!existsSync(identityFile)) {
+      throw new UserError(`The SSH key file ${identityFile} does not exist.`, {
+        hint: typeof values.identity === 'string' ? 'Check the path given with --identity.' : 'Give the private key that logs in to the host with --identity <file>, or create ~/.ssh/id_ed25519 (ssh-keygen -t ed25519) and add its .pub to the host.',
+        exitCode: ExitCode.notFound,
+      });
+    }
     return new LibvirtPlatform({
+      ...scratchDir,
       hosts: [
         {
           name: address,
@@ -66,7 +78,7 @@ export async function platformFromArgs(values: Values): Promise<PlatformAdapter>
             host: address,
             port,
             user,
-            identityFile: typeof values.identity === 'string' ? values.identity : join(ssh, 'id_ed25519'),
+            identityFile,
             knownHostsFile: typeof values['known-hosts'] === 'string' ? values['known-hosts'] : join(ssh, 'known_hosts'),
           },
         },

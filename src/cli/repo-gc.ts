@@ -17,6 +17,8 @@ export const repoGc: Command = {
         `Removed ${result.removedChunks} chunks (${formatBytes(result.removedBytes)}), ${result.removedTempFiles} temporary files, ${result.removedPartialRestorePoints.length} unfinished restore points.`,
         `${result.referencedChunks} chunks in use; ${result.pendingChunks} unreferenced chunks (${formatBytes(result.pendingBytes)}) are newer than ${result.cutoff} and are kept for running backups.`,
         ...(result.missingChunks > 0 ? [`warning: ${result.missingChunks} referenced chunks are missing — run 'vmbackup repo verify ${repo.path}'.`] : []),
+        ...result.damaged.map((d) => `warning: restore point ${d.restorePoint} is damaged (${d.detail}); its chunks were kept.`),
+        ...(result.sweepSkipped ? [`warning: no chunk was removed: ${result.sweepSkipped}.`] : []),
       ].join('\n'),
     );
   },

@@ -6,6 +6,7 @@ import {formatBytes, formatDuration, formatTime} from '../util/format.js';
 import type {Command} from './command.js';
 import {platformFromArgs, platformHelp, platformOptions} from './platform-args.js';
 import {terminalProgress} from './progress-view.js';
+import {onStopSignals} from './stop-signals.js';
 
 /** The restore point named by --restore-point, or the newest one of --vm. */
 export async function pickRestorePoint(repo: Repository, values: Record<string, unknown>): Promise<RestorePointSummary> {
@@ -72,6 +73,7 @@ export const restore: Command = {
     const target = targetFrom(values);
     const local = target.mode === 'disks-to-files' && values.host === undefined && values.engine === undefined;
     const platform = await platformFromArgs(local ? {host: 'local'} : values);
+    const stop = onStopSignals(ctx.out, 'restore');
     try {
       ctx.out.info(`Restoring ${rp.vmName} from ${rp.id} (${rp.type}, ${formatTime(rp.time)})`);
       const started = performance.now();
@@ -81,7 +83,14 @@ export const restore: Command = {
         restorePointId: rp.id,
         target,
         disks: values.disk as string[] | undefined,
+        signal: stop.signal,
         onEvent: ctx.json ? undefined : terminalProgress(ctx.out),
+      }).catch((err: unknown) => {
+        if (!stop.received) throw err;
+        throw new UserError(`The restore of ${rp.vmName} was stopped (${stop.received}); the files and exports it had made were removed.`, {
+          hint: 'Run the restore again when you are ready.',
+          exitCode: ExitCode.cancelled,
+        });
       });
       const written = Object.values(result.disks).reduce((s, d) => s + d.writtenBytes, 0);
       ctx.out.result({restorePoint: rp.id, ...result}, () =>
@@ -93,6 +102,7 @@ export const restore: Command = {
       );
     } finally {
       await platform.close();
+      stop.dispose();
     }
   },
 };

@@ -95,6 +95,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       log,
     };
     backup = await platform.openBackup(vmId, backupOpts);
+    opts.signal?.throwIfAborted();
     writer = await repository.beginRestorePoint({
       vmId,
       vmName: backup.vm.name,
@@ -105,6 +106,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       sessionId: opts.sessionId,
       ...(opts.jobId !== undefined ? {jobId: opts.jobId} : {}),
       configuration: backup.configuration,
+      ...(opts.signal ? {signal: opts.signal} : {}),
     });
     result.vmName = backup.vm.name;
     result.incremental = backup.sources.some((s) => s.incremental);

@@ -26,6 +26,7 @@ import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR
 import {acquireLock, isAlive, parseOwner} from './lock.js';
 import {MAX_MANIFEST_BYTES, parseManifest} from './manifest.js';
 import {loadIndexIds} from './reader.js';
+import {decodeIndex} from './index-file.js';
 import type {GcOptions, GcResult} from './types.js';
 import {ZERO_ID, decodeChunk, maxChunkFileSize} from './chunk-file.js';
 import {createHash} from 'node:crypto';
@@ -86,6 +87,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     removedTempFiles: 0,
     recoveredChunks: 0,
     removedPartialRestorePoints: [],
+    damaged: [],
     missingChunks: 0,
     cutoff: '',
   };
@@ -142,13 +144,35 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
       }
       continue;
     }
-    const m = parseManifest(text, manifestPath, {dirName: id, chunkSize: ctx.chunkSize});
-    for (const d of m.disks) {
-      const ids = await loadIndexIds(ctx, m, d);
+    const mark = (ids: Buffer) => {
       for (let off = 0; off < ids.length; off += 32) {
-        const id = ids.subarray(off, off + 32);
-        if (!ZERO_ID.equals(id)) marked.add(markKey(id));
+        const c = ids.subarray(off, off + 32);
+        if (!ZERO_ID.equals(c)) marked.add(markKey(c));
       }
+    };
+    let m;
+    try {
+      m = parseManifest(text, manifestPath, {dirName: id, chunkSize: ctx.chunkSize});
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      // A damaged manifest: its chunks are still kept, read from the index files beside it (an
+      // administrator may put the manifest back from a copy). GC goes on for everything else.
+      result.damaged.push({restorePoint: id, detail: err.message});
+      const unknown = await markFromIndexFiles(ctx, dir, mark);
+      if (unknown) result.sweepSkipped ??= `the chunks of restore point ${id} cannot be known (${unknown}); run "vmbackup repo forget ${ctx.root} ${id}" to remove it`;
+      continue;
+    }
+    for (const d of m.disks) {
+      let ids: Buffer;
+      try {
+        ids = await loadIndexIds(ctx, m, d);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        result.damaged.push({restorePoint: id, detail: err.message});
+        result.sweepSkipped ??= `the index of disk ${d.key} of restore point ${id} is damaged, so its chunks cannot be known; run "vmbackup repo forget ${ctx.root} ${id}" to remove it`;
+        continue;
+      }
+      mark(ids);
     }
   }
   progress({phase: 'mark', done: names.length, total: names.length});
@@ -157,7 +181,11 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   }
   result.referencedChunks = marked.size;
 
-  // 3. Sweep.
+  // 3. Sweep (not when a restore point's chunks could not all be known: they might be swept).
+  if (result.sweepSkipped) {
+    progress({phase: 'sweep', done: 1, total: 1});
+    return result;
+  }
   const chunksDir = join(ctx.root, CHUNKS_DIR);
   const prefixes = (await listDir(chunksDir)).filter((p) => isChunkPrefix(p, ctx.formatVersion));
   let present = 0;
@@ -207,6 +235,30 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   result.missingChunks = Math.max(0, marked.size - present - result.recoveredChunks);
   return result;
 }
+
+/**
+ * Marks the chunks of every index file in a restore point directory whose manifest is damaged.
+ * Returns why the chunks cannot all be known (an index that does not decode), or undefined.
+ */
+async function markFromIndexFiles(ctx: RepoContext, dir: string, mark: (ids: Buffer) => void): Promise<string | undefined> {
+  const files = (await listDir(dir)).filter((f) => /^disk-\d+\.idx$/.test(f));
+  if (files.length === 0) return 'it has no index files';
+  for (const f of files) {
+    const path = join(dir, f);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isFile() || st.size > MAX_INDEX_BYTES) return `${f} is not a readable index`;
+    const decoded = decodeIndex(await readFile(path));
+    if ('error' in decoded) return `${f}: ${decoded.error}`;
+    mark(decoded.ids);
+  }
+  return undefined;
+}
+
+/**
+ * The largest index read without a manifest to vouch for its size (a 2 TiB disk at 1 MiB
+ * chunks); a larger one counts as unknown, and the sweep is skipped rather than memory spent.
+ */
+const MAX_INDEX_BYTES = 64 << 20;
 
 /**
  * A GC killed between renaming a chunk aside and linking it back can leave the only copy of a

@@ -121,10 +121,13 @@ async function breakStale(path: string, seen: string): Promise<boolean> {
  * Takes the lock at `path`, waiting up to timeoutMs for a live owner; throws UserError(locked)
  * that says who holds it. `what` describes the lock for messages ("backup of VM web01").
  */
-export async function acquireLock(path: string, purpose: string, opts: {timeoutMs: number; what: string; hint: string}): Promise<Lock> {
+export async function acquireLock(path: string, purpose: string, opts: {timeoutMs: number; what: string; hint: string; signal?: AbortSignal}): Promise<Lock> {
   const deadline = Date.now() + opts.timeoutMs;
   let delay = 20;
   for (;;) {
+    if (opts.signal?.aborted) {
+      throw new UserError(`Stopped while waiting for the ${opts.what}.`, {hint: 'Nothing was written.', exitCode: ExitCode.cancelled});
+    }
     const owner = selfOwner(purpose);
     if (await tryCreate(path, owner)) {
       let released = false;

@@ -159,6 +159,7 @@ export class Repository {
     await mkdir(join(this.path, LOCKS_DIR), {recursive: true, mode: 0o700});
     const lock = await acquireLock(vmLockPath(this.path, opts.vmId), `backup of VM ${opts.vmName}`, {
       timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
+      ...(opts.signal ? {signal: opts.signal} : {}),
       what: `backup of VM "${opts.vmName}" in repository ${this.path}`,
       hint: 'Another backup of this VM is writing to the repository. Wait for it to finish, or if its process is gone on another machine, remove the lock file named here.',
     });
@@ -235,6 +236,37 @@ export class Repository {
       throw ioError(err, dir, 'removing a restore point');
     });
     await fsyncDir(join(this.path, POINTS_DIR));
+  }
+
+  /**
+   * Removes one restore point, also one whose manifest is damaged (the way out of a damaged
+   * point: verify names it, GC keeps its chunks until it is gone). A protected point is kept
+   * unless `force`. Every restore point is logically full, so the others stay restorable; GC
+   * frees the chunks only it used.
+   */
+  async forget(id: string, opts: {force?: boolean} = {}): Promise<{id: string; damaged: boolean}> {
+    if (!POINT_ID.test(id)) throw this.notFound(id);
+    const dir = pointDir(this.path, id);
+    if (!(await isRealDirectory(dir))) throw this.notFound(id);
+    const manifest = await stat(join(dir, MANIFEST_FILE)).catch(() => undefined);
+    if (!manifest) {
+      throw new UserError(`${id} in ${this.path} is not a committed restore point (it has no manifest: a backup that did not finish).`, {
+        hint: 'Garbage collection removes unfinished restore points: vmbackup repo gc <path>.',
+        exitCode: ExitCode.notFound,
+      });
+    }
+    if ((await this.isProtected(id)) && !opts.force) {
+      throw new UserError(`Restore point ${id} is protected.`, {hint: 'Remove the protection first (vmbackup repo unprotect), or forget it with --force.', exitCode: ExitCode.invalidInput});
+    }
+    const damaged = await this.readManifest(id).then(
+      () => false,
+      (err: unknown) => {
+        if (err instanceof UserError) return true;
+        throw err;
+      },
+    );
+    await this.deletePoint(id);
+    return {id, damaged};
   }
 
   async setProtected(id: string, value: boolean): Promise<void> {

@@ -124,6 +124,8 @@ export interface BeginOptions {
   configuration?: {kind: string; text: string};
   /** How long to wait for another writer of the same VM (default 30 s). */
   lockTimeoutMs?: number;
+  /** Stops the wait for that writer (a stopped backup does not wait 30 s to clean up). */
+  signal?: AbortSignal;
   /** @internal Test hooks for crash tests. */
   hooks?: WriterHooks;
 }
@@ -252,6 +254,14 @@ export interface GcResult {
   /** Chunks that committed indexes reference but that are missing (run verify). */
   missingChunks: number;
   cutoff: string;
+  /**
+   * Restore points whose manifest or index is damaged. Their chunks are kept (read from their
+   * intact index files); when an index cannot be read at all, nothing is swept this time
+   * (`sweepSkipped`): "vmbackup repo forget" removes such a point, and GC frees space again.
+   */
+  damaged: {restorePoint: string; detail: string}[];
+  /** Why the sweep did not run (a restore point's chunks could not be known), if it did not. */
+  sweepSkipped?: string;
 }
 
 export interface ChunkReference {

@@ -1,0 +1,104 @@
+/**
+ * A CLI backup stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP (a dropped SSH session) cleans up
+ * before it exits, against real libvirt and QEMU: no backup job left on the running VM (the next
+ * backup works at once), no read-only qemu-nbd holding the shut-off VM's image lock (the VM
+ * starts), no scratch directory, no unfinished restore point. The backup is held at a known
+ * point (after the job started, waiting for the repository's VM lock that the test holds), so the
+ * signal always lands while there is something to clean up.
+ */
+import {execa} from 'execa';
+import {mkdir, mkdtemp, readdir, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {createRepository, type Repository} from '../../src/repository/index.js';
+import {ExitCode} from '../../src/util/errors.js';
+import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm} from '../lib/libvirt.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+let dir: string;
+let scratch: string;
+let repo: Repository;
+let running: TestVm | undefined;
+let off: TestVm | undefined;
+
+beforeAll(async () => {
+  await ensureLibvirt();
+  dir = await mkdtemp(join(tmpdir(), 'vmb-interrupt-'));
+  scratch = `/var/tmp/vmbackup-test-interrupt-${process.pid}`;
+  await mkdir(scratch, {recursive: true, mode: 0o700});
+  repo = await createRepository(join(dir, 'repo'), {chunkSize: 256 * 1024});
+  running = await createTestVm(`intr on ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 16}], {start: true});
+  off = await createTestVm(`intr off ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 16}]);
+}, 120_000);
+
+afterAll(async () => {
+  await destroyTestVm(running);
+  await destroyTestVm(off);
+  await rm(scratch, {recursive: true, force: true});
+  await rm(dir, {recursive: true, force: true});
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function jobActive(uuid: string): Promise<boolean> {
+  return /Job type:\s+Unbounded/.test(await virsh('domjobinfo', uuid).catch(() => ''));
+}
+
+async function qemuNbdOf(vm: TestVm): Promise<string> {
+  return (await execa('pgrep', ['-f', `qemu-nbd.*${vm.disks[0]!.path}`], {reject: false})).stdout.trim();
+}
+
+async function interrupted(vm: TestVm, sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', started: () => Promise<boolean>) {
+  // Hold the VM's repository lock: the backup opens its job on the host, then waits for it.
+  const holder = await repo.beginRestorePoint({vmId: vm.uuid, vmName: vm.name, platform: 'libvirt'});
+  try {
+    const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', vm.name, '--repo', repo.path], {
+      cwd: ROOT,
+      reject: false,
+      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+      stdin: 'ignore',
+    });
+    for (let i = 0; i < 600 && !(await started()); i++) await sleep(50);
+    expect(await started(), 'the backup did not reach the host').toBe(true);
+    cli.kill(sig);
+    const r = await cli;
+    return r;
+  } finally {
+    await holder.abort();
+  }
+}
+
+describe('vmbackup backup stopped by a signal', () => {
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)('%s on a running VM: the backup job is gone, the next backup works', async (sig) => {
+    const r = await interrupted(running!, sig, () => jobActive(running!.uuid));
+    expect(r.exitCode, r.stderr).toBe(ExitCode.cancelled);
+    expect(r.stderr).toContain(`was stopped (${sig})`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await jobActive(running!.uuid)).toBe(false);
+    expect(await readdir(scratch)).toEqual([]);
+    expect((await repo.listRestorePoints({vmId: running!.uuid})).length).toBe(0);
+    expect(await readdir(join(repo.path, 'points'))).toEqual([]);
+  });
+
+  it('SIGINT on a shut-off VM: no qemu-nbd keeps its image lock, and the VM starts', async () => {
+    const r = await interrupted(off!, 'SIGINT', async () => (await qemuNbdOf(off!)) !== '');
+    expect(r.exitCode, r.stderr).toBe(ExitCode.cancelled);
+    expect(await qemuNbdOf(off!)).toBe('');
+    expect(await readdir(scratch)).toEqual([]);
+    await virsh('start', off!.uuid);
+    await virsh('destroy', off!.uuid);
+  });
+
+  it('after all that, a backup of each VM succeeds at once', async () => {
+    for (const vm of [running!, off!]) {
+      const r = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', vm.name, '--repo', repo.path], {
+        cwd: ROOT,
+        reject: false,
+        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+  });
+});
