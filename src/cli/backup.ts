@@ -28,6 +28,12 @@ export const backup: Command = {
     const platform = await platformFromArgs(values);
     const stop = onStopSignals(ctx.out, 'backup');
     try {
+      // What an earlier run left on the host (a CLI killed with -9, a dropped session): its backup
+      // job, the qemu-nbd holding an image lock, its scratch directory. Only sessions whose
+      // process is gone; checkpoints are left alone (the CLI does not know every repository).
+      if (platform.kind === 'libvirt') {
+        await platform.cleanupLeftovers((e) => ctx.out.info(`cleaned up: ${e.message}`));
+      }
       const vm = await findVm(platform, values.vm);
       const result = await backupVm({
         signal: stop.signal,

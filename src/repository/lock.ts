@@ -14,6 +14,7 @@ import {randomBytes} from 'node:crypto';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ioError, readHead} from './fsio.js';
+import {leaseAlive, SELF_LEASE} from '../util/process-lease.js';
 
 export interface Owner {
   pid: number;
@@ -25,33 +26,15 @@ export interface Owner {
   purpose: string;
 }
 
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Field 2 (comm) may hold spaces and parentheses: count fields after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19];
-  } catch {
-    return undefined;
-  }
-}
-
-const SELF_START = processStart(process.pid) ?? '';
-const HOST = hostname();
+const SELF_START = SELF_LEASE.pidStart;
+const HOST = SELF_LEASE.host;
 
 export function selfOwner(purpose: string, since = Date.now()): Owner {
   return {pid: process.pid, pidStart: SELF_START, host: HOST, since, purpose};
 }
 
 export function isAlive(o: Owner): boolean {
-  if (o.host !== HOST) return true;
-  try {
-    process.kill(o.pid, 0);
-  } catch (err) {
-    if (errnoCode(err) === 'ESRCH') return false;
-  }
-  const start = processStart(o.pid);
-  return start === undefined || o.pidStart === '' || start === o.pidStart;
+  return leaseAlive(o);
 }
 
 export function parseOwner(text: string): Owner | undefined {

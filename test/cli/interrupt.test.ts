@@ -12,6 +12,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {ExitCode} from '../../src/util/errors.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm} from '../lib/libvirt.js';
@@ -89,6 +90,57 @@ describe('vmbackup backup stopped by a signal', () => {
     expect(await readdir(scratch)).toEqual([]);
     await virsh('start', off!.uuid);
     await virsh('destroy', off!.uuid);
+  });
+
+  it('kill -9 leaves the job; the next CLI run finds it, cleans it up, and backs up', async () => {
+    const holder = await repo.beginRestorePoint({vmId: running!.uuid, vmName: running!.name, platform: 'libvirt'});
+    try {
+      const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
+        cwd: ROOT,
+        reject: false,
+        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+      });
+      for (let i = 0; i < 600 && !(await jobActive(running!.uuid)); i++) await sleep(50);
+      cli.kill('SIGKILL');
+      await cli;
+    } finally {
+      await holder.abort();
+    }
+    expect(await jobActive(running!.uuid)).toBe(true);
+    expect((await readdir(scratch)).length).toBe(1);
+    const next = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
+      cwd: ROOT,
+      reject: false,
+      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+    });
+    expect(next.exitCode, next.stderr).toBe(0);
+    expect(next.stdout + next.stderr).toContain('aborted a leftover backup job');
+    expect(await jobActive(running!.uuid)).toBe(false);
+    expect(await readdir(scratch)).toEqual([]);
+  });
+
+  it('a cleanup run elsewhere (a daemon starting) leaves a live CLI backup alone', async () => {
+    const holder = await repo.beginRestorePoint({vmId: running!.uuid, vmName: running!.name, platform: 'libvirt'});
+    let released = false;
+    try {
+      const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
+        cwd: ROOT,
+        reject: false,
+        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+      });
+      for (let i = 0; i < 600 && !(await jobActive(running!.uuid)); i++) await sleep(50);
+      const events: string[] = [];
+      await new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: scratch}).cleanupLeftovers((e) => events.push(e.code));
+      expect(events).not.toContain('leftover-job-aborted');
+      expect(await jobActive(running!.uuid)).toBe(true);
+      await holder.abort();
+      released = true;
+      const r = await cli;
+      expect(r.exitCode, r.stderr).toBe(0);
+    } finally {
+      if (!released) await holder.abort();
+    }
+    expect(await jobActive(running!.uuid)).toBe(false);
   });
 
   it('after all that, a backup of each VM succeeds at once', async () => {

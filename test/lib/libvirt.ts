@@ -264,3 +264,22 @@ export async function backupAndApply(
  * checkpoints of the default prefix on the same libvirtd, and must not see these.
  */
 export const TEST_PREFIX = 'vmbtest-';
+
+/**
+ * Makes every session directory under `scratchDir` look like the session of a process that died
+ * (its lease names a pid that has exited), as after a crash or kill -9: tests that simulate a
+ * crash by dropping a platform instance inside the still-running test process use it.
+ */
+export async function expireScratchLeases(scratchDir: string): Promise<void> {
+  const {readdir, writeFile} = await import('node:fs/promises');
+  const {hostname} = await import('node:os');
+  const deadProc = execa('true');
+  const deadPid = deadProc.pid!;
+  await deadProc;
+  for (const entry of await readdir(scratchDir).catch(() => [] as string[])) {
+    const marker = join(scratchDir, entry, '.vmbackup-scratch');
+    const text = await import('node:fs/promises').then((fs) => fs.readFile(marker, 'utf8')).catch(() => undefined);
+    if (text === undefined) continue;
+    await writeFile(marker, `${JSON.stringify({pid: deadPid, pidStart: '1', host: hostname(), tag: 'expired'})}\n`);
+  }
+}

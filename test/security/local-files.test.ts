@@ -5,7 +5,7 @@
  */
 import {execa} from 'execa';
 import {chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {hostname, tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {cleanupHost} from '../../src/platforms/libvirt/cleanup.js';
@@ -68,13 +68,20 @@ describe('scratch directories on a KVM host', () => {
     const root = join(dir, 'host-scratch-cleanup');
     const h = host(root);
     const ours = await h.sessionDir('backup');
+    const live = await h.sessionDir('backup');
     h.activeScratch.delete(ours); // as after a crash: no live session holds it
+    h.activeScratch.delete(live);
+    // ours: its process died (kill -9); live: its process (this one) still runs.
+    const deadProc = execa('true');
+  const deadPid = deadProc.pid!;
+  await deadProc;
+    await writeFile(join(ours, '.vmbackup-scratch'), JSON.stringify({pid: deadPid, pidStart: '1', host: hostname()}));
     const foreign = join(root, 'backup-not-ours');
     await mkdir(foreign);
     await writeFile(join(foreign, 'keep'), 'x');
     const events: SessionEvent[] = [];
     await cleanupHost(host(root), undefined, (e) => events.push(e));
-    expect(await readdir(root)).toEqual(['backup-not-ours']);
+    expect((await readdir(root)).sort()).toEqual(['backup-not-ours', live.slice(root.length + 1)].sort());
     expect(events.map((e) => e.code)).toContain('leftover-scratch-removed');
 
     const planted = join(dir, 'host-scratch-untrusted');

@@ -14,6 +14,7 @@ import type {Logger} from '../types.js';
 import {parseXml, attr, child} from './xml.js';
 import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
 import {SCRATCH_MARKER, type LibvirtHost} from './host.js';
+import {leaseAlive, parseLease, SELF_LEASE} from '../../util/process-lease.js';
 import {describeDomain, listDomainUuids} from './inventory.js';
 import {stopByPidFile} from './qemu-nbd.js';
 
@@ -38,19 +39,32 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     if (d) domains.push(d);
   }
 
-  // 1. Backup jobs whose NBD socket is in our scratch directory.
-  for (const d of domains) {
-    if (d.state !== 'running' && d.state !== 'paused') continue;
-    const job = await host.virsh(['backup-dumpxml', d.info.uuid], {allowFailure: true});
-    const socket = job.exitCode === 0 ? backupJobSocket(job.stdout) : undefined;
-    if (socket?.startsWith(`${host.scratchDir}/`) && ![...host.activeScratch].some((dir) => socket.startsWith(`${dir}/`))) {
-      if (await abortJob(host, d.info.uuid)) info(`aborted a leftover backup job of ${d.info.name}`, 'leftover-job-aborted', d.info.name);
+  // Whether a session directory is a leftover: ours (this appliance's marker) and its process gone.
+  const leases = new Map<string, Promise<boolean>>();
+  const leftover = (dir: string): Promise<boolean> => {
+    let p = leases.get(dir);
+    if (!p) {
+      p = (async () => {
+        if (host.activeScratch.has(dir)) return false;
+        const marker = await host.run(['cat', '--', join(dir, SCRATCH_MARKER)], {allowFailure: true});
+        if (marker.exitCode !== 0) return false; // no marker: not provably ours
+        const lease = parseLease(marker.stdout.trim());
+        // A marker without a lease is an older vmbackup's: ours, and its process is long gone.
+        if (!lease) return true;
+        if (lease.host !== SELF_LEASE.host) return false; // another appliance's session
+        return !leaseAlive(lease);
+      })();
+      leases.set(dir, p);
     }
-  }
+    return p;
+  };
+  const sessionDirOf = (path: string): string | undefined => {
+    if (!path.startsWith(`${host.scratchDir}/`)) return undefined;
+    const first = path.slice(host.scratchDir.length + 1).split('/')[0];
+    return first ? join(host.scratchDir, first) : undefined;
+  };
 
-  // 2. Session directories: end their qemu-nbd exports (which hold image locks), then remove them.
-  // Only inside a scratch directory that passes its owner and mode check, and only directories
-  // that carry the appliance's marker: nothing a local user planted there is acted on.
+  // 1. Backup jobs whose NBD socket is in a leftover session directory of ours.
   const rootOk = await host.ensureScratchRoot().then(
     () => true,
     (err: unknown) => {
@@ -58,11 +72,26 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
       return false;
     },
   );
+  for (const d of rootOk ? domains : []) {
+    if (d.state !== 'running' && d.state !== 'paused') continue;
+    const job = await host.virsh(['backup-dumpxml', d.info.uuid], {allowFailure: true});
+    const socket = job.exitCode === 0 ? backupJobSocket(job.stdout) : undefined;
+    const dir = socket ? sessionDirOf(socket) : undefined;
+    if (dir && (await leftover(dir))) {
+      if (await abortJob(host, d.info.uuid)) info(`aborted a leftover backup job of ${d.info.name}`, 'leftover-job-aborted', d.info.name);
+    }
+  }
+
+  // 2. Session directories: end their qemu-nbd exports (which hold image locks), then remove them.
+  // Only inside a scratch directory that passes its owner and mode check, and only directories
+  // that carry the appliance's marker with a dead lease: nothing a local user planted there,
+  // nothing a live CLI run or another appliance uses, is acted on.
   const ls = rootOk ? await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true}) : undefined;
   for (const entry of ls?.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
     const dir = join(host.scratchDir, entry);
-    if (host.activeScratch.has(dir) || !/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
-    if ((await host.run(['test', '-f', join(dir, SCRATCH_MARKER), '-a', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
+    if (!/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
+    if ((await host.run(['test', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
+    if (!(await leftover(dir))) continue;
     const pids = await host.run(['find', dir, '-name', '*.pid', '-type', 'f'], {allowFailure: true});
     for (const pidFile of pids.stdout.split('\n').filter((l) => l.trim() !== '')) {
       await stopByPidFile(host.runner, pidFile);

@@ -25,6 +25,7 @@ import type {NbdAddress} from '../../transports/nbd/index.js';
 import {CheckpointNaming} from './plan.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
+import {SELF_LEASE} from '../../util/process-lease.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -181,7 +182,9 @@ export class LibvirtHost {
     const dir = (await this.runner.run(['mktemp', '-d', '-p', this.scratchDir, `${tag}-${Date.now().toString(36)}-XXXXXXXXXX`])).stdout.trim();
     if (!dir.startsWith(`${this.scratchDir}/`)) throw new Error(`mktemp on ${this.name} returned ${JSON.stringify(dir)}, outside ${this.scratchDir}`);
     this.activeScratch.add(dir);
-    await this.writeFile(join(dir, SCRATCH_MARKER), `vmbackup ${tag} ${process.pid}\n`);
+    // The lease: which process of which appliance uses it. Cleanup leaves it alone while that
+    // process runs (a CLI backup while the daemon restarts, another appliance's session).
+    await this.writeFile(join(dir, SCRATCH_MARKER), `${JSON.stringify({...SELF_LEASE, tag})}\n`);
     return dir;
   }
 
