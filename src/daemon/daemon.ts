@@ -140,6 +140,11 @@ export class Daemon {
     this.log('info', `vmbackupd ${VERSION} starting`, {stateDir: o.stateDir, socket: o.socketPath, pid: process.pid});
     const closed = await closeInterruptedSessions({history: this.history, log: this.log});
     if (closed.length) this.log('warn', `Reconciliation closed ${closed.length} interrupted session(s)`);
+    // Their reports go out like any other session's (the mail queue is durable; it sends once started).
+    for (const id of closed) {
+      const s = await this.history.get(id);
+      if (s) await this.maintenance.reportInterrupted(s).catch((err: unknown) => this.log('warn', `The report of interrupted session ${id} was not queued: ${err instanceof Error ? err.message : String(err)}`));
+    }
     this.api = new ApiServer(this);
     await this.api.listen(o.socketPath);
     this.cleanup = cleanupConnections({store: this.store, resources: this.resources, log: this.log});

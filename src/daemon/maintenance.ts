@@ -14,6 +14,7 @@
  *
  * The "read in full next time" marks are kept in needs-full.json, so they survive restarts.
  */
+import {statfs} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
@@ -100,6 +101,23 @@ export class Maintenance {
       void this.gc(job.repository).catch(() => {});
     }
     this.notify(record, job, {name: repoCfg.name, path: repoCfg.path, freeBytes: stats.freeBytes, totalBytes: stats.totalBytes});
+  }
+
+  /**
+   * The report of a session the daemon closed at start-up because it died while the session ran
+   * (crash, kill -9, power loss): mailed like any other, so the administrator learns of it from
+   * the same inbox. A job removed since is skipped; the repository's figures are best effort.
+   */
+  async reportInterrupted(record: SessionRecord): Promise<void> {
+    const job = this.deps.store.list('jobs').find((j) => j.id === record.jobId);
+    if (!job) return;
+    const repoCfg = this.deps.store.list('repositories').find((r) => r.id === job.repository);
+    let space = {freeBytes: 0, totalBytes: 0};
+    if (repoCfg) {
+      const fs = await statfs(repoCfg.path).catch(() => undefined);
+      if (fs) space = {freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize};
+    }
+    this.notify(record, job, {name: repoCfg?.name ?? job.repository, path: repoCfg?.path ?? '', ...space});
   }
 
   private notify(record: SessionRecord, job: JobConfig, repository: {name: string; path: string; freeBytes: number; totalBytes: number}): void {
