@@ -166,7 +166,9 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       log({severity: 'warning', code: 'checkpoint-housekeeping-failed', message: `The restore point is committed, but finishing the backup job on the host failed: ${message(err)}`});
     }
     result.status = events.some((e) => e.severity === 'warning' || e.severity === 'error') ? 'warning' : 'success';
-  } catch (err) {
+  } catch (caught) {
+    // The platform may know what happened (the VM was removed or stopped meanwhile).
+    const err = backup?.explainFailure && !opts.signal?.aborted ? await backup.explainFailure(caught).catch(() => caught) : caught;
     result.error = err;
     log({severity: 'error', code: 'vm-backup-failed', message: message(err)});
   } finally {

@@ -140,6 +140,12 @@ export interface VmBackup {
   complete(): Promise<void>;
   /** Called when the restore point will not commit: delete the new checkpoint, release all. */
   abort(): Promise<void>;
+  /**
+   * A failure while reading, told in the administrator's words when the platform knows more:
+   * the VM was removed or stopped meanwhile (instead of the NBD error that followed). Returns
+   * `err` itself when there is nothing to add.
+   */
+  explainFailure?(err: unknown): Promise<unknown>;
 }
 
 /** The disks and configuration of a restore point, as a platform needs them to restore. */

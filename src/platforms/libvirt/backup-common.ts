@@ -6,7 +6,7 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, CheckpointRecord, DiskSource, InventoryDisk, VmBackup} from '../types.js';
 import type {DomainDisk} from './domain-xml.js';
 import type {ImageInfo} from './image-info.js';
-import {toInventoryVm, type DomainDetails} from './inventory.js';
+import {parseDomState, toInventoryVm, type DomainDetails} from './inventory.js';
 import {NVRAM_KEY} from './nvram.js';
 
 export function backupDisks(d: DomainDetails, opts: BackupOptions): {disk: DomainDisk; image: ImageInfo}[] {
@@ -90,6 +90,33 @@ export function vmBackup(opts: {
       if (finished) return;
       finished = true;
       await opts.release(true);
+    },
+    async explainFailure(err: unknown) {
+      const {host, info} = opts.d;
+      const r = await host.virsh(['domstate', info.uuid], {allowFailure: true});
+      if (r.exitCode !== 0) {
+        return new UserError(`The VM ${info.name} was removed from ${host.name} (undefined) during its backup; nothing was committed.`, {
+          hint: 'If it was moved or recreated, run the backup again; its earlier restore points stay restorable.',
+          exitCode: ExitCode.notFound,
+          cause: err,
+        });
+      }
+      const now = parseDomState(r.stdout);
+      if (opts.d.state !== 'shutoff' && now === 'shutoff') {
+        return new UserError(`The VM ${info.name} was shut down or destroyed on ${host.name} during its backup; nothing was committed.`, {
+          hint: 'Run the backup again: a shut-off VM is backed up from its disk images.',
+          exitCode: ExitCode.platformFailed,
+          cause: err,
+        });
+      }
+      if (opts.d.state === 'shutoff' && now !== 'shutoff') {
+        return new UserError(`The VM ${info.name} was started on ${host.name} while its disks were being read shut off; nothing was committed.`, {
+          hint: 'Run the backup again: a running VM is backed up through a libvirt backup job.',
+          exitCode: ExitCode.platformFailed,
+          cause: err,
+        });
+      }
+      return err;
     },
   };
 }

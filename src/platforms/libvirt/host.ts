@@ -25,7 +25,7 @@ import type {NbdAddress} from '../../transports/nbd/index.js';
 import {CheckpointNaming} from './plan.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
-import {SELF_LEASE} from '../../util/process-lease.js';
+import {leaseAlive, parseLease, SELF_LEASE} from '../../util/process-lease.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -175,7 +175,27 @@ export class LibvirtHost {
   }
 
   /** A fresh directory on the host for one session's sockets and scratch files. */
-  async sessionDir(tag: string): Promise<string> {
+  /** Live sessions of this appliance (their process runs) that work on VM `uuid`, from their markers. */
+  async liveSessionsOf(uuid: string): Promise<{dir: string; pid: number; tag: string}[]> {
+    const ls = await this.runner.run(['ls', '-1', '--', this.scratchDir], {allowFailure: true});
+    const out: {dir: string; pid: number; tag: string}[] = [];
+    for (const entry of ls.exitCode === 0 ? ls.stdout.split('\n').filter(Boolean) : []) {
+      const dir = join(this.scratchDir, entry);
+      const marker = await this.runner.run(['cat', '--', join(dir, SCRATCH_MARKER)], {allowFailure: true});
+      if (marker.exitCode !== 0) continue;
+      let o: {vm?: unknown; tag?: unknown};
+      try {
+        o = JSON.parse(marker.stdout) as {vm?: unknown; tag?: unknown};
+      } catch {
+        continue;
+      }
+      const lease = parseLease(marker.stdout);
+      if (o.vm === uuid && lease && lease.host === SELF_LEASE.host && leaseAlive(lease)) out.push({dir, pid: lease.pid, tag: String(o.tag ?? '')});
+    }
+    return out;
+  }
+
+  async sessionDir(tag: string, about: {vm?: string} = {}): Promise<string> {
     await this.ensureScratchRoot();
     // mktemp: a new directory (0700, O_EXCL) with an unpredictable name; the marker file says it
     // is the appliance's, and start-up cleanup removes nothing without it.
@@ -184,7 +204,7 @@ export class LibvirtHost {
     this.activeScratch.add(dir);
     // The lease: which process of which appliance uses it. Cleanup leaves it alone while that
     // process runs (a CLI backup while the daemon restarts, another appliance's session).
-    await this.writeFile(join(dir, SCRATCH_MARKER), `${JSON.stringify({...SELF_LEASE, tag})}\n`);
+    await this.writeFile(join(dir, SCRATCH_MARKER), `${JSON.stringify({...SELF_LEASE, tag, ...about})}\n`);
     return dir;
   }
 

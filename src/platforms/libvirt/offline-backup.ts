@@ -12,6 +12,7 @@
  * tries to redefine the new checkpoint in libvirt (the next running backup redefines it from the
  * saved XML anyway). abort(): stops the exports and removes the new bitmap.
  */
+import {CommandError} from '../../transports/command-runner.js';
 import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
 import {ExitCode, UserError} from '../../util/errors.js';
@@ -39,15 +40,10 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
   );
   for (const [i, {disk}] of disks.entries()) {
     const r = locks[i]!;
-    if (r.exitCode !== 0) {
-      throw new UserError(`The image ${disk.sourcePath} of shut-off VM ${vm} is in use by another process (${r.stderr.trim()}).`, {
-        hint: 'Wait until whatever has it open (another backup, a copy, a VM on another host) is done, then run again.',
-        exitCode: ExitCode.locked,
-      });
-    }
+    if (r.exitCode !== 0) throw await inUse(host, uuid, vm, `${disk.sourcePath}: ${r.stderr.trim()}`);
   }
 
-  const dir = await host.sessionDir('offline');
+  const dir = await host.sessionDir('offline', {vm: uuid});
   const checkpoint = host.naming.newName(new Date(), randomBytes(2).toString('hex'));
   const exports: QemuNbdExport[] = [];
   const sockets: {close(): Promise<void>}[] = [];
@@ -134,8 +130,25 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
     });
   } catch (err) {
     await release(true).catch(() => {});
+    // Another process took the image between the lock check and here (two backups started
+    // together pass the shared check; only one may add a bitmap): say who, not qemu-img's words.
+    if (err instanceof CommandError && /Failed to get .*lock/.test(err.stderr)) throw await inUse(host, uuid, vm, err.stderr);
     throw err;
   }
+}
+
+async function inUse(host: DomainDetails['host'], uuid: string, vm: string, detail: string): Promise<UserError> {
+  const other = (await host.liveSessionsOf(uuid).catch(() => [])).find((x) => x.tag === 'offline' || x.tag === 'backup');
+  if (other) {
+    return new UserError(`Another backup of VM ${vm} is running on this appliance (process ${other.pid}); this one did not start.`, {
+      hint: 'Wait until it has finished, then run again if you still need another restore point.',
+      exitCode: ExitCode.locked,
+    });
+  }
+  return new UserError(`A disk image of shut-off VM ${vm} is in use by another process (${detail.trim()}).`, {
+    hint: 'Wait until whatever has it open (another backup, a copy, a VM on another host) is done, then run again.',
+    exitCode: ExitCode.locked,
+  });
 }
 
 /** Removes the appliance's older bitmaps from the images and their records from libvirt. */

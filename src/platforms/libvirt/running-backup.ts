@@ -31,7 +31,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
   const uuid = d.info.uuid;
   const vm = d.info.name;
   const disks = backupDisks(d, opts);
-  const dir = await host.sessionDir('backup');
+  const dir = await host.sessionDir('backup', {vm: uuid});
   const checkpoint = host.naming.newName(new Date(), randomBytes(2).toString('hex'));
   const sources: DiskSource[] = [];
   let connection: {address: NbdAddress; close(): Promise<void>} | undefined;
