@@ -62,13 +62,15 @@ export const backup: Command = {
       const stored = figures.reduce((s, f) => s + f.storedBytes, 0);
       const ms = Date.parse(result.endedAt) - Date.parse(result.startedAt);
       // Nothing stored (an empty or unchanged disk) has no dedup ratio worth printing.
+      const healed = figures.reduce((s, f) => s + (f.healedChunks ?? 0), 0);
       const dedup = stored === 0 ? 'nothing new to store' : `dedup ${formatRatio(read / stored)} overall`;
       ctx.out.result(
-        {status: result.status, restorePoint: result.restorePoint, incremental: result.incremental, disks: result.disks, warnings: result.events.filter((e) => e.severity === 'warning')},
+        {status: result.status, restorePoint: result.restorePoint, incremental: result.incremental, healedChunks: healed, disks: result.disks, warnings: result.events.filter((e) => e.severity === 'warning')},
         () =>
           [
             `${result.status === 'success' ? '✔' : '⚠'} ${vm.name}: restore point ${result.restorePoint!.id} (${result.incremental ? 'incremental' : 'full'})`,
             `  read ${formatBytes(read)}, stored ${formatBytes(stored)} new, in ${formatDuration(ms)}; ${dedup}`,
+            ...(healed > 0 ? [`  healed: ${healed} damaged chunk(s) in the repository were set aside and written again`] : []),
           ].join('\n'),
       );
       // A backup with warnings still produced a good restore point: exit 0, the warnings are printed.

@@ -107,6 +107,8 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       ...(opts.jobId !== undefined ? {jobId: opts.jobId} : {}),
       configuration: backup.configuration,
       ...(opts.signal ? {signal: opts.signal} : {}),
+      // An active full trusts no chunk it did not check: damaged ones are written again.
+      ...(opts.full ? {checkReused: true} : {}),
     });
     result.vmName = backup.vm.name;
     result.incremental = backup.sources.some((s) => s.incremental);
@@ -155,6 +157,10 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     const failed = outcomes.find((o) => o.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
 
+    const healed = Object.values(result.disks).reduce((n, f) => n + (f.healedChunks ?? 0), 0);
+    if (healed > 0) {
+      log({severity: 'warning', code: 'chunks-healed', message: `the repository held ${healed} damaged chunk(s) this backup needed: they were set aside and written again, so this restore point is good`});
+    }
     const warnings = events.filter((e) => e.severity === 'warning').map((e) => e.message);
     result.restorePoint = await writer.commit({checkpoint: backup.checkpoint, warnings});
     committed = true;

@@ -133,6 +133,7 @@ export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
   figures.newPlainBytes = stats.newPlainBytes ?? 0;
   figures.newChunks = stats.newChunks;
   figures.reusedChunks = stats.reusedChunks;
+  if (stats.healedChunks) figures.healedChunks = stats.healedChunks;
   figures.processingMs = stats.processMs ?? 0;
   figures.unchangedBytes = source.size - figures.readBytes - figures.zeroBytes;
   figures.durationMs = performance.now() - started;

@@ -20,6 +20,8 @@ export interface DiskFigures {
   newPlainBytes: number;
   newChunks: number;
   reusedChunks: number;
+  /** Damaged chunks an active full found while reusing them, quarantined and written again. */
+  healedChunks?: number;
   durationMs: number;
   /** Time spent waiting for the source to deliver data. */
   sourceMs: number;

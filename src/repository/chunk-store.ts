@@ -67,9 +67,9 @@ export class ChunkStore {
    * writes it durably (temp + fsync + rename) in the repository's chunk format. Runs in a
    * chunk worker; waits for a free slot when the pool is full (back-pressure).
    */
-  async put(plain: Uint8Array): Promise<PutResult> {
+  async put(plain: Uint8Array, opts: {check?: boolean} = {}): Promise<PutResult> {
     try {
-      const r = await chunkWorkers().put(this.root, this.formatVersion, plain);
+      const r = await chunkWorkers().put(this.root, this.formatVersion, plain, opts.check === true);
       return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
     } catch (err) {
       throw rebuilt(err);

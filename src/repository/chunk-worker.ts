@@ -9,7 +9,7 @@
  * Failures go back as data (code, message, file, action); the pool turns them into the same
  * errors the main thread raised before (ENOSPC → UserError noSpace, and so on).
  */
-import {closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
+import {closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
 import {dirname} from 'node:path';
 import {setFlagsFromString} from 'node:v8';
 import {runInNewContext} from 'node:vm';
@@ -74,16 +74,24 @@ function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: numbe
   return {data: copy, offset: 0, length: b.length};
 }
 
-function put(root: string, version: number, plain: Buffer): WorkerReply {
+function put(root: string, version: number, plain: Buffer, check: boolean): WorkerReply {
   const t0 = performance.now();
   const id = chunkId(plain);
   const hex = id.toString('hex');
   const t1 = performance.now();
   const path = chunkPath(root, hex, version);
   const now = new Date();
+  let healed = false;
+  if (check && existsSync(path) && !holds(path, hex, plain)) {
+    // Known bad: set it aside (verify's quarantine name) and write it again from the data in hand.
+    quarantineSync(path);
+    healed = true;
+  }
   try {
-    utimesSync(path, now, now);
-    return {kind: 'put', id: new Uint8Array(id), isNew: false, storedBytes: 0, dir: dirname(path), newDir: false, hashMs: t1 - t0, encodeMs: 0, writeMs: performance.now() - t1};
+    if (!healed) {
+      utimesSync(path, now, now);
+      return {kind: 'put', id: new Uint8Array(id), isNew: false, storedBytes: 0, dir: dirname(path), newDir: false, hashMs: t1 - t0, encodeMs: 0, writeMs: performance.now() - t1};
+    }
   } catch (err) {
     if (code(err) !== 'ENOENT') throw new IoFailure(err, path, 'touching a chunk');
   }
@@ -130,6 +138,7 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
     kind: 'put',
     id: new Uint8Array(id),
     isNew: true,
+    ...(healed ? {healed: true} : {}),
     storedBytes: header.length + payload.length,
     dir,
     newDir,
@@ -137,6 +146,30 @@ function put(root: string, version: number, plain: Buffer): WorkerReply {
     encodeMs: t3 - t2,
     writeMs: t2 - t1 + (performance.now() - t3),
   };
+}
+
+/** Whether the chunk file at `path` decodes to exactly `plain` (an unreadable file does not). */
+function holds(path: string, hex: string, plain: Buffer): boolean {
+  try {
+    return decodeChunk(readChunkFile(path, plain.length), hex, plain.length).equals(plain);
+  } catch (err) {
+    if (err instanceof ChunkDecodeError || code(err) === 'EIO' || code(err) === 'ENOENT') return false;
+    throw new IoFailure(err, path, `checking chunk ${hex}`);
+  }
+}
+
+/** Renames a damaged chunk file to <id>.bad[.N] (the first free name), as verify does. */
+function quarantineSync(path: string): void {
+  for (let n = 0; n < 100; n++) {
+    const target = `${path}.bad${n === 0 ? '' : `.${n}`}`;
+    if (existsSync(target)) continue;
+    try {
+      renameSync(path, target);
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw new IoFailure(err, path, 'quarantining a damaged chunk');
+    }
+    return;
+  }
 }
 
 function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number): {reply: WorkerReply; transfer: ArrayBuffer[]} {
@@ -205,7 +238,7 @@ function handle(msg: WorkerRequest): void {
   try {
     if (msg.op === 'put') {
       const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
-      reply = put(msg.root, msg.version, plain);
+      reply = put(msg.root, msg.version, plain, msg.check === true);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
       ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain));

@@ -37,6 +37,8 @@ export interface PutRequest {
   slot?: number;
   data?: ArrayBuffer;
   length: number;
+  /** Check an existing chunk file against the data before reusing it (see BeginOptions.checkReused). */
+  check?: boolean;
 }
 /** Sent once to each thread as its workerData. */
 export interface WorkerInit {
@@ -73,6 +75,8 @@ export interface PutReply {
   id: Uint8Array;
   /** False when the repository already had the chunk (it was touched). */
   isNew: boolean;
+  /** The repository had it damaged: it was quarantined and written again (isNew is true). */
+  healed?: boolean;
   storedBytes: number;
   /** The directory whose entry must be fsynced before a commit (when isNew). */
   dir: string;
@@ -160,15 +164,15 @@ export class ChunkWorkerPool {
   }
 
   /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
-  put(root: string, version: number, plain: Uint8Array): Promise<PutReply> {
+  put(root: string, version: number, plain: Uint8Array, check = false): Promise<PutReply> {
     return this.submit(`storing a chunk in ${root}`, (seq, slot) => {
       if (plain.length <= SLOT_SIZE) {
         new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);
-        return {msg: {op: 'put', seq, root, version, slot, length: plain.length}, transfer: []};
+        return {msg: {op: 'put', seq, root, version, slot, length: plain.length, check}, transfer: []};
       }
       const data = new ArrayBuffer(plain.length);
       new Uint8Array(data).set(plain);
-      return {msg: {op: 'put', seq, root, version, data, length: plain.length}, transfer: [data]};
+      return {msg: {op: 'put', seq, root, version, data, length: plain.length, check}, transfer: [data]};
     }) as Promise<PutReply>;
   }
 

@@ -60,6 +60,8 @@ export interface DiskWriteStats {
   newStoredBytes: number;
   /** Non-zero chunks put() that the repository already had. */
   reusedChunks: number;
+  /** Chunks the repository had damaged (checkReused): quarantined and written again. */
+  healedChunks?: number;
   /** Bytes put() that were not all-zero chunks, so were hashed. */
   hashedBytes: number;
   /** Milliseconds spent hashing and compressing chunks (summed over concurrent chunks). */
@@ -126,6 +128,12 @@ export interface BeginOptions {
   lockTimeoutMs?: number;
   /** Stops the wait for that writer (a stopped backup does not wait 30 s to clean up). */
   signal?: AbortSignal;
+  /**
+   * Re-check every chunk this backup would reuse (an active full): a damaged one is quarantined
+   * and written again from the data in hand, so the new restore point is good whatever silent
+   * damage the repository holds (counted as healedChunks).
+   */
+  checkReused?: boolean;
   /** @internal Test hooks for crash tests. */
   hooks?: WriterHooks;
 }

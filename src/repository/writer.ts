@@ -105,6 +105,8 @@ export class RestorePointWriterImpl implements RestorePointWriter {
    */
   readonly recentNew = new Set<string>();
   readonly dir: string;
+  /** Re-check chunks before reusing them (BeginOptions.checkReused: an active full). */
+  readonly checkReused: boolean;
   /** Problems the writer worked around; added to the manifest's warnings at commit. */
   readonly warnings: string[] = [];
   /** One chunk of zeros to compare against. */
@@ -121,6 +123,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     private readonly vmLock: Lock,
   ) {
     this.chunkSize = ctx.chunkSize;
+    this.checkReused = opts.checkReused === true;
     this.zeros = Buffer.alloc(ctx.chunkSize);
     if (baseInfo) this.base = baseInfo.summary;
     this.dir = pointDir(ctx.root, id);
@@ -330,7 +333,7 @@ class DiskWriterImpl implements DiskWriter {
           continue;
         }
         this.stats.hashedBytes += plain.length;
-        const job = this.rp.ctx.store.put(plain);
+        const job = this.rp.ctx.store.put(plain, {check: this.rp.checkReused});
         this.rp.inflight.add(job);
         stores.push(
           job.then(
@@ -358,6 +361,7 @@ class DiskWriterImpl implements DiskWriter {
     this.stats.processMs = (this.stats.processMs ?? 0) + r.hashMs + r.encodeMs;
     this.stats.writeMs = (this.stats.writeMs ?? 0) + r.writeMs;
     const hex = r.id.toString('hex');
+    if (r.healed) this.stats.healedChunks = (this.stats.healedChunks ?? 0) + 1;
     if (!r.isNew || this.rp.recentNew.has(hex)) {
       this.stats.reusedChunks++;
       return;

@@ -15,7 +15,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {ExitCode} from '../../src/util/errors.js';
-import {createTestVm, destroyTestVm, ensureLibvirt, virsh, type TestVm} from '../lib/libvirt.js';
+import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, virsh, type TestVm} from '../lib/libvirt.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
@@ -152,5 +152,51 @@ describe('vmbackup backup stopped by a signal', () => {
       });
       expect(r.exitCode, r.stderr).toBe(0);
     }
+  });
+});
+
+describe('an active full after silent damage', () => {
+  it('re-checks the chunks it would reuse, writes damaged ones again, says so (text and --json), and restores', async () => {
+    // A restore point with data, then one of its chunks damaged in silence.
+    await guestWrite(running!, 'vda', 'write -P 0x6b 0 2M');
+    const first = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
+      cwd: ROOT,
+      reject: false,
+      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+    });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const [point] = (await repo.listRestorePoints({vmId: running!.uuid})).slice(-1);
+    const reader = await repo.openRestorePoint(point!.id);
+    let data: {offset: number; length: number} | undefined;
+    for await (const c of (await reader.openDisk('vda')).chunkMap()) {
+      if (!c.zero) {
+        data = c;
+        break;
+      }
+    }
+    if (!data) throw new Error('the restore point has no data chunk');
+    const {createHash} = await import('node:crypto');
+    const disk = await reader.openDisk('vda');
+    const plain = await disk.read(data.offset, data.length);
+    const hex = createHash('sha256').update(plain).digest('hex');
+    const file = join(repo.path, 'chunks', hex.slice(0, 2), hex);
+    const {readFile, writeFile} = await import('node:fs/promises');
+    const raw = await readFile(file);
+    raw[raw.length - 1]! ^= 0x5a;
+    await writeFile(file, raw);
+
+    const r = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path, '--full', '--json'], {
+      cwd: ROOT,
+      reject: false,
+      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {healedChunks: number; restorePoint: {id: string}; warnings: {code: string}[]};
+    expect(out.healedChunks).toBeGreaterThanOrEqual(1);
+    expect(out.warnings.map((w) => w.code)).toContain('chunks-healed');
+    const restored = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'restore', '--repo', repo.path, '--restore-point', out.restorePoint.id, '--to-files', join(dir, 'healed')], {cwd: ROOT, reject: false});
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    // The damaged copy was set aside under verify's quarantine name.
+    expect((await readdir(join(repo.path, 'chunks', hex.slice(0, 2)))).some((f) => f.startsWith(`${hex}.bad`))).toBe(true);
   });
 });

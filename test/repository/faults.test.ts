@@ -19,7 +19,7 @@ beforeEach(() => {
 });
 
 describe('damaged files', () => {
-  it('a truncated index: opening the disk fails with corrupt naming the file; GC refuses to run; nothing else changes', async () => {
+  it('a truncated index: opening the disk fails with corrupt naming the file; GC sweeps nothing and says why; nothing else changes', async () => {
     const image = pseudoRandom(3 * CS, 1);
     const a = await backupImage(repo, image);
     const other = await backupImage(repo, pseudoRandom(CS, 2), {vmId: 'vm-2'});
@@ -31,9 +31,11 @@ describe('damaged files', () => {
     expect(err.exitCode).toBe(ExitCode.corrupt);
     expect(err.message).toContain(idx);
     expect(err.message).toMatch(/truncated/);
-    const gcErr = (await repo.gc({safetyMarginMs: 0}).catch((e: unknown) => e)) as UserError;
-    expect(gcErr.exitCode).toBe(ExitCode.corrupt);
-    expect(gcErr.message).toContain(idx);
+    // GC does not fail on it: it keeps every chunk (their owner cannot be known) and says why.
+    const gc = await repo.gc({safetyMarginMs: 0});
+    expect(gc.removedChunks).toBe(0);
+    expect(gc.sweepSkipped).toContain(a.id);
+    expect(gc.damaged.map((d) => d.detail).join(' ')).toContain(idx);
     await expectContent(repo, other.id, 'vda', pseudoRandom(CS, 2));
     // Putting the index back makes it whole: GC removed nothing.
     await writeFile(idx, full);
@@ -70,7 +72,9 @@ describe('damaged files', () => {
     await writeFile(join(repo.path, 'points', a.id, 'manifest.json'), '{"format": "vmbackup-restore-point", "vers');
     expect((await repo.listRestorePoints()).map((p) => p.id)).toEqual([b.id]);
     await expect(repo.openRestorePoint(a.id)).rejects.toMatchObject({exitCode: ExitCode.corrupt});
-    await expect(repo.gc()).rejects.toMatchObject({exitCode: ExitCode.corrupt});
+    // GC keeps going: the damaged point's chunks are kept (from its index), the point is named.
+    const gc = await repo.gc();
+    expect(gc.damaged.map((d) => d.restorePoint)).toEqual([a.id]);
   });
 });
 
