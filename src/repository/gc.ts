@@ -34,6 +34,8 @@ import {createHash} from 'node:crypto';
 export const DEFAULT_SAFETY_MARGIN_MS = 5 * 60_000;
 /** File times come from the kernel's coarse clock, which may lag Date.now() by a few ms. */
 const CLOCK_SLACK_MS = 1000;
+/** A writer journal holds one 65-byte line per new chunk: 64 MiB is a million chunks. */
+const MAX_JOURNAL_BYTES = 64 << 20;
 
 /**
  * Marked chunks are kept by their first 8 bytes: half the memory of full ids, and a collision
@@ -181,6 +183,17 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   }
   result.referencedChunks = marked.size;
 
+  // The chunks failed or dead writers stored (their journals): known to be nobody's but theirs
+  // unless a restore point references them (marked) or a live writer touched them since its
+  // start, so they go without the safety margin's wait (which guards writers GC cannot see).
+  const journals = (await listDir(writersDir)).filter((n) => n.endsWith('.chunks') && !live.has(n.slice(0, -'.chunks'.length)));
+  const orphaned = new Set<string>();
+  for (const name of journals) {
+    const text = await readFileCapped(join(writersDir, name), MAX_JOURNAL_BYTES, 'writer journal').catch(() => undefined);
+    for (const line of text?.toString('latin1').split('\n') ?? []) if (CHUNK_NAME.test(line)) orphaned.add(markKey(line));
+  }
+  const deadCutoff = Math.min(gcStart, oldest) - CLOCK_SLACK_MS;
+
   // 3. Sweep (not when a restore point's chunks could not all be known: they might be swept).
   if (result.sweepSkipped) {
     progress({phase: 'sweep', done: 1, total: 1});
@@ -200,7 +213,8 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
           present++;
           continue;
         }
-        await sweepChunk(path, cutoff, result);
+        const key = markKey(name);
+        await sweepChunk(path, orphaned.has(key) ? Math.max(cutoff, deadCutoff) : cutoff, result);
       } else if (name.includes(TEMP_MARK)) {
         if (await recoverAside(ctx, dir, name, marked, result)) continue;
         const t = await mtimeMs(path);
@@ -221,6 +235,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     }
   }
   progress({phase: 'sweep', done: prefixes.length, total: prefixes.length});
+  for (const name of journals) await unlink(join(writersDir, name)).catch(() => undefined);
   // Leftovers of writers killed while writing their registration or manifest.
   for (const dir of [writersDir, pointsDir]) {
     for (const name of await listDir(dir)) {

@@ -9,6 +9,7 @@
  *   points/<id>/disk-<N>.idx          one index per disk
  *   points/<id>/protected             marker: prune never removes this restore point
  *   writers/<id>.json                 a running writer's registration (pid, start time)
+ *   writers/<id>.chunks               the ids of the chunks it stored new (GC's fast path)
  *   locks/vm-<hash>.lock, gc.lock     lock files (owner pid and start time inside)
  */
 import {createHash} from 'node:crypto';
@@ -63,6 +64,14 @@ export function gcLockPath(root: string): string {
 
 export function writerPath(root: string, id: string): string {
   return join(root, WRITERS_DIR, `${id}.json`);
+}
+
+/**
+ * The ids of the chunks a writer stored new, one hex id a line: when the writer fails or dies,
+ * GC frees those that no restore point references at once, without the safety margin's wait.
+ */
+export function writerJournalPath(root: string, id: string): string {
+  return join(root, WRITERS_DIR, `${id}.chunks`);
 }
 
 /** A chunk file name is exactly 64 lowercase hex digits. */

@@ -16,7 +16,7 @@
  * A crash anywhere before 5 leaves a directory without a manifest: invisible, removed by GC.
  */
 import {createHash} from 'node:crypto';
-import {mkdir, rm, unlink} from 'node:fs/promises';
+import {appendFile, mkdir, rm, unlink} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ExitCode, UserError} from '../util/errors.js';
 import {ZERO_ID} from './chunk-file.js';
@@ -25,7 +25,7 @@ import type {RepoContext} from './context.js';
 import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {isValidName} from './names.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
-import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerPath, WRITERS_DIR} from './layout.js';
+import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerJournalPath, writerPath, WRITERS_DIR} from './layout.js';
 import {type Lock, selfOwner} from './lock.js';
 import {MANIFEST_FORMAT, MANIFEST_VERSION, serializeManifest, summarize} from './manifest.js';
 import type {
@@ -239,11 +239,33 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     // Let chunk writes in flight settle so no temp file is created after we clean up.
     await Promise.allSettled([...this.inflight]);
     await rm(this.dir, {recursive: true, force: true}).catch(() => undefined);
-    await this.release();
+    // The journal stays: GC frees the chunks this failed backup stored, once nothing needs them.
+    await this.flushJournal().catch(() => undefined);
+    await this.release({keepJournal: true});
   }
 
-  private async release(): Promise<void> {
+  private readonly journal: string[] = [];
+  private journalWrite: Promise<void> = Promise.resolve();
+
+  /** Notes a chunk this writer stored new (see writerJournalPath). */
+  noteNewChunk(hex: string): void {
+    this.journal.push(hex);
+  }
+
+  /** Appends the noted ids to the journal (no fsync: a lost line only means GC waits its margin). */
+  flushJournal(): Promise<void> {
+    if (this.journal.length === 0) return this.journalWrite;
+    const lines = `${this.journal.splice(0).join('\n')}\n`;
+    this.journalWrite = this.journalWrite.then(() => appendFile(writerJournalPath(this.ctx.root, this.id), lines, {mode: 0o600}));
+    return this.journalWrite;
+  }
+
+  private async release(opts: {keepJournal?: boolean} = {}): Promise<void> {
     await unlink(writerPath(this.ctx.root, this.id)).catch(() => undefined);
+    if (!opts.keepJournal) {
+      await this.journalWrite.catch(() => undefined);
+      await unlink(writerJournalPath(this.ctx.root, this.id)).catch(() => undefined);
+    }
     await this.vmLock.release();
   }
 }
@@ -349,6 +371,7 @@ class DiskWriterImpl implements DiskWriter {
         );
       }
       const results = await Promise.allSettled(stores);
+      await this.rp.flushJournal().catch(() => undefined);
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
     } finally {
@@ -369,6 +392,7 @@ class DiskWriterImpl implements DiskWriter {
     this.rp.recentNew.add(hex);
     if (this.rp.recentNew.size > RECENT_NEW) this.rp.recentNew.delete(this.rp.recentNew.values().next().value as string);
     this.rp.dirtyDirs.add(r.dir);
+    this.rp.noteNewChunk(hex);
     if (r.newDir) this.rp.newPrefixDirs = true;
     this.stats.newChunks++;
     this.stats.newPlainBytes += length;
