@@ -37,7 +37,7 @@ function targetFrom(values: Record<string, unknown>): RestoreTarget {
     return {mode: 'disks-to-files', directory: values['to-files'], format};
   }
   if (typeof values['as-vm'] === 'string') {
-    return {mode: 'vm', name: values['as-vm'], host: values['target-host'] as string | undefined, cluster: values.cluster as string | undefined, storage, overwrite: values.overwrite === true};
+    return {mode: 'vm', name: values['as-vm'], host: values['target-host'] as string | undefined, cluster: values.cluster as string | undefined, storage, overwrite: values.overwrite === true, removeReplaced: values['remove-replaced'] === true};
   }
   return {mode: 'disks-to-vm', vmId: values['to-vm'] as string, storage};
 }
@@ -48,7 +48,7 @@ export const restore: Command = {
   usage: '--repo <path> (--restore-point <id> | --vm <name>) (--to-files <dir> [--format qcow2|raw] | --as-vm <name> | --to-vm <vm id>) [--disk <key>]... [platform options]',
   help:
     `What:\n  --restore-point ID      a restore point (see 'vmbackup repo list')\n  --vm NAME               the newest restore point of that VM (also a VM that no longer exists)\n  --disk KEY              only this disk (repeatable); a libvirt VM's UEFI variables are\n                          the disk 'nvram' (with --to-vm only restored when named)\n\n` +
-    `Where to:\n  --to-files DIR          image files on this machine (--format qcow2, the default, or raw)\n  --as-vm NAME            a whole VM under a new name (new UUID/ids, new MACs)\n      [--storage DIR|DOMAIN] [--target-host NAME] [--cluster NAME] [--overwrite]\n  --to-vm VMID            attach the disks to an existing VM\n\n` +
+    `Where to:\n  --to-files DIR          image files on this machine (--format qcow2, the default, or raw)\n  --as-vm NAME            a whole VM under a new name (new UUID/ids, new MACs)\n      [--storage DIR|DOMAIN] [--target-host NAME] [--cluster NAME] [--overwrite [--remove-replaced]]\n  --to-vm VMID            attach the disks to an existing VM\n\n` +
     `${platformHelp}\n  (--to-files needs no platform: it uses qemu-img and qemu-nbd on this machine.)\n\n` +
     `Examples:\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --to-files /var/tmp/restore\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --host local --as-vm web01-restored --storage /var/lib/libvirt/images`,
   options: {
@@ -65,6 +65,7 @@ export const restore: Command = {
     'target-host': {type: 'string'},
     cluster: {type: 'string'},
     overwrite: {type: 'boolean'},
+    'remove-replaced': {type: 'boolean'},
   },
   async run(ctx, values) {
     if (typeof values.repo !== 'string') throw new UserError('Missing --repo <path>.', {exitCode: ExitCode.usage});
@@ -98,6 +99,7 @@ export const restore: Command = {
           `✔ Restored ${Object.keys(result.disks).length} disk(s) of ${rp.vmName}: ${formatBytes(written)} written in ${formatDuration(performance.now() - started)}`,
           ...(result.vmName ? [`  VM: ${result.vmName}${result.vmId ? ` (${result.vmId})` : ''}`] : []),
           ...(result.files ?? []).map((f) => `  file: ${f}`),
+          ...(result.replacedFiles ?? []).map((f) => `  kept: ${f} (the replaced VM's image; remove it once the restored VM is checked, or use --remove-replaced)`),
         ].join('\n'),
       );
     } finally {

@@ -27,7 +27,7 @@ export interface RestoreRequest {
   restorePointId: string;
   repository: string;
   target:
-    | {kind: 'original'}
+    | {kind: 'original'; removeReplaced?: boolean}
     | {kind: 'new'; connection?: string; name: string; host?: string; cluster?: string; storageDomain?: string}
     | {kind: 'existing-vm'; vmId: string}
     | {kind: 'files'; directory: string; format?: 'qcow2' | 'raw'};

@@ -49,7 +49,7 @@ export interface RestorePointInfo {
 const INVENTORY_WAIT_MS = 5000;
 
 export type RestoreRequestTarget =
-  | {kind: 'original'}
+  | {kind: 'original'; removeReplaced?: boolean}
   | {kind: 'new'; name: string; host?: string; cluster?: string; storageDomain?: string}
   | {kind: 'existing-vm'; vmId: string}
   | {kind: 'files'; directory: string; format?: 'qcow2' | 'raw'};
@@ -77,7 +77,8 @@ export function parseRestoreRequest(input: unknown): RestoreRequest {
   let target: RestoreRequestTarget;
   switch (t.kind) {
     case 'original':
-      target = {kind: 'original'};
+      if (t.removeReplaced !== undefined && typeof t.removeReplaced !== 'boolean') throw bad('target.removeReplaced', 'true or false');
+      target = {kind: 'original', ...(t.removeReplaced === true ? {removeReplaced: true} : {})};
       break;
     case 'new':
       if (typeof t.name !== 'string' || !t.name.trim()) throw bad('target.name', 'give the new VM a name');
@@ -106,7 +107,7 @@ function str(v: unknown): string | undefined {
 export function toRestoreTarget(t: RestoreRequestTarget, vmName: string): RestoreTarget {
   switch (t.kind) {
     case 'original':
-      return {mode: 'vm', name: vmName, overwrite: true};
+      return {mode: 'vm', name: vmName, overwrite: true, ...(t.removeReplaced ? {removeReplaced: true} : {})};
     case 'new':
       return {mode: 'vm', name: t.name, host: t.host, cluster: t.cluster, storage: t.storageDomain};
     case 'existing-vm':

@@ -30,6 +30,8 @@ export interface RestoreVmResult {
   vmId?: string;
   vmName?: string;
   files?: string[];
+  /** A replaced VM's disk images that were kept (restore over the original without removing them). */
+  replacedFiles?: string[];
   disks: Record<string, {size: number; writtenBytes: number; zeroBytes: number; durationMs: number}>;
   events: SessionEvent[];
 }

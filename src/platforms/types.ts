@@ -167,6 +167,8 @@ export type RestoreTarget =
       storage?: string;
       /** Replace the original VM instead of creating a new one (it must not be running). */
       overwrite?: boolean;
+      /** With overwrite: delete the replaced VM's disk images once the new definition is in place (else they are kept and named). */
+      removeReplaced?: boolean;
     }
   /** Chosen disks attached to an existing VM. */
   | {mode: 'disks-to-vm'; vmId: string; storage?: string}
@@ -180,7 +182,8 @@ export type RestoreTarget =
  */
 export interface VmRestore {
   readonly sinks: DiskSink[];
-  finish(): Promise<{vmId?: string; vmName?: string; files?: string[]}>;
+  /** `replacedFiles`: a replaced VM's disk images that were kept (overwrite without removeReplaced). */
+  finish(): Promise<{vmId?: string; vmName?: string; files?: string[]; replacedFiles?: string[]}>;
   abort(): Promise<void>;
 }
 

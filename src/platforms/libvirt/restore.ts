@@ -96,7 +96,7 @@ export async function openLibvirtRestore(
   let runner: CommandRunner;
   let host: LibvirtHost | undefined;
   let planned: Planned[];
-  let finishStep: (files: string[]) => Promise<{vmId?: string; vmName?: string; files?: string[]}>;
+  let finishStep: (files: string[]) => Promise<{vmId?: string; vmName?: string; files?: string[]; replacedFiles?: string[]}>;
 
   if (target.mode === 'disks-to-files') {
     runner = platform.localRunner;
@@ -154,6 +154,7 @@ export async function openLibvirtRestore(
       }
     }
     const original = parseDomainXml(xml);
+    let replacedImages: string[] = [];
     const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
     planned = disks.map((d) => {
       const src = original.disks.find((x) => x.target === d.key);
@@ -195,8 +196,12 @@ export async function openLibvirtRestore(
       try {
         await h.writeFile(join(dir, 'domain.xml'), withUuid);
         if (replaceUuid) {
+          // The replaced VM's image files (not the ones this restore wrote): kept and named, or removed when asked.
+          const oldXml = (await h.virsh(['dumpxml', replaceUuid, '--inactive'])).stdout;
+          replacedImages = parseDomainXml(oldXml)
+            .disks.filter((x) => x.type === 'file' && x.sourcePath && !planned.some((p) => p.path === x.sourcePath))
+            .map((x) => x.sourcePath!);
           await h.virsh(['undefine', replaceUuid, '--checkpoints-metadata', '--nvram']);
-          opts.log({severity: 'info', code: 'vm-replaced', message: `VM ${target.name} was replaced; its old disk images were left in place`, vm: target.name});
         }
         // After the undefine (which removes the old varstore), before the define that names it.
         const written = await writeNvram();
@@ -207,7 +212,20 @@ export async function openLibvirtRestore(
       }
       const vmId = (await h.virsh(['domuuid', target.name])).stdout.trim();
       opts.log({severity: 'info', code: 'vm-defined', message: `VM ${target.name} defined on ${h.name} (${vmId})`, vm: target.name});
-      return {vmId, vmName: target.name, files};
+      if (replaceUuid && replacedImages.length > 0) {
+        if (target.removeReplaced) {
+          for (const path of replacedImages) await h.run(['rm', '-f', '--', path]);
+          opts.log({severity: 'info', code: 'vm-replaced', message: `VM ${target.name} was replaced; its old disk images were removed: ${replacedImages.join(', ')}`, vm: target.name});
+        } else {
+          opts.log({
+            severity: 'warning',
+            code: 'vm-replaced',
+            message: `VM ${target.name} was replaced; its old disk images are still on ${h.name} and take space: ${replacedImages.join(', ')} (remove them once the restored VM is checked)`,
+            vm: target.name,
+          });
+        }
+      }
+      return {vmId, vmName: target.name, files, ...(replacedImages.length && !target.removeReplaced ? {replacedFiles: replacedImages} : {})};
     };
   } else {
     host = await locateDomain(platform.hosts, target.vmId);

@@ -133,13 +133,26 @@ describe('libvirt adapter, restore', () => {
     expect((other as UserError).message).toContain(`is not the VM this restore point was taken of: its UUID is ${vmId}, the backed-up VM's was ${source.vmId}`);
     expect(await virsh('domuuid', name)).toContain(vmId!);
 
-    const again = await platform.openRestore(ofIt, {mode: 'vm', name, storage: dir, overwrite: true}, {log: () => {}});
-    for (const sink of again.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
-    const out = await again.finish();
+    const before = [...(await virsh('dumpxml', vmId!, '--inactive')).matchAll(/<source file='([^']+)'/g)].map((m) => m[1]!);
+    const events: {code: string; message: string}[] = [];
+    const again2 = await platform.openRestore(ofIt, {mode: 'vm', name, storage: dir, overwrite: true}, {log: (e) => events.push(e)});
+    for (const sink of again2.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
+    const out = await again2.finish();
     expect(out.vmId).toBe(vmId);
     const xml = await virsh('dumpxml', vmId!, '--inactive');
     expect(xml).toContain(`<target dev='vda'`);
     expect(xml).toContain(`<target dev='vdb'`);
+    // The replaced VM's images are kept and named (they take space), never silently left.
+    expect(out.replacedFiles).toEqual(before);
+    for (const f of before) expect(existsSync(f)).toBe(true);
+    expect(events.find((e) => e.code === 'vm-replaced')?.message).toContain(before[0]!);
+    // Asked to, a replacement removes them once the new definition is in place.
+    const current = [...xml.matchAll(/<source file='([^']+)'/g)].map((m) => m[1]!);
+    const third = await platform.openRestore(ofIt, {mode: 'vm', name, storage: dir, overwrite: true, removeReplaced: true}, {log: () => {}});
+    for (const sink of third.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
+    const done = await third.finish();
+    expect(done.replacedFiles).toBeUndefined();
+    for (const f of current) expect(existsSync(f)).toBe(false);
   });
 
   it('attaches restored disks to an existing VM under free targets', async () => {
