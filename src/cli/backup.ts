@@ -35,8 +35,13 @@ export const backup: Command = {
         await platform.cleanupLeftovers((e) => ctx.out.info(`cleaned up: ${e.message}`));
       }
       const vm = await findVm(platform, values.vm);
+      // Only this repository is known here: retire the checkpoint its newest restore point built
+      // on (the new one supersedes it) and leave the appliance's other checkpoints alone, which
+      // another repository (a daemon job) may still build on.
+      const base = (await repository.listRestorePoints({vmId: vm.id})).at(-1)?.checkpoint?.id;
       const result = await backupVm({
         signal: stop.signal,
+        keepCheckpoint: (id) => id !== base,
         platform,
         repository,
         vmId: vm.id,

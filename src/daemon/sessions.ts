@@ -13,7 +13,7 @@ import {randomBytes} from 'node:crypto';
 import type {Clock} from '../notify/clock.js';
 import type {JobConfig} from '../config/schema.js';
 import type {ConfigStore} from '../config/store.js';
-import {backupVm, message} from '../engine/backup-vm.js';
+import {backupVm, checkpointsNeededElsewhere, message} from '../engine/backup-vm.js';
 import type {EngineEvent} from '../engine/events.js';
 import type {SessionEvent} from '../platforms/types.js';
 import {ExitCode, UserError} from '../util/errors.js';
@@ -210,6 +210,22 @@ export class SessionManager {
   }
 
   /**
+   * The checkpoints of `vmId` that repositories other than `repositoryId` build on: the backup
+   * keeps them (a VM in two jobs stays incremental in both). A repository that cannot be opened
+   * keeps every checkpoint.
+   */
+  private async neededElsewhere(repositoryId: string, vmId: string): Promise<(id: string) => boolean> {
+    const others = [];
+    for (const r of this.deps.store.list('repositories')) {
+      if (r.id === repositoryId) continue;
+      const repo = await this.deps.resources.repository(r.id).catch(() => undefined);
+      if (!repo) return () => true;
+      others.push(repo);
+    }
+    return checkpointsNeededElsewhere(others, vmId);
+  }
+
+  /**
    * The job's VMs from a fresh inventory. When the inventory cannot be read (one broken VM on a
    * host can fail it) and the job picks VMs only by id, those are backed up anyway: the platform
    * finds each VM by id when it opens the backup.
@@ -255,7 +271,9 @@ export class SessionManager {
       row.startedAt = new Date().toISOString();
       this.publish(record);
       const platform = this.deps.resources.platform(job.source.connection);
+      const keepCheckpoint = await this.neededElsewhere(job.repository, vm.id);
       const result = await backupVm({
+        keepCheckpoint,
         platform,
         repository: repo,
         vmId: vm.id,

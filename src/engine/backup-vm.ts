@@ -37,6 +37,26 @@ export interface BackupVmOptions {
   throttle?: (bytes: number) => Promise<void>;
   signal?: AbortSignal;
   onEvent?: EventSink;
+  /** Checkpoints other repositories still build on (see BackupOptions.keepCheckpoint, checkpointsNeededElsewhere). */
+  keepCheckpoint?: (id: string) => boolean;
+}
+
+/**
+ * The checkpoints that the newest restore point of `vmId` in each of `others` (repositories other
+ * than the one being written) recorded: those repositories' next backups build on them. When a
+ * repository cannot be read, every checkpoint is kept (its need cannot be known).
+ */
+export async function checkpointsNeededElsewhere(others: readonly Repository[], vmId: string): Promise<(id: string) => boolean> {
+  const needed = new Set<string>();
+  for (const repo of others) {
+    try {
+      const newest = (await repo.listRestorePoints({vmId})).filter((p) => p.checkpoint).at(-1);
+      if (newest?.checkpoint) needed.add(newest.checkpoint.id);
+    } catch {
+      return () => true;
+    }
+  }
+  return (id) => needed.has(id);
 }
 
 export interface VmBackupResult {
@@ -92,6 +112,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       disks: opts.disks,
       guestConsistency: opts.guestConsistency,
       dataPath: opts.dataPath,
+      ...(opts.keepCheckpoint ? {keepCheckpoint: opts.keepCheckpoint} : {}),
       log,
     };
     backup = await platform.openBackup(vmId, backupOpts);

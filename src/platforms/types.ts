@@ -121,6 +121,13 @@ export interface BackupOptions {
    * appliance's own worker through the proxy. Default 'host'.
    */
   dataPath?: 'host' | 'proxy';
+  /**
+   * Checkpoints another repository still builds on (its newest restore point of this VM): when
+   * the backup completes, the platform retires the appliance's older checkpoints except these,
+   * so a VM backed up by two jobs into two repositories stays incremental in both. Without it,
+   * every older checkpoint of the appliance's goes.
+   */
+  keepCheckpoint?: (id: string) => boolean;
   log: Logger;
 }
 

@@ -155,11 +155,11 @@ async function inUse(host: DomainDetails['host'], uuid: string, vm: string, deta
 async function dropOlderOwnBitmaps(d: DomainDetails, paths: string[], keep: string, opts: BackupOptions): Promise<void> {
   const {host} = d;
   for (const name of await listCheckpoints(host, d.info.uuid)) {
-    if (name !== keep && host.naming.isOwn(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
+    if (name !== keep && host.naming.isOwn(name) && !opts.keepCheckpoint?.(name)) await deleteCheckpoint(host, d.info.uuid, name, {metadataOnly: true});
   }
   for (const path of paths) {
     for (const b of (await imageInfo(host.runner, path, {shared: false, format: 'qcow2'})).bitmaps) {
-      if (b.name !== keep && host.naming.isOwn(b.name)) {
+      if (b.name !== keep && host.naming.isOwn(b.name) && !opts.keepCheckpoint?.(b.name)) {
         await host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', path, b.name]);
         opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older bitmap ${b.name} removed from ${path}`, vm: d.info.name});
       }

@@ -163,7 +163,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
       // Older checkpoints of ours only: each one is a bitmap that every guest write updates.
       afterComplete: async () => {
         for (const name of await listCheckpoints(host, uuid)) {
-          if (name !== checkpoint && host.naming.isOwn(name)) {
+          if (name !== checkpoint && host.naming.isOwn(name) && !opts.keepCheckpoint?.(name)) {
             await deleteCheckpoint(host, uuid, name).catch(async () => deleteCheckpoint(host, uuid, name, {metadataOnly: true}));
             opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older checkpoint ${name} deleted`, vm});
           }

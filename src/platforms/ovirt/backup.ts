@@ -270,7 +270,11 @@ class OvirtVmBackup implements VmBackup {
     try {
       const chain = list(await client.get(`/vms/${this.vm.id}/checkpoints`), 'checkpoint');
       const at = chain.findIndex((c) => str(c.id) === keep);
-      const older = (at < 0 ? [] : chain.slice(0, at)).filter((c) =>
+      const candidates = at < 0 ? [] : chain.slice(0, at);
+      // The engine removes checkpoints from the root of the chain only: stop at the first one
+      // another repository still builds on, which keeps it and everything after it.
+      const needed = candidates.findIndex((c) => this.opts.keepCheckpoint?.(str(c.id) ?? '') === true);
+      const older = (needed < 0 ? candidates : candidates.slice(0, needed)).filter((c) =>
         this.ctx.ownership.owns(c.description) || str(c.id) === this.opts.baseCheckpoint?.id);
       for (const c of older) await deleteCheckpoint(client, this.vm.id, str(c.id)!, poll);
     } catch (err) {
