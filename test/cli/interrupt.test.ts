@@ -43,6 +43,19 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The real `vmbackup` CLI (a child process) with this file's scratch directory on the host. */
+function cli(args: string[]) {
+  return execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    reject: false,
+    env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
+    stdin: 'ignore',
+  });
+}
+
+const backupOf = (vm: TestVm, ...extra: string[]) => cli(['backup', '--host', 'local', '--vm', vm.name, '--repo', repo.path, ...extra]);
+
+
 async function jobActive(uuid: string): Promise<boolean> {
   return /Job type:\s+Unbounded/.test(await virsh('domjobinfo', uuid).catch(() => ''));
 }
@@ -55,16 +68,11 @@ async function interrupted(vm: TestVm, sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP', sta
   // Hold the VM's repository lock: the backup opens its job on the host, then waits for it.
   const holder = await repo.beginRestorePoint({vmId: vm.uuid, vmName: vm.name, platform: 'libvirt'});
   try {
-    const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', vm.name, '--repo', repo.path], {
-      cwd: ROOT,
-      reject: false,
-      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-      stdin: 'ignore',
-    });
+    const child = backupOf(vm!);
     for (let i = 0; i < 600 && !(await started()); i++) await sleep(50);
     expect(await started(), 'the backup did not reach the host').toBe(true);
-    cli.kill(sig);
-    const r = await cli;
+    child.kill(sig);
+    const r = await child;
     return r;
   } finally {
     await holder.abort();
@@ -95,24 +103,16 @@ describe('vmbackup backup stopped by a signal', () => {
   it('kill -9 leaves the job; the next CLI run finds it, cleans it up, and backs up', async () => {
     const holder = await repo.beginRestorePoint({vmId: running!.uuid, vmName: running!.name, platform: 'libvirt'});
     try {
-      const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
-        cwd: ROOT,
-        reject: false,
-        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-      });
+      const child = backupOf(running!);
       for (let i = 0; i < 600 && !(await jobActive(running!.uuid)); i++) await sleep(50);
-      cli.kill('SIGKILL');
-      await cli;
+      child.kill('SIGKILL');
+      await child;
     } finally {
       await holder.abort();
     }
     expect(await jobActive(running!.uuid)).toBe(true);
     expect((await readdir(scratch)).length).toBe(1);
-    const next = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
-      cwd: ROOT,
-      reject: false,
-      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-    });
+    const next = await backupOf(running!);
     expect(next.exitCode, next.stderr).toBe(0);
     expect(next.stdout + next.stderr).toContain('aborted a leftover backup job');
     expect(await jobActive(running!.uuid)).toBe(false);
@@ -123,11 +123,7 @@ describe('vmbackup backup stopped by a signal', () => {
     const holder = await repo.beginRestorePoint({vmId: running!.uuid, vmName: running!.name, platform: 'libvirt'});
     let released = false;
     try {
-      const cli = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
-        cwd: ROOT,
-        reject: false,
-        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-      });
+      const child = backupOf(running!);
       for (let i = 0; i < 600 && !(await jobActive(running!.uuid)); i++) await sleep(50);
       const events: string[] = [];
       await new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: scratch}).cleanupLeftovers((e) => events.push(e.code));
@@ -135,7 +131,7 @@ describe('vmbackup backup stopped by a signal', () => {
       expect(await jobActive(running!.uuid)).toBe(true);
       await holder.abort();
       released = true;
-      const r = await cli;
+      const r = await child;
       expect(r.exitCode, r.stderr).toBe(0);
     } finally {
       if (!released) await holder.abort();
@@ -145,13 +141,21 @@ describe('vmbackup backup stopped by a signal', () => {
 
   it('after all that, a backup of each VM succeeds at once', async () => {
     for (const vm of [running!, off!]) {
-      const r = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', vm.name, '--repo', repo.path], {
-        cwd: ROOT,
-        reject: false,
-        env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-      });
+      const r = await backupOf(vm!);
       expect(r.exitCode, r.stderr).toBe(0);
+      // The VMs' disks are empty: no absurd dedup ratio ("dedup 324009984x") for nothing stored.
+      expect(r.stdout).toContain('nothing new to store');
+      expect(r.stdout).not.toMatch(/dedup \d/);
     }
+  });
+});
+
+describe('messages that say what is wrong', () => {
+  it('a missing SSH key file is named, before anything connects', async () => {
+    const r = await cli(['backup', '--host', 'root@127.0.0.1', '--identity', join(dir, 'no-such-key'), '--vm', 'web', '--repo', repo.path]);
+    expect(r.exitCode).toBe(ExitCode.notFound);
+    expect(r.stderr).toContain(`The SSH key file ${join(dir, 'no-such-key')} does not exist.`);
+    expect(r.stderr).toContain('--identity');
   });
 });
 
@@ -159,11 +163,7 @@ describe('an active full after silent damage', () => {
   it('re-checks the chunks it would reuse, writes damaged ones again, says so (text and --json), and restores', async () => {
     // A restore point with data, then one of its chunks damaged in silence.
     await guestWrite(running!, 'vda', 'write -P 0x6b 0 2M');
-    const first = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path], {
-      cwd: ROOT,
-      reject: false,
-      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-    });
+    const first = await backupOf(running!);
     expect(first.exitCode, first.stderr).toBe(0);
     const [point] = (await repo.listRestorePoints({vmId: running!.uuid})).slice(-1);
     const reader = await repo.openRestorePoint(point!.id);
@@ -185,16 +185,12 @@ describe('an active full after silent damage', () => {
     raw[raw.length - 1]! ^= 0x5a;
     await writeFile(file, raw);
 
-    const r = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'backup', '--host', 'local', '--vm', running!.name, '--repo', repo.path, '--full', '--json'], {
-      cwd: ROOT,
-      reject: false,
-      env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},
-    });
+    const r = await backupOf(running!, '--full', '--json');
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as {healedChunks: number; restorePoint: {id: string}; warnings: {code: string}[]};
     expect(out.healedChunks).toBeGreaterThanOrEqual(1);
     expect(out.warnings.map((w) => w.code)).toContain('chunks-healed');
-    const restored = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'restore', '--repo', repo.path, '--restore-point', out.restorePoint.id, '--to-files', join(dir, 'healed')], {cwd: ROOT, reject: false});
+    const restored = await cli(['restore', '--repo', repo.path, '--restore-point', out.restorePoint.id, '--to-files', join(dir, 'healed')]);
     expect(restored.exitCode, restored.stderr).toBe(0);
     // The damaged copy was set aside under verify's quarantine name.
     expect((await readdir(join(repo.path, 'chunks', hex.slice(0, 2)))).some((f) => f.startsWith(`${hex}.bad`))).toBe(true);
