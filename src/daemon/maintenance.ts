@@ -23,7 +23,7 @@ import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
 import {buildSessionMail} from '../notify/policy.js';
-import type {RestorePointSummary, RetentionPolicy} from '../repository/index.js';
+import type {RestorePointSummary, RetentionPolicy, VerifyReport} from '../repository/index.js';
 import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
 import {toSessionReport} from './report.js';
@@ -184,10 +184,43 @@ export class Maintenance {
     const vms = [...new Set(points.filter((p) => damaged.has(p.id)).map((p) => p.vmId))];
     for (const vm of vms) this.marks.data.vms[vm] = {reason: `health check of repository ${repositoryId} found damaged data`, since: new Date().toISOString()};
     if (vms.length) await this.marks.write();
-    const problems = report.problems.length + report.indexProblems.length;
+    const problems = report.problems.length + report.indexProblems.length + report.manifestProblems.length;
     this.deps.log(report.ok ? 'info' : 'warn', `Health check of repository ${repositoryId}: ${report.ok ? 'no problems' : `${problems} problem(s); next backup of ${vms.length} VM(s) reads in full`}`);
     this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'verify', state: 'finished', detail: report.ok ? 'ok' : `${problems} problems`});
+    if (!report.ok) this.mailDamage(repositoryId, report, points.filter((p) => vms.includes(p.vmId)));
     return {ok: report.ok, vms, problems};
+  }
+
+  /**
+   * Damage found by a health check goes to the global recipients at once, with what it means and
+   * what the next backup does about it: an administrator must not learn of it at restore time.
+   */
+  private mailDamage(repositoryId: string, report: VerifyReport, affected: RestorePointSummary[]): void {
+    const email = this.deps.store.data.email;
+    if (!email || !this.deps.mail || email.recipients.length === 0) return;
+    const repoCfg = this.deps.store.list('repositories').find((r) => r.id === repositoryId);
+    const name = repoCfg?.name ?? repositoryId;
+    const vmNames = [...new Map(affected.map((p) => [p.vmId, p.vmName])).values()];
+    const lines = [
+      `The health check of repository ${name} (${repoCfg?.path ?? ''}) on ${hostname()} found damage.`,
+      '',
+      ...report.problems.map((p) => `- chunk ${p.chunk} is ${p.problem}: ${p.detail}${p.quarantinedTo ? ` (set aside as ${p.quarantinedTo})` : ''}; used by ${p.references.map((r) => `${r.vmName} ${r.disk} in ${r.restorePoint}`).join(', ')}`),
+      ...report.indexProblems.map((p) => `- the index of disk ${p.disk} in restore point ${p.restorePoint} is damaged: ${p.detail}`),
+      ...report.manifestProblems.map((p) => `- restore point ${p.restorePoint} cannot be read: ${p.detail}`),
+      '',
+      'What happens next:',
+      vmNames.length
+        ? `- the next backup of ${vmNames.join(', ')} reads every disk in full and writes the damaged data again, so the new restore point is good;`
+        : '- no VM needs a full backup for this;',
+      '- the restore points named above stay damaged: restore from a newer or older one;',
+      ...(report.manifestProblems.length ? [`- a restore point that cannot be read can be removed with "vmbackup repo forget ${repoCfg?.path ?? '<path>'} <id>" once you have checked it.`] : []),
+    ];
+    void this.deps.mail.enqueue({
+      to: email.recipients,
+      subject: `[vmbackup] ✖ Damage found in repository ${name}`,
+      text: `${lines.join('\n')}\n`,
+      headers: {'X-Vmbackup-Event': 'health-check-damage'},
+    });
   }
 }
 

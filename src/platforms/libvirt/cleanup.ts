@@ -32,13 +32,6 @@ export function backupJobSocket(xml: string): string | undefined {
 export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints | undefined, log: Logger): Promise<void> {
   const info = (message: string, code: string, vm?: string) => log({severity: 'info', code, message: `${host.name}: ${message}`, ...(vm ? {vm} : {})});
 
-  const domains = [];
-  for (const uuid of await listDomainUuids(host)) {
-    // A domain that disappears meanwhile (undefined by someone else) is simply not ours to clean.
-    const d = await describeDomain(host, uuid).catch(() => undefined);
-    if (d) domains.push(d);
-  }
-
   // Whether a session directory is a leftover: ours (this appliance's marker) and its process gone.
   const leases = new Map<string, Promise<boolean>>();
   const leftover = (dir: string): Promise<boolean> => {
@@ -64,7 +57,9 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     return first ? join(host.scratchDir, first) : undefined;
   };
 
-  // 1. Backup jobs whose NBD socket is in a leftover session directory of ours.
+  // Only inside a scratch directory that passes its owner and mode check, and only directories
+  // that carry the appliance's marker with a dead lease: nothing a local user planted there,
+  // nothing a live CLI run or another appliance uses, is acted on.
   const rootOk = await host.ensureScratchRoot().then(
     () => true,
     (err: unknown) => {
@@ -72,7 +67,27 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
       return false;
     },
   );
-  for (const d of rootOk ? domains : []) {
+  const ls = rootOk ? await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true}) : undefined;
+  const leftoverDirs: string[] = [];
+  for (const entry of ls?.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
+    const dir = join(host.scratchDir, entry);
+    if (!/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
+    if ((await host.run(['test', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
+    if (await leftover(dir)) leftoverDirs.push(dir);
+  }
+  // Nothing left over and no checkpoint work (the CLI's case): no need to look at every domain.
+  if (leftoverDirs.length === 0 && !trusted) return;
+
+  const domains = [];
+  for (const uuid of await listDomainUuids(host)) {
+    // A domain that disappears meanwhile (undefined by someone else) is simply not ours to clean.
+    const d = await describeDomain(host, uuid).catch(() => undefined);
+    if (d) domains.push(d);
+  }
+
+
+  // 1. Backup jobs whose NBD socket is in a leftover session directory of ours.
+  for (const d of leftoverDirs.length > 0 ? domains : []) {
     if (d.state !== 'running' && d.state !== 'paused') continue;
     const job = await host.virsh(['backup-dumpxml', d.info.uuid], {allowFailure: true});
     const socket = job.exitCode === 0 ? backupJobSocket(job.stdout) : undefined;
@@ -82,16 +97,8 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     }
   }
 
-  // 2. Session directories: end their qemu-nbd exports (which hold image locks), then remove them.
-  // Only inside a scratch directory that passes its owner and mode check, and only directories
-  // that carry the appliance's marker with a dead lease: nothing a local user planted there,
-  // nothing a live CLI run or another appliance uses, is acted on.
-  const ls = rootOk ? await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true}) : undefined;
-  for (const entry of ls?.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
-    const dir = join(host.scratchDir, entry);
-    if (!/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
-    if ((await host.run(['test', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
-    if (!(await leftover(dir))) continue;
+  // 2. Leftover session directories: end their qemu-nbd exports (which hold image locks), then remove them.
+  for (const dir of leftoverDirs) {
     const pids = await host.run(['find', dir, '-name', '*.pid', '-type', 'f'], {allowFailure: true});
     for (const pidFile of pids.stdout.split('\n').filter((l) => l.trim() !== '')) {
       await stopByPidFile(host.runner, pidFile);
