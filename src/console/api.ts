@@ -63,6 +63,8 @@ export interface ConsoleApi {
   /** Appliance settings (GET /settings): the low-space threshold the dashboard warns at. */
   settings(): Promise<{lowSpacePercent?: number; [k: string]: unknown}>;
   restorePoints(repository: string): Promise<RestorePointInfo[]>;
+  /** Forgets one restore point (DELETE /repositories/:id/restore-points/:point); GC frees its space later. */
+  forgetRestorePoint(repository: string, id: string): Promise<{id: string; damaged: boolean}>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
@@ -133,6 +135,7 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     events: (fn, signal) => client.events(fn, signal),
     settings: () => client.settings(),
     restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
+    forgetRestorePoint: (r, id) => client.request('DELETE', `/repositories/${enc(r)}/restore-points/${enc(id)}`),
     startRestore: (req) => client.request('POST', '/restores', req),
     prune: (r) => client.prune(r),
     testEmail: async (to) => {

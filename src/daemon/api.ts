@@ -25,6 +25,7 @@
  *   POST /repositories/:id/verify | /gc
  *   POST /repositories/:id/prune         each job's retention on its VMs there → {ok, removed, kept, vms, unassigned}
  *   GET  /repositories/:id/restore-points
+ *   DELETE /repositories/:id/restore-points/:point[?force=1]   forgets one (admin) → {id, damaged}
  *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
  *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
@@ -202,6 +203,11 @@ export class ApiServer {
     this.on('GET', '/settings', async () => d.settings());
     this.on('PUT', '/settings', async (req) => d.setSettings(await readJson(req)));
     this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
+    // Forgetting a restore point is an admin's (GC frees its chunks later).
+    this.on('DELETE', '/repositories/:id/restore-points/:point', async (_q, _r, [id, point], url) => {
+      const repo = await d.resources.repository(id!);
+      return repo.forget(point!, {force: url.searchParams.get('force') === '1'});
+    });
     this.on(
       'POST',
       '/restores',

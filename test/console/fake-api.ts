@@ -153,6 +153,13 @@ export class FakeApi implements ConsoleApi {
   restorePoints(repository: string) {
     return this.call('restorePoints', [repository], () => this.points[repository] ?? []);
   }
+  /** As DELETE /repositories/:id/restore-points/:point: the point leaves the listing. */
+  forgetRestorePoint(repository: string, id: string) {
+    return this.call('forgetRestorePoint', [repository, id], () => {
+      this.points[repository] = (this.points[repository] ?? []).filter((p) => p.id !== id);
+      return {id, damaged: false};
+    });
+  }
   startRestore(req: unknown) {
     return this.call('startRestore', [req], () => ({id: 'r-1', state: 'running'}));
   }

@@ -55,6 +55,32 @@ describe('repositories', () => {
     expect(api.called('prune')[0]!.args).toEqual(['main']);
   });
 
+  it('forgets one restore point after a confirmation; "No" keeps it', async () => {
+    const api = seeded();
+    api.points.main = [
+      {id: 'web01-20261121t220000z-aaaaaa', vmId: 'vm-1', vmName: 'web01', time: '2026-11-21T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, storedBytes: 0, protected: false, platform: 'libvirt', disks: [{key: 'vda', name: 'web01.qcow2', size: 2 ** 30}]},
+      {id: 'web01-20261122t220000z-bbbbbb', vmId: 'vm-1', vmName: 'web01', time: '2026-11-22T22:00:00Z', type: 'incremental', sizeBytes: 2 ** 30, storedBytes: 0, protected: false, platform: 'libvirt', disks: [{key: 'vda', name: 'web01.qcow2', size: 2 ** 30}]},
+    ];
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('✔ main');
+    await r.press(KEY.enter);
+    await r.waitFor('Forget a restore point');
+    await r.press(KEY.down + KEY.down + KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('Forget which restore point?');
+    await r.press(KEY.enter);
+    let f = await r.waitFor('It can no longer be restored');
+    expect(f).toContain('Forget restore point web01-20261121t220000z-aaaaaa of web01');
+    await r.press(KEY.enter); // "No, keep it" is first
+    await r.waitFor('Forget which restore point?');
+    expect(api.called('forgetRestorePoint')).toEqual([]);
+    await r.press(KEY.enter);
+    await r.waitFor('It can no longer be restored');
+    await r.press(KEY.down + KEY.enter);
+    f = await r.waitFor('✔ Forgot restore point web01-20261121t220000z-aaaaaa.');
+    expect(api.called('forgetRestorePoint')[0]!.args).toEqual(['main', 'web01-20261121t220000z-aaaaaa']);
+    expect(api.points.main!.map((p) => p.id)).toEqual(['web01-20261122t220000z-bbbbbb']);
+  });
+
   it('prune on a daemon without the endpoint says so inline', async () => {
     const api = seeded();
     api.missing('prune', '/repositories/main/prune');

@@ -91,6 +91,7 @@ describe('roles', () => {
       ['PUT', '/email', {transport: 'sendmail', from: 'a@b.example'}],
       ['PUT', `/users/${OPERATOR}`, {role: 'admin'}],
       ['POST', '/repositories/r/prune', undefined],
+      ['DELETE', '/repositories/r/restore-points/web-20261206t000000z-abcdef', undefined],
       ['POST', '/restores', {restorePointId: 'x', repository: 'r', target: {kind: 'original'}}],
       ['POST', '/email/test', {transport: 'smtp', host: '127.0.0.1', from: 'a@b.example'}],
       ['PUT', '/settings', {lowSpacePercent: 1}],

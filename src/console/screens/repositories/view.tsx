@@ -7,7 +7,8 @@ import {Box, Text} from 'ink';
 import {useState} from 'react';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
-import {bytes} from '../../format.js';
+import {bytes, when} from '../../format.js';
+import type {RestorePointInfo} from '../../api.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
@@ -21,17 +22,31 @@ export function Repositories(props: ScreenProps) {
   const data = useLoad(() => api.status());
   const action = useAction();
   const [picked, setPicked] = useState<string | undefined>();
+  const [forgetting, setForgetting] = useState(false);
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const repos = data.data.repositories;
   const lines = repositoryLines(repos, props.width - 2, true);
   const repo = repos.find((r) => r.id === picked);
+  if (repo && forgetting) {
+    return (
+      <ForgetPoint
+        repository={repo.id}
+        height={props.height}
+        onDone={(message) => {
+          setForgetting(false);
+          if (message) data.reload();
+        }}
+      />
+    );
+  }
   if (repo) {
     const items = [
       {value: 'verify', label: 'Verify now', hint: 're-read every chunk (health check)'},
       {value: 'prune', label: 'Prune', hint: "apply the jobs' retention"},
       {value: 'gc', label: 'Garbage collection', hint: 'free space of unreferenced chunks'},
       {value: 'restore', label: 'Restore from this repository'},
+      {value: 'forget', label: 'Forget a restore point', hint: 'remove one (asks first)'},
       {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk'},
       {value: 'back', label: '← Back to the list'},
     ];
@@ -53,6 +68,7 @@ export function Repositories(props: ScreenProps) {
             else if (item.value === 'prune') void action.run('Pruning', () => api.prune(id), (v) => `Pruned${v.removed !== undefined ? ` ${v.removed} restore point(s)` : ''}.`);
             else if (item.value === 'gc') void action.run('Garbage collection', () => api.gc(id), () => 'Garbage collection finished.');
             else if (item.value === 'restore') nav({type: 'push', route: {name: 'restore', params: {repository: id}}});
+            else if (item.value === 'forget') setForgetting(true);
             else if (item.value === 'remove')
               void removeItem(action, api, 'repositories', id, 'Removed from the appliance.', () => {
                 setPicked(undefined);
@@ -89,4 +105,58 @@ export function Repositories(props: ScreenProps) {
 export function RepositoryAdd(props: ScreenProps) {
   const nav = useNavigate();
   return <RepositoryForm importing={props.params.import === '1'} onDone={() => nav({type: 'pop'})} />;
+}
+
+/** Pick one restore point, confirm, forget it. Esc-free: "← Back" and "No" leave without a change. */
+function ForgetPoint(props: {repository: string; height: number; onDone: (message?: string) => void}) {
+  const api = useApi();
+  const points = useLoad(() => api.restorePoints(props.repository));
+  const action = useAction();
+  const [chosen, setChosen] = useState<RestorePointInfo | undefined>();
+  if (points.error && !points.data) return <ErrorMessage error={points.error} />;
+  if (!points.data) return <Text color="cyan">… loading</Text>;
+  if (chosen) {
+    return (
+      <Box flexDirection="column">
+        <Text wrap="truncate-end">
+          Forget restore point {chosen.id} of {chosen.vmName} ({when(chosen.time)}, {chosen.type})?
+        </Text>
+        <Text wrap="truncate-end">It can no longer be restored. Other restore points are not affected; garbage collection frees its space.</Text>
+        <Select
+          key={`confirm:${chosen.id}`}
+          items={[
+            {value: 'no', label: 'No, keep it'},
+            {value: 'yes', label: 'Yes, forget it'},
+          ]}
+          onChoose={async (item) => {
+            if (item.value !== 'yes') return setChosen(undefined);
+            const r = await action.run('Forgetting', () => api.forgetRestorePoint(props.repository, chosen.id), () => `Forgot restore point ${chosen.id}.`);
+            if (r.ok) {
+              setChosen(undefined);
+              points.reload();
+            }
+          }}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
+  }
+  return (
+    <Box flexDirection="column">
+      <Text bold>Forget which restore point?</Text>
+      <Select
+        key="points"
+        items={[
+          ...points.data.map((p) => ({value: p.id, label: `${when(p.time)}  ${p.vmName}  ${p.type}${p.protected ? '  protected' : ''}`, hint: p.id})),
+          {value: '<back', label: '← Back'},
+        ]}
+        visible={Math.max(3, props.height - 4)}
+        onChoose={(item) => {
+          if (item.value === '<back') return props.onDone();
+          setChosen(points.data!.find((p) => p.id === item.value));
+        }}
+      />
+      <ActionMessage state={action.state} />
+    </Box>
+  );
 }
