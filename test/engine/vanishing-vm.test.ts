@@ -87,4 +87,19 @@ describe('backups the world interrupts', () => {
     expect((second!.error as Error).message).toMatch(new RegExp(`Another backup of VM ${vm.name} is running on this appliance \\(process \\d+\\)`));
     expect(first.status).toBe('success');
   });
+
+  it('a shut-off VM someone starts while its backup reads it: the start is refused by the image lock, the backup finishes, and the VM starts after', async () => {
+    const vm = await createTestVm(`vanish started ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 16}]);
+    vms.push(vm);
+    const nbdUp = async () => (await import('execa')).execa('pgrep', ['-f', `qemu-nbd.*${vm.disks[0]!.path}`], {reject: false}).then((p) => p.stdout.trim() !== '');
+    let startError = '';
+    const r = await heldBackup(vm, nbdUp, async () => {
+      startError = await virsh('start', vm.uuid).then(() => '', (e: Error) => e.message);
+    });
+    // QEMU needs the write lock that the backup's read-only export keeps from it (docs/libvirt-hosts.md).
+    expect(startError).toMatch(/lock/i);
+    expect(r.status).toBe('success');
+    await virsh('start', vm.uuid);
+    await virsh('destroy', vm.uuid);
+  });
 });

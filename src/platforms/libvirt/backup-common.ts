@@ -78,7 +78,7 @@ export function vmBackup(opts: {
   let finished = false;
   return {
     vm: {...inventory, disks: [...inventory.disks.filter((x) => opts.backedUp.includes(x.key)), ...(opts.extraDisks ?? [])]},
-    configuration: {kind: 'libvirt-domain-xml', text: opts.inactiveXml},
+    configuration: {kind: 'libvirt-domain-xml', text: withLiveOnlyDisks(opts.inactiveXml, opts.d.xml, opts.backedUp)},
     sources: opts.sources,
     checkpoint: opts.checkpoint,
     async complete() {
@@ -119,4 +119,24 @@ export function vmBackup(opts: {
       return err;
     },
   };
+}
+
+/**
+ * The persistent definition, plus the backed-up disks that exist only in the live one (attached
+ * with `attach-disk --live`, without --config): a restore as a new VM gets every disk whose data
+ * the restore point holds. Runtime-only parts of those <disk> elements (alias, source index) are
+ * dropped. Pure.
+ */
+export function withLiveOnlyDisks(inactiveXml: string, liveXml: string, backedUp: readonly string[]): string {
+  const target = (block: string) => /<target\s[^>]*dev=['"]([^'"]+)['"]/.exec(block)?.[1];
+  const persistent = new Set([...inactiveXml.matchAll(/<disk\b[\s\S]*?<\/disk>/g)].map((m) => target(m[0])));
+  const extra = [...liveXml.matchAll(/<disk\b[\s\S]*?<\/disk>/g)]
+    .map((m) => m[0])
+    .filter((block) => {
+      const dev = target(block);
+      return dev !== undefined && backedUp.includes(dev) && !persistent.has(dev);
+    })
+    .map((block) => block.replace(/\s*<alias\b[^>]*\/>/g, '').replace(/\s+index=(['"])\d+\1/g, ''));
+  if (extra.length === 0 || !inactiveXml.includes('</devices>')) return inactiveXml;
+  return inactiveXml.replace('</devices>', `${extra.map((b) => `  ${b}\n  `).join('')}</devices>`);
 }
