@@ -106,6 +106,29 @@ describe('oVirt backup', () => {
     expect(bed.sim.state.vmCheckpoints(vm.id).map((c) => c.id)).toEqual([inc.checkpoint!.id]);
   });
 
+  it('two repositories: a checkpoint another repository builds on is kept, so both stay incremental', async () => {
+    const vm = bed.sim.vm('web01');
+    const run = async (base: {id: string} | undefined, keep: string[]) => {
+      const b = await bed.platform.openBackup(vm.id, {...(base ? {baseCheckpoint: base} : {}), keepCheckpoint: (id) => keep.includes(id), log: bed.log});
+      for (const s of b.sources) await readSource(s);
+      await b.complete();
+      return b;
+    };
+    // Repository A: full, incremental. Repository B: full, keeping A's newest checkpoint.
+    const a1 = await run(undefined, []);
+    const a2 = await run(a1.checkpoint, []);
+    const b1 = await run(undefined, [a2.checkpoint!.id]);
+    expect(bed.sim.state.vmCheckpoints(vm.id).map((c) => c.id)).toContain(a2.checkpoint!.id);
+    // A again: still incremental from its own checkpoint, keeping B's; then B incremental too.
+    const a3 = await run(a2.checkpoint, [b1.checkpoint!.id]);
+    expect(a3.sources[0]!.incremental).toBe(true);
+    expect(bed.events.map((e) => e.code)).not.toContain('checkpoint-lost');
+    const b2 = await run(b1.checkpoint, [a3.checkpoint!.id]);
+    expect(b2.sources[0]!.incremental).toBe(true);
+    // The chain is pruned from its root only up to the first checkpoint still needed.
+    expect(bed.sim.state.vmCheckpoints(vm.id).map((c) => c.id)).toEqual([a3.checkpoint!.id, b2.checkpoint!.id]);
+  });
+
   it('an unknown base checkpoint (400, §4.2) becomes a full backup with a checkpoint-lost warning', async () => {
     const vm = bed.sim.vm('web01');
     const backup = await bed.platform.openBackup(vm.id, {baseCheckpoint: {id: '00000000-0000-4000-8000-000000000000'}, log: bed.log});
