@@ -150,6 +150,21 @@ describe('vmbackup backup stopped by a signal', () => {
   });
 });
 
+describe('the CLI and checkpoints of other repositories', () => {
+  it('a CLI backup into another repository leaves the first repository\'s checkpoint alone: both stay incremental', async () => {
+    const other = await createRepository(join(dir, 'other'), {chunkSize: 256 * 1024});
+    const intoOther = await cli(['backup', '--host', 'local', '--vm', running!.name, '--repo', other.path, '--json']);
+    expect(intoOther.exitCode, intoOther.stderr).toBe(0);
+    const back = await backupOf(running!, '--json');
+    expect(back.exitCode, back.stderr).toBe(0);
+    const out = JSON.parse(back.stdout) as {incremental: boolean; warnings: {code: string}[]};
+    expect(out.incremental).toBe(true);
+    expect(out.warnings.map((w) => w.code)).not.toContain('checkpoint-lost');
+    const again = JSON.parse((await cli(['backup', '--host', 'local', '--vm', running!.name, '--repo', other.path, '--json'])).stdout) as {incremental: boolean};
+    expect(again.incremental).toBe(true);
+  });
+});
+
 describe('messages that say what is wrong', () => {
   it('a missing SSH key file is named, before anything connects', async () => {
     const r = await cli(['backup', '--host', 'root@127.0.0.1', '--identity', join(dir, 'no-such-key'), '--vm', 'web', '--repo', repo.path]);
@@ -192,6 +207,11 @@ describe('an active full after silent damage', () => {
     expect(out.warnings.map((w) => w.code)).toContain('chunks-healed');
     const restored = await cli(['restore', '--repo', repo.path, '--restore-point', out.restorePoint.id, '--to-files', join(dir, 'healed')]);
     expect(restored.exitCode, restored.stderr).toBe(0);
+    // The human output says so too.
+    await writeFile(file, raw); // damage the chunk again (the full wrote a good copy)
+    const text = await backupOf(running!, '--full');
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/healed: \d+ damaged chunk\(s\) in the repository were set aside and written again/);
     // The damaged copy was set aside under verify's quarantine name.
     expect((await readdir(join(repo.path, 'chunks', hex.slice(0, 2)))).some((f) => f.startsWith(`${hex}.bad`))).toBe(true);
   });
