@@ -168,10 +168,22 @@ export class ImageioServer {
     begin();
     res.writeHead(partial ? 206 : 200, headers);
     const slices = ticket.image.slices(start, length);
+    // A removed ticket cancels this operation after its current write (state.ts dropTicket).
+    let canceled = false;
+    const abort = () => {
+      canceled = true;
+    };
+    (ticket.inflight ??= new Set()).add(abort);
     const pump = () => {
       for (;;) {
+        if (canceled) {
+          ticket.inflight?.delete(abort);
+          res.destroy();
+          return;
+        }
         const n = slices.next();
         if (n.done) {
+          ticket.inflight?.delete(abort);
           res.end(() => end(length));
           return;
         }
@@ -179,9 +191,15 @@ export class ImageioServer {
           res.once('drain', pump);
           return;
         }
+        if (this.state.faults.slowReadsMs) {
+          // Staggered responses (a test's "slow storage"): the next slice after a pause.
+          setTimeout(pump, this.state.faults.slowReadsMs);
+          return;
+        }
       }
     };
     res.on('close', () => {
+      ticket.inflight?.delete(abort);
       if (!res.writableFinished) end(0);
     });
     pump();

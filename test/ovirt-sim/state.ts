@@ -81,6 +81,8 @@ export interface SimTicket {
   sparse: boolean;
   ongoing: number;
   lastActivity: number;
+  /** Responses in flight: each stops after its current write when the ticket is removed. */
+  inflight?: Set<() => void>;
 }
 export interface SimTransfer {
   id: string;
@@ -110,6 +112,8 @@ export interface SimFaults {
   legacyJson: boolean;
   /** Drop backups and transfers as soon as they finish, like engines before 4.4.7 (gotcha 24). */
   dropFinished?: boolean;
+  /** Pause between the slices of a GET response (ms): reads stay in flight (slow storage). */
+  slowReadsMs?: number;
 }
 
 export class SimState {
@@ -355,8 +359,18 @@ export class SimState {
     return t;
   }
 
+  /**
+   * Removing a ticket cancels the operations in flight, as the real daemon does: Ticket.cancel()
+   * in ovirt-imageio (repository oVirt/ovirt-imageio, ovirt_imageio/_internal/auth.py, "Cancel
+   * ongoing operations ... Operations will be canceled once they complete the current I/O") and
+   * the AuthorizationError raised when such an operation ends; the response whose headers and
+   * part of whose body are already sent is cut short and its connection closed. Requests that
+   * arrive afterwards get 403 (Authorizer.authorize: "No such ticket").
+   */
   private dropTicket(t: SimTransfer): void {
-    if (t.ticket) this.tickets.delete(t.ticket.uuid);
+    if (!t.ticket) return;
+    this.tickets.delete(t.ticket.uuid);
+    for (const abort of t.ticket.inflight ?? []) abort();
   }
 
   transferAction(id: string, action: string): void {

@@ -130,9 +130,16 @@ export class OvirtDiskSource implements DiskSource {
       this.readsDone++;
       return buf;
     } catch (err) {
+      // The transfer this read used was replaced meanwhile (another read met the 403 first and
+      // recovered; the daemon cut this response short when the ticket went, and its retry found
+      // the old client closed): read again from the new transfer.
+      if (this.io !== io || this.recovering) {
+        await this.recovering;
+        return this.io.read(offset, length, into);
+      }
       if (!(err instanceof ImageioError && err.ticketGone)) throw err;
       // Several readers may hit the same 403: one recovery, shared.
-      if (this.io === io) this.recovering ??= this.recover().finally(() => (this.recovering = undefined));
+      this.recovering ??= this.recover().finally(() => (this.recovering = undefined));
       await this.recovering;
       return this.io.read(offset, length, into);
     }

@@ -75,6 +75,38 @@ describe('oVirt faults', () => {
     expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
   });
 
+  it('a transfer cancelled while reads are in flight and another starts: every read comes back right, from a new transfer', async () => {
+    bed = await startBed();
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
+    const src = b.sources[0]!;
+    // Slow storage: each response pauses between its 64 KiB slices, so reads stay in flight (and
+    // a cancelled one ends only after its current I/O, as the real daemon's do).
+    bed.sim.faults.slowReadsMs = 60;
+    const MiB = 2 ** 20;
+    // Three reads of different lengths on three of the four connections: they come back at
+    // different times.
+    const sizes = [2, 3, 4];
+    const reads = sizes.map((n, i) => src.read(i * 4 * MiB, n * 256 * 1024));
+    // Cancel the transfer once the daemon is sending all of them (the engine's inactivity clock
+    // or an administrator: either removes the ticket, and the daemon cuts the responses short
+    // after their current I/O).
+    while (bed.sim.imageioLog.filter((l) => l.op === 'GET').length < 3) await new Promise((r) => setTimeout(r, 5));
+    const [hit] = bed.sim.faults.timeOutTransfer();
+    expect(hit).toBeDefined();
+    // A fourth read starts now on the free connection: 403 at once, while the three are still
+    // finishing their current I/O on the old transfer.
+    const fourth = src.read(20 * MiB, 128 * 1024);
+    const got = await Promise.all([...reads, fourth]);
+    bed.sim.faults.slowReadsMs = undefined;
+    for (const [i, n] of sizes.entries()) expect(got[i]!.equals(os!.image.read(i * 4 * MiB, n * 256 * 1024))).toBe(true);
+    expect(got[3]!.equals(os!.image.read(20 * MiB, 128 * 1024))).toBe(true);
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'transfer-restarted', disk: os!.id}));
+    await b.complete();
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
+  });
+
   it('the engine cancels an idle transfer on its own inactivity clock; the source recovers', async () => {
     bed = await startBed();
     const vm = bed.sim.vm('web01');
