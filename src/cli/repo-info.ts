@@ -1,4 +1,5 @@
 import {openRepository} from '../repository/index.js';
+import {warnDamagedPoints} from './repo-damage.js';
 import {formatBytes, formatRatio} from '../util/format.js';
 import type {Command} from './command.js';
 
@@ -10,7 +11,7 @@ export const repoInfo: Command = {
   positionals: [1, 1],
   async run(ctx, _values, [path]) {
     const repo = await openRepository(path);
-    for (const d of await repo.damagedRestorePoints()) ctx.out.warn(`restore point ${d.restorePoint} is left out: ${d.detail} Run "vmbackup repo verify" for details.`);
+    await warnDamagedPoints(ctx.out, repo);
     const stats = await repo.stats();
     const vms = new Set((await repo.listRestorePoints()).map((p) => p.vmId)).size;
     ctx.out.result({path: repo.path, id: repo.id, chunkSize: repo.chunkSize, formatVersion: repo.formatVersion, vms, ...stats}, () =>

@@ -1,4 +1,5 @@
 import {openRepository} from '../repository/index.js';
+import {warnDamagedPoints} from './repo-damage.js';
 import {formatBytes, formatTable, formatTime} from '../util/format.js';
 import type {Command} from './command.js';
 
@@ -10,7 +11,7 @@ export const repoList: Command = {
   positionals: [1, 1],
   async run(ctx, values, [path]) {
     const repo = await openRepository(path);
-    for (const d of await repo.damagedRestorePoints()) ctx.out.warn(`restore point ${d.restorePoint} is left out: ${d.detail} Run "vmbackup repo verify" for details.`);
+    await warnDamagedPoints(ctx.out, repo);
     let points = await repo.listRestorePoints();
     const vm = values.vm;
     if (typeof vm === 'string') points = points.filter((p) => p.vmId === vm || p.vmName === vm);

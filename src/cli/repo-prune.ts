@@ -1,4 +1,5 @@
 import {openRepository, type RetentionPolicy} from '../repository/index.js';
+import {warnDamagedPoints} from './repo-damage.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTime} from '../util/format.js';
 import type {Command} from './command.js';
@@ -52,7 +53,7 @@ export const repoPrune: Command = {
   async run(ctx, values, [path]) {
     const policy = parsePolicy(values);
     const repo = await openRepository(path);
-    for (const d of await repo.damagedRestorePoints()) ctx.out.warn(`restore point ${d.restorePoint} is left out: ${d.detail} Run "vmbackup repo verify" for details.`);
+    await warnDamagedPoints(ctx.out, repo);
     let vmId: string | undefined;
     if (typeof values.vm === 'string') {
       const vm = values.vm;

@@ -8,6 +8,7 @@
 import {execa} from 'execa';
 import {chown, mkdir, readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {parseConfig} from '../config/parse.js';
 import {consoleUserSchema, ROLES} from '../config/schema.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTable, formatTime} from '../util/format.js';
@@ -55,8 +56,7 @@ export const userAdd: Command = {
       throw new UserError(`Cannot read the SSH public key file ${values['ssh-key']}.`, {hint: 'Give the path of the user\'s .pub file.', exitCode: ExitCode.notFound});
     })).trim();
     // The same checks the daemon makes, before any account exists.
-    const user = consoleUserSchema.safeParse({name, role, sshKey});
-    if (!user.success) throw new UserError(`Cannot add ${name}: ${user.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}.`, {exitCode: ExitCode.invalidInput});
+    parseConfig(consoleUserSchema, {name, role, sshKey}, 'user');
     const existing = await passwd(name!);
     if (existing && existing[4] !== GECOS) {
       throw new UserError(`An account named ${name} exists and was not made by vmbackup.`, {hint: 'Choose another name; vmbackup never takes over an existing account.', exitCode: ExitCode.invalidInput});

@@ -259,10 +259,9 @@ async function markFromIndexFiles(ctx: RepoContext, dir: string, mark: (ids: Buf
   const files = (await listDir(dir)).filter((f) => /^disk-\d+\.idx$/.test(f));
   if (files.length === 0) return 'it has no index files';
   for (const f of files) {
-    const path = join(dir, f);
-    const st = await lstat(path).catch(() => undefined);
-    if (!st?.isFile() || st.size > MAX_INDEX_BYTES) return `${f} is not a readable index`;
-    const decoded = decodeIndex(await readFile(path));
+    const raw = await readFileCapped(join(dir, f), MAX_INDEX_BYTES, 'index').catch(() => undefined);
+    if (!raw) return `${f} is not a readable index`;
+    const decoded = decodeIndex(raw);
     if ('error' in decoded) return `${f}: ${decoded.error}`;
     mark(decoded.ids);
   }

@@ -13,8 +13,8 @@ import {join} from 'node:path';
 import type {Logger} from '../types.js';
 import {parseXml, attr, child} from './xml.js';
 import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
-import {SCRATCH_MARKER, type LibvirtHost} from './host.js';
-import {leaseAlive, parseLease, SELF_LEASE} from '../../util/process-lease.js';
+import type {LibvirtHost} from './host.js';
+import {leaseAlive, SELF_LEASE} from '../../util/process-lease.js';
 import {describeDomain, listDomainUuids} from './inventory.js';
 import {stopByPidFile} from './qemu-nbd.js';
 
@@ -39,13 +39,12 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     if (!p) {
       p = (async () => {
         if (host.activeScratch.has(dir)) return false;
-        const marker = await host.run(['cat', '--', join(dir, SCRATCH_MARKER)], {allowFailure: true});
-        if (marker.exitCode !== 0) return false; // no marker: not provably ours
-        const lease = parseLease(marker.stdout.trim());
+        const marker = await host.sessionMarker(dir);
+        if (!marker) return false; // no marker: not provably ours
         // A marker without a lease is an older vmbackup's: ours, and its process is long gone.
-        if (!lease) return true;
-        if (lease.host !== SELF_LEASE.host) return false; // another appliance's session
-        return !leaseAlive(lease);
+        if (!marker.lease) return true;
+        if (marker.lease.host !== SELF_LEASE.host) return false; // another appliance's session
+        return !leaseAlive(marker.lease);
       })();
       leases.set(dir, p);
     }
@@ -67,9 +66,8 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
       return false;
     },
   );
-  const ls = rootOk ? await host.run(['ls', '-1', '--', host.scratchDir], {allowFailure: true}) : undefined;
   const leftoverDirs: string[] = [];
-  for (const entry of ls?.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : []) {
+  for (const entry of rootOk ? await host.scratchEntries() : []) {
     const dir = join(host.scratchDir, entry);
     if (!/^(backup|offline|restore|define|redefine)-/.test(entry)) continue;
     if ((await host.run(['test', '!', '-L', dir], {allowFailure: true})).exitCode !== 0) continue;
@@ -84,7 +82,6 @@ export async function cleanupHost(host: LibvirtHost, trusted: TrustedCheckpoints
     const d = await describeDomain(host, uuid).catch(() => undefined);
     if (d) domains.push(d);
   }
-
 
   // 1. Backup jobs whose NBD socket is in a leftover session directory of ours.
   for (const d of leftoverDirs.length > 0 ? domains : []) {

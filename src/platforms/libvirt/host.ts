@@ -25,7 +25,7 @@ import type {NbdAddress} from '../../transports/nbd/index.js';
 import {CheckpointNaming} from './plan.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
-import {leaseAlive, parseLease, SELF_LEASE} from '../../util/process-lease.js';
+import {leaseAlive, parseLease, SELF_LEASE, type ProcessLease} from '../../util/process-lease.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -175,22 +175,32 @@ export class LibvirtHost {
   }
 
   /** A fresh directory on the host for one session's sockets and scratch files. */
+  /** The names in the scratch directory (none when it cannot be listed). */
+  async scratchEntries(): Promise<string[]> {
+    const ls = await this.runner.run(['ls', '-1', '--', this.scratchDir], {allowFailure: true});
+    return ls.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l.trim() !== '') : [];
+  }
+
+  /**
+   * The marker of a session directory (sessionDir): undefined when it has none (not provably the
+   * appliance's); without `lease` when an older vmbackup wrote it (a line of text, no lease).
+   */
+  async sessionMarker(dir: string): Promise<{lease?: ProcessLease; vm?: string; tag?: string} | undefined> {
+    const marker = await this.runner.run(['cat', '--', join(dir, SCRATCH_MARKER)], {allowFailure: true});
+    if (marker.exitCode !== 0) return undefined;
+    const lease = parseLease(marker.stdout.trim());
+    if (!lease) return {};
+    const o = JSON.parse(marker.stdout) as {vm?: unknown; tag?: unknown};
+    return {lease, ...(typeof o.vm === 'string' ? {vm: o.vm} : {}), ...(typeof o.tag === 'string' ? {tag: o.tag} : {})};
+  }
+
   /** Live sessions of this appliance (their process runs) that work on VM `uuid`, from their markers. */
   async liveSessionsOf(uuid: string): Promise<{dir: string; pid: number; tag: string}[]> {
-    const ls = await this.runner.run(['ls', '-1', '--', this.scratchDir], {allowFailure: true});
     const out: {dir: string; pid: number; tag: string}[] = [];
-    for (const entry of ls.exitCode === 0 ? ls.stdout.split('\n').filter(Boolean) : []) {
+    for (const entry of await this.scratchEntries()) {
       const dir = join(this.scratchDir, entry);
-      const marker = await this.runner.run(['cat', '--', join(dir, SCRATCH_MARKER)], {allowFailure: true});
-      if (marker.exitCode !== 0) continue;
-      let o: {vm?: unknown; tag?: unknown};
-      try {
-        o = JSON.parse(marker.stdout) as {vm?: unknown; tag?: unknown};
-      } catch {
-        continue;
-      }
-      const lease = parseLease(marker.stdout);
-      if (o.vm === uuid && lease && lease.host === SELF_LEASE.host && leaseAlive(lease)) out.push({dir, pid: lease.pid, tag: String(o.tag ?? '')});
+      const m = await this.sessionMarker(dir);
+      if (m?.lease && m.vm === uuid && m.lease.host === SELF_LEASE.host && leaseAlive(m.lease)) out.push({dir, pid: m.lease.pid, tag: m.tag ?? ''});
     }
     return out;
   }
