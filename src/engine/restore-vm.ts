@@ -61,13 +61,10 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
       throw explainIoError(err, opts.target.mode === 'disks-to-files' ? opts.target.directory : '', 'creating the restore directory');
     });
   }
+  const disks = [];
+  for (const d of chosen) disks.push({...d, ...(diskDetails(reader.manifest, d.key) ?? {}), dataBytes: await dataBytesOf(await reader.openDisk(d.key))});
   const restore: VmRestore = await opts.platform.openRestore(
-    {
-      vmId: summary.vmId,
-      vmName: summary.vmName,
-      configuration: manifest.configuration,
-      disks: chosen.map((d) => ({...d, ...(diskDetails(reader.manifest, d.key) ?? {})})),
-    },
+    {vmId: summary.vmId, vmName: summary.vmName, configuration: manifest.configuration, disks},
     opts.target,
     // As asked (undefined = all): a platform may treat a disk named explicitly differently (libvirt's
     // UEFI variable store replaces an existing VM's only when named).
@@ -98,6 +95,39 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
   } finally {
     if (!finished) await restore.abort().catch(() => {});
   }
+}
+
+/** The granularity of zero detection inside data: qcow2's cluster, and a multiple of every file system's block. */
+const ZERO_GRAIN = 64 * 1024;
+const GRAIN_OF_ZEROS = Buffer.alloc(ZERO_GRAIN);
+
+/**
+ * [from, to, zero] ranges of `data` (which starts at disk offset `offset`) that together cover it:
+ * whole aligned grains of zeros are zero ranges, everything else data. A chunk of data usually has
+ * none, and then this is one memcmp per 64 KiB.
+ */
+export function* zeroSplit(data: Buffer, offset: number): Generator<[number, number, boolean]> {
+  let start = 0;
+  let zero = false;
+  let at = 0;
+  while (at < data.length) {
+    const next = Math.min(data.length, at + ZERO_GRAIN - ((offset + at) % ZERO_GRAIN));
+    const isZero = next - at === ZERO_GRAIN && data.subarray(at, next).equals(GRAIN_OF_ZEROS);
+    if (isZero !== zero && at > start) {
+      yield [start, at, zero];
+      start = at;
+    }
+    zero = isZero;
+    at = next;
+  }
+  if (at > start) yield [start, at, zero];
+}
+
+/** Bytes in the disk's data chunks (zero chunks are not written): what a thin target must hold. */
+async function dataBytesOf(disk: DiskReader): Promise<number> {
+  let n = 0;
+  for await (const c of disk.chunkMap()) if (!c.zero) n += c.length;
+  return n;
 }
 
 function diskDetails(manifest: unknown, key: string): {format?: string; details?: Record<string, unknown>} | undefined {
@@ -133,12 +163,22 @@ async function copyDisk(
       } else {
         const buffer = buffers.pop() ?? Buffer.allocUnsafe(maxRun);
         const data = await disk.read(offset, length, buffer);
-        for (let at = 0; at < length; at += sink.maxWriteSize) {
-          await sink.write(offset + at, data.subarray(at, Math.min(length, at + sink.maxWriteSize)));
+        // Zeros inside data chunks are not written either: a thin target stays as thin as the
+        // source was (a written zero allocates on a qcow2 or sparse file), and a target that does
+        // not start zeroed gets a zero request instead of the bytes.
+        for (const [from, to, isZero] of zeroSplit(data, offset)) {
+          if (isZero) {
+            if (!sink.startsZeroed) await sink.zero(offset + from, to - from);
+            zeroed += to - from;
+            continue;
+          }
+          for (let at = from; at < to; at += sink.maxWriteSize) {
+            await sink.write(offset + at, data.subarray(at, Math.min(to, at + sink.maxWriteSize)));
+          }
+          written += to - from;
         }
         // Only after success: after a failure a read or a socket write may still use it.
         buffers.push(buffer);
-        written += length;
       }
       const now = performance.now();
       if (now - lastReport > 250) {

@@ -160,7 +160,11 @@ export interface RestoreSource {
   vmId: string;
   vmName: string;
   configuration?: {kind: string; text: string};
-  disks: {key: string; name: string; size: number; format?: string; details?: Record<string, unknown>}[];
+  disks: {
+    key: string; name: string; size: number; format?: string; details?: Record<string, unknown>;
+    /** Bytes of data (non-zero chunks) the restore will write: what a thin target must hold. */
+    dataBytes?: number;
+  }[];
 }
 
 export type RestoreTarget =

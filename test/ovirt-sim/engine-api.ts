@@ -183,7 +183,8 @@ export class EngineApi {
       if (a === 'vms' && id && sub === 'diskattachments') {
         const diskId = body.disk?.id;
         if (!diskId) throw new SimFault(400, 'DiskAttachment [disk.id] required for add', 'Incomplete parameters');
-        const att = {diskId, bootable: truthy(body.bootable), iface: body.interface ?? 'virtio_scsi', active: body.active === undefined ? true : truthy(body.active)};
+        const att = {diskId, bootable: truthy(body.bootable), iface: body.interface ?? 'virtio_scsi', active: body.active === undefined ? true : truthy(body.active),
+          passDiscard: truthy(body.pass_discard)};
         s.attachDisk(id, att);
         return ok(attachmentJson(s.vm(id), att, s, false), 201);
       }
@@ -191,6 +192,7 @@ export class EngineApi {
         const d = s.addDisk({
           id: body.id, alias: body.alias ?? body.name, description: body.description, format: body.format, sparse: body.sparse === undefined ? undefined : truthy(body.sparse),
           provisionedSize: body.provisioned_size === undefined ? undefined : Number(body.provisioned_size), backup: body.backup,
+          initialSize: body.initial_size === undefined ? undefined : Number(body.initial_size),
           storageDomainId: listOf(body.storage_domains, 'storage_domain')[0]?.id,
         });
         return ok(diskJson(d), 202);

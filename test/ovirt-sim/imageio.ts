@@ -91,6 +91,16 @@ export class ImageioServer {
         entry.start = start;
         entry.length = length;
         if (start + length > ticket.size) return error(416, 'Requested range out of allowed range');
+        const disk = transfer ? this.state.disks.get(transfer.diskId) : undefined;
+        if (disk?.allocation !== undefined && this.state.usageAfterWrite(disk, start, length) > disk.allocation) {
+          // Past the end of the logical volume (block storage, state.ts allocationOf): qemu-nbd's
+          // write fails with ENOSPC and imageio answers the request with its generic 500 (the
+          // connection's catch-all in ovirt_imageio/_internal/http.py).
+          await readBody(req);
+          entry.start = start;
+          entry.length = length;
+          return error(500, 'Internal server error');
+        }
         begin();
         const data = await readBody(req);
         ticket.image.write(start, data);

@@ -24,6 +24,8 @@ export interface DiskSpec {
   backup?: 'incremental' | 'none';
   sparse?: boolean;
   bootable?: boolean;
+  /** The attachment's pass_discard. */
+  passDiscard?: boolean;
   /** Regions filled with pseudo-random data of the given seed. */
   fill?: {offset: number; length: number; seed: number}[];
 }
@@ -254,7 +256,7 @@ function seed(state: SimState, vms: VmSpec[]): void {
         backup: d.backup ?? (format === 'cow' ? 'incremental' : 'none'), storageDomainId: sd.id, status: 'ok', image,
       };
       state.disks.set(disk.id, disk);
-      vm.attachments.push({diskId: disk.id, bootable: d.bootable ?? false, iface: 'virtio_scsi', active: true});
+      vm.attachments.push({diskId: disk.id, bootable: d.bootable ?? false, iface: 'virtio_scsi', active: true, passDiscard: d.passDiscard});
     }
   }
   void BLOCK;

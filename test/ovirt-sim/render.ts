@@ -46,7 +46,7 @@ export function diskJson(d: SimDisk): J {
   for (const b of d.image.blocks.values()) if (b !== 'zero') data += b.length;
   return {
     ...ref('disks', d.id), name: d.alias, alias: d.alias, description: d.description, image_id: d.imageId, format: d.format, sparse: d.sparse,
-    provisioned_size: d.image.size, actual_size: data, total_size: data, backup: d.backup, backup_mode: d.backupMode,
+    provisioned_size: d.image.size, actual_size: d.allocation ?? data, total_size: d.allocation ?? data, initial_size: d.initialSize, backup: d.backup, backup_mode: d.backupMode,
     status: d.status, storage_type: 'image', shareable: false, content_type: 'data', qcow_version: d.format === 'cow' ? 'qcow2_v3' : undefined,
     storage_domains: {storage_domain: [ref('storagedomains', d.storageDomainId)]},
   };
@@ -56,7 +56,7 @@ export function attachmentJson(vm: SimVm, a: SimVm['attachments'][number], state
   const disk = state.disks.get(a.diskId);
   return {
     href: `${API}/vms/${vm.id}/diskattachments/${a.diskId}`, id: a.diskId, active: a.active, bootable: a.bootable,
-    interface: a.iface, pass_discard: false, read_only: false, uses_scsi_reservation: false,
+    interface: a.iface, pass_discard: a.passDiscard ?? false, read_only: false, uses_scsi_reservation: false,
     disk: follow && disk ? diskJson(disk) : ref('disks', a.diskId), vm: ref('vms', vm.id),
   };
 }

@@ -18,7 +18,7 @@ export interface SimDataCenter {id: string; name: string}
 export interface SimCluster {id: string; name: string; dataCenterId: string; version: {major: number; minor: number}}
 export interface SimHost {id: string; name: string; address: string; clusterId: string; status: 'up' | 'maintenance'}
 export interface SimStorageDomain {id: string; name: string; available: number; used: number; storageType: string}
-export interface SimAttachment {diskId: string; bootable: boolean; iface: string; active: boolean}
+export interface SimAttachment {diskId: string; bootable: boolean; iface: string; active: boolean; passDiscard?: boolean}
 export interface SimVm {
   id: string;
   name: string;
@@ -42,6 +42,13 @@ export interface SimDisk {
   status: 'ok' | 'locked' | 'illegal';
   image: SimImage;
   backupMode?: 'full' | 'incremental';
+  /** initial_size given at creation (block storage, sparse qcow2). */
+  initialSize?: number;
+  /**
+   * Bytes of the logical volume holding the disk on block storage (vdsm's allocation rule,
+   * allocationOf below); undefined on file storage, where a volume grows as it is written.
+   */
+  allocation?: number;
 }
 export interface SimCheckpoint {
   id: string;
@@ -116,6 +123,58 @@ export interface SimFaults {
   slowReadsMs?: number;
 }
 
+/** Block storage domains: the disks are LVM logical volumes (vdsm lib/vdsm/storage/blockSD.py). */
+export function isBlockDomain(sd: SimStorageDomain | undefined): boolean {
+  return sd !== undefined && ['iscsi', 'fcp'].includes(sd.storageType);
+}
+
+const MiB = 2 ** 20;
+const CLUSTER = 64 * 1024;
+
+/**
+ * vdsm's qcow2 overhead factor (lib/vdsm/storage/blockVolume.py QCOW_OVERHEAD_FACTOR = 1.1) and
+ * max_size (lib/vdsm/storage/volume.py: virtual size × 1.1 for qcow2, rounded up to 1 MiB).
+ */
+const QCOW_OVERHEAD_FACTOR = 1.1;
+function maxQcowSize(capacity: number): number {
+  return Math.ceil((capacity * QCOW_OVERHEAD_FACTOR) / MiB) * MiB;
+}
+
+/**
+ * The logical volume vdsm creates for a new disk on block storage
+ * (repository oVirt/vdsm, lib/vdsm/storage/blockVolume.py BlockVolumeManifest.calculate_volume_alloc_size
+ * and BlockVolume._create, which rounds up to whole MiB):
+ * - sparse qcow2: initial_size × 1.1 when given, else one "volume utilization chunk"
+ *   (vdsm.conf [irs] volume_utilization_chunk_mb, 2560 by default in lib/vdsm/common/config.py.in);
+ * - preallocated: the initial size when given, else the whole capacity.
+ * Nothing extends the volume during an upload: the extension that keeps a running VM's volume
+ * ahead of its writes is driven by the VM's block-threshold events (vdsm virt/thinp.py), and an
+ * imageio upload has no VM.
+ */
+export function allocationOf(format: 'cow' | 'raw', sparse: boolean, capacity: number, initialSize: number | undefined, chunkBytes: number): number {
+  const bytes = sparse && format === 'cow'
+    ? (initialSize ? Math.floor(initialSize * QCOW_OVERHEAD_FACTOR) : chunkBytes)
+    : initialSize ?? capacity;
+  return Math.ceil(bytes / MiB) * MiB;
+}
+
+/**
+ * Bytes a qcow2 image with these 64 KiB data clusters occupies on its volume, as qemu lays it out:
+ * header, refcount table and first refcount block, the L1 table, one L2 table per 512 MiB of
+ * virtual disk that holds data, and the data clusters (zero clusters are flags in L2, no data).
+ */
+export function qcow2Usage(size: number, dataClusters: Iterable<number>): number {
+  const l2Covers = (CLUSTER / 8) * CLUSTER;
+  const l2 = new Set<number>();
+  let data = 0;
+  for (const c of dataClusters) {
+    data++;
+    l2.add(Math.floor((c * CLUSTER) / l2Covers));
+  }
+  const l1 = Math.ceil((Math.ceil(size / l2Covers) * 8) / CLUSTER);
+  return (3 + l1 + l2.size + data) * CLUSTER;
+}
+
 export class SimState {
   dataCenters: SimDataCenter[] = [];
   clusters: SimCluster[] = [];
@@ -129,6 +188,8 @@ export class SimState {
   tickets = new Map<string, SimTicket>();
   private timers = new Set<NodeJS.Timeout>();
   stopped = false;
+  /** vdsm's [irs] volume_utilization_chunk_mb in bytes (a site may configure it; default 2560 MiB). */
+  volumeChunkBytes = 2560 * MiB;
 
   constructor(readonly faults: SimFaults) {}
 
@@ -453,25 +514,52 @@ export class SimState {
 
   addDisk(req: {
     id?: string; alias?: string; description?: string; format?: string; sparse?: boolean; provisionedSize?: number;
-    backup?: string; storageDomainId?: string;
+    initialSize?: number; backup?: string; storageDomainId?: string;
   }): SimDisk {
     if (!req.provisionedSize || req.provisionedSize <= 0) throw new SimFault(400, 'Disk [provisionedSize] required for add', 'Incomplete parameters');
     if (!req.format) throw new SimFault(400, 'Disk [format] required for add', 'Incomplete parameters');
     if (!req.storageDomainId) throw new SimFault(400, 'Disk [storageDomain] required for add', 'Incomplete parameters');
-    if (!this.storageDomains.some((s) => s.id === req.storageDomainId)) throw new SimFault(400, `[Cannot add Virtual Disk. Storage Domain doesn't exist.]`);
+    const sd = this.storageDomains.find((s) => s.id === req.storageDomainId);
+    if (!sd) throw new SimFault(400, `[Cannot add Virtual Disk. Storage Domain doesn't exist.]`);
     if (req.id && this.disks.has(req.id)) throw new SimFault(409, '[Cannot add Virtual Disk. The disk already exists.]');
     if (req.format === 'raw' && req.backup === 'incremental') throw new SimFault(400, '[Cannot add Virtual Disk. Incremental backup is not supported for RAW disk format.]');
+    const format = req.format === 'raw' ? 'raw' : 'cow';
+    const sparse = req.sparse ?? true;
+    const backup = req.backup === 'incremental' ? 'incremental' : 'none';
+    // ImagesHandler.checkImageConfiguration (oVirt/ovirt-engine, backend/manager/modules/bll/src/main/
+    // java/org/ovirt/engine/core/bll/storage/disk/image/ImagesHandler.java): RAW + sparse is not allowed
+    // on block domains, preallocated qcow2 only with incremental backup; the message is AppErrors'
+    // ACTION_TYPE_FAILED_DISK_CONFIGURATION_NOT_SUPPORTED with the disk's configuration filled in.
+    const incompatible = (format === 'raw' && sparse && isBlockDomain(sd)) || (format === 'cow' && !sparse && backup !== 'incremental');
+    if (incompatible) {
+      throw new SimFault(400, `[Cannot add Virtual Disk. Disk configuration (${format.toUpperCase()} ${sparse ? 'Sparse' : 'Preallocated'} backup-${backup === 'incremental' ? 'Incremental' : 'None'}) is incompatible with the storage domain type.]`);
+    }
     const size = Math.ceil(req.provisionedSize / 512) * 512;
+    if (req.initialSize !== undefined) {
+      // vdsm refuses an initial size for RAW and one above the qcow2 maximum (InvalidParameterException).
+      if (format === 'raw' || req.initialSize > maxQcowSize(size)) throw new SimFault(400, `[Cannot add Virtual Disk. Invalid parameter: 'initial size=${req.initialSize}'.]`);
+    }
     const d: SimDisk = {
-      id: req.id ?? randomUUID(), imageId: randomUUID(), alias: req.alias ?? 'disk', description: req.description, format: req.format === 'raw' ? 'raw' : 'cow',
-      sparse: req.sparse ?? true, backup: req.backup === 'incremental' ? 'incremental' : 'none',
-      storageDomainId: req.storageDomainId, status: 'locked', image: new SimImage(size),
+      id: req.id ?? randomUUID(), imageId: randomUUID(), alias: req.alias ?? 'disk', description: req.description, format,
+      sparse, backup, storageDomainId: sd.id, status: 'locked', image: new SimImage(size), initialSize: req.initialSize,
+      allocation: isBlockDomain(sd) ? allocationOf(format, sparse, size, req.initialSize, this.volumeChunkBytes) : undefined,
     };
     this.disks.set(d.id, d);
     this.later(() => {
       if (d.status === 'locked') d.status = 'ok';
     });
     return d;
+  }
+
+  /**
+   * Bytes a write of [offset, offset+length) leaves the disk's volume using, for a qcow2 disk on
+   * block storage (qcow2Usage): the data clusters it has plus those the write adds.
+   */
+  usageAfterWrite(d: SimDisk, offset: number, length: number): number {
+    const clusters = new Set<number>();
+    for (const [i, b] of d.image.blocks) if (b !== 'zero') clusters.add(i);
+    for (let c = Math.floor(offset / CLUSTER); c * CLUSTER < offset + length; c++) clusters.add(c);
+    return d.format === 'cow' ? qcow2Usage(d.image.size, clusters) : d.image.size;
   }
 
   deleteDiskNow(id: string): void {

@@ -150,7 +150,7 @@ export class EngineClient {
         exitCode: ExitCode.notFound,
       });
     }
-    return new EngineError(`The engine refused ${what} (HTTP ${status}): ${detail || 'no detail'}.`, status, detail, {
+    return new EngineError(`The engine refused ${what} (HTTP ${status}): ${(detail || 'no detail').replace(/\.$/, '')}.`, status, detail, {
       hint: status === 409 ? 'Another operation holds the VM or its disks; the next run will try again.' : 'See the engine\'s event log for this VM.',
       exitCode: ExitCode.platformFailed,
     });

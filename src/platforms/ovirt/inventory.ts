@@ -28,6 +28,8 @@ export interface EngineAttachment {
   bootable: boolean;
   iface: string;
   active: boolean;
+  /** Discards from the guest reach the storage (restored as it was). */
+  passDiscard: boolean;
   disk?: EngineDisk;
 }
 
@@ -77,6 +79,7 @@ function parseAttachments(res: unknown): EngineAttachment[] {
       bootable: bool(a.bootable) ?? false,
       iface: str(a.interface) ?? 'virtio_scsi',
       active: bool(a.active) ?? true,
+      passDiscard: bool(a.pass_discard) ?? false,
       disk: d.provisioned_size !== undefined ? parseDisk(d) : undefined,
     };
   });
@@ -101,7 +104,7 @@ export function inventoryDisk(a: EngineAttachment & {disk: EngineDisk}): Invento
       : 'incremental backup is not enabled for this disk (Disk → Edit → Enable Incremental Backup)',
     details: {
       engineFormat: d.format, sparse: d.sparse, backup: d.backup, storageDomainId: d.storageDomainId,
-      interface: a.iface, bootable: a.bootable, alias: d.alias,
+      interface: a.iface, bootable: a.bootable, alias: d.alias, passDiscard: a.passDiscard,
     },
   };
 }

@@ -18,9 +18,10 @@ import {ImageioClient} from '../../transports/imageio/imageio-client.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {assertName} from '../../util/names.js';
 import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
-import {EngineError, type EngineClient} from './engine-client.js';
+import type {EngineClient} from './engine-client.js';
 import {list, num, obj, refId, str, type Json} from './json.js';
 import type {Ownership} from './ownership.js';
+import {qcow2Required} from './qcow2-measure.js';
 import {pollUntil, type PollOptions} from './poll.js';
 import {endTransfer, startTransfer, type Transfer} from './transfers.js';
 
@@ -44,6 +45,12 @@ class UploadSink implements DiskSink {
     readonly transfer: Transfer,
     private readonly io: ImageioClient,
     readonly source: SourceDisk,
+    /**
+     * The new disk reads as zeros: a disk on file storage, or a qcow2 disk on block storage. A RAW
+     * disk on block storage is a preallocated logical volume holding whatever was on the storage
+     * before, so its zero ranges must be written (ovirt-imageio client/_api.py upload(), `disk_is_zero`).
+     */
+    readonly startsZeroed: boolean,
   ) {}
 
   get maxParallelWrites(): number {
@@ -55,7 +62,6 @@ class UploadSink implements DiskSink {
   }
 
   zero(offset: number, length: number): Promise<void> {
-    // PATCH zero always: a raw preallocated disk on block storage is not known to read as zeros (gotcha 18).
     return this.io.zero(offset, length);
   }
 
@@ -68,8 +74,20 @@ class UploadSink implements DiskSink {
   }
 }
 
-async function resolveStorageDomain(client: EngineClient, wanted: string | undefined, fallback: string | undefined): Promise<string> {
+interface StorageDomain {
+  id: string;
+  name: string;
+  /** iSCSI or FC: disks are logical volumes (RAW ones only preallocated, qcow2 ones sized by initial_size). */
+  block: boolean;
+}
+
+const BLOCK_STORAGE = new Set(['iscsi', 'fcp']);
+
+async function resolveStorageDomain(client: EngineClient, wanted: string | undefined, fallback: string | undefined): Promise<StorageDomain> {
   const sds = list(await client.get('/storagedomains'), 'storage_domain').filter((s) => (str(s.type) ?? 'data') === 'data');
+  const pick = (sd: Json): StorageDomain => ({
+    id: str(sd.id)!, name: str(sd.name) ?? str(sd.id)!, block: BLOCK_STORAGE.has(str(obj(sd.storage).type) ?? ''),
+  });
   if (wanted) {
     const sd = sds.find((s) => str(s.id) === wanted || str(s.name) === wanted);
     if (!sd) {
@@ -77,12 +95,29 @@ async function resolveStorageDomain(client: EngineClient, wanted: string | undef
         hint: `Choose one of: ${sds.map((s) => str(s.name)).join(', ') || '(none)'}.`, exitCode: ExitCode.notFound,
       });
     }
-    return str(sd.id)!;
+    return pick(sd);
   }
-  if (fallback && sds.some((s) => str(s.id) === fallback)) return fallback;
+  const original = fallback ? sds.find((s) => str(s.id) === fallback) : undefined;
+  if (original) return pick(original);
   const best = [...sds].sort((a, b) => (num(b.available) ?? 0) - (num(a.available) ?? 0))[0];
   if (!best) throw new UserError('The engine has no data storage domain to restore to.', {exitCode: ExitCode.notFound});
-  return str(best.id)!;
+  return pick(best);
+}
+
+/**
+ * The disk to create for a restored disk on a storage domain: the original format and allocation
+ * where the domain allows them (ImagesHandler.checkImageConfiguration refuses RAW + sparse on
+ * block storage, so such a disk becomes preallocated RAW there), and for qcow2 on block storage
+ * an initial_size that holds all the data the upload brings (qcow2-measure.ts).
+ */
+export function diskCreation(d: SourceDisk, sd: StorageDomain): {format: 'cow' | 'raw'; sparse: boolean; initialSize?: number; preallocatedFromThin: boolean} {
+  const details = d.details ?? {};
+  const format = (str(details.engineFormat) ?? (d.format === 'raw' ? 'raw' : 'cow')) === 'raw' ? 'raw' : 'cow';
+  if (format === 'cow') {
+    return {format, sparse: true, initialSize: sd.block ? qcow2Required(d.size, d.dataBytes ?? d.size) : undefined, preallocatedFromThin: false};
+  }
+  const sparse = (details.sparse as boolean | undefined) ?? true;
+  return sd.block ? {format, sparse: false, preallocatedFromThin: sparse} : {format, sparse, preallocatedFromThin: false};
 }
 
 async function resolveCluster(client: EngineClient, wanted: string | undefined, sourceVmId: string): Promise<string> {
@@ -184,26 +219,25 @@ export async function openOvirtRestore(
   try {
     for (const d of disks) {
       const details = d.details ?? {};
-      const engineFormat = str(details.engineFormat) ?? (d.format === 'raw' ? 'raw' : 'cow');
       const sd = await resolveStorageDomain(client, target.storage, str(details.storageDomainId));
+      const how = diskCreation(d, sd);
+      if (how.preallocatedFromThin) {
+        opts.log({severity: 'info', code: 'restore-preallocated', vm: source.vmName, disk: d.key,
+          message: `disk ${d.key} was thin RAW; block storage domain ${sd.name} holds RAW disks only preallocated, so it is restored preallocated (${d.size} bytes)`});
+      }
       const body: Json = {
         alias: str(details.alias) ?? d.name,
         description: ctx.ownership.describe(`restore of ${source.vmName} disk ${d.key}`),
-        format: engineFormat,
-        sparse: engineFormat === 'cow' ? true : (details.sparse as boolean | undefined) ?? true,
+        format: how.format,
+        sparse: how.sparse,
         provisioned_size: d.size,
+        ...(how.initialSize !== undefined ? {initial_size: how.initialSize} : {}),
         content_type: 'data',
-        storage_domains: {storage_domain: [{id: sd}]},
-        ...(engineFormat === 'cow' && details.backup === 'incremental' ? {backup: 'incremental'} : {}),
+        storage_domains: {storage_domain: [{id: sd.id}]},
+        ...(how.format === 'cow' && details.backup === 'incremental' ? {backup: 'incremental'} : {}),
       };
       if (target.mode === 'vm' && !(await client.find(`/disks/${d.key}`))) body.id = d.key;
-      let created: Json;
-      try {
-        created = await client.post('/disks', body);
-      } catch (err) {
-        if (!(err instanceof EngineError && err.status === 400 && /block/i.test(err.detail)) || body.sparse === false) throw err;
-        created = await client.post('/disks', {...body, sparse: false}); // raw + sparse is refused on block storage (§3)
-      }
+      const created = await client.post('/disks', body);
       const diskId = str(created.id)!;
       createdDisks.push(diskId);
       await pollUntil(`new disk ${diskId} to be ready`, poll, async () => (str((await client.get(`/disks/${diskId}`)).status) === 'ok' ? true : undefined));
@@ -216,7 +250,7 @@ export async function openOvirtRestore(
         await endTransfer(client, transfer.id, 'cancel', poll).catch(() => undefined);
         throw err;
       }
-      sinks.push(new UploadSink(d.key, d.size, diskId, transfer, io, d));
+      sinks.push(new UploadSink(d.key, d.size, diskId, transfer, io, d, !sd.block || how.format === 'cow'));
     }
   } catch (err) {
     await abort();
@@ -271,7 +305,7 @@ export async function openOvirtRestore(
           bootable: target.mode === 'vm' ? details.bootable === true : false,
           interface: str(details.interface) ?? 'virtio_scsi',
           active: true,
-          pass_discard: false,
+          pass_discard: details.passDiscard === true,
         });
       }
       const vmName = target.mode === 'vm' ? target.name : str(obj(await client.get(`/vms/${attachTo}`)).name);
