@@ -45,6 +45,7 @@ export class ImageioServer {
     }
     const ticket = this.state.tickets.get(ticketId);
     if (!ticket) return error(403, `You are not allowed to access this resource: No such ticket ${ticketId}`);
+    if (ticket.canceled) return error(403, `You are not allowed to access this resource: Transfer=${ticket.transferId} was canceled`);
     const canWrite = ticket.ops.includes('write');
     const transfer = this.state.transfers.get(ticket.transferId);
     const begin = () => {
@@ -177,27 +178,49 @@ export class ImageioServer {
     if (partial) headers['content-range'] = `bytes ${start}-${last}/${ticket.size}`;
     begin();
     res.writeHead(partial ? 206 : 200, headers);
-    const slices = ticket.image.slices(start, length);
-    // A removed ticket cancels this operation after its current write (state.ts dropTicket).
+    let slices = ticket.image.slices(start, length);
+    // A cancelled ticket ends this operation at the end of its current I/O buffer (state.ts dropTicket).
+    const buffer = this.state.imageioBufferBytes;
     let canceled = false;
+    let sent = 0;
     const abort = () => {
       canceled = true;
     };
     (ticket.inflight ??= new Set()).add(abort);
+    const done = () => {
+      ticket.inflight?.delete(abort);
+      this.state.operationEnded(ticket);
+    };
     const pump = () => {
       for (;;) {
-        if (canceled) {
-          ticket.inflight?.delete(abort);
+        if (canceled && sent % buffer === 0) {
+          done();
           res.destroy();
           return;
         }
+        // The rest of the current buffer, at most one 64 KiB block at a time.
         const n = slices.next();
         if (n.done) {
-          ticket.inflight?.delete(abort);
+          done();
           res.end(() => end(length));
           return;
         }
-        if (!res.write(n.value)) {
+        let piece = n.value;
+        const room = buffer - (sent % buffer);
+        if (piece.length > room) {
+          // A slice that crosses a buffer boundary: send up to the boundary, keep the rest for later.
+          const rest = piece.subarray(room);
+          piece = piece.subarray(0, room);
+          const inner = slices;
+          let pending: Buffer | undefined = rest;
+          slices = (function* () {
+            if (pending) yield pending;
+            pending = undefined;
+            yield* inner;
+          })();
+        }
+        sent += piece.length;
+        if (!res.write(piece)) {
           res.once('drain', pump);
           return;
         }
@@ -209,7 +232,7 @@ export class ImageioServer {
       }
     };
     res.on('close', () => {
-      ticket.inflight?.delete(abort);
+      done();
       if (!res.writableFinished) end(0);
     });
     pump();

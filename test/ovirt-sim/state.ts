@@ -88,8 +88,10 @@ export interface SimTicket {
   sparse: boolean;
   ongoing: number;
   lastActivity: number;
-  /** Responses in flight: each stops after its current write when the ticket is removed. */
+  /** Responses in flight: each stops at the end of its current I/O buffer when the ticket is cancelled. */
   inflight?: Set<() => void>;
+  /** Cancelled: new requests get 403 while the operations in flight finish their current I/O. */
+  canceled?: boolean;
 }
 export interface SimTransfer {
   id: string;
@@ -188,6 +190,8 @@ export class SimState {
   tickets = new Map<string, SimTicket>();
   private timers = new Set<NodeJS.Timeout>();
   stopped = false;
+  /** imageio's read buffer: a cancelled read ends at the end of the buffer it is sending (dropTicket). */
+  imageioBufferBytes = 8 * MiB;
   /** vdsm's [irs] volume_utilization_chunk_mb in bytes (a site may configure it; default 2560 MiB). */
   volumeChunkBytes = 2560 * MiB;
 
@@ -421,17 +425,26 @@ export class SimState {
   }
 
   /**
-   * Removing a ticket cancels the operations in flight, as the real daemon does: Ticket.cancel()
-   * in ovirt-imageio (repository oVirt/ovirt-imageio, ovirt_imageio/_internal/auth.py, "Cancel
-   * ongoing operations ... Operations will be canceled once they complete the current I/O") and
-   * the AuthorizationError raised when such an operation ends; the response whose headers and
-   * part of whose body are already sent is cut short and its connection closed. Requests that
-   * arrive afterwards get 403 (Authorizer.authorize: "No such ticket").
+   * Removing a ticket cancels it as the real daemon does (repository oVirt/ovirt-imageio,
+   * ovirt_imageio/_internal/auth.py): Ticket.cancel() marks it cancelled at once, so every new
+   * request is refused with 403 ("Transfer=... was canceled", Authorizer.authorize), and cancels
+   * the operations in flight, which "will be canceled once they complete the current I/O" — a
+   * read goes on to the end of its current buffer (8 MiB, [backend_nbd] buffer_size in
+   * ovirt_imageio/_internal/config.py; `imageioBufferBytes` here), then its response is cut short
+   * and the connection closed. Authorizer.remove() deletes the ticket when the last operation has
+   * ended; requests after that get 403 "No such ticket".
    */
   private dropTicket(t: SimTransfer): void {
-    if (!t.ticket) return;
-    this.tickets.delete(t.ticket.uuid);
-    for (const abort of t.ticket.inflight ?? []) abort();
+    const ticket = t.ticket;
+    if (!ticket || ticket.canceled) return;
+    ticket.canceled = true;
+    if (!ticket.inflight?.size) this.tickets.delete(ticket.uuid);
+    for (const abort of ticket.inflight ?? []) abort();
+  }
+
+  /** An operation of a cancelled ticket ended: the ticket goes with the last one. */
+  operationEnded(ticket: SimTicket): void {
+    if (ticket.canceled && !ticket.inflight?.size) this.tickets.delete(ticket.uuid);
   }
 
   transferAction(id: string, action: string): void {

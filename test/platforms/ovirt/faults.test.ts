@@ -75,38 +75,69 @@ describe('oVirt faults', () => {
     expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
   });
 
-  it('a transfer cancelled while reads are in flight and another starts: every read comes back right, from a new transfer', async () => {
+  it('a transfer cancelled while reads are in flight: new requests get 403 at once, the reads in flight end after their current buffer, every read comes back right', async () => {
     bed = await startBed();
     const vm = bed.sim.vm('web01');
     const [os] = bed.sim.disksOf('web01');
     const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
     const src = b.sources[0]!;
-    // Slow storage: each response pauses between its 64 KiB slices, so reads stay in flight (and
-    // a cancelled one ends only after its current I/O, as the real daemon's do).
-    bed.sim.faults.slowReadsMs = 60;
+    // Slow storage: each response pauses between its 64 KiB slices, so reads stay in flight. The
+    // daemon's read buffer is 256 KiB here (8 MiB on a real host): a cancelled read goes on to the
+    // end of its current buffer before its response is cut, while a new request is refused at once.
+    bed.sim.faults.slowReadsMs = 40;
+    bed.sim.state.imageioBufferBytes = 256 * 1024;
     const MiB = 2 ** 20;
-    // Three reads of different lengths on three of the four connections: they come back at
-    // different times.
-    const sizes = [2, 3, 4];
-    const reads = sizes.map((n, i) => src.read(i * 4 * MiB, n * 256 * 1024));
-    // Cancel the transfer once the daemon is sending all of them (the engine's inactivity clock
-    // or an administrator: either removes the ticket, and the daemon cuts the responses short
-    // after their current I/O).
+    // Three reads of 1 MiB on three of the four connections, then the engine cancels the transfer
+    // (its inactivity clock, or an administrator).
+    const reads = [0, 1, 2].map((i) => src.read(i * 4 * MiB, MiB));
     while (bed.sim.imageioLog.filter((l) => l.op === 'GET').length < 3) await new Promise((r) => setTimeout(r, 5));
     const [hit] = bed.sim.faults.timeOutTransfer();
     expect(hit).toBeDefined();
-    // A fourth read starts now on the free connection: 403 at once, while the three are still
-    // finishing their current I/O on the old transfer.
+    // A fourth read starts now on the free connection: 403 at once, and its recovery replaces the
+    // transfer while the three are still sending their current buffer on the old one.
     const fourth = src.read(20 * MiB, 128 * 1024);
     const got = await Promise.all([...reads, fourth]);
     bed.sim.faults.slowReadsMs = undefined;
-    for (const [i, n] of sizes.entries()) expect(got[i]!.equals(os!.image.read(i * 4 * MiB, n * 256 * 1024))).toBe(true);
+    for (const i of [0, 1, 2]) expect(got[i]!.equals(os!.image.read(i * 4 * MiB, MiB))).toBe(true);
     expect(got[3]!.equals(os!.image.read(20 * MiB, 128 * 1024))).toBe(true);
+    expect(bed.sim.imageioLog).toContainEqual(expect.objectContaining({op: 'GET', status: 403}));
     expect(bed.events).toContainEqual(expect.objectContaining({code: 'transfer-restarted', disk: os!.id}));
+    expect(bed.events.filter((e) => e.code === 'transfer-restarted')).toHaveLength(1);
     await b.complete();
     expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
   });
-
+  it('reads keep coming while the transfer is replaced: none fails on the closed client', async () => {
+    bed = await startBed();
+    const vm = bed.sim.vm('web01');
+    const [os] = bed.sim.disksOf('web01');
+    const b = await bed.platform.openBackup(vm.id, {log: bed.log, disks: [os!.id]});
+    const src = b.sources[0]!;
+    bed.sim.faults.slowReadsMs = 5;
+    bed.sim.state.imageioBufferBytes = 128 * 1024;
+    // Four readers that each read 256 KiB pieces one after another, as the backup pipeline does;
+    // the transfer is cancelled twice on the way.
+    const piece = 256 * 1024;
+    const jobs = Array.from({length: 32}, (_, i) => i * piece);
+    const out = Buffer.alloc(32 * piece);
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const at = jobs[next++]!;
+        (await src.read(at, piece)).copy(out, at);
+      }
+    };
+    const running = Promise.all(Array.from({length: 4}, worker));
+    for (const after of [6, 18]) {
+      while (next < after) await new Promise((r) => setTimeout(r, 2));
+      bed.sim.faults.timeOutTransfer();
+    }
+    await running;
+    bed.sim.faults.slowReadsMs = undefined;
+    expect(out.equals(os!.image.read(0, 32 * piece))).toBe(true);
+    expect(bed.events.filter((e) => e.code === 'transfer-restarted').length).toBeGreaterThanOrEqual(1);
+    await b.complete();
+    expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
+  });
   it('the engine cancels an idle transfer on its own inactivity clock; the source recovers', async () => {
     bed = await startBed();
     const vm = bed.sim.vm('web01');
