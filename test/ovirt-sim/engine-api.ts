@@ -11,12 +11,12 @@ import {randomBytes, randomUUID} from 'node:crypto';
 import {parseOvf} from './ovf.js';
 import {renderOvf} from './ovf.js';
 import {
-  API, attachmentJson, backupJson, checkpointJson, clusterJson, collection, diskJson, finish, hostJson,
+  API, attachmentJson, backupJson, checkpointJson, clusterJson, collection, diskJson, finish, hostJson, jobJson,
   storageDomainJson, tagJson, transferJson, vmJson,
 } from './render.js';
-import {SimFault, type SimState, type SimVm} from './state.js';
+import {SimFault, type SimJob, type SimState, type SimVm} from './state.js';
 
-export interface ApiLogEntry {method: string; path: string; body?: unknown; status?: number}
+export interface ApiLogEntry {method: string; path: string; body?: unknown; status?: number; correlationId?: string}
 
 export interface EngineApiOptions {
   state: SimState;
@@ -43,7 +43,11 @@ export class EngineApi {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://sim');
     const raw = await readBody(req);
-    const entry: ApiLogEntry = {method: req.method ?? 'GET', path: url.pathname + url.search};
+    // The log keeps the path with its query, the correlation id apart (tests match on paths).
+    const correlationId = url.searchParams.get('correlation_id') ?? undefined;
+    const shown = new URLSearchParams(url.searchParams);
+    shown.delete('correlation_id');
+    const entry: ApiLogEntry = {method: req.method ?? 'GET', path: url.pathname + (shown.size ? `?${shown.toString()}` : ''), correlationId};
     this.o.log.push(entry);
     try {
       if (url.pathname === '/ovirt-engine/services/pki-resource') return this.pki(url, res);
@@ -74,7 +78,26 @@ export class EngineApi {
           }
         }
         entry.body = body;
-        const out = this.route(req.method ?? 'GET', path.replace(/\/$/, ''), url.searchParams, (body ?? {}) as Record<string, any>);
+        const method = req.method ?? 'GET';
+        // Every changing command runs as an engine job, found later by the request's
+        // correlation_id (GET /jobs?search=correlation_id=...). A command that fails validation
+        // leaves no job. Commands that end synchronously end their job with the request.
+        const s = this.o.state;
+        const job: SimJob | undefined = method === 'GET' ? undefined : {
+          id: randomUUID(), correlationId: url.searchParams.get('correlation_id') ?? undefined,
+          description: `${method} ${path}`, status: 'finished', start: Date.now(),
+        };
+        s.currentJob = job;
+        let out: {status: number; body: unknown};
+        try {
+          out = this.route(method, path.replace(/\/$/, ''), url.searchParams, (body ?? {}) as Record<string, any>);
+        } finally {
+          s.currentJob = undefined;
+        }
+        if (job && out.status < 300) {
+          if (job.status === 'finished') job.end = Date.now();
+          s.jobs.push(job);
+        }
         entry.status = out.status;
         return sendJson(res, out.status, finish(out.body, this.o.state.faults.legacyJson));
       }
@@ -151,6 +174,13 @@ export class EngineApi {
         case 'disks':
           if (id) return ok(diskJson(s.disk(id)));
           return ok(collection('disk', [...s.disks.values()].map(diskJson)));
+        case 'jobs': {
+          // The search the SDK and go-ovirt-client use: correlation_id=<id>.
+          const m = /^correlation_id\s*=\s*(\S+)$/.exec(q.get('search') ?? '');
+          const jobs = m ? s.jobs.filter((j) => j.correlationId === m[1]) : s.jobs;
+          if (id) return ok(jobJson(s.jobs.find((j) => j.id === id) ?? notFound()));
+          return ok(collection('job', jobs.map(jobJson)));
+        }
         case 'imagetransfers':
           if (id) {
             const t = s.transfers.get(id) ?? notFound();
@@ -223,6 +253,7 @@ export class EngineApi {
       }
       if (a === 'disks' && id) {
         const d = s.disk(id);
+        s.checkEngineLock(d.id, 'remove Virtual Disk');
         if (d.status === 'locked') throw new SimFault(409, `[Cannot remove Virtual Disk. Disk ${d.alias} is locked. Please try again in a few minutes.]`);
         s.deleteDiskNow(id);
         return ok({status: 'complete'});

@@ -5,7 +5,7 @@
  * dates as epoch milliseconds, null fields omitted. With `legacyJson` numbers and booleans
  * become strings, as older (Jackson 1) engines sent them.
  */
-import type {SimBackup, SimCheckpoint, SimCluster, SimDisk, SimHost, SimState, SimStorageDomain, SimTransfer, SimVm} from './state.js';
+import type {SimBackup, SimCheckpoint, SimCluster, SimDisk, SimHost, SimJob, SimState, SimStorageDomain, SimTransfer, SimVm} from './state.js';
 
 export const API = '/ovirt-engine/api';
 type J = Record<string, unknown>;
@@ -113,5 +113,12 @@ export function transferJson(t: SimTransfer, urls: {daemon: string; proxy: strin
     proxy_url: ticket ? `${urls.proxy}/images/${ticket.uuid}` : undefined,
     transfer_url: ticket ? `${urls.daemon}/images/${ticket.uuid}` : undefined,
     host: ref('hosts', t.hostId), image: {id: t.diskId},
+  };
+}
+
+export function jobJson(j: SimJob): J {
+  return {
+    ...ref('jobs', j.id), description: j.description, status: j.status, external: false, auto_cleared: true,
+    start_time: j.start, end_time: j.end, last_updated: j.end ?? j.start,
   };
 }

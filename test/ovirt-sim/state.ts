@@ -110,6 +110,20 @@ export interface SimTransfer {
   endedBy?: string;
 }
 
+/**
+ * An engine job (GET /jobs): one per changing command, found by the request's correlation_id
+ * (`search=correlation_id=...`). A command's job ends when its asynchronous part has ended, which
+ * can be after the entity it made already looks done.
+ */
+export interface SimJob {
+  id: string;
+  correlationId?: string;
+  description: string;
+  status: 'started' | 'finished' | 'failed';
+  start: number;
+  end?: number;
+}
+
 export interface SimFaults {
   /** Delay of every engine phase step, in ms. */
   delayMs: number;
@@ -188,6 +202,17 @@ export class SimState {
   backups = new Map<string, SimBackup>();
   transfers = new Map<string, SimTransfer>();
   tickets = new Map<string, SimTicket>();
+  jobs: SimJob[] = [];
+  /**
+   * Disks whose engine lock (the in-memory EngineLock a command holds until its end action) is
+   * still held, with the job holding it: a disk is `ok` once vdsm created it, but AddDiskCommand
+   * keeps its lock until the command ends, so the next command on the disk fails validation.
+   */
+  engineLocks = new Map<string, SimJob>();
+  /** The job of the command being executed (engine-api.ts sets it around each changing request). */
+  currentJob: SimJob | undefined;
+  /** How much longer than the disk's own creation AddDisk's job runs (in `delayMs` steps). */
+  addDiskTailSteps = 6;
   private timers = new Set<NodeJS.Timeout>();
   stopped = false;
   /** imageio's read buffer: a cancelled read ends at the end of the buffer it is sending (dropTicket). */
@@ -210,6 +235,23 @@ export class SimState {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+  }
+
+  /**
+   * Refuses a command on a disk whose engine lock another command holds: AppErrors'
+   * ACTION_TYPE_FAILED_OBJECT_LOCKED (oVirt/ovirt-engine, backend/manager/modules/dal/src/main/
+   * resources/bundles/AppErrors.properties), which clients must retry.
+   */
+  checkEngineLock(diskId: string, action: string): void {
+    const job = this.engineLocks.get(diskId);
+    if (job && job.status === 'started') throw new SimFault(409, `[Cannot ${action}. Related operation is currently in progress. Please try again later.]`);
+  }
+
+  /** Ends a job (and releases the engine locks it holds). */
+  endJob(job: SimJob, status: 'finished' | 'failed' = 'finished'): void {
+    job.status = status;
+    job.end = Date.now();
+    for (const [disk, j] of this.engineLocks) if (j === job) this.engineLocks.delete(disk);
   }
 
   vm(id: string): SimVm {
@@ -378,6 +420,7 @@ export class SimState {
     }
     const disk = this.disks.get(req.diskId);
     if (!disk) throw new SimFault(400, `[Cannot transfer Virtual Disk. The disk ${req.diskId} does not exist.]`);
+    this.checkEngineLock(disk.id, 'transfer Virtual Disk');
     let backup: SimBackup | undefined;
     if (req.backupId) {
       backup = this.backups.get(req.backupId);
@@ -558,8 +601,15 @@ export class SimState {
       allocation: isBlockDomain(sd) ? allocationOf(format, sparse, size, req.initialSize, this.volumeChunkBytes) : undefined,
     };
     this.disks.set(d.id, d);
+    const job = this.currentJob;
+    if (job) {
+      this.engineLocks.set(d.id, job);
+      job.status = 'started';
+    }
     this.later(() => {
       if (d.status === 'locked') d.status = 'ok';
+      // The disk reads `ok`; the command (and its lock) ends a little later.
+      if (job) this.later(() => this.endJob(job), this.addDiskTailSteps);
     });
     return d;
   }
@@ -588,6 +638,7 @@ export class SimState {
     const vm = this.vm(vmId);
     const disk = this.disks.get(a.diskId);
     if (!disk) throw new SimFault(400, `[Cannot attach Virtual Disk. The disk ${a.diskId} does not exist.]`);
+    this.checkEngineLock(a.diskId, 'attach Virtual Disk');
     if (this.attachedTo(a.diskId)) throw new SimFault(409, `[Cannot attach Virtual Disk. The disk is already attached to a VM.]`);
     if (disk.status === 'locked') throw new SimFault(409, `[Cannot attach Virtual Disk. Disk ${disk.alias} is locked. Please try again in a few minutes.]`);
     vm.attachments.push(a);

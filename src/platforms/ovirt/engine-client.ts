@@ -11,7 +11,9 @@ import {Agent, request} from 'undici';
 import {ExitCode, UserError, type ExitCodeValue} from '../../util/errors.js';
 import {normalizeEngineUrl} from './engine-url.js';
 import {fetchEngineCa} from './fetch-ca.js';
-import {obj, str, type Json} from './json.js';
+import {randomUUID} from 'node:crypto';
+import {list, obj, str, type Json} from './json.js';
+import {pollUntil, type PollOptions} from './poll.js';
 import {isCertError, isConnectError, unreachable} from '../../transports/imageio/net-errors.js';
 
 export interface EngineClientOptions {
@@ -21,7 +23,16 @@ export interface EngineClientOptions {
   /** The engine CA (PEM) the administrator confirmed; may be a bundle. */
   caPem: string;
   timeoutMs?: number;
+  /** How often and how long a changing request refused with "try again later" (a held engine lock) is retried. */
+  lockRetry?: PollOptions;
 }
+
+/**
+ * The engine's refusals that mean "a command still holds this object's lock": AppErrors'
+ * ACTION_TYPE_FAILED_OBJECT_LOCKED ("Related operation is currently in progress. Please try again
+ * later.") and the disk's "Disk is locked. Please try again later.".
+ */
+const LOCKED = /Related operation is currently in progress|Disk is locked\. Please try again later/;
 
 export class EngineError extends UserError {
   constructor(
@@ -41,7 +52,10 @@ export class EngineClient {
   private token: string | undefined;
   private loggingIn: Promise<void> | undefined;
 
+  private readonly lockRetry: PollOptions;
+
   constructor(private readonly o: EngineClientOptions) {
+    this.lockRetry = o.lockRetry ?? {intervalMs: 1000, timeoutMs: 120_000};
     this.base = normalizeEngineUrl(o.url);
     this.agent = new Agent({connect: {ca: o.caPem, timeout: o.timeoutMs ?? 15_000}, keepAliveTimeout: 30_000});
   }
@@ -101,17 +115,48 @@ export class EngineClient {
   }
 
   post(path: string, body: unknown, query?: Record<string, string>): Promise<Json> {
-    return this.api('POST', path, {body, query}).then((r) => r.body);
+    return this.change('POST', path, body, query).then((r) => r.body);
   }
 
   delete(path: string, query?: Record<string, string>): Promise<Json> {
-    return this.api('DELETE', path, {query}).then((r) => r.body);
+    return this.change('DELETE', path, undefined, query).then((r) => r.body);
+  }
+
+  /**
+   * A changing request with its own correlation_id, which names the engine jobs it starts (the
+   * SDK's `query={'correlation_id': ...}`; the engine tags the command's job with it). Returned so
+   * that the caller can wait for those jobs (waitForJobs).
+   */
+  async change(method: 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>): Promise<{body: Json; correlationId: string}> {
+    const correlationId = randomUUID();
+    const r = await this.api(method, path, {body, query: {...query, correlation_id: correlationId}});
+    return {body: r.body, correlationId};
+  }
+
+  /**
+   * Waits until every engine job of a correlation id has ended (GET /jobs?search=correlation_id=…,
+   * as go-ovirt-client does): an entity can look done (a disk `ok`) while the command that made it
+   * still holds its lock, and the next command on it would be refused. A failed job is an error.
+   */
+  async waitForJobs(correlationId: string, what: string, poll: PollOptions): Promise<void> {
+    await pollUntil(`the engine to finish ${what}`, poll, async () => {
+      const jobs = list(await this.get('/jobs', {search: `correlation_id=${correlationId}`}), 'job');
+      const failed = jobs.find((j) => ['failed', 'aborted'].includes(str(j.status) ?? ''));
+      if (failed) {
+        throw new EngineError(`The engine's job for ${what} ended ${str(failed.status)}: ${str(failed.description) ?? ''}.`, 500, str(failed.description) ?? '', {
+          hint: 'See the engine events and tasks for the reason.', exitCode: ExitCode.platformFailed,
+        });
+      }
+      return jobs.some((j) => ['started', 'unknown'].includes(str(j.status) ?? '')) ? undefined : true;
+    });
   }
 
   private async api(method: string, path: string, opts: {body?: unknown; query?: Record<string, string>; allow404?: boolean}): Promise<{status: number; body: Json}> {
     const qs = opts.query ? `?${new URLSearchParams(opts.query).toString()}` : '';
     const target = `${this.base}/api${path}${qs}`;
-    for (let attempt = 0; ; attempt++) {
+    const lockedUntil = Date.now() + this.lockRetry.timeoutMs;
+    let relogged = false;
+    for (;;) {
       if (!this.token) await this.login();
       const used = this.token;
       const headers: Record<string, string> = {
@@ -120,7 +165,14 @@ export class EngineClient {
       const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
       if (payload !== undefined) headers['content-type'] = 'application/json';
       const res = await this.send(method, target, headers, payload);
-      if (res.status === 401 && attempt === 0) {
+      if (res.status === 409 && method !== 'GET' && LOCKED.test(res.text) && Date.now() < lockedUntil) {
+        // Another command still holds the engine lock of the object (its job has not ended):
+        // "Please try again later" — so we do, for a while.
+        await new Promise((r) => setTimeout(r, this.lockRetry.intervalMs));
+        continue;
+      }
+      if (res.status === 401 && !relogged) {
+        relogged = true;
         // Token expired (sessions time out after 30 min idle): log in again once (§2.1). Requests
         // in flight with the same token share that one new login.
         if (this.token === used) this.token = undefined;

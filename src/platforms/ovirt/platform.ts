@@ -49,8 +49,11 @@ export class OvirtPlatform implements PlatformAdapter {
   private readonly ownership: Ownership;
 
   constructor(private readonly o: OvirtPlatformOptions) {
-    this.client = new EngineClient({url: o.url, user: o.user, password: o.password, caPem: o.caPem});
     this.poll = {intervalMs: o.pollIntervalMs ?? 1000, timeoutMs: o.phaseTimeoutMs ?? 10 * 60_000};
+    this.client = new EngineClient({
+      url: o.url, user: o.user, password: o.password, caPem: o.caPem,
+      lockRetry: {intervalMs: this.poll.intervalMs, timeoutMs: Math.min(this.poll.timeoutMs, 2 * 60_000)},
+    });
     this.inactivityTimeout = o.transferInactivityTimeout ?? 600;
     this.maxConnections = o.maxConnections ?? 4;
     this.ownership = new Ownership(o.applianceId);

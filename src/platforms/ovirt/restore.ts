@@ -237,10 +237,12 @@ export async function openOvirtRestore(
         ...(how.format === 'cow' && details.backup === 'incremental' ? {backup: 'incremental'} : {}),
       };
       if (target.mode === 'vm' && !(await client.find(`/disks/${d.key}`))) body.id = d.key;
-      const created = await client.post('/disks', body);
+      const {body: created, correlationId} = await client.change('POST', '/disks', body);
       const diskId = str(created.id)!;
       createdDisks.push(diskId);
       await pollUntil(`new disk ${diskId} to be ready`, poll, async () => (str((await client.get(`/disks/${diskId}`)).status) === 'ok' ? true : undefined));
+      // `ok` comes before the command that made the disk ends and releases its lock (§8.1).
+      await client.waitForJobs(correlationId, `creating disk ${diskId}`, poll);
       const transfer = await startTransfer(client, {diskId, direction: 'upload', inactivityTimeout: ctx.inactivityTimeout}, poll);
       ctx.ownership.activeTransfers.add(transfer.id);
       let io: ImageioClient;
