@@ -27,6 +27,14 @@ const ADVICE: Record<string, Advice> = {
     title: 'Incremental not possible, full backup taken',
     action: 'Nothing to do if this happens once; if it repeats, check the VM\'s checkpoints and the host logs.',
   },
+  'incremental-not-possible': {
+    title: 'Incremental not possible on this cluster, full backup taken',
+    action: 'Raise the oVirt cluster compatibility level to 4.5 or later, or leave the disks the warning names out of the job; below 4.5 every disk must be qcow2 with incremental backup enabled and in the previous backup.',
+  },
+  'incremental-disabled': {
+    title: 'Incremental backup disabled on an oVirt disk',
+    action: 'Enable it in the engine (Disk → Edit → Enable Incremental Backup) so that the next backups read only changed blocks.',
+  },
   'checkpoint-lost': {
     title: 'Checkpoint lost, full read taken',
     action: 'Nothing to do: the next incremental works again from the new checkpoint.',

@@ -314,7 +314,7 @@ export class EngineApi {
           return collection('disk', b.diskIds.map((d) => {
             const disk = s.disks.get(d);
             const mode = b.frozen.get(d)?.mode;
-            return disk ? {...diskJson(disk), backup_mode: mode} : {id: d};
+            return disk ? {...diskJson(disk), backup_mode: s.clusterOf(vm).perDiskModes ? mode : undefined} : {id: d};
           }));
         }
         return backupJson(b);

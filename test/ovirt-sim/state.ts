@@ -15,7 +15,13 @@ export class SimFault extends Error {
 }
 
 export interface SimDataCenter {id: string; name: string}
-export interface SimCluster {id: string; name: string; dataCenterId: string; version: {major: number; minor: number}}
+export interface SimCluster {
+  id: string; name: string; dataCenterId: string; version: {major: number; minor: number};
+  /** engine-config IsIncrementalBackupSupported for the cluster's level (default: level ≥ 4.5, config.sql). */
+  incrementalBackup?: boolean;
+}
+
+const levelAtLeast = (v: {major: number; minor: number}, major: number, minor: number) => v.major > major || (v.major === major && v.minor >= minor);
 export interface SimHost {id: string; name: string; address: string; clusterId: string; status: 'up' | 'maintenance'}
 export interface SimStorageDomain {id: string; name: string; available: number; used: number; storageType: string}
 export interface SimAttachment {diskId: string; bootable: boolean; iface: string; active: boolean; passDiscard?: boolean}
@@ -285,17 +291,48 @@ export class SimState {
 
   // ---- backups (§4)
 
+  /**
+   * The cluster rules of a backup (oVirt/ovirt-engine, backend/manager/modules/common/src/main/java/
+   * org/ovirt/engine/core/common/FeatureSupported.java isBackupModeAndBitmapsOperationsSupported: 4.5;
+   * packaging/dbscripts/upgrade/pre_upgrade/0000_config.sql IsIncrementalBackupSupported: false up
+   * to 4.4, true from 4.5).
+   */
+  clusterOf(vm: SimVm): {perDiskModes: boolean; incremental: boolean} {
+    const c = this.clusters.find((x) => x.id === vm.clusterId);
+    const perDiskModes = c ? levelAtLeast(c.version, 4, 5) : true;
+    return {perDiskModes, incremental: c?.incrementalBackup ?? perDiskModes};
+  }
+
   startBackup(vmId: string, req: {id?: string; fromCheckpointId?: string; description?: string; diskIds: string[]}): SimBackup {
     const vm = this.vm(vmId);
+    const cluster = this.clusterOf(vm);
     if (req.diskIds.length === 0) throw new SimFault(400, 'Backup [disks] required for add', 'Incomplete parameters');
     const missing = req.diskIds.filter((d) => !this.disks.has(d));
     if (missing.length) throw new SimFault(400, `[Cannot backup VM. The following disk(s) ID(s) does not exist: ${missing.join(', ')}.]`);
     const locked = req.diskIds.filter((d) => this.disks.get(d)!.status === 'locked');
     if (locked.length) throw new SimFault(409, `[Cannot backup VM. The following disks are locked: ${locked.join(', ')}. Please try again in a few minutes.]`);
+    // StartVmBackupCommand.validate() (E/bll/storage/backup/StartVmBackupCommand.java), in its order.
+    if (req.fromCheckpointId !== undefined && !cluster.incremental) throw new SimFault(400, '[Cannot backup VM. Incremental backup is not supported.]');
     if (req.fromCheckpointId !== undefined) {
       const cp = this.checkpoints.find((c) => c.id === req.fromCheckpointId && c.vmId === vmId);
       if (!cp) throw new SimFault(400, `[Cannot backup VM. Checkpoint ID ${req.fromCheckpointId} doesn't exist.]`);
       if (cp.state === 'invalid') throw new SimFault(400, `[Cannot backup VM. Checkpoint ID ${req.fromCheckpointId} is invalid and should be removed.]`);
+      if (!cluster.perDiskModes) {
+        // Below 4.5 an incremental backup is all-or-nothing: every disk must have incremental
+        // backup enabled (ACTION_TYPE_FAILED_INCREMENTAL_BACKUP_DISABLED_FOR_DISKS) and be in the
+        // previous checkpoint (ACTION_TYPE_FAILED_MIXED_INCREMENTAL_AND_FULL_BACKUP_NOT_SUPPORTED).
+        const disabled = req.diskIds.filter((d) => this.disks.get(d)!.backup !== 'incremental' || this.disks.get(d)!.format !== 'cow');
+        if (disabled.length) throw new SimFault(400, `[Cannot backup VM. Incremental backup is disabled for the following disks: ${disabled.join(', ')}.]`);
+        const outside = req.diskIds.filter((d) => !cp.diskIds.includes(d));
+        if (outside.length) {
+          throw new SimFault(400, `[Cannot backup VM. The following disks are not included in the previous VM backup: ${outside.join(', ')}. Please use a full VM backup for all the VM disks.]`);
+        }
+      }
+    }
+    // A Down VM is backed up by the cold path, which adds bitmaps with qemu-img: 4.5 and later
+    // (ACTION_TYPE_BITMAPS_OPERATION_ARE_NOT_SUPPORTED, 409; its text here is ours).
+    if (vm.status === 'down' && !cluster.perDiskModes) {
+      throw new SimFault(409, '[Cannot backup VM. Bitmaps operations are not supported by the cluster compatibility version.]');
     }
     if (this.isDuringBackup(vmId)) throw new SimFault(409, '[Cannot backup VM. The VM is during a backup operation.]');
     if ((req.description ?? '').length > 1024) throw new SimFault(400, '[Cannot backup VM. The description is too long.]');
@@ -327,11 +364,12 @@ export class SimState {
       const mode = from && from.diskIds.includes(diskId) && disk.image.bitmaps.has(from.id) ? 'incremental' : 'full';
       const dirty = mode === 'incremental' ? new Set(disk.image.bitmaps.get(from!.id)) : undefined;
       b.frozen.set(diskId, {image: disk.image.snapshot(), mode, dirty});
-      disk.backupMode = mode;
+      // backup_mode exists from 4.5 on (StartVmBackupCommand.setDiskBackupModeIfSupported).
+      if (this.clusterOf(this.vm(b.vmId)).perDiskModes) disk.backupMode = mode;
       disk.status = 'ok';
     }
     const cowDisks = b.diskIds.filter((d) => this.disks.get(d)!.format === 'cow');
-    if (cowDisks.length) {
+    if (cowDisks.length && this.clusterOf(this.vm(b.vmId)).incremental) {
       const leaf = this.vmCheckpoints(b.vmId).at(-1);
       const cp: SimCheckpoint = {
         id: randomUUID(), vmId: b.vmId, parentId: leaf?.id, created: Date.now(), state: 'created',

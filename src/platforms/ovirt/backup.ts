@@ -21,8 +21,8 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, CheckpointRecord, InventoryVm, Logger, VmBackup} from '../types.js';
 import {OvirtDiskSource} from './disk-source.js';
 import {EngineError, type EngineClient} from './engine-client.js';
-import {inventoryDisk, isBackupable, vmAttachments, vmState, type EngineAttachment, type EngineDisk} from './inventory.js';
-import {list, obj, str} from './json.js';
+import {atLeast, clusterLevel, inventoryDisk, isBackupable, vmAttachments, vmState, type EngineAttachment, type EngineDisk} from './inventory.js';
+import {list, obj, refId, str} from './json.js';
 import type {Ownership} from './ownership.js';
 import {pollUntil, type PollOptions} from './poll.js';
 
@@ -37,6 +37,20 @@ export interface BackupContext {
 }
 
 const CHECKPOINT_GONE = /Checkpoint ID .*(doesn't exist|does not exist|is invalid)/i;
+// Refusals of an incremental backup a full one cures (§4.2: incremental disabled for the cluster
+// level or for some disks, disks outside the previous backup below level 4.5).
+const ALL_OR_NOTHING = /Incremental backup is not supported|Incremental backup is disabled for the following disks|not included in the previous VM backup/i;
+
+/** Why an all-or-nothing incremental backup (cluster level < 4.5) cannot include these disks, or undefined. */
+async function allOrNothingBlockers(client: EngineClient, vmId: string, checkpointId: string, disks: EngineDisk[]): Promise<string | undefined> {
+  const notTracked = disks.filter((d) => d.format !== 'cow' || d.backup !== 'incremental');
+  if (notTracked.length) return `${notTracked.map((d) => `${d.alias} (${d.format === 'cow' ? 'incremental backup disabled' : 'RAW'})`).join(', ')} cannot be read incrementally`;
+  const inCheckpoint = await client.find(`/vms/${vmId}/checkpoints/${checkpointId}/disks`);
+  if (!inCheckpoint) return undefined; // the checkpoint is gone: the engine says so, handled as checkpoint-lost
+  const ids = new Set(list(inCheckpoint, 'disk').map((d) => str(d.id)));
+  const added = disks.filter((d) => !ids.has(d.id));
+  return added.length ? `${added.map((d) => d.alias).join(', ')} ${added.length === 1 ? 'was' : 'were'} not in the previous backup` : undefined;
+}
 // While an earlier backup initializes its disks are locked; once ready the VM is "during a backup" (§4.2).
 const DURING_BACKUP = /during a backup|disks are locked/i;
 
@@ -52,6 +66,16 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   if (status !== 'up' && status !== 'down') {
     throw new UserError(`VM ${vmName} is ${status}; oVirt backs up only VMs that are Up or Down.`, {
       hint: 'Wait until the VM is running or shut down (not paused, migrating or in preview), then run the backup again.',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+  // Below cluster level 4.5 an incremental backup is all-or-nothing and a Down VM cannot be backed
+  // up at all (§4.2: per-disk backup modes and bitmap operations need 4.5).
+  const level = await clusterLevel(client, refId(vmJson.cluster));
+  const oldCluster = level !== undefined && !atLeast({...level, build: 0, full: ''}, 4, 5);
+  if (oldCluster && status === 'down') {
+    throw new UserError(`VM ${vmName} is shut down, and its cluster's compatibility level ${level!.major}.${level!.minor} lets oVirt back up only running VMs.`, {
+      hint: 'Start the VM before its backup, or raise the cluster compatibility level to 4.5 or later (Compute → Clusters → Edit).',
       exitCode: ExitCode.platformFailed,
     });
   }
@@ -105,13 +129,28 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   });
 
   let from = opts.baseCheckpoint?.id;
+  const fullNeeded = (why: string) => log({
+    severity: 'warning', code: 'incremental-not-possible', vm: vmName,
+    message: `VM ${vmName} gets a full backup: ${why}`,
+  });
+  if (from && oldCluster) {
+    const blockers = await allOrNothingBlockers(client, vmId, from, chosen.map((a) => a.disk));
+    if (blockers) {
+      fullNeeded(`at cluster compatibility level ${level!.major}.${level!.minor} an incremental backup must include only qcow2 disks with incremental backup enabled that were in the previous backup, and ${blockers}; raise the cluster level to 4.5 or later, or leave such disks out of the job`);
+      from = undefined;
+    }
+  }
   let created;
   try {
     created = await start(from);
   } catch (err) {
-    if (!(from && err instanceof EngineError && err.status === 400 && CHECKPOINT_GONE.test(err.detail))) throw err;
-    lost(err.detail);
-    if (/is invalid/i.test(err.detail)) await client.delete(`/vms/${vmId}/checkpoints/${from}`).catch(() => undefined);
+    if (!(from && err instanceof EngineError && err.status === 400 && (CHECKPOINT_GONE.test(err.detail) || ALL_OR_NOTHING.test(err.detail)))) throw err;
+    if (ALL_OR_NOTHING.test(err.detail)) {
+      fullNeeded(`the engine refused an incremental backup (${err.detail})`);
+    } else {
+      lost(err.detail);
+      if (/is invalid/i.test(err.detail)) await client.delete(`/vms/${vmId}/checkpoints/${from}`).catch(() => undefined);
+    }
     from = undefined;
     created = await start(undefined);
   }
@@ -156,7 +195,9 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
         log({severity: 'warning', code: 'incremental-disabled', vm: vmName, disk: d.id,
           message: `disk ${d.id} (${d.alias}) does not have incremental backup enabled and is read in full`});
       }
-      const mode = modes.get(d.id) ?? 'full';
+      // Engines below cluster level 4.5 report no backup_mode: there an incremental backup is
+      // incremental for every disk (the engine refused it otherwise).
+      const mode = modes.get(d.id) ?? (from && d.format === 'cow' ? 'incremental' : 'full');
       const forced = opts.forceFull?.includes(d.id) ?? false;
       if (from && mode === 'full' && d.format === 'cow' && d.backup === 'incremental') {
         log({severity: 'info', code: 'disk-full', vm: vmName, disk: d.id, message: `disk ${d.id} (${d.alias}) is not in the base checkpoint; reading it in full`});

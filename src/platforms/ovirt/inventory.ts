@@ -62,6 +62,16 @@ export async function engineVersion(client: EngineClient): Promise<EngineVersion
   return {major: num(v.major) ?? 0, minor: num(v.minor) ?? 0, build: num(v.build) ?? 0, full: str(v.full_version) ?? ''};
 }
 
+/** A cluster's compatibility level (GET /clusters/{id} version, §1.7); undefined when unknown. */
+export async function clusterLevel(client: EngineClient, clusterId: string | undefined): Promise<{major: number; minor: number} | undefined> {
+  if (!clusterId) return undefined;
+  const c = await client.find(`/clusters/${clusterId}`);
+  const v = obj(c?.version);
+  const major = num(v.major);
+  const minor = num(v.minor);
+  return major === undefined || minor === undefined ? undefined : {major, minor};
+}
+
 /** Finished backups keep `succeeded`/`failed` and any checkpoint can be removed since 4.4.7 (§4.6, §4.7). */
 export function atLeast(v: EngineVersion, major: number, minor: number, build = 0): boolean {
   return v.major !== major ? v.major > major : v.minor !== minor ? v.minor > minor : v.build >= build;
