@@ -19,6 +19,8 @@ export interface SimCluster {
   id: string; name: string; dataCenterId: string; version: {major: number; minor: number};
   /** engine-config IsIncrementalBackupSupported for the cluster's level (default: level ≥ 4.5, config.sql). */
   incrementalBackup?: boolean;
+  /** engine-config UseHybridBackup for the cluster's level (default: level ≥ 4.7). */
+  hybridBackup?: boolean;
 }
 
 const levelAtLeast = (v: {major: number; minor: number}, major: number, minor: number) => v.major > major || (v.major === major && v.minor >= minor);
@@ -219,6 +221,12 @@ export class SimState {
   currentJob: SimJob | undefined;
   /** How much longer than the disk's own creation AddDisk's job runs (in `delayMs` steps). */
   addDiskTailSteps = 6;
+  /**
+   * How long a hybrid backup stays `finalizing` after finalize (ms; default one phase step): the
+   * engine removes the backup's snapshot then, and the merge takes as long as the data written
+   * since (HybridBackupCommand: REMOVING_SNAPSHOT is reported as finalizing).
+   */
+  snapshotMergeMs: number | undefined;
   private timers = new Set<NodeJS.Timeout>();
   stopped = false;
   /** imageio's read buffer: a cancelled read ends at the end of the buffer it is sending (dropTicket). */
@@ -234,6 +242,16 @@ export class SimState {
       this.timers.delete(t);
       if (!this.stopped) fn();
     }, this.faults.delayMs * factor);
+    this.timers.add(t);
+  }
+
+  /** Runs fn after ms (stopped with the simulator). */
+  after(ms: number, fn: () => void): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) fn();
+    }, ms);
     this.timers.add(t);
   }
 
@@ -297,10 +315,12 @@ export class SimState {
    * packaging/dbscripts/upgrade/pre_upgrade/0000_config.sql IsIncrementalBackupSupported: false up
    * to 4.4, true from 4.5).
    */
-  clusterOf(vm: SimVm): {perDiskModes: boolean; incremental: boolean} {
+  clusterOf(vm: SimVm): {perDiskModes: boolean; incremental: boolean; hybrid: boolean} {
     const c = this.clusters.find((x) => x.id === vm.clusterId);
     const perDiskModes = c ? levelAtLeast(c.version, 4, 5) : true;
-    return {perDiskModes, incremental: c?.incrementalBackup ?? perDiskModes};
+    // engine-config UseHybridBackup: true from cluster level 4.7 (0000_config.sql; FeatureSupported.isHybridBackupSupported).
+    const hybrid = c?.hybridBackup ?? (c ? levelAtLeast(c.version, 4, 7) : false);
+    return {perDiskModes, incremental: c?.incrementalBackup ?? perDiskModes, hybrid};
   }
 
   startBackup(vmId: string, req: {id?: string; fromCheckpointId?: string; description?: string; diskIds: string[]}): SimBackup {
@@ -414,7 +434,12 @@ export class SimState {
     }
     b.phase = 'finalizing';
     b.modified = Date.now();
-    this.later(() => {
+    // A hybrid (snapshot-based) backup stays finalizing while the engine merges its snapshot
+    // (oVirt/ovirt-engine, backend/manager/modules/bll/src/main/java/org/ovirt/engine/core/bll/
+    // storage/backup/HybridBackupCommand.java: finalize marks it stopped, the callback removes the
+    // auto-generated snapshot, then SUCCEEDED).
+    const hybrid = this.clusterOf(this.vm(vmId)).hybrid;
+    this.after(hybrid ? this.snapshotMergeMs ?? this.faults.delayMs : this.faults.delayMs, () => {
       b.phase = 'succeeded';
       if (this.faults.dropFinished) this.backups.delete(b.id);
       b.modified = Date.now();

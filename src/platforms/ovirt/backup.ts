@@ -215,8 +215,14 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   return backup;
 }
 
-/** Finalizes a backup and waits for succeeded/failed. A backup already finalizing is waited for. */
-export async function finalizeBackup(client: EngineClient, vmId: string, backupId: string, poll: PollOptions): Promise<string> {
+/**
+ * Finalizes a backup and waits for succeeded/failed. A backup already finalizing is waited for.
+ * With `mayStillFinalize`, a backup still `finalizing` when the wait times out is answered
+ * 'finalizing' instead of an error: a snapshot-based (hybrid) backup finalizes while the engine
+ * merges its snapshot, which takes as long as the data written meanwhile (§4.3 (c)); the data was
+ * read by then and the engine ends it on its own.
+ */
+export async function finalizeBackup(client: EngineClient, vmId: string, backupId: string, poll: PollOptions, opts: {mayStillFinalize?: boolean} = {}): Promise<string> {
   try {
     await pollUntil(`image transfers of backup ${backupId} to end`, poll, async () => {
       try {
@@ -231,12 +237,37 @@ export async function finalizeBackup(client: EngineClient, vmId: string, backupI
     // 400 "already in ... phase" = finalized before (gotcha table §10.2); 404 = gone (old engines).
     if (!(err instanceof EngineError && (err.status === 400 || err.status === 404))) throw err;
   }
-  return pollUntil(`backup ${backupId} to finish`, poll, async () => {
-    const b = await client.find(`/vms/${vmId}/backups/${backupId}`);
-    if (!b) return 'gone';
-    const phase = str(b.phase);
-    return phase === 'succeeded' || phase === 'failed' ? phase : undefined;
-  });
+  let last: string | undefined;
+  try {
+    return await pollUntil(`backup ${backupId} to finish`, poll, async () => {
+      const b = await client.find(`/vms/${vmId}/backups/${backupId}`);
+      if (!b) return 'gone';
+      last = str(b.phase);
+      return last === 'succeeded' || last === 'failed' ? last : undefined;
+    });
+  } catch (err) {
+    if (opts.mayStillFinalize && last === 'finalizing') return 'finalizing';
+    throw err;
+  }
+}
+
+/**
+ * Waits for this appliance's own backup of a VM that is still finalizing (a hybrid backup's
+ * snapshot merge) to end, up to `timeoutMs`; a clear error when it does not.
+ */
+export async function waitWhileFinalizing(client: EngineClient, vmId: string, backupId: string, poll: PollOptions, timeoutMs: number): Promise<void> {
+  try {
+    await pollUntil(`backup ${backupId} to finish finalizing`, {intervalMs: poll.intervalMs, timeoutMs}, async () => {
+      const b = await client.find(`/vms/${vmId}/backups/${backupId}`);
+      return !b || str(b.phase) !== 'finalizing' ? true : undefined;
+    });
+  } catch (err) {
+    throw new UserError(`The previous backup of VM ${vmId} is still finalizing in the engine after ${Math.round(timeoutMs / 60_000)} min (the engine merges the backup's snapshot).`, {
+      hint: 'The engine ends it on its own; the next run backs the VM up. If it never ends, see the engine\'s tasks and events for the VM\'s snapshot removal.',
+      exitCode: ExitCode.platformFailed,
+      cause: err,
+    });
+  }
 }
 
 /** Deletes a checkpoint and waits until the engine no longer lists it (§4.7). */
@@ -258,13 +289,13 @@ class OvirtVmBackup implements VmBackup {
     private readonly opts: BackupOptions,
   ) {}
 
-  private async release(): Promise<string | undefined> {
+  private async release(mayStillFinalize = false): Promise<string | undefined> {
     const errors: unknown[] = [];
     for (const s of this.sources) await s.close().catch((e) => errors.push(e));
     let phase: string | undefined;
     if (this.backupId) {
       try {
-        phase = await finalizeBackup(this.ctx.client, this.vm.id, this.backupId, this.ctx.poll);
+        phase = await finalizeBackup(this.ctx.client, this.vm.id, this.backupId, this.ctx.poll, {mayStillFinalize});
       } catch (e) {
         errors.push(e);
       } finally {
@@ -278,7 +309,14 @@ class OvirtVmBackup implements VmBackup {
 
   complete(): Promise<void> {
     this.ended ??= (async () => {
-      const phase = await this.release();
+      const phase = await this.release(true);
+      if (phase === 'finalizing') {
+        // All data was read; the engine is merging the backup's snapshot (hybrid backup). Old
+        // checkpoints cannot be removed while it does (409): the next completed backup does it.
+        this.opts.log({severity: 'info', code: 'backup-finalizing', vm: this.vm.name,
+          message: `the engine is still finalizing the backup of VM ${this.vm.name} (merging its snapshot); it ends on its own, and the next backup waits for it`});
+        return;
+      }
       if (phase === 'failed') {
         throw new UserError(`The engine reports the backup of VM ${this.vm.name} as failed after finalizing.`, {
           hint: 'The restore point was written, but the next backup of this VM will be full. See the engine events.',

@@ -7,18 +7,33 @@
  * Checkpoints of crashed backups are not removed here: the next completed backup prunes them.
  */
 import type {Logger} from '../types.js';
-import {finalizeBackup} from './backup.js';
+import {finalizeBackup, waitWhileFinalizing} from './backup.js';
 import type {EngineClient} from './engine-client.js';
-import {list, obj, refId, str} from './json.js';
+import {list, obj, refId, str, type Json} from './json.js';
 import type {Ownership} from './ownership.js';
 import type {PollOptions} from './poll.js';
 import {endTransfer} from './transfers.js';
 
 const UNFINISHED_BACKUP = new Set(['initializing', 'starting', 'ready']);
 
-export async function cleanupVmBackups(client: EngineClient, own: Ownership, vmId: string, poll: PollOptions, log: Logger): Promise<void> {
-  const backups = list(await client.get(`/vms/${vmId}/backups`), 'backup')
-    .filter((b) => UNFINISHED_BACKUP.has(str(b.phase) ?? '') && own.owns(b.description) && !own.activeBackups.has(str(b.id) ?? ''));
+/**
+ * Ends this appliance's unfinished backups of one VM. Its backups that are `finalizing` (a hybrid
+ * backup merging its snapshot, possibly for longer than a phase timeout) end on their own: with
+ * `finalizingWaitMs` they are waited for (a new backup of the VM needs them gone), otherwise left.
+ */
+export async function cleanupVmBackups(
+  client: EngineClient, own: Ownership, vmId: string, poll: PollOptions, log: Logger,
+  opts: {finalizingWaitMs?: number; backups?: Json[]} = {},
+): Promise<void> {
+  const mine = (opts.backups ?? list(await client.get(`/vms/${vmId}/backups`), 'backup'))
+    .filter((b) => own.owns(b.description) && !own.activeBackups.has(str(b.id) ?? ''));
+  if (opts.finalizingWaitMs !== undefined) {
+    for (const b of mine.filter((x) => str(x.phase) === 'finalizing')) {
+      log({severity: 'info', code: 'waiting-for-finalizing', message: `waiting for the previous backup ${str(b.id)} of VM ${vmId} to finish finalizing`});
+      await waitWhileFinalizing(client, vmId, str(b.id)!, poll, opts.finalizingWaitMs);
+    }
+  }
+  const backups = mine.filter((b) => UNFINISHED_BACKUP.has(str(b.phase) ?? ''));
   if (backups.length === 0) return;
   const transfers = list(await client.get('/imagetransfers'), 'image_transfer');
   for (const b of backups) {
@@ -30,7 +45,8 @@ export async function cleanupVmBackups(client: EngineClient, own: Ownership, vmI
       if (str(t.direction) !== 'download' || phase.startsWith('finished') || !disks.has(refId(t.image) ?? refId(t.disk))) continue;
       await endTransfer(client, str(t.id)!, 'finalize', poll);
     }
-    await finalizeBackup(client, vmId, id, poll);
+    // A hybrid backup may merge its snapshot for a long time after this: it ends on its own.
+    await finalizeBackup(client, vmId, id, poll, {mayStillFinalize: true});
     log({severity: 'info', code: 'leftover-backup-ended', message: `ended backup ${id} of VM ${vmId} left over by an earlier session`});
   }
 }

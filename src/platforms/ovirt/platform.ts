@@ -30,6 +30,11 @@ export interface OvirtPlatformOptions {
   phaseTimeoutMs?: number;
   /** inactivity_timeout of every image transfer, seconds (default 600; the engine's 60 is too short, gotcha 13). */
   transferInactivityTimeout?: number;
+  /**
+   * How long a new backup waits for the previous one of the same VM that is still finalizing (a
+   * hybrid backup's snapshot merge; default 60 minutes).
+   */
+  finalizingWaitMs?: number;
   /** imageio connections per disk, capped by the server's max_readers (default 4, like the reference client). */
   maxConnections?: number;
   /**
@@ -47,6 +52,7 @@ export class OvirtPlatform implements PlatformAdapter {
   private readonly maxConnections: number;
   private backupApiChecked: Promise<void> | undefined;
   private readonly ownership: Ownership;
+  private readonly finalizingWaitMs: number;
 
   constructor(private readonly o: OvirtPlatformOptions) {
     this.poll = {intervalMs: o.pollIntervalMs ?? 1000, timeoutMs: o.phaseTimeoutMs ?? 10 * 60_000};
@@ -57,6 +63,7 @@ export class OvirtPlatform implements PlatformAdapter {
     this.inactivityTimeout = o.transferInactivityTimeout ?? 600;
     this.maxConnections = o.maxConnections ?? 4;
     this.ownership = new Ownership(o.applianceId);
+    this.finalizingWaitMs = o.finalizingWaitMs ?? 60 * 60_000;
   }
 
   /** Engine version (product_info) for feature checks and the console's "about" line. */
@@ -88,7 +95,7 @@ export class OvirtPlatform implements PlatformAdapter {
     return openOvirtBackup({
       client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections,
       ownership: this.ownership,
-      cleanupVm: (id, log) => cleanupVmBackups(this.client, this.ownership, id, this.poll, log),
+      cleanupVm: (id, log) => cleanupVmBackups(this.client, this.ownership, id, this.poll, log, {finalizingWaitMs: this.finalizingWaitMs}),
     }, vmId, opts);
   }
 
