@@ -11,7 +11,7 @@ import {randomBytes, randomUUID} from 'node:crypto';
 import {parseOvf} from './ovf.js';
 import {renderOvf} from './ovf.js';
 import {
-  API, attachmentJson, backupJson, checkpointJson, clusterJson, collection, diskJson, finish, hostJson, jobJson,
+  API, attachmentJson, backupJson, checkpointJson, clusterJson, collection, diskJson, finish, hostJson, eventJson, jobJson,
   storageDomainJson, tagJson, transferJson, vmJson,
 } from './render.js';
 import {SimFault, type SimJob, type SimState, type SimVm} from './state.js';
@@ -174,6 +174,11 @@ export class EngineApi {
         case 'disks':
           if (id) return ok(diskJson(s.disk(id)));
           return ok(collection('disk', [...s.disks.values()].map(diskJson)));
+        case 'events': {
+          // Newest first, at most `max` (EventsService.List).
+          const max = Number(q.get('max') ?? 100);
+          return ok(collection('event', [...s.events].reverse().slice(0, max).map(eventJson)));
+        }
         case 'jobs': {
           // The search the SDK and go-ovirt-client use: correlation_id=<id>.
           const m = /^correlation_id\s*=\s*(\S+)$/.exec(q.get('search') ?? '');
@@ -198,6 +203,8 @@ export class EngineApi {
         const b = s.startBackup(id, {
           id: body.id, fromCheckpointId: body.from_checkpoint_id, description: body.description,
           diskIds: listOf(body.disks, 'disk').map((d: any) => d.id),
+          // VmBackupsService.Add require_consistency (api-model; a URL parameter).
+          requireConsistency: q.get('require_consistency') === 'true',
         });
         return ok(backupJson(b), 202);
       }
@@ -287,7 +294,9 @@ export class EngineApi {
         vms = vms.filter((v) => re.test(v.name));
       }
       const follow = (q.get('follow') ?? '').split(',');
-      return collection('vm', vms.map((v) => vmJson(v, s, {followTags: follow.includes('tags'), followDisks: follow.includes('disk_attachments.disk')})));
+      return collection('vm', vms.map((v) => vmJson(v, s, {
+        followTags: follow.includes('tags'), followDisks: follow.includes('disk_attachments.disk'), followBackups: follow.includes('backups'),
+      })));
     }
     const vm = s.vm(id);
     if (!sub) {

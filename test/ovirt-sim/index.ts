@@ -46,6 +46,8 @@ export interface SimOptions {
   delayMs?: number;
   legacyJson?: boolean;
   tokenTtlMs?: number;
+  /** Subject alternative names of the listeners' certificate, e.g. ['DNS:engine.example.com'] (default localhost, 127.0.0.1). */
+  tlsNames?: string[];
   /** Engine version reported in product_info (default 4.5.7). */
   engineVersion?: {major: number; minor: number; build: number};
   vms?: VmSpec[];
@@ -120,7 +122,7 @@ function listen(server: Server, port = 0): Promise<number> {
 }
 
 export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> {
-  const tls = await makeSimTls();
+  const tls = await makeSimTls(opts.tlsNames);
   const faults: SimFaults = {delayMs: opts.delayMs ?? 20, transferUrlUnreachable: false, legacyJson: opts.legacyJson ?? false};
   const state = new SimState(faults);
   const user = opts.user ?? 'admin@internal';

@@ -5,7 +5,7 @@
  * dates as epoch milliseconds, null fields omitted. With `legacyJson` numbers and booleans
  * become strings, as older (Jackson 1) engines sent them.
  */
-import type {SimBackup, SimCheckpoint, SimCluster, SimDisk, SimHost, SimJob, SimState, SimStorageDomain, SimTransfer, SimVm} from './state.js';
+import type {SimBackup, SimCheckpoint, SimCluster, SimDisk, SimEvent, SimHost, SimJob, SimState, SimStorageDomain, SimTransfer, SimVm} from './state.js';
 
 export const API = '/ovirt-engine/api';
 type J = Record<string, unknown>;
@@ -61,7 +61,7 @@ export function attachmentJson(vm: SimVm, a: SimVm['attachments'][number], state
   };
 }
 
-export function vmJson(vm: SimVm, state: SimState, opts: {ovf?: string; followTags?: boolean; followDisks?: boolean} = {}): J {
+export function vmJson(vm: SimVm, state: SimState, opts: {ovf?: string; followTags?: boolean; followDisks?: boolean; followBackups?: boolean} = {}): J {
   return {
     ...ref('vms', vm.id), name: vm.name, status: vm.status, memory: vm.memory, type: 'server',
     cluster: ref('clusters', vm.clusterId), host: vm.status === 'up' ? ref('hosts', vm.hostId) : undefined,
@@ -70,6 +70,8 @@ export function vmJson(vm: SimVm, state: SimState, opts: {ovf?: string; followTa
     tags: opts.followTags ? collection('tag', vm.tags.map((t) => tagJson(t))) : undefined,
     // follow=disk_attachments.disk (4.2+, §1.6): attachments inline, each with its full disk.
     disk_attachments: opts.followDisks ? collection('disk_attachment', vm.attachments.map((a) => attachmentJson(vm, a, state, true))) : undefined,
+    // follow=backups: the VM's backups inline, like any followed link.
+    backups: opts.followBackups ? collection('backup', [...state.backups.values()].filter((b) => b.vmId === vm.id).map(backupJson)) : undefined,
     link: [
       {href: `${API}/vms/${vm.id}/diskattachments`, rel: 'diskattachments'},
       {href: `${API}/vms/${vm.id}/backups`, rel: 'backups'},
@@ -120,5 +122,12 @@ export function jobJson(j: SimJob): J {
   return {
     ...ref('jobs', j.id), description: j.description, status: j.status, external: false, auto_cleared: true,
     start_time: j.start, end_time: j.end, last_updated: j.end ?? j.start,
+  };
+}
+
+export function eventJson(e: SimEvent): J {
+  return {
+    ...ref('events', String(e.id)), code: e.code, severity: e.severity, description: e.description, time: e.time,
+    correlation_id: e.correlationId, origin: 'oVirt', vm: ref('vms', e.vmId),
   };
 }

@@ -37,6 +37,19 @@ export interface SimVm {
   tags: string[];
   attachments: SimAttachment[];
   osType: string;
+  /** qemu-guest-agent answers (default true): without it a live backup cannot freeze the guest. */
+  guestAgent?: boolean;
+}
+
+/** An audit log entry (GET /events): what an administrator reads in the engine's Events tab. */
+export interface SimEvent {
+  id: number;
+  code: number;
+  severity: 'normal' | 'warning' | 'error';
+  description: string;
+  time: number;
+  vmId?: string;
+  correlationId?: string;
 }
 export interface SimDisk {
   id: string;
@@ -79,6 +92,9 @@ export interface SimBackup {
   diskIds: string[];
   created: number;
   modified: number;
+  /** require_consistency: fail when the guest's file systems cannot be frozen. */
+  requireConsistency?: boolean;
+  correlationId?: string;
   /** Per disk: the image as it was when the backup became ready, and what is dirty in it. */
   frozen: Map<string, {image: SimImage; mode: 'full' | 'incremental'; dirty?: Set<number>}>;
 }
@@ -145,6 +161,8 @@ export interface SimFaults {
   dropFinished?: boolean;
   /** Pause between the slices of a GET response (ms): reads stay in flight (slow storage). */
   slowReadsMs?: number;
+  /** vdsm fails every backup start with this message (a storage or libvirt error on the host). */
+  backupStartFailure?: string;
 }
 
 /** Block storage domains: the disks are LVM logical volumes (vdsm lib/vdsm/storage/blockSD.py). */
@@ -211,6 +229,7 @@ export class SimState {
   transfers = new Map<string, SimTransfer>();
   tickets = new Map<string, SimTicket>();
   jobs: SimJob[] = [];
+  events: SimEvent[] = [];
   /**
    * Disks whose engine lock (the in-memory EngineLock a command holds until its end action) is
    * still held, with the job holding it: a disk is `ok` once vdsm created it, but AddDiskCommand
@@ -243,6 +262,11 @@ export class SimState {
       if (!this.stopped) fn();
     }, this.faults.delayMs * factor);
     this.timers.add(t);
+  }
+
+  /** Adds an audit log entry (AuditLogDirector) with the current command's correlation id. */
+  event(code: number, severity: SimEvent['severity'], description: string, vmId?: string, correlationId?: string): void {
+    this.events.push({id: this.events.length + 1, code, severity, description, time: Date.now(), vmId, correlationId});
   }
 
   /** Runs fn after ms (stopped with the simulator). */
@@ -323,7 +347,7 @@ export class SimState {
     return {perDiskModes, incremental: c?.incrementalBackup ?? perDiskModes, hybrid};
   }
 
-  startBackup(vmId: string, req: {id?: string; fromCheckpointId?: string; description?: string; diskIds: string[]}): SimBackup {
+  startBackup(vmId: string, req: {id?: string; fromCheckpointId?: string; description?: string; diskIds: string[]; requireConsistency?: boolean}): SimBackup {
     const vm = this.vm(vmId);
     const cluster = this.clusterOf(vm);
     if (req.diskIds.length === 0) throw new SimFault(400, 'Backup [disks] required for add', 'Incomplete parameters');
@@ -362,7 +386,7 @@ export class SimState {
     const b: SimBackup = {
       id, vmId, hostId: vm.status === 'up' ? vm.hostId : undefined, fromCheckpointId: req.fromCheckpointId,
       description: req.description, phase: 'initializing', diskIds: [...req.diskIds], created: now, modified: now,
-      frozen: new Map(),
+      frozen: new Map(), requireConsistency: req.requireConsistency, correlationId: this.currentJob?.correlationId,
     };
     this.backups.set(id, b);
     for (const d of b.diskIds) this.disks.get(d)!.status = 'locked';
@@ -375,6 +399,20 @@ export class SimState {
     const from = b.fromCheckpointId ? this.checkpoints.find((c) => c.id === b.fromCheckpointId) : undefined;
     if (b.fromCheckpointId && !from) {
       // The checkpoint vanished between validation and start: "Full backup is now needed" (10791).
+      this.failBackup(b);
+      return;
+    }
+    const vm = this.vm(b.vmId);
+    const host = this.hosts.find((h) => h.id === b.hostId)?.name ?? 'host';
+    // vdsm's start_backup freezes the guest when asked to be consistent (vdsm lib/vdsm/virt/backup.py
+    // _freeze_vm, require_consistency); without an agent the freeze fails and so does the backup.
+    const vdsmFailure = this.faults.backupStartFailure
+      ?? (vm.status === 'up' && b.requireConsistency && vm.guestAgent === false ? `Failed to freeze VM: Guest agent is not responding: QEMU guest agent is not connected` : undefined);
+    if (vdsmFailure) {
+      // The engine logs the host's error (VDS_BROKER_COMMAND_FAILURE, AuditLogType 10802) and the
+      // backup's failure (VM_BACKUP_FAILED) with the command's correlation id.
+      this.event(10802, 'error', `VDSM ${host} command StartVmBackupVDS failed: ${vdsmFailure}`, vm.id, b.correlationId);
+      this.event(10792, 'error', `Backup ${b.id} for VM ${vm.name} failed (User: admin@internal-authz).`, vm.id, b.correlationId);
       this.failBackup(b);
       return;
     }

@@ -20,7 +20,8 @@ export interface SimTls {
   keyPem: string;
 }
 
-export async function makeSimTls(): Promise<SimTls> {
+/** `names`: the server certificate's subject alternative names (default localhost and 127.0.0.1). */
+export async function makeSimTls(names: string[] = ['DNS:localhost', 'IP:127.0.0.1']): Promise<SimTls> {
   const dir = await mkdtemp(join(tmpdir(), 'ovirt-sim-tls-'));
   try {
     const f = (n: string) => join(dir, n);
@@ -29,7 +30,7 @@ export async function makeSimTls(): Promise<SimTls> {
       '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
     await execa('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
       '-keyout', f('srv.key'), '-out', f('srv.csr'), '-subj', '/O=vmbackup-sim/CN=localhost']);
-    const ext = 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n';
+    const ext = `subjectAltName=${names.join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`;
     await writeFile(f('srv.ext'), ext);
     await execa('openssl', ['x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
       '-CAcreateserial', '-out', f('srv.pem'), '-days', '30', '-extfile', f('srv.ext')]);

@@ -41,6 +41,22 @@ const CHECKPOINT_GONE = /Checkpoint ID .*(doesn't exist|does not exist|is invali
 // level or for some disks, disks outside the previous backup below level 4.5).
 const ALL_OR_NOTHING = /Incremental backup is not supported|Incremental backup is disabled for the following disks|not included in the previous VM backup/i;
 
+/**
+ * What the engine's event log says about a failed request: the error and warning events of its
+ * correlation id, oldest first (one request for the newest 100 events). Empty when there are none
+ * or the events cannot be read.
+ */
+async function engineEvents(client: EngineClient, vmId: string, correlationId: string): Promise<string> {
+  try {
+    const events = list(await client.get('/events', {max: '100'}), 'event')
+      .filter((e) => str(e.correlation_id) === correlationId && refId(e.vm) === vmId && ['error', 'warning', 'alert'].includes(str(e.severity) ?? ''))
+      .reverse();
+    return events.map((e) => (str(e.description) ?? '').replace(/\.$/, '')).filter(Boolean).slice(0, 3).join('; ');
+  } catch {
+    return '';
+  }
+}
+
 /** Why an all-or-nothing incremental backup (cluster level < 4.5) cannot include these disks, or undefined. */
 async function allOrNothingBlockers(client: EngineClient, vmId: string, checkpointId: string, disks: EngineDisk[]): Promise<string | undefined> {
   const notTracked = disks.filter((d) => d.format !== 'cow' || d.backup !== 'incremental');
@@ -105,16 +121,23 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   }
 
   const description = ctx.ownership.describe(new Date().toISOString());
+  // With guest consistency the engine fails the backup when the guest cannot be frozen, instead
+  // of going on crash-consistent (VmBackupsService.Add require_consistency).
+  const query = opts.guestConsistency ? {require_consistency: 'true'} : undefined;
+  let correlationId = '';
   const start = async (from: string | undefined) => {
     const body = {description, disks: {disk: chosen.map((a) => ({id: a.disk.id}))}, ...(from ? {from_checkpoint_id: from} : {})};
+    let r;
     try {
-      return await client.post(`/vms/${vmId}/backups`, body);
+      r = await client.change('POST', `/vms/${vmId}/backups`, body, query);
     } catch (err) {
       if (!(err instanceof EngineError) || err.status !== 409 || !DURING_BACKUP.test(err.detail)) throw err;
       // Our own backup left over from a crash blocks this one (§10.2): end it, then try once more.
       await ctx.cleanupVm(vmId, log);
-      return client.post(`/vms/${vmId}/backups`, body);
+      r = await client.change('POST', `/vms/${vmId}/backups`, body, query);
     }
+    correlationId = r.correlationId;
+    return r.body;
   };
   const waitReady = (id: string) => pollUntil(`backup of VM ${vmName} to become ready`, poll, async () => {
     const b = await client.find(`/vms/${vmId}/backups/${id}`);
@@ -170,8 +193,12 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
       ready = await waitReady(backupId);
     }
     if (ready.failed) {
-      throw new UserError(`The engine failed the backup of VM ${vmName} while starting it.`, {
-        hint: 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
+      const said = await engineEvents(client, vmId, correlationId);
+      const frozen = opts.guestConsistency && /freeze/i.test(said);
+      throw new UserError(`The engine failed the backup of VM ${vmName} while starting it${said ? `: ${said}` : '.'}`, {
+        hint: frozen
+          ? 'The guest\'s file systems could not be frozen: start qemu-guest-agent in the guest, or turn guest consistency off for this job to accept a crash-consistent backup.'
+          : said ? 'Fix what the engine reports on the host, then run the backup again.' : 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
         exitCode: ExitCode.platformFailed,
       });
     }

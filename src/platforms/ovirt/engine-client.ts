@@ -14,7 +14,7 @@ import {fetchEngineCa} from './fetch-ca.js';
 import {randomUUID} from 'node:crypto';
 import {list, obj, str, type Json} from './json.js';
 import {pollUntil, type PollOptions} from './poll.js';
-import {isCertError, isConnectError, unreachable} from '../../transports/imageio/net-errors.js';
+import {isCertError, isConnectError, unreachable, wrongCertName} from '../../transports/imageio/net-errors.js';
 
 export interface EngineClientOptions {
   url: string;
@@ -223,6 +223,8 @@ export class EngineClient {
   }
 
   private async untrusted(err: unknown): Promise<UserError> {
+    const misnamed = wrongCertName(err, 'the engine', this.base);
+    if (misnamed) return misnamed;
     let presented = '';
     try {
       presented = ` The engine now publishes a CA with SHA-256 fingerprint ${(await fetchEngineCa(this.base)).fingerprint}.`;

@@ -19,7 +19,7 @@
 import {Pool} from 'undici';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {parseExtents, type ImageioExtent} from './extents.js';
-import {deepCode, isCertError, isConnectError} from './net-errors.js';
+import {deepCode, isCertError, isConnectError, wrongCertName} from './net-errors.js';
 import {RangeReader, UnsupportedFramingError} from './range-reader.js';
 import {redactTicketUrl} from './redact.js';
 
@@ -243,6 +243,8 @@ export class ImageioClient {
 
   /** A certificate failure as a UserError; other socket errors as they are (callers retry or classify them). */
   private transportError(err: unknown): unknown {
+    const misnamed = wrongCertName(err, 'imageio', this.displayUrl);
+    if (misnamed) return misnamed;
     if (isCertError(err)) {
       return new UserError(`The imageio certificate at ${this.displayUrl} is not signed by the stored engine CA.`, {
         hint: 'Hosts use certificates signed by the engine CA; the engine proxy uses the Apache certificate. If the engine uses a third-party certificate, add that CA to the stored bundle.',

@@ -43,3 +43,30 @@ export function unreachable(what: string, url: string, err: unknown): UserError 
     cause: err,
   });
 }
+
+/**
+ * A certificate that is signed by a trusted CA but issued for other names than the one connected
+ * to (node's ERR_TLS_CERT_ALTNAME_INVALID): a UserError that says so and which names the
+ * certificate holds, or undefined for every other certificate error.
+ */
+export function wrongCertName(err: unknown, what: string, url: string): UserError | undefined {
+  if (deepCode(err) !== 'ERR_TLS_CERT_ALTNAME_INVALID') return undefined;
+  let e: unknown = err;
+  let reason = '';
+  let names = '';
+  for (let i = 0; i < 5 && e; i++) {
+    const x = e as {code?: string; reason?: string; cert?: {subjectaltname?: string}; cause?: unknown};
+    if (x.code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      reason = x.reason ?? '';
+      names = (x.cert?.subjectaltname ?? '').replace(/\b(DNS|IP Address):/g, '').trim();
+      break;
+    }
+    e = x.cause;
+  }
+  const host = new URL(url).hostname;
+  return new UserError(`The TLS certificate of ${what} at ${url} is signed by the stored CA but issued for ${names ? `other names (${names})` : 'another name'}, not "${host}"${reason ? ` (${reason})` : ''}.`, {
+    hint: `Use the host name the certificate was issued for (the engine's FQDN as set up by engine-setup) in the address${names ? `, for example ${names.split(/,\s*/)[0]}` : ''}; make that name resolve from the appliance.`,
+    exitCode: ExitCode.untrusted,
+    cause: err,
+  });
+}
