@@ -169,7 +169,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     const body = (await readBody(req)).toString();
     const msg = body ? JSON.parse(body) : {};
     if (req.url === '/sim/faults' && req.method === 'POST') {
-      for (const k of ['delayMs', 'transferUrlUnreachable', 'inactivityTimeoutMs', 'legacyJson'] as const) {
+      for (const k of ['delayMs', 'transferUrlUnreachable', 'inactivityTimeoutMs', 'legacyJson', 'slowReadsMs', 'backupStartFailure'] as const) {
         if (k in msg) (faults as unknown as Record<string, unknown>)[k] = msg[k];
       }
       return sendJson(res, 200, {...faults});
