@@ -19,7 +19,7 @@ export const sshHostkey: Command = {
     ctx.out.result({host, port, keys, trustedIn: values.trust}, () =>
       [
         `SSH host keys of ${host}:${port}`,
-        ...keys.map((k) => `  ${k.type.padEnd(8)} ${k.fingerprint}`),
+        ...keys.map((k) => `  ${k.type.padEnd(20)} ${k.fingerprint}`),
         typeof values.trust === 'string' ? `Added to ${values.trust}.` : 'Confirm a fingerprint, then run again with --trust <known_hosts>.',
       ].join('\n'),
     );

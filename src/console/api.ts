@@ -15,10 +15,11 @@ import type {AuditEntry} from '../daemon/audit.js';
 import type {SessionRecord} from '../daemon/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
+import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply};
 
 /** A restore point as the daemon lists it; `vmExists` when the console knows whether the VM is still there. */
 export type RestorePointInfo = DaemonRestorePointInfo & {vmExists?: boolean};
@@ -70,7 +71,9 @@ export interface ConsoleApi {
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
   fetchCa(url: string): Promise<{pem: string; fingerprint: string}>;
-  scanHostKey(host: string, port?: number): Promise<{keys: {type: string; key: string; fingerprint: string}[]}>;
+  scanHostKey(host: string, port?: number): Promise<HostKeyScanReply>;
+  /** The appliance's own SSH key and the line that lets it log in to a KVM host (GET /appliance/ssh-key). */
+  applianceSshKey(): Promise<ApplianceSshKeyReply>;
   logs(lines?: number): Promise<{lines: string[]}>;
   /** Sets up the demo lab (POST /demo-lab): libvirt VMs, the oVirt simulator, a repository, both connections. */
   demoLab(): Promise<DemoLabResult>;
@@ -148,6 +151,7 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     },
     fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
+    applianceSshKey: () => client.request('GET', '/appliance/ssh-key'),
     logs: (lines = 200) => client.logs(lines),
     demoLab: () => client.request('POST', '/demo-lab', {}),
     whoami: () => client.request('GET', '/whoami'),

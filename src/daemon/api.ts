@@ -29,7 +29,8 @@
  *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
  *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
- *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm)
+ *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm; src/api/contract.ts)
+ *   GET  /appliance/ssh-key → the appliance's own SSH key and the line for a host's authorized_keys
  *   POST /demo-lab                       sets up the demo lab (VMs, oVirt simulator, repository,
  *                                        both connections; idempotent) → what it made (demo-lab.ts)
  *   GET  /events                         server-sent events (DaemonEvent per "data:" line)
@@ -41,6 +42,7 @@ import {dirname} from 'node:path';
 import {errnoCode, ExitCode, UserError} from '../util/errors.js';
 import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
 import {scanHostKey} from '../transports/ssh-host-key.js';
+import {hostKeyScanReply} from '../api/contract.js';
 import type {Daemon} from './daemon.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
 import {createDemoLab} from './demo-lab.js';
@@ -221,6 +223,7 @@ export class ApiServer {
       'operator',
     );
     this.on('POST', '/restores/:id/stop', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}), 'operator');
+    this.on('GET', '/appliance/ssh-key', async () => d.sshKey);
     this.on('GET', '/whoami', async (req) => {
       const c = this.caller(req);
       return {uid: c.peer.uid, user: c.peer.user, role: c.role};
@@ -245,7 +248,8 @@ export class ApiServer {
       const {host, port} = (await readJson(req)) as {host?: unknown; port?: unknown};
       if (typeof host !== 'string' || !host) throw new UserError('host: give the KVM host name or address', {exitCode: ExitCode.invalidInput});
       const keys = await scanHostKey(host, typeof port === 'number' ? port : 22);
-      return {keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.knownHostsLine}))};
+      // Built through the contract's schema: the console stores `key` as the connection's hostKey.
+      return hostKeyScanReply.parse({keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.publicKey}))});
     });
     this.on('POST', '/demo-lab', async (req) => createDemoLab(d, await readJson(req)));
     this.on('GET', '/events', async (req, res) => this.events(req, res));

@@ -4,6 +4,8 @@
  * runs start-up reconciliation. The control API calls the methods here; they hold the little
  * glue that spans several parts (e.g. a new repository is created on disk before it is saved).
  */
+import {ensureApplianceKey} from './appliance-key.js';
+import type {ApplianceSshKeyReply} from '../api/contract.js';
 import {Restores} from './restores.js';
 import {rm, statfs, writeFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
@@ -79,6 +81,9 @@ export class Daemon {
   /** Start-up cleanup of leftovers on every connection (sessions wait for it). */
   cleanup: Promise<string[]> = Promise.resolve([]);
 
+  /** The appliance's own SSH key (appliance-key.ts). */
+  sshKey!: ApplianceSshKeyReply;
+
   private constructor(readonly opts: DaemonOptions) {
     this.clock = opts.clock ?? systemClock;
   }
@@ -99,6 +104,8 @@ export class Daemon {
     };
     this.log = createLog({format: o.logFormat ?? 'plain', write, secrets: () => this.secrets()});
     this.store = await ConfigStore.open(o.stateDir);
+    // The key KVM host connections log in with (made once; its public half is shown in the console).
+    this.sshKey = await ensureApplianceKey(o.stateDir);
     this.history = await History.open(o.stateDir, () => this.store.data.settings.historySessions);
     this.resources = new Resources(this.store, this.log);
     this.workers = new ResourceScheduler(this.store.list('workers'));

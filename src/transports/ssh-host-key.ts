@@ -10,10 +10,12 @@ import {parseFingerprints} from './ssh-args.js';
 import {ExitCode, UserError} from '../util/errors.js';
 
 export interface ScannedHostKey {
-  /** ED25519, ECDSA, RSA */
+  /** The key's algorithm as the key names it: ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa. */
   type: string;
   /** "SHA256:..." as ssh-keygen -l prints it. */
   fingerprint: string;
+  /** The public key without the host name ("ssh-ed25519 AAAA…"): a connection's `hostKey`. */
+  publicKey: string;
   /** The known_hosts line to store once the admin confirmed the fingerprint. */
   knownHostsLine: string;
 }
@@ -38,7 +40,9 @@ export async function scanHostKey(host: string, port = 22, timeoutSec = 10): Pro
   for (const line of lines) {
     const fp = await execa('ssh-keygen', ['-l', '-E', 'sha256', '-f', '-'], {input: `${line}\n`, reject: false});
     const parsed = parseFingerprints(String(fp.stdout))[0];
-    if (parsed) keys.push({type: parsed.type, fingerprint: parsed.fingerprint, knownHostsLine: line});
+    // "host[,host…] algorithm base64": ssh-keyscan prints the host names first.
+    const [, algorithm, blob] = line.split(/\s+/);
+    if (parsed && algorithm && blob) keys.push({type: algorithm, fingerprint: parsed.fingerprint, publicKey: `${algorithm} ${blob}`, knownHostsLine: line});
   }
   return keys;
 }

@@ -173,7 +173,18 @@ export class FakeApi implements ConsoleApi {
     return this.call('fetchCa', [url], () => ({pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', fingerprint: FINGERPRINT}));
   }
   scanHostKey(host: string, port?: number) {
-    return this.call('scanHostKey', [host, port], () => ({keys: [{type: 'ssh-ed25519', key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake', fingerprint: 'SHA256:abcdefghijklmnop'}]}));
+    return this.call('scanHostKey', [host, port], () => ({keys: [
+      {type: 'ecdsa-sha2-nistp256', key: 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYFake', fingerprint: 'SHA256:ecdsaecdsaecdsaecdsa'},
+      {type: 'ssh-ed25519', key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake', fingerprint: 'SHA256:abcdefghijklmnop'},
+    ]}));
+  }
+  /** As GET /appliance/ssh-key (src/daemon/appliance-key.ts). */
+  applianceSshKey() {
+    const publicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIApplianceFake vmbackup@appliance';
+    return this.call('applianceSshKey', [], () => ({
+      identityFile: '/var/lib/vmbackup/ssh/id_ed25519', publicKey, fingerprint: 'SHA256:applianceapplianceappliance',
+      authorizeCommand: `install -d -m 700 ~/.ssh && echo '${publicKey}' >> ~/.ssh/authorized_keys`,
+    }));
   }
   /** As GET /whoami: the kernel's view of the caller, with the role the daemon gives it. */
   whoami() {

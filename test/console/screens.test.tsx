@@ -154,14 +154,37 @@ describe('connections', () => {
     const api = seeded();
     r = await renderApp(api, {name: 'connection-add'});
     await r.press(KEY.down + KEY.enter);
-    await r.waitFor('SSH key file');
-    await r.press(`site1${KEY.enter}c1${KEY.enter}kvm1, kvm2${KEY.enter}root${KEY.enter}/etc/vmbackup/id_ed25519${KEY.enter}${KEY.enter}`);
-    await r.waitFor('kvm2: SHA256:');
+    await r.waitFor('On KVM hosts reached over SSH');
+    await r.press(KEY.enter);
+    // The appliance's own key, with the line that authorizes it on a host.
+    const form = await r.waitFor('SSH key file');
+    expect(form.replace(/\s+/g, '')).toContain("echo'ssh-ed25519AAAAC3NzaC1lZDI1NTE5AAAAIApplianceFakevmbackup@appliance'>>~/.ssh/authorized_keys");
+    await r.press(`site1${KEY.enter}c1${KEY.enter}kvm1, kvm2${KEY.enter}root${KEY.enter}${KEY.enter}${KEY.enter}`);
+    // The ed25519 key is the one to compare, though the host listed another first.
+    const confirm = await r.waitFor('kvm2: SHA256:');
+    expect(confirm).toContain('kvm1: SHA256:abcdefghijklmnop (ssh-ed25519)');
+    expect(confirm).not.toContain('ecdsa');
     await r.press(KEY.enter);
     await r.waitFor('Dashboard');
-    const c = api.data.connections[1] as unknown as {clusters: {hosts: {name: string; connection: {hostKey: string}}[]}[]};
+    const c = api.data.connections[1] as unknown as {clusters: {hosts: {name: string; connection: {hostKey: string; identityFile: string}}[]}[]};
     expect(c.clusters[0]!.hosts.map((h) => h.name)).toEqual(['kvm1', 'kvm2']);
-    expect(c.clusters[0]!.hosts[0]!.connection.hostKey).toMatch(/^ssh-ed25519 /);
+    expect(c.clusters[0]!.hosts[0]!.connection.hostKey).toBe('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake');
+    // No key file given: the appliance's own.
+    expect(c.clusters[0]!.hosts[0]!.connection.identityFile).toBe('/var/lib/vmbackup/ssh/id_ed25519');
+  });
+
+  it('VM Essentials on this appliance: no SSH, a local connection', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connection-add'});
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('On this appliance (no SSH)');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('qemu:///system');
+    await r.press(`here${KEY.enter}${KEY.enter}`);
+    await r.waitFor('Dashboard');
+    const c = api.data.connections[1] as unknown as {id: string; clusters: {hosts: {name: string; connection: {kind: string}}[]}[]};
+    expect(c.id).toBe('here');
+    expect(c.clusters[0]!.hosts).toEqual([{name: 'localhost', connection: {kind: 'local'}}]);
   });
 
   it('tests an existing connection and refreshes its inventory', async () => {
