@@ -116,6 +116,46 @@ describe('job wizard screen', () => {
     expect(r.exited()).toBe(true);
   });
 
+  it('after c the VMs shown and picked are the new connection\'s, never the previous one\'s while it loads', async () => {
+    const api = seeded();
+    api.data.connections.push({id: 'kvm', kind: 'morpheus', name: 'kvm', clusters: []});
+    api.inventoryVms.kvm = [{id: 'lv-1', name: 'libvirt-vm', state: 'running', tags: [], disks: [{key: 'vda', name: 'vda', format: 'qcow2', size: 2 ** 30, trackable: true}]}];
+    // The second connection's inventory takes a while (a host over SSH).
+    let release: () => void = () => {};
+    const slow = new Promise<void>((res) => (release = res));
+    const inventory = api.inventory.bind(api);
+    api.inventory = async (c, refresh) => {
+      if (c === 'kvm') await slow;
+      return inventory(c, refresh);
+    };
+    r = await renderApp(api, {name: 'job-wizard'});
+    await r.press(`mixed${KEY.enter}${KEY.enter}`);
+    await r.waitFor('web01');
+    // c, then ↓ Space Enter typed ahead while kvm's VMs load: they go to kvm's list
+    // ("(no cluster)", then libvirt-vm), not to web01's.
+    await r.press('c');
+    await r.waitFor('Connection: kvm');
+    expect(r.frame()).not.toContain('web01');
+    await r.press(`${KEY.down} `);
+    release();
+    await r.waitFor(/\[x\]\s+libvirt-vm/);
+    await r.press(KEY.enter);
+    await r.waitFor('step 3/7');
+    await r.press(KEY.enter.repeat(7));
+    await r.waitFor('step 4/7');
+    await r.press(KEY.enter.repeat(5));
+    await r.waitFor('step 5/7');
+    await r.press(KEY.enter.repeat(4));
+    await r.waitFor('step 6/7');
+    await r.press(KEY.enter.repeat(4));
+    await r.waitFor('step 7/7: Summary');
+    await r.press(KEY.enter);
+    await r.waitFor('mixed');
+    const job = api.data.jobs.find((j) => j.id === 'mixed') as unknown as JobConfig;
+    expect(job.source.connection).toBe('kvm');
+    expect(job.source.vms.map((v) => v.id)).toEqual(['lv-1']);
+  });
+
   it('will not leave the VM step without a pick, and Esc on the first step cancels', async () => {
     const api = seeded();
     r = await renderApp(api, {name: 'job-wizard'});

@@ -4,12 +4,13 @@
  * saves the job through the daemon (which validates it again) and can run it at once.
  */
 import {Box, Text} from 'ink';
-import {useEffect, useReducer} from 'react';
+import {useEffect, useLayoutEffect, useReducer} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {cronProblem, describeSchedule, nextRuns} from '../../../config/schedule.js';
 import type {InventoryVm} from '../../../platforms/types.js';
 import {useEscape} from '../../app/key-capture.js';
 import {Form} from '../../components/form/view.js';
+import {holdKeys} from '../../components/use-keys.js';
 import type {FieldSpec} from '../../components/form/use-form-state.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
@@ -55,7 +56,14 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
     if (s.left) nav({type: 'pop'});
   }, [s.left, nav]);
   const step = STEPS[s.step]!;
-  const inventory = useLoad(async () => (s.connection ? (await api.inventory(s.connection)).vms : []), [s.connection]);
+  // Each answer names its connection: while another connection's inventory loads after `c`, the
+  // previous one's VMs must not be shown (nor picked) under the new connection's name.
+  const loaded = useLoad(async () => ({connection: s.connection, vms: s.connection ? (await api.inventory(s.connection)).vms : []}), [s.connection]);
+  const current = loaded.data?.connection === s.connection ? loaded.data : undefined;
+  // Keys typed while a connection's VMs load wait for its list (holdKeys), not for the previous one's.
+  const waiting = STEPS[s.step] === 'vms' && s.connection !== undefined && !current && !loaded.error;
+  useLayoutEffect(() => (waiting ? holdKeys() : undefined), [waiting]);
+  const inventory = {...loaded, data: current?.vms, loading: loaded.loading || (loaded.data !== undefined && !current)};
   const action = useAction();
   const next = (values?: Record<string, string>) => dispatch({type: 'next', values});
   const save = async (run: boolean) => {
