@@ -1,5 +1,5 @@
 /** Every menu: ↓ ↓ Enter (or ↓ Enter where there are two items) in ONE write chooses the right item. */
-import {afterEach, describe, it} from 'vitest';
+import {afterEach, describe, expect, it} from 'vitest';
 import type {Route} from '../../src/console/router/use-router-state.js';
 import {makeSession, seeded} from './fake-api.js';
 import {KEY, renderApp, type Rendered} from './harness.js';
@@ -20,7 +20,8 @@ const CASES: {menu: string; route: Route; ready: string; keys: string; expect: s
   {menu: 'repository list', route: {name: 'repositories'}, ready: 'main', keys: D + D + KEY.enter, expect: 'Give the directory of an existing repository'},
   {menu: 'repository actions', route: {name: 'repositories'}, ready: 'main', keys: KEY.enter, expect: 'Verify now'},
   {menu: 'connection list', route: {name: 'connections'}, ready: 'engine', keys: D + KEY.enter, expect: 'Which platform'},
-  {menu: 'platform choice', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter, expect: 'SSH key file'},
+  {menu: 'platform choice', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter, expect: 'Where does libvirt run?'},
+  {menu: 'platform choice, then where libvirt runs', route: {name: 'connection-add'}, ready: 'Which platform', keys: D + KEY.enter + KEY.enter, expect: 'SSH key file'},
   {menu: 'workers list', route: {name: 'workers'}, ready: 'Add a worker', keys: KEY.enter, expect: 'Slots'},
   {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/6', keys: D + KEY.enter, expect: 'Set-up 2/6'},
   // Keys typed ahead past a screen change belong to the screen that the Enter opened.
@@ -51,5 +52,36 @@ describe('keys typed ahead into a loading screen', () => {
     await r.press(KEY.esc);
     // Well before the hold would end by itself (HOLD_MAX_MS, 3 s).
     await r.waitFor('vmbackup › Dashboard', 2000);
+  });
+});
+
+describe('text typed ahead across a screen change', () => {
+  it('the text sent with the Enter that opens a form lands in the form', async () => {
+    r = await renderApp(seeded(), {name: 'connection-add'});
+    await r.waitFor('Which platform');
+    await r.press(`${KEY.enter}olvm${KEY.enter}https://olvm.example.com`);
+    const f = await r.waitFor('https://olvm.example.com');
+    expect(f).toMatch(/Name\s+olvm/);
+  });
+
+  it('n and a name on the dashboard open the wizard with that name, not the selected job', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'dashboard'});
+    await r.waitFor('nightly');
+    await r.press(`nweb servers${KEY.enter}`);
+    await r.waitFor('step 1/7: Name');
+    const f = await r.waitFor(/Name\s+web servers/);
+    expect(f).not.toContain('Run the job now');
+  });
+
+  it('Esc Esc in one write goes back two screens', async () => {
+    r = await renderApp(seeded(), {name: 'dashboard'});
+    await r.waitFor('nightly');
+    await r.press('m');
+    await r.waitFor('Repositories');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('Menu › Workers');
+    await r.press(KEY.esc + KEY.esc);
+    await r.waitFor('vmbackup › Dashboard');
   });
 });

@@ -31,13 +31,25 @@ const NO_KEY: Key = {
   numLock: false,
 } as Key;
 
-/** Splits one input event into single keys; plain text between control keys stays together. */
+/** Typed-ahead text up to this length is handed over a character at a time; a longer run is a paste. */
+const TYPED_RUN = 64;
+
+/**
+ * Splits one input event into single keys. Typed text is split into characters too, because its
+ * first letter may be a command that changes the screen ("n" then a job name, on the dashboard):
+ * each following letter must reach the screen that letter opened. A long run (a pasted
+ * certificate, say) goes as its first character and then the rest in one piece.
+ */
 export function splitKeys(input: string, key: Key): [string, Key][] {
-  if (input.length <= 1 || !/[\r\n\t\x7f\b]/.test(input) || key.ctrl || key.meta) return [[input, key]];
+  if (input.length <= 1 || key.ctrl || key.meta || key.escape) return [[input, key]];
+  if (!/[\r\n\t\x7f\b]/.test(input) && (!/^[\x20-\x7e\u00a0-\uffff]+$/u.test(input) || Object.entries(key).some(([, v]) => v === true))) return [[input, key]];
   const out: [string, Key][] = [];
   let text = '';
   const flush = () => {
-    if (text) out.push([text, {...NO_KEY}]);
+    if (!text) return;
+    const chars = [...text];
+    if (chars.length <= TYPED_RUN) for (const ch of chars) out.push([ch, {...NO_KEY}]);
+    else out.push([chars[0]!, {...NO_KEY}], [chars.slice(1).join(''), {...NO_KEY}]);
     text = '';
   };
   for (const ch of input) {
