@@ -2,7 +2,7 @@
 import {afterEach, describe, expect, it} from 'vitest';
 import type {RestorePointInfo} from '../../src/console/api.js';
 import {initRestore, request, restoreReducer} from '../../src/console/screens/restore/restore-state.js';
-import {seeded} from './fake-api.js';
+import {makeSession, seeded} from './fake-api.js';
 import {KEY, overlong, renderApp, type Rendered} from './harness.js';
 
 let r: Rendered | undefined;
@@ -102,6 +102,34 @@ describe('restore wizard screen', () => {
     await r.waitFor('summary');
     expect(r.frame()).toContain('Disks: vda');
     expect(r.frame()).not.toContain('nvram');
+  });
+
+  it('while the restore points load it says so, never "no restore points yet"', async () => {
+    const a = api();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((res) => (release = res));
+    const points = a.restorePoints.bind(a);
+    a.restorePoints = async (repo) => {
+      await gate;
+      return points(repo);
+    };
+    r = await renderApp(a, {name: 'restore'});
+    await r.waitFor('reading restore points');
+    expect(r.frame()).not.toContain('no restore points yet');
+    release();
+    await r.waitFor('old-app');
+  });
+
+  it('a restore session offers no job history, and h there does nothing', async () => {
+    const a = api();
+    a.sessionsList.push(makeSession({id: 'r-7', jobId: 'restore', jobName: 'restore', state: 'success'}));
+    r = await renderApp(a, {name: 'session', params: {id: 'r-7'}});
+    const f = await r.waitFor('restore');
+    expect(f).not.toContain('h job history');
+    await r.press('h');
+    await r.press('f');
+    expect(r.frame()).not.toContain('There is no job');
+    expect(a.called('retryFailed')).toHaveLength(0);
   });
 
   it('Esc steps back through the wizard and leaves from the first step', async () => {

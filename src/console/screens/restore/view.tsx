@@ -29,7 +29,11 @@ export function RestoreWizard(props: ScreenProps) {
   }, [s.left, nav]);
   const repos = useLoad(() => api.list('repositories'));
   const repository = s.repository ?? (repos.data?.length === 1 ? String(repos.data[0]!.id) : undefined);
-  const points = useLoad(async () => (repository ? api.restorePoints(repository) : []), [repository]);
+  // Each answer names its repository: the empty answer of "no repository chosen yet" must not
+  // read as "this repository has no restore points" while its list loads.
+  const loadedPoints = useLoad(async () => ({repository, points: repository ? await api.restorePoints(repository) : []}), [repository]);
+  const mine = loadedPoints.data?.repository === repository ? loadedPoints.data : undefined;
+  const points = {...loadedPoints, data: mine?.points};
   const action = useAction();
   const title = <Text bold>Restore · {s.step === 'vm' ? 'which VM' : s.step === 'point' ? 'which restore point' : s.step === 'target' ? 'where to' : s.step === 'details' ? 'details' : s.step === 'summary' ? 'summary' : 'progress'}</Text>;
   if (repos.error) return <ErrorMessage error={repos.error} />;

@@ -34,6 +34,7 @@ export function Session(props: ScreenProps) {
   const s = data.data;
   useKeys((input) => {
     if (!s) return;
+    if (s.jobId === 'restore') return; // a restore has no job, no retry, and runs to its end
     if (input === 's') void action.run('Stopping the session', () => api.stopJob(s.jobId), () => 'Stop requested: running disks finish their current chunk.');
     else if (input === 'f')
       void action.run('Retrying failed VMs', () => api.retryFailed(s.jobId)).then((r) => {
@@ -66,7 +67,7 @@ export function Session(props: ScreenProps) {
       ))}
       {lost ? <Text color="yellow">⚠ Live updates stopped: {lost}</Text> : null}
       <ActionMessage state={action.state} />
-      <Text dimColor>s stop · f retry failed VMs · h job history</Text>
+      {s.jobId === 'restore' ? null : <Text dimColor>s stop · f retry failed VMs · h job history</Text>}
     </Box>
   );
 }
