@@ -47,8 +47,6 @@ export interface RestorePointInfo {
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;
-/** An inventory younger than this tells whether a VM still exists without reading it again. */
-const INVENTORY_FRESH_MS = 60_000;
 
 export type RestoreRequestTarget =
   | {kind: 'original'; removeReplaced?: boolean}
@@ -129,17 +127,12 @@ export class Restores {
   async restorePoints(repositoryId: string): Promise<RestorePointInfo[]> {
     const repo = await this.deps.resources.repository(repositoryId);
     const points = await repo.listRestorePoints();
-    // One recent inventory per connection the points came from (read again when older than a
-    // minute: an old one may predate a deletion), not a fresh read of every connection per listing.
+    // One fresh inventory per connection the points came from: a cached one may predate a deletion.
     const inventories = new Map<string, Promise<Set<string> | undefined>>();
-    const recent = async (connectionId: string) => {
-      const cached = await this.deps.resources.inventory(connectionId, false);
-      return Date.now() - Date.parse(cached.at) < INVENTORY_FRESH_MS ? cached : this.deps.resources.inventory(connectionId, true);
-    };
     const vmIdsOf = (connectionId: string) => {
       let p = inventories.get(connectionId);
       if (!p) {
-        p = withTimeout(recent(connectionId), INVENTORY_WAIT_MS).then(
+        p = withTimeout(this.deps.resources.inventory(connectionId, true), INVENTORY_WAIT_MS).then(
           (inv) => (inv ? new Set(inv.vms.map((v) => v.id)) : undefined),
           () => undefined,
         );
