@@ -202,6 +202,20 @@ describe('connections', () => {
 });
 
 describe('removing', () => {
+  it('removes a repository from the appliance only after saying that its files stay', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('main');
+    await r.press(KEY.enter);
+    await r.waitFor('Remove from the appliance');
+    await r.press(KEY.down.repeat(5) + KEY.enter);
+    const ask = await r.waitFor('Remove the repository main from the appliance?');
+    expect(ask).toContain('Its files stay in /srv/backup/main');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('✔ Removed from the appliance.');
+    expect(api.data.repositories).toEqual([]);
+  });
+
   it('removes a connection from its action menu, and a worker only on the second Enter', async () => {
     const api = seeded();
     api.data.workers.push({id: 'w1', name: 'w1', placement: {kind: 'appliance'}, slots: 4});
@@ -210,6 +224,15 @@ describe('removing', () => {
     await r.press(KEY.enter);
     await r.waitFor('Remove');
     await r.press(KEY.down + KEY.down + KEY.enter);
+    // It asks first, names the jobs that use it, and an Enter typed ahead keeps it.
+    const ask = await r.waitFor('Remove the connection engine?');
+    expect(ask).toContain('Jobs that use it: nightly');
+    await r.press(KEY.enter);
+    await r.waitFor('Test the connection');
+    expect(api.data.connections).toHaveLength(1);
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('Remove the connection engine?');
+    await r.press(KEY.down + KEY.enter);
     await r.waitFor('✔ Removed.');
     expect(api.data.connections).toEqual([]);
     await r.unmount();

@@ -6,7 +6,9 @@ import {StatusLine} from '../status/view.js';
 export function ErrorMessage(props: {error: {message: string; hint?: string}}) {
   return (
     <Box flexDirection="column">
-      <StatusLine tone="error">{props.error.message}</StatusLine>
+      <StatusLine tone="error" wrap>
+        {props.error.message}
+      </StatusLine>
       {props.error.hint ? <Text wrap="wrap">  {props.error.hint}</Text> : null}
     </Box>
   );
@@ -15,7 +17,12 @@ export function ErrorMessage(props: {error: {message: string; hint?: string}}) {
 export function ActionMessage(props: {state: ActionState}) {
   const s = props.state;
   if (s.busy) return <Text color="cyan">… {s.busy}</Text>;
-  if (s.ok) return <StatusLine tone="ok">{s.ok}</StatusLine>;
+  if (s.ok)
+    return (
+      <StatusLine tone="ok" wrap>
+        {s.ok}
+      </StatusLine>
+    );
   if (s.error) return <ErrorMessage error={s.error} />;
   return null;
 }

@@ -3,6 +3,7 @@ import {Box, Text} from 'ink';
 import {useState} from 'react';
 import type {ConnectionConfig} from '../../../config/schema.js';
 import {UserError} from '../../../util/errors.js';
+import {Confirm} from '../../components/confirm/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {useApi, useNavigate} from '../../router/context.js';
@@ -19,9 +20,29 @@ export function Connections(props: ScreenProps) {
   const data = useLoad(() => api.list<ConnectionConfig>('connections'));
   const action = useAction();
   const [picked, setPicked] = useState<string | undefined>();
+  const [removing, setRemoving] = useState(false);
+  const jobs = useLoad(() => api.list<{id: string; name: string; source?: {connection?: string}}>('jobs'));
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const conn = data.data.find((c) => c.id === picked);
+  if (conn && removing) {
+    const using = (jobs.data ?? []).filter((j) => j.source?.connection === conn.id).map((j) => j.name);
+    return (
+      <Confirm
+        question={`Remove the connection ${conn.name}?`}
+        detail={using.length ? `Jobs that use it: ${using.join(', ')}. They fail until they get another connection.` : 'No job uses it. Its VMs stay where they are; restore points stay in the repositories.'}
+        yes="Yes, remove it"
+        onNo={() => setRemoving(false)}
+        onYes={() => {
+          setRemoving(false);
+          void removeItem(action, api, 'connections', conn.id, 'Removed.', () => {
+            setPicked(undefined);
+            data.reload();
+          });
+        }}
+      />
+    );
+  }
   if (conn)
     return (
       <Box flexDirection="column">
@@ -33,7 +54,7 @@ export function Connections(props: ScreenProps) {
           items={[
             {value: 'test', label: 'Test the connection'},
             {value: 'refresh', label: 'Refresh the inventory'},
-            {value: 'remove', label: 'Remove'},
+            {value: 'remove', label: 'Remove', hint: 'asks first'},
             {value: 'back', label: '← Back to the list'},
           ]}
           onChoose={(item) => {
@@ -48,11 +69,7 @@ export function Connections(props: ScreenProps) {
                 (t) => `Reachable and logged in: ${t.vms ?? 0} VMs.`,
               );
             else if (item.value === 'refresh') void action.run('Refreshing the inventory', () => api.inventory(conn.id, true), (i) => `${i.vms.length} VMs found.`);
-            else if (item.value === 'remove')
-              void removeItem(action, api, 'connections', conn.id, 'Removed.', () => {
-                setPicked(undefined);
-                data.reload();
-              });
+            else if (item.value === 'remove') setRemoving(true);
             else setPicked(undefined);
           }}
         />

@@ -5,6 +5,7 @@
  */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
+import {Confirm} from '../../components/confirm/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {bytes, when} from '../../format.js';
@@ -23,6 +24,7 @@ export function Repositories(props: ScreenProps) {
   const action = useAction();
   const [picked, setPicked] = useState<string | undefined>();
   const [forgetting, setForgetting] = useState(false);
+  const [removing, setRemoving] = useState(false);
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const repos = data.data.repositories;
@@ -40,6 +42,23 @@ export function Repositories(props: ScreenProps) {
       />
     );
   }
+  if (repo && removing) {
+    return (
+      <Confirm
+        question={`Remove the repository ${repo.name} from the appliance?`}
+        detail={`Its files stay in ${repo.path} (${repo.restorePoints ?? 0} restore points); add it again later to restore from it. Jobs that write to it fail until they get another repository.`}
+        yes="Yes, remove it"
+        onNo={() => setRemoving(false)}
+        onYes={() => {
+          setRemoving(false);
+          void removeItem(action, api, 'repositories', repo.id, 'Removed from the appliance.', () => {
+            setPicked(undefined);
+            data.reload();
+          });
+        }}
+      />
+    );
+  }
   if (repo) {
     const items = [
       {value: 'verify', label: 'Verify now', hint: 're-read every chunk (health check)'},
@@ -47,7 +66,7 @@ export function Repositories(props: ScreenProps) {
       {value: 'gc', label: 'Garbage collection', hint: 'free space of unreferenced chunks'},
       {value: 'restore', label: 'Restore from this repository'},
       {value: 'forget', label: 'Forget a restore point', hint: 'remove one (asks first)'},
-      {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk'},
+      {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk; asks first'},
       {value: 'back', label: '← Back to the list'},
     ];
     return (
@@ -69,11 +88,7 @@ export function Repositories(props: ScreenProps) {
             else if (item.value === 'gc') void action.run('Garbage collection', () => api.gc(id), () => 'Garbage collection finished.');
             else if (item.value === 'restore') nav({type: 'push', route: {name: 'restore', params: {repository: id}}});
             else if (item.value === 'forget') setForgetting(true);
-            else if (item.value === 'remove')
-              void removeItem(action, api, 'repositories', id, 'Removed from the appliance.', () => {
-                setPicked(undefined);
-                data.reload();
-              });
+            else if (item.value === 'remove') setRemoving(true);
             else setPicked(undefined);
           }}
         />
