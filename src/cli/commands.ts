@@ -1,5 +1,6 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
 import {backup} from './backup.js';
+import {configCommands} from './config-commands.js';
 import {consoleCommand} from './console.js';
 import {demoLab} from './demo-lab.js';
 import type {Command} from './command.js';
@@ -31,4 +32,5 @@ export const commands: Command[] = [
   demoLab,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect, repoForget,
   status, jobList, jobStart, jobStop, sessionList, sessionShow,
+  ...configCommands,
   userAdd, userRemove, userList, audit];
