@@ -67,6 +67,8 @@ export interface ConsoleApi {
   /** Forgets one restore point (DELETE /repositories/:id/restore-points/:point); GC frees its space later. */
   forgetRestorePoint(repository: string, id: string): Promise<{id: string; damaged: boolean}>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
+  /** Stops a running restore (POST /restores/:id/stop); what it created is removed. */
+  stopRestore(id: string): Promise<{stopped: boolean}>;
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
@@ -152,6 +154,7 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
     applianceSshKey: () => client.request('GET', '/appliance/ssh-key'),
+    stopRestore: (id) => client.request('POST', `/restores/${encodeURIComponent(id)}/stop`),
     logs: (lines = 200) => client.logs(lines),
     demoLab: () => client.request('POST', '/demo-lab', {}),
     whoami: () => client.request('GET', '/whoami'),

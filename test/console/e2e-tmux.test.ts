@@ -135,7 +135,7 @@ describe('console in tmux against a real daemon', () => {
     // The job's history → the session, finished.
     await t.keys('Enter');
     await t.waitFor('Run the job now');
-    await t.keys('Down', 'Down', 'Down', 'Down', 'Down', 'Enter'); // burst: the first past session
+    await t.keys('Down', 'Down', 'Down', 'Down', 'Down', 'Down', 'Enter'); // burst: the first past session
     const end = await t.waitFor(new RegExp(`[✔⚠✖] e2e job · ${done.state}`));
     await t.save(join(ART, 'session-finished.txt'));
     expect(end).toMatch(/web01 (success|warning)/);

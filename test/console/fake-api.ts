@@ -163,6 +163,10 @@ export class FakeApi implements ConsoleApi {
   startRestore(req: unknown) {
     return this.call('startRestore', [req], () => ({id: 'r-1', state: 'running'}));
   }
+  /** As POST /restores/:id/stop. */
+  stopRestore(id: string) {
+    return this.call('stopRestore', [id], () => ({stopped: this.sessionsList.some((s) => s.id === id && s.state === 'running')}));
+  }
   prune(repository: string) {
     return this.call('prune', [repository], () => ({ok: true, removed: 2}));
   }

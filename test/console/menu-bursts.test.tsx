@@ -14,7 +14,7 @@ const D = KEY.down;
 const CASES: {menu: string; route: Route; ready: string; keys: string; expect: string | RegExp}[] = [
   {menu: 'main menu', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + KEY.enter, expect: 'Menu › Workers'},
   {menu: 'job actions', route: {name: 'job', params: {id: 'nightly'}}, ready: 'Run the job now', keys: D + D + D + KEY.enter, expect: 'Edit job · step 1/7'},
-  {menu: 'job history', route: {name: 'job', params: {id: 'nightly'}}, ready: 'failed', keys: D + D + D + D + D + D + KEY.enter, expect: '✔ nightly · success'},
+  {menu: 'job history', route: {name: 'job', params: {id: 'nightly'}}, ready: 'failed', keys: D + D + D + D + D + D + D + KEY.enter, expect: '✔ nightly · success'},
   {menu: 'jobs list', route: {name: 'jobs'}, ready: 'nightly', keys: D + KEY.enter, expect: 'step 1/7: Name'},
   {menu: 'sessions list', route: {name: 'sessions'}, ready: 'nightly', keys: D + KEY.enter, expect: /started 2026-11-2\d/},
   {menu: 'repository list', route: {name: 'repositories'}, ready: 'main', keys: D + D + KEY.enter, expect: 'Give the directory of an existing repository'},

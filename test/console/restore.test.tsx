@@ -130,6 +130,11 @@ describe('restore wizard screen', () => {
     await r.press('f');
     expect(r.frame()).not.toContain('There is no job');
     expect(a.called('retryFailed')).toHaveLength(0);
+    // s stops the restore, not a job called "restore".
+    await r.press('s');
+    await r.waitFor('The restore is not running.');
+    expect(a.called('stopRestore')[0]!.args).toEqual(['r-7']);
+    expect(a.called('stopJob')).toHaveLength(0);
   });
 
   it('Esc steps back through the wizard and leaves from the first step', async () => {

@@ -339,3 +339,20 @@ describe('workers, email, appliance, sessions', () => {
     await r.waitFor('Run the job now');
   });
 });
+
+describe('job actions', () => {
+  it('disables a job and enables it again, saving the job as it was otherwise', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'job', params: {id: 'nightly'}});
+    await r.waitFor('Disable the job');
+    await r.press(KEY.down.repeat(4) + KEY.enter);
+    await r.waitFor('✔ Disabled: it runs only when started by hand.');
+    await r.waitFor('nightly (disabled)');
+    const saved = api.called('update')[0]!.args[2] as Record<string, unknown>;
+    expect(saved).toMatchObject({id: 'nightly', enabled: false, repository: 'main', schedule: {kind: 'daily', at: '22:00'}});
+    expect(saved).not.toHaveProperty('info');
+    await r.press(KEY.enter);
+    await r.waitFor('✔ Enabled: it runs on its schedule.');
+    expect(api.data.jobs[0]!.enabled).toBe(true);
+  });
+});

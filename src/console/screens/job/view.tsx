@@ -1,5 +1,6 @@
 /**
- * One job: its settings in words, the actions (run now, stop, retry failed VMs, edit, delete)
+ * One job: its settings in words, the actions (run now, stop, retry failed VMs, edit, enable or
+ * disable, delete)
  * and its past sessions (Enter opens one). Starting a run opens its session view.
  */
 import {Box, Text} from 'ink';
@@ -39,6 +40,7 @@ export function JobScreen(props: ScreenProps) {
     {value: 'stop', label: 'Stop the running session', hint: running ? '' : '(not running)'},
     {value: 'retry', label: 'Retry failed VMs'},
     {value: 'edit', label: 'Edit the job'},
+    {value: 'toggle', label: job.enabled ? 'Disable the job' : 'Enable the job', hint: job.enabled ? 'no scheduled runs; Run now still works' : 'runs on its schedule again'},
     {value: confirmDelete ? 'delete-yes' : 'delete', label: confirmDelete ? 'Delete: press Enter again to confirm' : 'Delete the job'},
     ...sessions.map((s) => ({value: `s:${s.id}`, label: `${SYMBOL[toneOf(s.state)]} ${when(s.startedAt)} ${s.state}`, hint: `${s.vms.length} VMs · ${duration(s.totals.durationMs)} · ${s.trigger}`})),
   ];
@@ -52,6 +54,11 @@ export function JobScreen(props: ScreenProps) {
       const r = await action.run('Retrying failed VMs', () => api.retryFailed(id));
       if (r.ok) nav({type: 'push', route: {name: 'session', params: {id: r.value.id}}});
     } else if (value === 'edit') nav({type: 'push', route: {name: 'job-wizard', params: {id}}});
+    else if (value === 'toggle') {
+      const {info: _info, ...saved} = job as JobConfig & {info?: unknown};
+      const r = await action.run(job.enabled ? 'Disabling' : 'Enabling', () => api.update('jobs', id, {...saved, enabled: !job.enabled}), () => (job.enabled ? 'Disabled: it runs only when started by hand.' : 'Enabled: it runs on its schedule.'));
+      if (r.ok) data.reload();
+    }
     else if (value === 'delete') setConfirmDelete(true);
     else if (value === 'delete-yes') {
       const r = await action.run('Deleting', () => api.remove('jobs', id), () => 'Deleted.');

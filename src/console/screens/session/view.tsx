@@ -34,7 +34,11 @@ export function Session(props: ScreenProps) {
   const s = data.data;
   useKeys((input) => {
     if (!s) return;
-    if (s.jobId === 'restore') return; // a restore has no job, no retry, and runs to its end
+    if (s.jobId === 'restore') {
+      // A restore has no job and no retry; s stops it (the daemon removes what it created).
+      if (input === 's') void action.run('Stopping the restore', () => api.stopRestore(s.id), (r) => (r.stopped ? 'Stop requested: what the restore created is removed.' : 'The restore is not running.'));
+      return;
+    }
     if (input === 's') void action.run('Stopping the session', () => api.stopJob(s.jobId), () => 'Stop requested: running disks finish their current chunk.');
     else if (input === 'f')
       void action.run('Retrying failed VMs', () => api.retryFailed(s.jobId)).then((r) => {
@@ -67,7 +71,7 @@ export function Session(props: ScreenProps) {
       ))}
       {lost ? <Text color="yellow">⚠ Live updates stopped: {lost}</Text> : null}
       <ActionMessage state={action.state} />
-      {s.jobId === 'restore' ? null : <Text dimColor>s stop · f retry failed VMs · h job history</Text>}
+      <Text dimColor>{s.jobId === 'restore' ? 's stop the restore' : 's stop · f retry failed VMs · h job history'}</Text>
     </Box>
   );
 }
