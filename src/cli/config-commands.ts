@@ -255,11 +255,27 @@ const pointForget: Command = {
   },
 };
 
+function pointProtect(value: boolean): Command {
+  return {
+    words: ['point', value ? 'protect' : 'unprotect'],
+    summary: value ? 'Protect a restore point: retention never removes it' : 'Lift the protection of a restore point',
+    usage: '<repository id> <restore point id> [--socket <path>]',
+    options: socketOption,
+    positionals: [2, 2],
+    async run(ctx, values, [repo, point]) {
+      const r = await withDaemon(ctx, values, (d) =>
+        d.request<{id: string; protected: boolean}>('PUT', `/repositories/${encodeURIComponent(repo!)}/restore-points/${encodeURIComponent(point!)}/protected`, {protected: value}),
+      );
+      ctx.out.result(r, () => `Restore point ${r.id} is ${value ? 'now protected' : 'no longer protected'}.`);
+    },
+  };
+}
+
 export const configCommands: Command[] = [
   ...connectionCommands, connectionTest, connectionHostKey, applianceKey,
   ...repositoryCommands,
   ...workerCommands,
   ...jobCommands, setEnabled(true), setEnabled(false),
   emailShow, emailSet, emailTest,
-  pointList, pointForget,
+  pointList, pointProtect(true), pointProtect(false), pointForget,
 ];

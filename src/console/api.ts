@@ -64,6 +64,8 @@ export interface ConsoleApi {
   /** Appliance settings (GET /settings): the low-space threshold the dashboard warns at. */
   settings(): Promise<{lowSpacePercent?: number; [k: string]: unknown}>;
   restorePoints(repository: string): Promise<RestorePointInfo[]>;
+  /** Protects a restore point from retention, or lifts that (PUT …/restore-points/:point/protected). */
+  protectRestorePoint(repository: string, id: string, value: boolean): Promise<{id: string; protected: boolean}>;
   /** Forgets one restore point (DELETE /repositories/:id/restore-points/:point); GC frees its space later. */
   forgetRestorePoint(repository: string, id: string): Promise<{id: string; damaged: boolean}>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
@@ -154,6 +156,7 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
     scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
     applianceSshKey: () => client.request('GET', '/appliance/ssh-key'),
+    protectRestorePoint: (repo, id, value) => client.request('PUT', `/repositories/${encodeURIComponent(repo)}/restore-points/${encodeURIComponent(id)}/protected`, {protected: value}),
     stopRestore: (id) => client.request('POST', `/restores/${encodeURIComponent(id)}/stop`),
     logs: (lines = 200) => client.logs(lines),
     demoLab: () => client.request('POST', '/demo-lab', {}),

@@ -26,6 +26,7 @@
  *   POST /repositories/:id/prune         each job's retention on its VMs there → {ok, removed, kept, vms, unassigned}
  *   GET  /repositories/:id/restore-points
  *   DELETE /repositories/:id/restore-points/:point[?force=1]   forgets one (admin) → {id, damaged}
+ *   PUT  /repositories/:id/restore-points/:point/protected {protected} → {id, protected} (admin)
  *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
  *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
@@ -206,6 +207,13 @@ export class ApiServer {
     this.on('PUT', '/settings', async (req) => d.setSettings(await readJson(req)));
     this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
     // Forgetting a restore point is an admin's (GC frees its chunks later).
+    this.on('PUT', '/repositories/:id/restore-points/:point/protected', async (req, _r, [id, point]) => {
+      const {protected: value} = (await readJson(req)) as {protected?: unknown};
+      if (typeof value !== 'boolean') throw new UserError('protected: give true or false', {exitCode: ExitCode.invalidInput});
+      const repo = await d.resources.repository(id!);
+      await repo.setProtected(point!, value);
+      return {id: point, protected: value};
+    });
     this.on('DELETE', '/repositories/:id/restore-points/:point', async (_q, _r, [id, point], url) => {
       const repo = await d.resources.repository(id!);
       return repo.forget(point!, {force: url.searchParams.get('force') === '1'});

@@ -163,6 +163,15 @@ export class FakeApi implements ConsoleApi {
   startRestore(req: unknown) {
     return this.call('startRestore', [req], () => ({id: 'r-1', state: 'running'}));
   }
+  /** As PUT /repositories/:id/restore-points/:point/protected. */
+  protectRestorePoint(repository: string, id: string, value: boolean) {
+    return this.call('protectRestorePoint', [repository, id, value], () => {
+      const p = (this.points[repository] ?? []).find((x) => x.id === id);
+      if (!p) throw new UserError(`Repository ${repository} has no restore point ${id}.`, {exitCode: ExitCode.notFound});
+      p.protected = value;
+      return {id, protected: value};
+    });
+  }
   /** As POST /restores/:id/stop. */
   stopRestore(id: string) {
     return this.call('stopRestore', [id], () => ({stopped: this.sessionsList.some((s) => s.id === id && s.state === 'running')}));

@@ -55,7 +55,7 @@ describe('repositories', () => {
     expect(api.called('prune')[0]!.args).toEqual(['main']);
   });
 
-  it('forgets one restore point after a confirmation; "No" keeps it', async () => {
+  it('browses the restore points: protects one, forgets one after a confirmation ("No" keeps it), restores from one', async () => {
     const api = seeded();
     api.points.main = [
       {id: 'web01-20261121t220000z-aaaaaa', vmId: 'vm-1', vmName: 'web01', time: '2026-11-21T22:00:00Z', type: 'full', sizeBytes: 2 ** 30, storedBytes: 0, protected: false, platform: 'libvirt', disks: [{key: 'vda', name: 'web01.qcow2', size: 2 ** 30}]},
@@ -64,21 +64,36 @@ describe('repositories', () => {
     r = await renderApp(api, {name: 'repositories'});
     await r.waitFor('✔ main');
     await r.press(KEY.enter);
-    await r.waitFor('Forget a restore point');
-    await r.press(KEY.down + KEY.down + KEY.down + KEY.down + KEY.enter);
-    await r.waitFor('Forget which restore point?');
-    await r.press(KEY.enter);
-    let f = await r.waitFor('It can no longer be restored');
+    await r.waitFor('Restore points');
+    await r.press(KEY.down.repeat(4) + KEY.enter);
+    let f = await r.waitFor('Restore points (2)');
+    // Newest first: the incremental of the 22nd, then the full of the 21st.
+    expect(f.indexOf('incremental')).toBeLessThan(f.indexOf('full'));
+    expect(overlong(f)).toEqual([]);
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('Protect it');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('✔ Protected: retention never removes it.');
+    expect(api.called('protectRestorePoint')[0]!.args).toEqual(['main', 'web01-20261121t220000z-aaaaaa', true]);
+    await r.waitFor('Lift the protection');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    f = await r.waitFor('It can no longer be restored');
     expect(f).toContain('Forget restore point web01-20261121t220000z-aaaaaa of web01');
+    expect(f).toContain('It is protected');
     await r.press(KEY.enter); // "No, keep it" is first
-    await r.waitFor('Forget which restore point?');
+    await r.waitFor('Lift the protection');
     expect(api.called('forgetRestorePoint')).toEqual([]);
-    await r.press(KEY.enter);
+    await r.press(KEY.down + KEY.down + KEY.enter);
     await r.waitFor('It can no longer be restored');
     await r.press(KEY.down + KEY.enter);
-    f = await r.waitFor('✔ Forgot restore point web01-20261121t220000z-aaaaaa.');
-    expect(api.called('forgetRestorePoint')[0]!.args).toEqual(['main', 'web01-20261121t220000z-aaaaaa']);
+    await r.waitFor('✔ Forgot restore point web01-20261121t220000z-aaaaaa.');
     expect(api.points.main!.map((p) => p.id)).toEqual(['web01-20261122t220000z-bbbbbb']);
+    // Restore from the one left: the wizard opens at "where to".
+    await r.press(KEY.enter);
+    await r.waitFor('Restore from here');
+    await r.press(KEY.enter);
+    f = await r.waitFor('where to');
+    expect(f).toContain('Whole VM as a new VM');
   });
 
   it('prune on a daemon without the endpoint says so inline', async () => {

@@ -9,6 +9,7 @@ import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {vmbackup} from '../lib/cli.js';
 import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
@@ -88,6 +89,18 @@ describe('restores through the control API', () => {
     } finally {
       sim.state.vms.set(vm.id, vm);
     }
+  });
+
+  it('protects a restore point and lifts it again; the CLI does the same', async () => {
+    type Point = {id: string; protected: boolean};
+    const [point] = await d.client.request<Point[]>('GET', '/repositories/r/restore-points');
+    expect(await d.client.request('PUT', `/repositories/r/restore-points/${point!.id}/protected`, {protected: true})).toEqual({id: point!.id, protected: true});
+    expect((await d.client.request<Point[]>('GET', '/repositories/r/restore-points'))[0]!.protected).toBe(true);
+    const cli = await vmbackup(['point', 'unprotect', 'r', point!.id], {env: {VMBACKUP_SOCKET: d.client.socketPath}});
+    expect(cli.stdout, cli.stderr).toContain('is no longer protected');
+    expect((await d.client.request<Point[]>('GET', '/repositories/r/restore-points'))[0]!.protected).toBe(false);
+    await expect(d.client.request('PUT', '/repositories/r/restore-points/..%2F..%2Fetc/protected', {protected: true})).rejects.toThrow();
+    await expect(d.client.request('PUT', `/repositories/r/restore-points/${point!.id}/protected`, {protected: 'yes'})).rejects.toThrow(/protected: give true or false/);
   });
 
   it('refuses bad requests with the field named, and changes nothing', async () => {

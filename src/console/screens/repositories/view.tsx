@@ -8,13 +8,13 @@ import {useState} from 'react';
 import {Confirm} from '../../components/confirm/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
-import {bytes, when} from '../../format.js';
-import type {RestorePointInfo} from '../../api.js';
+import {bytes} from '../../format.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {RepositoryForm} from './repository-form.js';
 import {removeItem} from '../remove-item.js';
+import {RestorePoints} from './points.js';
 import {repositoryLines} from './table.js';
 
 export function Repositories(props: ScreenProps) {
@@ -32,12 +32,13 @@ export function Repositories(props: ScreenProps) {
   const repo = repos.find((r) => r.id === picked);
   if (repo && forgetting) {
     return (
-      <ForgetPoint
+      <RestorePoints
         repository={repo.id}
         height={props.height}
-        onDone={(message) => {
+        width={props.width}
+        onDone={() => {
           setForgetting(false);
-          if (message) data.reload();
+          data.reload();
         }}
       />
     );
@@ -65,7 +66,7 @@ export function Repositories(props: ScreenProps) {
       {value: 'prune', label: 'Prune', hint: "apply the jobs' retention"},
       {value: 'gc', label: 'Garbage collection', hint: 'free space of unreferenced chunks'},
       {value: 'restore', label: 'Restore from this repository'},
-      {value: 'forget', label: 'Forget a restore point', hint: 'remove one (asks first)'},
+      {value: 'forget', label: 'Restore points', hint: 'browse; restore, protect or forget one'},
       {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk; asks first'},
       {value: 'back', label: '← Back to the list'},
     ];
@@ -120,58 +121,4 @@ export function Repositories(props: ScreenProps) {
 export function RepositoryAdd(props: ScreenProps) {
   const nav = useNavigate();
   return <RepositoryForm importing={props.params.import === '1'} onDone={() => nav({type: 'pop'})} />;
-}
-
-/** Pick one restore point, confirm, forget it. Esc-free: "← Back" and "No" leave without a change. */
-function ForgetPoint(props: {repository: string; height: number; onDone: (message?: string) => void}) {
-  const api = useApi();
-  const points = useLoad(() => api.restorePoints(props.repository));
-  const action = useAction();
-  const [chosen, setChosen] = useState<RestorePointInfo | undefined>();
-  if (points.error && !points.data) return <ErrorMessage error={points.error} />;
-  if (!points.data) return <Text color="cyan">… loading</Text>;
-  if (chosen) {
-    return (
-      <Box flexDirection="column">
-        <Text wrap="truncate-end">
-          Forget restore point {chosen.id} of {chosen.vmName} ({when(chosen.time)}, {chosen.type})?
-        </Text>
-        <Text wrap="truncate-end">It can no longer be restored. Other restore points are not affected; garbage collection frees its space.</Text>
-        <Select
-          key={`confirm:${chosen.id}`}
-          items={[
-            {value: 'no', label: 'No, keep it'},
-            {value: 'yes', label: 'Yes, forget it'},
-          ]}
-          onChoose={async (item) => {
-            if (item.value !== 'yes') return setChosen(undefined);
-            const r = await action.run('Forgetting', () => api.forgetRestorePoint(props.repository, chosen.id), () => `Forgot restore point ${chosen.id}.`);
-            if (r.ok) {
-              setChosen(undefined);
-              points.reload();
-            }
-          }}
-        />
-        <ActionMessage state={action.state} />
-      </Box>
-    );
-  }
-  return (
-    <Box flexDirection="column">
-      <Text bold>Forget which restore point?</Text>
-      <Select
-        key="points"
-        items={[
-          ...points.data.map((p) => ({value: p.id, label: `${when(p.time)}  ${p.vmName}  ${p.type}${p.protected ? '  protected' : ''}`, hint: p.id})),
-          {value: '<back', label: '← Back'},
-        ]}
-        visible={Math.max(3, props.height - 4)}
-        onChoose={(item) => {
-          if (item.value === '<back') return props.onDone();
-          setChosen(points.data!.find((p) => p.id === item.value));
-        }}
-      />
-      <ActionMessage state={action.state} />
-    </Box>
-  );
 }

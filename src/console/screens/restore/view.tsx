@@ -34,6 +34,17 @@ export function RestoreWizard(props: ScreenProps) {
   const loadedPoints = useLoad(async () => ({repository, points: repository ? await api.restorePoints(repository) : []}), [repository]);
   const mine = loadedPoints.data?.repository === repository ? loadedPoints.data : undefined;
   const points = {...loadedPoints, data: mine?.points};
+  // Opened on one restore point ("Restore from here" in the repository's restore points): start at "where to".
+  const preset = props.params.point;
+  useEffect(() => {
+    if (!preset || s.step !== 'vm' || !mine) return;
+    const p = mine.points.find((x) => x.id === preset);
+    if (!p) return;
+    dispatch({type: 'vm', id: p.vmId});
+    dispatch({type: 'point', point: p});
+    // Once: going back from "where to" shows the VM's other restore points.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [preset, mine]);
   const action = useAction();
   const title = <Text bold>Restore · {s.step === 'vm' ? 'which VM' : s.step === 'point' ? 'which restore point' : s.step === 'target' ? 'where to' : s.step === 'details' ? 'details' : s.step === 'summary' ? 'summary' : 'progress'}</Text>;
   if (repos.error) return <ErrorMessage error={repos.error} />;
