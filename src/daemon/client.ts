@@ -197,7 +197,7 @@ export class DaemonClient {
 }
 
 export interface StatusReply {
-  daemon: {version: string; pid: number; startedAt: string; stateDir: string; socket: string; rssBytes: number};
+  daemon: {version: string; pid: number; startedAt: string; stateDir: string; socket: string; rssBytes: number; stateFreeBytes?: number; stateTotalBytes?: number};
   sessions: SessionSummary[];
   workers: {id: string; name: string; slots: number; used: number}[];
   waitingForWorkers: number;
@@ -213,6 +213,8 @@ export interface StatusReply {
     compressionRatio?: number;
     error?: string;
     needsFullVms: number;
+    /** The last health check (verify) of the repository: when, and whether it found damage. */
+    lastHealthCheck?: {at: string; ok: boolean; problems: number};
   }[];
   mail?: unknown;
 }

@@ -423,10 +423,15 @@ export class Daemon {
         statsAt: cached ? new Date(cached.at).toISOString() : undefined,
         error: cached?.error,
         needsFullVms: Object.keys(this.maintenance.fullMarks()).length,
+        lastHealthCheck: this.maintenance.lastHealthCheck(r.id),
       });
     }
+    const stateSpace = await diskSpace(this.opts.stateDir);
     return {
-      daemon: {version: VERSION, pid: process.pid, startedAt: this.startedAt, stateDir: this.opts.stateDir, socket: this.opts.socketPath, rssBytes: process.memoryUsage.rss()},
+      daemon: {
+        version: VERSION, pid: process.pid, startedAt: this.startedAt, stateDir: this.opts.stateDir, socket: this.opts.socketPath, rssBytes: process.memoryUsage.rss(),
+        stateFreeBytes: stateSpace?.freeBytes, stateTotalBytes: stateSpace?.totalBytes,
+      },
       sessions: this.sessions.list().map(({log: _log, ...rest}) => rest),
       workers: this.workers.status(),
       waitingForWorkers: this.workers.waiting,

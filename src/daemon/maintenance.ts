@@ -44,6 +44,13 @@ interface NeedsFullData {
   vms: Record<string, {reason: string; since: string}>;
 }
 
+/** The last health check of each repository (health-checks.json): for the appliance's health view. */
+export interface HealthCheckRecord {
+  at: string;
+  ok: boolean;
+  problems: number;
+}
+
 export class Maintenance {
   private constructor(
     private readonly deps: {
@@ -57,11 +64,18 @@ export class Maintenance {
       jobOfSession?: (sessionId: string) => string | undefined;
     },
     private readonly marks: Low<NeedsFullData>,
+    private readonly checks: Low<{repositories: Record<string, HealthCheckRecord>}>,
   ) {}
 
   static async open(deps: Maintenance['deps']): Promise<Maintenance> {
     const marks = await openDocument<NeedsFullData>(join(deps.store.stateDir, 'needs-full.json'), {vms: {}});
-    return new Maintenance(deps, marks);
+    const checks = await openDocument<{repositories: Record<string, HealthCheckRecord>}>(join(deps.store.stateDir, 'health-checks.json'), {repositories: {}});
+    return new Maintenance(deps, marks, checks);
+  }
+
+  /** When each repository was last checked, and what was found. */
+  lastHealthCheck(repositoryId: string): HealthCheckRecord | undefined {
+    return this.checks.data.repositories[repositoryId];
   }
 
   needsFull(vmId: string): boolean {
@@ -185,6 +199,8 @@ export class Maintenance {
     for (const vm of vms) this.marks.data.vms[vm] = {reason: `health check of repository ${repositoryId} found damaged data`, since: new Date().toISOString()};
     if (vms.length) await this.marks.write();
     const problems = report.problems.length + report.indexProblems.length + report.manifestProblems.length;
+    this.checks.data.repositories[repositoryId] = {at: new Date().toISOString(), ok: report.ok, problems};
+    await this.checks.write().catch((err: unknown) => this.deps.log('error', `Cannot save health-checks.json: ${message(err)}`));
     this.deps.log(report.ok ? 'info' : 'warn', `Health check of repository ${repositoryId}: ${report.ok ? 'no problems' : `${problems} problem(s); next backup of ${vms.length} VM(s) reads in full`}`);
     this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'verify', state: 'finished', detail: report.ok ? 'ok' : `${problems} problems`});
     if (!report.ok) this.mailDamage(repositoryId, report, points.filter((p) => vms.includes(p.vmId)));

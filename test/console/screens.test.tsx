@@ -371,3 +371,22 @@ describe('job actions', () => {
     expect(api.data.jobs[0]!.enabled).toBe(true);
   });
 });
+
+describe('appliance health', () => {
+  it('shows free space of the state directory and of each repository, and when each was last checked', async () => {
+    const api = seeded();
+    api.data.repositories.push({id: 'offsite', name: 'offsite', path: '/srv/offsite'});
+    api.statusExtra = {
+      repositories: [
+        {id: 'main', name: 'main', path: '/srv/backup/main', freeBytes: 90 * 2 ** 30, totalBytes: 100 * 2 ** 30, needsFullVms: 0, lastHealthCheck: {at: '2026-11-22T04:00:00Z', ok: true, problems: 0}},
+        {id: 'offsite', name: 'offsite', path: '/srv/offsite', freeBytes: 2 * 2 ** 30, totalBytes: 100 * 2 ** 30, needsFullVms: 0},
+      ],
+    };
+    r = await renderApp(api, {name: 'appliance'});
+    const f = await r.waitFor('offsite');
+    expect(f).toMatch(/✔ State \/var\/lib\/vmbackup: 4\.0 GiB free of 8\.0 GiB \(50 %\)/);
+    expect(f).toMatch(/✔ main: 90 GiB free of 100 GiB \(90 %\) · checked 2026-11-22/);
+    expect(f).toMatch(/⚠ offsite: 2\.0 GiB free of 100 GiB \(2 %\) · never checked/);
+    expect(overlong(f)).toEqual([]);
+  });
+});
