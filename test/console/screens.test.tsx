@@ -390,3 +390,35 @@ describe('appliance health', () => {
     expect(overlong(f)).toEqual([]);
   });
 });
+
+describe('session log', () => {
+  it('l opens the whole log: e filters by level, v by VM, arrows scroll, Esc goes back', async () => {
+    const api = seeded();
+    const log = Array.from({length: 40}, (_, i) => ({
+      time: `2026-11-23T02:${String(i).padStart(2, '0')}:00Z`, severity: (i % 10 === 3 ? 'warning' : i === 37 ? 'error' : 'info') as 'info' | 'warning' | 'error',
+      code: 'x', message: `line ${i}${i % 2 ? ' of db01' : ' of web01'}`, vm: i % 2 ? 'db01' : 'web01',
+    }));
+    api.sessionsList.push(makeSession({id: 's-log', state: 'failed', log, vms: [{id: 'vm-1', name: 'web01', state: 'success', attempts: 1, restorePointId: 'web01-20261123t020000z-abcdef'}]}));
+    r = await renderApp(api, {name: 'session', params: {id: 's-log'}});
+    let f = await r.waitFor('l whole log');
+    expect(f).toContain('web01-20261123t020000z-abcdef');
+    await r.press('l');
+    f = await r.waitFor('40 line(s)');
+    expect(f).toContain('line 39 of db01');
+    expect(overlong(f)).toEqual([]);
+    await r.press(KEY.up.repeat(30));
+    f = await r.waitFor('newer below');
+    expect(f).toContain('line 0 of web01');
+    await r.press('e');
+    f = await r.waitFor('warnings and errors · all VMs · 5 line(s)');
+    expect(f).toContain('⚠ 02:03:00 line 3 of db01');
+    expect(f).toContain('✖ 02:37:00 line 37 of db01');
+    await r.press('e');
+    await r.waitFor('errors · all VMs · 1 line(s)');
+    await r.press('e');
+    await r.press('v');
+    f = await r.waitFor(/all levels · \S+ · 20 line\(s\)/);
+    await r.press(KEY.esc);
+    await r.waitFor('l whole log');
+  });
+});

@@ -63,13 +63,13 @@ export const SCREENS: Record<string, ScreenDef> = {
   sessions: {title: 'Sessions', help: ['Past and running sessions of every job, newest first. Enter opens one.'], Component: Sessions},
   session: {
     title: 'Session',
-    help: ['A session live: each VM with its state, each running disk with progress, rate and time left; the log as it grows (⚠ warnings, ✖ errors).', 'Keys: s stop the session · f retry the failed VMs · h the job and its past sessions.'],
-    keys: 's stop · f retry',
+    help: ['A session live: each VM with its state, each running disk with progress, rate and time left; the log as it grows (⚠ warnings, ✖ errors).', 'Keys: s stop the session · f retry the failed VMs · h the job and its past sessions · l the whole log, filtered by level (e) or VM (v).'],
+    keys: 's stop · f retry · l log',
     Component: Session,
   },
   repositories: {
     title: 'Repositories',
-    help: ['Every repository with used and free space, dedup ratio and restore points.', 'Enter on one: verify now, prune, garbage collection, restore, remove. The last items add a repository or import an existing one.'],
+    help: ['Every repository with used and free space, dedup ratio and restore points.', 'Enter on one: verify now, prune, garbage collection, restore, its restore points (restore from one, protect, forget), remove. The last items add a repository or import an existing one.'],
     Component: Repositories,
   },
   'repository-add': {title: 'Add repository', help: [FORM_HELP, 'A directory that already holds a repository is imported.'], Component: RepositoryAdd},

@@ -1,9 +1,10 @@
 /**
  * One session, live: per-VM state and per-disk progress (from events), the log as it grows with
- * warnings and errors marked, totals when it ends. Keys: s stop, f retry the failed VMs,
- * h the job's past sessions.
+ * warnings and errors marked, totals (rate, bottleneck) and each VM's restore point when it ends.
+ * Keys: s stop, f retry the failed VMs, h the job's past sessions, l the whole log (log-view.tsx).
  */
 import {Box, Text} from 'ink';
+import {useState} from 'react';
 import type {LogLine, SessionVm} from '../../../daemon/session-model.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {ProgressBar} from '../../components/progress-bar/view.js';
@@ -15,6 +16,7 @@ import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
+import {LogView} from './log-view.js';
 
 /** The recorded log plus live lines newer than its last line. */
 export function mergedLog(recorded: readonly LogLine[], live: readonly LogLine[]): LogLine[] {
@@ -28,12 +30,14 @@ export function Session(props: ScreenProps) {
   const id = props.params.id ?? '';
   const data = useLoad(() => api.session(id), [id]);
   const action = useAction();
+  const [viewingLog, setViewingLog] = useState(false);
   const {progress, lost} = useEvents((e) => {
     if ((e.type === 'session' && e.session.id === id) || (e.type === 'engine' && e.sessionId === id && e.event.type === 'vm-finished')) data.reload();
   });
   const s = data.data;
   useKeys((input) => {
-    if (!s) return;
+    if (!s || viewingLog) return;
+    if (input === 'l') return setViewingLog(true);
     if (s.jobId === 'restore') {
       // A restore has no job and no retry; s stops it (the daemon removes what it created).
       if (input === 's') void action.run('Stopping the restore', () => api.stopRestore(s.id), (r) => (r.stopped ? 'Stop requested: what the restore created is removed.' : 'The restore is not running.'));
@@ -55,11 +59,12 @@ export function Session(props: ScreenProps) {
   // Live VMs the record does not list yet (the session started them after our load).
   for (const v of Object.values(live?.vms ?? {})) if (!s.vms.some((x) => x.id === v.id)) vmLines.push(...vmRows({id: v.id, name: v.name, state: 'running', attempts: 1}, v, props.width));
   const logRoom = Math.max(3, props.height - 4 - Math.min(vmLines.length, Math.floor(props.height / 2)));
+  if (viewingLog) return <LogView log={log} vms={[...new Set(log.map((l) => l.vm).filter((v): v is string => !!v))]} height={props.height} onClose={() => setViewingLog(false)} />;
   return (
     <Box flexDirection="column">
       <Text wrap="truncate-end" color={COLOR[tone]}>
         {SYMBOL[tone]} {s.jobName} · {live?.state ?? s.state} · started {when(s.startedAt)}
-        {s.endedAt ? ` · ${duration(s.totals.durationMs)} · ${bytes(s.totals.readBytes)} read, ${bytes(s.totals.storedBytes)} stored` : ''}
+        {s.endedAt ? ` · ${duration(s.totals.durationMs)} · ${bytes(s.totals.readBytes)} read at ${rate(s.totals.rateBytesPerSec)}, ${bytes(s.totals.storedBytes)} stored${s.totals.bottleneck ? ` · bottleneck ${s.totals.bottleneck}` : ''}` : ''}
         {s.reason ? ` · ${s.reason}` : ''}
       </Text>
       {vmLines.slice(0, Math.floor(props.height / 2))}
@@ -71,7 +76,7 @@ export function Session(props: ScreenProps) {
       ))}
       {lost ? <Text color="yellow">⚠ Live updates stopped: {lost}</Text> : null}
       <ActionMessage state={action.state} />
-      <Text dimColor>{s.jobId === 'restore' ? 's stop the restore' : 's stop · f retry failed VMs · h job history'}</Text>
+      <Text dimColor>{s.jobId === 'restore' ? 's stop the restore · l whole log' : 's stop · f retry failed VMs · h job history · l whole log'}</Text>
     </Box>
   );
 }
@@ -85,6 +90,7 @@ function vmRows(v: SessionVm, p: VmProgress | undefined, width: number) {
       {v.incremental || p?.incremental ? ' (incremental)' : v.full ? ' (full)' : ''}
       {v.reason || p?.error ? ` – ${v.reason ?? p?.error}` : ''}
       {v.figures && v.endedAt ? ` · ${bytes(v.figures.readBytes)} read, ${bytes(v.figures.storedBytes)} stored, ${duration(v.figures.durationMs)}` : ''}
+      {v.restorePointId ? ` · ${v.restorePointId}` : ''}
     </Text>,
   ];
   if (v.state === 'running' || (p && !p.status))
