@@ -17,7 +17,7 @@ import {
   formatDateTime,
   type TimeOptions,
 } from './format.js';
-import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, spaceBar, STATUS_COLOUR, th} from './html-parts.js';
+import {BORDER, documentShell, FONT, footer, headerBar, MUTED, nb, section, spaceBar, STATUS_COLOUR} from './html-parts.js';
 import type {SessionReport, VmReport} from './model.js';
 import {
   countStatuses,
@@ -66,41 +66,28 @@ export function renderSessionHtml(report: SessionReport, subject: string, opts: 
     formatLongDateTime(report.startedAt, opts),
   )}${attempt}</td></tr>`;
 
-  // The summary grid: four label/value column pairs, like Veeam's report.
-  const cell = (label: string, value: string, colour?: string) =>
-    `<td style="color:${MUTED};padding:3px 6px 3px 0;white-space:nowrap">${label}</td><td style="font-weight:bold;padding:3px 18px 3px 0;white-space:nowrap${
-      colour ? `;color:${colour}` : ''
-    }">${value}</td>`;
-  const grid: [string, string, string?][][] = [
-    [
-      ['Success', String(counts.success), counts.success ? STATUS_COLOUR.success : undefined],
-      ['Start time', esc(formatDateTime(report.startedAt, opts))],
-      ['Total size', formatBytes(t.protectedBytes)],
-      ['Dedupe', formatRatio(t.dedupRatio)],
-    ],
-    [
-      ['Warning', String(counts.warning), counts.warning ? STATUS_COLOUR.warning : undefined],
-      ['End time', esc(formatDateTime(report.endedAt, opts))],
-      ['Data read', formatBytes(t.readBytes)],
-      ['Compression', formatRatio(t.compressionRatio)],
-    ],
-    [
-      ['Error', String(counts.failed), counts.failed ? STATUS_COLOUR.failed : undefined],
-      ['Duration', formatDuration(t.durationMs)],
-      ['Transferred', formatBytes(t.transferredBytes)],
-      ['Rate', formatRate(t.rateBytesPerSec)],
-    ],
-    [
-      ['', ''],
-      ['', ''],
-      ['Stored', formatBytes(t.storedBytes)],
-      ['Bottleneck', t.bottleneck ? capitalise(t.bottleneck) : '–'],
-    ],
+  // The figures as label/value pairs that flow: four to a line at 900 px, one or two on a phone
+  // (390 px), where a fixed grid would need sideways scrolling.
+  const pair = (label: string, value: string, colour?: string) =>
+    `<div style="display:inline-block;min-width:170px;padding:3px 16px 3px 0;white-space:nowrap"><span style="color:${MUTED}">${label}</span> <b${colour ? ` style="color:${colour}"` : ''}>${value}</b></div>`;
+  const pairs: [string, string, string?][] = [
+    ['Success', String(counts.success), counts.success ? STATUS_COLOUR.success : undefined],
+    ['Warning', String(counts.warning), counts.warning ? STATUS_COLOUR.warning : undefined],
+    ['Error', String(counts.failed), counts.failed ? STATUS_COLOUR.failed : undefined],
+    ['Duration', formatDuration(t.durationMs)],
+    ['Start time', esc(formatDateTime(report.startedAt, opts))],
+    ['End time', esc(formatDateTime(report.endedAt, opts))],
+    ['Total size', formatBytes(t.protectedBytes)],
+    ['Data read', formatBytes(t.readBytes)],
+    ['Transferred', formatBytes(t.transferredBytes)],
+    ['Stored', formatBytes(t.storedBytes)],
+    ['Dedupe', formatRatio(t.dedupRatio)],
+    ['Compression', formatRatio(t.compressionRatio)],
+    ['Rate', formatRate(t.rateBytesPerSec)],
+    ['Bottleneck', t.bottleneck ? capitalise(t.bottleneck) : '–'],
   ];
-  const summary = `<tr><td style="padding:12px 20px;border-bottom:1px solid ${BORDER}">
-<table role="presentation" cellpadding="0" cellspacing="0" style="${FONT};font-size:13px;color:#1f2937">
-${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`).join('\n')}
-</table>
+  const summary = `<tr><td style="padding:12px 20px;border-bottom:1px solid ${BORDER};font-size:13px;color:#1f2937">
+${pairs.map(([l, v, c]) => pair(l, v, c)).join('')}
 <div style="margin-top:8px;font-size:13px;color:${low ? STATUS_COLOUR.failed : MUTED}">Repository <b>${esc(repo.name)}</b> (${esc(
     repo.path,
   )}): ${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${
@@ -111,16 +98,13 @@ ${grid.map((row) => `<tr>${row.map(([l, v, c]) => cell(l, v, c)).join('')}</tr>`
   const compactNote = opts.compact
     ? `<div style="color:${MUTED};margin-bottom:6px">This session has many messages: they are counted here and listed in full in the plain-text part of this mail and in the session log.</div>`
     : '';
+  // One block per VM rather than nine columns: it reads the same at 900 px and on a phone.
   const vmTable = section(
     'Details',
     `${compactNote}
-<table id="vms" width="100%" cellpadding="5" cellspacing="0" style="${FONT};font-size:12px;color:#1f2937;border-collapse:collapse">
-<thead><tr>${th('Name')}${th('Status')}${th('Start time')}${th('End time')}${th('Size', true)}${th('Read', true)}${th('Transferred', true)}${th(
-    'Duration',
-    true,
-  )}${th('Details')}</tr></thead>
+<table id="vms" width="100%" cellpadding="6" cellspacing="0" style="${FONT};font-size:13px;color:#1f2937;border-collapse:collapse">
 <tbody>
-${vmRows || `<tr><td colspan="9" style="color:${MUTED}">No VMs were processed in this session.</td></tr>`}
+${vmRows || `<tr><td style="color:${MUTED}">No VMs were processed in this session.</td></tr>`}
 </tbody></table>`,
   );
 
@@ -136,7 +120,8 @@ ${groups.map(issueGroupRow).join('\n')}
 
   const foot = footer(`Sent by vmbackup ${esc(report.appVersion)} on <b>${esc(report.hostname)}</b> &middot; session ${esc(report.sessionId)}`);
 
-  return documentShell(subject, [header, sessionLine, summary, vmTable, issues, foot]);
+  // What needs doing comes right after the result, before the figures and the per-VM details.
+  return documentShell(subject, [header, sessionLine, issues, summary, vmTable, foot]);
 }
 
 function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOptions): string {
@@ -156,15 +141,11 @@ function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOpti
   if (!opts.compact && vm.issues.length > MAX_ISSUES_IN_CELL) details.push(`+${vm.issues.length - MAX_ISSUES_IN_CELL} more (all in the plain-text part)`);
   // Alternate row shading through the bgcolor attribute: short, and honoured by every client.
   const bg = index % 2 ? ' bgcolor="#f6f8fa"' : '';
-  return `<tr class="vm" valign="top"${bg}><td><b>${esc(vm.name)}</b></td><td nowrap style="color:${colour}"><b>${STATUS_SYMBOL[vm.status]} ${
-    RESULT_LABEL[vm.status]
-  }</b></td><td>${formatTimeOfDay(vm.startedAt, sessionStart, opts)}</td><td>${formatTimeOfDay(
-    vm.endedAt,
-    sessionStart,
-    opts,
-  )}</td><td align="right">${nb(formatBytes(vm.sizeBytes))}</td><td align="right">${nb(formatBytes(vm.readBytes))}</td><td align="right">${nb(
-    formatBytes(vm.transferredBytes),
-  )}</td><td align="right">${formatDuration(vm.durationMs)}</td><td>${details.join('<br>')}</td></tr>`;
+  const times = `${formatTimeOfDay(vm.startedAt, sessionStart, opts)}–${formatTimeOfDay(vm.endedAt, sessionStart, opts)}`;
+  const figures = [times, formatDuration(vm.durationMs), nb(formatBytes(vm.sizeBytes)), `read ${nb(formatBytes(vm.readBytes))}`, `sent ${nb(formatBytes(vm.transferredBytes))}`];
+  return `<tr class="vm" valign="top"${bg}><td><b>${esc(vm.name)}</b> <b style="color:${colour}">${STATUS_SYMBOL[vm.status]}&nbsp;${RESULT_LABEL[vm.status]}</b><br><small style="color:${MUTED}">${figures.join(
+    ' &middot; ',
+  )}</small>${details.length ? `<br>${details.join('<br>')}` : ''}</td></tr>`;
 }
 
 function issueGroupRow(g: IssueGroup): string {

@@ -94,6 +94,25 @@ describe('the report in a real browser engine', () => {
     expect(facts.distinctRows).toBeGreaterThan(200);
   });
 
+  it('reads on a phone (390 px) as at 900 px: nothing wider than the screen, what to do before the details', async () => {
+    const mail = renderSessionReport(sampleReport(), {timeZone: 'UTC'});
+    // What needs doing comes right after the result, before the figures and the VM list.
+    expect(mail.html.indexOf('What to do')).toBeLessThan(mail.html.indexOf('Total size'));
+    expect(mail.html.indexOf('Total size')).toBeLessThan(mail.html.indexOf('<table id="vms"'));
+    for (const width of [390, 900]) {
+      // Chromium's window is at least 500 px wide, so the mail is laid out in a frame of the
+      // phone's width; the test page (not the mail, which has no script) measures it there.
+      const page = join(ARTIFACTS, `email-report-${width}.html`);
+      const frame = `<iframe id="m" style="width:${width}px;height:1400px;border:0" srcdoc="${mail.html.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}" onload="document.body.setAttribute('data-scroll-width', String(this.contentDocument.documentElement.scrollWidth))"></iframe>`;
+      await writeFile(page, `<!DOCTYPE html><html><body style="margin:0">${frame}</body></html>`);
+      const dom = await chromium(['--window-size=1000,1500', '--dump-dom', `file://${page}`]);
+      const scrollWidth = Number(/data-scroll-width="(\d+)"/.exec(dom)?.[1]);
+      expect(scrollWidth, `at ${width} px`).toBeGreaterThan(0);
+      expect(scrollWidth, `at ${width} px`).toBeLessThanOrEqual(width);
+      if (width === 390) await chromium([`--screenshot=${join(ARTIFACTS, 'email-report-390.png')}`, '--window-size=500,1500', `file://${page}`]);
+    }
+  });
+
   it('has one rendered row per VM in the DOM', async () => {
     const mail = renderSessionReport(largeReport(25));
     const page = join(ARTIFACTS, 'email-report-25.html');

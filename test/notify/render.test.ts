@@ -94,7 +94,8 @@ describe('renderSessionReport HTML', () => {
   it('has one row per VM with status symbol, times, sizes and details', () => {
     const rows = mail.html.split('\n').filter((l) => l.startsWith('<tr class="vm"'));
     expect(rows).toHaveLength(3);
-    expect(visibleText(rows[0])).toContain('web-01 ✔ Success 01:00:03 01:03:15 40.0 GiB 2.50 GiB 812 MiB 0:03:12 incremental, 2 disks');
+    // One block per VM: name and result, then times and figures, then details (reads on a phone too).
+    expect(visibleText(rows[0])).toContain('web-01 ✔ Success 01:00:03–01:03:15 · 0:03:12 · 40.0 GiB · read 2.50 GiB · sent 812 MiB incremental, 2 disks');
     expect(visibleText(rows[1])).toContain('⚠ Warning');
     expect(visibleText(rows[1])).toContain('vdb: The disk has RAW format');
     expect(visibleText(rows[2])).toContain('✖ Failed');
