@@ -86,7 +86,7 @@ describe('oVirt restore onto block and file storage (simulator with vdsm allocat
     const restored = sim.disksOf('thin01-raw').find((d) => d.alias === raw.alias)!;
     expect(restored.format).toBe('raw');
     expect(restored.sparse).toBe(false);
-    expect(r.events).toContainEqual(expect.objectContaining({code: 'restore-preallocated', disk: raw.id}));
+    expect(r.events).toContainEqual(expect.objectContaining({code: 'restore-preallocated', disk: raw.alias}));
     // A preallocated logical volume holds old data: every zero range of the disk is zeroed.
     const transfer = [...sim.state.transfers.values()].find((t) => t.diskId === restored.id)!;
     const ticketZeroed = sim.imageioLog.filter((l) => l.op === 'PATCH:zero').reduce((n, l) => n + (l.length ?? 0), 0);

@@ -60,7 +60,7 @@ describe('engine backup → repository → restore on oVirt (simulator)', () => 
     expect(r.error).toBeUndefined();
     expect(r.status).toBe('warning');
     const raw = sim.disksOf('web01').find((d) => d.format === 'raw')!;
-    expect(r.events.map((e) => e.message)).toContain(`disk ${raw.id} has RAW format and can be backed up only in full scan mode`);
+    expect(r.events.map((e) => e.message)).toContain(`disk ${raw.alias} has RAW format and can be backed up only in full scan mode`);
     // The engine assigns to_checkpoint_id; it is stored only with the committed restore point (§4.1, §7.1).
     expect(r.restorePoint?.checkpoint?.id).toBeTruthy();
     const manifest = (await repo.openRestorePoint(r.restorePoint!.id)).manifest;

@@ -216,21 +216,21 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
     for (const a of chosen) {
       const d = a.disk;
       if (d.format === 'raw') {
-        log({severity: 'warning', code: 'raw-disk-full-scan', vm: vmName, disk: d.id,
-          message: `disk ${d.id} has RAW format and can be backed up only in full scan mode`});
+        log({severity: 'warning', code: 'raw-disk-full-scan', vm: vmName, disk: d.alias,
+          message: `disk ${d.alias} has RAW format and can be backed up only in full scan mode`});
       } else if (d.backup !== 'incremental') {
-        log({severity: 'warning', code: 'incremental-disabled', vm: vmName, disk: d.id,
-          message: `disk ${d.id} (${d.alias}) does not have incremental backup enabled and is read in full`});
+        log({severity: 'warning', code: 'incremental-disabled', vm: vmName, disk: d.alias,
+          message: `disk ${d.alias} does not have incremental backup enabled and is read in full`});
       }
       // Engines below cluster level 4.5 report no backup_mode: there an incremental backup is
       // incremental for every disk (the engine refused it otherwise).
       const mode = modes.get(d.id) ?? (from && d.format === 'cow' ? 'incremental' : 'full');
       const forced = opts.forceFull?.includes(d.id) ?? false;
       if (from && mode === 'full' && d.format === 'cow' && d.backup === 'incremental') {
-        log({severity: 'info', code: 'disk-full', vm: vmName, disk: d.id, message: `disk ${d.id} (${d.alias}) is not in the base checkpoint; reading it in full`});
+        log({severity: 'info', code: 'disk-full', vm: vmName, disk: d.alias, message: `disk ${d.alias} is not in the base checkpoint; reading it in full`});
       }
       backup.sources.push(await OvirtDiskSource.open({
-        client, poll, log, vmName, backupId, diskId: d.id, size: d.size,
+        client, poll, log, vmName, backupId, diskId: d.id, diskName: d.alias, size: d.size,
         incremental: !!from && mode === 'incremental' && !forced,
         inactivityTimeout: ctx.inactivityTimeout, maxConnections: ctx.maxConnections, dataPath: opts.dataPath,
       }));

@@ -75,7 +75,8 @@ export async function cleanupLeftovers(client: EngineClient, own: Ownership, pol
     const disk = diskId ? await client.find(`/disks/${diskId}`) : undefined;
     if (!disk || !own.owns(obj(disk).description)) continue;
     await endTransfer(client, str(t.id)!, 'cancel', poll);
-    log({severity: 'info', code: 'leftover-restore-removed', disk: diskId,
-      message: `cancelled an unfinished restore upload left over by an earlier session; its disk ${diskId} was removed`});
+    const alias = str(obj(disk).alias) ?? diskId;
+    log({severity: 'info', code: 'leftover-restore-removed', disk: alias,
+      message: `cancelled an unfinished restore upload left over by an earlier session; its disk ${alias} (${diskId}) was removed`});
   }
 }

@@ -28,6 +28,8 @@ export interface OvirtSourceContext {
   vmName: string;
   backupId: string;
   diskId: string;
+  /** The disk's alias, for people (messages, the report); the id stays the key. */
+  diskName?: string;
   size: number;
   /** Read dirty extents (the engine reported backup_mode incremental and the caller wants it). */
   incremental: boolean;
@@ -66,8 +68,8 @@ export class OvirtDiskSource implements DiskSource {
           s.context = 'dirty';
         } catch (err) {
           if (!(err instanceof ImageioError) || err.status !== 404) throw err;
-          c.log({severity: 'warning', code: 'dirty-extents-unavailable', vm: c.vmName, disk: c.diskId,
-            message: `imageio offers no changed blocks for disk ${c.diskId}; reading it in full`});
+          c.log({severity: 'warning', code: 'dirty-extents-unavailable', vm: c.vmName, disk: c.diskName ?? c.diskId,
+            message: `imageio offers no changed blocks for disk ${c.diskName ?? c.diskId}; reading it in full`});
         }
       }
       if (s.context === 'zero') s.extentList = await s.io.extents('zero', c.size);
@@ -107,8 +109,8 @@ export class OvirtDiskSource implements DiskSource {
       throw err;
     }
     if (this.io.via === 'proxy_url' && this.c.dataPath !== 'proxy') {
-      this.c.log({severity: 'info', code: 'imageio-proxy', vm: this.c.vmName, disk: this.c.diskId,
-        message: `host imageio unreachable for disk ${this.c.diskId}; reading through the engine's imageio proxy`});
+      this.c.log({severity: 'info', code: 'imageio-proxy', vm: this.c.vmName, disk: this.c.diskName ?? this.c.diskId,
+        message: `host imageio unreachable for disk ${this.c.diskName ?? this.c.diskId}; reading through the engine's imageio proxy`});
     }
   }
 
@@ -149,8 +151,8 @@ export class OvirtDiskSource implements DiskSource {
     const old = this.transfer.id;
     // A transfer that timed out before its first read (the disk waited its turn behind other
     // disks) is routine; one that ended in the middle of reading is worth a warning.
-    this.c.log({severity: this.readsDone === 0 ? 'info' : 'warning', code: 'transfer-restarted', vm: this.c.vmName, disk: this.c.diskId,
-      message: `image transfer ${old} of disk ${this.c.diskId} ended (ticket expired or inactivity timeout); continuing with a new transfer`});
+    this.c.log({severity: this.readsDone === 0 ? 'info' : 'warning', code: 'transfer-restarted', vm: this.c.vmName, disk: this.c.diskName ?? this.c.diskId,
+      message: `image transfer ${old} of disk ${this.c.diskName ?? this.c.diskId} ended (ticket expired or inactivity timeout); continuing with a new transfer`});
     const oldIo = this.io;
     await oldIo.close().catch(() => undefined);
     await endTransfer(this.c.client, old, 'finalize', this.c.poll).catch(() => undefined);

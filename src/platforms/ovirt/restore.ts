@@ -222,8 +222,8 @@ export async function openOvirtRestore(
       const sd = await resolveStorageDomain(client, target.storage, str(details.storageDomainId));
       const how = diskCreation(d, sd);
       if (how.preallocatedFromThin) {
-        opts.log({severity: 'info', code: 'restore-preallocated', vm: source.vmName, disk: d.key,
-          message: `disk ${d.key} was thin RAW; block storage domain ${sd.name} holds RAW disks only preallocated, so it is restored preallocated (${d.size} bytes)`});
+        opts.log({severity: 'info', code: 'restore-preallocated', vm: source.vmName, disk: d.name,
+          message: `disk ${d.name} was thin RAW; block storage domain ${sd.name} holds RAW disks only preallocated, so it is restored preallocated (${d.size} bytes)`});
       }
       const body: Json = {
         alias: str(details.alias) ?? d.name,

@@ -58,8 +58,8 @@ describe('oVirt backup', () => {
     expect(osReads.length).toBeGreaterThan(0);
     // The raw disk warning, verbatim (feature-inventory: "full scan mode").
     expect(bed.events).toContainEqual(expect.objectContaining({
-      severity: 'warning', code: 'raw-disk-full-scan', disk: data!.id,
-      message: `disk ${data!.id} has RAW format and can be backed up only in full scan mode`,
+      severity: 'warning', code: 'raw-disk-full-scan', disk: data!.alias,
+      message: `disk ${data!.alias} has RAW format and can be backed up only in full scan mode`,
     }));
     // Transfers asked for download with an explicit inactivity timeout (gotchas 1, 13).
     const creates = bed.sim.apiLog.filter((l) => l.method === 'POST' && l.path.endsWith('/imagetransfers'));
@@ -274,7 +274,7 @@ describe('oVirt backup', () => {
     const src = inc.sources.find((s) => s.key === added.id)!;
     expect(inc.sources[0]!.incremental).toBe(true);
     expect(src.incremental).toBe(false);
-    expect(bed.events).toContainEqual(expect.objectContaining({code: 'disk-full', disk: added.id}));
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'disk-full', disk: added.alias}));
     const {image, reads} = await readSource(src);
     expect(image.equals(added.image.read(0, added.image.size))).toBe(true);
     expect(reads).toEqual([[MiB, 128 * 1024]]);

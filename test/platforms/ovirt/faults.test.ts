@@ -69,7 +69,7 @@ describe('oVirt faults', () => {
     const {image} = await readSource(src);
     expect(image.equals(os!.image.read(0, os!.image.size))).toBe(true);
     expect(bed.sim.imageioLog.some((l) => l.status === 403)).toBe(true);
-    expect(bed.events).toContainEqual(expect.objectContaining({severity: 'warning', code: 'transfer-restarted', disk: os!.id}));
+    expect(bed.events).toContainEqual(expect.objectContaining({severity: 'warning', code: 'transfer-restarted', disk: os!.alias}));
     expect(bed.sim.state.transfers.size).toBe(2);
     await b.complete();
     expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
@@ -101,7 +101,7 @@ describe('oVirt faults', () => {
     for (const i of [0, 1, 2]) expect(got[i]!.equals(os!.image.read(i * 4 * MiB, MiB))).toBe(true);
     expect(got[3]!.equals(os!.image.read(20 * MiB, 128 * 1024))).toBe(true);
     expect(bed.sim.imageioLog).toContainEqual(expect.objectContaining({op: 'GET', status: 403}));
-    expect(bed.events).toContainEqual(expect.objectContaining({code: 'transfer-restarted', disk: os!.id}));
+    expect(bed.events).toContainEqual(expect.objectContaining({code: 'transfer-restarted', disk: os!.alias}));
     expect(bed.events.filter((e) => e.code === 'transfer-restarted')).toHaveLength(1);
     await b.complete();
     expect([...bed.sim.state.backups.values()][0]!.phase).toBe('succeeded');
