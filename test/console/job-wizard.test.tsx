@@ -156,6 +156,26 @@ describe('job wizard screen', () => {
     expect(job.source.vms.map((v) => v.id)).toEqual(['lv-1']);
   });
 
+  it('Tab on the VM step takes every default to the summary; a step changed from there comes back to it', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'job-wizard'});
+    await r.press(`quick${KEY.enter}${KEY.enter}`);
+    await r.waitFor('web01');
+    await r.press(`${KEY.down} ${KEY.tab}`);
+    let f = await r.waitFor('step 7/7: Summary');
+    expect(f).toContain('Schedule: At 22:00');
+    // Change the schedule from the summary: the 4th "Change" item; Enter on its last field returns.
+    await r.press(KEY.down.repeat(5) + KEY.enter);
+    await r.waitFor('step 4/7: Schedule');
+    await r.press(KEY.down + KEY.backspace.repeat(5) + '21:30');
+    await r.press(KEY.enter.repeat(4));
+    f = await r.waitFor('step 7/7: Summary');
+    expect(f).toContain('Schedule: At 21:30');
+    await r.press(KEY.enter);
+    await r.waitFor('quick');
+    expect(api.data.jobs.find((j) => j.id === 'quick')).toMatchObject({schedule: {kind: 'daily', at: '21:30'}, source: {vms: [{id: 'vm-1', name: 'web01'}]}});
+  });
+
   it('will not leave the VM step without a pick, and Esc on the first step cancels', async () => {
     const api = seeded();
     r = await renderApp(api, {name: 'job-wizard'});

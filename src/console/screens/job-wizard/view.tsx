@@ -97,7 +97,16 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
           ) : null}
           {inventory.error ? <ErrorMessage error={inventory.error} /> : null}
           {inventory.data ? (
-            <VmPicker key={s.connection} vms={inventory.data} selection={s.selection} height={props.height - 5} onChange={(selection) => dispatch({type: 'selection', selection})} onDone={() => next()} onSwitchConnection={switchConnection} />
+            <VmPicker
+              key={s.connection}
+              vms={inventory.data}
+              selection={s.selection}
+              height={props.height - 5}
+              onChange={(selection) => dispatch({type: 'selection', selection})}
+              onDone={() => next()}
+              onDefaults={() => dispatch({type: 'goto', step: STEPS.length - 1})}
+              onSwitchConnection={switchConnection}
+            />
           ) : inventory.loading ? (
             <Text color="cyan">… reading the inventory</Text>
           ) : null}
@@ -161,7 +170,7 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
       body = form([yesNo('onSuccess', 'Mail on success'), yesNo('onWarning', 'Mail on warning'), yesNo('onFailure', 'Mail on failure'), {key: 'recipients', label: 'Extra recipients', kind: 'text', placeholder: 'ops@example.com, …'}]);
       break;
     case 'summary':
-      body = <Summary s={s} vms={inventory.data ?? []} onSave={(run) => void save(run)} />;
+      body = <Summary s={s} vms={inventory.data ?? []} onSave={(run) => void save(run)} onChange={(step) => dispatch({type: 'goto', step, fromSummary: true})} />;
       break;
   }
   return (
@@ -195,7 +204,7 @@ function SchedulePreview(props: {values: Record<string, string>}) {
   );
 }
 
-function Summary(props: {s: WizardState; vms: InventoryVm[]; onSave: (run: boolean) => void}) {
+function Summary(props: {s: WizardState; vms: InventoryVm[]; onSave: (run: boolean) => void; onChange: (step: number) => void}) {
   const {s} = props;
   const v = s.values;
   const picked = selectedVms({...initPicker(s.selection, props.vms)});
@@ -224,8 +233,10 @@ function Summary(props: {s: WizardState; vms: InventoryVm[]; onSave: (run: boole
         items={[
           {value: 'save', label: 'Save the job'},
           {value: 'run', label: 'Save and run the job now'},
+          ...STEPS.slice(0, -1).map((st, i) => ({value: `step:${i}`, label: `Change: ${STEP_TITLES[st].toLowerCase()}`})),
         ]}
-        onChoose={(item) => props.onSave(item.value === 'run')}
+        visible={4}
+        onChoose={(item) => (item.value.startsWith('step:') ? props.onChange(Number(item.value.slice(5))) : props.onSave(item.value === 'run'))}
       />
     </Box>
   );

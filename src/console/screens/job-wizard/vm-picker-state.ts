@@ -33,11 +33,11 @@ export interface PickerState {
    * q/? = the shell's quit/help, c = the next connection. Decided here, in key order, so that
    * "/q" in a burst searches for "q".
    */
-  intent?: {kind: 'done' | 'quit' | 'help' | 'connection'; seq: number};
+  intent?: {kind: 'done' | 'defaults' | 'quit' | 'help' | 'connection'; seq: number};
 }
 
 export type PickerAction =
-  | {type: 'key'; input: string; key: {upArrow?: boolean; downArrow?: boolean; return?: boolean; backspace?: boolean; delete?: boolean; ctrl?: boolean; meta?: boolean}}
+  | {type: 'key'; input: string; key: {upArrow?: boolean; downArrow?: boolean; return?: boolean; tab?: boolean; backspace?: boolean; delete?: boolean; ctrl?: boolean; meta?: boolean}}
   | {type: 'load'; vms: InventoryVm[]};
 
 export const emptySelection = (): Selection => ({vms: [], clusters: [], hosts: [], tags: [], exclude: []});
@@ -98,6 +98,8 @@ export function pickerReducer(s: PickerState, a: PickerAction): PickerState {
   if (k.downArrow) return {...s, focus: clamp(s.focus + 1)};
   if (a.input === '/') return {...s, searching: true, query: ''};
   if (k.return) return intent('done');
+  // Tab: the defaults for every later step, straight to the summary (edit from there).
+  if (k.tab) return intent('defaults');
   if (!k.ctrl && !k.meta && (a.input === 'q' || a.input === '?' || a.input === 'c')) return intent(a.input === 'q' ? 'quit' : a.input === '?' ? 'help' : 'connection');
   const row = list[s.focus];
   if (!row) return s;

@@ -13,7 +13,7 @@ import {useKeys} from '../../components/use-keys.js';
 import {bytes} from '../../format.js';
 import {disksOf, initPicker, pickedBy, pickerReducer, rows, trackingWarnings, type Row, type Selection} from './vm-picker-state.js';
 
-export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void; onSwitchConnection?: () => void}) {
+export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void; onDefaults?: () => void; onSwitchConnection?: () => void}) {
   const [s, dispatch] = useReducer(pickerReducer, undefined, () => initPicker(props.selection, props.vms));
   const nav = useNavigate();
   useOwnLetters();
@@ -24,6 +24,7 @@ export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; heigh
   useEffect(() => {
     const i = s.intent?.kind;
     if (i === 'done') cb.current.onDone();
+    else if (i === 'defaults') (cb.current.onDefaults ?? cb.current.onDone)();
     else if (i === 'connection') cb.current.onSwitchConnection?.();
     else if (i) nav(i === 'quit' ? {type: 'quit'} : {type: 'help'});
   }, [s.intent, nav]);
@@ -34,7 +35,7 @@ export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; heigh
   return (
     <Box flexDirection="column">
       <Text dimColor wrap="truncate-end">
-        {s.searching ? `Search: ${s.query}▌ (Enter ends)` : `Space pick · x exclude · d disks · / search${s.query ? ` "${s.query}"` : ''} · Enter next`}
+        {s.searching ? `Search: ${s.query}▌ (Enter ends)` : `Space pick · x exclude · d disks · / search${s.query ? ` "${s.query}"` : ''} · Enter next · Tab defaults → summary`}
       </Text>
       {list.length === 0 ? <Text>No VM matches.</Text> : null}
       {list.slice(top, top + room).map((row, i) => (

@@ -31,6 +31,8 @@ export interface WizardState {
   /** Why the step cannot be left yet. */
   problem?: string;
   editing?: string;
+  /** The step was opened from the summary: Enter returns there. */
+  backToSummary?: boolean;
 }
 
 export type WizardAction =
@@ -38,7 +40,9 @@ export type WizardAction =
   | {type: 'next'; values?: Record<string, string>}
   | {type: 'back'}
   | {type: 'connection'; id: string}
-  | {type: 'selection'; selection: Selection};
+  | {type: 'selection'; selection: Selection}
+  /** Jump to a step (the summary's "change …", or Tab's "defaults → summary"); `back` returns to the summary after it. */
+  | {type: 'goto'; step: number; fromSummary?: boolean};
 
 export const DEFAULTS: Record<string, string> = {
   name: '',
@@ -78,10 +82,21 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       return {...s, selection: a.selection};
     case 'back':
       return s.step === 0 ? {...s, left: true} : {...s, step: s.step - 1, problem: undefined};
+    case 'goto': {
+      // Forward only over steps that are complete (their defaults are), back anywhere.
+      const target = Math.max(0, Math.min(a.step, STEPS.length - 1));
+      for (let i = s.step; i < target; i++) {
+        const problem = stepProblem(STEPS[i]!, s);
+        if (problem) return {...s, step: i, problem};
+      }
+      return {...s, step: target, problem: undefined, backToSummary: a.fromSummary === true};
+    }
     case 'next': {
       const next = {...s, values: {...s.values, ...(a.values ?? {})}};
       const problem = stepProblem(STEPS[s.step]!, next);
       if (problem) return {...next, problem};
+      // A step changed from the summary goes back to it.
+      if (s.backToSummary) return {...next, step: STEPS.length - 1, problem: undefined, backToSummary: false};
       return {...next, step: Math.min(s.step + 1, STEPS.length - 1), problem: undefined};
     }
   }
