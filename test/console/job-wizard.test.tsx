@@ -176,6 +176,19 @@ describe('job wizard screen', () => {
     expect(api.data.jobs.find((j) => j.id === 'quick')).toMatchObject({schedule: {kind: 'daily', at: '21:30'}, source: {vms: [{id: 'vm-1', name: 'web01'}]}});
   });
 
+  it('shows how old the inventory is, and r reads it again from the platform (a VM made meanwhile appears)', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'job-wizard'});
+    await r.press(`fresh${KEY.enter}${KEY.enter}`);
+    let f = await r.waitFor('web01');
+    expect(f).toMatch(/inventory of \d\d:\d\d/);
+    expect(f).not.toContain('brand-new');
+    api.inventoryVms.engine!.push({id: 'vm-9', name: 'brand-new', state: 'running', cluster: 'Default', tags: [], disks: []});
+    await r.press('r');
+    f = await r.waitFor('brand-new');
+    expect(api.called('inventory').at(-1)!.args).toEqual(['engine', true]);
+  });
+
   it('will not leave the VM step without a pick, and Esc on the first step cancels', async () => {
     const api = seeded();
     r = await renderApp(api, {name: 'job-wizard'});

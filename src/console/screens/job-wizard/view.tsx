@@ -4,7 +4,7 @@
  * saves the job through the daemon (which validates it again) and can run it at once.
  */
 import {Box, Text} from 'ink';
-import {useEffect, useLayoutEffect, useReducer} from 'react';
+import {useEffect, useLayoutEffect, useReducer, useState} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {cronProblem, describeSchedule, nextRuns} from '../../../config/schedule.js';
 import type {InventoryVm} from '../../../platforms/types.js';
@@ -58,7 +58,11 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
   const step = STEPS[s.step]!;
   // Each answer names its connection: while another connection's inventory loads after `c`, the
   // previous one's VMs must not be shown (nor picked) under the new connection's name.
-  const loaded = useLoad(async () => ({connection: s.connection, vms: s.connection ? (await api.inventory(s.connection)).vms : []}), [s.connection]);
+  const [refreshes, setRefreshes] = useState(0);
+  const loaded = useLoad(async () => {
+    const inv = s.connection ? await api.inventory(s.connection, refreshes > 0) : {at: undefined, vms: []};
+    return {connection: s.connection, vms: inv.vms, at: inv.at};
+  }, [s.connection, refreshes]);
   const current = loaded.data?.connection === s.connection ? loaded.data : undefined;
   // Keys typed while a connection's VMs load wait for its list (holdKeys), not for the previous one's.
   const waiting = STEPS[s.step] === 'vms' && s.connection !== undefined && !current && !loaded.error;
@@ -90,21 +94,24 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
     case 'vms':
       body = (
         <Box flexDirection="column">
-          {props.connections.length > 1 ? (
-            <Text>
-              Connection: {String(props.connections.find((c) => c.id === s.connection)?.name ?? '')} <Text dimColor>(c switches)</Text>
+          <Text wrap="truncate-end">
+            {props.connections.length > 1 ? `Connection: ${String(props.connections.find((c) => c.id === s.connection)?.name ?? '')} ` : ''}
+            <Text dimColor>
+              {props.connections.length > 1 ? '(c switches; a job backs up VMs of one connection) · ' : ''}
+              {current?.at ? `inventory of ${age(current.at)}` : ''}
             </Text>
-          ) : null}
+          </Text>
           {inventory.error ? <ErrorMessage error={inventory.error} /> : null}
           {inventory.data ? (
             <VmPicker
-              key={s.connection}
+              key={`${s.connection}:${current?.at ?? ''}`}
               vms={inventory.data}
               selection={s.selection}
               height={props.height - 5}
               onChange={(selection) => dispatch({type: 'selection', selection})}
               onDone={() => next()}
               onDefaults={() => dispatch({type: 'goto', step: STEPS.length - 1})}
+              onRefresh={() => setRefreshes((n) => n + 1)}
               onSwitchConnection={switchConnection}
             />
           ) : inventory.loading ? (
@@ -184,6 +191,12 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
       <ActionMessage state={action.state} />
     </Box>
   );
+}
+
+/** "10:42 (3 min ago)": how old an inventory is, so a stale one shows. */
+function age(at: string): string {
+  const min = Math.round((Date.now() - Date.parse(at)) / 60_000);
+  return `${when(at).slice(11)} (${min < 1 ? 'just now' : min < 120 ? `${min} min ago` : `${Math.round(min / 60)} h ago`})`;
 }
 
 function SchedulePreview(props: {values: Record<string, string>}) {

@@ -33,7 +33,7 @@ export interface PickerState {
    * q/? = the shell's quit/help, c = the next connection. Decided here, in key order, so that
    * "/q" in a burst searches for "q".
    */
-  intent?: {kind: 'done' | 'defaults' | 'quit' | 'help' | 'connection'; seq: number};
+  intent?: {kind: 'done' | 'defaults' | 'refresh' | 'quit' | 'help' | 'connection'; seq: number};
 }
 
 export type PickerAction =
@@ -101,6 +101,7 @@ export function pickerReducer(s: PickerState, a: PickerAction): PickerState {
   // Tab: the defaults for every later step, straight to the summary (edit from there).
   if (k.tab) return intent('defaults');
   if (!k.ctrl && !k.meta && (a.input === 'q' || a.input === '?' || a.input === 'c')) return intent(a.input === 'q' ? 'quit' : a.input === '?' ? 'help' : 'connection');
+  if (!k.ctrl && !k.meta && a.input === 'r') return intent('refresh');
   const row = list[s.focus];
   if (!row) return s;
   if (a.input === ' ') {

@@ -13,7 +13,7 @@ import {useKeys} from '../../components/use-keys.js';
 import {bytes} from '../../format.js';
 import {disksOf, initPicker, pickedBy, pickerReducer, rows, trackingWarnings, type Row, type Selection} from './vm-picker-state.js';
 
-export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void; onDefaults?: () => void; onSwitchConnection?: () => void}) {
+export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; height: number; onChange: (s: Selection) => void; onDone: () => void; onDefaults?: () => void; onRefresh?: () => void; onSwitchConnection?: () => void}) {
   const [s, dispatch] = useReducer(pickerReducer, undefined, () => initPicker(props.selection, props.vms));
   const nav = useNavigate();
   useOwnLetters();
@@ -25,6 +25,7 @@ export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; heigh
     const i = s.intent?.kind;
     if (i === 'done') cb.current.onDone();
     else if (i === 'defaults') (cb.current.onDefaults ?? cb.current.onDone)();
+    else if (i === 'refresh') cb.current.onRefresh?.();
     else if (i === 'connection') cb.current.onSwitchConnection?.();
     else if (i) nav(i === 'quit' ? {type: 'quit'} : {type: 'help'});
   }, [s.intent, nav]);
@@ -35,7 +36,7 @@ export function VmPicker(props: {vms: InventoryVm[]; selection: Selection; heigh
   return (
     <Box flexDirection="column">
       <Text dimColor wrap="truncate-end">
-        {s.searching ? `Search: ${s.query}▌ (Enter ends)` : `Space pick · x exclude · d disks · / search${s.query ? ` "${s.query}"` : ''} · Enter next · Tab defaults → summary`}
+        {s.searching ? `Search: ${s.query}▌ (Enter ends)` : `Space pick · x exclude · d disks · / search${s.query ? ` "${s.query}"` : ''} · r refresh · Enter next · Tab defaults → summary`}
       </Text>
       {list.length === 0 ? <Text>No VM matches.</Text> : null}
       {list.slice(top, top + room).map((row, i) => (
