@@ -172,7 +172,8 @@ describe('job wizard screen', () => {
     f = await r.waitFor('step 7/7: Summary');
     expect(f).toContain('Schedule: At 21:30');
     await r.press(KEY.enter);
-    await r.waitFor('quick');
+    // The job's screen says so: the message does not vanish with the wizard.
+    await r.waitFor('✔ Job created.');
     expect(api.data.jobs.find((j) => j.id === 'quick')).toMatchObject({schedule: {kind: 'daily', at: '21:30'}, source: {vms: [{id: 'vm-1', name: 'web01'}]}});
   });
 

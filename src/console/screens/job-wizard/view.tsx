@@ -76,7 +76,8 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
     const body = toJob(s, id);
     const r = await action.run('Saving the job', () => (s.editing ? api.update('jobs', id, body) : api.create('jobs', body)), () => 'Job saved.');
     if (!r.ok) return;
-    if (!run) return nav({type: 'replace', route: {name: 'job', params: {id}}});
+    // The job's screen says it was saved (the wizard that said so is gone).
+    if (!run) return nav({type: 'replace', route: {name: 'job', params: {id, notice: s.editing ? 'Job saved.' : 'Job created.'}}});
     const started = await action.run('Starting the job', () => api.startJob(id));
     if (started.ok) nav({type: 'replace', route: {name: 'session', params: {id: started.value.id}}});
   };

@@ -11,6 +11,7 @@ import type {SessionSummary} from '../../api.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {SYMBOL, toneOf} from '../../components/status/status.js';
+import {StatusLine} from '../../components/status/view.js';
 import {duration, when} from '../../format.js';
 import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
@@ -81,6 +82,7 @@ export function JobScreen(props: ScreenProps) {
       <Text wrap="truncate-end">
         Repository: {job.repository} · Schedule: {describeSchedule(job.schedule)}
       </Text>
+      {props.params.notice && !action.state.busy && !action.state.ok && !action.state.error ? <StatusLine tone="ok">{props.params.notice}</StatusLine> : null}
       <ActionMessage state={action.state} />
       <Text dimColor>Actions, then past sessions:</Text>
       <Select items={items} visible={Math.max(3, props.height - 7)} onChoose={(item) => void choose(item.value)} />
