@@ -34,6 +34,16 @@ describe('dashboard', () => {
     expect(f).toMatch(/100 B\/s\s+5s left/);
   });
 
+  it('shows a running restore with its progress too', async () => {
+    const api = seeded();
+    api.sessionsList.push(makeSession({id: 'r-3', jobId: 'restore', jobName: 'Restore of web01', trigger: 'restore', state: 'running', endedAt: undefined}));
+    r = await renderApp(api);
+    await r.waitFor('▶ Restore of web01');
+    await r!.act(() => api.emit({type: 'engine', sessionId: 'r-3', jobId: 'restore', event: {type: 'vm-started', vmId: 'vm-1', vmName: 'web01', incremental: false, disks: [{key: 'd1', name: 'disk', size: 1000}]}}));
+    await r!.act(() => api.emit({type: 'engine', sessionId: 'r-3', jobId: 'restore', event: {type: 'disk-progress', vmId: 'vm-1', disk: 'd1', doneBytes: 250, size: 1000, readBytes: 250, rate: 50}}));
+    await r.waitFor('25%');
+  });
+
   it('says when email reports cannot be delivered, with the server answer and what to do', async () => {
     const api = seeded();
     api.statusExtra = {mail: {pending: 2, failed: 0, lastError: {message: 'The SMTP server refused the password (535)', hint: 'Check the user and password'}}};

@@ -47,7 +47,8 @@ export class FakeApi implements ConsoleApi {
   status() {
     return this.call('status', [], () => ({
       daemon: {version: '0.1.0', pid: 1, startedAt: '2026-11-23T08:00:00Z', stateDir: '/var/lib/vmbackup', socket: '/run/vmbackup/api.sock', rssBytes: 50e6, stateFreeBytes: 4 * 2 ** 30, stateTotalBytes: 8 * 2 ** 30},
-      sessions: this.sessionsList.filter((s) => s.state === 'running').map(summary),
+      // As the daemon: running job sessions only; a running restore is in the history (GET /sessions).
+      sessions: this.sessionsList.filter((s) => s.state === 'running' && s.jobId !== 'restore').map(summary),
       workers: [],
       waitingForWorkers: 0,
       repositories: this.data.repositories.map((r) => ({id: r.id, name: String(r.name), path: String(r.path), usedBytes: 10 * 2 ** 30, freeBytes: 90 * 2 ** 30, totalBytes: 100 * 2 ** 30, restorePoints: 3, dedupRatio: 2.5, needsFullVms: 0, lastHealthCheck: {at: '2026-11-22T04:00:00Z', ok: true, problems: 0}})),

@@ -56,7 +56,11 @@ export function Dashboard(props: ScreenProps) {
   if (data.error && !d) return <ErrorMessage error={data.error} />;
   if (!d) return <Text color="cyan">… loading from vmbackupd</Text>;
   const attention = attentionItems(d.status, d.sessions, d.lowSpacePercent, maintenance);
-  const running = d.status.sessions.filter((s) => s.state === 'running');
+  // Running backups, and running restores (they live in the history, not among the job sessions).
+  const running = [
+    ...d.status.sessions.filter((s) => s.state === 'running'),
+    ...d.sessions.filter((s) => s.jobId === 'restore' && s.state === 'running' && !d.status.sessions.some((x) => x.id === s.id)),
+  ];
   const repoLines = repositoryLines(d.status.repositories, w);
   const jobsVisible = Math.max(2, props.height - 6 - Math.min(3, attention.length) - running.length * 1 - repoLines.length);
   return (
