@@ -216,6 +216,38 @@ describe('connections', () => {
   });
 });
 
+describe('editing a connection', () => {
+  it('changes the oVirt user, keeps the stored password when left empty, tests before saving', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connections'});
+    await r.waitFor('engine');
+    await r.press(KEY.enter);
+    await r.waitFor('Edit');
+    await r.press(KEY.down.repeat(2) + KEY.enter);
+    await r.waitFor('Edit engine');
+    await r.press(KEY.enter + KEY.backspace.repeat(20) + 'backup@internal' + KEY.enter + KEY.enter);
+    await r.waitFor('✔ Saved: 3 VMs visible.');
+    const tested = api.called('testConnection')[0]!.args[0] as Record<string, unknown>;
+    expect(tested).toMatchObject({user: 'backup@internal', password: '••••', url: 'https://engine.example.com/ovirt-engine'});
+    expect(api.data.connections[0]).toMatchObject({user: 'backup@internal'});
+  });
+
+  it('a failed test saves nothing and keeps what was typed', async () => {
+    const api = seeded();
+    api.testConnection = async () => ({ok: false, reachable: true, authenticated: false, error: {message: 'wrong password', exitCode: 21}});
+    r = await renderApp(api, {name: 'connections'});
+    await r.waitFor('engine');
+    await r.press(KEY.enter);
+    await r.waitFor('Edit');
+    await r.press(KEY.down.repeat(2) + KEY.enter);
+    await r.waitFor('Edit engine');
+    await r.press(KEY.enter + KEY.backspace.repeat(20) + 'someone@internal' + KEY.enter + 'bad' + KEY.enter);
+    const f = await r.waitFor('failed its test; nothing was saved');
+    expect(f).toContain('someone@internal');
+    expect(api.data.connections[0]).toMatchObject({user: 'admin@internal'});
+  });
+});
+
 describe('removing', () => {
   it('removes a repository from the appliance only after saying that its files stay', async () => {
     const api = seeded();
@@ -238,14 +270,14 @@ describe('removing', () => {
     await r.waitFor('engine');
     await r.press(KEY.enter);
     await r.waitFor('Remove');
-    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.press(KEY.down.repeat(3) + KEY.enter);
     // It asks first, names the jobs that use it, and an Enter typed ahead keeps it.
     const ask = await r.waitFor('Remove the connection engine?');
     expect(ask).toContain('Jobs that use it: nightly');
     await r.press(KEY.enter);
     await r.waitFor('Test the connection');
     expect(api.data.connections).toHaveLength(1);
-    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.press(KEY.down.repeat(3) + KEY.enter);
     await r.waitFor('Remove the connection engine?');
     await r.press(KEY.down + KEY.enter);
     await r.waitFor('✔ Removed.');

@@ -73,7 +73,7 @@ export const SCREENS: Record<string, ScreenDef> = {
     Component: Repositories,
   },
   'repository-add': {title: 'Add repository', help: [FORM_HELP, 'A directory that already holds a repository is imported.'], Component: RepositoryAdd},
-  connections: {title: 'Connections', help: ['oVirt engines and VM Essentials hosts. Enter on one: test it, refresh its inventory, remove it.'], Component: Connections},
+  connections: {title: 'Connections', help: ['oVirt engines and VM Essentials hosts. Enter on one: test it, refresh its inventory, edit it (tested before it is saved), remove it (asks first).'], Component: Connections},
   'connection-add': {
     title: 'Add connection',
     help: [FORM_HELP, "oVirt: the engine's CA fingerprint is shown to confirm. VM Essentials: each host's SSH key is shown to confirm.", 'The connection is tested before it is saved.'],

@@ -10,6 +10,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {ConnectionAdd} from './connection-add.js';
+import {ConnectionEdit} from './connection-edit.js';
 import {removeItem} from '../remove-item.js';
 
 const describe = (c: ConnectionConfig) => (c.kind === 'ovirt' ? `oVirt ${c.url}` : `VM Essentials, ${c.clusters.flatMap((k) => k.hosts).length} host(s)`);
@@ -21,10 +22,23 @@ export function Connections(props: ScreenProps) {
   const action = useAction();
   const [picked, setPicked] = useState<string | undefined>();
   const [removing, setRemoving] = useState(false);
+  const [editing, setEditing] = useState(false);
   const jobs = useLoad(() => api.list<{id: string; name: string; source?: {connection?: string}}>('jobs'));
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const conn = data.data.find((c) => c.id === picked);
+  if (conn && editing)
+    return (
+      <ConnectionEdit
+        connection={conn}
+        onDone={(saved) => {
+          setEditing(false);
+          // Said on the menu the edit returns to, so the outcome does not vanish with the form.
+          if (saved) action.dispatch({type: 'ok', text: saved});
+          data.reload();
+        }}
+      />
+    );
   if (conn && removing) {
     const using = (jobs.data ?? []).filter((j) => j.source?.connection === conn.id).map((j) => j.name);
     return (
@@ -54,6 +68,7 @@ export function Connections(props: ScreenProps) {
           items={[
             {value: 'test', label: 'Test the connection'},
             {value: 'refresh', label: 'Refresh the inventory'},
+            {value: 'edit', label: 'Edit', hint: conn.kind === 'ovirt' ? 'name, user, password' : 'name, SSH user, key, port'},
             {value: 'remove', label: 'Remove', hint: 'asks first'},
             {value: 'back', label: '← Back to the list'},
           ]}
@@ -70,6 +85,7 @@ export function Connections(props: ScreenProps) {
               );
             else if (item.value === 'refresh') void action.run('Refreshing the inventory', () => api.inventory(conn.id, true), (i) => `${i.vms.length} VMs found.`);
             else if (item.value === 'remove') setRemoving(true);
+            else if (item.value === 'edit') setEditing(true);
             else setPicked(undefined);
           }}
         />
