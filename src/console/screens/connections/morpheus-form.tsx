@@ -91,7 +91,7 @@ export function MorpheusForm(props: {onDone: (id: string) => void}) {
         <Form
           fields={[
             {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. this-appliance'},
-            {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: 'default'},
+            {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: '(empty: default)'},
           ]}
           initial={step.values}
           submitLabel="test and save"
@@ -150,11 +150,11 @@ export function MorpheusForm(props: {onDone: (id: string) => void}) {
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. vme-site1'},
-          {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: 'default'},
-          {key: 'hosts', label: 'Hosts', kind: 'text', placeholder: 'kvm1, kvm2'},
-          {key: 'user', label: 'SSH user', kind: 'text', placeholder: 'root'},
+          {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: '(empty: default)'},
+          {key: 'hosts', label: 'Hosts', kind: 'text', placeholder: 'e.g. kvm1, kvm2'},
+          {key: 'user', label: 'SSH user', kind: 'text', placeholder: '(empty: root)'},
           {key: 'identityFile', label: 'SSH key file', kind: 'text', placeholder: key ? `${key.identityFile} (the appliance's)` : 'the appliance\'s key'},
-          {key: 'port', label: 'SSH port', kind: 'text', placeholder: '22'},
+          {key: 'port', label: 'SSH port', kind: 'text', placeholder: '(empty: 22)'},
         ]}
         initial={step.values}
         submitLabel="read the host keys"

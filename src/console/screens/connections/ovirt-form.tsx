@@ -66,8 +66,8 @@ export function OvirtForm(props: {onDone: (id: string) => void}) {
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. olvm'},
-          {key: 'url', label: 'Engine URL', kind: 'text', placeholder: 'https://engine.example.com/ovirt-engine'},
-          {key: 'user', label: 'User', kind: 'text', placeholder: 'admin@internal'},
+          {key: 'url', label: 'Engine URL', kind: 'text', placeholder: 'e.g. https://engine.example.com/ovirt-engine'},
+          {key: 'user', label: 'User', kind: 'text', placeholder: 'e.g. admin@internal'},
           {key: 'password', label: 'Password', kind: 'secret'},
         ]}
         initial={step.at === 'fail' ? step.values : undefined}

@@ -68,13 +68,13 @@ export function EmailForm(props: {onDone: () => void}) {
       <Form
         fields={[
           {key: 'transport', label: 'Send through', kind: 'choice', choices: [{value: 'smtp', label: 'SMTP server'}, {value: 'sendmail', label: 'local sendmail'}]},
-          {key: 'host', label: 'SMTP host', kind: 'text', placeholder: 'smtp.example.com'},
+          {key: 'host', label: 'SMTP host', kind: 'text', placeholder: 'e.g. smtp.example.com'},
           {key: 'port', label: 'Port', kind: 'text', placeholder: '587 / 465 / 25'},
           {key: 'security', label: 'Security', kind: 'choice', choices: [{value: 'starttls', label: 'STARTTLS'}, {value: 'tls', label: 'TLS'}, {value: 'none', label: 'none'}]},
           {key: 'user', label: 'User', kind: 'text', placeholder: '(no login)'},
           {key: 'password', label: 'Password', kind: 'secret'},
-          {key: 'from', label: 'From', kind: 'text', placeholder: 'backup@example.com'},
-          {key: 'recipients', label: 'Recipients', kind: 'text', placeholder: 'ops@example.com, …'},
+          {key: 'from', label: 'From', kind: 'text', placeholder: 'e.g. backup@example.com'},
+          {key: 'recipients', label: 'Recipients', kind: 'text', placeholder: 'e.g. ops@example.com, …'},
         ]}
         initial={initial(current.data)}
         onSubmit={(v) =>

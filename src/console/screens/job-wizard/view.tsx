@@ -175,7 +175,7 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
       );
       break;
     case 'notify':
-      body = form([yesNo('onSuccess', 'Mail on success'), yesNo('onWarning', 'Mail on warning'), yesNo('onFailure', 'Mail on failure'), {key: 'recipients', label: 'Extra recipients', kind: 'text', placeholder: 'ops@example.com, …'}]);
+      body = form([yesNo('onSuccess', 'Mail on success'), yesNo('onWarning', 'Mail on warning'), yesNo('onFailure', 'Mail on failure'), {key: 'recipients', label: 'Extra recipients', kind: 'text', placeholder: 'e.g. ops@example.com, …'}]);
       break;
     case 'summary':
       body = <Summary s={s} vms={inventory.data ?? []} onSave={(run) => void save(run)} onChange={(step) => dispatch({type: 'goto', step, fromSummary: true})} />;

@@ -29,7 +29,7 @@ export function RepositoryForm(props: {importing?: boolean; onDone: (id: string)
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. main'},
-          {key: 'path', label: 'Directory', kind: 'text', placeholder: '/srv/backup/main'},
+          {key: 'path', label: 'Directory', kind: 'text', placeholder: 'e.g. /srv/backup/main'},
         ]}
         submitLabel={props.importing ? 'import' : 'create'}
         onSubmit={(v) => void save(v)}

@@ -125,7 +125,7 @@ export function RestoreWizard(props: ScreenProps) {
           <Form
             key="new"
             fields={[
-              {key: 'name', label: 'New VM name', kind: 'text', placeholder: `${s.point?.vmName ?? ''}-restored`},
+              {key: 'name', label: 'New VM name', kind: 'text', placeholder: `(empty: ${s.point?.vmName ?? ''}-restored)`},
               {key: 'host', label: 'Host', kind: 'text', placeholder: '(as before)'},
               {key: 'cluster', label: 'Cluster', kind: 'text', placeholder: '(as before)'},
               {key: 'storageDomain', label: 'Storage domain', kind: 'text', placeholder: '(as before)'},
@@ -138,7 +138,7 @@ export function RestoreWizard(props: ScreenProps) {
         ) : (
           <Form
             key="files"
-            fields={[{key: 'directory', label: 'Directory', kind: 'text', placeholder: '/srv/restore'}, {key: 'format', label: 'Format', kind: 'choice', choices: [{value: 'qcow2', label: 'qcow2'}, {value: 'raw', label: 'raw'}]}, ...diskFields]}
+            fields={[{key: 'directory', label: 'Directory', kind: 'text', placeholder: 'e.g. /srv/restore'}, {key: 'format', label: 'Format', kind: 'choice', choices: [{value: 'qcow2', label: 'qcow2'}, {value: 'raw', label: 'raw'}]}, ...diskFields]}
             initial={initial}
             onSubmit={submit}
           />

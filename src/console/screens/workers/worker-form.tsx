@@ -41,7 +41,7 @@ export function WorkerForm(props: {onDone: (id: string) => void}) {
           },
           {key: 'connection', label: 'Connection', kind: 'choice', choices: connections.length ? connections : [{value: '', label: '(none yet)'}]},
           {key: 'where', label: 'Cluster or host', kind: 'text', placeholder: 'only for cluster/host'},
-          {key: 'slots', label: 'Slots', kind: 'text', placeholder: '4'},
+          {key: 'slots', label: 'Slots', kind: 'text', placeholder: '(empty: 4)'},
         ]}
         initial={{slots: '4'}}
         onSubmit={(v) => void save(v)}
