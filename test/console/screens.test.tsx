@@ -216,6 +216,21 @@ describe('connections', () => {
   });
 });
 
+describe('adding an oVirt engine', () => {
+  it('"It does not match: go back" keeps what was typed', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'connection-add'});
+    await r.press(KEY.enter);
+    await r.press(`olvm2${KEY.enter}https://olvm2.example.com/ovirt-engine${KEY.enter}admin@internal${KEY.enter}pw${KEY.enter}`);
+    await r.waitFor('It does not match');
+    await r.press(KEY.down + KEY.enter);
+    const f = await r.waitFor('Engine URL');
+    expect(f).toContain('https://olvm2.example.com/ovirt-engine');
+    expect(f).toMatch(/User\s+admin@internal/);
+    expect(api.data.connections).toHaveLength(1);
+  });
+});
+
 describe('editing a connection', () => {
   it('changes the oVirt user, keeps the stored password when left empty, tests before saving', async () => {
     const api = seeded();

@@ -14,7 +14,7 @@ import {idFromName} from '../../ids.js';
 import {useApi} from '../../router/context.js';
 import {useAction} from '../../use-load.js';
 
-type Step = {at: 'form'} | {at: 'confirm'; values: Record<string, string>; pem: string; fingerprint: string} | {at: 'fail'; error: {message: string; hint?: string}; values: Record<string, string>};
+type Step = {at: 'form'; values?: Record<string, string>} | {at: 'confirm'; values: Record<string, string>; pem: string; fingerprint: string} | {at: 'fail'; error: {message: string; hint?: string}; values: Record<string, string>};
 
 export function OvirtForm(props: {onDone: (id: string) => void}) {
   const api = useApi();
@@ -50,7 +50,7 @@ export function OvirtForm(props: {onDone: (id: string) => void}) {
             {value: 'trust', label: 'The fingerprint matches: trust it, test and save'},
             {value: 'no', label: 'It does not match: go back'},
           ]}
-          onChoose={(item) => (item.value === 'trust' ? void trust(step) : go({at: 'form'}))}
+          onChoose={(item) => (item.value === 'trust' ? void trust(step) : go({at: 'form', values: step.values}))}
         />
         <ActionMessage state={action.state} />
       </Box>
@@ -70,7 +70,7 @@ export function OvirtForm(props: {onDone: (id: string) => void}) {
           {key: 'user', label: 'User', kind: 'text', placeholder: 'e.g. admin@internal'},
           {key: 'password', label: 'Password', kind: 'secret'},
         ]}
-        initial={step.at === 'fail' ? step.values : undefined}
+        initial={step.values}
         submitLabel="fetch the CA"
         onSubmit={(v) => void fetchCa(v).catch((e: unknown) => go({at: 'fail', values: v, error: explain(e)}))}
       />
