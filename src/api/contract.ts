@@ -1,10 +1,15 @@
 /**
- * The control API's contract: the shapes of replies that more than one side relies on, as
- * schemas. The daemon builds these replies through them (so it cannot send another shape), the
- * console's and CLI's types come from them, and the console's test fake is checked against them
- * and against the real daemon's replies (test/console/fake-contract.test.ts).
+ * The control API's contract, with its client (client.ts) in this directory: the default socket,
+ * and the shapes of replies that more than one side relies on, as schemas. The daemon builds
+ * these replies through them (so it cannot send another shape), the console's and CLI's types
+ * come from them, and the console's test fake is checked against them and against the real
+ * daemon's replies (test/console/fake-contract.test.ts). The routes are listed at the top of
+ * src/daemon/api.ts, which serves them.
  */
 import {z} from 'zod';
+
+/** Where the daemon listens unless told otherwise (--socket, $VMBACKUP_SOCKET). */
+export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
 
 /** A public host key as a known_hosts line holds it after the host names: "ssh-ed25519 AAAA…". */
 export const publicHostKey = z

@@ -18,7 +18,7 @@ export const consoleCommand: Command = {
     const {canDraw, runConsole, NO_TTY_MESSAGE} = await import('../console/run.js');
     if (!canDraw(process.stdin, process.stdout)) throw new UserError(NO_TTY_MESSAGE, {exitCode: ExitCode.usage});
     const {consoleApi} = await import('../console/api.js');
-    const {DaemonClient} = await import('../daemon/client.js');
+    const {DaemonClient} = await import('../api/client.js');
     const client = new DaemonClient({socketPath: ctx.env.VMBACKUP_SOCKET});
     const api = consoleApi(client);
     let first: {name: string} | undefined = values.setup ? {name: 'first-start'} : undefined;

@@ -7,7 +7,7 @@
  * ASSUMED_ENDPOINTS (none today); a 404 from one is shown inline as "not offered by this daemon"
  * (an older daemon).
  */
-import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../daemon/client.js';
+import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../api/client.js';
 import type {DaemonEvent} from '../daemon/event-hub.js';
 import type {RestorePointInfo as DaemonRestorePointInfo} from '../daemon/restores.js';
 import type {DemoLabResult} from '../daemon/demo-lab.js';

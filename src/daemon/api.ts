@@ -51,7 +51,7 @@ import {AuditLog, type AuditEntry} from './audit.js';
 import {peerOf, type Peer} from './peer.js';
 import type {ConsoleUserConfig, Role} from '../config/schema.js';
 
-export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
+export {DEFAULT_SOCKET} from '../api/contract.js';
 /** Connections the control socket holds at once; more are closed as they arrive. */
 export const MAX_CONNECTIONS = 64;
 /** Event streams (consoles watching progress) at once. */

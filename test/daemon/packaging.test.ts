@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {DaemonClient} from '../../src/daemon/client.js';
+import {DaemonClient} from '../../src/api/client.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;

@@ -7,7 +7,7 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {DaemonClient} from '../../src/daemon/client.js';
+import {DaemonClient} from '../../src/api/client.js';
 import {Daemon} from '../../src/daemon/daemon.js';
 import {ManualClock} from '../../src/notify/clock.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
