@@ -278,7 +278,7 @@ describe('removing', () => {
     expect(api.data.repositories).toEqual([]);
   });
 
-  it('removes a connection from its action menu, and a worker only on the second Enter', async () => {
+  it('removes a connection from its action menu; changes a worker\'s slots and removes it after asking', async () => {
     const api = seeded();
     api.data.workers.push({id: 'w1', name: 'w1', placement: {kind: 'appliance'}, slots: 4});
     r = await renderApp(api, {name: 'connections'});
@@ -301,9 +301,15 @@ describe('removing', () => {
     r = await renderApp(api, {name: 'workers'});
     await r.waitFor('w1');
     await r.press(KEY.enter);
-    await r.waitFor('press Enter again to remove it');
-    expect(api.data.workers).toHaveLength(1);
+    await r.waitFor('Change the slots');
     await r.press(KEY.enter);
+    await r.waitFor('Slots');
+    await r.press(KEY.backspace.repeat(3) + '6' + KEY.enter);
+    await r.waitFor('✔ Worker w1 saved.');
+    expect(api.data.workers[0]).toMatchObject({slots: 6});
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('Remove the worker w1?');
+    await r.press(KEY.down + KEY.enter);
     await r.waitFor('✔ Worker removed.');
     expect(api.data.workers).toEqual([]);
   });

@@ -79,10 +79,10 @@ export const SCREENS: Record<string, ScreenDef> = {
     help: [FORM_HELP, "oVirt: the engine's CA fingerprint is shown to confirm. VM Essentials: each host's SSH key is shown to confirm.", 'The connection is tested before it is saved.'],
     Component: ConnectionAddScreen,
   },
-  workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter twice on a worker removes it.'], Component: Workers},
+  workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter on a worker: change its slots, or remove it (asks first).'], Component: Workers},
   'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
   email: {title: 'Email', help: [FORM_HELP, 'After saving, send a test message to see that mail leaves the appliance.'], Component: Email},
-  appliance: {title: 'Appliance', help: ['The daemon: version, running since, memory, and its log.'], Component: Appliance},
+  appliance: {title: 'Appliance', help: ['The appliance's health: daemon version, running since, memory, free space of the state directory and of each repository, each repository's last health check, and the daemon's log.'], Component: Appliance},
   audit: {
     title: 'Audit log',
     help: ['Every change asked of the appliance, newest last: when, who (user and uid), their role, what, and the outcome (⚠ refused, ✖ failed).', 'Your own account and role are on the first line.'],

@@ -1,7 +1,9 @@
-/** Workers: their placement and slots in use (from the daemon's status); add or remove one. */
+/** Workers: their placement and slots in use (from the daemon's status); add one, change one's slots, remove one (asks first). */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
 import type {WorkerConfig} from '../../../config/schema.js';
+import {Confirm} from '../../components/confirm/view.js';
+import {Form} from '../../components/form/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {useApi, useNavigate} from '../../router/context.js';
@@ -16,7 +18,8 @@ export function Workers(props: ScreenProps) {
   const api = useApi();
   const nav = useNavigate();
   const action = useAction();
-  const [confirm, setConfirm] = useState<string | undefined>();
+  const [picked, setPicked] = useState<string | undefined>();
+  const [mode, setMode] = useState<'actions' | 'edit' | 'remove'>('actions');
   const data = useLoad(async () => {
     const [workers, status] = await Promise.all([api.list<WorkerConfig>('workers'), api.status()]);
     return {workers, status};
@@ -24,26 +27,75 @@ export function Workers(props: ScreenProps) {
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const {workers, status} = data.data;
+  const w = workers.find((x) => x.id === picked);
+  const leave = () => {
+    setPicked(undefined);
+    setMode('actions');
+  };
+  if (w && mode === 'remove')
+    return (
+      <Confirm
+        question={`Remove the worker ${w.name}?`}
+        detail="Disk tasks it would run go to the other workers, or to the appliance."
+        yes="Yes, remove it"
+        onNo={() => setMode('actions')}
+        onYes={() => void removeItem(action, api, 'workers', w.id, 'Worker removed.', () => (leave(), data.reload()))}
+      />
+    );
+  if (w && mode === 'edit')
+    return (
+      <Box flexDirection="column">
+        <Text bold>
+          {w.name} <Text dimColor>{where(w)}</Text>
+        </Text>
+        <Form
+          fields={[{key: 'slots', label: 'Slots', kind: 'text', placeholder: '(empty: 4)'}]}
+          initial={{slots: String(w.slots)}}
+          submitLabel="save"
+          onSubmit={async (v) => {
+            const r = await action.run('Saving the worker', () => api.update('workers', w.id, {...w, slots: Number(v.slots) || 4}), () => `Worker ${w.name} saved.`);
+            if (r.ok) {
+              setMode('actions');
+              data.reload();
+            }
+          }}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
+  if (w)
+    return (
+      <Box flexDirection="column">
+        <Text bold>
+          {w.name} <Text dimColor>{where(w)} · {w.slots} slots</Text>
+        </Text>
+        <Select
+          key={`actions:${w.id}`}
+          items={[
+            {value: 'edit', label: 'Change the slots', hint: 'disks it handles at once'},
+            {value: 'remove', label: 'Remove', hint: 'asks first'},
+            {value: 'back', label: '← Back to the list'},
+          ]}
+          onChoose={(item) => (item.value === 'back' ? leave() : setMode(item.value as 'edit' | 'remove'))}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
   return (
     <Box flexDirection="column">
       {workers.length === 0 ? <Text wrap="wrap">No workers configured: disk tasks run on the appliance.</Text> : null}
       {status.waitingForWorkers > 0 ? <Text color="yellow">⚠ {status.waitingForWorkers} disk task(s) wait for a free slot</Text> : null}
       <Select
         items={[
-          ...workers.map((w) => {
-            const s = status.workers.find((x) => x.id === w.id);
-            return {value: w.id, label: confirm === w.id ? `${w.name}: press Enter again to remove it` : w.name, hint: `${where(w)} · ${s ? `${s.used}/${s.slots}` : w.slots} slots`};
+          ...workers.map((x) => {
+            const st = status.workers.find((y) => y.id === x.id);
+            return {value: x.id, label: x.name, hint: `${where(x)} · ${st ? `${st.used}/${st.slots}` : x.slots} slots`};
           }),
           {value: '+add', label: '+ Add a worker'},
         ]}
         visible={props.height - 3}
-        onChoose={(item) => {
-          if (item.value === '+add') nav({type: 'push', route: {name: 'worker-add'}});
-          else if (confirm !== item.value) setConfirm(item.value);
-          else void removeItem(action, api, 'workers', item.value, 'Worker removed.', data.reload);
-        }}
+        onChoose={(item) => (item.value === '+add' ? nav({type: 'push', route: {name: 'worker-add'}}) : setPicked(item.value))}
       />
-      <Text dimColor>Enter on a worker, twice, removes it.</Text>
       <ActionMessage state={action.state} />
     </Box>
   );
