@@ -82,7 +82,7 @@ export const SCREENS: Record<string, ScreenDef> = {
   workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter on a worker: change its slots, or remove it (asks first).'], Component: Workers},
   'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
   email: {title: 'Email', help: [FORM_HELP, 'After saving, send a test message to see that mail leaves the appliance.'], Component: Email},
-  appliance: {title: 'Appliance', help: ['The appliance's health: daemon version, running since, memory, free space of the state directory and of each repository, each repository's last health check, and the daemon's log.'], Component: Appliance},
+  appliance: {title: 'Appliance', help: ["The appliance's health: daemon version, running since, memory, free space of the state directory and of each repository, each repository's last health check, and the daemon's log."], Component: Appliance},
   audit: {
     title: 'Audit log',
     help: ['Every change asked of the appliance, newest last: when, who (user and uid), their role, what, and the outcome (⚠ refused, ✖ failed).', 'Your own account and role are on the first line.'],
