@@ -46,7 +46,7 @@ beforeAll(async () => {
   await writeFile(
     join(dir, 'request.mts'),
     [
-      `import {DaemonClient} from ${JSON.stringify(join(ROOT, 'src/daemon/client.ts'))};`,
+      `import {DaemonClient} from ${JSON.stringify(join(ROOT, 'src/api/client.ts'))};`,
       `const [socketPath, method, path, body] = process.argv.slice(2);`,
       `const c = new DaemonClient({socketPath});`,
       `try { const value = await c.request(method!, path!, JSON.parse(body!) ?? undefined); console.log(JSON.stringify({status: 'ok', value})); }`,
