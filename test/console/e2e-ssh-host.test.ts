@@ -14,6 +14,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, imagesIdentical, offlineWrite, type TestVm} from '../lib/libvirt.js';
 import {ensureSshd, SSHD_DIR, SSHD_PORT} from '../lib/sshd.js';
+import {firstStartRepository, firstStartSkipToWizard, wizardDefaultsToSummary} from './console-steps.js';
 import {Tmux} from './tmux.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,16 +49,7 @@ afterAll(async () => {
 
 describe('console in tmux: a remote KVM host over SSH', () => {
   it('first start → SSH host added with its host key confirmed on screen → backup → restore', async () => {
-    await t.waitFor('Set-up 1/6: Demo lab');
-    await t.keys('Down', 'Enter');
-    await t.waitFor('Set-up 2/6: Backup repository');
-    await t.keys('Enter');
-    await t.waitFor('Directory');
-    await t.text('main');
-    await t.keys('Enter');
-    await t.text(join(dir, 'repo'));
-    await t.keys('Enter');
-    await t.waitFor('Set-up 3/6');
+    await firstStartRepository(t, 'main', join(dir, 'repo'));
 
     // VM Essentials, on a host reached over SSH.
     await t.keys('Enter');
@@ -91,12 +83,7 @@ describe('console in tmux: a remote KVM host over SSH', () => {
     await t.waitFor('Set-up 4/6: Workers', 90_000);
     const [conn] = await d.client.list<{id: string; clusters: {hosts: {connection: {kind: string; hostKey?: string}}[]}[]}>('connections');
     expect(conn!.clusters[0]!.hosts[0]!.connection).toMatchObject({kind: 'ssh', hostKey: expect.stringMatching(/^ssh-ed25519 /)});
-    await t.keys('Down', 'Enter');
-    await t.waitFor('Set-up 5/6: Email');
-    await t.keys('Down');
-    await t.keys('Enter');
-    await t.waitFor('Set-up 6/6');
-    await t.keys('Enter');
+    await firstStartSkipToWizard(t);
 
     // A job for the VM on that host, saved and run.
     await t.waitFor('step 1/7: Name');
@@ -108,15 +95,7 @@ describe('console in tmux: a remote KVM host over SSH', () => {
     await t.keys('Enter', 'Space');
     await t.waitFor(new RegExp(`\\[x\\]\\s+${vm.name}`));
     await t.keys('Enter');
-    await t.waitFor('step 3/7');
-    await t.keys(...Array(7).fill('Enter'));
-    await t.waitFor('step 4/7');
-    await t.keys(...Array(5).fill('Enter'));
-    await t.waitFor('step 5/7');
-    await t.keys(...Array(4).fill('Enter'));
-    await t.waitFor('step 6/7');
-    await t.keys(...Array(4).fill('Enter'));
-    await t.waitFor('Summary');
+    await wizardDefaultsToSummary(t);
     await t.keys('Down', 'Enter');
     await t.waitFor('Log');
     const job = (await d.client.list<{id: string; name: string}>('jobs')).find((j) => j.name === 'ssh job')!;

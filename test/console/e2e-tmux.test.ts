@@ -11,6 +11,7 @@ import {fileURLToPath} from 'node:url';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {DEFAULT_VMS, startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
+import {firstStartRepository, firstStartSkipToWizard, wizardDefaultsToSummary} from './console-steps.js';
 import {Tmux} from './tmux.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,16 +49,7 @@ describe('console in tmux against a real daemon', () => {
   it('first start → job wizard → run → session → dashboard → restore', async () => {
     // Nothing configured yet: the console opens the walk-through.
     // The demo lab is offered first: no, this test sets up its own.
-    await t.waitFor('Set-up 1/6: Demo lab');
-    await t.keys('Down', 'Enter');
-    await t.waitFor('Set-up 2/6: Backup repository');
-    await t.keys('Enter');
-    await t.waitFor('Directory');
-    await t.text('main repo');
-    await t.keys('Enter');
-    await t.text(join(dir, 'repo ü'));
-    await t.keys('Enter');
-    await t.waitFor('Set-up 3/6');
+    await firstStartRepository(t, 'main repo', join(dir, 'repo ü'));
     expect(await d.client.list('repositories')).toEqual([expect.objectContaining({id: 'main-repo', name: 'main repo', path: join(dir, 'repo ü')})]);
 
     // The oVirt step asks the daemon for the engine's CA; this daemon has no such endpoint yet.
@@ -77,13 +69,7 @@ describe('console in tmux against a real daemon', () => {
     const caScreen = await t.waitFor('SHA-256 fingerprint');
     expect(caScreen).not.toContain(sim.password);
     await t.keys('Enter');
-    await t.waitFor('Set-up 4/6: Workers');
-    await t.keys('Down', 'Enter');
-    await t.waitFor('Set-up 5/6: Email');
-    await t.keys('Down');
-    await t.keys('Enter');
-    await t.waitFor('Set-up 6/6');
-    await t.keys('Enter');
+    await firstStartSkipToWizard(t);
 
     // The job wizard.
     await t.waitFor('step 1/7: Name');
@@ -102,15 +88,7 @@ describe('console in tmux against a real daemon', () => {
     await t.keys('Enter', 'Space'); // burst
     await t.waitFor(/\[x\]\s+big01/);
     await t.keys('Enter');
-    await t.waitFor('step 3/7');
-    await t.keys(...Array(7).fill('Enter'));
-    await t.waitFor('step 4/7');
-    await t.keys(...Array(5).fill('Enter'));
-    await t.waitFor('step 5/7');
-    await t.keys(...Array(4).fill('Enter'));
-    await t.waitFor('step 6/7');
-    await t.keys(...Array(4).fill('Enter'));
-    await t.waitFor('Summary');
+    await wizardDefaultsToSummary(t);
     await t.save(join(ART, 'job-wizard-summary.txt'));
     await t.keys('Down', 'Enter');
 
