@@ -6,6 +6,7 @@
  * as the daemon stored them (secrets shown as "••••").
  */
 import {readFile} from 'node:fs/promises';
+import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTable, formatTime} from '../util/format.js';
 import type {Collection} from '../config/store.js';
@@ -135,7 +136,7 @@ const connectionHostKey: Command = {
   positionals: [1, 1],
   async run(ctx, values, [host]) {
     const port = typeof values.port === 'string' ? Number(values.port) : undefined;
-    const r = await withDaemon(ctx, values, (d) => d.request<{keys: {type: string; fingerprint: string; key: string}[]}>('POST', '/connections/ssh-hostkey', {host, port}));
+    const r = await withDaemon(ctx, values, (d) => d.request<HostKeyScanReply>('POST', '/connections/ssh-hostkey', {host, port}));
     ctx.out.result(r, () => [`Host keys of ${host} (compare on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub):`, ...r.keys.map((k) => `  ${k.type.padEnd(20)} ${k.fingerprint}\n    hostKey: ${k.key}`)].join('\n'));
   },
 };
@@ -147,7 +148,7 @@ const applianceKey: Command = {
   options: socketOption,
   positionals: [0, 0],
   async run(ctx, values) {
-    const k = await withDaemon(ctx, values, (d) => d.request<{identityFile: string; publicKey: string; fingerprint: string; authorizeCommand: string}>('GET', '/appliance/ssh-key'));
+    const k = await withDaemon(ctx, values, (d) => d.request<ApplianceSshKeyReply>('GET', '/appliance/ssh-key'));
     ctx.out.result(k, () => `${k.publicKey}\n\nKey file: ${k.identityFile} (${k.fingerprint})\nOn each KVM host, as the SSH user:\n  ${k.authorizeCommand}`);
   },
 };
