@@ -118,6 +118,14 @@ describe('console in tmux against a real daemon', () => {
     await t.save(join(ART, 'session-finished.txt'));
     expect(end).toMatch(/web01 (success|warning)/);
     expect(end).toMatch(/✔ big01 success/);
+    // The whole log, then only warnings and errors.
+    await t.keys('l');
+    await t.waitFor(/Log · all levels · all VMs · \d+ line/);
+    await t.save(join(ART, 'session-log.txt'));
+    await t.keys('e');
+    await t.waitFor('warnings and errors');
+    await t.keys('Escape');
+    await t.waitFor('l whole log');
     await t.keys('Escape');
     await t.waitFor('Run the job now');
     await t.keys('Escape');
@@ -142,6 +150,44 @@ describe('console in tmux against a real daemon', () => {
     // The restored VM exists on the engine with the VM's disks.
     expect([...sim.state.vms.values()].some((v) => v.name.endsWith('-restored'))).toBe(true);
     await t.keys('Escape');
+    await t.waitFor('Enter open job');
+
+    // Day two: the repository's restore points, one of them protected.
+    await t.keys('m');
+    await t.waitFor('Repositories');
+    await t.keys('Enter');
+    await t.waitFor('main repo');
+    await t.keys('Enter');
+    await t.waitFor('Restore points');
+    await t.keys('Down', 'Down', 'Down', 'Down', 'Enter');
+    await t.waitFor(/Restore points \(\d+\)/);
+    await t.save(join(ART, 'restore-points.txt'));
+    await t.keys('Enter');
+    await t.waitFor('Protect it');
+    await t.keys('Down', 'Enter');
+    await t.waitFor('Protected: retention never removes it.');
+    await t.save(join(ART, 'restore-point.txt'));
+    expect((await d.client.request<{protected: boolean}[]>('GET', '/repositories/main-repo/restore-points')).some((p) => p.protected)).toBe(true);
+    // The appliance's health, and editing the engine connection.
+    for (let i = 0; i < 4; i++) await t.keys('Escape');
+    await t.waitFor('Enter open job');
+    await t.keys('m');
+    await t.waitFor('Appliance');
+    await t.keys(...Array(8).fill('Down'), 'Enter');
+    await t.waitFor(/main repo: .* free of .* · checked|main repo: .* free of .* · never checked/);
+    await t.save(join(ART, 'appliance.txt'));
+    await t.keys('Escape');
+    await t.waitFor('Connections');
+    await t.keys('Down', 'Enter');
+    await t.waitFor('engine');
+    await t.keys('Enter');
+    await t.waitFor('Edit');
+    await t.keys('Down', 'Down', 'Enter');
+    await t.waitFor('Edit engine');
+    await t.save(join(ART, 'connection-edit.txt'));
+    await t.keys('Enter', 'Enter', 'Enter');
+    await t.waitFor('Saved:');
+    for (let i = 0; i < 3; i++) await t.keys('Escape');
     await t.waitFor('Enter open job');
 
     // ? and q.

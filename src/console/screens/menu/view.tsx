@@ -5,7 +5,7 @@ import {useNavigate} from '../../router/context.js';
 import type {ScreenProps} from '../types.js';
 
 export const MENU = [
-  {value: 'repositories', label: 'Repositories', hint: 'add, import, verify, prune, GC'},
+  {value: 'repositories', label: 'Repositories', hint: 'restore points, verify, prune, GC, add'},
   {value: 'connections', label: 'Connections', hint: 'oVirt engines, VM Essentials hosts'},
   {value: 'workers', label: 'Workers', hint: 'where disk tasks run'},
   {value: 'email', label: 'Email', hint: 'report settings, test message'},
@@ -13,7 +13,7 @@ export const MENU = [
   {value: 'job-wizard', label: 'New backup job'},
   {value: 'sessions', label: 'Sessions', hint: 'history of every job'},
   {value: 'restore', label: 'Restore'},
-  {value: 'appliance', label: 'Appliance', hint: 'version, daemon, logs'},
+  {value: 'appliance', label: 'Appliance', hint: 'health, free space, daemon log'},
   {value: 'audit', label: 'Audit log', hint: 'who changed what, and when'},
   {value: 'first-start', label: 'Setup walk-through'},
 ] as const;
