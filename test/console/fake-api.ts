@@ -95,7 +95,8 @@ export class FakeApi implements ConsoleApi {
   startJob(id: string) {
     return this.call('startJob', [id], () => {
       const job = this.data.jobs.find((j) => j.id === id);
-      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, jobName: String(job?.name ?? id), state: 'running'});
+      // A session that just started has no end yet (as the daemon answers).
+      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, jobName: String(job?.name ?? id), state: 'running', endedAt: undefined});
       this.sessionsList.push(s);
       return summary(s);
     });
@@ -105,7 +106,7 @@ export class FakeApi implements ConsoleApi {
   }
   retryFailed(id: string) {
     return this.call('retryFailed', [id], () => {
-      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, state: 'running', trigger: 'retry-failed'});
+      const s = makeSession({id: `s-${this.sessionsList.length + 1}`, jobId: id, state: 'running', trigger: 'retry-failed', endedAt: undefined});
       this.sessionsList.push(s);
       return summary(s);
     });
