@@ -294,6 +294,8 @@ export class EngineApi {
         vms = vms.filter((v) => re.test(v.name));
       }
       const follow = (q.get('follow') ?? '').split(',');
+      const refused = follow.find((f) => s.faults.unfollowable?.includes(f));
+      if (refused) throw new SimFault(400, `[Cannot follow link '${refused}'.]`);
       return collection('vm', vms.map((v) => vmJson(v, s, {
         followTags: follow.includes('tags'), followDisks: follow.includes('disk_attachments.disk'), followBackups: follow.includes('backups'),
       })));

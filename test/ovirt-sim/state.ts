@@ -163,6 +163,8 @@ export interface SimFaults {
   slowReadsMs?: number;
   /** vdsm fails every backup start with this message (a storage or libvirt error on the host). */
   backupStartFailure?: string;
+  /** Links the engine refuses to follow (400), as an engine without that link would. */
+  unfollowable?: string[];
 }
 
 /** Block storage domains: the disks are LVM logical volumes (vdsm lib/vdsm/storage/blockSD.py). */

@@ -8,7 +8,7 @@
  */
 import type {Logger} from '../types.js';
 import {finalizeBackup, waitWhileFinalizing} from './backup.js';
-import type {EngineClient} from './engine-client.js';
+import {EngineError, type EngineClient} from './engine-client.js';
 import {list, obj, refId, str, type Json} from './json.js';
 import type {Ownership} from './ownership.js';
 import type {PollOptions} from './poll.js';
@@ -55,7 +55,14 @@ export async function cleanupLeftovers(client: EngineClient, own: Ownership, pol
   // One request for every VM with its backups (follow=backups, the engine's generic link
   // following of 4.2+, as the inventory does with disk_attachments): a big engine is not asked
   // once per VM. A VM whose answer lacks the followed backups is asked on its own, a few at a time.
-  const vms = list(await client.get('/vms', {follow: 'backups'}), 'vm');
+  let vms: Json[];
+  try {
+    vms = list(await client.get('/vms', {follow: 'backups'}), 'vm');
+  } catch (err) {
+    // An engine that cannot follow that link: the plain list, and each VM asked on its own.
+    if (!(err instanceof EngineError && err.status === 400)) throw err;
+    vms = list(await client.get('/vms'), 'vm');
+  }
   const unknown: string[] = [];
   for (const vm of vms) {
     const id = str(vm.id);

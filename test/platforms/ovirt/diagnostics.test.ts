@@ -52,4 +52,19 @@ describe('oVirt diagnostics', () => {
     expect(calls.filter((l) => /\/vms\/[^/?]+\/backups/.test(l.path))).toHaveLength(0);
     expect(calls.length).toBeLessThanOrEqual(3);
   });
+
+  it('an engine that cannot follow the backups link is asked VM by VM instead, and the cleanup still ends leftovers', async () => {
+    bed = await startBed({vms: [...Array.from({length: 12}, (_, i) => ({name: `vm${i}`, status: 'up' as const, disks: []})), {name: 'with-disk', status: 'up' as const, disks: [{alias: 'd', size: 2 ** 20}]}]});
+    bed.sim.faults.unfollowable = ['backups'];
+    const vm = bed.sim.vm('with-disk');
+    await bed.platform.openBackup(vm.id, {log: bed.log});
+    const {restartPlatform} = await import('./helpers.js');
+    await restartPlatform(bed);
+    bed.sim.apiLog.length = 0;
+    const events: string[] = [];
+    await bed.platform.cleanupLeftovers((e) => events.push(e.code));
+    expect(bed.sim.apiLog.filter((l) => /\/vms\/[^/?]+\/backups$/.test(l.path))).toHaveLength(13);
+    expect(events).toContain('leftover-backup-ended');
+    expect([...bed.sim.state.backups.values()].every((b) => b.phase !== 'ready')).toBe(true);
+  });
 });
