@@ -1,5 +1,6 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
 import {backup} from './backup.js';
+import {check} from './check.js';
 import {configCommands} from './config-commands.js';
 import {consoleCommand} from './console.js';
 import {demoLab} from './demo-lab.js';
@@ -31,6 +32,6 @@ export const commands: Command[] = [
   consoleCommand,
   demoLab,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect, repoForget,
-  status, jobList, jobStart, jobStop, sessionList, sessionShow,
+  status, check, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   userAdd, userRemove, userList, audit];
