@@ -54,7 +54,7 @@ export async function run(argv: string[], io: RunIo): Promise<number> {
       io.stdout.write(`${overview()}\n`);
       return ExitCode.ok;
     }
-    if (argv[0] === '--version' || argv[0] === 'version') {
+    if (argv[0] === '--version' || argv[0] === '-V' || argv[0] === 'version') {
       io.stdout.write(`vmbackup ${VERSION} (node ${process.version})\n`);
       return ExitCode.ok;
     }

@@ -65,6 +65,14 @@ describe('vmbackup check', () => {
     expect((await vmbackup(['check'], {env})).exitCode).toBe(0);
   });
 
+  it('--version and -V name the version', async () => {
+    for (const flag of ['--version', '-V']) {
+      const r = await vmbackup([flag]);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toMatch(/^vmbackup \d+\.\d+\.\d+ \(node v\d+/);
+    }
+  });
+
   it('UNKNOWN when the daemon cannot be asked', async () => {
     const r = await vmbackup(['check'], {env: {VMBACKUP_SOCKET: join(dir, 'no-such.sock')}});
     expect(r.exitCode).toBe(3);
