@@ -25,7 +25,7 @@ import {ApiServer} from './api.js';
 import {EventHub} from './event-hub.js';
 import {History} from './history.js';
 import {DailySummary, dailyCron, parseDailySummaryChange, summaryInput} from './daily-summary.js';
-import {createLog, type DaemonLog} from './log.js';
+import {createLog, journalLine, type DaemonLog, type Level} from './log.js';
 import {Maintenance} from './maintenance.js';
 import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
@@ -97,10 +97,12 @@ export class Daemon {
   private async init(): Promise<void> {
     const o = this.opts;
     const out = o.write ?? ((line: string) => void process.stdout.write(line + '\n'));
-    const write = (line: string) => {
+    // stdout connected to journald (systemd sets JOURNAL_STREAM): lines carry their priority.
+    const journal = o.write === undefined && !!process.env.JOURNAL_STREAM;
+    const write = (line: string, level: Level) => {
       this.recentLog.push(line);
       if (this.recentLog.length >= 2 * LOG_RING_LINES) this.recentLog.splice(0, this.recentLog.length - LOG_RING_LINES);
-      out(line);
+      out(journal ? journalLine(level, line) : line);
     };
     this.log = createLog({format: o.logFormat ?? 'plain', write, secrets: () => this.secrets()});
     this.store = await ConfigStore.open(o.stateDir);
