@@ -123,7 +123,7 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   const description = ctx.ownership.describe(new Date().toISOString());
   // With guest consistency the engine fails the backup when the guest cannot be frozen, instead
   // of going on crash-consistent (VmBackupsService.Add require_consistency).
-  const query = opts.guestConsistency ? {require_consistency: 'true'} : undefined;
+  let query: Record<string, string> | undefined = opts.guestConsistency ? {require_consistency: 'true'} : undefined;
   let correlationId = '';
   const start = async (from: string | undefined) => {
     const body = {description, disks: {disk: chosen.map((a) => ({id: a.disk.id}))}, ...(from ? {from_checkpoint_id: from} : {})};
@@ -192,13 +192,23 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
       ctx.ownership.activeBackups.add(backupId);
       ready = await waitReady(backupId);
     }
+    let said = ready.failed ? await engineEvents(client, vmId, correlationId) : '';
+    if (ready.failed && query && /freeze/i.test(said)) {
+      // Asked for a consistent backup, and the guest could not be frozen: as on libvirt, the
+      // backup goes on crash-consistent, with a warning that says why.
+      log({severity: 'warning', code: 'guest-freeze-failed', vm: vmName,
+        message: `the file systems of VM ${vmName} could not be frozen (${said}); the backup is crash-consistent`});
+      query = undefined;
+      await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+      ctx.ownership.activeBackups.delete(backupId);
+      backupId = str((await start(from)).id)!;
+      ctx.ownership.activeBackups.add(backupId);
+      ready = await waitReady(backupId);
+      said = ready.failed ? await engineEvents(client, vmId, correlationId) : '';
+    }
     if (ready.failed) {
-      const said = await engineEvents(client, vmId, correlationId);
-      const frozen = opts.guestConsistency && /freeze/i.test(said);
       throw new UserError(`The engine failed the backup of VM ${vmName} while starting it${said ? `: ${said}` : '.'}`, {
-        hint: frozen
-          ? 'The guest\'s file systems could not be frozen: start qemu-guest-agent in the guest, or turn guest consistency off for this job to accept a crash-consistent backup.'
-          : said ? 'Fix what the engine reports on the host, then run the backup again.' : 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
+        hint: said ? 'Fix what the engine reports on the host, then run the backup again.' : 'See the engine events for the VM (for example a host that cannot start the backup, or storage errors).',
         exitCode: ExitCode.platformFailed,
       });
     }
