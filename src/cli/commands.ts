@@ -1,6 +1,7 @@
 /** Every CLI subcommand, in the order `vmbackup --help` lists them. */
 import {backup} from './backup.js';
 import {check} from './check.js';
+import {metrics} from './metrics.js';
 import {configCommands} from './config-commands.js';
 import {consoleCommand} from './console.js';
 import {demoLab} from './demo-lab.js';
@@ -32,6 +33,6 @@ export const commands: Command[] = [
   consoleCommand,
   demoLab,
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect, repoForget,
-  status, check, jobList, jobStart, jobStop, sessionList, sessionShow,
+  status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   userAdd, userRemove, userList, audit];

@@ -8,6 +8,8 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {evaluate, parseAge} from '../../src/cli/check.js';
+import {renderMetrics} from '../../src/cli/metrics.js';
+import {readFile} from 'node:fs/promises';
 import {vmbackup} from '../lib/cli.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
@@ -63,6 +65,24 @@ describe('vmbackup check', () => {
     expect((await vmbackup(['check', '--warning-age', 'soon'], {env})).exitCode).toBe(3);
     // A manual-only job does not count in the overall check.
     expect((await vmbackup(['check'], {env})).exitCode).toBe(0);
+  });
+
+  it('metrics in the Prometheus text format, on stdout or atomically into a textfile-collector file', async () => {
+    const r = await vmbackup(['metrics'], {env});
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^# HELP vmbackup_job_enabled /m);
+    expect(r.stdout).toMatch(/^vmbackup_job_last_result\{job="nightly",name="Nightly"\} [01]$/m);
+    expect(r.stdout).toMatch(/^vmbackup_job_last_success_timestamp_seconds\{job="nightly",name="Nightly"\} \d+(\.\d+)?$/m);
+    expect(r.stdout).toMatch(/^vmbackup_repository_free_bytes\{repository="r",name="main"\} \d+$/m);
+    expect(r.stdout).toMatch(/^vmbackup_sessions_running 0$/m);
+    const file = join(dir, 'vmbackup.prom');
+    expect((await vmbackup(['metrics', '--output', file], {env})).exitCode).toBe(0);
+    expect(await readFile(file, 'utf8')).toContain('vmbackup_job_last_read_bytes{job="nightly"');
+  });
+
+  it('escapes label values as the format demands', () => {
+    const text = renderMetrics([{id: 'j', name: 'a "quoted"\\name\nx'}], [], [], 0);
+    expect(text).toContain('vmbackup_job_enabled{job="j",name="a \\"quoted\\"\\\\name\\nx"} 1');
   });
 
   it('--version and -V name the version', async () => {
