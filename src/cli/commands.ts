@@ -3,6 +3,7 @@ import {backup} from './backup.js';
 import {check} from './check.js';
 import {metrics} from './metrics.js';
 import {configCommands} from './config-commands.js';
+import {configExport, configImport} from './config-io.js';
 import {consoleCommand} from './console.js';
 import {demoLab} from './demo-lab.js';
 import type {Command} from './command.js';
@@ -35,4 +36,5 @@ export const commands: Command[] = [
   repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoProtect, repoUnprotect, repoForget,
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
+  configExport, configImport,
   userAdd, userRemove, userList, audit];

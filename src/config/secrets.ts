@@ -82,6 +82,10 @@ export function keepSecrets(kind: string, input: unknown, stored: unknown): unkn
   const copy = structuredClone(input);
   for (const path of SECRET_PATHS[kind] ?? []) {
     if (get(copy, path) !== REDACTED) continue;
+    if (stored === undefined || get(stored, path) === undefined) {
+      // Nothing stored for "••••" to stand for (a new object, or an import): never store the marker itself.
+      throw new ConfigError([{field: path.join('.'), message: 'is "••••", which stands for a stored secret, and none is stored here'}], 'Give the secret itself.');
+    }
     const endpoint = ENDPOINT[kind];
     if (stored !== undefined && endpoint && JSON.stringify(endpoint(copy)) !== JSON.stringify(endpoint(stored))) {
       throw new ConfigError(

@@ -135,7 +135,8 @@ export class ConfigStore {
   async create<C extends Collection>(c: C, input: unknown): Promise<CollectionTypes[C]> {
     return this.change((data) => {
       const withId = input !== null && typeof input === 'object' && !('id' in input) ? {...input, id: newId(c, input, data)} : input;
-      const obj = parseConfig(SCHEMAS[c], withId, c) as CollectionTypes[C];
+      // A secret given as "••••" (from a listing or an export) is refused, not stored as the secret.
+      const obj = parseConfig(SCHEMAS[c], keepSecrets(c, withId, undefined), c) as CollectionTypes[C];
       (data[c] as CollectionTypes[C][]).push(obj);
       return obj;
     });
