@@ -7,6 +7,7 @@
  */
 import {readFile} from 'node:fs/promises';
 import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
+import {savedJob} from '../api/jobs.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTable, formatTime} from '../util/format.js';
 import type {Collection} from '../config/store.js';
@@ -163,18 +164,13 @@ function setEnabled(enabled: boolean): Command {
     async run(ctx, values, [id]) {
       const saved = await withDaemon(ctx, values, async (d) => {
         const job = await d.get<Record<string, unknown>>('jobs', id!);
-        return d.update<Record<string, unknown>>('jobs', id!, {...withoutInfo(job), enabled});
+        return d.update<Record<string, unknown>>('jobs', id!, {...savedJob(job), enabled});
       });
       ctx.out.result(saved, () => `Job ${id} ${enabled ? 'enabled' : 'disabled'}.`);
     },
   };
 }
 
-/** A listed job carries computed `info` (next runs, last session): not part of what is saved. */
-function withoutInfo(job: Record<string, unknown>): Record<string, unknown> {
-  const {info: _info, ...rest} = job;
-  return rest;
-}
 
 const emailShow: Command = {
   words: ['email', 'show'],

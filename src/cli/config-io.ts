@@ -8,6 +8,7 @@
  * `connection edit` / `email set`), and the objects that depend on it are reported too.
  */
 import {readFile} from 'node:fs/promises';
+import {savedJob} from '../api/jobs.js';
 import type {Collection} from '../config/store.js';
 import {ExitCode, isUserError, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
@@ -26,11 +27,9 @@ export interface ConfigFile {
   settings: Record<string, unknown>;
 }
 
-/** A listed job carries computed `info` (next runs, last session): not part of the configuration. */
+/** What is saved of a listed object (a job's computed `info` is not). */
 function stored(c: Collection, x: Record<string, unknown>): Record<string, unknown> {
-  if (c !== 'jobs') return x;
-  const {info: _info, ...rest} = x;
-  return rest;
+  return c === 'jobs' ? savedJob(x) : x;
 }
 
 export const configExport: Command = {

@@ -7,6 +7,7 @@ import {Box, Text} from 'ink';
 import {useState} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {describeSchedule} from '../../../config/schedule.js';
+import {savedJob} from '../../../api/jobs.js';
 import type {SessionSummary} from '../../api.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
@@ -56,8 +57,7 @@ export function JobScreen(props: ScreenProps) {
       if (r.ok) nav({type: 'push', route: {name: 'session', params: {id: r.value.id}}});
     } else if (value === 'edit') nav({type: 'push', route: {name: 'job-wizard', params: {id}}});
     else if (value === 'toggle') {
-      const {info: _info, ...saved} = job as JobConfig & {info?: unknown};
-      const r = await action.run(job.enabled ? 'Disabling' : 'Enabling', () => api.update('jobs', id, {...saved, enabled: !job.enabled}), () => (job.enabled ? 'Disabled: it runs only when started by hand.' : 'Enabled: it runs on its schedule.'));
+      const r = await action.run(job.enabled ? 'Disabling' : 'Enabling', () => api.update('jobs', id, {...savedJob(job), enabled: !job.enabled}), () => (job.enabled ? 'Disabled: it runs only when started by hand.' : 'Enabled: it runs on its schedule.'));
       if (r.ok) data.reload();
     }
     else if (value === 'delete') setConfirmDelete(true);
