@@ -11,6 +11,7 @@
  * CRITICAL; less free space than the appliance's low-space threshold, WARNING.
  * A daemon that cannot be asked is UNKNOWN.
  */
+import {jobOutcomes} from '../api/jobs.js';
 import {isUserError} from '../util/errors.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
@@ -71,9 +72,7 @@ export function evaluate(c: CheckInput): {level: Level; summary: string; details
   const jobs = c.jobs.filter((j) => (c.job ? j.id === c.job : j.enabled !== false && j.schedule?.kind !== 'none'));
   if (c.job && jobs.length === 0) return {level: 'unknown', summary: `no job ${c.job}`, details: [], perfdata: []};
   for (const j of jobs) {
-    const own = c.sessions.filter((s) => s.jobId === j.id).sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
-    const newest = own.find((s) => s.state !== 'running');
-    const good = own.find((s) => (s.state === 'success' || s.state === 'warning') && s.endedAt);
+    const {last: newest, good} = jobOutcomes(c.sessions, j.id);
     const age = good ? c.now - Date.parse(good.endedAt!) : undefined;
     if (age !== undefined) perfdata.push(`'${j.id}_age'=${Math.round(age / 1000)}s;${Math.round(c.warningAgeMs / 1000)};${Math.round(c.criticalAgeMs / 1000)}`);
     if (age === undefined) {

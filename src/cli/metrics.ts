@@ -8,6 +8,7 @@
  * of running sessions. Labels are escaped as the format demands.
  */
 import {rename, writeFile} from 'node:fs/promises';
+import {jobOutcomes} from '../api/jobs.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
 
@@ -48,9 +49,7 @@ export function renderMetrics(jobs: JobRow[], sessions: SessionRow[], repositori
     for (const [labels, value] of present) out.push(`${name}${labels} ${value}`);
   };
   const perJob = jobs.map((j) => {
-    const own = sessions.filter((s) => s.jobId === j.id && s.state !== 'running').sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
-    const last = own[0];
-    const good = own.find((s) => s.state === 'success' || s.state === 'warning');
+    const {last, good} = jobOutcomes(sessions, j.id);
     return {labels: `{job="${label(j.id)}",name="${label(j.name)}"}`, j, last, good};
   });
   const seconds = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
