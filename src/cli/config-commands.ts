@@ -11,7 +11,7 @@ import {savedJob} from '../api/jobs.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTable, formatTime} from '../util/format.js';
 import type {Collection} from '../config/store.js';
-import type {Command, OptionSpec} from './command.js';
+import type {Command, CommandContext, OptionSpec} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
 
 type Values = Record<string, unknown>;
@@ -42,6 +42,15 @@ async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
   return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * A test the daemon answers as data ({ok, error?}): the outcome in words (the error with its
+ * hint), and the exit code — 0, or the error's.
+ */
+function testOutcome(ctx: CommandContext, r: {ok: boolean; error?: {message: string; hint?: string; exitCode?: number}}, ok: string, fallback: string): number {
+  ctx.out.result(r, () => (r.ok ? ok : `✖ ${r.error?.message ?? fallback}${r.error?.hint ? `\n  ${r.error.hint}` : ''}`));
+  return r.ok ? 0 : r.error?.exitCode ?? ExitCode.platformFailed;
 }
 
 const NOUN: Record<Collection, string> = {connections: 'connection', repositories: 'repository', workers: 'worker', jobs: 'job'};
@@ -124,8 +133,7 @@ const connectionTest: Command = {
   positionals: [1, 1],
   async run(ctx, values, [id]) {
     const t = await withDaemon(ctx, values, (d) => d.testConnection(id!));
-    ctx.out.result(t, () => (t.ok ? `Reachable and logged in: ${t.vms ?? 0} VMs.` : `✖ ${t.error?.message ?? (t.reachable ? 'The login was refused.' : 'Not reachable.')}${t.error?.hint ? `\n  ${t.error.hint}` : ''}`));
-    return t.ok ? 0 : t.error?.exitCode ?? ExitCode.platformFailed;
+    return testOutcome(ctx, t, `Reachable and logged in: ${t.vms ?? 0} VMs.`, t.reachable ? 'The login was refused.' : 'Not reachable.');
   },
 };
 
@@ -205,8 +213,7 @@ const emailTest: Command = {
   positionals: [0, 0],
   async run(ctx, values) {
     const r = await withDaemon(ctx, values, (d) => d.testEmail(undefined, typeof values.to === 'string' ? values.to : undefined));
-    ctx.out.result(r, () => (r.ok ? `Test message sent to ${(r.accepted ?? []).join(', ')}.` : `✖ ${r.error?.message ?? r.message ?? 'not sent'}${r.error?.hint ? `\n  ${r.error.hint}` : ''}`));
-    return r.ok ? 0 : r.error?.exitCode ?? ExitCode.platformFailed;
+    return testOutcome(ctx, r, `Test message sent to ${(r.accepted ?? []).join(', ')}.`, r.message ?? 'not sent');
   },
 };
 
