@@ -9,6 +9,7 @@
  * second pass, only for the chunks with problems, so memory stays bounded by distinct chunks.
  */
 import {join} from 'node:path';
+import {parallelFor} from '../util/parallel-for.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
 import {pointDir} from './layout.js';
@@ -41,18 +42,14 @@ export async function verifyPoints(ctx: RepoContext, manifests: Manifest[], onPr
   const bad = new Map<string, VerifyProblem>();
   const todo = [...unique];
   unique.clear();
-  let next = 0;
   let done = 0;
-  const worker = async () => {
-    while (next < todo.length) {
-      const hex = todo[next++]!;
-      const problem = await checkChunk(ctx, hex);
-      report.checkedChunks++;
-      if (problem) bad.set(hex, problem);
-      onProgress?.({phase: 'verify', done: ++done, total: todo.length});
-    }
-  };
-  await Promise.all(Array.from({length: PARALLEL}, worker));
+  await parallelFor(todo.length, PARALLEL, async (i) => {
+    const hex = todo[i]!;
+    const problem = await checkChunk(ctx, hex);
+    report.checkedChunks++;
+    if (problem) bad.set(hex, problem);
+    onProgress?.({phase: 'verify', done: ++done, total: todo.length});
+  });
 
   const perPoint = new Map<string, number>(manifests.map((m) => [m.id, 0]));
   for (const p of report.indexProblems) perPoint.set(p.restorePoint, (perPoint.get(p.restorePoint) ?? 0) + 1);

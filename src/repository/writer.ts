@@ -19,6 +19,7 @@ import {createHash} from 'node:crypto';
 import {appendFile, mkdir, rm, unlink} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ExitCode, UserError} from '../util/errors.js';
+import {parallelFor} from '../util/parallel-for.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {PutResult} from './chunk-store.js';
 import type {RepoContext} from './context.js';
@@ -301,16 +302,11 @@ class DiskWriterImpl implements DiskWriter {
 
   /** Touches every base chunk (so GC keeps it) and notes those that are gone. */
   async touchBase(): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < this.count) {
-        const i = next++;
-        const id = this.ids.subarray(i * 32, i * 32 + 32);
-        if (ZERO_ID.equals(id)) continue;
-        if (!(await this.rp.ctx.store.touch(id.toString('hex')))) this.missing.add(i);
-      }
-    };
-    await Promise.all(Array.from({length: TOUCH_PARALLEL}, worker));
+    await parallelFor(this.count, TOUCH_PARALLEL, async (i) => {
+      const id = this.ids.subarray(i * 32, i * 32 + 32);
+      if (ZERO_ID.equals(id)) return;
+      if (!(await this.rp.ctx.store.touch(id.toString('hex')))) this.missing.add(i);
+    });
   }
 
   async missingBaseRanges(): Promise<ByteRange[]> {

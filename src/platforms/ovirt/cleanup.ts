@@ -6,6 +6,7 @@
  * process still has in progress is skipped.
  * Checkpoints of crashed backups are not removed here: the next completed backup prunes them.
  */
+import {parallelFor} from '../../util/parallel-for.js';
 import type {Logger} from '../types.js';
 import {finalizeBackup, waitWhileFinalizing} from './backup.js';
 import {EngineError, type EngineClient} from './engine-client.js';
@@ -70,11 +71,7 @@ export async function cleanupLeftovers(client: EngineClient, own: Ownership, pol
     if (vm.backups === undefined) unknown.push(id);
     else await cleanupVmBackups(client, own, id, poll, log, {backups: list(vm.backups, 'backup')});
   }
-  let next = 0;
-  const worker = async () => {
-    while (next < unknown.length) await cleanupVmBackups(client, own, unknown[next++]!, poll, log);
-  };
-  await Promise.all(Array.from({length: Math.min(8, unknown.length)}, worker));
+  await parallelFor(unknown.length, 8, (i) => cleanupVmBackups(client, own, unknown[i]!, poll, log));
   for (const t of list(await client.get('/imagetransfers'), 'image_transfer')) {
     const phase = str(t.phase) ?? '';
     if (str(t.direction) !== 'upload' || phase.startsWith('finished') || own.activeTransfers.has(str(t.id) ?? '')) continue;
