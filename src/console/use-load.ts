@@ -1,7 +1,9 @@
 /**
  * Loads data from the ConsoleApi into a reducer: loading, the data, or the error in words.
- * `reload()` fetches again (after a change, or on `r`); an older answer never overwrites a
- * newer one. Until the first answer is in, keys typed ahead wait for the screen (holdKeys).
+ * `reload()` fetches again (after a change, or on `r`) and keeps the data on screen meanwhile;
+ * when the deps change, the data of the old ones is dropped at once, so nothing shows an answer
+ * for other inputs as its own. An older answer never overwrites a newer one. Until the answer for
+ * the current inputs is in, keys typed ahead wait for the screen (holdKeys).
  */
 import {useCallback, useEffect, useLayoutEffect, useReducer, useRef} from 'react';
 import {holdKeys} from './components/use-keys.js';
@@ -14,12 +16,17 @@ export interface LoadState<T> {
   seq: number;
 }
 
-type LoadAction<T> = {type: 'start'; seq: number} | {type: 'done'; seq: number; data: T} | {type: 'fail'; seq: number; error: {message: string; hint?: string}};
+type LoadAction<T> =
+  | {type: 'start'; seq: number; fresh: boolean}
+  | {type: 'done'; seq: number; data: T}
+  | {type: 'fail'; seq: number; error: {message: string; hint?: string}};
 
 export function loadReducer<T>(s: LoadState<T>, a: LoadAction<T>): LoadState<T> {
   switch (a.type) {
     case 'start':
-      return {...s, loading: true, seq: a.seq};
+      // Other inputs (deps changed): what was loaded for the old ones is not shown as theirs.
+      // A reload of the same keeps it on screen until the new answer is in.
+      return a.fresh ? {loading: true, seq: a.seq} : {...s, loading: true, seq: a.seq};
     case 'done':
       return a.seq === s.seq ? {loading: false, data: a.data, seq: s.seq} : s;
     case 'fail':
@@ -32,17 +39,18 @@ export function useLoad<T>(fetch: () => Promise<T>, deps: readonly unknown[] = [
   const seq = useRef(0);
   const fn = useRef(fetch);
   fn.current = fetch;
-  const reload = useCallback(() => {
+  const load = useCallback((fresh: boolean) => {
     const n = ++seq.current;
-    dispatch({type: 'start', seq: n});
+    dispatch({type: 'start', seq: n, fresh});
     fn.current().then(
       (data) => dispatch({type: 'done', seq: n, data}),
       (err: unknown) => dispatch({type: 'fail', seq: n, error: explain(err)}),
     );
   }, []);
+  const reload = useCallback(() => load(false), [load]);
   // eslint-disable-next-line react-hooks/exhaustive-deps
-  useEffect(reload, deps);
-  // Keys typed ahead into this screen wait until its first answer is in (holdKeys).
+  useEffect(() => load(true), deps);
+  // Keys typed ahead into this screen wait until its answer for the current inputs is in (holdKeys).
   const settled = state.data !== undefined || state.error !== undefined;
   useLayoutEffect(() => (settled ? undefined : holdKeys()), [settled]);
   return {...state, reload};

@@ -4,13 +4,12 @@
  * saves the job through the daemon (which validates it again) and can run it at once.
  */
 import {Box, Text} from 'ink';
-import {useEffect, useLayoutEffect, useReducer, useState} from 'react';
+import {useEffect, useReducer, useState} from 'react';
 import type {JobConfig} from '../../../config/schema.js';
 import {cronProblem, describeSchedule, nextRuns} from '../../../config/schedule.js';
 import type {InventoryVm} from '../../../platforms/types.js';
 import {useEscape} from '../../app/key-capture.js';
 import {Form} from '../../components/form/view.js';
-import {holdKeys} from '../../components/use-keys.js';
 import type {FieldSpec} from '../../components/form/use-form-state.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
@@ -56,18 +55,12 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
     if (s.left) nav({type: 'pop'});
   }, [s.left, nav]);
   const step = STEPS[s.step]!;
-  // Each answer names its connection: while another connection's inventory loads after `c`, the
-  // previous one's VMs must not be shown (nor picked) under the new connection's name.
+  // After `c` (or `r`) useLoad drops the previous answer, so the previous connection's VMs are
+  // never shown (nor picked) under the new one's name, and keys typed meanwhile wait for the list.
   const [refreshes, setRefreshes] = useState(0);
-  const loaded = useLoad(async () => {
-    const inv = s.connection ? await api.inventory(s.connection, refreshes > 0) : {at: undefined, vms: []};
-    return {connection: s.connection, vms: inv.vms, at: inv.at};
-  }, [s.connection, refreshes]);
-  const current = loaded.data?.connection === s.connection ? loaded.data : undefined;
-  // Keys typed while a connection's VMs load wait for its list (holdKeys), not for the previous one's.
-  const waiting = STEPS[s.step] === 'vms' && s.connection !== undefined && !current && !loaded.error;
-  useLayoutEffect(() => (waiting ? holdKeys() : undefined), [waiting]);
-  const inventory = {...loaded, data: current?.vms, loading: loaded.loading || (loaded.data !== undefined && !current)};
+  const loaded = useLoad(async () => (s.connection ? api.inventory(s.connection, refreshes > 0) : {at: undefined, vms: []}), [s.connection, refreshes]);
+  const current = loaded.data;
+  const inventory = {...loaded, data: current?.vms};
   const action = useAction();
   const next = (values?: Record<string, string>) => dispatch({type: 'next', values});
   const save = async (run: boolean) => {

@@ -29,22 +29,20 @@ export function RestoreWizard(props: ScreenProps) {
   }, [s.left, nav]);
   const repos = useLoad(() => api.list('repositories'));
   const repository = s.repository ?? (repos.data?.length === 1 ? String(repos.data[0]!.id) : undefined);
-  // Each answer names its repository: the empty answer of "no repository chosen yet" must not
-  // read as "this repository has no restore points" while its list loads.
-  const loadedPoints = useLoad(async () => ({repository, points: repository ? await api.restorePoints(repository) : []}), [repository]);
-  const mine = loadedPoints.data?.repository === repository ? loadedPoints.data : undefined;
-  const points = {...loadedPoints, data: mine?.points};
+  // When the repository is chosen, useLoad drops the empty answer of "none chosen yet": it must
+  // not read as "this repository has no restore points" while the list loads.
+  const points = useLoad(async () => (repository ? api.restorePoints(repository) : []), [repository]);
   // Opened on one restore point ("Restore from here" in the repository's restore points): start at "where to".
   const preset = props.params.point;
   useEffect(() => {
-    if (!preset || s.step !== 'vm' || !mine) return;
-    const p = mine.points.find((x) => x.id === preset);
+    if (!preset || s.step !== 'vm' || !points.data) return;
+    const p = points.data.find((x) => x.id === preset);
     if (!p) return;
     dispatch({type: 'vm', id: p.vmId});
     dispatch({type: 'point', point: p});
     // Once: going back from "where to" shows the VM's other restore points.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [preset, mine]);
+  }, [preset, points.data]);
   const action = useAction();
   const title = <Text bold>Restore · {s.step === 'vm' ? 'which VM' : s.step === 'point' ? 'which restore point' : s.step === 'target' ? 'where to' : s.step === 'details' ? 'details' : s.step === 'summary' ? 'summary' : 'progress'}</Text>;
   if (repos.error) return <ErrorMessage error={repos.error} />;
