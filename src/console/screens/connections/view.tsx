@@ -3,7 +3,6 @@ import {Box, Text} from 'ink';
 import {useState} from 'react';
 import type {ConnectionConfig} from '../../../config/schema.js';
 import {UserError} from '../../../util/errors.js';
-import {Confirm} from '../../components/confirm/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {useApi, useNavigate} from '../../router/context.js';
@@ -11,7 +10,7 @@ import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {ConnectionAdd} from './connection-add.js';
 import {ConnectionEdit} from './connection-edit.js';
-import {removeItem} from '../remove-item.js';
+import {RemoveConfirm} from '../remove-item.js';
 
 const describe = (c: ConnectionConfig) => (c.kind === 'ovirt' ? `oVirt ${c.url}` : `VM Essentials, ${c.clusters.flatMap((k) => k.hosts).length} host(s)`);
 
@@ -42,17 +41,17 @@ export function Connections(props: ScreenProps) {
   if (conn && removing) {
     const using = (jobs.data ?? []).filter((j) => j.source?.connection === conn.id).map((j) => j.name);
     return (
-      <Confirm
+      <RemoveConfirm
+        action={action}
+        collection="connections"
+        id={conn.id}
         question={`Remove the connection ${conn.name}?`}
         detail={using.length ? `Jobs that use it: ${using.join(', ')}. They fail until they get another connection.` : 'No job uses it. Its VMs stay where they are; restore points stay in the repositories.'}
-        yes="Yes, remove it"
+        done="Removed."
         onNo={() => setRemoving(false)}
-        onYes={() => {
-          setRemoving(false);
-          void removeItem(action, api, 'connections', conn.id, 'Removed.', () => {
-            setPicked(undefined);
-            data.reload();
-          });
+        after={() => {
+          setPicked(undefined);
+          data.reload();
         }}
       />
     );

@@ -5,7 +5,6 @@
  */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
-import {Confirm} from '../../components/confirm/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {bytes} from '../../format.js';
@@ -13,7 +12,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {RepositoryForm} from './repository-form.js';
-import {removeItem} from '../remove-item.js';
+import {RemoveConfirm} from '../remove-item.js';
 import {RestorePoints} from './points.js';
 import {repositoryLines} from './table.js';
 
@@ -45,17 +44,17 @@ export function Repositories(props: ScreenProps) {
   }
   if (repo && removing) {
     return (
-      <Confirm
+      <RemoveConfirm
+        action={action}
+        collection="repositories"
+        id={repo.id}
         question={`Remove the repository ${repo.name} from the appliance?`}
         detail={`Its files stay in ${repo.path} (${repo.restorePoints ?? 0} restore points); add it again later to restore from it. Jobs that write to it fail until they get another repository.`}
-        yes="Yes, remove it"
+        done="Removed from the appliance."
         onNo={() => setRemoving(false)}
-        onYes={() => {
-          setRemoving(false);
-          void removeItem(action, api, 'repositories', repo.id, 'Removed from the appliance.', () => {
-            setPicked(undefined);
-            data.reload();
-          });
+        after={() => {
+          setPicked(undefined);
+          data.reload();
         }}
       />
     );

@@ -2,7 +2,6 @@
 import {Box, Text} from 'ink';
 import {useState} from 'react';
 import type {WorkerConfig} from '../../../config/schema.js';
-import {Confirm} from '../../components/confirm/view.js';
 import {Form} from '../../components/form/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
@@ -10,7 +9,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
 import {WorkerForm} from './worker-form.js';
-import {removeItem} from '../remove-item.js';
+import {RemoveConfirm} from '../remove-item.js';
 
 const where = (w: WorkerConfig) => (w.placement.kind === 'appliance' ? 'on the appliance' : w.placement.kind === 'cluster' ? `cluster ${w.placement.cluster}` : `host ${w.placement.host}`);
 
@@ -34,12 +33,18 @@ export function Workers(props: ScreenProps) {
   };
   if (w && mode === 'remove')
     return (
-      <Confirm
+      <RemoveConfirm
+        action={action}
+        collection="workers"
+        id={w.id}
         question={`Remove the worker ${w.name}?`}
         detail="Disk tasks it would run go to the other workers, or to the appliance."
-        yes="Yes, remove it"
+        done="Worker removed."
         onNo={() => setMode('actions')}
-        onYes={() => void removeItem(action, api, 'workers', w.id, 'Worker removed.', () => (leave(), data.reload()))}
+        after={() => {
+          leave();
+          data.reload();
+        }}
       />
     );
   if (w && mode === 'edit')
