@@ -180,17 +180,21 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
   let backupId = str(created.id)!;
   ctx.ownership.activeBackups.add(backupId);
   let ready: Record<string, unknown>;
+  // Ends the backup that failed to start and starts it again (as a full when `from` is cleared).
+  const startAgain = async () => {
+    await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
+    ctx.ownership.activeBackups.delete(backupId);
+    backupId = str((await start(from)).id)!;
+    ctx.ownership.activeBackups.add(backupId);
+    ready = await waitReady(backupId);
+  };
   try {
     ready = await waitReady(backupId);
     if (ready.failed && from) {
       // The engine failed the incremental while starting (event 10791: full backup needed).
       lost('the engine failed the incremental backup');
       from = undefined;
-      await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
-      ctx.ownership.activeBackups.delete(backupId);
-      backupId = str((await start(undefined)).id)!;
-      ctx.ownership.activeBackups.add(backupId);
-      ready = await waitReady(backupId);
+      await startAgain();
     }
     let said = ready.failed ? await engineEvents(client, vmId, correlationId) : '';
     if (ready.failed && query && /freeze/i.test(said)) {
@@ -199,11 +203,7 @@ export async function openOvirtBackup(ctx: BackupContext, vmId: string, opts: Ba
       log({severity: 'warning', code: 'guest-freeze-failed', vm: vmName,
         message: `the file systems of VM ${vmName} could not be frozen (${said}); the backup is crash-consistent`});
       query = undefined;
-      await finalizeBackup(client, vmId, backupId, poll).catch(() => undefined);
-      ctx.ownership.activeBackups.delete(backupId);
-      backupId = str((await start(from)).id)!;
-      ctx.ownership.activeBackups.add(backupId);
-      ready = await waitReady(backupId);
+      await startAgain();
       said = ready.failed ? await engineEvents(client, vmId, correlationId) : '';
     }
     if (ready.failed) {
