@@ -1,24 +1,25 @@
 /**
- * The chunk store: content-addressed chunk files under chunks/<prefix>/<64 hex>, the prefix
- * being the first 2 hex digits of the id in format 2 and the first 4 in format 1 (layout.ts).
- * The chunk work itself (hashing, LZ4, checks, the chunk file writes and reads) runs in the
- * chunk worker threads (chunk-workers.ts); this class turns their replies into results and
- * into the same errors as before.
+ * The chunk store: chunk encoding on top of a storage backend. A chunk is stored under
+ * chunks/<prefix>/<64 hex> (the prefix: the first 2 hex digits of the id in format 2, 4 in
+ * format 1; layout.ts). The encoding (SHA-256 id, LZ4, the chunk file format, chunk-file.ts) runs
+ * in the chunk worker threads (chunk-workers.ts); where the bytes live is the backend's
+ * (storage/backend.ts). A backend whose objects are files the threads can reach (the local
+ * directory) lets them do the chunk file I/O too; for any other the threads encode and decode
+ * and this class stores and fetches through the backend.
  *
  * Contract with garbage collection (gc.ts): a writer that relies on a chunk being present
- * touches it (sets its mtime to now) AFTER registering itself; touching is also how the writer
- * learns that the chunk exists (utimes fails with ENOENT otherwise). A new chunk is written to a
- * temp file, fsynced, and renamed into place; the directories written to are fsynced before
- * the restore point's manifest is written (see writer.ts), so a committed manifest never
- * references a chunk that a power cut could lose.
+ * touches it (sets its modification time to now) AFTER registering itself; touching is also how
+ * the writer learns that the chunk exists. A new chunk is stored atomically; the backend's
+ * sync() before the manifest is written makes it durable (writer.ts), so a committed manifest
+ * never references a chunk that a power cut could lose.
  */
-import {join} from 'node:path';
-import {readFile, rename, utimes, stat} from 'node:fs/promises';
-import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
+import {maxChunkFileSize} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
-import {corrupt, fsyncDir, ioError} from './fsio.js';
-import {BAD_MARK, CHUNKS_DIR, chunkPath, chunkPrefix} from './layout.js';
+import {corrupt, ioError} from './fsio.js';
+import {BAD_MARK, chunkKey} from './layout.js';
+import type {StorageBackend} from './storage/backend.js';
 
 /** What a put did (see PutReply); the id as a Buffer on this thread. */
 export type PutResult = Omit<PutReply, 'kind' | 'id'> & {id: Buffer};
@@ -33,61 +34,62 @@ function rebuilt(err: unknown): unknown {
 }
 
 export class ChunkStore {
-  readonly dir: string;
-
   /** `formatVersion` is the repository's: it decides the layout and the chunk files written. */
   constructor(
-    readonly root: string,
+    readonly backend: StorageBackend,
     readonly formatVersion: number,
     /** The repository's chunk size: no chunk file may claim more plain data (chunk-file.ts). */
     readonly chunkSize: number = MAX_CHUNK_SIZE,
-  ) {
-    this.dir = join(root, CHUNKS_DIR);
+  ) {}
+
+  key(hex: string): string {
+    return chunkKey(hex, this.formatVersion);
   }
 
+  /** The chunk as a message names it (the local backend: its file path). */
   path(hex: string): string {
-    return chunkPath(this.root, hex, this.formatVersion);
+    return this.backend.describe(this.key(hex));
   }
 
-  /** Sets the chunk's mtime to now; false when it does not exist (never stored, swept, or quarantined). */
-  async touch(hex: string): Promise<boolean> {
-    const p = this.path(hex);
-    const now = new Date();
-    try {
-      await utimes(p, now, now);
-      return true;
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return false;
-      throw ioError(err, p, 'touching a chunk');
-    }
+  /** Sets the chunk's modification time to now; false when it does not exist (never stored, swept, or quarantined). */
+  touch(hex: string): Promise<boolean> {
+    return this.backend.touch(this.key(hex));
   }
 
   /**
    * Hashes `plain` and makes sure the store has it: touches the chunk when it exists, else
-   * writes it durably (temp + fsync + rename) in the repository's chunk format. Runs in a
-   * chunk worker; waits for a free slot when the pool is full (back-pressure).
+   * stores it in the repository's chunk format. Waits for a free worker slot when the pool is
+   * full (back-pressure). With `check`, an existing chunk is first checked against the data and
+   * replaced when it does not hold it (BeginOptions.checkReused).
    */
   async put(plain: Uint8Array, opts: {check?: boolean} = {}): Promise<PutResult> {
+    const root = this.backend.workerRoot;
     try {
-      const r = await chunkWorkers().put(this.root, this.formatVersion, plain, opts.check === true);
-      return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
+      if (root !== undefined) {
+        const r = await chunkWorkers().put(root, this.formatVersion, plain, opts.check === true);
+        if (r.isNew) this.backend.noteWorkerWrite?.(r.dir, r.newDir);
+        return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
+      }
+      const r = await chunkWorkers().encode(this.formatVersion, plain);
+      const id = Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength);
+      const hex = id.toString('hex');
+      const key = this.key(hex);
+      const t0 = performance.now();
+      let healed = false;
+      if (opts.check === true && (await this.backend.stat(key))) {
+        const got = await this.check(hex, {verify: true, want: true});
+        const same = got.status === 'ok' && got.plainLength === plain.length && Buffer.from(got.data!, got.offset ?? 0, got.length ?? got.plainLength).equals(plain);
+        if (!same) healed = (await this.quarantine(hex)) !== undefined;
+      }
+      const base = {...r, id, dir: '', newDir: false};
+      delete (base as {encoded?: unknown}).encoded;
+      if (!healed && (await this.backend.touch(key))) {
+        return {...base, isNew: false, storedBytes: 0, writeMs: performance.now() - t0};
+      }
+      const wrote = await this.backend.putIfAbsent(key, [new Uint8Array(r.encoded)]);
+      return {...base, isNew: wrote, ...(healed ? {healed: true} : {}), storedBytes: wrote ? r.encoded.byteLength : 0, writeMs: performance.now() - t0};
     } catch (err) {
       throw rebuilt(err);
-    }
-  }
-
-  async syncDirs(dirs: Iterable<string>): Promise<void> {
-    for (const d of dirs) await fsyncDir(d);
-  }
-
-  /** The raw chunk file, or undefined when it does not exist. */
-  async loadRaw(hex: string): Promise<Buffer | undefined> {
-    const p = this.path(hex);
-    try {
-      return await readFile(p);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw ioError(err, p, `reading chunk ${hex}`);
     }
   }
 
@@ -115,7 +117,18 @@ export class ChunkStore {
    */
   async check(hex: string, opts: Parameters<ChunkWorkerPool['read']>[2] = {}): Promise<ReadReply> {
     try {
-      return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts});
+      if (this.backend.workerRoot !== undefined) {
+        return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts});
+      }
+      let raw: Buffer | undefined;
+      try {
+        raw = await this.backend.get(this.key(hex), {max: maxChunkFileSize(this.chunkSize), what: 'chunk'});
+      } catch (err) {
+        if (err instanceof UserError && err.exitCode === ExitCode.corrupt) return {kind: 'read', status: 'damaged', detail: err.message};
+        throw err;
+      }
+      if (raw === undefined) return {kind: 'read', status: 'missing'};
+      return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, raw});
     } catch (err) {
       throw rebuilt(err);
     }
@@ -124,7 +137,7 @@ export class ChunkStore {
   /** The reply of a chunk that is there and sound, else the error a reader raises. */
   private found(r: ReadReply, hex: string, context: string): Extract<ReadReply, {status: 'ok'}> {
     if (r.status === 'missing') {
-      throw new UserError(`Chunk ${hex} is missing from the repository ${this.root} (needed by ${context}).`, {
+      throw new UserError(`Chunk ${hex} is missing from the repository ${this.backend.location} (needed by ${context}).`, {
         hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
         exitCode: ExitCode.corrupt,
       });
@@ -133,25 +146,15 @@ export class ChunkStore {
     return r;
   }
 
-  /** Moves a damaged chunk aside to <id>.bad[.N] so that the next backup writes it again. */
+  /** Moves a damaged chunk aside to <id>.bad[.N] so that the next backup writes it again; where it went. */
   async quarantine(hex: string): Promise<string | undefined> {
-    const p = this.path(hex);
+    const key = this.key(hex);
     for (let n = 0; n < 100; n++) {
-      const target = `${p}${BAD_MARK}${n === 0 ? '' : `.${n}`}`;
-      try {
-        await stat(target);
-        continue;
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw ioError(err, target, 'quarantining a chunk');
-      }
-      try {
-        await rename(p, target);
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') return undefined;
-        throw ioError(err, p, `quarantining chunk ${hex}`);
-      }
-      await fsyncDir(join(this.dir, chunkPrefix(hex, this.formatVersion)));
-      return target;
+      const target = `${key}${BAD_MARK}${n === 0 ? '' : `.${n}`}`;
+      if (await this.backend.stat(target)) continue;
+      if (!(await this.backend.rename(key, target))) return undefined;
+      await this.backend.sync();
+      return this.backend.describe(target);
     }
     return undefined;
   }

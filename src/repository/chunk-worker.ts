@@ -74,6 +74,22 @@ function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: numbe
   return {data: copy, offset: 0, length: b.length};
 }
 
+/** Hash and encode only: the chunk file's bytes go back for the main thread to store. */
+function encodeOnly(version: number, plain: Buffer): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+  const t0 = performance.now();
+  const id = chunkId(plain);
+  const t1 = performance.now();
+  const {header, payload} = encodeChunk(plain, version);
+  const encoded = new ArrayBuffer(header.length + payload.length);
+  new Uint8Array(encoded).set(header, 0);
+  new Uint8Array(encoded).set(payload, header.length);
+  const t2 = performance.now();
+  return {
+    reply: {kind: 'put', id: new Uint8Array(id), isNew: true, storedBytes: encoded.byteLength, dir: '', newDir: false, hashMs: t1 - t0, encodeMs: t2 - t1, writeMs: 0, encoded},
+    transfer: [encoded],
+  };
+}
+
 function put(root: string, version: number, plain: Buffer, check: boolean): WorkerReply {
   const t0 = performance.now();
   const id = chunkId(plain);
@@ -172,10 +188,13 @@ function quarantineSync(path: string): void {
   }
 }
 
-function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number, fetched?: ArrayBuffer): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   let raw: Buffer;
   try {
-    raw = readChunkFile(path, maxPlain);
+    if (fetched !== undefined && fetched.byteLength > maxChunkFileSize(maxPlain)) {
+      throw new ChunkDecodeError(`file is ${fetched.byteLength} bytes, larger than a chunk of ${maxPlain} bytes can be`);
+    }
+    raw = fetched !== undefined ? Buffer.from(fetched) : readChunkFile(path, maxPlain);
   } catch (err) {
     if (code(err) === 'ENOENT') return {reply: {kind: 'read', status: 'missing'}, transfer: []};
     if (err instanceof ChunkDecodeError) return {reply: {kind: 'read', status: 'damaged', detail: err.message}, transfer: []};
@@ -238,10 +257,11 @@ function handle(msg: WorkerRequest): void {
   try {
     if (msg.op === 'put') {
       const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
-      reply = put(msg.root, msg.version, plain, msg.check === true);
+      if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain));
+      else reply = put(msg.root, msg.version, plain, msg.check === true);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
-      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain));
+      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain, msg.raw));
       lz4Bytes += init.slotSize;
     } else {
       // Tests only: a worker that dies while requests are queued on it.

@@ -39,6 +39,11 @@ export interface PutRequest {
   length: number;
   /** Check an existing chunk file against the data before reusing it (see BeginOptions.checkReused). */
   check?: boolean;
+  /**
+   * Only hash and encode: the reply carries the chunk file's bytes (`encoded`) for the main
+   * thread to store through a backend the worker cannot reach (storage/backend.ts workerRoot).
+   */
+  encodeOnly?: boolean;
 }
 /** Sent once to each thread as its workerData. */
 export interface WorkerInit {
@@ -48,7 +53,9 @@ export interface WorkerInit {
 export interface ReadRequest {
   op: 'read';
   seq: number;
+  /** The chunk file to read, or its bytes in `raw` (transferred) when the main thread fetched them. */
   path: string;
+  raw?: ArrayBuffer;
   hex: string;
   /** Check the SHA-256 whatever the chunk format (verify). */
   verify: boolean;
@@ -85,6 +92,8 @@ export interface PutReply {
   hashMs: number;
   encodeMs: number;
   writeMs: number;
+  /** With encodeOnly: the chunk file (header and payload), transferred. */
+  encoded?: ArrayBuffer;
 }
 export type ReadReply =
   | {kind: 'read'; status: 'ok'; plainLength: number; data?: ArrayBuffer; offset?: number; length?: number; inSlot?: boolean}
@@ -165,14 +174,23 @@ export class ChunkWorkerPool {
 
   /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
   put(root: string, version: number, plain: Uint8Array, check = false): Promise<PutReply> {
-    return this.submit(`storing a chunk in ${root}`, (seq, slot) => {
+    return this.putRequest(`storing a chunk in ${root}`, {root, version, check}, plain);
+  }
+
+  /** Hashes and encodes a chunk in `version`'s chunk format; the reply's `encoded` is the file. */
+  encode(version: number, plain: Uint8Array): Promise<PutReply & {encoded: ArrayBuffer}> {
+    return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
+  }
+
+  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; encodeOnly?: boolean}, plain: Uint8Array): Promise<PutReply> {
+    return this.submit(what, (seq, slot) => {
       if (plain.length <= SLOT_SIZE) {
         new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);
-        return {msg: {op: 'put', seq, root, version, slot, length: plain.length, check}, transfer: []};
+        return {msg: {op: 'put', seq, ...fields, slot, length: plain.length}, transfer: []};
       }
       const data = new ArrayBuffer(plain.length);
       new Uint8Array(data).set(plain);
-      return {msg: {op: 'put', seq, root, version, data, length: plain.length, check}, transfer: [data]};
+      return {msg: {op: 'put', seq, ...fields, data, length: plain.length}, transfer: [data]};
     }) as Promise<PutReply>;
   }
 
@@ -182,14 +200,19 @@ export class ChunkWorkerPool {
    * the worker leaves them in the request's shared slot, so no buffer is allocated or
    * transferred per chunk (a restore's main thread spent ~1 s per 830 MiB collecting those).
    */
-  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number; maxPlain?: number} = {}): Promise<ReadReply> {
+  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number; maxPlain?: number; raw?: Buffer} = {}): Promise<ReadReply> {
     const into = opts.into !== undefined ? {dest: opts.into, from: opts.from ?? 0} : undefined;
+    const raw = opts.raw;
     return this.submit(
       `reading chunk ${hex}`,
-      (seq, slot) => ({
-        msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, maxPlain: opts.maxPlain ?? MAX_CHUNK_SIZE, ...(into ? {slot} : {})},
-        transfer: [],
-      }),
+      (seq, slot) => {
+        // The fetched bytes go over in an ArrayBuffer of their own (a view would send its whole backing store).
+        const rawCopy = raw === undefined ? undefined : new Uint8Array(raw).slice().buffer;
+        return {
+          msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, maxPlain: opts.maxPlain ?? MAX_CHUNK_SIZE, ...(into ? {slot} : {}), ...(rawCopy ? {raw: rawCopy} : {})},
+          transfer: rawCopy ? [rawCopy] : [],
+        };
+      },
       into,
     ) as Promise<ReadReply>;
   }

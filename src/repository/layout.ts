@@ -1,5 +1,6 @@
 /**
- * Where each file of a repository lives (pure path arithmetic). See docs/repository-format.md.
+ * Where each file of a repository lives: its storage key (storage/backend.ts), pure arithmetic.
+ * See docs/repository-format.md.
  *
  *   vmbackup-repository.json          configuration (format, version, chunk size, id)
  *   chunks/<2 hex>/<64 hex>           format 2: chunk files, fanned out by the first id byte
@@ -33,9 +34,15 @@ export function chunkPrefix(hex: string, formatVersion: number): string {
   return hex.slice(0, prefixDigits(formatVersion));
 }
 
-export function chunkPath(root: string, hex: string, formatVersion: number): string {
+/** The storage key of a chunk (storage/backend.ts): chunks/<prefix>/<64 hex>. */
+export function chunkKey(hex: string, formatVersion: number): string {
   assertName('chunkId', hex, 'a chunk path');
-  return join(root, CHUNKS_DIR, chunkPrefix(hex, formatVersion), hex);
+  return `${CHUNKS_DIR}/${chunkPrefix(hex, formatVersion)}/${hex}`;
+}
+
+/** The file of a chunk in a local repository directory (the chunk worker threads write there). */
+export function chunkPath(root: string, hex: string, formatVersion: number): string {
+  return join(root, chunkKey(hex, formatVersion));
 }
 
 /** Whether `name` is a chunk directory name of the given repository format. */
@@ -43,35 +50,38 @@ export function isChunkPrefix(name: string, formatVersion: number): boolean {
   return name.length === prefixDigits(formatVersion) && /^[0-9a-f]+$/.test(name);
 }
 
-export function pointDir(root: string, id: string): string {
-  // The second line of defence: a name that is not a restore point id never becomes a path.
+/** The key under which a restore point's files live: points/<id>. */
+export function pointKey(id: string): string {
+  // The second line of defence: a name that is not a restore point id never becomes a key.
   assertName('pointId', id, 'a restore point path');
-  return join(root, POINTS_DIR, id);
+  return `${POINTS_DIR}/${id}`;
 }
 
 export function indexFileName(n: number): string {
   return `disk-${n}.idx`;
 }
 
+export function vmLockKey(vmId: string): string {
+  // The VM id may hold any character; a hash gives a safe, fixed-length name.
+  return `${LOCKS_DIR}/vm-${createHash('sha256').update(vmId).digest('hex').slice(0, 24)}.lock`;
+}
+
 export function vmLockPath(root: string, vmId: string): string {
-  // The VM id may hold any character; a hash gives a safe, fixed-length file name.
-  return join(root, LOCKS_DIR, `vm-${createHash('sha256').update(vmId).digest('hex').slice(0, 24)}.lock`);
+  return join(root, vmLockKey(vmId));
 }
 
-export function gcLockPath(root: string): string {
-  return join(root, LOCKS_DIR, 'gc.lock');
-}
+export const GC_LOCK_KEY = `${LOCKS_DIR}/gc.lock`;
 
-export function writerPath(root: string, id: string): string {
-  return join(root, WRITERS_DIR, `${id}.json`);
+export function writerKey(id: string): string {
+  return `${WRITERS_DIR}/${id}.json`;
 }
 
 /**
  * The ids of the chunks a writer stored new, one hex id a line: when the writer fails or dies,
  * GC frees those that no restore point references at once, without the safety margin's wait.
  */
-export function writerJournalPath(root: string, id: string): string {
-  return join(root, WRITERS_DIR, `${id}.chunks`);
+export function writerJournalKey(id: string): string {
+  return `${WRITERS_DIR}/${id}.chunks`;
 }
 
 /** A chunk file name is exactly 64 lowercase hex digits. */

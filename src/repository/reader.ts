@@ -8,14 +8,13 @@
  * id on every read (a restore verifies every chunk end to end), format 1 chunks by their CRC.
  */
 import {createHash} from 'node:crypto';
-import {join} from 'node:path';
 import {Readable} from 'node:stream';
-import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+import {ExitCode, UserError} from '../util/errors.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {corrupt, ioError, readFileCapped} from './fsio.js';
+import {corrupt} from './fsio.js';
 import {chunkCount, decodeIndex, INDEX_HEADER_SIZE} from './index-file.js';
-import {pointDir} from './layout.js';
+import {pointKey} from './layout.js';
 import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
 
 /** Chunks read ahead by stream(); bounds memory to about this many chunks. */
@@ -25,19 +24,14 @@ const CACHE_CHUNKS = 4;
 
 /** Reads and checks the index file of one disk of a committed restore point. */
 export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDisk): Promise<Buffer> {
-  const file = join(pointDir(ctx.root, m.id), d.index);
+  const key = `${pointKey(m.id)}/${d.index}`;
+  const file = ctx.backend.describe(key);
   // The manifest is untrusted: its claimed size decides the index size, and the file must be
   // exactly that big before it is read (a hostile repository must not choose what we allocate).
   const expected = INDEX_HEADER_SIZE + 32 * chunkCount(d.size, m.chunkSize);
   if (d.indexBytes !== expected) throw corrupt(file, `the manifest records ${d.indexBytes} index bytes for disk ${d.key}, its size needs ${expected}`);
-  let raw: Buffer;
-  try {
-    raw = await readFileCapped(file, expected, 'index');
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    if (errnoCode(err) === 'ENOENT') throw corrupt(file, `the index of disk ${d.key} is missing`);
-    throw ioError(err, file, `reading the index of disk ${d.key}`);
-  }
+  const raw = await ctx.backend.get(key, {max: expected, what: 'index'});
+  if (raw === undefined) throw corrupt(file, `the index of disk ${d.key} is missing`);
   const decoded = decodeIndex(raw);
   if ('error' in decoded) throw corrupt(file, decoded.error);
   if (raw.length !== d.indexBytes || createHash('sha256').update(raw).digest('hex') !== d.indexSha256) {

@@ -1,18 +1,21 @@
 /**
- * Repository: the public face of one open repository directory. It wires the chunk store,
- * writers, readers, retention, GC, verify and statistics together; each lives in its own file.
+ * Repository: the public face of one open repository. It wires the chunk store, writers,
+ * readers, retention, GC, verify and statistics together, each in its own file, over a storage
+ * backend (storage/backend.ts): the local directory (openRepository, createRepository) or any
+ * other (openRepositoryOn, createRepositoryOn).
  */
 import {randomUUID} from 'node:crypto';
-import {chmod, mkdir, readdir, readFile, rm, stat, unlink} from 'node:fs/promises';
+import {chmod, mkdir, readdir, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkStore} from './chunk-store.js';
 import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_VERSIONS, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
 import type {RepoContext} from './context.js';
-import {corrupt, fsyncDir, ioError, isRealDirectory, readFileCapped, writeFileAtomic} from './fsio.js';
+import {corrupt, ioError} from './fsio.js';
 import {collectGarbage} from './gc.js';
-import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointDir, vmLockPath} from './layout.js';
-import {acquireLock} from './lock.js';
+import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
+import type {StorageBackend} from './storage/backend.js';
+import {LocalDirectoryBackend} from './storage/local.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
 import {isValidName, newPointId} from './names.js';
 import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
@@ -47,13 +50,16 @@ export class Repository {
   readonly formatVersion: number;
   private readonly ctx: RepoContext;
 
-  /** Use openRepository / createRepository. */
-  constructor(path: string, config: RepositoryConfig) {
-    this.path = path;
+  readonly backend: StorageBackend;
+
+  /** Use openRepository / createRepository (or the ...On forms for another backend). */
+  constructor(backend: StorageBackend, config: RepositoryConfig) {
+    this.backend = backend;
+    this.path = backend.location;
     this.id = config.id;
     this.chunkSize = config.chunkSize;
     this.formatVersion = config.version;
-    this.ctx = {root: path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, store: new ChunkStore(path, config.version, config.chunkSize)};
+    this.ctx = {root: this.path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, backend, store: new ChunkStore(backend, config.version, config.chunkSize)};
   }
 
   /**
@@ -69,20 +75,13 @@ export class Repository {
 
   /** Committed manifests with their protected flag; a manifest that cannot be read goes to `damaged`. */
   private async committed(damaged: DamagedManifest[] = []): Promise<{m: Manifest; protected: boolean}[]> {
-    const dir = join(this.path, POINTS_DIR);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (err) {
-      throw ioError(err, dir, 'listing restore points');
-    }
     const out: {m: Manifest; protected: boolean}[] = [];
-    for (const name of names) {
-      if (!POINT_ID.test(name)) continue;
-      if (!(await isRealDirectory(join(dir, name)))) continue; // a planted link: never followed
+    for (const {name, dir} of await this.backend.list(POINTS_DIR)) {
+      // Only directories (the local backend never lists a planted link as one).
+      if (!dir || !POINT_ID.test(name)) continue;
       const m = await this.readManifest(name).catch((err: unknown) => {
         if (err instanceof UserError) {
-          damaged.push({restorePoint: name, file: join(dir, name, MANIFEST_FILE), detail: err.message});
+          damaged.push({restorePoint: name, file: this.backend.describe(`${pointKey(name)}/${MANIFEST_FILE}`), detail: err.message});
           return undefined;
         }
         throw err;
@@ -93,25 +92,14 @@ export class Repository {
   }
 
   private async readManifest(id: string): Promise<Manifest | undefined> {
-    const file = join(pointDir(this.path, id), MANIFEST_FILE);
-    let text: string;
-    try {
-      text = (await readFileCapped(file, MAX_MANIFEST_BYTES, 'manifest')).toString('utf8');
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-      throw ioError(err, file, 'reading a restore point manifest');
-    }
-    return parseManifest(text, file, {dirName: id, chunkSize: this.chunkSize});
+    const key = `${pointKey(id)}/${MANIFEST_FILE}`;
+    const raw = await this.backend.get(key, {max: MAX_MANIFEST_BYTES, what: 'manifest'});
+    if (raw === undefined) return undefined;
+    return parseManifest(raw.toString('utf8'), this.backend.describe(key), {dirName: id, chunkSize: this.chunkSize});
   }
 
   private async isProtected(id: string): Promise<boolean> {
-    try {
-      await stat(join(pointDir(this.path, id), PROTECTED_FILE));
-      return true;
-    } catch {
-      return false;
-    }
+    return (await this.backend.stat(`${pointKey(id)}/${PROTECTED_FILE}`)) !== undefined;
   }
 
   async listRestorePoints(filter: {vmId?: string} = {}): Promise<RestorePointSummary[]> {
@@ -156,8 +144,8 @@ export class Repository {
       if (reader.manifest.chunkSize !== this.chunkSize) throw new Error(`base ${opts.base} has chunk size ${reader.manifest.chunkSize}`);
       base = {reader};
     }
-    await mkdir(join(this.path, LOCKS_DIR), {recursive: true, mode: 0o700});
-    const lock = await acquireLock(vmLockPath(this.path, opts.vmId), `backup of VM ${opts.vmName}`, {
+    const lock = await this.backend.lock(vmLockKey(opts.vmId), {
+      purpose: `backup of VM ${opts.vmName}`,
       timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
       ...(opts.signal ? {signal: opts.signal} : {}),
       what: `backup of VM "${opts.vmName}" in repository ${this.path}`,
@@ -217,25 +205,21 @@ export class Repository {
 
   /**
    * Removes the manifest first (the un-commit), then the rest; GC frees the chunks later. `id`
-   * is a directory name listed under points/ (the manifest's id was checked to be that name),
-   * and the directory must be a real one: nothing outside the repository is ever removed.
+   * is a name listed under points/ (the manifest's id was checked to be that name); the backend
+   * never removes anything outside the repository (the local one refuses a symbolic link).
    */
   private async deletePoint(id: string): Promise<void> {
-    const dir = pointDir(this.path, id);
-    if (!(await isRealDirectory(dir))) {
-      throw corrupt(dir, 'the restore point directory is not a directory (a symbolic link?); it was left alone');
-    }
-    const file = join(dir, MANIFEST_FILE);
-    try {
-      await unlink(file);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw ioError(err, file, 'removing a restore point');
-    }
-    await fsyncDir(dir);
-    await rm(dir, {recursive: true, force: true}).catch((err: unknown) => {
-      throw ioError(err, dir, 'removing a restore point');
-    });
-    await fsyncDir(join(this.path, POINTS_DIR));
+    const dir = pointKey(id);
+    if (!(await this.isPointDir(id))) throw corrupt(this.backend.describe(dir), 'the restore point directory is not a directory (a symbolic link?); it was left alone');
+    await this.backend.delete(`${dir}/${MANIFEST_FILE}`);
+    await this.backend.sync();
+    await this.backend.deleteTree(dir);
+    await this.backend.sync();
+  }
+
+  /** Whether points/<id> is a restore point's directory (listed as one: never a link). */
+  private async isPointDir(id: string): Promise<boolean> {
+    return (await this.backend.list(POINTS_DIR)).some((e) => e.dir && e.name === id);
   }
 
   /**
@@ -246,9 +230,8 @@ export class Repository {
    */
   async forget(id: string, opts: {force?: boolean} = {}): Promise<{id: string; damaged: boolean}> {
     if (!POINT_ID.test(id)) throw this.notFound(id);
-    const dir = pointDir(this.path, id);
-    if (!(await isRealDirectory(dir))) throw this.notFound(id);
-    const manifest = await stat(join(dir, MANIFEST_FILE)).catch(() => undefined);
+    if (!(await this.isPointDir(id))) throw this.notFound(id);
+    const manifest = await this.backend.stat(`${pointKey(id)}/${MANIFEST_FILE}`);
     if (!manifest) {
       throw new UserError(`${id} in ${this.path} is not a committed restore point (it has no manifest: a backup that did not finish).`, {
         hint: 'Garbage collection removes unfinished restore points: vmbackup repo gc <path>.',
@@ -271,16 +254,10 @@ export class Repository {
 
   async setProtected(id: string, value: boolean): Promise<void> {
     await this.openRestorePoint(id);
-    const dir = pointDir(this.path, id);
-    const marker = join(dir, PROTECTED_FILE);
-    if (value) {
-      await writeFileAtomic(marker, [], 'marking a restore point protected', {syncDir: dir});
-    } else {
-      await unlink(marker).catch((err: unknown) => {
-        if (errnoCode(err) !== 'ENOENT') throw ioError(err, marker, 'removing the protection of a restore point');
-      });
-      await fsyncDir(dir);
-    }
+    const marker = `${pointKey(id)}/${PROTECTED_FILE}`;
+    if (value) await this.backend.put(marker, [], {what: 'the protection mark of a restore point'});
+    else await this.backend.delete(marker);
+    await this.backend.sync();
   }
 
   gc(opts: GcOptions = {}): Promise<GcResult> {
@@ -309,20 +286,12 @@ export class Repository {
 }
 
 /**
- * Creates a repository in the newest format (FORMAT_VERSION). `formatVersion` makes an older
- * one (tests and benchmarks that compare formats; an older vmbackup reads only its own).
+ * Creates a repository in the newest format (FORMAT_VERSION) in a local directory. `formatVersion`
+ * makes an older one (tests and benchmarks that compare formats; an older vmbackup reads only its own).
  */
 export async function createRepository(path: string, opts: {chunkSize?: number; formatVersion?: number} = {}): Promise<Repository> {
   const root = resolve(path);
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  validateChunkSize(chunkSize);
-  const version = opts.formatVersion ?? FORMAT_VERSION;
-  if (!FORMAT_VERSIONS.includes(version)) {
-    throw new UserError(`Cannot create a repository in format version ${version}: this vmbackup writes versions ${FORMAT_VERSIONS.join(' and ')}.`, {
-      hint: 'Leave the format version at its default.',
-      exitCode: ExitCode.invalidInput,
-    });
-  }
+  const config = newConfig(opts);
   let existing: string[] = [];
   try {
     existing = await readdir(root);
@@ -345,48 +314,46 @@ export async function createRepository(path: string, opts: {chunkSize?: number; 
     // 0700 whatever the umask: a repository holds the VMs' disk contents (docs/security.md).
     await mkdir(root, {recursive: true, mode: 0o700});
     await chmod(root, 0o700);
+    // Empty directories too, so that a copy of a new repository is recognisably complete.
     for (const d of [CHUNKS_DIR, POINTS_DIR, WRITERS_DIR, LOCKS_DIR]) await mkdir(join(root, d), {recursive: true, mode: 0o700});
   } catch (err) {
     throw ioError(err, root, 'creating a repository');
   }
-  const config: RepositoryConfig = {
-    format: REPOSITORY_FORMAT,
-    version,
-    id: randomUUID(),
-    chunkSize,
-    hash: 'sha256',
-    compression: 'lz4',
-    created: new Date().toISOString(),
-  };
-  await writeFileAtomic(join(root, CONFIG_FILE), [Buffer.from(serializeConfig(config))], 'writing the repository configuration', {syncDir: root});
-  return new Repository(root, config);
+  return writeConfig(new LocalDirectoryBackend(root), config);
 }
 
+/** Creates a repository on any storage backend (which must hold nothing yet). */
+export async function createRepositoryOn(backend: StorageBackend, opts: {chunkSize?: number; formatVersion?: number} = {}): Promise<Repository> {
+  const config = newConfig(opts);
+  if ((await backend.list('')).length > 0) {
+    throw new UserError(`Cannot create a repository at ${backend.location}: it is not empty.`, {hint: 'Choose a new or empty location.', exitCode: ExitCode.invalidInput});
+  }
+  return writeConfig(backend, config);
+}
+
+function newConfig(opts: {chunkSize?: number; formatVersion?: number}): RepositoryConfig {
+  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  validateChunkSize(chunkSize);
+  const version = opts.formatVersion ?? FORMAT_VERSION;
+  if (!FORMAT_VERSIONS.includes(version)) {
+    throw new UserError(`Cannot create a repository in format version ${version}: this vmbackup writes versions ${FORMAT_VERSIONS.join(' and ')}.`, {
+      hint: 'Leave the format version at its default.',
+      exitCode: ExitCode.invalidInput,
+    });
+  }
+  return {format: REPOSITORY_FORMAT, version, id: randomUUID(), chunkSize, hash: 'sha256', compression: 'lz4', created: new Date().toISOString()};
+}
+
+async function writeConfig(backend: StorageBackend, config: RepositoryConfig): Promise<Repository> {
+  await backend.put(CONFIG_FILE, [Buffer.from(serializeConfig(config))], {what: 'the repository configuration'});
+  await backend.sync();
+  return new Repository(backend, config);
+}
+
+/** Opens the repository in a local directory. */
 export async function openRepository(path: string): Promise<Repository> {
   const root = resolve(path);
-  const file = join(root, CONFIG_FILE);
-  let text: string;
-  try {
-    const st = await stat(file);
-    if (st.size > MAX_CONFIG_BYTES) {
-      throw new UserError(`${root} is not a vmbackup repository: ${CONFIG_FILE} is ${st.size} bytes, far more than a repository configuration can be.`, {
-        hint: 'The repository configuration is damaged or not vmbackup\'s. Check the path.',
-        exitCode: ExitCode.notARepository,
-      });
-    }
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    const code = errnoCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') {
-      throw new UserError(`${root} is not a vmbackup repository (it has no ${CONFIG_FILE}).`, {
-        hint: 'Check the path: a repository is the directory that holds vmbackup-repository.json. Create one with "vmbackup repo create".',
-        exitCode: ExitCode.notARepository,
-      });
-    }
-    throw ioError(err, file, 'opening the repository');
-  }
-  const config = parseConfig(text, root);
+  const repo = await openRepositoryOn(new LocalDirectoryBackend(root));
   // A copied repository may lack empty directories (some copy tools skip them).
   for (const d of [CHUNKS_DIR, POINTS_DIR]) {
     try {
@@ -398,5 +365,31 @@ export async function openRepository(path: string): Promise<Repository> {
       });
     }
   }
-  return new Repository(root, config);
+  return repo;
+}
+
+/** Opens the repository on a storage backend. */
+export async function openRepositoryOn(backend: StorageBackend): Promise<Repository> {
+  const root = backend.location;
+  let raw: Buffer | undefined;
+  try {
+    raw = await backend.get(CONFIG_FILE, {max: MAX_CONFIG_BYTES, what: 'repository configuration'});
+  } catch (err) {
+    if (err instanceof UserError && err.exitCode === ExitCode.corrupt) {
+      throw new UserError(`${root} is not a vmbackup repository: ${err.message}`, {
+        hint: 'The repository configuration is damaged or not vmbackup\'s. Check the path.',
+        exitCode: ExitCode.notARepository,
+      });
+    }
+    const code = errnoCode((err as {cause?: unknown}).cause ?? err);
+    if (code === 'EISDIR') raw = undefined;
+    else throw err;
+  }
+  if (raw === undefined) {
+    throw new UserError(`${root} is not a vmbackup repository (it has no ${CONFIG_FILE}).`, {
+      hint: 'Check the path: a repository is the directory that holds vmbackup-repository.json. Create one with "vmbackup repo create".',
+      exitCode: ExitCode.notARepository,
+    });
+  }
+  return new Repository(backend, parseConfig(raw.toString('utf8'), root));
 }

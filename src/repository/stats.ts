@@ -2,13 +2,9 @@
  * Repository statistics: restore points, chunk files and their bytes, logical bytes, the dedup
  * and compression ratios, and the free space of the file system holding the repository.
  */
-import {lstat, readdir, statfs} from 'node:fs/promises';
-import {join} from 'node:path';
-import {errnoCode} from '../util/errors.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {ioError} from './fsio.js';
-import {CHUNK_NAME, CHUNKS_DIR} from './layout.js';
+import {CHUNK_NAME, CHUNKS_DIR, isChunkPrefix} from './layout.js';
 import {loadIndexIds} from './reader.js';
 import type {Manifest, RepositoryStats} from './types.js';
 
@@ -33,12 +29,12 @@ export async function repositoryStats(ctx: RepoContext, manifests: Manifest[]): 
   let chunks = 0;
   let storedBytes = 0;
   let referencedStored = 0;
-  const chunksDir = join(ctx.root, CHUNKS_DIR);
-  for (const prefix of await list(chunksDir)) {
-    const dir = join(chunksDir, prefix);
-    for (const name of await list(dir)) {
-      if (!CHUNK_NAME.test(name)) continue;
-      const s = await lstat(join(dir, name)).catch(() => undefined);
+  for (const prefix of await ctx.backend.list(CHUNKS_DIR)) {
+    if (!prefix.dir || !isChunkPrefix(prefix.name, ctx.formatVersion)) continue;
+    const dir = `${CHUNKS_DIR}/${prefix.name}`;
+    for (const {name, dir: isDir} of await ctx.backend.list(dir)) {
+      if (isDir || !CHUNK_NAME.test(name)) continue;
+      const s = await ctx.backend.stat(`${dir}/${name}`);
       if (!s) continue;
       chunks++;
       storedBytes += s.size;
@@ -47,7 +43,7 @@ export async function repositoryStats(ctx: RepoContext, manifests: Manifest[]): 
   }
   let uniqueBytes = 0;
   for (const len of unique.values()) uniqueBytes += len;
-  const fs = await statfs(ctx.root);
+  const space = await ctx.backend.space();
   return {
     restorePoints: manifests.length,
     chunks,
@@ -57,16 +53,6 @@ export async function repositoryStats(ctx: RepoContext, manifests: Manifest[]): 
     uniqueBytes,
     dedupRatio: uniqueBytes > 0 ? referencedBytes / uniqueBytes : 1,
     compressionRatio: referencedStored > 0 ? uniqueBytes / referencedStored : 1,
-    freeBytes: fs.bavail * fs.bsize,
-    totalBytes: fs.blocks * fs.bsize,
+    ...(space ?? {freeBytes: 0, totalBytes: 0}),
   };
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
-    throw ioError(err, dir, 'listing a directory');
-  }
 }

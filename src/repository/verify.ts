@@ -8,11 +8,10 @@
  * DiskWriter.missingBaseRanges() which ranges to read in full. References are collected in a
  * second pass, only for the chunks with problems, so memory stays bounded by distinct chunks.
  */
-import {join} from 'node:path';
 import {parallelFor} from '../util/parallel-for.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {pointDir} from './layout.js';
+import {pointKey} from './layout.js';
 import {loadIndexIds} from './reader.js';
 import type {ChunkReference, Manifest, Progress, VerifyProblem, VerifyReport} from './types.js';
 
@@ -34,7 +33,7 @@ export async function verifyPoints(ctx: RepoContext, manifests: Manifest[], onPr
           if (!ZERO_ID.equals(id)) unique.add(id.toString('hex'));
         }
       } catch (err) {
-        report.indexProblems.push({restorePoint: m.id, disk: d.key, file: join(pointDir(ctx.root, m.id), d.index), detail: (err as Error).message});
+        report.indexProblems.push({restorePoint: m.id, disk: d.key, file: ctx.backend.describe(`${pointKey(m.id)}/${d.index}`), detail: (err as Error).message});
       }
     }
   }

@@ -8,25 +8,23 @@
  *      touching every base chunk (GC protection) and noting the missing/quarantined ones;
  *   3. put/zero: all-zero chunks get the zero id and are never stored (checked here, on the
  *      main thread); every other chunk goes to a chunk worker (chunk-workers.ts) that hashes
- *      it, touches it when the store has it, else writes it (temp + fsync + rename);
- *   4. finish: write the index (temp + fsync + rename);
- *   5. commit: fsync the chunk directories written to and the restore point directory, then
- *      write manifest.json (temp + fsync + rename + directory fsync): that rename IS the commit;
- *      then drop the registration and the lock.
- * A crash anywhere before 5 leaves a directory without a manifest: invisible, removed by GC.
+ *      it, touches it when the store has it, else stores it (an atomic put of the backend);
+ *   4. finish: put the index;
+ *   5. commit: the backend's sync() makes the chunks and indexes durable, then the manifest is
+ *      put and synced: that put IS the commit; then drop the registration and the lock.
+ * A crash anywhere before 5 leaves a restore point without a manifest: invisible, removed by GC.
+ * Every step goes through the storage backend (storage/backend.ts); on the local directory a
+ * put is temp + fsync + rename and sync() fsyncs the directories written to.
  */
 import {createHash} from 'node:crypto';
-import {appendFile, mkdir, rm, unlink} from 'node:fs/promises';
-import {join} from 'node:path';
 import {ExitCode, UserError} from '../util/errors.js';
 import {parallelFor} from '../util/parallel-for.js';
 import {ZERO_ID} from './chunk-file.js';
 import type {PutResult} from './chunk-store.js';
 import type {RepoContext} from './context.js';
-import {fsyncDir, ioError, writeFileAtomic} from './fsio.js';
 import {isValidName} from './names.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
-import {MANIFEST_FILE, POINTS_DIR, PROTECTED_FILE, indexFileName, pointDir, writerJournalPath, writerPath, WRITERS_DIR} from './layout.js';
+import {MANIFEST_FILE, PROTECTED_FILE, indexFileName, pointKey, writerJournalKey, writerKey} from './layout.js';
 import {type Lock, selfOwner} from './lock.js';
 import {MANIFEST_FORMAT, MANIFEST_VERSION, serializeManifest, summarize} from './manifest.js';
 import type {
@@ -92,9 +90,6 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   readonly base?: RestorePointSummary;
   private state: 'open' | 'committed' | 'aborted' = 'open';
   private readonly disks: DiskWriterImpl[] = [];
-  /** Chunk directories that got new entries and must be fsynced before the commit. */
-  readonly dirtyDirs = new Set<string>();
-  newPrefixDirs = false;
   /** Chunk puts running now; abort() lets them settle before it cleans up. */
   readonly inflight = new Set<Promise<unknown>>();
   /**
@@ -105,6 +100,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
    * is enough and keeps memory flat for any disk size.
    */
   readonly recentNew = new Set<string>();
+  /** The key under which this restore point's files go (points/<id>). */
   readonly dir: string;
   /** Re-check chunks before reusing them (BeginOptions.checkReused: an active full). */
   readonly checkReused: boolean;
@@ -127,22 +123,14 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     this.checkReused = opts.checkReused === true;
     this.zeros = Buffer.alloc(ctx.chunkSize);
     if (baseInfo) this.base = baseInfo.summary;
-    this.dir = pointDir(ctx.root, id);
+    this.dir = pointKey(id);
   }
 
-  /** Registers the writer and creates its directory; called once by Repository.beginRestorePoint. */
+  /** Registers the writer (durably, before any chunk is touched); called once by Repository.beginRestorePoint. */
   async start(): Promise<void> {
-    const reg = writerPath(this.ctx.root, this.id);
-    await mkdir(join(this.ctx.root, WRITERS_DIR), {recursive: true, mode: 0o700});
-    await writeFileAtomic(reg, [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId}))], 'registering a writer', {
-      syncDir: join(this.ctx.root, WRITERS_DIR),
-    });
-    try {
-      await mkdir(this.dir, {mode: 0o700});
-    } catch (err) {
-      await unlink(reg).catch(() => undefined);
-      throw ioError(err, this.dir, 'creating the restore point directory');
-    }
+    const backend = this.ctx.backend;
+    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId}))]);
+    await backend.sync();
   }
 
   assertOpen(): void {
@@ -189,11 +177,9 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     try {
       const disks: ManifestDisk[] = [];
       for (const w of this.disks) disks.push(await w.finishedRecord());
-      // Chunk files are fsynced one by one; their directory entries now, once per directory.
-      await this.ctx.store.syncDirs(this.dirtyDirs);
-      if (this.newPrefixDirs) await fsyncDir(this.ctx.store.dir);
-      if (extra.protected) await writeFileAtomic(join(this.dir, PROTECTED_FILE), [], 'marking a restore point protected');
-      await fsyncDir(this.dir);
+      if (extra.protected) await this.ctx.backend.put(`${this.dir}/${PROTECTED_FILE}`, []);
+      // The chunks and indexes durable before the manifest that names them.
+      await this.ctx.backend.sync();
       const stats = totalStats(disks.map((x) => x.stats));
       const manifest: Manifest = {
         format: MANIFEST_FORMAT,
@@ -227,11 +213,8 @@ export class RestorePointWriterImpl implements RestorePointWriter {
 
   private async writeManifest(m: Manifest): Promise<void> {
     const hook = this.opts.hooks?.beforeManifestRename;
-    await writeFileAtomic(join(this.dir, MANIFEST_FILE), [Buffer.from(serializeManifest(m))], 'writing the restore point manifest', {
-      syncDir: this.dir,
-      ...(hook ? {beforeRename: hook} : {}),
-    });
-    await fsyncDir(join(this.ctx.root, POINTS_DIR));
+    await this.ctx.backend.put(`${this.dir}/${MANIFEST_FILE}`, [Buffer.from(serializeManifest(m))], {what: 'the restore point manifest', ...(hook ? {beforeVisible: hook} : {})});
+    await this.ctx.backend.sync();
   }
 
   async abort(): Promise<void> {
@@ -239,7 +222,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     this.state = 'aborted';
     // Let chunk writes in flight settle so no temp file is created after we clean up.
     await Promise.allSettled([...this.inflight]);
-    await rm(this.dir, {recursive: true, force: true}).catch(() => undefined);
+    await this.ctx.backend.deleteTree(this.dir).catch(() => undefined);
     // The journal stays: GC frees the chunks this failed backup stored, once nothing needs them.
     await this.flushJournal().catch(() => undefined);
     await this.release({keepJournal: true});
@@ -257,15 +240,15 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   flushJournal(): Promise<void> {
     if (this.journal.length === 0) return this.journalWrite;
     const lines = `${this.journal.splice(0).join('\n')}\n`;
-    this.journalWrite = this.journalWrite.then(() => appendFile(writerJournalPath(this.ctx.root, this.id), lines, {mode: 0o600}));
+    this.journalWrite = this.journalWrite.then(() => this.ctx.backend.append(writerJournalKey(this.id), lines));
     return this.journalWrite;
   }
 
   private async release(opts: {keepJournal?: boolean} = {}): Promise<void> {
-    await unlink(writerPath(this.ctx.root, this.id)).catch(() => undefined);
+    await this.ctx.backend.delete(writerKey(this.id)).catch(() => undefined);
     if (!opts.keepJournal) {
       await this.journalWrite.catch(() => undefined);
-      await unlink(writerJournalPath(this.ctx.root, this.id)).catch(() => undefined);
+      await this.ctx.backend.delete(writerJournalKey(this.id)).catch(() => undefined);
     }
     await this.vmLock.release();
   }
@@ -387,9 +370,7 @@ class DiskWriterImpl implements DiskWriter {
     }
     this.rp.recentNew.add(hex);
     if (this.rp.recentNew.size > RECENT_NEW) this.rp.recentNew.delete(this.rp.recentNew.values().next().value as string);
-    this.rp.dirtyDirs.add(r.dir);
     this.rp.noteNewChunk(hex);
-    if (r.newDir) this.rp.newPrefixDirs = true;
     this.stats.newChunks++;
     this.stats.newPlainBytes += length;
     this.stats.newStoredBytes += r.storedBytes;
@@ -426,7 +407,7 @@ class DiskWriterImpl implements DiskWriter {
     if (!this.hasBase) for (let i = 0; i < this.count; i++) if (!this.written[i]) this.stats.zeroBytes += this.chunkLen(i);
     const header = encodeIndexHeader(this.size, this.rp.chunkSize, this.ids);
     const name = indexFileName(this.n);
-    await writeFileAtomic(join(this.rp.dir, name), [header, this.ids], `writing the index of disk ${this.key}`);
+    await this.rp.ctx.backend.put(`${this.rp.dir}/${name}`, [header, this.ids], {what: `the index of disk ${this.key}`});
     this.record = {
       key: this.spec.key,
       name: this.spec.name,

@@ -73,12 +73,14 @@ describe('a writer killed with SIGKILL', () => {
 
   it('GC then removes the partial restore points, registrations, temp files and orphan chunks', async () => {
     const before = await readdir(join(repo.path, 'points'));
-    expect(before.length).toBeGreaterThan(2);
+    // A writer killed before its first index leaves no directory (the backend makes one with its first file).
+    const partial = before.length - (await repo.listRestorePoints()).length;
+    expect(partial).toBeGreaterThan(0);
     expect((await readdir(join(repo.path, 'writers'))).length).toBeGreaterThan(0);
     const chunksBefore = (await chunkFiles(repo.path)).length;
     await sleep(1100); // GC never takes chunks younger than its 1 s clock slack
     const res = await repo.gc({safetyMarginMs: 0});
-    expect(res.removedPartialRestorePoints.length).toBe(4);
+    expect(res.removedPartialRestorePoints.length).toBe(partial);
     expect(res.removedChunks).toBeGreaterThan(0);
     const after = await readdir(join(repo.path, 'points'));
     expect(after.sort()).toEqual((await repo.listRestorePoints()).map((p) => p.id).sort());
