@@ -39,7 +39,6 @@ export class LocalDirectoryBackend implements StorageBackend {
   }
 
   path(key: string): string {
-    if (key === '') return this.location;
     assertKey(key);
     return join(this.location, key);
   }
@@ -78,7 +77,7 @@ export class LocalDirectoryBackend implements StorageBackend {
   }
 
   async list(dir: string): Promise<ListEntry[]> {
-    const p = this.path(dir);
+    const p = dir === '' ? this.location : this.path(dir);
     try {
       const out: ListEntry[] = [];
       for (const d of await readdir(p, {withFileTypes: true})) {
@@ -278,7 +277,7 @@ export class LocalDirectoryBackend implements StorageBackend {
   }
 
   async sweepLeftovers(dir: string, olderThanMs: number, recover?: Recover): Promise<{removed: number; recovered: number}> {
-    const p = this.path(dir);
+    const p = dir === '' ? this.location : this.path(dir);
     const out = {removed: 0, recovered: 0};
     let names: string[];
     try {
