@@ -11,10 +11,8 @@ import type {InventoryVm} from '../platforms/types.js';
 import {errnoCode, ExitCode, UserError, type ExitCodeValue} from '../util/errors.js';
 import {DEFAULT_SOCKET} from './contract.js';
 import type {DailySummarySettings} from '../notify/settings.js';
-import type {TestEmailReply} from '../daemon/daemon.js';
-import type {DaemonEvent} from '../daemon/event-hub.js';
-import type {PruneReply} from '../daemon/maintenance.js';
-import type {SessionRecord} from '../daemon/session-model.js';
+import type {SessionRecord} from './session-model.js';
+import type {TestEmailReply, DaemonEvent, PruneReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 

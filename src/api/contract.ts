@@ -7,6 +7,9 @@
  * src/daemon/api.ts, which serves them.
  */
 import {z} from 'zod';
+import type {EngineEvent} from '../engine/events.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import type {SessionRecord} from './session-model.js';
 
 /** Where the daemon listens unless told otherwise (--socket, $VMBACKUP_SOCKET). */
 export const DEFAULT_SOCKET = '/run/vmbackup/api.sock';
@@ -44,3 +47,97 @@ export const applianceSshKeyReply = z.object({
   authorizeCommand: z.string(),
 });
 export type ApplianceSshKeyReply = z.infer<typeof applianceSshKeyReply>;
+
+/** What the daemon streams to its clients (GET /events). */
+export type DaemonEvent =
+  | {type: 'engine'; sessionId: string; jobId: string; event: EngineEvent}
+  | {type: 'session'; session: Omit<SessionRecord, 'log'>}
+  | {type: 'maintenance'; repository: string; action: string; state: 'started' | 'finished' | 'failed'; detail?: string}
+  | {type: 'config'; collection: string};
+
+
+export interface TestEmailReply {
+  ok: boolean;
+  /** The recipients the server accepted (success). */
+  accepted?: string[];
+  /** What went wrong, in words (failure; the same as error.message). */
+  message?: string;
+  error?: {message: string; hint?: string; exitCode: number};
+}
+
+
+export interface PruneReply {
+  ok: true;
+  removed: number;
+  kept: number;
+  /** One entry per VM and job (a VM that two jobs back up here has two). */
+  vms: {id: string; name: string; job: string; removed: number; kept: number}[];
+  /** VMs with restore points that no job of this repository backs up: not pruned. */
+  unassigned: {id: string; name: string}[];
+}
+
+
+export interface RestorePointInfo {
+  id: string;
+  vmId: string;
+  vmName: string;
+  time: string;
+  type: string;
+  sizeBytes: number;
+  storedBytes: number;
+  protected: boolean;
+  platform: string;
+  disks: {key: string; name: string; size: number}[];
+  /**
+   * Whether the VM is still in the inventory of the connection it was backed up from; absent when
+   * that cannot be told (no such connection any more, or its inventory could not be read in time).
+   * The restore wizard offers "to its original place" only when the VM is there.
+   */
+  vmExists?: boolean;
+}
+
+
+export interface DemoLabVm {
+  id: string;
+  name: string;
+}
+
+
+export interface DemoLabResult {
+  repository: {id: string; name: string; path: string};
+  libvirt: {connection: string; name: string; vms: DemoLabVm[]; kvm: boolean};
+  ovirt: {connection: string; name: string; url: string; caFingerprint: string; vms: DemoLabVm[]};
+  /** What this call added or changed ("repository Demo repository", ...); empty when all was there. */
+  changed: string[];
+  /** One line for the console and the CLI. */
+  summary: string;
+}
+
+
+/**
+ * The first set-up may install packages for longer than a client waits for an answer (undici's
+ * headers timeout): the daemon carries on, and asking again picks up what is done. Clients
+ * turn that timeout into this UserError; anything else is returned unchanged.
+ */
+export function stillSettingUp(err: unknown): unknown {
+  if ((err as {code?: unknown} | undefined)?.code !== 'UND_ERR_HEADERS_TIMEOUT') return err;
+  return new UserError('The daemon is still setting up the demo lab (packages are being installed).', {
+    hint: 'Ask again in a minute ("vmbackup demo-lab" or try again here): it picks up what is done already; the daemon log shows each step.',
+    exitCode: ExitCode.unreachable,
+  });
+}
+
+
+export interface AuditEntry {
+  time: string;
+  uid: number;
+  user: string;
+  /** The role the request was judged with; none when the user has none. */
+  role: string;
+  method: string;
+  path: string;
+  outcome: 'ok' | 'refused' | 'failed';
+  status: number;
+  /** The error message of a refused or failed change. */
+  error?: string;
+}

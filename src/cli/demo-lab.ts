@@ -3,10 +3,10 @@
  * on this machine, the oVirt simulator, a repository and both connections) and prints what it
  * made. Idempotent, like the endpoint: run it again after a reboot to restart what stopped.
  */
-import type {DemoLabResult} from '../daemon/demo-lab.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
+import type {DemoLabResult} from '../api/contract.js';
 
 export const demoLab: Command = {
   words: ['demo-lab'],
@@ -40,7 +40,7 @@ export const demoLab: Command = {
     ctx.out.info('Setting up the demo lab (installing libvirt and QEMU may take a few minutes the first time)…');
     const lab = await withDaemon(ctx, values, (c) =>
       c.request<DemoLabResult>('POST', '/demo-lab', body).catch(async (err: unknown) => {
-        throw (await import('../daemon/demo-lab.js')).stillSettingUp(err);
+        throw (await import('../api/contract.js')).stillSettingUp(err);
       }),
     );
     ctx.out.result(lab, () => describeDemoLab(lab));

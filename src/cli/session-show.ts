@@ -1,4 +1,4 @@
-import type {SessionRecord} from '../daemon/session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 import {formatBytes, formatDuration, formatRate, formatRatio, formatTable, formatTime} from '../util/format.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';

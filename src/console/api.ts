@@ -8,16 +8,13 @@
  * (an older daemon).
  */
 import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} from '../api/client.js';
-import type {DaemonEvent} from '../daemon/event-hub.js';
-import type {RestorePointInfo as DaemonRestorePointInfo} from '../daemon/restores.js';
-import type {DemoLabResult} from '../daemon/demo-lab.js';
-import type {AuditEntry} from '../daemon/audit.js';
-import type {SessionRecord} from '../daemon/session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
 import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
+import type {DaemonEvent, RestorePointInfo as DaemonRestorePointInfo, DemoLabResult, AuditEntry} from '../api/contract.js';
 
 export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply};
 

@@ -47,9 +47,10 @@ import {hostKeyScanReply} from '../api/contract.js';
 import type {Daemon} from './daemon.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
 import {createDemoLab} from './demo-lab.js';
-import {AuditLog, type AuditEntry} from './audit.js';
+import {AuditLog} from './audit.js';
 import {peerOf, type Peer} from './peer.js';
 import type {ConsoleUserConfig, Role} from '../config/schema.js';
+import type {AuditEntry} from '../api/contract.js';
 
 export {DEFAULT_SOCKET} from '../api/contract.js';
 /** Connections the control socket holds at once; more are closed as they arrive. */

@@ -6,20 +6,7 @@
  */
 import {open, readFile, rename, stat} from 'node:fs/promises';
 import {join} from 'node:path';
-
-export interface AuditEntry {
-  time: string;
-  uid: number;
-  user: string;
-  /** The role the request was judged with; none when the user has none. */
-  role: string;
-  method: string;
-  path: string;
-  outcome: 'ok' | 'refused' | 'failed';
-  status: number;
-  /** The error message of a refused or failed change. */
-  error?: string;
-}
+import type {AuditEntry} from '../api/contract.js';
 
 const MAX_BYTES = 8 << 20;
 

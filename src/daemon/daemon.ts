@@ -30,10 +30,11 @@ import {Maintenance} from './maintenance.js';
 import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
 import {Scheduler, type ScheduledEntry} from './scheduler.js';
-import type {SessionRecord} from './session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 import {SessionManager} from './sessions.js';
 import {VmLocks} from './vm-locks.js';
 import {ResourceScheduler} from './workers.js';
+import type {TestEmailReply} from '../api/contract.js';
 
 export const VERSION = '0.1.0';
 
@@ -486,15 +487,6 @@ export {APPLIANCE_WORKER};
 async function diskSpace(path: string): Promise<{freeBytes: number; totalBytes: number} | undefined> {
   const fs = await statfs(path).catch(() => undefined);
   return fs ? {freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize} : undefined;
-}
-
-export interface TestEmailReply {
-  ok: boolean;
-  /** The recipients the server accepted (success). */
-  accepted?: string[];
-  /** What went wrong, in words (failure; the same as error.message). */
-  message?: string;
-  error?: {message: string; hint?: string; exitCode: number};
 }
 
 /** `to` of a test message: one address or a list, checked like the global recipients. */

@@ -18,7 +18,7 @@ import type {DailySummaryInput} from '../notify/model.js';
 import {renderDailySummary} from '../notify/daily-summary.js';
 import {dailySummarySchema, type DailySummarySettings, type EmailSettings} from '../notify/settings.js';
 import type {DaemonLog} from './log.js';
-import type {SessionRecord} from './session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 
 export const DAILY_SUMMARY_FILE = 'daily-summary.json';
 export const DEFAULT_DAILY_SUMMARY: DailySummarySettings = {enabled: false, time: '08:00'};

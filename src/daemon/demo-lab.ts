@@ -22,6 +22,7 @@ import type {ConnectionConfig} from '../config/schema.js';
 import {describeCa} from '../platforms/ovirt/fetch-ca.js';
 import {ExitCode, isUserError, UserError} from '../util/errors.js';
 import type {Daemon} from './daemon.js';
+import type {DemoLabResult, DemoLabVm} from '../api/contract.js';
 
 const SCRIPT = fileURLToPath(new URL('../../appliance/demo-lab.sh', import.meta.url));
 
@@ -50,37 +51,9 @@ export const demoLabOptionsSchema = z
   .prefault({});
 export type DemoLabOptions = z.output<typeof demoLabOptionsSchema>;
 
-export interface DemoLabVm {
-  id: string;
-  name: string;
-}
-
-export interface DemoLabResult {
-  repository: {id: string; name: string; path: string};
-  libvirt: {connection: string; name: string; vms: DemoLabVm[]; kvm: boolean};
-  ovirt: {connection: string; name: string; url: string; caFingerprint: string; vms: DemoLabVm[]};
-  /** What this call added or changed ("repository Demo repository", ...); empty when all was there. */
-  changed: string[];
-  /** One line for the console and the CLI. */
-  summary: string;
-}
-
 interface ScriptOutput {
   libvirt: {vms: string[]; kvm: boolean};
   ovirt: {url: string; user: string; passwordFile: string; caFile: string};
-}
-
-/**
- * The first set-up may install packages for longer than a client waits for an answer (undici's
- * headers timeout): the daemon carries on, and asking again picks up what is done. Clients
- * turn that timeout into this UserError; anything else is returned unchanged.
- */
-export function stillSettingUp(err: unknown): unknown {
-  if ((err as {code?: unknown} | undefined)?.code !== 'UND_ERR_HEADERS_TIMEOUT') return err;
-  return new UserError('The daemon is still setting up the demo lab (packages are being installed).', {
-    hint: 'Ask again in a minute ("vmbackup demo-lab" or try again here): it picks up what is done already; the daemon log shows each step.',
-    exitCode: ExitCode.unreachable,
-  });
 }
 
 const running = new WeakMap<Daemon, Promise<unknown>>();

@@ -3,14 +3,7 @@
  * tagged with their session, and session/job state changes. Subscribers that fall behind are
  * not waited for: a slow console must never slow a backup.
  */
-import type {EngineEvent} from '../engine/events.js';
-import type {SessionRecord} from './session-model.js';
-
-export type DaemonEvent =
-  | {type: 'engine'; sessionId: string; jobId: string; event: EngineEvent}
-  | {type: 'session'; session: Omit<SessionRecord, 'log'>}
-  | {type: 'maintenance'; repository: string; action: string; state: 'started' | 'finished' | 'failed'; detail?: string}
-  | {type: 'config'; collection: string};
+import type {DaemonEvent} from '../api/contract.js';
 
 export class EventHub {
   private readonly subs = new Set<(e: DaemonEvent) => void>();

@@ -5,7 +5,7 @@
  * Pure.
  */
 import type {DiskFigures} from '../engine/events.js';
-import type {SessionTotals, SessionVm, VmFigures} from './session-model.js';
+import type {SessionTotals, SessionVm, VmFigures} from '../api/session-model.js';
 
 export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number): VmFigures {
   const f: VmFigures = {sizeBytes: 0, readBytes: 0, storedBytes: 0, newPlainBytes: 0, processedBytes: 0, durationMs, diskMs: 0, sourceMs: 0, repositoryMs: 0};

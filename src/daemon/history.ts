@@ -12,7 +12,7 @@ import type {Low} from 'lowdb';
 import {DurableJsonFile} from '../config/durable-json-file.js';
 import {openDocument} from '../config/store.js';
 import {ID_PATTERN} from '../config/fields.js';
-import type {LogLine, SessionRecord} from './session-model.js';
+import type {LogLine, SessionRecord} from '../api/session-model.js';
 
 export const HISTORY_FILE = 'sessions.json';
 export const LOG_DIR = 'sessions';

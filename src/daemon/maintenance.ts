@@ -28,7 +28,8 @@ import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
 import {toSessionReport} from './report.js';
 import type {Resources} from './resources.js';
-import type {SessionRecord} from './session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
+import type {PruneReply} from '../api/contract.js';
 
 export function retentionPolicy(r: RetentionConfig): RetentionPolicy {
   return {
@@ -238,16 +239,6 @@ export class Maintenance {
       headers: {'X-Vmbackup-Event': 'health-check-damage'},
     });
   }
-}
-
-export interface PruneReply {
-  ok: true;
-  removed: number;
-  kept: number;
-  /** One entry per VM and job (a VM that two jobs back up here has two). */
-  vms: {id: string; name: string; job: string; removed: number; kept: number}[];
-  /** VMs with restore points that no job of this repository backs up: not pruned. */
-  unassigned: {id: string; name: string}[];
 }
 
 /**

@@ -3,7 +3,7 @@
  * SessionRecord. Pure.
  */
 import type {SessionReport} from '../notify/model.js';
-import type {SessionRecord} from './session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 
 export function toSessionReport(
   s: SessionRecord,

@@ -23,27 +23,9 @@ import type {EventHub} from './event-hub.js';
 import type {History} from './history.js';
 import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
-import type {SessionRecord} from './session-model.js';
+import type {SessionRecord} from '../api/session-model.js';
 import type {VmLocks} from './vm-locks.js';
-
-export interface RestorePointInfo {
-  id: string;
-  vmId: string;
-  vmName: string;
-  time: string;
-  type: string;
-  sizeBytes: number;
-  storedBytes: number;
-  protected: boolean;
-  platform: string;
-  disks: {key: string; name: string; size: number}[];
-  /**
-   * Whether the VM is still in the inventory of the connection it was backed up from; absent when
-   * that cannot be told (no such connection any more, or its inventory could not be read in time).
-   * The restore wizard offers "to its original place" only when the VM is there.
-   */
-  vmExists?: boolean;
-}
+import type {RestorePointInfo} from '../api/contract.js';
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;

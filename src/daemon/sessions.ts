@@ -23,7 +23,7 @@ import type {History} from './history.js';
 import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
 import {selectVms, type SelectedVm} from './selection.js';
-import {MAX_LOG_LINES, type LogLine, type SessionRecord} from './session-model.js';
+import {MAX_LOG_LINES, type LogLine, type SessionRecord} from '../api/session-model.js';
 import {tokenBucket} from './throttle.js';
 import type {VmLocks} from './vm-locks.js';
 import type {ResourceScheduler} from './workers.js';

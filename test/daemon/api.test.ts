@@ -2,9 +2,9 @@ import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {UserError} from '../../src/util/errors.js';
 import {isolate, startDaemon, type RunningDaemon} from './helpers.js';
+import type {DaemonEvent} from '../../src/api/contract.js';
 
 let dir: string;
 let d: RunningDaemon;

@@ -13,10 +13,10 @@ import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DemoLabResult} from '../../src/daemon/demo-lab.js';
 import {vmbackup} from '../lib/cli.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {DemoLabResult} from '../../src/api/contract.js';
 
 const SCRIPT = fileURLToPath(new URL('../../appliance/demo-lab.sh', import.meta.url));
 const tag = Math.random().toString(36).slice(2, 7);

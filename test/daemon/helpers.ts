@@ -6,7 +6,7 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {fileURLToPath} from 'node:url';
 import {DaemonClient} from '../../src/api/client.js';
-import type {SessionRecord} from '../../src/daemon/session-model.js';
+import type {SessionRecord} from '../../src/api/session-model.js';
 
 const MAIN = fileURLToPath(new URL('../../src/daemon/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

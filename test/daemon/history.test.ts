@@ -4,7 +4,7 @@ import {join} from 'node:path';
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {sessionTotals} from '../../src/daemon/figures.js';
 import {History} from '../../src/daemon/history.js';
-import type {SessionRecord} from '../../src/daemon/session-model.js';
+import type {SessionRecord} from '../../src/api/session-model.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -10,10 +10,10 @@ import {mkdtemp, open, readdir, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {openRepository} from '../../src/repository/index.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, offlineWrite, type TestVm} from '../lib/libvirt.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {DaemonEvent} from '../../src/api/contract.js';
 
 let dir: string;
 let d: RunningDaemon;

@@ -7,12 +7,12 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {openRepository} from '../../src/repository/index.js';
 import {statfs} from 'node:fs/promises';
 import {SmtpHarness} from '../notify/smtp-harness.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {DaemonEvent} from '../../src/api/contract.js';
 
 let dir: string;
 let sim: Simulator;

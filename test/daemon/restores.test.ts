@@ -10,9 +10,9 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {vmbackup} from '../lib/cli.js';
-import type {DaemonEvent} from '../../src/daemon/event-hub.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {DaemonEvent} from '../../src/api/contract.js';
 
 let dir: string;
 let sim: Simulator;

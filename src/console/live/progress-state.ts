@@ -4,7 +4,7 @@
  * arrive in a burst are applied in order and tests feed it plain objects.
  */
 import type {DaemonEvent} from '../api.js';
-import type {LogLine} from '../../daemon/session-model.js';
+import type {LogLine} from '../../api/session-model.js';
 
 export interface DiskProgress {
   key: string;

@@ -5,12 +5,12 @@
  * failure the daemon's message and hint are shown with "try again" or "skip".
  */
 import {Box, Text} from 'ink';
-import {stillSettingUp} from '../../../daemon/demo-lab.js';
 import {ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {StatusLine} from '../../components/status/view.js';
 import {useApi} from '../../router/context.js';
 import {useLoad} from '../../use-load.js';
+import {stillSettingUp} from '../../../api/contract.js';
 
 export function DemoLabStep(props: {onDone: () => void; onSkip: () => void}) {
   const api = useApi();

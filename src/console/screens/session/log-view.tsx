@@ -5,7 +5,7 @@
  */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
-import type {LogLine} from '../../../daemon/session-model.js';
+import type {LogLine} from '../../../api/session-model.js';
 import {useEscape} from '../../app/key-capture.js';
 import {useKeys} from '../../components/use-keys.js';
 

@@ -5,7 +5,7 @@
  */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
-import type {LogLine, SessionVm} from '../../../daemon/session-model.js';
+import type {LogLine, SessionVm} from '../../../api/session-model.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {ProgressBar} from '../../components/progress-bar/view.js';
 import {COLOR, SYMBOL, toneOf} from '../../components/status/status.js';
