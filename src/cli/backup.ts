@@ -31,7 +31,7 @@ export const backup: Command = {
       // What an earlier run left on the host (a CLI killed with -9, a dropped session): its backup
       // job, the qemu-nbd holding an image lock, its scratch directory. Only sessions whose
       // process is gone; checkpoints are left alone (the CLI does not know every repository).
-      if (platform.kind === 'libvirt') {
+      if ((await import('../platforms/registry.js')).platformNamed(platform.kind)?.cliCleansLeftovers) {
         await platform.cleanupLeftovers((e) => ctx.out.info(`cleaned up: ${e.message}`));
       }
       const vm = await findVm(platform, values.vm);

@@ -9,6 +9,7 @@ import {readFile} from 'node:fs/promises';
 import {existsSync} from 'node:fs';
 import {homedir} from 'node:os';
 import {join} from 'node:path';
+import type {ConnectionConfig, MorpheusConnectionConfig} from '../config/schema.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {OptionSpec} from './command.js';
@@ -46,19 +47,33 @@ export function parseSshHost(text: string): {user: string; host: string; port?: 
   return {user: m[1], host: m[2].replace(/^\[|\]$/g, ''), port: m[3] ? Number(m[3]) : undefined};
 }
 
+/**
+ * The connection the flags describe, as the daemon would have it saved; built by the platform
+ * registry like every other adapter.
+ */
 export async function platformFromArgs(values: Values): Promise<PlatformAdapter> {
+  const cfg = await connectionFromArgs(values);
+  // Loaded on demand so that commands without a hypervisor start fast.
+  const {buildPlatform} = await import('../platforms/registry.js');
+  // Root may point the host-side scratch directory elsewhere (default /var/tmp/vmbackup).
+  const scratch = process.env['VMBACKUP_HOST_SCRATCH'];
+  return buildPlatform(cfg, scratch && scratch.startsWith('/') ? {scratchDir: scratch} : {});
+}
+
+async function connectionFromArgs(values: Values): Promise<ConnectionConfig> {
   const host = values.host;
   const engine = values.engine;
   if (typeof host === 'string' && typeof engine === 'string') {
     throw new UserError('Give either --host (libvirt) or --engine (oVirt), not both.', {exitCode: ExitCode.usage});
   }
   if (typeof host === 'string') {
-    // Loaded on demand so that commands without a hypervisor start fast.
-    const {LibvirtPlatform} = await import('../platforms/libvirt/platform.js');
-    // Root may point the host-side scratch directory elsewhere (default /var/tmp/vmbackup).
-    const scratch = process.env['VMBACKUP_HOST_SCRATCH'];
-    const scratchDir = scratch && scratch.startsWith('/') ? {scratchDir: scratch} : {};
-    if (host === 'local') return new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], ...scratchDir});
+    const one = (name: string, connection: MorpheusConnectionConfig['clusters'][number]['hosts'][number]['connection']): ConnectionConfig => ({
+      id: 'cli',
+      kind: 'morpheus',
+      name: 'command line',
+      clusters: [{name: 'command line', hosts: [{name, connection}]}],
+    });
+    if (host === 'local') return one('local', {kind: 'local'});
     const {user, host: address, port} = parseSshHost(host);
     const ssh = join(homedir(), '.ssh');
     const identityFile = typeof values.identity === 'string' ? values.identity : join(ssh, 'id_ed25519');
@@ -68,22 +83,8 @@ export async function platformFromArgs(values: Values): Promise<PlatformAdapter>
         exitCode: ExitCode.notFound,
       });
     }
-    return new LibvirtPlatform({
-      ...scratchDir,
-      hosts: [
-        {
-          name: address,
-          connection: {
-            kind: 'ssh',
-            host: address,
-            port,
-            user,
-            identityFile,
-            knownHostsFile: typeof values['known-hosts'] === 'string' ? values['known-hosts'] : join(ssh, 'known_hosts'),
-          },
-        },
-      ],
-    });
+    const knownHostsFile = typeof values['known-hosts'] === 'string' ? values['known-hosts'] : join(ssh, 'known_hosts');
+    return one(address, {kind: 'ssh', host: address, port: port ?? 22, user, identityFile, knownHostsFile});
   }
   if (typeof engine === 'string') {
     const need = ['user', 'password-file', 'ca-file'].filter((k) => typeof values[k] !== 'string');
@@ -92,8 +93,7 @@ export async function platformFromArgs(values: Values): Promise<PlatformAdapter>
     }
     const password = (await readSecretFile(values['password-file'] as string, 'password file')).trim();
     const caPem = await readSecretFile(values['ca-file'] as string, 'CA file');
-    const {OvirtPlatform} = await import('../platforms/ovirt/platform.js');
-    return new OvirtPlatform({url: engine, user: values.user as string, password, caPem});
+    return {id: 'cli', kind: 'ovirt', name: 'command line', url: engine, user: values.user as string, password, caPem};
   }
   throw new UserError('Say where the VM runs: --host (libvirt/KVM) or --engine (oVirt/OLVM).', {exitCode: ExitCode.usage, hint: platformHelp});
 }
@@ -112,7 +112,8 @@ export async function findVm(platform: PlatformAdapter, nameOrId: string): Promi
   const vm = vms.find((v) => v.id === nameOrId) ?? vms.find((v) => v.name === nameOrId);
   if (vm) return vm;
   const names = vms.map((v) => v.name).sort();
-  throw new UserError(`There is no VM '${nameOrId}' on this ${platform.kind === 'ovirt' ? 'engine' : 'host'}.`, {
+  const {platformNamed} = await import('../platforms/registry.js');
+  throw new UserError(`There is no VM '${nameOrId}' on this ${platformNamed(platform.kind)?.place ?? 'platform'}.`, {
     hint: names.length > 0 ? `VMs there: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}.` : 'That host has no VMs.',
     exitCode: ExitCode.notFound,
   });

@@ -7,8 +7,7 @@ import {mkdir, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import type {ConnectionConfig, MorpheusConnectionConfig, RepositoryConfig} from '../config/schema.js';
 import type {ConfigStore} from '../config/store.js';
-import {LibvirtPlatform} from '../platforms/libvirt/index.js';
-import {OvirtPlatform} from '../platforms/ovirt/index.js';
+import {buildPlatform} from '../platforms/registry.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
 import {createRepository, openRepository, type Repository} from '../repository/index.js';
 import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
@@ -78,25 +77,9 @@ export class Resources {
 
   /** A platform built from an unsaved configuration (the "test" action); the caller closes it. */
   build(cfg: ConnectionConfig): PlatformAdapter {
-    if (cfg.kind === 'ovirt') return new OvirtPlatform({url: cfg.url, user: cfg.user, password: cfg.password, caPem: cfg.caPem});
-    return new LibvirtPlatform({
-      hosts: cfg.clusters.flatMap((c) =>
-        c.hosts.map((h) => ({
-          name: h.name,
-          connection:
-            h.connection.kind === 'local'
-              ? ({kind: 'local'} as const)
-              : {
-                  kind: 'ssh' as const,
-                  host: h.connection.host,
-                  port: h.connection.port,
-                  user: h.connection.user,
-                  identityFile: h.connection.identityFile,
-                  knownHostsFile: h.connection.knownHostsFile ?? this.knownHostsPath(cfg.id, h.name),
-                },
-        })),
-      ),
-      commandLog: (line) => this.log('debug', line, {connection: cfg.id}),
+    return buildPlatform(cfg, {
+      knownHostsFile: (connection, host) => this.knownHostsPath(connection, host),
+      commandLog: (line, connection) => this.log('debug', line, {connection}),
       checkpointPrefix: this.store.data.settings.checkpointPrefix,
       scratchDir: this.store.data.settings.hostScratchDir,
       trustedCheckpoints: (vmId) => this.trustedCheckpoints(vmId),

@@ -26,6 +26,7 @@ import type {Resources} from './resources.js';
 import type {SessionRecord} from '../api/session-model.js';
 import type {VmLocks} from './vm-locks.js';
 import type {RestorePointInfo} from '../api/contract.js';
+import {platformNamed} from '../platforms/registry.js';
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;
@@ -188,10 +189,11 @@ export class Restores {
     const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
     const id = req.connection ?? this.sourceConnection(platformKind, sessionId);
     if (!id) {
-      const kind = platformKind === 'ovirt' ? 'ovirt' : 'morpheus';
-      throw bad('connection', connections.some((c) => c.kind === kind)
+      const def = platformNamed(platformKind);
+      if (!def) throw bad('connection', `the restore point was written from a platform this appliance does not know (${platformKind}); restore its disks to files`);
+      throw bad('connection', connections.some((c) => c.kind === def.connectionKind)
         ? 'several connections could take this VM: choose one'
-        : `no ${kind === 'ovirt' ? 'oVirt engine' : 'Morpheus VM Essentials server'} is configured to restore this VM to; add one, or restore the disks to files`);
+        : `no ${def.label} is configured to restore this VM to; add one, or restore the disks to files`);
     }
     if (!connections.some((c) => c.id === id)) throw bad('connection', `there is no connection ${id}`);
     return {platform: this.deps.resources.platform(id), connectionId: id, owned: false};
@@ -209,7 +211,7 @@ export class Restores {
       const id = job?.source?.connection;
       if (id && connections.some((c) => c.id === id)) return id;
     }
-    const kind = platformKind === 'ovirt' ? 'ovirt' : 'morpheus';
+    const kind = platformNamed(platformKind)?.connectionKind;
     const candidates = connections.filter((c) => c.kind === kind);
     return candidates.length === 1 ? candidates[0]!.id : undefined;
   }

@@ -198,8 +198,11 @@ export interface VmRestore {
   abort(): Promise<void>;
 }
 
+/** A platform's one name (platforms/registry.ts): the adapter's kind, recorded in restore points. */
+export type PlatformKind = 'libvirt' | 'ovirt';
+
 export interface PlatformAdapter {
-  readonly kind: 'libvirt' | 'ovirt';
+  readonly kind: PlatformKind;
   inventory(): Promise<InventoryVm[]>;
   openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup>;
   openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore>;

@@ -20,7 +20,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   // The two platform adapters are independent of each other: both may use platforms/ itself.
   'platforms/libvirt': ['util', 'transports', 'platforms'],
   'platforms/ovirt': ['util', 'transports', 'platforms'],
-  platforms: ['util', 'transports', 'platforms/libvirt'],
+  // The registry (platforms/registry.ts) builds both adapters from a connection's configuration.
+  platforms: ['util', 'transports', 'config', 'platforms/libvirt', 'platforms/ovirt'],
   engine: ['util', 'transports', 'platforms', 'repository'],
   // The control API's contract and client: what the daemon and its clients agree on.
   api: ['util', 'config', 'notify', 'platforms', 'engine'],
