@@ -3,6 +3,7 @@
  * fields show ‹ value › so that the arrows are discoverable without colour.
  */
 import {Box, Text} from 'ink';
+import {Indicator} from 'ink-select-input';
 import {TextInputView} from '../text-input/view.js';
 import type {FieldSpec, FormState} from './use-form-state.js';
 import {useForm} from './use-form.js';
@@ -43,7 +44,7 @@ function FieldRow(props: {field: FieldSpec; state: FormState; focused: boolean; 
   }
   return (
     <Box>
-      <Text color={focused ? 'cyan' : undefined}>{focused ? '❯ ' : '  '}</Text>
+      <Indicator isSelected={focused} />
       <Box width={props.labelWidth} flexShrink={0}>
         <Text wrap="truncate-end">{f.label}</Text>
       </Box>

@@ -1,8 +1,14 @@
 /**
  * A vertical menu: `❯` marks the focused item (so it reads without colour), a window of
  * `visible` items scrolls with the focus, and ↑/↓ markers say there is more.
+ *
+ * The marker is ink-select-input's Indicator (the pointer figure, with its ASCII fallback on
+ * terminals without Unicode). Its SelectInput itself is not used: the console's key handling
+ * (use-select.ts over use-keys.ts) keeps keys typed ahead over a slow SSH link in order and
+ * routes them to the screen that is in front, which SelectInput's own useInput does not.
  */
 import {Box, Text} from 'ink';
+import {Indicator} from 'ink-select-input';
 import type {ReactNode} from 'react';
 import {useSelect} from './use-select.js';
 
@@ -33,7 +39,7 @@ export function Select(props: {
         const focused = s.top + i === s.focus;
         return (
           <Box key={item.value}>
-            <Text color={focused ? 'cyan' : undefined}>{focused ? '❯ ' : '  '}</Text>
+            <Indicator isSelected={focused} />
             {props.render ? (
               props.render(item, focused)
             ) : (
