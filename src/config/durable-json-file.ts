@@ -5,7 +5,7 @@
  *
  * Why not lowdb's JSONFile / JSONFilePreset: the preset swaps to an in-memory adapter when
  * NODE_ENV is 'test' (vitest sets it), and steno renames without any fsync, so after a power
- * loss the renamed file can be empty (ecosystem.md P4/P5).
+ * loss the renamed file can be empty (docs/reference/ecosystem.md P4/P5).
  */
 import {randomBytes} from 'node:crypto';
 import {open, readFile, rename, rm} from 'node:fs/promises';

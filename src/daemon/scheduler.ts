@@ -26,7 +26,7 @@ export class Scheduler {
     private readonly entries: () => ScheduledEntry[],
     private readonly log: DaemonLog,
   ) {
-    // node-cron writes coloured warnings to the console by default (ecosystem.md P10).
+    // node-cron writes coloured warnings to the console by default (docs/reference/ecosystem.md P10).
     setLogger({
       info: (m) => log('debug', `node-cron: ${m}`),
       warn: (m) => log('warn', `node-cron: ${m}`),

@@ -1,5 +1,5 @@
 /**
- * Typed progress events: the one progress model of the engine (STYLE.md, after restic's
+ * Typed progress events: the one progress model of the engine (docs/architecture.md "The seams", after restic's
  * ProgressPrinter). The CLI's terminal and --json output, the daemon's server-sent events,
  * the console and the email report all render these same events.
  */

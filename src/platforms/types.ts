@@ -1,5 +1,5 @@
 /**
- * The seams between the engine and the hypervisors (ARCHITECTURE.md "The seams").
+ * The seams between the engine and the hypervisors (docs/architecture.md "The seams").
  *
  * A platform adapter (libvirt, oVirt) lists inventory, opens a backup of one VM as a set of
  * disk sources, opens restore targets as disk sinks, and cleans up what the appliance left

@@ -100,7 +100,7 @@ export function sshForwardArgv(t: SshTarget, localSocket: string, remoteSocket: 
     'ssh', ...sshOptions(t),
     '-o', 'StreamLocalBindUnlink=yes',
     '-o', 'ExitOnForwardFailure=yes',
-    // AES-GCM uses AES-NI: about 1.7x the throughput of the default chacha20 (libvirt-backup.md §8).
+    // AES-GCM uses AES-NI: about 1.7x the throughput of the default chacha20 (docs/reference/libvirt-backup.md §8).
     '-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com',
     '-N', '-L', `${localSocket}:${remoteSocket}`,
     `${t.user}@${t.host}`,

@@ -3,7 +3,7 @@
  * of a VM with a qcow2 ("cow") and a raw disk into a real repository, a crash in the middle, and
  * restores (disks to image files, whole VM under a new name) compared byte for byte with the
  * disks at backup time. Behaviour of the real engine that these rely on is cited from
- * ovirt-backup-api.md.
+ * docs/reference/ovirt-backup-api.md.
  */
 import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';

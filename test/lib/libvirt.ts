@@ -1,7 +1,7 @@
 /**
  * Test-bed helpers for the libvirt adapter: define VMs with no OS and several disks (qcow2, raw),
  * write known data into a disk of a running VM (HMP qemu-io on the device's QOM path, the form
- * verified in libvirt-backup.md §8) or of a shut-off image (qemu-io), and keep a raw "mirror" of
+ * verified in docs/reference/libvirt-backup.md §8) or of a shut-off image (qemu-io), and keep a raw "mirror" of
  * every disk that receives the same writes, so a test can compare what it restored with what the
  * disk held, without reading the live image behind QEMU's back.
  *

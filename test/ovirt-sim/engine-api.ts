@@ -1,6 +1,6 @@
 /**
  * The simulated engine's HTTP front: SSO token endpoint, CA download, and the `Version: 4`
- * JSON REST API under /ovirt-engine/api (ovirt-backup-api.md §1–§5, §8, §10). XML is not
+ * JSON REST API under /ovirt-engine/api (docs/reference/ovirt-backup-api.md §1–§5, §8, §10). XML is not
  * simulated: the appliance speaks JSON only.
  *
  * Every request is recorded in `log` (method, path, parsed body) so that tests can check what

@@ -2,7 +2,7 @@
  * The simulator's disk image: sparse, in memory, with change tracking per checkpoint.
  *
  * Data is kept in 64 KiB blocks (the granularity of the dirty bitmaps the real hosts use,
- * ovirt-backup-api.md §6.2). A block is absent (a hole: reads as zero, "hole": true), 'zero'
+ * docs/reference/ovirt-backup-api.md §6.2). A block is absent (a hole: reads as zero, "hole": true), 'zero'
  * (allocated but known zero, like qemu's zero clusters) or a Buffer of data. Blocks are never
  * modified in place — a write replaces the block's Buffer — so a snapshot is a cheap copy of the
  * block map, and many blocks may share one Buffer (the benchmark relies on that).

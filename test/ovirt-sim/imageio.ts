@@ -1,5 +1,5 @@
 /**
- * The simulated ovirt-imageio data plane (ovirt-backup-api.md §6), as served both by the host
+ * The simulated ovirt-imageio data plane (docs/reference/ovirt-backup-api.md §6), as served both by the host
  * daemon (transfer_url) and the engine proxy (proxy_url). Status codes, bodies and the
  * connection handling follow what was captured from imageio 2.5.3: text/plain errors, 403 with
  * `connection: close`, 416 with `content-range: bytes * /size`, no HEAD, no multi-range.

@@ -1,7 +1,7 @@
 /**
  * A small OVF in the shape the engine emits for `GET /vms/{id}?all_content=true`
  * (initialization.configuration.data), and the parts the simulator reads back on import
- * (POST /vms with a configuration, ovirt-backup-api.md §8.3): the disk ids in the
+ * (POST /vms with a configuration, docs/reference/ovirt-backup-api.md §8.3): the disk ids in the
  * `ovf:fileRef="<disk id>/<image id>"` references, the name, and the memory.
  */
 import type {SimDisk, SimVm} from './state.js';

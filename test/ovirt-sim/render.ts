@@ -1,5 +1,5 @@
 /**
- * JSON views of the simulator's entities, in the engine's JSON shape (ovirt-backup-api.md §1.3,
+ * JSON views of the simulator's entities, in the engine's JSON shape (docs/reference/ovirt-backup-api.md §1.3,
  * gotcha 22): flat objects with id/href, nested lists wrapped by a singular key
  * ("disks": {"disk": [...]}), collections as {"vm": [...]} and an empty collection as {},
  * dates as epoch milliseconds, null fields omitted. With `legacyJson` numbers and booleans

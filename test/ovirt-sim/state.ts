@@ -1,5 +1,5 @@
 /**
- * The simulated engine's state and its rules (ovirt-backup-api.md §4, §5, §8, §11).
+ * The simulated engine's state and its rules (docs/reference/ovirt-backup-api.md §4, §5, §8, §11).
  *
  * Pure bookkeeping, no HTTP: the API layer (engine-api.ts) turns requests into calls here and
  * SimFault exceptions into the engine's fault replies. Phase changes that take time on a real

@@ -2,7 +2,7 @@
  * A throw-away certificate authority for the oVirt simulator.
  *
  * The real engine signs its Apache (API, imageio proxy) and vdsm (imageio daemon) certificates
- * with the engine CA and publishes that CA unauthenticated (ovirt-backup-api.md §2.3). The
+ * with the engine CA and publishes that CA unauthenticated (docs/reference/ovirt-backup-api.md §2.3). The
  * simulator does the same with a CA made at start-up by openssl: one CA, one server certificate
  * for "localhost" and 127.0.0.1 that every listener uses.
  */

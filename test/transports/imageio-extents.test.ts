@@ -1,4 +1,4 @@
-/** Pure parsing of imageio extents and ticket redaction (ovirt-backup-api.md §6.2). */
+/** Pure parsing of imageio extents and ticket redaction (docs/reference/ovirt-backup-api.md §6.2). */
 import {describe, expect, it} from 'vitest';
 import {parseExtents} from '../../src/transports/imageio/extents.js';
 import {redactTicketUrl} from '../../src/transports/imageio/redact.js';

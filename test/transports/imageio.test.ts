@@ -1,6 +1,6 @@
 /**
  * The imageio client against the simulator's data plane, and the simulator's fidelity to the
- * captured imageio behaviour (ovirt-backup-api.md §6: status codes, bodies, ranges).
+ * captured imageio behaviour (docs/reference/ovirt-backup-api.md §6: status codes, bodies, ranges).
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {Agent, request} from 'undici';

@@ -108,3 +108,22 @@ describe('layers: dependencies point down', () => {
     expect(MAY_IMPORT.console).not.toContain('platforms');
   });
 });
+
+describe('the design lives in the project', () => {
+  it('no source, test, benchmark or document cites a path outside the repository', () => {
+    const root = resolve(SRC, '..');
+    const places = ['src', 'test', 'bench', 'docs', 'appliance', 'systemd'].map((d) => join(root, d));
+    const files = [join(root, 'README.md'), ...places.flatMap((d) => walk(d))].filter((f) => !f.includes('/docs/reference/') && !f.includes('/fixtures/'));
+    const outside = files.filter((f) => /\.\.\/shared\/|\/work\/shared|ARCHITECTURE\.md|STYLE\.md/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f));
+    expect(outside).toEqual([]);
+  });
+});
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    if (n === 'node_modules') return [];
+    if (statSync(p).isDirectory()) return walk(p);
+    return /\.(ts|tsx|md|sh|service|txt|json)$/.test(n) || !n.includes('.') ? [p] : [];
+  });
+}

@@ -1,6 +1,6 @@
 /**
  * Builds the <domainbackup> and <domaincheckpoint> documents for `virsh backup-begin` and parses
- * the checkpoint XML that `checkpoint-dumpxml` returns (libvirt-backup.md §1.2, §1.4).
+ * the checkpoint XML that `checkpoint-dumpxml` returns (docs/reference/libvirt-backup.md §1.2, §1.4).
  *
  * Rules encoded here: pull mode over a unix socket; every disk carries an explicit scratch file
  * (else libvirt puts it beside the image, on shared storage); a disk that cannot be incremental

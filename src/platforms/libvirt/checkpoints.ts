@@ -1,7 +1,7 @@
 /**
  * libvirt checkpoint operations through virsh: list, dump (without the domain), delete, and
  * redefine from the XML a restore point saved (after migration, failover or lost metadata,
- * libvirt-backup.md §1.6 and §9.12). Domains are always addressed by UUID.
+ * docs/reference/libvirt-backup.md §1.6 and §9.12). Domains are always addressed by UUID.
  */
 import {join} from 'node:path';
 import type {LibvirtHost} from './host.js';

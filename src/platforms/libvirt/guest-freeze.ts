@@ -1,5 +1,5 @@
 /**
- * Guest filesystem freeze around the instant a backup starts (libvirt-backup.md §4): freeze with
+ * Guest filesystem freeze around the instant a backup starts (docs/reference/libvirt-backup.md §4): freeze with
  * a timeout, run the step, always thaw. No agent (or one that does not answer) means the
  * backup is crash-consistent, with a 'no-guest-agent' warning; it does not fail.
  */

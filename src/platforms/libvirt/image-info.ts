@@ -1,7 +1,7 @@
 /**
  * `qemu-img info --output=json -U` on a host, and what it tells the backup: the real format, the
  * virtual size, the qcow2 version (v2 cannot hold bitmaps), and the persistent bitmaps with their
- * flags (`auto` = recording, `in-use` = inconsistent after a crash; libvirt-backup.md §3.2).
+ * flags (`auto` = recording, `in-use` = inconsistent after a crash; docs/reference/libvirt-backup.md §3.2).
  */
 import type {CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';

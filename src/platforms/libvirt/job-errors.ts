@@ -1,5 +1,5 @@
 /**
- * What a failed `virsh backup-begin` means for the administrator (libvirt-backup.md §1.1, §9):
+ * What a failed `virsh backup-begin` means for the administrator (docs/reference/libvirt-backup.md §1.1, §9):
  * libvirt's own messages, turned into UserErrors that say what to do. Pure, so each case is
  * unit-tested with the message libvirt really prints.
  */

@@ -2,7 +2,7 @@
  * Backup of a shut-off domain (libvirt cannot run a backup job or create a checkpoint on it):
  * persistent qcow2 bitmaps named with the appliance's prefix, added with `qemu-img bitmap --add`
  * before the export, and a read-only `qemu-nbd` per disk, with `--bitmap=<base>` for an
- * incremental (libvirt-backup.md §3.2 option C).
+ * incremental (docs/reference/libvirt-backup.md §3.2 option C).
  *
  * The image must not be in use: the backup refuses to start when qemu-img cannot take the write
  * lock (a QEMU or another tool has it open). On shared storage (GFS2/NFS) a VM started on another

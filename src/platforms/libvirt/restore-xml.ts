@@ -1,5 +1,5 @@
 /**
- * Rewrites a saved domain XML for a restore as a new VM (libvirt-backup.md §7.2): new name,
+ * Rewrites a saved domain XML for a restore as a new VM (docs/reference/libvirt-backup.md §7.2): new name,
  * no <uuid> (libvirt assigns one) unless the restore replaces the original, new MAC addresses,
  * restored disks pointing at their new image files (type='file', the restored format, no
  * backing chain), and disks that are not restored removed (they would otherwise share the

@@ -1,5 +1,5 @@
 /**
- * Restores on libvirt (libvirt-backup.md §7):
+ * Restores on libvirt (docs/reference/libvirt-backup.md §7):
  * - 'vm': disk images written on the chosen host (qemu-img create + writable qemu-nbd, reached
  *   over SSH for remote hosts), then the saved domain XML, rewritten (new name, no UUID, new
  *   MACs, new disk paths), is defined there. With overwrite, the original (shut off) is

@@ -3,7 +3,7 @@
  * appliance's prefix, each disk read over NBD from a unix socket in a per-session directory on
  * the host (forwarded over SSH for remote hosts).
  *
- * Life cycle (libvirt-backup.md §1.5, §9.1-2): the checkpoint exists as soon as backup-begin
+ * Life cycle (docs/reference/libvirt-backup.md §1.5, §9.1-2): the checkpoint exists as soon as backup-begin
  * returns, so every failure after it aborts the job AND deletes that checkpoint. complete() ends
  * the job, keeps the new checkpoint and deletes this appliance's older ones (never others');
  * abort() ends the job and deletes the new checkpoint. Both are idempotent and always release

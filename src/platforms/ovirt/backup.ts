@@ -1,5 +1,5 @@
 /**
- * One VM backup on oVirt (ovirt-backup-api.md §4, §7): start the backup (incremental from the
+ * One VM backup on oVirt (docs/reference/ovirt-backup-api.md §4, §7): start the backup (incremental from the
  * base checkpoint when given), wait for `ready`, open one download transfer per disk, and end
  * everything in complete()/abort().
  *

@@ -1,6 +1,6 @@
 /**
  * Finds and ends what this appliance left behind on the engine after a crash
- * (ovirt-backup-api.md §10.2): unfinished backups it started (description marker, ownership.ts),
+ * (docs/reference/ovirt-backup-api.md §10.2): unfinished backups it started (description marker, ownership.ts),
  * their download transfers, and upload transfers of restores it started (the target disks carry
  * the marker; cancelling such an upload deletes the half-written disk, gotcha 2). Work this
  * process still has in progress is skipped.

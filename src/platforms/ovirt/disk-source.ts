@@ -1,6 +1,6 @@
 /**
  * One disk of an oVirt backup as a DiskSource: a download image transfer of the backup
- * (ovirt-backup-api.md §7.1, §7.2) read through imageio.
+ * (docs/reference/ovirt-backup-api.md §7.1, §7.2) read through imageio.
  *
  * Contract:
  * - open() starts the transfer, waits for `transferring`, sends OPTIONS and fetches the extents

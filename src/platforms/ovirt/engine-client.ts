@@ -1,6 +1,6 @@
 /**
  * The engine REST client: SSO login, `Version: 4` JSON requests, TLS verified against the stored
- * engine CA, and faults turned into UserErrors (ovirt-backup-api.md §1, §2, §10).
+ * engine CA, and faults turned into UserErrors (docs/reference/ovirt-backup-api.md §1, §2, §10).
  *
  * Contract: one token per client; a 401 triggers one new login and one retry of that request
  * (the SDK does the same, §2.1); the password and the token never appear in errors or logs.

@@ -2,7 +2,7 @@
  * Downloads the engine CA for the administrator to confirm (trust on first use).
  *
  * The engine publishes its CA unauthenticated at /ovirt-engine/services/pki-resource
- * (ovirt-backup-api.md §2.3). The download itself cannot be trusted, so the caller shows the
+ * (docs/reference/ovirt-backup-api.md §2.3). The download itself cannot be trusted, so the caller shows the
  * SHA-256 fingerprint and stores the PEM only after the administrator confirmed it.
  */
 import {X509Certificate} from 'node:crypto';

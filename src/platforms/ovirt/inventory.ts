@@ -1,5 +1,5 @@
 /**
- * Inventory reads from the engine (ovirt-backup-api.md §3, §1.7): VMs with tags, placement and
+ * Inventory reads from the engine (docs/reference/ovirt-backup-api.md §3, §1.7): VMs with tags, placement and
  * disks (through disk attachments with follow=disk), and the engine version for feature checks.
  */
 import type {InventoryDisk, InventoryVm} from '../types.js';

@@ -1,5 +1,5 @@
 /**
- * Tolerant readers for the engine's JSON (ovirt-backup-api.md §1.3, gotcha 22): collections
+ * Tolerant readers for the engine's JSON (docs/reference/ovirt-backup-api.md §1.3, gotcha 22): collections
  * keyed by the singular name and `{}` when empty, nested lists wrapped the same way, numbers and
  * booleans that older engines send as strings, 64-bit sizes (safe in a JS number up to 8 PiB).
  */

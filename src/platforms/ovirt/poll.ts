@@ -1,6 +1,6 @@
 /**
  * Polling of engine entities whose phase changes asynchronously (backups, transfers, disks,
- * checkpoint removal). The SDK polls every second (ovirt-backup-api.md §4.3, §5.4); tests pass
+ * checkpoint removal). The SDK polls every second (docs/reference/ovirt-backup-api.md §4.3, §5.4); tests pass
  * a shorter interval.
  */
 import {ExitCode, UserError} from '../../util/errors.js';

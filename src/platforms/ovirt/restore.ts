@@ -1,5 +1,5 @@
 /**
- * Restores to oVirt (ovirt-backup-api.md §8): new disks on a storage domain, filled by upload
+ * Restores to oVirt (docs/reference/ovirt-backup-api.md §8): new disks on a storage domain, filled by upload
  * image transfers, then a VM imported from the saved OVF under a new name with new ids
  * ('vm'), or the disks attached to an existing VM ('disks-to-vm').
  *

@@ -1,5 +1,5 @@
 /**
- * Image transfers on the engine (ovirt-backup-api.md §5): create with explicit direction, raw
+ * Image transfers on the engine (docs/reference/ovirt-backup-api.md §5): create with explicit direction, raw
  * format and inactivity timeout; wait for `transferring`; finalize or cancel and wait for a
  * terminal phase. Only finished_success and finished_failure are terminal (gotcha 3).
  */

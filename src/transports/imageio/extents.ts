@@ -1,5 +1,5 @@
 /**
- * Parsing of imageio extents (ovirt-backup-api.md §6.2), pure.
+ * Parsing of imageio extents (docs/reference/ovirt-backup-api.md §6.2), pure.
  *
  * The server answers a JSON list covering the image contiguously. Zero extents carry
  * `zero`/`hole`; dirty extents carry `dirty` and, since imageio 2.2, `zero` (missing → false).

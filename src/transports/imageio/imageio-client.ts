@@ -1,5 +1,5 @@
 /**
- * Client of the ovirt-imageio data plane for one transfer ticket (ovirt-backup-api.md §6).
+ * Client of the ovirt-imageio data plane for one transfer ticket (docs/reference/ovirt-backup-api.md §6).
  *
  * Contract:
  * - open() sends OPTIONS first, to `transfer_url` (the host daemon) and, when the host cannot be

@@ -9,7 +9,7 @@
  * the kernel's copies and the garbage collections that Node's own 16 KiB record buffers provoke
  * (~30 full collections per GiB): a bare tls socket in an almost empty process costs 0.95.
  * imageio's answers to a ranged GET are simple: a status line, headers and a Content-Length body
- * (ovirt-backup-api.md §6.3).
+ * (docs/reference/ovirt-backup-api.md §6.3).
  *
  * Contract:
  * - get() sends one GET with `Range: bytes=offset-(offset+length-1)` and resolves with the status

@@ -2,7 +2,7 @@
  * Pure helpers that turn NBD block-status extents into the engine's SourceExtent lists.
  *
  * - base:allocation: ZERO (2) means reads-as-zeros → 'zero'. HOLE (1) without ZERO has undefined
- *   content by the protocol, so it is 'data' and gets read (libvirt-backup.md §9 item 5).
+ *   content by the protocol, so it is 'data' and gets read (docs/reference/libvirt-backup.md §9 item 5).
  * - qemu:dirty-bitmap:*: DIRTY (1) means changed since the checkpoint. Combined with allocation,
  *   dirty ∩ ZERO is 'zero' (so a restore replays the zeros and stays bit-exact, §9 item 6),
  *   dirty ∩ other is 'data', and clean is 'unchanged'.

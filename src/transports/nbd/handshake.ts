@@ -1,7 +1,7 @@
 /**
  * Fixed-newstyle NBD negotiation, from the server greeting to NBD_OPT_GO's ACK.
  *
- * Order (shared/reference/libvirt-backup.md §5.1): STARTTLS first when TLS is wanted (it wipes
+ * Order (docs/reference/libvirt-backup.md §5.1): STARTTLS first when TLS is wanted (it wipes
  * any earlier state), then STRUCTURED_REPLY, SET_META_CONTEXT with the wanted contexts, and GO
  * with NBD_INFO_BLOCK_SIZE. One option at a time, each read to its final reply. Every context
  * asked for must come back, or negotiation fails naming the missing one: a backup that silently

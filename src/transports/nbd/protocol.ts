@@ -3,7 +3,7 @@
  *
  * Everything here is big-endian and side-effect free, so the byte layouts can be unit-tested
  * without a server. Values and layouts follow the upstream protocol document (NetworkBlockDevice
- * nbd doc/proto.md), summarised in shared/reference/libvirt-backup.md §5.
+ * nbd doc/proto.md), summarised in docs/reference/libvirt-backup.md §5.
  */
 
 export const NBDMAGIC = 0x4e42444d41474943n;

@@ -1,7 +1,7 @@
 /**
  * The oVirt adapter's backups against the simulator: full, incremental, raw disks, lost
  * checkpoints, checkpoint housekeeping, a crash in the middle, and abort.
- * Section numbers refer to /work/shared/reference/ovirt-backup-api.md.
+ * Section numbers refer to docs/reference/ovirt-backup-api.md.
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {pattern} from '../../ovirt-sim/index.js';

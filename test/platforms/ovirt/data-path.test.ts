@@ -1,7 +1,7 @@
 /**
  * Where oVirt backup data is read from (BackupOptions.dataPath): from the host's imageio
  * (transfer_url) by default, and only through the engine's imageio proxy (proxy_url) when the
- * worker is the appliance itself (ovirt-backup-api.md §5.4: transfer_url is the host daemon,
+ * worker is the appliance itself (docs/reference/ovirt-backup-api.md §5.4: transfer_url is the host daemon,
  * proxy_url the engine's proxy).
  */
 import {afterEach, beforeEach, expect, it} from 'vitest';

@@ -1,6 +1,6 @@
 /**
  * The engine client's login, trust and error handling against the simulator (§2 of
- * ovirt-backup-api.md), plus the pure URL normalisation.
+ * docs/reference/ovirt-backup-api.md), plus the pure URL normalisation.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {EngineClient, fetchEngineCa, normalizeEngineUrl, OvirtPlatform} from '../../../src/platforms/ovirt/index.js';

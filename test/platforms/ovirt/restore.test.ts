@@ -1,5 +1,5 @@
 /**
- * oVirt restores against the simulator (§8 of ovirt-backup-api.md): a whole VM from its OVF under
+ * oVirt restores against the simulator (§8 of docs/reference/ovirt-backup-api.md): a whole VM from its OVF under
  * a new name, single disks into an existing VM, disks to image files, abort, and leftovers of a
  * crashed restore. Every restored disk is compared byte for byte with the disk at backup time.
  */

@@ -1,5 +1,5 @@
 /**
- * The simulator keeps the engine rules that the adapter relies on (ovirt-backup-api.md §4, §5,
+ * The simulator keeps the engine rules that the adapter relies on (docs/reference/ovirt-backup-api.md §4, §5,
  * §13). These pin the simulator to the reference, so an adapter test that passes here is not
  * passing against a lenient fake.
  */

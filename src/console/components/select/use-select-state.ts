@@ -2,7 +2,7 @@
  * The state of a Select menu as a pure reducer: which item has the focus, which window of items
  * is visible, and which item was chosen last (with a sequence number, so choosing the same item
  * twice is seen twice). Keys only dispatch actions here, so "↓ ↓ Enter" arriving in one chunk
- * over SSH applies in order (ecosystem.md P1: closure-based selects pick the first item).
+ * over SSH applies in order (docs/reference/ecosystem.md P1: closure-based selects pick the first item).
  */
 export interface SelectState {
   count: number;
