@@ -72,14 +72,14 @@ export const restore: Command = {
     const repository = await openRepository(values.repo);
     const rp = await pickRestorePoint(repository, values);
     const target = targetFrom(values);
-    const local = target.mode === 'disks-to-files' && values.host === undefined && values.engine === undefined;
-    const platform = await platformFromArgs(local ? {host: 'local'} : values);
+    // Image files are written on this machine whatever the platform: no hypervisor needed.
+    const platform = target.mode === 'disks-to-files' ? undefined : await platformFromArgs(values);
     const stop = onStopSignals(ctx.out, 'restore');
     try {
       ctx.out.info(`Restoring ${rp.vmName} from ${rp.id} (${rp.type}, ${formatTime(rp.time)})`);
       const started = performance.now();
       const result = await restoreVm({
-        platform,
+        ...(platform ? {platform} : {}),
         repository,
         restorePointId: rp.id,
         target,
@@ -103,7 +103,7 @@ export const restore: Command = {
         ].join('\n'),
       );
     } finally {
-      await platform.close();
+      await platform?.close();
       stop.dispose();
     }
   },

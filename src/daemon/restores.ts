@@ -15,7 +15,6 @@
  */
 import {randomBytes} from 'node:crypto';
 import {restoreVm} from '../engine/restore-vm.js';
-import {LibvirtPlatform} from '../platforms/libvirt/platform.js';
 import type {PlatformAdapter, RestoreTarget} from '../platforms/types.js';
 import type {ConfigStore} from '../config/store.js';
 import {ExitCode, UserError} from '../util/errors.js';
@@ -27,6 +26,7 @@ import type {SessionRecord} from '../api/session-model.js';
 import type {VmLocks} from './vm-locks.js';
 import type {RestorePointInfo} from '../api/contract.js';
 import {platformNamed} from '../platforms/registry.js';
+import {chooseDisks} from '../platforms/targets/choose-disks.js';
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;
@@ -150,9 +150,12 @@ export class Restores {
     const repo = await this.deps.resources.repository(req.repository);
     const point = (await repo.listRestorePoints()).find((p) => p.id === req.restorePointId);
     if (!point) throw new UserError(`The repository has no restore point ${req.restorePointId}.`, {exitCode: ExitCode.notFound, hint: 'Pick one from the list of restore points.'});
-    const unknownDisks = (req.disks ?? []).filter((k) => !point.disks.some((d) => d.key === k));
-    if (unknownDisks.length) throw bad('disks', `restore point ${point.id} has no disk ${unknownDisks.join(', ')}`);
-    const {platform, connectionId, owned} = this.platformFor(req, point.platform, point.sessionId);
+    try {
+      chooseDisks(point.disks, req.disks, `restore point ${point.id}`);
+    } catch (err) {
+      throw bad('disks', (err as Error).message.replace(/\.$/, ''));
+    }
+    const {platform, connectionId} = this.platformFor(req, point.platform, point.sessionId);
 
     const id = `restore-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
     const record: SessionRecord = {
@@ -172,7 +175,7 @@ export class Restores {
     this.publish(record);
     const controller = new AbortController();
     this.running.set(id, controller);
-    void this.run(record, {repo, platform, owned, point, req, connectionId, signal: controller.signal}).finally(() => this.running.delete(id));
+    void this.run(record, {repo, ...(platform ? {platform} : {}), point, req, connectionId, signal: controller.signal}).finally(() => this.running.delete(id));
     return {id, state: 'running'};
   }
 
@@ -182,10 +185,9 @@ export class Restores {
     return c !== undefined;
   }
 
-  private platformFor(req: RestoreRequest, platformKind: string, sessionId: string | undefined): {platform: PlatformAdapter; connectionId?: string; owned: boolean} {
-    if (req.target.kind === 'files' && !req.connection) {
-      return {platform: new LibvirtPlatform({hosts: [{name: 'appliance', connection: {kind: 'local'}}]}), owned: true};
-    }
+  /** The platform a VM target is on; none for image files, which are written on the appliance whatever the platform. */
+  private platformFor(req: RestoreRequest, platformKind: string, sessionId: string | undefined): {platform?: PlatformAdapter; connectionId?: string} {
+    if (req.target.kind === 'files') return {};
     const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
     const id = req.connection ?? this.sourceConnection(platformKind, sessionId);
     if (!id) {
@@ -196,7 +198,7 @@ export class Restores {
         : `no ${def.label} is configured to restore this VM to; add one, or restore the disks to files`);
     }
     if (!connections.some((c) => c.id === id)) throw bad('connection', `there is no connection ${id}`);
-    return {platform: this.deps.resources.platform(id), connectionId: id, owned: false};
+    return {platform: this.deps.resources.platform(id), connectionId: id};
   }
 
   /**
@@ -225,8 +227,7 @@ export class Restores {
     record: SessionRecord,
     o: {
       repo: Awaited<ReturnType<Resources['repository']>>;
-      platform: PlatformAdapter;
-      owned: boolean;
+      platform?: PlatformAdapter;
       point: {id: string; vmId: string; vmName: string};
       req: RestoreRequest;
       connectionId?: string;
@@ -240,7 +241,7 @@ export class Restores {
     try {
       if (overwrites && o.connectionId) release = await this.deps.locks.acquire(lockKey, record.id, o.signal);
       const result = await restoreVm({
-        platform: o.platform,
+        ...(o.platform ? {platform: o.platform} : {}),
         repository: o.repo,
         restorePointId: o.point.id,
         target: toRestoreTarget(o.req.target, o.point.vmName),
@@ -270,7 +271,6 @@ export class Restores {
     } finally {
       release?.();
       vm.endedAt = record.endedAt = new Date().toISOString();
-      if (o.owned) await o.platform.close().catch(() => undefined);
       await this.deps.history.save(record).catch(() => undefined);
       this.publish(record);
     }

@@ -1,5 +1,7 @@
 /**
- * A restore of one restore point: repository reader → platform restore target.
+ * A restore of one restore point: repository reader → restore target. Image files are the same
+ * target for every platform (platforms/targets/files.ts); a VM target (a new VM, disks into an
+ * existing VM) is the platform's.
  *
  * For each chosen disk it walks the index's chunk map, coalesces runs of data chunks into
  * large writes and runs of zero chunks into one zero request (a hole on targets that support
@@ -7,8 +9,8 @@
  * defines or attaches the VM; on any failure abort() removes what was created, so a failed
  * restore leaves nothing half-made behind.
  */
-import {mkdir} from 'node:fs/promises';
-import {explainIoError} from '../util/errors.js';
+import {chooseDisks} from '../platforms/targets/choose-disks.js';
+import {openFilesRestore, planFilesRestore} from '../platforms/targets/files.js';
 import type {DiskSink, PlatformAdapter, RestoreTarget, SessionEvent, VmRestore} from '../platforms/types.js';
 import type {DiskReader, Repository} from '../repository/index.js';
 import {message} from './backup-vm.js';
@@ -16,7 +18,8 @@ import type {EventSink} from './events.js';
 import {TaskPool} from './task-pool.js';
 
 export interface RestoreVmOptions {
-  platform: PlatformAdapter;
+  /** Where a VM target is; not needed to restore to image files. */
+  platform?: PlatformAdapter;
   repository: Repository;
   restorePointId: string;
   target: RestoreTarget;
@@ -50,26 +53,19 @@ export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult
     events.push(event);
     emit({type: 'log', time: new Date().toISOString(), event});
   };
-  const chosen = summary.disks.filter((d) => !opts.disks || opts.disks.includes(d.key));
-  const unknown = (opts.disks ?? []).filter((k) => !summary.disks.some((d) => d.key === k));
-  if (unknown.length > 0) {
-    throw new Error(`restore point ${summary.id} has no disk ${unknown.join(', ')}; it has ${summary.disks.map((d) => d.key).join(', ')}`);
-  }
-  if (opts.target.mode === 'disks-to-files') {
-    // Image files land on the appliance: create the directory as `mkdir -p` would, for every platform.
-    await mkdir(opts.target.directory, {recursive: true}).catch((err: unknown) => {
-      throw explainIoError(err, opts.target.mode === 'disks-to-files' ? opts.target.directory : '', 'creating the restore directory');
-    });
-  }
+  const chosen = chooseDisks(summary.disks, opts.disks, `Restore point ${summary.id}`);
   const disks = [];
   for (const d of chosen) disks.push({...d, ...(diskDetails(reader.manifest, d.key) ?? {}), dataBytes: await dataBytesOf(await reader.openDisk(d.key))});
-  const restore: VmRestore = await opts.platform.openRestore(
-    {vmId: summary.vmId, vmName: summary.vmName, configuration: manifest.configuration, disks},
-    opts.target,
+  const source = {vmId: summary.vmId, vmName: summary.vmName, configuration: manifest.configuration, disks};
+  let restore: VmRestore;
+  if (opts.target.mode === 'disks-to-files') {
+    restore = await openFilesRestore(planFilesRestore(source, opts.target), {log});
+  } else {
+    if (!opts.platform) throw new Error('a restore to a VM needs the platform the VM is on');
     // As asked (undefined = all): a platform may treat a disk named explicitly differently (libvirt's
     // UEFI variable store replaces an existing VM's only when named).
-    {disks: opts.disks, log},
-  );
+    restore = await opts.platform.openRestore(source, opts.target, {disks: opts.disks, log});
+  }
   const result: RestoreVmResult = {disks: {}, events};
   let finished = false;
   try {

@@ -183,8 +183,11 @@ export type RestoreTarget =
     }
   /** Chosen disks attached to an existing VM. */
   | {mode: 'disks-to-vm'; vmId: string; storage?: string}
-  /** Chosen disks written to image files on the appliance (or the libvirt host). */
+  /** Chosen disks written to image files on the appliance, the same for every platform (targets/files.ts). */
   | {mode: 'disks-to-files'; directory: string; format: 'qcow2' | 'raw'};
+
+/** The targets a platform restores to itself: a VM, new or existing. */
+export type VmRestoreTarget = Exclude<RestoreTarget, {mode: 'disks-to-files'}>;
 
 /**
  * A restore in progress. The engine writes and flushes every sink, then calls finish(), which
@@ -205,7 +208,7 @@ export interface PlatformAdapter {
   readonly kind: PlatformKind;
   inventory(): Promise<InventoryVm[]>;
   openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup>;
-  openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore>;
+  openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore>;
   /** Finds and removes what the appliance itself left behind (jobs, checkpoints, exports, transfers). */
   cleanupLeftovers(log: Logger): Promise<void>;
   close(): Promise<void>;

@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {ImageFileSink} from '../../src/platforms/image-file.js';
+import {ImageFileSink} from '../../src/platforms/image/image-file.js';
 import {LocalRunner, type CommandRunner} from '../../src/transports/command-runner.js';
 
 let dir: string;

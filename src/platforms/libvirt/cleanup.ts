@@ -16,7 +16,7 @@ import {abortJob, deleteCheckpoint, listCheckpoints} from './checkpoints.js';
 import type {LibvirtHost} from './host.js';
 import {leaseAlive, SELF_LEASE} from '../../util/process-lease.js';
 import {describeDomain, listDomainUuids} from './inventory.js';
-import {stopByPidFile} from './qemu-nbd.js';
+import {stopByPidFile} from '../image/qemu-nbd.js';
 
 /**
  * Checkpoint ids that committed restore points recorded for a VM; every other checkpoint or bitmap

@@ -26,6 +26,7 @@ import {CheckpointNaming} from './plan.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
 import {leaseAlive, parseLease, SELF_LEASE, type ProcessLease} from '../../util/process-lease.js';
+import type {NbdEndpoint} from '../image/qemu-nbd.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -51,11 +52,7 @@ export interface LibvirtHostConfig {
 }
 
 /** Where an NBD export listens, on the host. */
-export type NbdEndpoint = {kind: 'unix'; path: string} | {kind: 'tcp'; address: string; port: number};
-
-export function isPortInUse(message: string): boolean {
-  return /Address already in use|EADDRINUSE/i.test(message);
-}
+export {isPortInUse, type NbdEndpoint} from '../image/qemu-nbd.js';
 
 export const LIBVIRT_URI = 'qemu:///system';
 

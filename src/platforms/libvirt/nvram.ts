@@ -10,22 +10,21 @@
  * stores nothing when it did not change.
  *
  * Restore: the bytes are collected in memory by a sink and written as one file on the target host
- * (mode 0600), binary-safe through dd's stdin; abort() removes a file this restore created.
+ * (mode 0600), binary-safe through dd's stdin (../image/plain-file.ts); abort() removes a file this
+ * restore created.
  *
  * Emulated TPM state (swtpm, /var/lib/libvirt/swtpm/<uuid>/) is not backed up: a warning says so.
  */
-import {randomBytes} from 'node:crypto';
-import type {CommandRunner} from '../../transports/command-runner.js';
-import type {BackupOptions, DiskSink, DiskSource, InventoryDisk, SourceExtent} from '../types.js';
+import {MAX_PLAIN_FILE_BYTES, NVRAM_KEY} from '../image/plain-file.js';
+import type {BackupOptions, DiskSource, InventoryDisk, SourceExtent} from '../types.js';
 import type {DomainInfo} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 
 /** The disk key of the UEFI variable store in a restore point (libvirt disk targets are vdX/sdX/hdX, never this). */
-export const NVRAM_KEY = 'nvram';
 /** What a restore point's disk list shows for it. */
 export const NVRAM_LABEL = 'UEFI variables (nvram)';
 /** A varstore larger than this is not a varstore: it is not read into memory. */
-const MAX_NVRAM_BYTES = 64 * 1024 * 1024;
+const MAX_NVRAM_BYTES = MAX_PLAIN_FILE_BYTES;
 
 /** A disk source over bytes already in memory: one data extent, never incremental. */
 export class MemoryDiskSource implements DiskSource {
@@ -55,39 +54,6 @@ export class MemoryDiskSource implements DiskSource {
   }
 
   async close(): Promise<void> {}
-}
-
-/** A sink that collects a small disk (the varstore) in memory; the restore writes the file in one go. */
-export class MemoryDiskSink implements DiskSink {
-  readonly maxParallelWrites = 1;
-  readonly maxWriteSize = 8 * 1024 * 1024;
-  readonly startsZeroed = true;
-  readonly data: Buffer;
-
-  constructor(
-    readonly key: string,
-    readonly size: number,
-  ) {
-    if (size > MAX_NVRAM_BYTES) throw new Error(`${key}: ${size} bytes is too large for a UEFI variable store (at most ${MAX_NVRAM_BYTES})`);
-    this.data = Buffer.alloc(size);
-  }
-
-  async write(offset: number, data: Buffer): Promise<void> {
-    this.check(offset, data.length);
-    data.copy(this.data, offset);
-  }
-
-  async zero(offset: number, length: number): Promise<void> {
-    this.check(offset, length);
-    this.data.fill(0, offset, offset + length);
-  }
-
-  async flush(): Promise<void> {}
-  async close(): Promise<void> {}
-
-  private check(offset: number, length: number): void {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new Error(`${this.key}: write of ${length} bytes at ${offset} is outside its ${this.size} bytes`);
-  }
 }
 
 /**
@@ -149,46 +115,4 @@ export async function readNvram(host: LibvirtHost, info: DomainInfo, opts: Pick<
   };
 }
 
-/** True for the restore point disk that holds a UEFI variable store. */
-export function isNvramDisk(d: {key: string; details?: Record<string, unknown>}): boolean {
-  return d.key === NVRAM_KEY || d.details?.['role'] === 'nvram';
-}
-
-/**
- * Writes `data` as the file `path` on the runner's machine, mode 0600, binary-safe (dd reads the
- * bytes from stdin). `exclusive`: fail when the file exists (never overwrite something that is
- * not ours); `created` is called once the file exists (the caller removes it on failure).
- * Otherwise an existing varstore is replaced atomically: the bytes go to a temporary file beside
- * it, renamed over it only when complete, so a failed write leaves the old varstore as it was.
- */
-export async function writeNvramFile(runner: CommandRunner, path: string, data: Buffer, opts: {exclusive: boolean; created?: () => void}): Promise<void> {
-  if (opts.exclusive) {
-    await fill(runner, path, data, true);
-    opts.created?.();
-    await fill(runner, path, data, false);
-    return;
-  }
-  const tmp = `${path}.vmbackup-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await fill(runner, tmp, data, true);
-    await fill(runner, tmp, data, false);
-    await runner.run(['mv', '-f', '-T', '--', tmp, path]);
-  } catch (err) {
-    await runner.run(['rm', '-f', '--', tmp], {allowFailure: true}).catch(() => undefined);
-    throw err;
-  }
-}
-
-/** create: an empty file, exclusively, made 0600 (the bytes never sit in a file others can read); else the bytes, checked by size. */
-async function fill(runner: CommandRunner, path: string, data: Buffer, create: boolean): Promise<void> {
-  if (create) {
-    await runner.run(['dd', 'if=/dev/null', `of=${path}`, 'conv=excl', 'status=none']);
-    await runner.run(['chmod', '0600', '--', path]);
-    return;
-  }
-  await runner.run(['dd', `of=${path}`, 'bs=1M', 'iflag=fullblock', 'conv=fsync', 'status=none'], {input: data});
-  const check = await runner.run(['stat', '-c', '%s', '--', path]);
-  if (Number(check.stdout.trim()) !== data.length) {
-    throw new Error(`writing the UEFI variable store ${path} on ${runner.where} left ${check.stdout.trim()} bytes instead of ${data.length}`);
-  }
-}
+export {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writePlainFile as writeNvramFile} from '../image/plain-file.js';

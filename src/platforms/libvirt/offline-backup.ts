@@ -26,7 +26,8 @@ import type {DomainDetails} from './inventory.js';
 import {NbdDiskSource} from './nbd-disk-source.js';
 import {readNvram} from './nvram.js';
 import {planDisks} from './plan.js';
-import {startExport, type QemuNbdExport} from './qemu-nbd.js';
+import {isPortInUse, qemuNbdArgv, startQemuNbd, type QemuNbdExport} from '../image/qemu-nbd.js';
+import type {LibvirtHost} from './host.js';
 
 export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
   const {host} = d;
@@ -163,6 +164,26 @@ async function dropOlderOwnBitmaps(d: DomainDetails, paths: string[], keep: stri
         await host.run(['qemu-img', 'bitmap', '-f', 'qcow2', '--remove', path, b.name]);
         opts.log({severity: 'info', code: 'checkpoint-deleted', message: `older bitmap ${b.name} removed from ${path}`, vm: d.info.name});
       }
+    }
+  }
+}
+
+/**
+ * Starts a qemu-nbd on a host at a fresh endpoint of the host's NBD transport (the socket
+ * `<exportName>.sock` in `dir`, or a random TCP port, retried when taken).
+ */
+async function startExport(
+  host: LibvirtHost,
+  dir: string,
+  opts: Omit<Parameters<typeof qemuNbdArgv>[0], 'endpoint'>,
+): Promise<QemuNbdExport> {
+  for (let attempt = 0; ; attempt++) {
+    const endpoint = host.nbdEndpoint(dir, opts.exportName);
+    try {
+      return await startQemuNbd(host.runner, {...opts, endpoint});
+    } catch (err) {
+      if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) continue;
+      throw err;
     }
   }
 }

@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, RestoreTarget, VmBackup, VmRestore} from '../types.js';
+import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
 import {LibvirtHost, type LibvirtHostConfig} from './host.js';
 import {describeDomain, findDomainForBackup, listDomainUuids, toInventoryVm} from './inventory.js';
@@ -89,7 +89,7 @@ export class LibvirtPlatform implements PlatformAdapter {
     });
   }
 
-  openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
+  openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
     return openLibvirtRestore(this, source, target, opts);
   }
 

@@ -1,10 +1,10 @@
 /**
- * Restores on libvirt (docs/reference/libvirt-backup.md §7):
+ * Restores into VMs on libvirt (docs/reference/libvirt-backup.md §7); image files on the appliance
+ * are the shared target (../targets/files.ts):
  * - 'vm': disk images written on the chosen host (qemu-img create + writable qemu-nbd, reached
  *   over SSH for remote hosts), then the saved domain XML, rewritten (new name, no UUID, new
  *   MACs, new disk paths), is defined there. With overwrite, the original (shut off) is
  *   undefined and the new definition keeps its UUID; the old images are left in place.
- * - 'disks-to-files': image files on the appliance.
  * - 'disks-to-vm': image files in the target VM's storage directory, attached with
  *   `virsh attach-disk --config` under free target names.
  * New images carry no bitmaps, so the first backup of a restored VM is full (§9.22).
@@ -13,16 +13,17 @@
 import {dirname, join} from 'node:path';
 import type {CommandRunner} from '../../transports/command-runner.js';
 import {assertName} from '../../util/names.js';
-import {ensurePrivateDirSync} from '../../util/private-dir.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import {ImageFileSink, refuseExisting} from '../image-file.js';
-import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
+import {ImageFileSink, refuseExisting} from '../image/image-file.js';
+import {chooseDisks} from '../targets/choose-disks.js';
+import type {DiskSink, Logger, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 import {describeDomain, locateDomain, parseDomState} from './inventory.js';
 import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writeNvramFile} from './nvram.js';
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
+import {fileSafe} from '../targets/files.js';
 
 interface Planned {
   key: string;
@@ -46,10 +47,7 @@ interface PlannedNvram {
 /** Where libvirt keeps the UEFI variable stores it creates. */
 const LIBVIRT_NVRAM_DIR = '/var/lib/libvirt/qemu/nvram';
 
-export function fileSafe(name: string): string {
-  // Keep unicode letters; replace what is awkward in a path or a shell (slashes, quotes, spaces...).
-  return name.replace(/[^\p{L}\p{N}._-]+/gu, '_').slice(0, 80) || 'vm';
-}
+export {fileSafe};
 
 function restoredFormat(f: string | undefined): 'qcow2' | 'raw' {
   return f === 'raw' ? 'raw' : 'qcow2';
@@ -68,23 +66,14 @@ export function freeTargets(used: readonly string[], count: number): string[] {
 export async function openLibvirtRestore(
   platform: LibvirtPlatform,
   source: RestoreSource,
-  target: RestoreTarget,
+  target: VmRestoreTarget,
   opts: {disks?: string[]; log: Logger},
 ): Promise<VmRestore> {
   // A restore point is untrusted input: its disk keys name files and libvirt targets below.
   assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
   for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
-  const chosen = opts.disks ?? source.disks.map((d) => d.key);
-  for (const key of chosen) {
-    if (!source.disks.some((d) => d.key === key)) {
-      throw new UserError(`The restore point of ${source.vmName} has no disk ${key}.`, {
-        hint: `Its disks are: ${source.disks.map((d) => d.key).join(', ')}.`,
-        exitCode: ExitCode.notFound,
-      });
-    }
-  }
   // The varstore replaces an existing VM's UEFI variables: only when it was named explicitly.
-  const wanted = source.disks.filter((d) => chosen.includes(d.key) && (!isNvramDisk(d) || target.mode !== 'disks-to-vm' || opts.disks?.includes(d.key)));
+  const wanted = chooseDisks(source.disks, opts.disks, `The restore point of ${source.vmName}`).filter((d) => !isNvramDisk(d) || target.mode !== 'disks-to-vm' || opts.disks?.includes(d.key));
   const nvramDisk = wanted.find((d) => isNvramDisk(d));
   const disks = wanted.filter((d) => !isNvramDisk(d));
   let nvram: PlannedNvram | undefined = nvramDisk ? {key: nvramDisk.key, size: nvramDisk.size, exclusive: true} : undefined;
@@ -94,27 +83,11 @@ export async function openLibvirtRestore(
   let nvramCreated: string | undefined;
 
   let runner: CommandRunner;
-  let host: LibvirtHost | undefined;
+  let host: LibvirtHost;
   let planned: Planned[];
   let finishStep: (files: string[]) => Promise<{vmId?: string; vmName?: string; files?: string[]; replacedFiles?: string[]}>;
 
-  if (target.mode === 'disks-to-files') {
-    runner = platform.localRunner;
-    const format = target.format;
-    planned = disks.map((d) => ({
-      key: d.key,
-      size: d.size,
-      format,
-      path: join(target.directory, `${fileSafe(source.vmName)}-${fileSafe(d.key)}.${format}`),
-      target: d.key,
-    }));
-    await runner.run(['mkdir', '-p', '--', target.directory]);
-    if (nvram) nvram.path = join(target.directory, `${fileSafe(source.vmName)}-${NVRAM_KEY}.fd`);
-    finishStep = async (files) => {
-      const written = await writeNvram();
-      return {files: written ? [...files, written] : files};
-    };
-  } else if (target.mode === 'vm') {
+  if (target.mode === 'vm') {
     if (source.configuration?.kind !== 'libvirt-domain-xml') {
       throw new UserError(`The restore point of ${source.vmName} has no libvirt domain configuration, so it cannot be restored as a VM.`, {
         hint: 'Restore its disks to files or attach them to an existing VM instead.',
@@ -276,14 +249,12 @@ export async function openLibvirtRestore(
     };
   }
 
-  if (host) {
-    for (const dir of new Set(planned.map((p) => dirname(p.path)))) {
-      if ((await runner.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
-        throw new UserError(`The storage directory ${dir} does not exist on ${host.name}.`, {
-          hint: 'Choose an existing directory (a mounted datastore or storage pool path) as the restore storage.',
-          exitCode: ExitCode.notFound,
-        });
-      }
+  for (const dir of new Set(planned.map((p) => dirname(p.path)))) {
+    if ((await runner.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
+      throw new UserError(`The storage directory ${dir} does not exist on ${host.name}.`, {
+        hint: 'Choose an existing directory (a mounted datastore or storage pool path) as the restore storage.',
+        exitCode: ExitCode.notFound,
+      });
     }
   }
   if (nvram?.path && nvram.exclusive) await refuseExisting(runner, nvram.path);
@@ -296,16 +267,15 @@ export async function openLibvirtRestore(
     opts.log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
     return nvram.path;
   };
-  const scratch = host ? await host.sessionDir('restore') : ensurePrivateDirSync(join(ensurePrivateDirSync(platform.localScratchDir), 'restore'));
+  const scratch = await host.sessionDir('restore');
   const removeScratch = async () => {
-    if (host) await host.removeScratch(scratch).catch(() => {});
+    await host.removeScratch(scratch).catch(() => {});
   };
   const removeFiles = async () => {
     for (const s of sinks) await runner.run(['rm', '-f', '--', s.path], {allowFailure: true});
     if (nvramCreated) await runner.run(['rm', '-f', '--', nvramCreated], {allowFailure: true});
   };
   try {
-    if (!host) await runner.run(['mkdir', '-p', '-m', '0700', '--', scratch]);
     for (const p of planned) {
       sinks.push(
         await ImageFileSink.create({
@@ -315,8 +285,8 @@ export async function openLibvirtRestore(
           size: p.size,
           key: p.key,
           scratchDir: scratch,
-          endpoint: host ? (dir) => host.nbdEndpoint(dir, 'nbd') : undefined,
-          connect: host ? (ep) => host.connect(ep) : undefined,
+          endpoint: (dir) => host.nbdEndpoint(dir, 'nbd'),
+          connect: (ep) => host.connect(ep),
         }),
       );
     }

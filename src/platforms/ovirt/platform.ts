@@ -2,14 +2,13 @@
  * The oVirt / OLVM platform adapter: `new OvirtPlatform({url, user, password, caPem, log?})`.
  *
  * Wires the engine client (REST + SSO) and the imageio client into the PlatformAdapter seam:
- * inventory, backups (backup.ts), restores (restore.ts, file-sink.ts) and cleanup of what the
+ * inventory, backups (backup.ts), restores into VMs (restore.ts; image files are the shared target in ../targets/files.ts) and cleanup of what the
  * appliance left behind (cleanup.ts). One engine login per adapter; close() revokes it.
  */
-import type {BackupOptions, Logger, PlatformAdapter, RestoreSource, RestoreTarget, VmBackup, VmRestore} from '../types.js';
+import type {BackupOptions, Logger, PlatformAdapter, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {openOvirtBackup} from './backup.js';
 import {cleanupLeftovers, cleanupVmBackups} from './cleanup.js';
 import {EngineClient} from './engine-client.js';
-import {openFileRestore} from './file-sink.js';
 import {Ownership} from './ownership.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {atLeast, engineVersion, listVms, type EngineVersion} from './inventory.js';
@@ -99,17 +98,7 @@ export class OvirtPlatform implements PlatformAdapter {
     }, vmId, opts);
   }
 
-  openRestore(source: RestoreSource, target: RestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
-    if (target.mode === 'disks-to-files') {
-      const missing = (opts.disks ?? []).filter((k) => !source.disks.some((d) => d.key === k));
-      if (missing.length) {
-        return Promise.reject(new UserError(`The restore point of ${source.vmName} has no disk ${missing.join(', ')}.`, {
-          hint: 'List the restore point to see its disks.', exitCode: ExitCode.notFound,
-        }));
-      }
-      const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
-      return openFileRestore(disks, target.directory, target.format);
-    }
+  openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
     return openOvirtRestore({client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections, ownership: this.ownership},
       source, target, opts);
   }

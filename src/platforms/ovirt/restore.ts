@@ -17,7 +17,8 @@
 import {ImageioClient} from '../../transports/imageio/imageio-client.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {assertName} from '../../util/names.js';
-import type {DiskSink, Logger, RestoreSource, RestoreTarget, VmRestore} from '../types.js';
+import {chooseDisks} from '../targets/choose-disks.js';
+import type {DiskSink, Logger, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
 import type {EngineClient} from './engine-client.js';
 import {list, num, obj, refId, str, type Json} from './json.js';
 import type {Ownership} from './ownership.js';
@@ -143,20 +144,14 @@ async function resolveCluster(client: EngineClient, wanted: string | undefined, 
 export async function openOvirtRestore(
   ctx: RestoreContext,
   source: RestoreSource,
-  target: Exclude<RestoreTarget, {mode: 'disks-to-files'}>,
+  target: VmRestoreTarget,
   opts: {disks?: string[]; log: Logger},
 ): Promise<VmRestore> {
   const {client, poll} = ctx;
   // A restore point is untrusted input: its disk keys and VM id go into engine URLs below.
   assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
   for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
-  const disks = opts.disks ? source.disks.filter((d) => opts.disks!.includes(d.key)) : source.disks;
-  const missing = (opts.disks ?? []).filter((k) => !source.disks.some((d) => d.key === k));
-  if (missing.length) {
-    throw new UserError(`The restore point of ${source.vmName} has no disk ${missing.join(', ')}.`, {
-      hint: 'List the restore point to see its disks.', exitCode: ExitCode.notFound,
-    });
-  }
+  const disks = chooseDisks(source.disks, opts.disks, `The restore point of ${source.vmName}`);
   let clusterId: string | undefined;
   let hostId: string | undefined;
   let attachTo: string | undefined;

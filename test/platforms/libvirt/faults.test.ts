@@ -11,6 +11,7 @@ import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {SessionEvent} from '../../../src/platforms/types.js';
 import {ExitCode, UserError} from '../../../src/util/errors.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, virsh, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
+import {filesRestore} from '../../lib/files-target.js';
 
 const SCRATCH = '/var/tmp/vmbackup-test-faults';
 let vm: TestVm | undefined;
@@ -88,9 +89,9 @@ describe('libvirt adapter, bad input and faults', () => {
     tmpfs = join(vm!.dir, 'small');
     await mkdir(tmpfs);
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=2M', 'tmpfs', tmpfs]);
-    const restore = await platform.openRestore(
+    const restore = await filesRestore(
       {vmId: vm!.uuid, vmName: vm!.name, disks: [{key: 'vda', name: 'vda', size: 16 * 1024 * 1024, format: 'qcow2'}]},
-      {mode: 'disks-to-files', directory: tmpfs, format: 'raw'},
+      {directory: tmpfs, format: 'raw'},
       {log: () => {}},
     );
     const path = join(tmpfs, 'faults_vm-vda.raw');

@@ -8,7 +8,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {spawn, type ChildProcess} from 'node:child_process';
 import {afterEach, describe, expect, it} from 'vitest';
-import {stopByPidFile} from '../../../src/platforms/libvirt/qemu-nbd.js';
+import {stopByPidFile} from '../../../src/platforms/image/qemu-nbd.js';
 import {LocalRunner, type CommandRunner} from '../../../src/transports/command-runner.js';
 
 const cleanups: (() => Promise<void>)[] = [];

@@ -12,6 +12,7 @@ import {LibvirtPlatform} from '../../../src/platforms/libvirt/index.js';
 import type {RestoreSource} from '../../../src/platforms/types.js';
 import {UserError} from '../../../src/util/errors.js';
 import {applySource, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, writeRawIntoSink, type TestVm, TEST_PREFIX} from '../../lib/libvirt.js';
+import {filesRestore} from '../../lib/files-target.js';
 
 let vm: TestVm | undefined;
 let platform: LibvirtPlatform;
@@ -58,7 +59,7 @@ describe('libvirt adapter, restore', () => {
   it('writes disks to qcow2 and raw image files that are bit-identical', async () => {
     for (const format of ['qcow2', 'raw'] as const) {
       const dir = join(vm!.dir, `files ${format} 'q'`);
-      const restore = await platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format}, {log: () => {}});
+      const restore = await filesRestore(source, {directory: dir, format}, {log: () => {}});
       for (const sink of restore.sinks) await writeRawIntoSink(captured.get(sink.key)!, sink);
       const {files} = await restore.finish();
       expect(files).toHaveLength(2);
@@ -71,12 +72,12 @@ describe('libvirt adapter, restore', () => {
 
   it('refuses to overwrite an existing file, and abort removes what it created', async () => {
     const dir = join(vm!.dir, 'files qcow2 \'q\'');
-    const err = await platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'qcow2'}, {log: () => {}}).catch((e: unknown) => e);
+    const err = await filesRestore(source, {directory: dir, format: 'qcow2'}, {log: () => {}}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toContain('already exists');
 
     const dir2 = join(vm!.dir, 'aborted');
-    const restore = await platform.openRestore(source, {mode: 'disks-to-files', directory: dir2, format: 'raw'}, {disks: ['vdb'], log: () => {}});
+    const restore = await filesRestore(source, {directory: dir2, format: 'raw'}, {disks: ['vdb'], log: () => {}});
     const path = (restore.sinks[0] as unknown as {path: string}).path;
     expect(existsSync(path)).toBe(true);
     await restore.abort();

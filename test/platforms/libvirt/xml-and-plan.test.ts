@@ -6,7 +6,7 @@ import {parseDomainXml} from '../../../src/platforms/libvirt/domain-xml.js';
 import {parseImageInfo, trackability, usableBitmap} from '../../../src/platforms/libvirt/image-info.js';
 import {parseDomState} from '../../../src/platforms/libvirt/inventory.js';
 import {CheckpointNaming, planDisks} from '../../../src/platforms/libvirt/plan.js';
-import {qemuNbdArgv} from '../../../src/platforms/libvirt/qemu-nbd.js';
+import {qemuNbdArgv} from '../../../src/platforms/image/qemu-nbd.js';
 import {fileSafe, freeTargets} from '../../../src/platforms/libvirt/restore.js';
 import {randomMac, rewriteDomainForRestore} from '../../../src/platforms/libvirt/restore-xml.js';
 

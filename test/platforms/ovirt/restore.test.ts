@@ -3,13 +3,14 @@
  * a new name, single disks into an existing VM, disks to image files, abort, and leftovers of a
  * crashed restore. Every restored disk is compared byte for byte with the disk at backup time.
  */
-import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises';
+import {mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import type {DiskSink, RestoreSource, VmBackup} from '../../../src/platforms/types.js';
 import {readSource, restartPlatform, startBed, stopBed, type Bed} from './helpers.js';
+import {filesRestore} from '../../lib/files-target.js';
 
 let bed: Bed;
 let source: RestoreSource;
@@ -119,15 +120,16 @@ describe('oVirt restore', () => {
   it('restores disks to raw and qcow2 files on the appliance', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ovirt restore ü '));
     try {
-      const r = await bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'raw'}, {log: bed.log});
+      const r = await filesRestore(source, {directory: dir, format: 'raw'}, {log: bed.log});
       for (const s of r.sinks) await fill(s, images.get(s.key)!);
       const {files} = await r.finish();
       expect(files).toHaveLength(2);
       for (const [i, f] of files!.entries()) expect((await readFile(f)).equals(images.get(source.disks[i]!.key)!)).toBe(true);
-      expect(files![0]).toMatch(/web01_os-.*\.raw$/);
+      // Named <VM>-<disk key>.<format>, as for every platform (targets/files.ts).
+      expect(files![0]).toBe(join(dir, `web01-${source.disks[0]!.key}.raw`));
 
       // qcow2 next to the raw files: different names, nothing overwritten.
-      const q2 = await bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'qcow2'}, {disks: [source.disks[0]!.key], log: bed.log});
+      const q2 = await filesRestore(source, {directory: dir, format: 'qcow2'}, {disks: [source.disks[0]!.key], log: bed.log});
       await fill(q2.sinks[0]!, images.get(source.disks[0]!.key)!);
       const out = await q2.finish();
       expect(out.files![0]).toMatch(/\.qcow2$/);
@@ -135,7 +137,7 @@ describe('oVirt restore', () => {
       await execa('qemu-img', ['convert', '-O', 'raw', out.files![0]!, back]);
       expect((await readFile(back)).equals(images.get(source.disks[0]!.key)!)).toBe(true);
       // A second raw restore into the same directory refuses to overwrite.
-      await expect(bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'raw'}, {log: bed.log}))
+      await expect(filesRestore(source, {directory: dir, format: 'raw'}, {log: bed.log}))
         .rejects.toMatchObject({name: 'UserError', message: expect.stringContaining('already exists')});
       expect((await readdir(dir)).sort()).toEqual(['back.raw', ...files!.map((f) => f.slice(dir.length + 1)), out.files![0]!.slice(dir.length + 1)].sort());
     } finally {
@@ -146,13 +148,14 @@ describe('oVirt restore', () => {
   it('an aborted file restore removes the files it created', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ovirt-restore-abort-'));
     try {
-      const r = await bed.platform.openRestore(source, {mode: 'disks-to-files', directory: dir, format: 'qcow2'}, {log: bed.log});
+      const r = await filesRestore(source, {directory: dir, format: 'qcow2'}, {log: bed.log});
       await r.sinks[0]!.write(0, Buffer.alloc(65536, 3));
       expect(await readdir(dir)).toHaveLength(2);
       await r.abort();
       expect(await readdir(dir)).toEqual([]);
-      await expect(bed.platform.openRestore(source, {mode: 'disks-to-files', directory: join(dir, 'missing'), format: 'raw'}, {log: bed.log}))
-        .rejects.toMatchObject({exitCode: 17});
+      // A directory that is not there is made (as mkdir -p would); one that cannot be is an error.
+      await writeFile(join(dir, 'a-file'), 'x');
+      await expect(filesRestore(source, {directory: join(dir, 'a-file', 'sub'), format: 'raw'}, {log: bed.log})).rejects.toThrow(/Not a directory/);
     } finally {
       await rm(dir, {recursive: true, force: true});
     }

@@ -15,12 +15,11 @@
  */
 import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
-import {CommandError, type CommandRunner} from '../transports/command-runner.js';
-import {NbdPool, type NbdAddress} from '../transports/nbd/index.js';
-import {ExitCode, UserError} from '../util/errors.js';
-import {isPortInUse, type NbdEndpoint} from './libvirt/host.js';
-import {startQemuNbd, type QemuNbdExport} from './libvirt/qemu-nbd.js';
-import type {DiskSink} from './types.js';
+import {CommandError, type CommandRunner} from '../../transports/command-runner.js';
+import {NbdPool, type NbdAddress} from '../../transports/nbd/index.js';
+import {ExitCode, UserError} from '../../util/errors.js';
+import {isPortInUse, startQemuNbd, type NbdEndpoint, type QemuNbdExport} from './qemu-nbd.js';
+import type {DiskSink} from '../types.js';
 
 export interface ImageFileSinkOptions {
   /** Runs qemu-img and qemu-nbd where the file is to be written. */

@@ -17,8 +17,15 @@
  * engine's final NBD flush still makes qemu-nbd fdatasync the file (the device's cache).
  */
 import {setTimeout as sleep} from 'node:timers/promises';
-import {CommandError, type CommandRunner} from '../../transports/command-runner.js';
-import {isPortInUse, type LibvirtHost, type NbdEndpoint} from './host.js';
+import type {CommandRunner} from '../../transports/command-runner.js';
+
+/** Where an NBD export listens: a unix socket, or a TCP address and port. */
+export type NbdEndpoint = {kind: 'unix'; path: string} | {kind: 'tcp'; address: string; port: number};
+
+/** Whether a failed start's message says the TCP port was taken (the caller tries another). */
+export function isPortInUse(message: string): boolean {
+  return /Address already in use|EADDRINUSE/i.test(message);
+}
 
 export interface QemuNbdExport {
   readonly endpoint: NbdEndpoint;
@@ -89,24 +96,4 @@ export async function stopByPidFile(runner: CommandRunner, pidFile: string): Pro
     await sleep(i < 10 ? 5 : 50);
   }
   await runner.run(['kill', '-KILL', pid], {allowFailure: true});
-}
-
-/**
- * Starts a qemu-nbd on a host at a fresh endpoint of the host's NBD transport (the socket
- * `<exportName>.sock` in `dir`, or a random TCP port, retried when taken).
- */
-export async function startExport(
-  host: LibvirtHost,
-  dir: string,
-  opts: Omit<Parameters<typeof qemuNbdArgv>[0], 'endpoint'>,
-): Promise<QemuNbdExport> {
-  for (let attempt = 0; ; attempt++) {
-    const endpoint = host.nbdEndpoint(dir, opts.exportName);
-    try {
-      return await startQemuNbd(host.runner, {...opts, endpoint});
-    } catch (err) {
-      if (attempt < 5 && endpoint.kind === 'tcp' && err instanceof CommandError && isPortInUse(err.stderr)) continue;
-      throw err;
-    }
-  }
 }
