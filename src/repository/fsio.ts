@@ -55,22 +55,30 @@ export async function writeFileAtomic(
   opts: {syncDir?: string; beforeRename?: () => Promise<void>} = {},
 ): Promise<void> {
   const tmp = tempName(path);
-  let fh;
   try {
-    // 0600 whatever the umask: a repository holds VM disk contents (docs/security.md).
-    fh = await open(tmp, 'wx', 0o600);
-    await fh.writev(parts);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
+    await writeNewFile(tmp, parts);
     await opts.beforeRename?.();
     await rename(tmp, path);
   } catch (err) {
-    await fh?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw ioError(err, path, action);
   }
   if (opts.syncDir !== undefined) await fsyncDir(opts.syncDir);
+}
+
+/**
+ * Creates `path` (it must not exist), writes `parts` and fsyncs it; a failure leaves the file
+ * for the caller to remove. 0600 whatever the umask: a repository holds VM disk contents
+ * (docs/security.md).
+ */
+export async function writeNewFile(path: string, parts: Uint8Array[]): Promise<void> {
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    await fh.writev(parts);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 export function corrupt(file: string, detail: string, hint?: string): UserError {

@@ -15,16 +15,9 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ioError, readHead} from './fsio.js';
 import {leaseAlive, SELF_LEASE} from '../util/process-lease.js';
+import type {Lock, Owner} from './storage/backend.js';
 
-export interface Owner {
-  pid: number;
-  /** Start time of the process in clock ticks since boot; guards against pid reuse. */
-  pidStart: string;
-  host: string;
-  /** Milliseconds since the epoch when the owner took the lock (or the writer started). */
-  since: number;
-  purpose: string;
-}
+export type {Owner};
 
 const SELF_START = SELF_LEASE.pidStart;
 const HOST = SELF_LEASE.host;
@@ -56,10 +49,7 @@ export async function readOwner(path: string): Promise<Owner | undefined | 'miss
   }
 }
 
-export interface Lock {
-  readonly path: string;
-  release(): Promise<void>;
-}
+export type {Lock};
 
 async function tryCreate(path: string, owner: Owner): Promise<boolean> {
   let fh;

@@ -19,7 +19,7 @@
 import {link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, utimes} from 'node:fs/promises';
 import {dirname, join, resolve} from 'node:path';
 import {errnoCode} from '../../util/errors.js';
-import {corrupt, fsyncDir, ioError, readFileCapped, TEMP_MARK, tempName, writeFileAtomic} from '../fsio.js';
+import {corrupt, fsyncDir, ioError, readFileCapped, TEMP_MARK, tempName, writeFileAtomic, writeNewFile} from '../fsio.js';
 import {acquireLock, isAlive} from '../lock.js';
 import {assertKey, type ListEntry, type Lock, type LockOptions, type ObjectInfo, type Owner, type PutOptions, type Recover, type StorageBackend} from './backend.js';
 
@@ -120,13 +120,8 @@ export class LocalDirectoryBackend implements StorageBackend {
     if (await this.stat(key)) return false;
     await this.ensureDir(dirname(p));
     const tmp = tempName(p);
-    let fh;
     try {
-      fh = await open(tmp, 'wx', 0o600);
-      await fh.writev(parts);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
+      await writeNewFile(tmp, parts);
       await link(tmp, p);
       this.dirty.add(dirname(p));
       return true;
@@ -134,7 +129,6 @@ export class LocalDirectoryBackend implements StorageBackend {
       if (errnoCode(err) === 'EEXIST') return false;
       throw ioError(err, p, `writing ${key}`);
     } finally {
-      await fh?.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
     }
   }
