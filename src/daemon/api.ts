@@ -44,9 +44,8 @@ import {errnoCode, ExitCode, UserError} from '../util/errors.js';
 import {fetchEngineCa} from '../platforms/ovirt/fetch-ca.js';
 import {scanHostKey} from '../transports/ssh-host-key.js';
 import {hostKeyScanReply} from '../api/contract.js';
-import type {Daemon} from './daemon.js';
+import type {ApiServices} from './services.js';
 import {errorBody, readJson, sendJson} from './http-util.js';
-import {createDemoLab} from './demo-lab.js';
 import {AuditLog} from './audit.js';
 import {peerOf, type Peer} from './peer.js';
 import type {ConsoleUserConfig, Role} from '../config/schema.js';
@@ -90,8 +89,8 @@ export class ApiServer {
   private readonly routes: Route[] = [];
   private readonly sse = new Set<ServerResponse>();
 
-  constructor(private readonly d: Daemon) {
-    this.audit = new AuditLog(d.store.stateDir);
+  constructor(private readonly d: ApiServices) {
+    this.audit = new AuditLog(d.stateDir);
     this.server = createServer((req, res) => void this.handle(req, res));
     // Bounded resources whoever connects (docs/security.md): at most MAX_CONNECTIONS at once
     // (more are closed at once), and a connection that sends nothing for IDLE_TIMEOUT_MS is
@@ -135,14 +134,14 @@ export class ApiServer {
 
   private define(): void {
     const d = this.d;
-    this.on('GET', '/status', async () => d.status());
+    this.on('GET', '/status', async () => d.status.status());
     this.on('GET', '/inventory', async (_q, _r, _p, url) => {
       const id = url.searchParams.get('connection');
       if (!id) throw new UserError('Say which connection: GET /inventory?connection=ID.', {exitCode: ExitCode.usage});
       return d.resources.inventory(id, url.searchParams.get('refresh') === '1');
     });
-    this.on('POST', '/connections/test', async (req) => d.testConnection(await readJson(req)));
-    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.testConnection(undefined, id), 'operator');
+    this.on('POST', '/connections/test', async (req) => d.configuration.testConnection(await readJson(req)));
+    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.configuration.testConnection(undefined, id), 'operator');
     this.on(
       'POST',
       '/jobs/:id/start',
@@ -163,14 +162,14 @@ export class ApiServer {
     this.on('GET', '/sessions', async (_q, _r, _p, url) => {
       const job = url.searchParams.get('job');
       const limit = Number(url.searchParams.get('limit') ?? 100);
-      return d.sessionList(job ?? undefined, Number.isFinite(limit) && limit > 0 ? limit : 100);
+      return d.status.sessionList(job ?? undefined, Number.isFinite(limit) && limit > 0 ? limit : 100);
     });
     this.on('GET', '/sessions/:id', async (_q, _r, [id]) => {
       const s = await d.sessions.get(id!);
       if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
       return s;
     });
-    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.testRepository(id!), 'operator');
+    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.configuration.testRepository(id!), 'operator');
     this.on(
       'POST',
       '/email/test',
@@ -179,16 +178,16 @@ export class ApiServer {
         // The saved settings to a chosen address: an operator may; settings in the body are an admin's.
         const {to: _to, ...settings} = (body ?? {}) as Record<string, unknown>;
         if (Object.keys(settings).length > 0) this.requireAdmin(req, 'trying email settings');
-        return d.testEmail(body);
+        return d.configuration.testEmail(body);
       },
       'operator',
     );
-    this.on('POST', '/email/daily-summary', async () => d.sendDailySummary(), 'operator');
+    this.on('POST', '/email/daily-summary', async () => d.configuration.sendDailySummary(), 'operator');
     this.on('GET', '/logs', async (_q, _r, _p, url) => {
       const raw = url.searchParams.get('lines');
       const lines = raw === null ? 200 : Number(raw);
       if (!Number.isInteger(lines) || lines < 1) throw new UserError(`lines: must be a whole number of 1 or more, not '${raw}'.`, {hint: 'For example GET /logs?lines=200.', exitCode: ExitCode.invalidInput});
-      return d.logs(lines);
+      return d.status.logs(lines);
     });
     this.on('POST', '/repositories/:id/prune', async (_q, _r, [id]) => d.maintenance.prune(id!));
     this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!), 'operator');
@@ -201,11 +200,11 @@ export class ApiServer {
       },
       'operator',
     );
-    this.on('GET', '/email', async () => d.email());
-    this.on('PUT', '/email', async (req) => d.setEmail(await readJson(req)));
-    this.on('DELETE', '/email', async () => d.setEmail(null));
-    this.on('GET', '/settings', async () => d.settings());
-    this.on('PUT', '/settings', async (req) => d.setSettings(await readJson(req)));
+    this.on('GET', '/email', async () => d.configuration.email());
+    this.on('PUT', '/email', async (req) => d.configuration.setEmail(await readJson(req)));
+    this.on('DELETE', '/email', async () => d.configuration.setEmail(null));
+    this.on('GET', '/settings', async () => d.configuration.settings());
+    this.on('PUT', '/settings', async (req) => d.configuration.setSettings(await readJson(req)));
     this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
     // Forgetting a restore point is an admin's (GC frees its chunks later).
     this.on('PUT', '/repositories/:id/restore-points/:point/protected', async (req, _r, [id, point]) => {
@@ -241,10 +240,10 @@ export class ApiServer {
       const raw = Number(url.searchParams.get('limit') ?? 200);
       return {entries: await this.audit.newest(Number.isInteger(raw) && raw > 0 ? Math.min(raw, 5000) : 200)};
     });
-    this.on('GET', '/users', async () => d.users());
-    this.on('PUT', '/users/:name', async (req, _r, [name]) => d.store.putUser(name!, await readJson(req)));
+    this.on('GET', '/users', async () => d.configuration.users());
+    this.on('PUT', '/users/:name', async (req, _r, [name]) => d.users.putUser(name!, await readJson(req)));
     this.on('DELETE', '/users/:name', async (_q, res, [name]) => {
-      await d.store.removeUser(name!);
+      await d.users.removeUser(name!);
       res.statusCode = 204;
       return undefined;
     });
@@ -260,18 +259,18 @@ export class ApiServer {
       // Built through the contract's schema: the console stores `key` as the connection's hostKey.
       return hostKeyScanReply.parse({keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.publicKey}))});
     });
-    this.on('POST', '/demo-lab', async (req) => createDemoLab(d, await readJson(req)));
+    this.on('POST', '/demo-lab', async (req) => d.demoLab(await readJson(req)));
     this.on('GET', '/events', async (req, res) => this.events(req, res));
     for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
-      this.on('GET', `/${c}`, async () => d.list(c));
+      this.on('GET', `/${c}`, async () => d.configuration.list(c));
       this.on('POST', `/${c}`, async (req, res) => {
         res.statusCode = 201;
-        return d.create(c, await readJson(req));
+        return d.configuration.create(c, await readJson(req));
       });
-      this.on('GET', `/${c}/:id`, async (_q, _r, [id]) => d.getOne(c, id!));
-      this.on('PUT', `/${c}/:id`, async (req, _r, [id]) => d.update(c, id!, await readJson(req)));
+      this.on('GET', `/${c}/:id`, async (_q, _r, [id]) => d.configuration.getOne(c, id!));
+      this.on('PUT', `/${c}/:id`, async (req, _r, [id]) => d.configuration.update(c, id!, await readJson(req)));
       this.on('DELETE', `/${c}/:id`, async (_q, res, [id]) => {
-        await d.remove(c, id!);
+        await d.configuration.remove(c, id!);
         res.statusCode = 204;
         return undefined;
       });
@@ -291,7 +290,7 @@ export class ApiServer {
         return undefined;
       });
       if (!peer) throw new UserError('vmbackupd could not tell which user is asking, so it refuses.', {hint: 'See the daemon log.', exitCode: ExitCode.forbidden});
-      const role = roleOf(peer, this.d.store.data.users);
+      const role = roleOf(peer, this.d.users.data.users);
       if (!role) {
         throw new UserError(`The user ${peer.user} (uid ${peer.uid}) is not a vmbackup console user.`, {
           hint: 'An administrator adds console users with "vmbackup user add <name> --ssh-key <file> --role operator".',
@@ -356,7 +355,7 @@ export class ApiServer {
     res.writeHead(200, {'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive'});
     res.write(': vmbackupd events\n\n');
     this.sse.add(res);
-    const unsubscribe = this.d.hub.subscribe((e) => {
+    const unsubscribe = this.d.events.subscribe((e) => {
       // A stream ended by close() (daemon stopping) or by the client gets nothing more: a write
       // after end would be an unhandled 'error' that brings the daemon down mid-shutdown.
       if (res.writableEnded || res.destroyed) return;

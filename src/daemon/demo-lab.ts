@@ -21,7 +21,18 @@ import {absolutePath, whole} from '../config/fields.js';
 import type {ConnectionConfig} from '../config/schema.js';
 import {describeCa} from '../platforms/ovirt/fetch-ca.js';
 import {ExitCode, isUserError, UserError} from '../util/errors.js';
-import type {Daemon} from './daemon.js';
+import type {ConfigStore} from '../config/store.js';
+import type {ConfigurationService} from './configuration.js';
+import type {DaemonLog} from './log.js';
+import type {Resources} from './resources.js';
+
+/** What setting up the lab needs of the daemon. */
+export interface DemoLabDeps {
+  store: ConfigStore;
+  configuration: Pick<ConfigurationService, 'create' | 'update'>;
+  resources: Pick<Resources, 'inventory'>;
+  log: DaemonLog;
+}
 import type {DemoLabResult, DemoLabVm} from '../api/contract.js';
 
 const SCRIPT = fileURLToPath(new URL('../../appliance/demo-lab.sh', import.meta.url));
@@ -56,17 +67,17 @@ interface ScriptOutput {
   ovirt: {url: string; user: string; passwordFile: string; caFile: string};
 }
 
-const running = new WeakMap<Daemon, Promise<unknown>>();
+const running = new WeakMap<ConfigStore, Promise<unknown>>();
 
 /** Serialized per daemon: two clicks on "Set up a demo lab" run one after the other. */
-export function createDemoLab(d: Daemon, input: unknown): Promise<DemoLabResult> {
-  const before = running.get(d) ?? Promise.resolve();
+export function createDemoLab(d: DemoLabDeps, input: unknown): Promise<DemoLabResult> {
+  const before = running.get(d.store) ?? Promise.resolve();
   const p = before.catch(() => {}).then(() => build(d, input));
-  running.set(d, p.catch(() => {}));
+  running.set(d.store, p.catch(() => {}));
   return p;
 }
 
-async function build(d: Daemon, input: unknown): Promise<DemoLabResult> {
+async function build(d: DemoLabDeps, input: unknown): Promise<DemoLabResult> {
   const opts = parseConfig(demoLabOptionsSchema, input ?? {}, 'demo-lab');
   const simDir = join(d.store.stateDir, 'demo');
   // The lab installs packages, defines VMs and runs a simulator as root: on an appliance that
@@ -86,7 +97,7 @@ async function build(d: Daemon, input: unknown): Promise<DemoLabResult> {
   step(`repository ${DEMO_NAMES.repository} at ${opts.repositoryPath}`);
   let repo = d.store.list('repositories').find((r) => r.name === DEMO_NAMES.repository || r.path === opts.repositoryPath);
   if (!repo) {
-    const made = (await d.create('repositories', {name: DEMO_NAMES.repository, path: opts.repositoryPath})) as {id: string};
+    const made = (await d.configuration.create('repositories', {name: DEMO_NAMES.repository, path: opts.repositoryPath})) as {id: string};
     repo = d.store.get('repositories', made.id);
     changed.push(`repository ${DEMO_NAMES.repository}`);
   }
@@ -131,7 +142,7 @@ async function build(d: Daemon, input: unknown): Promise<DemoLabResult> {
 }
 
 /** Creates the connection by name, or updates it when `current` says the stored one is stale. */
-async function ensureConnection(d: Daemon, body: {name: string; kind: string}, current: (c: ConnectionConfig) => boolean, changed: string[]): Promise<string> {
+async function ensureConnection(d: DemoLabDeps, body: {name: string; kind: string}, current: (c: ConnectionConfig) => boolean, changed: string[]): Promise<string> {
   const found = d.store.list('connections').find((c) => c.name === body.name);
   if (found && current(found)) return found.id;
   if (found && found.kind !== body.kind) {
@@ -140,13 +151,13 @@ async function ensureConnection(d: Daemon, body: {name: string; kind: string}, c
       exitCode: ExitCode.invalidInput,
     });
   }
-  if (found) await d.update('connections', found.id, body);
-  const id = found ? found.id : ((await d.create('connections', body)) as {id: string}).id;
+  if (found) await d.configuration.update('connections', found.id, body);
+  const id = found ? found.id : ((await d.configuration.create('connections', body)) as {id: string}).id;
   changed.push(`connection ${body.name}`);
   return id;
 }
 
-async function inventory(d: Daemon, connection: string, what: string): Promise<DemoLabVm[]> {
+async function inventory(d: DemoLabDeps, connection: string, what: string): Promise<DemoLabVm[]> {
   try {
     return (await d.resources.inventory(connection, true)).vms.map((v) => ({id: v.id, name: v.name}));
   } catch (err) {

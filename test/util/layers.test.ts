@@ -109,6 +109,17 @@ describe('layers: dependencies point down', () => {
   });
 });
 
+describe('the daemon: wiring apart from the services it exposes', () => {
+  it('only the entry point imports the Daemon; the API server sees ApiServices', () => {
+    const wiring = resolve(SRC, 'daemon/daemon.ts');
+    const importers = sources(SRC)
+      .filter((f) => importsOf(readFileSync(f, 'utf8')).some((i) => i.spec.startsWith('.') && resolve(dirname(f), i.spec).replace(/\.js$/, '.ts') === wiring))
+      .map((f) => relative(SRC, f));
+    expect(importers).toEqual(['daemon/main.ts']);
+    expect(readFileSync(resolve(SRC, 'daemon/api.ts'), 'utf8')).toMatch(/constructor\(private readonly d: ApiServices\)/);
+  });
+});
+
 describe('the design lives in the project', () => {
   it('no source, test, benchmark or document cites a path outside the repository', () => {
     const root = resolve(SRC, '..');
