@@ -36,6 +36,15 @@ export const hostKeyScanReply = z.object({
 });
 export type HostKeyScanReply = z.infer<typeof hostKeyScanReply>;
 
+/** POST /restores/plan → what the restore would do (platforms/types.ts RestorePlan), before it starts. */
+export const restorePlanReply = z.object({
+  target: z.string(),
+  creates: z.array(z.string()),
+  replaces: z.array(z.string()),
+  notes: z.array(z.string()),
+});
+export type RestorePlanReply = z.infer<typeof restorePlanReply>;
+
 /** GET /appliance/ssh-key → the appliance's own SSH key, for the hosts' authorized_keys. */
 export const applianceSshKeyReply = z.object({
   /** The private key file connections use by default. */

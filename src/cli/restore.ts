@@ -1,4 +1,4 @@
-import {restoreVm} from '../engine/restore-vm.js';
+import {planRestoreVm, restoreVm} from '../engine/restore-vm.js';
 import type {RestoreTarget} from '../platforms/types.js';
 import {openRepository, type Repository, type RestorePointSummary} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
@@ -45,9 +45,10 @@ function targetFrom(values: Record<string, unknown>): RestoreTarget {
 export const restore: Command = {
   words: ['restore'],
   summary: 'Restore a VM, or chosen disks, from a restore point',
-  usage: '--repo <path> (--restore-point <id> | --vm <name>) (--to-files <dir> [--format qcow2|raw] | --as-vm <name> | --to-vm <vm id>) [--disk <key>]... [platform options]',
+  usage: '--repo <path> (--restore-point <id> | --vm <name>) (--to-files <dir> [--format qcow2|raw] | --as-vm <name> | --to-vm <vm id>) [--disk <key>]... [--dry-run] [platform options]',
   help:
     `What:\n  --restore-point ID      a restore point (see 'vmbackup repo list')\n  --vm NAME               the newest restore point of that VM (also a VM that no longer exists)\n  --disk KEY              only this disk (repeatable); a libvirt VM's UEFI variables are\n                          the disk 'nvram' (with --to-vm only restored when named)\n\n` +
+    `  --dry-run               say what the restore would create and replace, and do nothing\n\n` +
     `Where to:\n  --to-files DIR          image files on this machine (--format qcow2, the default, or raw)\n  --as-vm NAME            a whole VM under a new name (new UUID/ids, new MACs)\n      [--storage DIR|DOMAIN] [--target-host NAME] [--cluster NAME] [--overwrite [--remove-replaced]]\n  --to-vm VMID            attach the disks to an existing VM\n\n` +
     `${platformHelp}\n  (--to-files needs no platform: it uses qemu-img and qemu-nbd on this machine.)\n\n` +
     `Examples:\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --to-files /var/tmp/restore\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --host local --as-vm web01-restored --storage /var/lib/libvirt/images`,
@@ -58,6 +59,7 @@ export const restore: Command = {
     vm: {type: 'string'},
     disk: {type: 'string', multiple: true},
     'to-files': {type: 'string'},
+    'dry-run': {type: 'boolean'},
     format: {type: 'string'},
     'as-vm': {type: 'string'},
     'to-vm': {type: 'string'},
@@ -74,6 +76,23 @@ export const restore: Command = {
     const target = targetFrom(values);
     // Image files are written on this machine whatever the platform: no hypervisor needed.
     const platform = target.mode === 'disks-to-files' ? undefined : await platformFromArgs(values);
+    if (values['dry-run'] === true) {
+      try {
+        const plan = await planRestoreVm({...(platform ? {platform} : {}), repository, restorePointId: rp.id, target, disks: values.disk as string[] | undefined});
+        ctx.out.result({restorePoint: rp.id, plan}, () =>
+          [
+            `Restoring ${rp.vmName} from ${rp.id} (${rp.type}, ${formatTime(rp.time)}) to ${plan.target} would:`,
+            ...plan.replaces.map((l) => `  replace: ${l}`),
+            ...plan.creates.map((l) => `  create:  ${l}`),
+            ...plan.notes.map((l) => `  note:    ${l}`),
+            'Nothing was changed (--dry-run).',
+          ].join('\n'),
+        );
+      } finally {
+        await platform?.close();
+      }
+      return;
+    }
     const stop = onStopSignals(ctx.out, 'restore');
     try {
       ctx.out.info(`Restoring ${rp.vmName} from ${rp.id} (${rp.type}, ${formatTime(rp.time)})`);

@@ -11,12 +11,12 @@ import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} fr
 import type {SessionRecord} from '../api/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
-import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
+import type {ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 import type {DaemonEvent, RestorePointInfo as DaemonRestorePointInfo, DemoLabResult, AuditEntry} from '../api/contract.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply};
 
 /** A restore point as the daemon lists it; `vmExists` when the console knows whether the VM is still there. */
 export type RestorePointInfo = DaemonRestorePointInfo & {vmExists?: boolean};
@@ -65,6 +65,8 @@ export interface ConsoleApi {
   protectRestorePoint(repository: string, id: string, value: boolean): Promise<{id: string; protected: boolean}>;
   /** Forgets one restore point (DELETE /repositories/:id/restore-points/:point); GC frees its space later. */
   forgetRestorePoint(repository: string, id: string): Promise<{id: string; damaged: boolean}>;
+  /** What the restore would do (POST /restores/plan): shown before the administrator confirms. */
+  planRestore(req: RestoreRequest): Promise<RestorePlanReply>;
   startRestore(req: RestoreRequest): Promise<OperationReply>;
   /** Stops a running restore (POST /restores/:id/stop); what it created is removed. */
   stopRestore(id: string): Promise<{stopped: boolean}>;
@@ -140,6 +142,7 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     settings: () => client.settings(),
     restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
     forgetRestorePoint: (r, id) => client.request('DELETE', `/repositories/${enc(r)}/restore-points/${enc(id)}`),
+    planRestore: (req) => client.request('POST', '/restores/plan', req),
     startRestore: (req) => client.request('POST', '/restores', req),
     prune: (r) => client.prune(r),
     testEmail: async (to) => {

@@ -29,6 +29,7 @@
  *   PUT  /repositories/:id/restore-points/:point/protected {protected} → {id, protected} (admin)
  *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
  *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
+ *   POST /restores/plan {the same body} → {target, creates, replaces, notes}: what it would do
  *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
  *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm; src/api/contract.ts)
  *   GET  /appliance/ssh-key → the appliance's own SSH key and the line for a host's authorized_keys
@@ -227,6 +228,16 @@ export class ApiServer {
         if ((body as {target?: {kind?: unknown}} | null)?.target?.kind === 'original') this.requireAdmin(req, 'a restore over the original VM');
         res.statusCode = 202;
         return d.restores.start(body);
+      },
+      'operator',
+    );
+    this.on(
+      'POST',
+      '/restores/plan',
+      async (req) => {
+        const body = await readJson(req);
+        if ((body as {target?: {kind?: unknown}} | null)?.target?.kind === 'original') this.requireAdmin(req, 'a restore over the original VM');
+        return d.restores.plan(body);
       },
       'operator',
     );

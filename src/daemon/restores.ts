@@ -14,8 +14,8 @@
  * qemu-img and qemu-nbd (a local libvirt adapter does exactly that).
  */
 import {randomBytes} from 'node:crypto';
-import {restoreVm} from '../engine/restore-vm.js';
-import type {PlatformAdapter, RestoreTarget} from '../platforms/types.js';
+import {planRestoreVm, restoreVm} from '../engine/restore-vm.js';
+import type {PlatformAdapter, RestorePlan, RestoreTarget} from '../platforms/types.js';
 import type {ConfigStore} from '../config/store.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {EventHub} from './event-hub.js';
@@ -27,6 +27,7 @@ import type {VmLocks} from './vm-locks.js';
 import type {RestorePointInfo} from '../api/contract.js';
 import {platformNamed} from '../platforms/registry.js';
 import {chooseDisks} from '../platforms/targets/choose-disks.js';
+import {restorePlanReply} from '../api/contract.js';
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;
@@ -144,8 +145,8 @@ export class Restores {
     );
   }
 
-  /** Validates the request, then runs the restore in the background; returns its id at once. */
-  async start(input: unknown): Promise<{id: string; state: 'running'}> {
+  /** A request checked against the repository: its restore point, and the platform of a VM target. */
+  private async resolve(input: unknown) {
     const req = parseRestoreRequest(input);
     const repo = await this.deps.resources.repository(req.repository);
     const point = (await repo.listRestorePoints()).find((p) => p.id === req.restorePointId);
@@ -155,7 +156,18 @@ export class Restores {
     } catch (err) {
       throw bad('disks', (err as Error).message.replace(/\.$/, ''));
     }
-    const {platform, connectionId} = this.platformFor(req, point.platform, point.sessionId);
+    return {req, repo, point, ...this.platformFor(req, point.platform, point.sessionId)};
+  }
+
+  /** What the restore would do (shown before the administrator confirms); changes nothing. */
+  async plan(input: unknown): Promise<RestorePlan> {
+    const {req, repo, point, platform} = await this.resolve(input);
+    return restorePlanReply.parse(await planRestoreVm({...(platform ? {platform} : {}), repository: repo, restorePointId: point.id, target: toRestoreTarget(req.target, point.vmName), disks: req.disks}));
+  }
+
+  /** Validates the request, then runs the restore in the background; returns its id at once. */
+  async start(input: unknown): Promise<{id: string; state: 'running'}> {
+    const {req, repo, point, platform, connectionId} = await this.resolve(input);
 
     const id = `restore-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
     const record: SessionRecord = {

@@ -24,7 +24,7 @@ export interface ApiServices {
   readonly users: Pick<ConfigStore, 'data' | 'putUser' | 'removeUser'>;
   readonly status: StatusService;
   readonly sessions: Pick<SessionManager, 'start' | 'stop' | 'get' | 'lastFailedVms'>;
-  readonly restores: Pick<Restores, 'restorePoints' | 'start' | 'stop'>;
+  readonly restores: Pick<Restores, 'restorePoints' | 'plan' | 'start' | 'stop'>;
   readonly maintenance: Pick<Maintenance, 'prune' | 'healthCheck' | 'gc'>;
   readonly resources: Pick<Resources, 'inventory' | 'repository'>;
   readonly sshKey: ApplianceSshKeyReply;

@@ -10,8 +10,8 @@
  * restore leaves nothing half-made behind.
  */
 import {chooseDisks} from '../platforms/targets/choose-disks.js';
-import {openFilesRestore, planFilesRestore} from '../platforms/targets/files.js';
-import type {DiskSink, PlatformAdapter, RestoreTarget, SessionEvent, VmRestore} from '../platforms/types.js';
+import {describeFilesPlan, openFilesRestore, planFilesRestore} from '../platforms/targets/files.js';
+import type {DiskSink, PlatformAdapter, RestorePlan, RestoreSource, RestoreTarget, SessionEvent, VmRestore} from '../platforms/types.js';
 import type {DiskReader, Repository} from '../repository/index.js';
 import {message} from './backup-vm.js';
 import type {EventSink} from './events.js';
@@ -43,20 +43,37 @@ const MAX_RUN = 8 * 1024 * 1024;
 /** Runs read and written at a time (each reads its run, then writes it): reads of some overlap writes of others. */
 const PARALLEL_RUNS = 4;
 
-export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult> {
+/** The restore point and what a target is told of it (the chosen disks with their data sizes). */
+async function restoreInput(opts: Pick<RestoreVmOptions, 'repository' | 'restorePointId' | 'disks'>) {
   const reader = await opts.repository.openRestorePoint(opts.restorePointId);
   const summary = reader.summary;
   const manifest = reader.manifest as {configuration?: {kind: string; text: string}; disks?: unknown};
+  const chosen = chooseDisks(summary.disks, opts.disks, `Restore point ${summary.id}`);
+  const disks = [];
+  for (const d of chosen) disks.push({...d, ...(diskDetails(reader.manifest, d.key) ?? {}), dataBytes: await dataBytesOf(await reader.openDisk(d.key))});
+  const source: RestoreSource = {vmId: summary.vmId, vmName: summary.vmName, configuration: manifest.configuration, disks};
+  return {reader, summary, chosen, source};
+}
+
+/**
+ * What restoreVm() with the same options would do, without doing it: the files, VM and disks it
+ * would create and what it would replace. Refuses what the restore would refuse.
+ */
+export async function planRestoreVm(opts: Pick<RestoreVmOptions, 'platform' | 'repository' | 'restorePointId' | 'target' | 'disks'>): Promise<RestorePlan> {
+  const {source} = await restoreInput(opts);
+  if (opts.target.mode === 'disks-to-files') return describeFilesPlan(planFilesRestore(source, opts.target), opts.target.format);
+  if (!opts.platform) throw new Error('a restore to a VM needs the platform the VM is on');
+  return opts.platform.planRestore(source, opts.target, {disks: opts.disks});
+}
+
+export async function restoreVm(opts: RestoreVmOptions): Promise<RestoreVmResult> {
+  const {reader, summary, chosen, source} = await restoreInput(opts);
   const events: SessionEvent[] = [];
   const emit = opts.onEvent ?? (() => {});
   const log = (event: SessionEvent) => {
     events.push(event);
     emit({type: 'log', time: new Date().toISOString(), event});
   };
-  const chosen = chooseDisks(summary.disks, opts.disks, `Restore point ${summary.id}`);
-  const disks = [];
-  for (const d of chosen) disks.push({...d, ...(diskDetails(reader.manifest, d.key) ?? {}), dataBytes: await dataBytesOf(await reader.openDisk(d.key))});
-  const source = {vmId: summary.vmId, vmName: summary.vmName, configuration: manifest.configuration, disks};
   let restore: VmRestore;
   if (opts.target.mode === 'disks-to-files') {
     restore = await openFilesRestore(planFilesRestore(source, opts.target), {log});

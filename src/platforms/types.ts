@@ -204,10 +204,28 @@ export interface VmRestore {
 /** A platform's one name (platforms/registry.ts): the adapter's kind, recorded in restore points. */
 export type PlatformKind = 'libvirt' | 'ovirt';
 
+/**
+ * What a restore will do, told before it starts (the console's summary, `vmbackup restore
+ * --dry-run`): computed from the restore point and what is on the target now, without changing
+ * anything. Each line is in the administrator's words.
+ */
+export interface RestorePlan {
+  /** Where the restore goes, one line. */
+  target: string;
+  /** What will be created: a VM, disks, image files. */
+  creates: string[];
+  /** What will be overwritten or replaced (and what of the replaced is kept). */
+  replaces: string[];
+  /** Anything else the administrator should know (a disk restored preallocated, ...). */
+  notes: string[];
+}
+
 export interface PlatformAdapter {
   readonly kind: PlatformKind;
   inventory(): Promise<InventoryVm[]>;
   openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup>;
+  /** What openRestore() with the same arguments would do; checks what it would refuse, changes nothing. */
+  planRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}): Promise<RestorePlan>;
   openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore>;
   /** Finds and removes what the appliance itself left behind (jobs, checkpoints, exports, transfers). */
   cleanupLeftovers(log: Logger): Promise<void>;

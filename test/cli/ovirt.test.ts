@@ -3,6 +3,7 @@
  * `vmbackup backup --engine …`, restore its disks to files and compare with the simulator's
  * disks, and a wrong password that says so.
  */
+import {existsSync} from 'node:fs';
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -41,6 +42,13 @@ it('confirms the CA, backs up through the engine and restores the disks bit-iden
   expect(b.stdout).not.toContain(sim.password);
 
   const out = join(dir, 'restored');
+  // --dry-run says what would be made, and makes nothing.
+  const dry = await vmbackup(['restore', '--repo', repo, '--vm', vmName, '--to-files', out, '--format', 'raw', '--dry-run']);
+  expect(dry.exitCode, dry.stderr).toBe(0);
+  expect(dry.stdout).toContain(`to raw image files in ${out} on this appliance would:`);
+  for (const d of sim.disksOf(vmName)) expect(dry.stdout).toContain(`create:  disk ${d.id}: raw image ${out}/`);
+  expect(dry.stdout).toContain('Nothing was changed (--dry-run).');
+  expect(existsSync(out)).toBe(false);
   const r = await vmbackup(['restore', '--repo', repo, '--vm', vmName, '--to-files', out, '--format', 'raw', '--json']);
   expect(r.exitCode, r.stderr).toBe(0);
   const files: string[] = JSON.parse(r.stdout).files;

@@ -162,6 +162,13 @@ export class FakeApi implements ConsoleApi {
       return {id, damaged: false};
     });
   }
+  /** What POST /restores/plan answers for a restore to image files (the shape of the real one). */
+  planRestore(req: unknown) {
+    return this.call('planRestore', [req], () => {
+      const t = (req as {target?: {kind?: string; directory?: string; format?: string}}).target;
+      return {target: `${t?.format ?? 'qcow2'} image files in ${t?.directory} on this appliance`, creates: [`disk vda: ${t?.format ?? 'qcow2'} image ${t?.directory}/web01-vda.${t?.format ?? 'qcow2'} (8.0 MiB)`], replaces: [], notes: []};
+    });
+  }
   startRestore(req: unknown) {
     return this.call('startRestore', [req], () => ({id: 'r-1', state: 'running'}));
   }

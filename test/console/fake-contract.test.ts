@@ -151,6 +151,8 @@ describe('the console fake answers in the real daemon\'s shapes', () => {
     await same('protectRestorePoint', fake.protectRestorePoint('second', 'web01-20261121t220000z-aaaaaa', true), real.protectRestorePoint('second', point, true));
     await same('protectRestorePoint (lift)', fake.protectRestorePoint('second', 'web01-20261121t220000z-aaaaaa', false), real.protectRestorePoint('second', point, false));
     const req = {restorePointId: point, repository: 'second', target: {kind: 'files' as const, directory: join(dir, 'restored'), format: 'raw' as const}};
+    const {real: plan} = await same('planRestore', fake.planRestore(req), real.planRestore(req));
+    expect((plan as {creates: string[]}).creates.join('\n')).toContain(join(dir, 'restored'));
     const {real: op} = await same('startRestore', fake.startRestore(req), real.startRestore(req));
     await same('stopRestore', fake.stopRestore('r-1'), real.stopRestore((op as {id: string}).id));
     await waitForSession(daemon.client, (op as {id: string}).id);

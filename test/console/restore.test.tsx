@@ -2,6 +2,7 @@
 import {afterEach, describe, expect, it} from 'vitest';
 import type {RestorePointInfo} from '../../src/console/api.js';
 import {initRestore, request, restoreReducer} from '../../src/console/screens/restore/restore-state.js';
+import {ExitCode, UserError} from '../../src/util/errors.js';
 import {makeSession, seeded} from './fake-api.js';
 import {KEY, overlong, renderApp, type Rendered} from './harness.js';
 
@@ -80,6 +81,30 @@ describe('restore wizard screen', () => {
     await r.press(`/srv/restore${KEY.enter}${KEY.right}${KEY.enter}${KEY.enter}`);
     await r.waitFor('summary');
     expect(r.frame()).toContain('raw files in /srv/restore');
+    // What the restore will create, from the daemon, before it is confirmed.
+    const f2 = await r.waitFor('Creates: disk vda: raw image /srv/restore/web01-vda.raw');
+    expect(f2).toContain('Start the restore');
+    expect(a.called('planRestore')[0]!.args[0]).toMatchObject({target: {kind: 'files', directory: '/srv/restore', format: 'raw'}});
+  });
+
+  it('a restore the daemon would refuse says why on the summary and offers only Back', async () => {
+    const a = api();
+    a.fail('planRestore', new UserError('A VM named web01-restored already exists on kvm2.', {hint: 'Choose another name.', exitCode: ExitCode.invalidInput}));
+    r = await renderApp(a, {name: 'restore'});
+    await r.waitFor('old-app');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('which restore point');
+    await r.press(KEY.enter);
+    await r.waitFor('where to');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('New VM name');
+    await r.press(`${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
+    const f = await r.waitFor('already exists on kvm2');
+    expect(f).toContain('Choose another name.');
+    expect(f).not.toContain('Start the restore');
+    await r.press(KEY.enter); // ← Back
+    await r.waitFor('New VM name');
+    expect(a.called('startRestore')).toHaveLength(0);
   });
 
   it("a libvirt VM's UEFI variable store is labelled as such and not chosen for an existing VM", async () => {

@@ -77,6 +77,35 @@ describe('restores through the control API', () => {
     for (const bytes of atBackup.values()) expect(got.some((g) => g.equals(bytes))).toBe(true);
   });
 
+  it('plans a restore before it starts: what it creates on the engine, what it refuses, and nothing changes', async () => {
+    type Plan = {target: string; creates: string[]; replaces: string[]; notes: string[]};
+    const [point] = await d.client.request<{id: string}[]>('GET', '/repositories/r/restore-points');
+    const vmsBefore = sim.vms.length;
+    const disksBefore = sim.state.disks.size;
+    const plan = await d.client.request<Plan>('POST', '/restores/plan', {restorePointId: point!.id, repository: 'r', target: {kind: 'new', name: 'planned copy', storageDomain: 'data2 block'}});
+    expect(plan.target).toBe('a new VM "planned copy" in cluster Default');
+    expect(plan.creates[0]).toMatch(/^VM "planned copy" in cluster Default/);
+    expect(plan.creates.filter((c) => c.startsWith('disk '))).toHaveLength(atBackup.size);
+    expect(plan.creates.join('\n')).toContain('on storage domain data2 block');
+    expect(plan.creates.join('\n')).toMatch(/disk "web01_os": qcow2, thin, 64\.0 MiB on storage domain data2 block/);
+    expect(plan.creates.join('\n')).toMatch(/disk "web01_data": raw, preallocated, 32\.0 MiB on storage domain data2 block/);
+    expect(plan.replaces).toEqual([]);
+    // What the restore would refuse, the plan refuses: a name in use.
+    await expect(d.client.request('POST', '/restores/plan', {restorePointId: point!.id, repository: 'r', target: {kind: 'new', name: 'web01'}})).rejects.toThrow(/A VM named "web01" already exists/);
+    // Image files: their names, and a file that is there already is refused.
+    const out = join(dir, 'plan files');
+    const files = await d.client.request<Plan>('POST', '/restores/plan', {restorePointId: point!.id, repository: 'r', target: {kind: 'files', directory: out, format: 'qcow2'}});
+    expect(files.target).toBe(`qcow2 image files in ${out} on this appliance`);
+    expect(files.creates).toHaveLength(atBackup.size);
+    for (const diskId of atBackup.keys()) expect(files.creates.join('\n')).toContain(join(out, `web01-${diskId}.qcow2`));
+    expect(sim.vms.length).toBe(vmsBefore);
+    expect(sim.state.disks.size).toBe(disksBefore);
+    const {mkdir, writeFile} = await import('node:fs/promises');
+    await mkdir(out, {recursive: true});
+    await writeFile(join(out, `web01-${[...atBackup.keys()][0]}.qcow2`), 'x');
+    await expect(d.client.request('POST', '/restores/plan', {restorePointId: point!.id, repository: 'r', target: {kind: 'files', directory: out, format: 'qcow2'}})).rejects.toThrow(/already exists/);
+  });
+
   it('tells the wizard whether the VM is still there, so "to its original place" is offered only then', async () => {
     type Point = {vmId: string; vmExists?: boolean};
     const before = await d.client.request<Point[]>('GET', '/repositories/r/restore-points');

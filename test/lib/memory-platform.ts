@@ -18,6 +18,7 @@
  * Faults: failReadsAfter(bytes) makes reads fail once that much was read (a host gone mid-backup).
  */
 import {randomUUID} from 'node:crypto';
+import {chooseDisks} from '../../src/platforms/targets/choose-disks.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import type {
   BackupOptions,
@@ -26,6 +27,7 @@ import type {
   InventoryVm,
   Logger,
   PlatformAdapter,
+  RestorePlan,
   RestoreSource,
   SourceExtent,
   VmBackup,
@@ -194,12 +196,26 @@ export class MemoryPlatform implements PlatformAdapter {
     };
   }
 
-  async openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
-    const disks = source.disks.filter((d) => !opts.disks || opts.disks.includes(d.key));
+  async planRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}): Promise<RestorePlan> {
+    const {disks, existing} = this.checkRestore(source, target, opts);
+    return {
+      target: existing ? `the existing VM "${existing.name}"` : `a new VM "${(target as {name: string}).name}"`,
+      creates: [...(existing ? [] : [`VM "${(target as {name: string}).name}"`]), ...disks.map((d) => `disk ${d.key} (${d.size} bytes)`)],
+      replaces: [],
+      notes: [],
+    };
+  }
+
+  private checkRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}) {
+    const disks = chooseDisks(source.disks, opts.disks, `The restore point of ${source.vmName}`);
     if (target.mode === 'vm' && !target.overwrite && this.vms.some((v) => v.name === target.name)) {
       throw new UserError(`A VM named ${target.name} already exists.`, {hint: 'Choose another name.', exitCode: ExitCode.invalidInput});
     }
-    const existing = target.mode === 'disks-to-vm' ? this.vm(target.vmId) : undefined;
+    return {disks, existing: target.mode === 'disks-to-vm' ? this.vm(target.vmId) : undefined};
+  }
+
+  async openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
+    const {disks, existing} = this.checkRestore(source, target, opts);
     const made = disks.map((d) => ({key: d.key, data: Buffer.alloc(d.size)}));
     const sinks: DiskSink[] = made.map((d) => ({
       key: d.key,
@@ -217,11 +233,9 @@ export class MemoryPlatform implements PlatformAdapter {
       async flush() {},
       async close() {},
     }));
-    let done = false;
     return {
       sinks,
       finish: async () => {
-        done = true;
         if (existing) {
           const used = new Set(existing.disks.map((d) => d.key));
           for (const d of made) {
@@ -237,9 +251,8 @@ export class MemoryPlatform implements PlatformAdapter {
         this.vms.push({id, name, state: 'shutoff', disks: made, checkpoints: []});
         return {vmId: id, vmName: name};
       },
-      abort: async () => {
-        done = true;
-      },
+      // Nothing exists before finish(): there is nothing to remove.
+      abort: async () => undefined,
     };
   }
 

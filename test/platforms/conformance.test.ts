@@ -14,7 +14,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {backupVm} from '../../src/engine/backup-vm.js';
-import {restoreVm} from '../../src/engine/restore-vm.js';
+import {planRestoreVm, restoreVm} from '../../src/engine/restore-vm.js';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/platform.js';
 import {OvirtPlatform} from '../../src/platforms/ovirt/platform.js';
 import type {PlatformAdapter, VmRestoreTarget} from '../../src/platforms/types.js';
@@ -204,6 +204,20 @@ describe.each(BEDS)('platform conformance: $name', ({make}) => {
     expect(inv?.name).toBe('conformance-copy');
     const key = inv!.disks[0]!.key;
     expect((await bed.read(restored.vmId!, key)).equals(before)).toBe(true);
+  });
+
+  it('planRestore says what a restore would create, refuses what it would refuse, and changes nothing', async () => {
+    const [point] = await repo.listRestorePoints({vmId: bed.vmId});
+    const before = (await bed.platform.inventory()).map((v) => v.id).sort();
+    const plan = await planRestoreVm({platform: bed.platform, repository: repo, restorePointId: point!.id, target: bed.newVm('conformance-planned')});
+    expect(plan.target).toContain('conformance-planned');
+    expect(plan.creates.some((c) => c.includes('conformance-planned'))).toBe(true);
+    expect(plan.creates.filter((c) => /^disk /.test(c)).length).toBeGreaterThan(0);
+    expect(plan.replaces).toEqual([]);
+    const clash = await planRestoreVm({platform: bed.platform, repository: repo, restorePointId: point!.id, target: bed.newVm(bed.vmName)}).catch((e: unknown) => e);
+    expect(clash).toBeInstanceOf(UserError);
+    expect((clash as UserError).message).toMatch(/already exists/);
+    expect((await bed.platform.inventory()).map((v) => v.id).sort()).toEqual(before);
   });
 
   it('an incremental reads only what the guest wrote since, and restores to the same bytes', async () => {

@@ -7,13 +7,13 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
+import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
 import {LibvirtHost, type LibvirtHostConfig} from './host.js';
 import {describeDomain, findDomainForBackup, listDomainUuids, toInventoryVm} from './inventory.js';
 import {openOfflineBackup} from './offline-backup.js';
 import {CheckpointNaming} from './plan.js';
-import {openLibvirtRestore} from './restore.js';
+import {openLibvirtRestore, prepareLibvirtRestore} from './restore.js';
 import {openRunningBackup} from './running-backup.js';
 
 export interface LibvirtPlatformOptions {
@@ -87,6 +87,10 @@ export class LibvirtPlatform implements PlatformAdapter {
       hint: 'Resume or shut down the VM, or wait until its current operation finishes, then run again.',
       exitCode: ExitCode.platformFailed,
     });
+  }
+
+  async planRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}): Promise<RestorePlan> {
+    return (await prepareLibvirtRestore(this, source, target, opts)).plan;
   }
 
   openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {

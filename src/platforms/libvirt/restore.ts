@@ -16,7 +16,8 @@ import {assertName} from '../../util/names.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ImageFileSink, refuseExisting} from '../image/image-file.js';
 import {chooseDisks} from '../targets/choose-disks.js';
-import type {DiskSink, Logger, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
+import {formatBytes} from '../../util/format.js';
+import type {DiskSink, Logger, RestorePlan, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 import {describeDomain, locateDomain, parseDomState} from './inventory.js';
@@ -63,12 +64,29 @@ export function freeTargets(used: readonly string[], count: number): string[] {
   return out;
 }
 
-export async function openLibvirtRestore(
+/**
+ * A restore prepared: what it will do (`plan`, shown before the administrator confirms) and the
+ * executor that does it (`open`). Preparing only reads the host (the VM's state, directories,
+ * names in use) and refuses what the restore would refuse; nothing changes before open().
+ */
+export interface PreparedRestore {
+  plan: RestorePlan;
+  open(log: Logger): Promise<VmRestore>;
+}
+
+export async function openLibvirtRestore(platform: LibvirtPlatform, source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
+  return (await prepareLibvirtRestore(platform, source, target, opts)).open(opts.log);
+}
+
+export async function prepareLibvirtRestore(
   platform: LibvirtPlatform,
   source: RestoreSource,
   target: VmRestoreTarget,
-  opts: {disks?: string[]; log: Logger},
-): Promise<VmRestore> {
+  opts: {disks?: string[]},
+): Promise<PreparedRestore> {
+  /** The session log of the restore, once it is opened. */
+  let log: Logger = () => {};
+  const plan: RestorePlan = {target: '', creates: [], replaces: [], notes: []};
   // A restore point is untrusted input: its disk keys name files and libvirt targets below.
   assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
   for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
@@ -184,13 +202,13 @@ export async function openLibvirtRestore(
         await h.removeScratch(dir);
       }
       const vmId = (await h.virsh(['domuuid', target.name])).stdout.trim();
-      opts.log({severity: 'info', code: 'vm-defined', message: `VM ${target.name} defined on ${h.name} (${vmId})`, vm: target.name});
+      log({severity: 'info', code: 'vm-defined', message: `VM ${target.name} defined on ${h.name} (${vmId})`, vm: target.name});
       if (replaceUuid && replacedImages.length > 0) {
         if (target.removeReplaced) {
           for (const path of replacedImages) await h.run(['rm', '-f', '--', path]);
-          opts.log({severity: 'info', code: 'vm-replaced', message: `VM ${target.name} was replaced; its old disk images were removed: ${replacedImages.join(', ')}`, vm: target.name});
+          log({severity: 'info', code: 'vm-replaced', message: `VM ${target.name} was replaced; its old disk images were removed: ${replacedImages.join(', ')}`, vm: target.name});
         } else {
-          opts.log({
+          log({
             severity: 'warning',
             code: 'vm-replaced',
             message: `VM ${target.name} was replaced; its old disk images are still on ${h.name} and take space: ${replacedImages.join(', ')} (remove them once the restored VM is checked)`,
@@ -200,6 +218,13 @@ export async function openLibvirtRestore(
       }
       return {vmId, vmName: target.name, files, ...(replacedImages.length && !target.removeReplaced ? {replacedFiles: replacedImages} : {})};
     };
+    if (replaceUuid) {
+      plan.target = `its original place: VM "${target.name}" on ${h.name}`;
+      plan.replaces.push(`VM "${target.name}" (${replaceUuid}): its definition is replaced; its current disk images are ${target.removeReplaced ? 'removed' : 'kept (remove them once the restored VM is checked)'}`);
+    } else {
+      plan.target = `a new VM "${target.name}" on ${h.name}`;
+      plan.creates.push(`VM "${target.name}" on ${h.name} (a new UUID and new MAC addresses)`);
+    }
   } else {
     host = await locateDomain(platform.hosts, target.vmId);
     const h = host;
@@ -239,15 +264,20 @@ export async function openLibvirtRestore(
       const written = await writeNvram();
       if (written) {
         files = [...files, written];
-        opts.log({severity: 'info', code: 'nvram-restored', message: `the UEFI variable store of ${d.info.name} (${written}) was replaced`, vm: d.info.name, disk: NVRAM_KEY});
+        log({severity: 'info', code: 'nvram-restored', message: `the UEFI variable store of ${d.info.name} (${written}) was replaced`, vm: d.info.name, disk: NVRAM_KEY});
       }
       for (const p of planned) {
         await h.virsh(['attach-disk', target.vmId, p.path, p.target, '--driver', 'qemu', '--subdriver', p.format, '--targetbus', 'virtio', '--config']);
-        opts.log({severity: 'info', code: 'disk-attached', message: `disk ${p.key} attached to ${d.info.name} as ${p.target} (${p.path})`, vm: d.info.name, disk: p.target});
+        log({severity: 'info', code: 'disk-attached', message: `disk ${p.key} attached to ${d.info.name} as ${p.target} (${p.path})`, vm: d.info.name, disk: p.target});
       }
       return {vmId: target.vmId, vmName: d.info.name, files};
     };
+    plan.target = `the existing VM "${d.info.name}" on ${h.name}`;
   }
+  for (const p of planned) {
+    plan.creates.push(`disk ${p.key}: ${p.format} image ${p.path} (${formatBytes(p.size)})${target.mode === 'disks-to-vm' ? `, attached as ${p.target}` : ''}`);
+  }
+  if (nvram?.path) (nvram.exclusive ? plan.creates : plan.replaces).push(`UEFI variable store ${nvram.path}`);
 
   for (const dir of new Set(planned.map((p) => dirname(p.path)))) {
     if ((await runner.run(['test', '-d', dir], {allowFailure: true})).exitCode !== 0) {
@@ -258,62 +288,72 @@ export async function openLibvirtRestore(
     }
   }
   if (nvram?.path && nvram.exclusive) await refuseExisting(runner, nvram.path);
-  const sinks: ImageFileSink[] = [];
-  const nvramSink = nvram ? new MemoryDiskSink(nvram.key, nvram.size) : undefined;
-  writeNvram = async () => {
-    if (!nvram?.path || !nvramSink) return undefined;
-    const path = nvram.path;
-    await writeNvramFile(runner, path, nvramSink.data, {exclusive: nvram.exclusive, created: () => (nvramCreated = nvram!.exclusive ? path : undefined)});
-    opts.log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
-    return nvram.path;
-  };
-  const scratch = await host.sessionDir('restore');
-  const removeScratch = async () => {
-    await host.removeScratch(scratch).catch(() => {});
-  };
-  const removeFiles = async () => {
-    for (const s of sinks) await runner.run(['rm', '-f', '--', s.path], {allowFailure: true});
-    if (nvramCreated) await runner.run(['rm', '-f', '--', nvramCreated], {allowFailure: true});
-  };
-  try {
-    for (const p of planned) {
-      sinks.push(
-        await ImageFileSink.create({
-          runner,
-          path: p.path,
-          format: p.format,
-          size: p.size,
-          key: p.key,
-          scratchDir: scratch,
-          endpoint: (dir) => host.nbdEndpoint(dir, 'nbd'),
-          connect: (ep) => host.connect(ep),
-        }),
-      );
-    }
-  } catch (err) {
-    await Promise.allSettled(sinks.map((s) => s.close()));
-    await removeFiles();
-    await removeScratch();
-    throw err;
-  }
-
-  let done = false;
-  const allSinks: DiskSink[] = nvramSink ? [...sinks, nvramSink] : sinks;
+  const h = host;
+  const run = runner;
+  const plannedDisks = planned;
+  const finishWith = finishStep;
   return {
-    sinks: allSinks,
-    async finish() {
-      await Promise.all(sinks.map((s) => s.close()));
-      await removeScratch();
-      const out = await finishStep(sinks.map((s) => s.path));
-      done = true;
-      return out;
-    },
-    async abort() {
-      if (done) return;
-      done = true;
-      await Promise.allSettled(sinks.map((s) => s.close()));
-      await removeFiles();
-      await removeScratch();
+    plan,
+    async open(l: Logger): Promise<VmRestore> {
+      log = l;
+      const sinks: ImageFileSink[] = [];
+      const nvramSink = nvram ? new MemoryDiskSink(nvram.key, nvram.size) : undefined;
+      writeNvram = async () => {
+        if (!nvram?.path || !nvramSink) return undefined;
+        const path = nvram.path;
+        await writeNvramFile(run, path, nvramSink.data, {exclusive: nvram.exclusive, created: () => (nvramCreated = nvram!.exclusive ? path : undefined)});
+        log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
+        return nvram.path;
+      };
+      const scratch = await h.sessionDir('restore');
+      const removeScratch = async () => {
+        await h.removeScratch(scratch).catch(() => {});
+      };
+      const removeFiles = async () => {
+        for (const s of sinks) await run.run(['rm', '-f', '--', s.path], {allowFailure: true});
+        if (nvramCreated) await run.run(['rm', '-f', '--', nvramCreated], {allowFailure: true});
+      };
+      try {
+        for (const p of plannedDisks) {
+          sinks.push(
+            await ImageFileSink.create({
+              runner: run,
+              path: p.path,
+              format: p.format,
+              size: p.size,
+              key: p.key,
+              scratchDir: scratch,
+              endpoint: (dir) => h.nbdEndpoint(dir, 'nbd'),
+              connect: (ep) => h.connect(ep),
+            }),
+          );
+        }
+      } catch (err) {
+        await Promise.allSettled(sinks.map((s) => s.close()));
+        await removeFiles();
+        await removeScratch();
+        throw err;
+      }
+
+      let done = false;
+      const allSinks: DiskSink[] = nvramSink ? [...sinks, nvramSink] : sinks;
+      return {
+        sinks: allSinks,
+        async finish() {
+          await Promise.all(sinks.map((s) => s.close()));
+          await removeScratch();
+          const out = await finishWith(sinks.map((s) => s.path));
+          done = true;
+          return out;
+        },
+        async abort() {
+          if (done) return;
+          done = true;
+          await Promise.allSettled(sinks.map((s) => s.close()));
+          await removeFiles();
+          await removeScratch();
+        },
+      };
     },
   };
 }

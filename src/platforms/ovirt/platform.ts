@@ -5,7 +5,7 @@
  * inventory, backups (backup.ts), restores into VMs (restore.ts; image files are the shared target in ../targets/files.ts) and cleanup of what the
  * appliance left behind (cleanup.ts). One engine login per adapter; close() revokes it.
  */
-import type {BackupOptions, Logger, PlatformAdapter, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
+import type {BackupOptions, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {openOvirtBackup} from './backup.js';
 import {cleanupLeftovers, cleanupVmBackups} from './cleanup.js';
 import {EngineClient} from './engine-client.js';
@@ -13,7 +13,7 @@ import {Ownership} from './ownership.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {atLeast, engineVersion, listVms, type EngineVersion} from './inventory.js';
 import type {PollOptions} from './poll.js';
-import {openOvirtRestore} from './restore.js';
+import {openOvirtRestore, prepareOvirtRestore, type RestoreContext} from './restore.js';
 
 export interface OvirtPlatformOptions {
   /** Engine address: https://engine.example.com[/ovirt-engine]. */
@@ -98,9 +98,16 @@ export class OvirtPlatform implements PlatformAdapter {
     }, vmId, opts);
   }
 
+  async planRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}): Promise<RestorePlan> {
+    return (await prepareOvirtRestore(this.restoreContext(), source, target, opts)).plan;
+  }
+
   openRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
-    return openOvirtRestore({client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections, ownership: this.ownership},
-      source, target, opts);
+    return openOvirtRestore(this.restoreContext(), source, target, opts);
+  }
+
+  private restoreContext(): RestoreContext {
+    return {client: this.client, poll: this.poll, inactivityTimeout: this.inactivityTimeout, maxConnections: this.maxConnections, ownership: this.ownership};
   }
 
   cleanupLeftovers(log: Logger): Promise<void> {

@@ -18,7 +18,8 @@ import {ImageioClient} from '../../transports/imageio/imageio-client.js';
 import {ExitCode, UserError} from '../../util/errors.js';
 import {assertName} from '../../util/names.js';
 import {chooseDisks} from '../targets/choose-disks.js';
-import type {DiskSink, Logger, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
+import {formatBytes} from '../../util/format.js';
+import type {DiskSink, Logger, RestorePlan, RestoreSource, VmRestore, VmRestoreTarget} from '../types.js';
 import type {EngineClient} from './engine-client.js';
 import {list, num, obj, refId, str, type Json} from './json.js';
 import type {Ownership} from './ownership.js';
@@ -141,13 +142,23 @@ async function resolveCluster(client: EngineClient, wanted: string | undefined, 
   });
 }
 
-export async function openOvirtRestore(
+export async function openOvirtRestore(ctx: RestoreContext, source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]; log: Logger}): Promise<VmRestore> {
+  return (await prepareOvirtRestore(ctx, source, target, opts)).open(opts.log);
+}
+
+/**
+ * A restore prepared: what it will do (`plan`, shown before the administrator confirms) and the
+ * executor (`open`). Preparing only reads the engine (names in use, cluster, host, storage
+ * domains) and refuses what the restore would refuse; nothing is created before open().
+ */
+export async function prepareOvirtRestore(
   ctx: RestoreContext,
   source: RestoreSource,
   target: VmRestoreTarget,
-  opts: {disks?: string[]; log: Logger},
-): Promise<VmRestore> {
+  opts: {disks?: string[]},
+): Promise<{plan: RestorePlan; open(log: Logger): Promise<VmRestore>}> {
   const {client, poll} = ctx;
+  const plan: RestorePlan = {target: '', creates: [], replaces: [], notes: []};
   // A restore point is untrusted input: its disk keys and VM id go into engine URLs below.
   assertName('objectId', source.vmId, `the restore point of ${source.vmName}`);
   for (const d of source.disks) assertName('diskKey', d.key, `the restore point of ${source.vmName}`);
@@ -182,12 +193,28 @@ export async function openOvirtRestore(
         hint: 'Restore its disks to files or to an existing VM instead.', exitCode: ExitCode.invalidInput,
       });
     }
+    const clusterName = str(list(await client.get('/clusters'), 'cluster').find((c) => str(c.id) === clusterId)?.name) ?? clusterId;
+    plan.target = `a new VM "${target.name}" in cluster ${clusterName}`;
+    plan.creates.push(`VM "${target.name}" in cluster ${clusterName}${target.host ? `, preferring host ${target.host}` : ''} (from the backed-up OVF, with new ids)`);
   } else {
     assertName('objectId', target.vmId, 'the restore target');
     const vm = await client.find(`/vms/${target.vmId}`);
     if (!vm) throw new UserError(`The engine has no VM with id ${target.vmId}.`, {hint: 'Choose an existing VM to attach the disks to.', exitCode: ExitCode.notFound});
     attachTo = target.vmId;
+    plan.target = `the existing VM "${str(vm.name) ?? target.vmId}"`;
   }
+
+  // Where each disk goes and how it is created (pure, from what the engine said).
+  const placed: {d: SourceDisk; sd: StorageDomain; how: ReturnType<typeof diskCreation>}[] = [];
+  for (const d of disks) {
+    const sd = await resolveStorageDomain(client, target.storage, str((d.details ?? {}).storageDomainId));
+    const how = diskCreation(d, sd);
+    placed.push({d, sd, how});
+    const alias = str((d.details ?? {}).alias) ?? d.name;
+    plan.creates.push(`disk "${alias}": ${how.format === 'cow' ? 'qcow2' : 'raw'}, ${how.sparse ? 'thin' : 'preallocated'}, ${formatBytes(d.size)} on storage domain ${sd.name}${target.mode === 'disks-to-vm' ? ', attached' : ''}`);
+    if (how.preallocatedFromThin) plan.notes.push(`disk "${alias}" was thin RAW; block storage domain ${sd.name} holds RAW disks only preallocated, so it is restored preallocated`);
+  }
+  const execute = async (log: Logger): Promise<VmRestore> => {
 
   const sinks: UploadSink[] = [];
   const createdDisks: string[] = [];
@@ -212,12 +239,10 @@ export async function openOvirtRestore(
   };
 
   try {
-    for (const d of disks) {
+    for (const {d, sd, how} of placed) {
       const details = d.details ?? {};
-      const sd = await resolveStorageDomain(client, target.storage, str(details.storageDomainId));
-      const how = diskCreation(d, sd);
       if (how.preallocatedFromThin) {
-        opts.log({severity: 'info', code: 'restore-preallocated', vm: source.vmName, disk: d.name,
+        log({severity: 'info', code: 'restore-preallocated', vm: source.vmName, disk: d.name,
           message: `disk ${d.name} was thin RAW; block storage domain ${sd.name} holds RAW disks only preallocated, so it is restored preallocated (${d.size} bytes)`});
       }
       const body: Json = {
@@ -309,4 +334,6 @@ export async function openOvirtRestore(
       return {vmId: attachTo, vmName};
     },
   };
+  };
+  return {plan, open: execute};
 }

@@ -17,7 +17,8 @@ import {LocalRunner, type CommandRunner} from '../../transports/command-runner.j
 import {ExitCode, UserError} from '../../util/errors.js';
 import {ImageFileSink, refuseExisting} from '../image/image-file.js';
 import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writePlainFile} from '../image/plain-file.js';
-import type {DiskSink, Logger, RestoreSource, VmRestore} from '../types.js';
+import {formatBytes} from '../../util/format.js';
+import type {DiskSink, Logger, RestorePlan, RestoreSource, VmRestore} from '../types.js';
 import {chooseDisks} from './choose-disks.js';
 
 export interface FilesPlan {
@@ -43,6 +44,17 @@ export function planFilesRestore(source: RestoreSource, target: {directory: stri
         ? {key: d.key, size: d.size, path: join(target.directory, `${vm}-${NVRAM_KEY}.fd`), kind: 'plain' as const}
         : {key: d.key, size: d.size, path: join(target.directory, `${vm}-${fileSafe(d.key)}.${target.format}`), kind: target.format},
     ),
+  };
+}
+
+/** The plan as the administrator reads it; refuses, as the restore would, a file that exists already. */
+export async function describeFilesPlan(plan: FilesPlan, format: 'qcow2' | 'raw', runner: CommandRunner = new LocalRunner()): Promise<RestorePlan> {
+  for (const f of plan.files) await refuseExisting(runner, f.path);
+  return {
+    target: `${format} image files in ${plan.directory} on this appliance`,
+    creates: plan.files.map((f) => (f.kind === 'plain' ? `UEFI variable store ${f.path}` : `disk ${f.key}: ${f.kind} image ${f.path} (${formatBytes(f.size)})`)),
+    replaces: [],
+    notes: [],
   };
 }
 

@@ -16,6 +16,7 @@ import {sessionTotalsOf} from '../../live/progress-state.js';
 import {useEvents} from '../../live/use-events.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
+import type {RestorePlanReply} from '../../api.js';
 import type {ScreenProps} from '../types.js';
 import {initRestore, request, restoreReducer, vmsOf, type RestoreState, type TargetKind} from './restore-state.js';
 
@@ -43,6 +44,10 @@ export function RestoreWizard(props: ScreenProps) {
     // Once: going back from "where to" shows the VM's other restore points.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [preset, points.data]);
+  // What the restore will do, asked of the daemon on the summary step (it refuses there what the
+  // restore would refuse: a name in use, a VM that is running, a file that exists).
+  const planRequest = s.step === 'summary' && repository ? request({...s, repository}) : undefined;
+  const plan = useLoad(async () => (planRequest ? api.planRestore(planRequest) : null), [JSON.stringify(planRequest ?? null)]);
   const action = useAction();
   const title = <Text bold>Restore · {s.step === 'vm' ? 'which VM' : s.step === 'point' ? 'which restore point' : s.step === 'target' ? 'where to' : s.step === 'details' ? 'details' : s.step === 'summary' ? 'summary' : 'progress'}</Text>;
   if (repos.error) return <ErrorMessage error={repos.error} />;
@@ -162,13 +167,13 @@ export function RestoreWizard(props: ScreenProps) {
                     : ''}
           </Text>
           {req?.disks ? <Text>Disks: {req.disks.join(', ') || 'none chosen'}</Text> : null}
-          <Select
-            items={[
-              {value: 'go', label: 'Start the restore'},
-              {value: 'back', label: '← Back'},
-            ]}
-            onChoose={(item) => (item.value === 'go' ? void start(s) : dispatch({type: 'back'}))}
-          />
+          {plan.error ? <ErrorMessage error={plan.error} /> : plan.data ? <PlanLines plan={plan.data} lines={Math.max(3, props.height - 9)} /> : <Text color="cyan">… checking what the restore will do</Text>}
+          {plan.data || plan.error ? (
+            <Select
+              items={[...(plan.data ? [{value: 'go', label: 'Start the restore'}] : []), {value: 'back', label: '← Back'}]}
+              onChoose={(item) => (item.value === 'go' ? void start(s) : dispatch({type: 'back'}))}
+            />
+          ) : null}
         </Box>
       );
       break;
@@ -185,6 +190,26 @@ export function RestoreWizard(props: ScreenProps) {
         {body}
       </Box>
       <ActionMessage state={action.state} />
+    </Box>
+  );
+}
+
+/** The plan in at most `lines` lines: what is replaced first (it matters most), then what is created, then notes. */
+function PlanLines(props: {plan: RestorePlanReply; lines: number}) {
+  const rows: {text: string; tone?: 'yellow' | 'gray'}[] = [
+    ...props.plan.replaces.map((t) => ({text: `Replaces: ${t}`, tone: 'yellow' as const})),
+    ...props.plan.creates.map((t) => ({text: `Creates: ${t}`})),
+    ...props.plan.notes.map((t) => ({text: `Note: ${t}`, tone: 'gray' as const})),
+  ];
+  const shown = rows.length > props.lines ? rows.slice(0, props.lines - 1) : rows;
+  return (
+    <Box flexDirection="column">
+      {shown.map((r, i) => (
+        <Text key={i} wrap="truncate-end" color={r.tone === 'yellow' ? 'yellow' : undefined} dimColor={r.tone === 'gray'}>
+          {r.text}
+        </Text>
+      ))}
+      {shown.length < rows.length ? <Text dimColor>… and {rows.length - shown.length} more</Text> : null}
     </Box>
   );
 }
