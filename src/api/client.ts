@@ -10,9 +10,10 @@ import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
 import {errnoCode, ExitCode, UserError, type ExitCodeValue} from '../util/errors.js';
 import {DEFAULT_SOCKET} from './contract.js';
+import {ROUTES, routePath, type RouteName} from './routes.js';
 import type {DailySummarySettings} from '../notify/settings.js';
 import type {SessionRecord} from './session-model.js';
-import type {TestEmailReply, DaemonEvent, PruneReply} from './contract.js';
+import type {ApplianceSshKeyReply, AuditEntry, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 
@@ -31,6 +32,14 @@ export class DaemonClient {
   constructor(opts: {socketPath?: string} = {}) {
     this.socketPath = opts.socketPath ?? process.env.VMBACKUP_SOCKET ?? DEFAULT_SOCKET;
     this.agent = new Agent({connect: {socketPath: this.socketPath}});
+  }
+
+  /**
+   * Calls the route `name` of the route table (routes.ts) with its path parameters, query and
+   * body: the one way requests are built, so no client writes a path of its own.
+   */
+  call<T>(name: RouteName, opts: {params?: Record<string, string>; query?: Record<string, string | number | boolean | undefined>; body?: unknown} = {}): Promise<T> {
+    return this.request<T>(ROUTES[name].method, routePath(name, opts.params, opts.query), opts.body);
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -74,96 +83,137 @@ export class DaemonClient {
   }
 
   status(): Promise<StatusReply> {
-    return this.request('GET', '/status');
+    return this.call('status');
   }
   list<T = Record<string, unknown>>(c: Collection): Promise<T[]> {
-    return this.request('GET', `/${c}`);
+    return this.call('list', {params: {collection: c}});
   }
   get<T = Record<string, unknown>>(c: Collection, id: string): Promise<T> {
-    return this.request('GET', `/${c}/${encodeURIComponent(id)}`);
+    return this.call('get', {params: {collection: c, id}});
   }
   create<T = Record<string, unknown>>(c: Collection, body: unknown): Promise<T> {
-    return this.request('POST', `/${c}`, body);
+    return this.call('create', {params: {collection: c}, body});
   }
   update<T = Record<string, unknown>>(c: Collection, id: string, body: unknown): Promise<T> {
-    return this.request('PUT', `/${c}/${encodeURIComponent(id)}`, body);
+    return this.call('update', {params: {collection: c, id}, body});
   }
   remove(c: Collection, id: string): Promise<void> {
-    return this.request('DELETE', `/${c}/${encodeURIComponent(id)}`);
+    return this.call('remove', {params: {collection: c, id}});
   }
   testConnection(idOrConfig: string | Record<string, unknown>): Promise<ConnectionTestResult> {
-    return typeof idOrConfig === 'string'
-      ? this.request('POST', `/connections/${encodeURIComponent(idOrConfig)}/test`)
-      : this.request('POST', '/connections/test', idOrConfig);
+    return typeof idOrConfig === 'string' ? this.call('testConnection', {params: {id: idOrConfig}}) : this.call('testNewConnection', {body: idOrConfig});
   }
   inventory(connection: string, refresh = false): Promise<{at: string; vms: InventoryVm[]}> {
-    return this.request('GET', `/inventory?connection=${encodeURIComponent(connection)}${refresh ? '&refresh=1' : ''}`);
+    return this.call('inventory', {query: {connection, refresh}});
   }
   startJob(id: string): Promise<SessionSummary> {
-    return this.request('POST', `/jobs/${encodeURIComponent(id)}/start`);
+    return this.call('startJob', {params: {id}});
   }
   stopJob(id: string): Promise<SessionSummary> {
-    return this.request('POST', `/jobs/${encodeURIComponent(id)}/stop`);
+    return this.call('stopJob', {params: {id}});
   }
   retryFailed(id: string): Promise<SessionSummary> {
-    return this.request('POST', `/jobs/${encodeURIComponent(id)}/retry-failed`);
+    return this.call('retryFailed', {params: {id}});
   }
   sessions(opts: {job?: string; limit?: number} = {}): Promise<SessionSummary[]> {
-    const q = new URLSearchParams();
-    if (opts.job) q.set('job', opts.job);
-    if (opts.limit) q.set('limit', String(opts.limit));
-    return this.request('GET', `/sessions${q.size ? `?${q}` : ''}`);
+    return this.call('sessions', {query: {job: opts.job || undefined, limit: opts.limit || undefined}});
   }
   session(id: string): Promise<SessionRecord> {
-    return this.request('GET', `/sessions/${encodeURIComponent(id)}`);
+    return this.call('session', {params: {id}});
   }
   testRepository(id: string): Promise<{ok: boolean; writable?: boolean; restorePoints?: number; freeBytes?: number; totalBytes?: number; error?: {message: string; hint?: string; exitCode: number}}> {
-    return this.request('POST', `/repositories/${encodeURIComponent(id)}/test`);
+    return this.call('testRepository', {params: {id}});
   }
   /**
    * Sends a test message: with the saved settings, or `settings` (tried before saving); to the
    * global recipients, or to `to`. Failures come back as data ({ok: false, message, error}).
    */
   testEmail(settings?: Record<string, unknown>, to?: string | string[]): Promise<TestEmailReply> {
-    return this.request('POST', '/email/test', {...settings, ...(to === undefined ? {} : {to})});
+    return this.call('testEmail', {body: {...settings, ...(to === undefined ? {} : {to})}});
   }
   /** Queues the daily summary now, whatever its schedule. */
   sendDailySummary(): Promise<{queued: boolean; id?: string; to: string[]; reason?: string}> {
-    return this.request('POST', '/email/daily-summary');
+    return this.call('sendDailySummary');
   }
   /** Applies each job's retention to its VMs in the repository (space is freed by gc). */
   prune(repository: string): Promise<PruneReply> {
-    return this.request('POST', `/repositories/${encodeURIComponent(repository)}/prune`);
+    return this.call('prune', {params: {id: repository}});
   }
   /** The daemon's newest log lines (default 200, at most 2000), secrets replaced by "••••". */
   logs(lines?: number): Promise<{lines: string[]}> {
-    return this.request('GET', `/logs${lines === undefined ? '' : `?lines=${lines}`}`);
+    return this.call('logs', {query: {lines}});
   }
   verify(repository: string): Promise<{ok: boolean; vms: string[]; problems: number}> {
-    return this.request('POST', `/repositories/${encodeURIComponent(repository)}/verify`);
+    return this.call('verify', {params: {id: repository}});
   }
   gc(repository: string): Promise<{ok: boolean}> {
-    return this.request('POST', `/repositories/${encodeURIComponent(repository)}/gc`);
+    return this.call('gc', {params: {id: repository}});
   }
   settings(): Promise<SettingsReply> {
-    return this.request('GET', '/settings');
+    return this.call('settings');
   }
   /** A partial change; `dailySummary` may be partial too ({enabled: true} keeps the time). */
   setSettings(body: Record<string, unknown>): Promise<SettingsReply> {
-    return this.request('PUT', '/settings', body);
+    return this.call('setSettings', {body});
   }
   email(): Promise<Record<string, unknown> | null> {
-    return this.request('GET', '/email');
+    return this.call('email');
   }
   setEmail(body: unknown): Promise<Record<string, unknown> | null> {
-    return this.request('PUT', '/email', body);
+    return this.call('setEmail', {body});
+  }
+  restorePoints<T = RestorePointInfo>(repository: string): Promise<T[]> {
+    return this.call('restorePoints', {params: {id: repository}});
+  }
+  /** Forgets one restore point; GC frees its space later. A protected one only with `force`. */
+  forgetRestorePoint(repository: string, point: string, force = false): Promise<{id: string; damaged: boolean}> {
+    return this.call('forgetRestorePoint', {params: {id: repository, point}, query: {force}});
+  }
+  protectRestorePoint(repository: string, point: string, value: boolean): Promise<{id: string; protected: boolean}> {
+    return this.call('protectRestorePoint', {params: {id: repository, point}, body: {protected: value}});
+  }
+  planRestore(req: unknown): Promise<RestorePlanReply> {
+    return this.call('planRestore', {body: req});
+  }
+  startRestore(req: unknown): Promise<{id: string; state?: string}> {
+    return this.call('startRestore', {body: req});
+  }
+  stopRestore(id: string): Promise<{stopped: boolean}> {
+    return this.call('stopRestore', {params: {id}});
+  }
+  fetchCa(url: string): Promise<{pem: string; fingerprint: string; subject?: string; validTo?: string}> {
+    return this.call('fetchCa', {body: {url}});
+  }
+  scanHostKey(host: string, port?: number): Promise<HostKeyScanReply> {
+    return this.call('scanHostKey', {body: {host, port}});
+  }
+  applianceSshKey(): Promise<ApplianceSshKeyReply> {
+    return this.call('applianceSshKey');
+  }
+  demoLab(body: Record<string, unknown> = {}): Promise<DemoLabResult> {
+    return this.call('demoLab', {body});
+  }
+  whoami(): Promise<{uid: number; user: string; role: string}> {
+    return this.call('whoami');
+  }
+  audit(limit?: number): Promise<{entries: AuditEntry[]}> {
+    return this.call('audit', {query: {limit}});
+  }
+  users<T = {name: string; role: string; builtin?: boolean; sshKey?: string}>(): Promise<T[]> {
+    return this.call('users');
+  }
+  putUser(name: string, body: unknown): Promise<unknown> {
+    return this.call('putUser', {params: {name}, body});
+  }
+  removeUser(name: string): Promise<void> {
+    return this.call('removeUser', {params: {name}});
   }
 
   /** Calls `onEvent` for every server-sent event until `signal` aborts or the daemon closes. */
   async events(onEvent: (e: DaemonEvent) => void, signal?: AbortSignal): Promise<void> {
     let res;
     try {
-      res = await request('http://vmbackupd/events', {dispatcher: this.agent, signal});
+      res = await request(`http://vmbackupd${routePath('events')}`, {dispatcher: this.agent, signal});
     } catch (err) {
       if (signal?.aborted) return;
       throw this.connectError(err);

@@ -142,7 +142,7 @@ export const check: Command = {
     try {
       const input = await withDaemon(ctx, values, async (d) => {
         const [jobs, sessions, status, settings] = await Promise.all([
-          d.list<JobRow>('jobs'), d.sessions({limit: 500}), d.status(), d.request<{lowSpacePercent?: number}>('GET', '/settings'),
+          d.list<JobRow>('jobs'), d.sessions({limit: 500}), d.status(), d.settings(),
         ]);
         return {jobs, sessions, repositories: status.repositories, lowSpacePercent: settings.lowSpacePercent ?? 10};
       });

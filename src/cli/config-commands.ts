@@ -6,7 +6,6 @@
  * as the daemon stored them (secrets shown as "••••").
  */
 import {readFile} from 'node:fs/promises';
-import type {ApplianceSshKeyReply, HostKeyScanReply} from '../api/contract.js';
 import {savedJob} from '../api/jobs.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTable, formatTime} from '../util/format.js';
@@ -145,7 +144,7 @@ const connectionHostKey: Command = {
   positionals: [1, 1],
   async run(ctx, values, [host]) {
     const port = typeof values.port === 'string' ? Number(values.port) : undefined;
-    const r = await withDaemon(ctx, values, (d) => d.request<HostKeyScanReply>('POST', '/connections/ssh-hostkey', {host, port}));
+    const r = await withDaemon(ctx, values, (d) => d.scanHostKey(host, port));
     ctx.out.result(r, () => [`Host keys of ${host} (compare on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub):`, ...r.keys.map((k) => `  ${k.type.padEnd(20)} ${k.fingerprint}\n    hostKey: ${k.key}`)].join('\n'));
   },
 };
@@ -157,7 +156,7 @@ const applianceKey: Command = {
   options: socketOption,
   positionals: [0, 0],
   async run(ctx, values) {
-    const k = await withDaemon(ctx, values, (d) => d.request<ApplianceSshKeyReply>('GET', '/appliance/ssh-key'));
+    const k = await withDaemon(ctx, values, (d) => d.applianceSshKey());
     ctx.out.result(k, () => `${k.publicKey}\n\nKey file: ${k.identityFile} (${k.fingerprint})\nOn each KVM host, as the SSH user:\n  ${k.authorizeCommand}`);
   },
 };
@@ -187,7 +186,7 @@ const emailShow: Command = {
   options: socketOption,
   positionals: [0, 0],
   async run(ctx, values) {
-    const e = await withDaemon(ctx, values, (d) => d.request<Record<string, unknown> | null>('GET', '/email'));
+    const e = await withDaemon(ctx, values, (d) => d.email());
     ctx.out.result(e, () => (e ? JSON.stringify(e, null, 2) : 'No e-mail settings yet: reports are not sent.'));
   },
 };
@@ -200,7 +199,7 @@ const emailSet: Command = {
   positionals: [0, 0],
   async run(ctx, values) {
     const body = await readObject(values);
-    const saved = await withDaemon(ctx, values, (d) => d.request<Record<string, unknown>>('PUT', '/email', body));
+    const saved = await withDaemon(ctx, values, async (d) => (await d.setEmail(body)) ?? {});
     ctx.out.result(saved, () => 'E-mail settings saved.');
   },
 };
@@ -234,7 +233,7 @@ const pointList: Command = {
   options: {...socketOption, vm: {type: 'string'}},
   positionals: [1, 1],
   async run(ctx, values, [repo]) {
-    let points = await withDaemon(ctx, values, (d) => d.request<PointRow[]>('GET', `/repositories/${encodeURIComponent(repo!)}/restore-points`));
+    let points = await withDaemon(ctx, values, (d) => d.restorePoints<PointRow>(repo!));
     if (typeof values.vm === 'string') points = points.filter((p) => p.vmName === values.vm);
     ctx.out.result(points, () =>
       points.length
@@ -253,7 +252,7 @@ const pointForget: Command = {
   positionals: [2, 2],
   async run(ctx, values, [repo, point]) {
     const r = await withDaemon(ctx, values, (d) =>
-      d.request<{id: string; damaged: boolean}>('DELETE', `/repositories/${encodeURIComponent(repo!)}/restore-points/${encodeURIComponent(point!)}${values.force ? '?force=1' : ''}`),
+      d.forgetRestorePoint(repo!, point!, values.force === true),
     );
     ctx.out.result(r, () => `Forgot restore point ${r.id}.`);
   },
@@ -268,7 +267,7 @@ function pointProtect(value: boolean): Command {
     positionals: [2, 2],
     async run(ctx, values, [repo, point]) {
       const r = await withDaemon(ctx, values, (d) =>
-        d.request<{id: string; protected: boolean}>('PUT', `/repositories/${encodeURIComponent(repo!)}/restore-points/${encodeURIComponent(point!)}/protected`, {protected: value}),
+        d.protectRestorePoint(repo!, point!, value),
       );
       ctx.out.result(r, () => `Restore point ${r.id} is ${value ? 'now protected' : 'no longer protected'}.`);
     },

@@ -42,8 +42,8 @@ export const configExport: Command = {
     const file = await withDaemon(ctx, values, async (d) => {
       const [repositories, connections, workers, jobs, email, settings] = await Promise.all([
         ...ORDER.map((c) => d.list<Record<string, unknown>>(c)),
-        d.request<Record<string, unknown> | null>('GET', '/email'),
-        d.request<Record<string, unknown>>('GET', '/settings'),
+        d.email(),
+        d.settings() as Promise<Record<string, unknown>>,
       ]);
       const out: ConfigFile = {
         vmbackupConfig: 1, exportedAt: new Date().toISOString(),
@@ -91,9 +91,9 @@ export const configImport: Command = {
           }
         }
       }
-      if (file.email && !(await d.request('GET', '/email'))) {
+      if (file.email && !(await d.email())) {
         try {
-          await d.request('PUT', '/email', file.email);
+          await d.setEmail(file.email);
           lines.push({what: 'email', id: 'settings', result: 'created'});
         } catch (err) {
           lines.push({what: 'email', id: 'settings', result: 'refused', reason: isUserError(err) ? err.message : String(err)});
@@ -101,7 +101,7 @@ export const configImport: Command = {
       }
       if (file.settings) {
         const {dailySummary, ...rest} = file.settings;
-        await d.request('PUT', '/settings', {...rest, ...(dailySummary ? {dailySummary} : {})}).catch(() => undefined);
+        await d.setSettings({...rest, ...(dailySummary ? {dailySummary} : {})}).catch(() => undefined);
       }
       return lines;
     });

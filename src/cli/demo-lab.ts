@@ -39,7 +39,7 @@ export const demoLab: Command = {
     if (values.yes) body.confirm = true;
     ctx.out.info('Setting up the demo lab (installing libvirt and QEMU may take a few minutes the first time)…');
     const lab = await withDaemon(ctx, values, (c) =>
-      c.request<DemoLabResult>('POST', '/demo-lab', body).catch(async (err: unknown) => {
+      c.demoLab(body).catch(async (err: unknown) => {
         throw (await import('../api/contract.js')).stillSettingUp(err);
       }),
     );

@@ -74,7 +74,7 @@ export const userAdd: Command = {
     await writeFile(join(dir, 'authorized_keys'), `${sshKey}\n`, {mode: 0o600});
     await chown(dir, Number(uid), Number(gid));
     await chown(join(dir, 'authorized_keys'), Number(uid), Number(gid));
-    const saved = await withDaemon(ctx, values, (c) => c.request('PUT', `/users/${encodeURIComponent(name!)}`, {role, sshKey}));
+    const saved = await withDaemon(ctx, values, (c) => c.putUser(name!, {role, sshKey}));
     ctx.out.result(saved, () => `Added console user ${name} (${role}): "ssh ${name}@<this appliance>" opens the console.`);
   },
 };
@@ -87,7 +87,7 @@ export const userRemove: Command = {
   positionals: [1, 1],
   async run(ctx, values, [name]) {
     needRoot('vmbackup user remove');
-    await withDaemon(ctx, values, (c) => c.request('DELETE', `/users/${encodeURIComponent(name!)}`));
+    await withDaemon(ctx, values, (c) => c.removeUser(name!));
     const existing = await passwd(name!);
     if (existing && existing[4] === GECOS) await execa('userdel', ['--remove', '--', name!], {reject: false});
     ctx.out.result({removed: name}, () => `Removed console user ${name}.`);
@@ -101,7 +101,7 @@ export const userList: Command = {
   options: socketOption,
   positionals: [0, 0],
   async run(ctx, values) {
-    const users = await withDaemon(ctx, values, (c) => c.request<{name: string; role: string; builtin?: boolean}[]>('GET', '/users'));
+    const users = await withDaemon(ctx, values, (c) => c.users<{name: string; role: string; builtin?: boolean}>());
     ctx.out.result(users, () => formatTable(['USER', 'ROLE', ''], users.map((u) => [u.name, u.role, u.builtin ? 'built in' : ''])));
   },
 };
@@ -115,7 +115,7 @@ export const audit: Command = {
   async run(ctx, values) {
     const n = typeof values.lines === 'string' ? Number(values.lines) : 50;
     if (!Number.isInteger(n) || n < 1) throw new UserError(`--lines: must be a whole number of 1 or more, not '${String(values.lines)}'.`, {exitCode: ExitCode.usage});
-    const {entries} = await withDaemon(ctx, values, (c) => c.request<{entries: {time: string; uid: number; user: string; role: string; method: string; path: string; outcome: string; status: number; error?: string}[]}>('GET', `/audit?limit=${n}`));
+    const {entries} = await withDaemon(ctx, values, (c) => c.audit(n));
     ctx.out.result(entries, () =>
       entries.length === 0
         ? 'No changes recorded yet.'

@@ -119,7 +119,6 @@ function safeError(err: unknown): never {
 }
 
 function rawConsoleApi(client: DaemonClient): ConsoleApi {
-  const enc = encodeURIComponent;
   return {
     status: () => client.status(),
     list: (c) => client.list(c),
@@ -140,10 +139,10 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     setEmail: (b) => client.setEmail(b),
     events: (fn, signal) => client.events(fn, signal),
     settings: () => client.settings(),
-    restorePoints: (r) => client.request('GET', `/repositories/${enc(r)}/restore-points`),
-    forgetRestorePoint: (r, id) => client.request('DELETE', `/repositories/${enc(r)}/restore-points/${enc(id)}`),
-    planRestore: (req) => client.request('POST', '/restores/plan', req),
-    startRestore: (req) => client.request('POST', '/restores', req),
+    restorePoints: (r) => client.restorePoints(r),
+    forgetRestorePoint: (r, id) => client.forgetRestorePoint(r, id),
+    planRestore: (req) => client.planRestore(req),
+    startRestore: (req) => client.startRestore(req),
     prune: (r) => client.prune(r),
     testEmail: async (to) => {
       // The daemon answers a failed send as data; the console's action shows errors with their hint.
@@ -153,15 +152,15 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
       }
       return {ok: true, message: `Test message sent to ${(r.accepted ?? []).join(', ')}.`};
     },
-    fetchCa: (url) => client.request('POST', '/connections/ovirt-ca', {url}),
-    scanHostKey: (host, port) => client.request('POST', '/connections/ssh-hostkey', {host, port}),
-    applianceSshKey: () => client.request('GET', '/appliance/ssh-key'),
-    protectRestorePoint: (repo, id, value) => client.request('PUT', `/repositories/${encodeURIComponent(repo)}/restore-points/${encodeURIComponent(id)}/protected`, {protected: value}),
-    stopRestore: (id) => client.request('POST', `/restores/${encodeURIComponent(id)}/stop`),
+    fetchCa: (url) => client.fetchCa(url),
+    scanHostKey: (host, port) => client.scanHostKey(host, port),
+    applianceSshKey: () => client.applianceSshKey(),
+    protectRestorePoint: (repo, id, value) => client.protectRestorePoint(repo, id, value),
+    stopRestore: (id) => client.stopRestore(id),
     logs: (lines = 200) => client.logs(lines),
-    demoLab: () => client.request('POST', '/demo-lab', {}),
-    whoami: () => client.request('GET', '/whoami'),
-    audit: (limit = 200) => client.request('GET', `/audit?limit=${limit}`),
+    demoLab: () => client.demoLab(),
+    whoami: () => client.whoami(),
+    audit: (limit = 200) => client.audit(limit),
   };
 }
 

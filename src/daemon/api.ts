@@ -3,39 +3,10 @@
  * and the console. The socket is 0660 (group vmbackup when that group exists) in a 0750
  * directory: never world-accessible, since whoever reaches it controls the appliance.
  *
- * Routes (bodies and replies are JSON; errors are {error: {message, hint, field?, exitCode}}):
- *   GET  /status                         daemon, running sessions, workers, repositories (used/free/dedup)
- *   GET  /{repositories|connections|workers|jobs}          list (secrets redacted "••••")
- *   POST /{collection}                   create;  GET/PUT/DELETE /{collection}/:id
- *   POST /connections/:id/test           reachable / auth / inventory count (or the error + hint)
- *   POST /connections/test               the same for an unsaved connection in the body
- *   POST /repositories/:id/test          opens, takes a write, free space
- *   POST /email/test {to?, ...settings?} sends a test message now → {ok, message, accepted?, error?}:
- *                                        the saved settings, or those in the body; to the global
- *                                        recipients, or to `to` (an address or a list)
- *   POST /email/daily-summary            queues the daily summary now → {queued, to, reason?}
- *   GET  /inventory?connection=ID[&refresh=1]
- *   GET|PUT|DELETE /email
- *   GET|PUT /settings                    appliance settings, with dailySummary {enabled, time "HH:MM"}
- *                                        (off by default; mailed to the global recipients daily)
- *   GET  /logs[?lines=N]                 {lines}: the daemon's newest log lines (200, at most 2000),
- *                                        secrets replaced by "••••"
- *   POST /jobs/:id/start | /stop | /retry-failed
- *   GET  /sessions[?job=ID&limit=N];  GET /sessions/:id (with log);  POST /sessions/:id/stop
- *   POST /repositories/:id/verify | /gc
- *   POST /repositories/:id/prune         each job's retention on its VMs there → {ok, removed, kept, vms, unassigned}
- *   GET  /repositories/:id/restore-points
- *   DELETE /repositories/:id/restore-points/:point[?force=1]   forgets one (admin) → {id, damaged}
- *   PUT  /repositories/:id/restore-points/:point/protected {protected} → {id, protected} (admin)
- *   POST /restores {restorePointId, repository, target, disks?, connection?} → {id} (progress as
- *        engine events with sessionId = id; the record in /sessions);  POST /restores/:id/stop
- *   POST /restores/plan {the same body} → {target, creates, replaces, notes}: what it would do
- *   POST /connections/ovirt-ca {url} → {pem, fingerprint, subject, validTo} (to confirm, not trusted)
- *   POST /connections/ssh-hostkey {host, port?} → {keys: [{type, fingerprint, key}]} (to confirm; src/api/contract.ts)
- *   GET  /appliance/ssh-key → the appliance's own SSH key and the line for a host's authorized_keys
- *   POST /demo-lab                       sets up the demo lab (VMs, oVirt simulator, repository,
- *                                        both connections; idempotent) → what it made (demo-lab.ts)
- *   GET  /events                         server-sent events (DaemonEvent per "data:" line)
+ * The routes, their methods, paths and the least role for each are the route table in
+ * src/api/routes.ts (one place for the server and the client); the shapes of bodies and
+ * replies are in src/api/contract.ts and the client's method types. Errors are
+ * {error: {message, hint, field?, exitCode}}.
  */
 import {chmod, mkdir, readFile, rm, stat} from 'node:fs/promises';
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http';
@@ -50,6 +21,8 @@ import {errorBody, readJson, sendJson} from './http-util.js';
 import {AuditLog} from './audit.js';
 import {peerOf, type Peer} from './peer.js';
 import type {ConsoleUserConfig, Role} from '../config/schema.js';
+import type {Collection} from '../config/store.js';
+import {COLLECTIONS, ROUTES, type RouteName} from '../api/routes.js';
 import type {AuditEntry} from '../api/contract.js';
 
 export {DEFAULT_SOCKET} from '../api/contract.js';
@@ -115,9 +88,18 @@ export class ApiServer {
   private readonly callers = new WeakMap<IncomingMessage, Caller>();
   readonly audit: AuditLog;
 
-  private on(method: string, path: string, handler: Handler, role: Role = method === 'GET' ? 'operator' : 'admin'): void {
-    const pattern = new RegExp('^' + path.replace(/:[a-z]+/g, '([^/]+)') + '$');
-    this.routes.push({method, pattern, handler, role});
+  /**
+   * Serves the route `name` of the route table (src/api/routes.ts: method, path, least role);
+   * a route on ":collection" is served for each collection, and its handler gets which.
+   */
+  private on(name: RouteName, handler: (...a: [...Parameters<Handler>, Collection]) => Promise<unknown>): void {
+    const {method, path, role} = ROUTES[name];
+    const collections: readonly (Collection | undefined)[] = path.includes(':collection') ? COLLECTIONS : [undefined];
+    for (const c of collections) {
+      const concrete = c ? path.replace(':collection', c) : path;
+      const pattern = new RegExp('^' + concrete.replace(/:[a-z]+/g, '([^/]+)') + '$');
+      this.routes.push({method, pattern, handler: (req, res, params, url) => handler(req, res, params, url, c!), role});
+    }
   }
 
   /** The caller of a request being handled. */
@@ -135,45 +117,42 @@ export class ApiServer {
 
   private define(): void {
     const d = this.d;
-    this.on('GET', '/status', async () => d.status.status());
-    this.on('GET', '/inventory', async (_q, _r, _p, url) => {
+    this.on('status', async () => d.status.status());
+    this.on('inventory', async (_q, _r, _p, url) => {
       const id = url.searchParams.get('connection');
       if (!id) throw new UserError('Say which connection: GET /inventory?connection=ID.', {exitCode: ExitCode.usage});
       return d.resources.inventory(id, url.searchParams.get('refresh') === '1');
     });
-    this.on('POST', '/connections/test', async (req) => d.configuration.testConnection(await readJson(req)));
-    this.on('POST', '/connections/:id/test', async (_q, _r, [id]) => d.configuration.testConnection(undefined, id), 'operator');
+    this.on('testNewConnection', async (req) => d.configuration.testConnection(await readJson(req)));
+    this.on('testConnection', async (_q, _r, [id]) => d.configuration.testConnection(undefined, id));
     this.on(
-      'POST',
-      '/jobs/:id/start',
+      'startJob',
       async (_q, res, [id]) => {
         res.statusCode = 202;
         return d.sessions.start(id!, 'manual');
       },
-      'operator',
     );
-    this.on('POST', '/jobs/:id/retry-failed', async (_q, res, [id]) => {
+    this.on('retryFailed', async (_q, res, [id]) => {
       const failed = d.sessions.lastFailedVms(id!);
       if (failed.length === 0) throw new UserError('The last session of this job has no failed VM to retry.', {hint: 'Start the whole job instead.', exitCode: ExitCode.notFound});
       res.statusCode = 202;
       return d.sessions.start(id!, 'retry-failed', failed);
-    }, 'operator');
-    this.on('POST', '/jobs/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!), 'operator');
-    this.on('POST', '/sessions/:id/stop', async (_q, _r, [id]) => d.sessions.stop(id!), 'operator');
-    this.on('GET', '/sessions', async (_q, _r, _p, url) => {
+    });
+    this.on('stopJob', async (_q, _r, [id]) => d.sessions.stop(id!));
+    this.on('stopSession', async (_q, _r, [id]) => d.sessions.stop(id!));
+    this.on('sessions', async (_q, _r, _p, url) => {
       const job = url.searchParams.get('job');
       const limit = Number(url.searchParams.get('limit') ?? 100);
       return d.status.sessionList(job ?? undefined, Number.isFinite(limit) && limit > 0 ? limit : 100);
     });
-    this.on('GET', '/sessions/:id', async (_q, _r, [id]) => {
+    this.on('session', async (_q, _r, [id]) => {
       const s = await d.sessions.get(id!);
       if (!s) throw new UserError(`No session with id ${id}.`, {hint: 'List sessions with vmbackup session list.', exitCode: ExitCode.notFound});
       return s;
     });
-    this.on('POST', '/repositories/:id/test', async (_q, _r, [id]) => d.configuration.testRepository(id!), 'operator');
+    this.on('testRepository', async (_q, _r, [id]) => d.configuration.testRepository(id!));
     this.on(
-      'POST',
-      '/email/test',
+      'testEmail',
       async (req) => {
         const body = await readJson(req);
         // The saved settings to a chosen address: an operator may; settings in the body are an admin's.
@@ -181,47 +160,43 @@ export class ApiServer {
         if (Object.keys(settings).length > 0) this.requireAdmin(req, 'trying email settings');
         return d.configuration.testEmail(body);
       },
-      'operator',
     );
-    this.on('POST', '/email/daily-summary', async () => d.configuration.sendDailySummary(), 'operator');
-    this.on('GET', '/logs', async (_q, _r, _p, url) => {
+    this.on('sendDailySummary', async () => d.configuration.sendDailySummary());
+    this.on('logs', async (_q, _r, _p, url) => {
       const raw = url.searchParams.get('lines');
       const lines = raw === null ? 200 : Number(raw);
       if (!Number.isInteger(lines) || lines < 1) throw new UserError(`lines: must be a whole number of 1 or more, not '${raw}'.`, {hint: 'For example GET /logs?lines=200.', exitCode: ExitCode.invalidInput});
       return d.status.logs(lines);
     });
-    this.on('POST', '/repositories/:id/prune', async (_q, _r, [id]) => d.maintenance.prune(id!));
-    this.on('POST', '/repositories/:id/verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!), 'operator');
+    this.on('prune', async (_q, _r, [id]) => d.maintenance.prune(id!));
+    this.on('verify', async (_q, _r, [id]) => d.maintenance.healthCheck(id!));
     this.on(
-      'POST',
-      '/repositories/:id/gc',
+      'gc',
       async (_q, _r, [id]) => {
         await d.maintenance.gc(id!);
         return {ok: true};
       },
-      'operator',
     );
-    this.on('GET', '/email', async () => d.configuration.email());
-    this.on('PUT', '/email', async (req) => d.configuration.setEmail(await readJson(req)));
-    this.on('DELETE', '/email', async () => d.configuration.setEmail(null));
-    this.on('GET', '/settings', async () => d.configuration.settings());
-    this.on('PUT', '/settings', async (req) => d.configuration.setSettings(await readJson(req)));
-    this.on('GET', '/repositories/:id/restore-points', async (_q, _r, [id]) => d.restores.restorePoints(id!));
+    this.on('email', async () => d.configuration.email());
+    this.on('setEmail', async (req) => d.configuration.setEmail(await readJson(req)));
+    this.on('removeEmail', async () => d.configuration.setEmail(null));
+    this.on('settings', async () => d.configuration.settings());
+    this.on('setSettings', async (req) => d.configuration.setSettings(await readJson(req)));
+    this.on('restorePoints', async (_q, _r, [id]) => d.restores.restorePoints(id!));
     // Forgetting a restore point is an admin's (GC frees its chunks later).
-    this.on('PUT', '/repositories/:id/restore-points/:point/protected', async (req, _r, [id, point]) => {
+    this.on('protectRestorePoint', async (req, _r, [id, point]) => {
       const {protected: value} = (await readJson(req)) as {protected?: unknown};
       if (typeof value !== 'boolean') throw new UserError('protected: give true or false', {exitCode: ExitCode.invalidInput});
       const repo = await d.resources.repository(id!);
       await repo.setProtected(point!, value);
       return {id: point, protected: value};
     });
-    this.on('DELETE', '/repositories/:id/restore-points/:point', async (_q, _r, [id, point], url) => {
+    this.on('forgetRestorePoint', async (_q, _r, [id, point], url) => {
       const repo = await d.resources.repository(id!);
       return repo.forget(point!, {force: url.searchParams.get('force') === '1'});
     });
     this.on(
-      'POST',
-      '/restores',
+      'startRestore',
       async (req, res) => {
         const body = await readJson(req);
         // A restore that overwrites (over the original VM) is an admin's; new places are an operator's.
@@ -229,63 +204,58 @@ export class ApiServer {
         res.statusCode = 202;
         return d.restores.start(body);
       },
-      'operator',
     );
     this.on(
-      'POST',
-      '/restores/plan',
+      'planRestore',
       async (req) => {
         const body = await readJson(req);
         if ((body as {target?: {kind?: unknown}} | null)?.target?.kind === 'original') this.requireAdmin(req, 'a restore over the original VM');
         return d.restores.plan(body);
       },
-      'operator',
     );
-    this.on('POST', '/restores/:id/stop', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}), 'operator');
-    this.on('GET', '/appliance/ssh-key', async () => d.sshKey);
-    this.on('GET', '/whoami', async (req) => {
+    this.on('stopRestore', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}));
+    this.on('applianceSshKey', async () => d.sshKey);
+    this.on('whoami', async (req) => {
       const c = this.caller(req);
       return {uid: c.peer.uid, user: c.peer.user, role: c.role};
     });
-    this.on('GET', '/audit', async (_q, _r, _p, url) => {
+    this.on('audit', async (_q, _r, _p, url) => {
       const raw = Number(url.searchParams.get('limit') ?? 200);
       return {entries: await this.audit.newest(Number.isInteger(raw) && raw > 0 ? Math.min(raw, 5000) : 200)};
     });
-    this.on('GET', '/users', async () => d.configuration.users());
-    this.on('PUT', '/users/:name', async (req, _r, [name]) => d.users.putUser(name!, await readJson(req)));
-    this.on('DELETE', '/users/:name', async (_q, res, [name]) => {
+    this.on('users', async () => d.configuration.users());
+    this.on('putUser', async (req, _r, [name]) => d.users.putUser(name!, await readJson(req)));
+    this.on('removeUser', async (_q, res, [name]) => {
       await d.users.removeUser(name!);
       res.statusCode = 204;
       return undefined;
     });
-    this.on('POST', '/connections/ovirt-ca', async (req) => {
+    this.on('fetchCa', async (req) => {
       const {url} = (await readJson(req)) as {url?: unknown};
       if (typeof url !== 'string' || !url) throw new UserError('url: give the engine address, e.g. https://engine.example/ovirt-engine', {exitCode: ExitCode.invalidInput});
       return fetchEngineCa(url);
     });
-    this.on('POST', '/connections/ssh-hostkey', async (req) => {
+    this.on('scanHostKey', async (req) => {
       const {host, port} = (await readJson(req)) as {host?: unknown; port?: unknown};
       if (typeof host !== 'string' || !host) throw new UserError('host: give the KVM host name or address', {exitCode: ExitCode.invalidInput});
       const keys = await scanHostKey(host, typeof port === 'number' ? port : 22);
       // Built through the contract's schema: the console stores `key` as the connection's hostKey.
       return hostKeyScanReply.parse({keys: keys.map((k) => ({type: k.type, fingerprint: k.fingerprint, key: k.publicKey}))});
     });
-    this.on('POST', '/demo-lab', async (req) => d.demoLab(await readJson(req)));
-    this.on('GET', '/events', async (req, res) => this.events(req, res));
-    for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
-      this.on('GET', `/${c}`, async () => d.configuration.list(c));
-      this.on('POST', `/${c}`, async (req, res) => {
-        res.statusCode = 201;
-        return d.configuration.create(c, await readJson(req));
-      });
-      this.on('GET', `/${c}/:id`, async (_q, _r, [id]) => d.configuration.getOne(c, id!));
-      this.on('PUT', `/${c}/:id`, async (req, _r, [id]) => d.configuration.update(c, id!, await readJson(req)));
-      this.on('DELETE', `/${c}/:id`, async (_q, res, [id]) => {
-        await d.configuration.remove(c, id!);
-        res.statusCode = 204;
-        return undefined;
-      });
-    }
+    this.on('demoLab', async (req) => d.demoLab(await readJson(req)));
+    this.on('events', async (req, res) => this.events(req, res));
+    this.on('list', async (_q, _r, _p, _u, c) => d.configuration.list(c));
+    this.on('create', async (req, res, _p, _u, c) => {
+      res.statusCode = 201;
+      return d.configuration.create(c, await readJson(req));
+    });
+    this.on('get', async (_q, _r, [id], _u, c) => d.configuration.getOne(c, id!));
+    this.on('update', async (req, _r, [id], _u, c) => d.configuration.update(c, id!, await readJson(req)));
+    this.on('remove', async (_q, res, [id], _u, c) => {
+      await d.configuration.remove(c, id!);
+      res.statusCode = 204;
+      return undefined;
+    });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

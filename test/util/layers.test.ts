@@ -120,6 +120,22 @@ describe('the daemon: wiring apart from the services it exposes', () => {
   });
 });
 
+describe('the control API is described once', () => {
+  it('no part that speaks the control API (daemon, CLI, console, client) writes a path but the route table; every route is served, once', async () => {
+    const {ROUTES} = await import('../../src/api/routes.js');
+    const paths = new Set(Object.values(ROUTES).map((r) => r.path.split('/')[1]!));
+    const literal = new RegExp(`['\`]/(${[...paths].filter((p) => !p.startsWith(':')).join('|')})[/'?\`$]`);
+    const writers = sources(SRC)
+      .filter((f) => /^(api|cli|console|daemon)\//.test(relative(SRC, f)) && !f.endsWith('api/routes.ts') && literal.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(writers).toEqual([]);
+    // The server registers routes by name only: this.on('<name>', …) for each name, once.
+    const server = readFileSync(resolve(SRC, 'daemon/api.ts'), 'utf8');
+    const served = [...server.matchAll(/this\.on\(\s*'([a-zA-Z]+)'/g)].map((m) => m[1]!).sort();
+    expect(served).toEqual(Object.keys(ROUTES).sort());
+  });
+});
+
 describe('the design lives in the project', () => {
   it('no source, test, benchmark or document cites a path outside the repository', () => {
     const root = resolve(SRC, '..');
