@@ -3,7 +3,7 @@
  * figures, its log, its totals. Plain JSON: persisted in the history (history.ts) and returned
  * by the control API as is.
  */
-import type {Bottleneck} from '../notify/model.js';
+import type {TransferTotals} from '../notify/model.js';
 import type {Severity} from '../platforms/types.js';
 
 export type SessionState = 'running' | 'success' | 'warning' | 'failed' | 'stopped';
@@ -52,17 +52,9 @@ export interface LogLine {
   disk?: string;
 }
 
-export interface SessionTotals {
+export interface SessionTotals extends TransferTotals {
+  /** Provisioned size of the session's disks. */
   sizeBytes: number;
-  readBytes: number;
-  /** What went over the wire into the repository (stored bytes). */
-  transferredBytes: number;
-  storedBytes: number;
-  dedupRatio: number;
-  compressionRatio: number;
-  durationMs: number;
-  rateBytesPerSec: number;
-  bottleneck?: Bottleneck;
 }
 
 export interface SessionRecord {

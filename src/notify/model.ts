@@ -39,10 +39,10 @@ export interface VmReport {
   issues: Issue[];
 }
 
-export interface SessionTotals {
-  /** Provisioned size of every disk in the job. */
-  protectedBytes: number;
+/** What a session moved: the figures the session history and the report share. */
+export interface TransferTotals {
   readBytes: number;
+  /** What went over the wire into the repository (stored bytes). */
   transferredBytes: number;
   /** Size this session added to the repository. */
   storedBytes: number;
@@ -53,6 +53,11 @@ export interface SessionTotals {
   durationMs: number;
   rateBytesPerSec: number;
   bottleneck?: Bottleneck;
+}
+
+export interface SessionTotals extends TransferTotals {
+  /** Provisioned size of every disk in the job. */
+  protectedBytes: number;
 }
 
 export interface RepositorySpace {
