@@ -106,12 +106,14 @@ async function readSecretFile(path: string, what: string): Promise<string> {
   }
 }
 
-/** Finds a VM by name or id; an unknown name lists the VMs there are. */
+/**
+ * Finds a VM by name or id, describing that VM only (its cost does not grow with the other VMs
+ * there); an unknown name lists the VMs there are (only then is the whole inventory read).
+ */
 export async function findVm(platform: PlatformAdapter, nameOrId: string): Promise<InventoryVm> {
-  const vms = await platform.inventory();
-  const vm = vms.find((v) => v.id === nameOrId) ?? vms.find((v) => v.name === nameOrId);
+  const vm = await platform.findVm(nameOrId);
   if (vm) return vm;
-  const names = vms.map((v) => v.name).sort();
+  const names = (await platform.inventory()).map((v) => v.name).sort();
   const {platformNamed} = await import('../platforms/registry.js');
   throw new UserError(`There is no VM '${nameOrId}' on this ${platformNamed(platform.kind)?.place ?? 'platform'}.`, {
     hint: names.length > 0 ? `VMs there: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}.` : 'That host has no VMs.',

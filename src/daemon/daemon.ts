@@ -218,6 +218,7 @@ export class Daemon {
     await closing;
     await this.mail?.stop().catch(() => {});
     await this.resources.close();
+    this.history.close();
     this.log('info', 'Stopped');
   }
 }

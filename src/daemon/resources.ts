@@ -12,6 +12,7 @@ import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
 import {createRepository, openRepository, type Repository} from '../repository/index.js';
 import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
 import type {DaemonLog} from './log.js';
+import {parallelFor} from '../util/parallel-for.js';
 
 export interface InventoryEntry {
   at: string;
@@ -122,6 +123,27 @@ export class Resources {
     const entry = {at: new Date().toISOString(), vms};
     this.inventories.set(connectionId, entry);
     return entry;
+  }
+
+  /**
+   * The VMs `ids` of a connection, each described on its own (platform.findVm): what a job that
+   * picks VMs by id needs, at a cost that does not grow with the other VMs on the hosts. VMs that
+   * are not there are left out; one whose description fails is in `failed` with the error.
+   */
+  async findVms(connectionId: string, ids: readonly string[]): Promise<{vms: InventoryVm[]; failed: {id: string; error: unknown}[]}> {
+    const platform = this.platform(connectionId);
+    const cfg = this.store.get('connections', connectionId);
+    const vms: InventoryVm[] = [];
+    const failed: {id: string; error: unknown}[] = [];
+    await parallelFor(ids.length, 8, async (i) => {
+      try {
+        const vm = await platform.findVm(ids[i]!);
+        if (vm && vm.id === ids[i]) vms.push(withCluster(cfg, vm));
+      } catch (error) {
+        failed.push({id: ids[i]!, error});
+      }
+    });
+    return {vms, failed};
   }
 
   /** Checkpoint ids that committed restore points in any repository recorded for the VM. */

@@ -226,11 +226,27 @@ export class SessionManager {
   }
 
   /**
-   * The job's VMs from a fresh inventory. When the inventory cannot be read (one broken VM on a
-   * host can fail it) and the job picks VMs only by id, those are backed up anyway: the platform
-   * finds each VM by id when it opens the backup.
+   * The job's VMs. A job that picks VMs by id describes those VMs only (one VM costs one VM,
+   * however many others the hosts run); one that picks clusters, hosts or tags reads a fresh
+   * inventory. When the inventory cannot be read (one broken VM on a host can fail it) and the
+   * job picks VMs only by id, those are backed up anyway: the platform finds each VM by id when
+   * it opens the backup.
    */
   private async select(job: JobConfig, log: (line: Omit<LogLine, 'time'>) => void) {
+    const s = job.source;
+    const byIdOnly = s.clusters.length + s.hosts.length + s.tags.length === 0;
+    if (byIdOnly) {
+      const picks = s.vms.filter((v) => !s.exclude.includes(v.id));
+      const {vms, failed} = await this.deps.resources.findVms(s.connection, picks.map((v) => v.id));
+      const sel = selectVms(s, vms);
+      for (const f of failed) {
+        const pick = picks.find((v) => v.id === f.id)!;
+        log({severity: 'warning', code: 'inventory-failed', message: `VM ${pick.name ?? pick.id} could not be described (${message(f.error)}); backing it up by id.`, vm: pick.name ?? pick.id});
+        sel.missing = sel.missing.filter((m) => m.id !== f.id);
+        sel.vms.push({id: pick.id, name: pick.name ?? pick.id, disks: pick.disks, diskCount: pick.disks?.length ?? 1});
+      }
+      return sel;
+    }
     try {
       const inv = await this.deps.resources.inventory(job.source.connection, true);
       return selectVms(job.source, inv.vms);

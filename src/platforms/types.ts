@@ -223,6 +223,12 @@ export interface RestorePlan {
 export interface PlatformAdapter {
   readonly kind: PlatformKind;
   inventory(): Promise<InventoryVm[]>;
+  /**
+   * One VM by id or name, described as inventory() would describe it, or undefined when there is
+   * none. Its cost does not grow with the number of VMs on the platform: a backup of one VM
+   * describes that VM only.
+   */
+  findVm(nameOrId: string): Promise<InventoryVm | undefined>;
   openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup>;
   /** What openRestore() with the same arguments would do; checks what it would refuse, changes nothing. */
   planRestore(source: RestoreSource, target: VmRestoreTarget, opts: {disks?: string[]}): Promise<RestorePlan>;

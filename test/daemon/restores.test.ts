@@ -18,6 +18,8 @@ let dir: string;
 let sim: Simulator;
 let d: RunningDaemon;
 let atBackup: Map<string, Buffer>;
+/** The engine API calls of the backup session in beforeAll. */
+let sessionCalls: {method: string; path: string}[] = [];
 const events: DaemonEvent[] = [];
 const stopEvents = new AbortController();
 
@@ -30,7 +32,9 @@ beforeAll(async () => {
   await d.client.create('repositories', {id: 'r', name: 'R', path: join(dir, 'repo')});
   await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
   await d.client.create('jobs', {id: 'web', name: 'Web', source: {connection: 'engine', vms: [{id: sim.vm('web01').id}]}, repository: 'r', retries: {count: 0}});
+  const callsBefore = sim.apiLog.length;
   const s = await waitForSession(d.client, (await d.client.startJob('web')).id);
+  sessionCalls = sim.apiLog.slice(callsBefore);
   expect(s.state).not.toBe('failed');
   atBackup = new Map(sim.disksOf('web01').map((x) => [x.id, x.image.read(0, x.image.size)]));
   // The VM changes after the backup: restores must bring back the backup-time bytes.
@@ -41,6 +45,14 @@ afterAll(async () => {
   await d?.stop();
   await sim?.stop();
   await rm(dir, {recursive: true, force: true});
+});
+
+describe('a job that picks a VM by id describes that VM only', () => {
+  it('its session never lists every VM of the engine (one VM costs one VM)', () => {
+    const vmCalls = sessionCalls.filter((c) => c.method === 'GET' && /\/api\/vms(\?|$)/.test(c.path));
+    expect(vmCalls).toEqual([]);
+    expect(sessionCalls.some((c) => c.method === 'GET' && c.path.startsWith(`/ovirt-engine/api/vms/${sim.vm('web01').id}`))).toBe(true);
+  });
 });
 
 describe('restores through the control API', () => {

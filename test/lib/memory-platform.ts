@@ -117,6 +117,10 @@ export class MemoryPlatform implements PlatformAdapter {
     }));
   }
 
+  async findVm(nameOrId: string): Promise<InventoryVm | undefined> {
+    return (await this.inventory()).find((v) => v.id === nameOrId || v.name === nameOrId);
+  }
+
   async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
     const vm = this.vm(vmId);
     if (vm.backup) {

@@ -179,12 +179,16 @@ describe.each(BEDS)('platform conformance: $name', ({make}) => {
 
   const backup = (full = false) => backupVm({platform: bed.platform, repository: repo, vmId: bed.vmId, vmName: bed.vmName, full, disks: [bed.key]});
 
-  it('inventory describes the VM and its disk', async () => {
+  it('inventory describes the VM and its disk; findVm describes the same VM by id or name, and no other', async () => {
     const vm = (await bed.platform.inventory()).find((v) => v.id === bed.vmId);
     expect(vm?.name).toBe(bed.vmName);
     const disk = vm!.disks.find((d) => d.key === bed.key);
     expect(disk?.size).toBeGreaterThan(0);
     expect(typeof disk?.format).toBe('string');
+    expect(await bed.platform.findVm(bed.vmId)).toEqual(vm);
+    expect(await bed.platform.findVm(bed.vmName)).toEqual(vm);
+    expect(await bed.platform.findVm('no such vm')).toBeUndefined();
+    expect(await bed.platform.findVm('00000000-0000-4000-8000-00000000dead')).toBeUndefined();
   });
 
   it('a full backup holds the disk as it was, and a restore to a new VM gives it back bit for bit', async () => {

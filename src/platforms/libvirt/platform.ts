@@ -78,6 +78,26 @@ export class LibvirtPlatform implements PlatformAdapter {
     return out;
   }
 
+  /**
+   * `virsh dominfo` on each host (it resolves a name, a UUID or a numeric id; one command per
+   * host, whatever the number of VMs), then that VM's details.
+   */
+  async findVm(nameOrId: string): Promise<InventoryVm | undefined> {
+    for (const host of this.hosts) {
+      const r = await host.virsh(['dominfo', '--domain', nameOrId], {allowFailure: true});
+      const uuid = r.exitCode === 0 ? (/^UUID:\s*([0-9a-f-]{36})\s*$/im.exec(r.stdout)?.[1] ?? '') : '';
+      if (!uuid) continue;
+      try {
+        return toInventoryVm(await describeDomain(host, uuid));
+      } catch (err) {
+        // Undefined between the two calls: it is simply not there any more.
+        if ((await host.virsh(['domstate', uuid], {allowFailure: true})).exitCode !== 0) return undefined;
+        throw err;
+      }
+    }
+    return undefined;
+  }
+
   async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
     const {details: d, inactiveXml} = await findDomainForBackup(this.hosts, vmId);
     // A paused domain still has a QEMU process: the pull job works (without a freeze).

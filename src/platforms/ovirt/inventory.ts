@@ -143,26 +143,52 @@ export async function listVms(client: EngineClient): Promise<InventoryVm[]> {
     client.get('/hosts'),
     client.get('/clusters'),
   ]);
-  const hostName = new Map(list(hosts, 'host').map((h) => [str(h.id), str(h.name)]));
-  const clusterName = new Map(list(clusters, 'cluster').map((c) => [str(c.id), str(c.name)]));
+  const names = placeNames(hosts, clusters);
   const out: InventoryVm[] = [];
   for (const v of list(vms, 'vm')) {
-    const id = str(v.id);
-    if (!id) continue;
-    const atts = v.disk_attachments !== undefined ? parseAttachments(v.disk_attachments) : await vmAttachments(client, id);
-    const hostId = refId(v.host);
-    const clusterId = refId(v.cluster);
-    out.push({
-      id,
-      name: str(v.name) ?? id,
-      state: vmState(str(v.status)),
-      host: hostId ? hostName.get(hostId) ?? hostId : undefined,
-      cluster: clusterId ? clusterName.get(clusterId) ?? clusterId : undefined,
-      tags: list(v.tags, 'tag').map((t) => str(t.name)).filter((t): t is string => !!t),
-      disks: atts.filter(isBackupable).map((a) => inventoryDisk(a as EngineAttachment & {disk: EngineDisk})),
-    });
+    const vm = await toInventoryVm(client, v, names);
+    if (vm) out.push(vm);
   }
   return out;
+}
+
+/**
+ * One VM, by id or by name, as the inventory describes it: the calls do not grow with the number
+ * of VMs on the engine (a backup of one VM describes that VM). Undefined when there is none.
+ */
+export async function findVm(client: EngineClient, nameOrId: string): Promise<InventoryVm | undefined> {
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(nameOrId);
+  const [found, hosts, clusters] = await Promise.all([
+    byId ? client.find(`/vms/${nameOrId}`, {follow: 'tags'}) : client.get('/vms', {search: `name=${nameOrId}`, follow: 'tags,disk_attachments.disk'}),
+    client.get('/hosts'),
+    client.get('/clusters'),
+  ]);
+  const v = byId ? found : list(found, 'vm').find((x) => str(x.name) === nameOrId);
+  return v ? toInventoryVm(client, v as Json, placeNames(hosts, clusters)) : undefined;
+}
+
+function placeNames(hosts: unknown, clusters: unknown): {host: Map<string | undefined, string | undefined>; cluster: Map<string | undefined, string | undefined>} {
+  return {
+    host: new Map(list(hosts, 'host').map((h) => [str(h.id), str(h.name)])),
+    cluster: new Map(list(clusters, 'cluster').map((c) => [str(c.id), str(c.name)])),
+  };
+}
+
+async function toInventoryVm(client: EngineClient, v: Json, names: ReturnType<typeof placeNames>): Promise<InventoryVm | undefined> {
+  const id = str(v.id);
+  if (!id) return undefined;
+  const atts = v.disk_attachments !== undefined ? parseAttachments(v.disk_attachments) : await vmAttachments(client, id);
+  const hostId = refId(v.host);
+  const clusterId = refId(v.cluster);
+  return {
+    id,
+    name: str(v.name) ?? id,
+    state: vmState(str(v.status)),
+    host: hostId ? names.host.get(hostId) ?? hostId : undefined,
+    cluster: clusterId ? names.cluster.get(clusterId) ?? clusterId : undefined,
+    tags: list(v.tags, 'tag').map((t) => str(t.name)).filter((t): t is string => !!t),
+    disks: atts.filter(isBackupable).map((a) => inventoryDisk(a as EngineAttachment & {disk: EngineDisk})),
+  };
 }
 
 export async function getVm(client: EngineClient, vmId: string, allContent = false): Promise<Json | undefined> {

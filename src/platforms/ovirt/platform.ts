@@ -5,13 +5,13 @@
  * inventory, backups (backup.ts), restores into VMs (restore.ts; image files are the shared target in ../targets/files.ts) and cleanup of what the
  * appliance left behind (cleanup.ts). One engine login per adapter; close() revokes it.
  */
-import type {BackupOptions, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
+import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {openOvirtBackup} from './backup.js';
 import {cleanupLeftovers, cleanupVmBackups} from './cleanup.js';
 import {EngineClient} from './engine-client.js';
 import {Ownership} from './ownership.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import {atLeast, engineVersion, listVms, type EngineVersion} from './inventory.js';
+import {atLeast, engineVersion, findVm, listVms, type EngineVersion} from './inventory.js';
 import type {PollOptions} from './poll.js';
 import {openOvirtRestore, prepareOvirtRestore, type RestoreContext} from './restore.js';
 
@@ -87,6 +87,10 @@ export class OvirtPlatform implements PlatformAdapter {
 
   inventory() {
     return listVms(this.client);
+  }
+
+  findVm(nameOrId: string): Promise<InventoryVm | undefined> {
+    return findVm(this.client, nameOrId);
   }
 
   async openBackup(vmId: string, opts: BackupOptions): Promise<VmBackup> {
