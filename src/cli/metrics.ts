@@ -1,86 +1,40 @@
 /**
- * `vmbackup metrics`: the appliance's figures in the Prometheus text format, for node_exporter's
- * textfile collector (run it from a timer with --output /var/lib/node_exporter/textfile/vmbackup.prom;
- * the file is replaced atomically, as the collector requires) or for anything that reads that format.
- *
- * Per job: the last session's result and end, the last good backup's end, duration and bytes read
- * and stored; per repository: used, free and total bytes, dedup ratio, restore points; the number
- * of running sessions. Labels are escaped as the format demands.
+ * `vmbackup metrics`: the appliance's figures in the Prometheus text format (api/metrics.ts), for
+ * node_exporter's textfile collector (run it from a timer with --output
+ * /var/lib/node_exporter/textfile/vmbackup.prom; the file is replaced atomically, as the collector
+ * requires) or for anything that reads that format. The daemon also serves them over HTTP when the
+ * metrics endpoint is on (settings.metrics; daemon/metrics.ts).
  */
 import {rename, writeFile} from 'node:fs/promises';
-import {jobOutcomes} from '../api/jobs.js';
+import {renderMetrics, type MetricsJob, type MetricsSession} from '../api/metrics.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
-
-interface JobRow {
-  id: string;
-  name: string;
-  enabled?: boolean;
-}
-
-interface SessionRow {
-  jobId: string;
-  state: string;
-  startedAt: string;
-  endedAt?: string;
-  totals: {readBytes: number; storedBytes: number; durationMs: number};
-}
-
-interface RepoRow {
-  id: string;
-  name: string;
-  freeBytes?: number;
-  totalBytes?: number;
-  usedBytes?: number;
-  dedupRatio?: number;
-  restorePoints?: number;
-}
-
-const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-const RESULT: Record<string, number> = {success: 0, warning: 1, failed: 2, stopped: 3};
-
-/** The Prometheus text exposition of what the daemon answered (pure, for tests). */
-export function renderMetrics(jobs: JobRow[], sessions: SessionRow[], repositories: RepoRow[], running: number): string {
-  const out: string[] = [];
-  const metric = (name: string, help: string, type: 'gauge', samples: [string, number | undefined][]) => {
-    const present = samples.filter((s): s is [string, number] => s[1] !== undefined && Number.isFinite(s[1]));
-    if (!present.length) return;
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of present) out.push(`${name}${labels} ${value}`);
-  };
-  const perJob = jobs.map((j) => {
-    const {last, good} = jobOutcomes(sessions, j.id);
-    return {labels: `{job="${label(j.id)}",name="${label(j.name)}"}`, j, last, good};
-  });
-  const seconds = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
-  metric('vmbackup_job_enabled', '1 when the job runs on its schedule.', 'gauge', perJob.map((p) => [p.labels, p.j.enabled === false ? 0 : 1]));
-  metric('vmbackup_job_last_result', 'Result of the job\'s last finished session: 0 success, 1 warning, 2 failed, 3 stopped.', 'gauge', perJob.map((p) => [p.labels, p.last ? RESULT[p.last.state] : undefined]));
-  metric('vmbackup_job_last_end_timestamp_seconds', 'When the job\'s last finished session ended.', 'gauge', perJob.map((p) => [p.labels, seconds(p.last?.endedAt)]));
-  metric('vmbackup_job_last_success_timestamp_seconds', 'When the job\'s last good session (success or warning) ended.', 'gauge', perJob.map((p) => [p.labels, seconds(p.good?.endedAt)]));
-  metric('vmbackup_job_last_duration_seconds', 'Duration of the job\'s last finished session.', 'gauge', perJob.map((p) => [p.labels, p.last ? p.last.totals.durationMs / 1000 : undefined]));
-  metric('vmbackup_job_last_read_bytes', 'Bytes read by the job\'s last finished session.', 'gauge', perJob.map((p) => [p.labels, p.last?.totals.readBytes]));
-  metric('vmbackup_job_last_stored_bytes', 'Bytes stored by the job\'s last finished session (after dedup and compression).', 'gauge', perJob.map((p) => [p.labels, p.last?.totals.storedBytes]));
-  const repo = (r: RepoRow) => `{repository="${label(r.id)}",name="${label(r.name)}"}`;
-  metric('vmbackup_repository_used_bytes', 'Bytes the repository\'s chunks take.', 'gauge', repositories.map((r) => [repo(r), r.usedBytes]));
-  metric('vmbackup_repository_free_bytes', 'Free bytes on the repository\'s file system.', 'gauge', repositories.map((r) => [repo(r), r.freeBytes]));
-  metric('vmbackup_repository_size_bytes', 'Size of the repository\'s file system.', 'gauge', repositories.map((r) => [repo(r), r.totalBytes]));
-  metric('vmbackup_repository_dedup_ratio', 'Data backed up per byte stored.', 'gauge', repositories.map((r) => [repo(r), r.dedupRatio]));
-  metric('vmbackup_repository_restore_points', 'Restore points in the repository.', 'gauge', repositories.map((r) => [repo(r), r.restorePoints]));
-  metric('vmbackup_sessions_running', 'Backup sessions running now.', 'gauge', [['', running]]);
-  return `${out.join('\n')}\n`;
-}
 
 export const metrics: Command = {
   words: ['metrics'],
   summary: 'Print the figures in the Prometheus text format (or write them for node_exporter\'s textfile collector)',
-  usage: '[--output <file.prom>] [--socket <path>]',
-  help: 'With --output the file is written next to itself and renamed into place, as the textfile collector needs.',
-  options: {...socketOption, output: {type: 'string'}},
+  usage: '[--output <file.prom>] | --endpoint <address:port>|off [--socket <path>]',
+  help: [
+    'With --output the file is written next to itself and renamed into place, as the textfile collector needs.',
+    '--endpoint ADDRESS:PORT has the daemon serve GET /metrics there for Prometheus (off by default; --endpoint off',
+    'turns it off). Requests need the bearer token in /var/lib/vmbackup/metrics-token (give Prometheus a copy as',
+    'its bearer_token_file).',
+  ].join('\n'),
+  options: {...socketOption, output: {type: 'string'}, endpoint: {type: 'string'}},
   positionals: [0, 0],
   async run(ctx, values) {
+    if (typeof values.endpoint === 'string') {
+      const off = values.endpoint === 'off';
+      const s = await withDaemon(ctx, values, (d) => d.setSettings({metrics: off ? {enabled: false} : {enabled: true, listen: values.endpoint}}));
+      const m = (s as {metrics?: {enabled: boolean; listen: string}}).metrics;
+      ctx.out.result({metrics: m}, () =>
+        m?.enabled ? `The daemon serves http://${m.listen}/metrics; requests need the bearer token in its state directory's metrics-token file.` : 'The metrics endpoint is off.',
+      );
+      return;
+    }
     const text = await withDaemon(ctx, values, async (d) => {
-      const [jobs, sessions, status] = await Promise.all([d.list<JobRow>('jobs'), d.sessions({limit: 500}), d.status()]);
-      return renderMetrics(jobs, sessions as SessionRow[], status.repositories, status.sessions.filter((s) => s.state === 'running').length);
+      const [jobs, sessions, status] = await Promise.all([d.list<MetricsJob>('jobs'), d.sessions({limit: 500}), d.status()]);
+      return renderMetrics(jobs, sessions as MetricsSession[], status.repositories, status.sessions.filter((s) => s.state === 'running').length);
     });
     if (typeof values.output === 'string') {
       const tmp = `${values.output}.${process.pid}.tmp`;

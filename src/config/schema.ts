@@ -239,6 +239,21 @@ export const settingsSchema = z.object({
     .default('vmbackup-'),
   /** This appliance's scratch directory on each KVM host (sockets, pid files); cleanup owns it. */
   hostScratchDir: absolutePath().default('/var/tmp/vmbackup'),
+  /**
+   * The Prometheus metrics endpoint, off by default: GET /metrics on `listen` (address:port), with
+   * the bearer token the daemon keeps in <state directory>/metrics-token (0600, made when first on).
+   */
+  metrics: z
+    .object({
+      enabled: z.boolean({error: 'must be true or false'}).default(false),
+      listen: z
+        .string({error: 'must be address:port'})
+        .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9][A-Za-z0-9.-]*):([1-9]\d{0,4})$/, {error: 'must be address:port, e.g. 127.0.0.1:9469'})
+        .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, {error: 'the port must be at most 65535'})
+        .default('127.0.0.1:9469'),
+    })
+    .strict()
+    .prefault({}),
 });
 export type SettingsConfig = z.output<typeof settingsSchema>;
 

@@ -11,6 +11,7 @@ import {secretValues} from '../config/secrets.js';
 import {APPLIANCE_WORKER, ConfigStore} from '../config/store.js';
 import {systemClock, type Clock} from '../notify/clock.js';
 import {MailQueue} from '../notify/mail-queue.js';
+import {renderMetrics} from '../api/metrics.js';
 import {ApiServer} from './api.js';
 import {ensureApplianceKey} from './appliance-key.js';
 import {ConfigurationService} from './configuration.js';
@@ -20,6 +21,7 @@ import {EventHub} from './event-hub.js';
 import {History} from './history.js';
 import {createLog, journalLine, type DaemonLog, type Level} from './log.js';
 import {Maintenance} from './maintenance.js';
+import {MetricsEndpoint} from './metrics.js';
 import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
 import {Restores} from './restores.js';
@@ -61,6 +63,7 @@ export class Daemon {
   configuration!: ConfigurationService;
   status!: StatusService;
   api!: ApiServer;
+  metrics!: MetricsEndpoint;
   /** The newest log lines, oldest first (already scrubbed by the log); trimmed in batches. */
   private readonly recentLog: string[] = [];
   /** Start-up cleanup of leftovers on every connection (sessions wait for it). */
@@ -149,6 +152,18 @@ export class Daemon {
       const s = await this.history.get(id);
       if (s) await this.maintenance.reportInterrupted(s).catch((err: unknown) => this.log('warn', `The report of interrupted session ${id} was not queued: ${err instanceof Error ? err.message : String(err)}`));
     }
+    this.metrics = new MetricsEndpoint({
+      stateDir: o.stateDir,
+      settings: () => this.store.data.settings.metrics,
+      log: this.log,
+      render: async () => {
+        const status = await this.status.status();
+        const sessions = this.status.sessionList(undefined, 500);
+        return renderMetrics(this.store.list('jobs'), sessions, status.repositories, status.sessions.filter((x) => x.state === 'running').length);
+      },
+    });
+    this.store.onChange(() => void this.metrics.apply());
+    await this.metrics.apply();
     this.api = new ApiServer(this.services());
     await this.api.listen(o.socketPath);
     this.cleanup = cleanupConnections({store: this.store, resources: this.resources, log: this.log});
@@ -217,6 +232,7 @@ export class Daemon {
     await this.sessions.shutdown(reason);
     await closing;
     await this.mail?.stop().catch(() => {});
+    await this.metrics.close();
     await this.resources.close();
     this.history.close();
     this.log('info', 'Stopped');

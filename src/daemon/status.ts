@@ -3,6 +3,7 @@
  * sessions, workers, repositories with space and cached statistics, mail queue), the session
  * list, and the newest log lines. Built by the Daemon (daemon.ts).
  */
+import type {StatusReply} from '../api/client.js';
 import type {SessionRecord} from '../api/session-model.js';
 import type {ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
@@ -75,7 +76,7 @@ export class StatusService {
       .reverse();
   }
 
-  async status(): Promise<unknown> {
+  async status(): Promise<StatusReply> {
     const repositories = [];
     for (const r of this.d.store.list('repositories')) {
       const space = await diskSpace(r.path);

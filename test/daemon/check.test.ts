@@ -8,7 +8,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {evaluate, parseAge} from '../../src/cli/check.js';
-import {renderMetrics} from '../../src/cli/metrics.js';
+import {renderMetrics} from '../../src/api/metrics.js';
 import {readFile} from 'node:fs/promises';
 import {vmbackup} from '../lib/cli.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
