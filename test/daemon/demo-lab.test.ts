@@ -17,6 +17,7 @@ import {vmbackup} from '../lib/cli.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 import type {DemoLabResult} from '../../src/api/contract.js';
+import {freePort} from '../lib/ports.js';
 
 const SCRIPT = fileURLToPath(new URL('../../appliance/demo-lab.sh', import.meta.url));
 const tag = Math.random().toString(36).slice(2, 7);
@@ -25,14 +26,6 @@ const PREFIX = `dlt${tag}-`;
 let dir: string;
 let d: RunningDaemon;
 let opts: {prefix: string; vmDir: string; simPort: number; repositoryPath: string; packages: boolean};
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as {port: number}).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function demoLab(body: unknown): Promise<DemoLabResult> {
   return d.client.request('POST', '/demo-lab', body);

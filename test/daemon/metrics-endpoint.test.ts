@@ -6,11 +6,11 @@
  */
 import {execa} from 'execa';
 import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
-import {createServer} from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {vmbackup} from '../lib/cli.js';
+import {freePort} from '../lib/ports.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 
@@ -18,14 +18,6 @@ let dir: string;
 let sim: Simulator;
 let d: RunningDaemon;
 let port: number;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as {port: number}).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 const curl = (args: string[]) => execa('curl', ['-s', '-S', '--max-time', '10', ...args], {reject: false});
 

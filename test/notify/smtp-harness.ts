@@ -28,14 +28,7 @@ export function smtpSettings(port: number, extra: Partial<EmailSettingsInput> = 
   } as EmailSettingsInput);
 }
 
-/** A port with nothing listening on it (free for a server started later). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export {freePort} from '../lib/ports.js';
 
 export interface Received {
   from: string;

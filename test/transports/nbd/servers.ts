@@ -15,16 +15,9 @@ export async function tempDir(prefix = 'nbd-'): Promise<{dir: string; remove: ()
   return {dir, remove: () => rm(dir, {recursive: true, force: true})};
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import {freePort} from '../../lib/ports.js';
+
+export {freePort};
 
 async function canConnect(address: NbdAddress): Promise<boolean> {
   return new Promise((resolve) => {
