@@ -4,7 +4,11 @@
  * test timeout, never a timed assertion).
  */
 import {spawn, type ChildProcess} from 'node:child_process';
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {DaemonClient} from '../../src/api/client.js';
 import type {SessionRecord} from '../../src/api/session-model.js';
 
@@ -81,4 +85,36 @@ export async function waitForSession(client: DaemonClient, id: string, until: (s
 export async function isolate(client: DaemonClient): Promise<void> {
   const tag = Math.random().toString(36).slice(2, 8);
   await client.setSettings({checkpointPrefix: `dmn${tag}-`, hostScratchDir: `/var/tmp/vmbackup-dmn-${tag}`});
+}
+
+/**
+ * The usual bed of the daemon tests against oVirt: a real daemon in a scratch directory with a
+ * repository `r`, the engine simulator as connection `engine` and a job `web` that backs up web01
+ * by id (no retries).
+ */
+export interface EngineBed {
+  dir: string;
+  sim: Simulator;
+  d: RunningDaemon;
+  stop(): Promise<void>;
+}
+
+export async function startEngineBed(prefix: string, opts: {repositoryName?: string; jobName?: string} = {}): Promise<EngineBed> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const sim = await startSimulator({delayMs: 5});
+  const d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
+  await isolate(d.client);
+  await d.client.create('repositories', {id: 'r', name: opts.repositoryName ?? 'R', path: join(dir, 'repo')});
+  await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
+  await d.client.create('jobs', {id: 'web', name: opts.jobName ?? 'Web', source: {connection: 'engine', vms: [{id: sim.vm('web01').id}]}, repository: 'r', retries: {count: 0}});
+  return {
+    dir,
+    sim,
+    d,
+    stop: async () => {
+      await d.stop();
+      await sim.stop();
+      await rm(dir, {recursive: true, force: true});
+    },
+  };
 }

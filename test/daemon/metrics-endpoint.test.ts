@@ -5,15 +5,15 @@
  * it, the job's last result and the repository's figures. Turned off again, nothing listens.
  */
 import {execa} from 'execa';
-import {mkdtemp, readFile, rm, stat} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
+import {readFile, stat} from 'node:fs/promises';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {vmbackup} from '../lib/cli.js';
 import {freePort} from '../lib/ports.js';
-import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
-import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {Simulator} from '../ovirt-sim/index.js';
+import {startEngineBed, waitForSession, type EngineBed, type RunningDaemon} from './helpers.js';
 
+let bed: EngineBed;
 let dir: string;
 let sim: Simulator;
 let d: RunningDaemon;
@@ -22,20 +22,11 @@ let port: number;
 const curl = (args: string[]) => execa('curl', ['-s', '-S', '--max-time', '10', ...args], {reject: false});
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vmb-metrics-'));
-  sim = await startSimulator({delayMs: 5});
-  d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
-  await isolate(d.client);
-  await d.client.create('repositories', {id: 'r', name: 'Main repo', path: join(dir, 'repo')});
-  await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
-  await d.client.create('jobs', {id: 'web', name: 'Web nightly', source: {connection: 'engine', vms: [{id: sim.vm('web01').id}]}, repository: 'r', retries: {count: 0}});
+  bed = await startEngineBed('vmb-metrics-', {repositoryName: 'Main repo', jobName: 'Web nightly'});
+  ({dir, sim, d} = bed);
   port = await freePort();
 });
-afterAll(async () => {
-  await d?.stop();
-  await sim?.stop();
-  await rm(dir, {recursive: true, force: true});
-});
+afterAll(async () => bed?.stop());
 
 describe('metrics endpoint', () => {
   it('is off by default, then serves the figures with its token only, during and after a session, and goes when turned off', async () => {

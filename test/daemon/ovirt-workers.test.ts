@@ -3,30 +3,18 @@
  * a VM's disks through the engine's imageio proxy; a worker placed in the VM's cluster reads from
  * the host's imageio (transfer_url), as the platforms' "worker in the same cluster" does.
  */
-import {mkdtemp, rm} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
-import {join} from 'node:path';
 import {afterAll, beforeAll, expect, it} from 'vitest';
-import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
-import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import type {Simulator} from '../ovirt-sim/index.js';
+import {startEngineBed, waitForSession, type EngineBed, type RunningDaemon} from './helpers.js';
 
-let dir: string;
+let bed: EngineBed;
 let sim: Simulator;
 let d: RunningDaemon;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'vmb-ovirt-workers-'));
-  sim = await startSimulator({delayMs: 5});
-  d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
-  await isolate(d.client);
-  await d.client.create('repositories', {id: 'r', name: 'R', path: join(dir, 'repo')});
-  await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
-  await d.client.create('jobs', {id: 'web', name: 'Web', source: {connection: 'engine', vms: [{id: sim.vm('web01').id}]}, repository: 'r', retries: {count: 0}});
+  bed = await startEngineBed('vmb-ovirt-workers-');
+  ({sim, d} = bed);
 });
-afterAll(async () => {
-  await d?.stop();
-  await sim?.stop();
-  await rm(dir, {recursive: true, force: true});
-});
+afterAll(async () => bed?.stop());
 
 async function runAndSeeVia(): Promise<{worker?: string; via: Set<string>}> {
   sim.imageioLog.length = 0;
