@@ -164,7 +164,10 @@ export async function findVm(client: EngineClient, nameOrId: string): Promise<In
     client.get('/clusters'),
   ]);
   const v = byId ? found : list(found, 'vm').find((x) => str(x.name) === nameOrId);
-  return v ? toInventoryVm(client, v as Json, placeNames(hosts, clusters)) : undefined;
+  if (v) return toInventoryVm(client, v as Json, placeNames(hosts, clusters));
+  // The engine's search language may read a name with spaces or wildcards otherwise than meant:
+  // before saying "no such VM", look through the list once (only on this miss).
+  return byId ? undefined : (await listVms(client)).find((x) => x.name === nameOrId);
 }
 
 function placeNames(hosts: unknown, clusters: unknown): {host: Map<string | undefined, string | undefined>; cluster: Map<string | undefined, string | undefined>} {
