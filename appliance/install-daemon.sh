@@ -79,7 +79,8 @@ if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
   systemctl restart vmbackupd.service
   systemctl reload ssh 2>/dev/null || true
 else
-  log "no systemd: starting vmbackupd in the background"
+  log "no systemd: starting vmbackupd in the background (log: /var/log/vmbackupd.log, rotated weekly)"
+  install -m 0644 appliance/logrotate.d/vmbackupd /etc/logrotate.d/vmbackupd
   install -d -m 0750 -o root -g vmbackup "$RUN_DIR"
   PIDFILE="$RUN_DIR/vmbackupd.pid"
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then

@@ -87,10 +87,14 @@ export class Daemon {
     const out = o.write ?? ((line: string) => void process.stdout.write(line + '\n'));
     // stdout connected to journald (systemd sets JOURNAL_STREAM): lines carry their priority.
     const journal = o.write === undefined && !!process.env.JOURNAL_STREAM;
+    // Plain lines carry their time where nothing else adds one: in the fallback log file
+    // (/var/log/vmbackupd.log without systemd) and in the console's log view; journald stamps its own.
+    const plain = (o.logFormat ?? 'plain') === 'plain';
     const write = (line: string, level: Level) => {
-      this.recentLog.push(line);
+      const stamped = plain ? `${new Date().toISOString()} ${line}` : line;
+      this.recentLog.push(stamped);
       if (this.recentLog.length >= 2 * LOG_RING_LINES) this.recentLog.splice(0, this.recentLog.length - LOG_RING_LINES);
-      out(journal ? journalLine(level, line) : line);
+      out(journal ? journalLine(level, line) : stamped);
     };
     this.log = createLog({format: o.logFormat ?? 'plain', write, secrets: () => this.secrets()});
     this.store = await ConfigStore.open(o.stateDir);

@@ -181,6 +181,9 @@ describe('GET /logs', () => {
     expect(all.length).toBeGreaterThan(3);
     expect(all.slice(-3)).toEqual(lines);
     expect(all.some((l) => l.includes('Listening on'))).toBe(true);
+    // Without journald every line carries its time, in the log view and on stdout (the fallback log file).
+    expect(all.every((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARN |ERROR) /.test(l))).toBe(true);
+    expect(d.lines.find((l) => l.includes('Listening on'))).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  Listening on /);
     // The default is 200 lines (fewer here: the daemon has not written that many).
     expect((await d.client.logs()).lines).toEqual(all.slice(-200));
   });

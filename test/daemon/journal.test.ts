@@ -29,7 +29,22 @@ describe('log lines for journald', () => {
     await d.client.create('repositories', {id: 'bad id!', name: 'x', path: 'relative'}).catch(() => undefined);
     const logs = await d.client.logs(50);
     expect(logs.lines.every((l) => !/^<\d>/.test(l))).toBe(true);
+    // journald stamps its own time; the console's log view gets the lines with theirs.
+    expect(logs.lines.every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l))).toBe(true);
     expect(d.lines.every((l) => /^<[3467]>/.test(l))).toBe(true);
+  });
+
+  it('the fallback log file (no systemd) is rotated by logrotate with the rule the installer puts in place', async () => {
+    const {execa} = await import('execa');
+    const {readFile, writeFile, stat} = await import('node:fs/promises');
+    const log = join(dir, 'vmbackupd.log');
+    await writeFile(log, '2026-12-07T03:00:00.000Z INFO  a line\n'.repeat(100));
+    const rule = (await readFile('appliance/logrotate.d/vmbackupd', 'utf8')).replace('/var/log/vmbackupd.log', log).replace('su root root', '');
+    await writeFile(join(dir, 'rule'), rule);
+    const r = await execa('logrotate', ['-f', '-s', join(dir, 'logrotate.state'), join(dir, 'rule')], {reject: false});
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect((await stat(log)).size).toBe(0); // copytruncate: emptied in place, the daemon keeps writing to it
+    expect((await readFile(`${log}.1`, 'utf8')).split('\n')[0]).toBe('2026-12-07T03:00:00.000Z INFO  a line');
   });
 
   it('maps each level to its priority', () => {
