@@ -147,6 +147,7 @@ export class Daemon {
     this.store.onChange((data) => {
       this.workers.setWorkers(data.workers);
       this.scheduler.refresh();
+      void this.metrics?.apply();
     });
     this.log('info', `vmbackupd ${VERSION} starting`, {stateDir: o.stateDir, socket: o.socketPath, pid: process.pid});
     const closed = await closeInterruptedSessions({history: this.history, log: this.log});
@@ -166,7 +167,6 @@ export class Daemon {
         return renderMetrics(this.store.list('jobs'), sessions, status.repositories, status.sessions.filter((x) => x.state === 'running').length);
       },
     });
-    this.store.onChange(() => void this.metrics.apply());
     await this.metrics.apply();
     this.api = new ApiServer(this.services());
     await this.api.listen(o.socketPath);

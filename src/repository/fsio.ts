@@ -113,18 +113,6 @@ export async function readFileCapped(path: string, max: number, what: string): P
   }
 }
 
-/**
- * Whether `path` is a real directory (not a symbolic link to one). Code that deletes inside a
- * repository checks this first, so a link planted in a hostile repository never leads it outside.
- */
-export async function isRealDirectory(path: string): Promise<boolean> {
-  try {
-    return (await lstat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** The first `max` bytes of a small text file (lock files, writer registrations): never more. */
 export async function readHead(path: string, max = 64 << 10): Promise<string> {
   const fh = await open(path, 'r');

@@ -7,7 +7,7 @@ import type {BackupOptions, CheckpointRecord, DiskSource, InventoryDisk, VmBacku
 import type {DomainDisk} from './domain-xml.js';
 import type {ImageInfo} from './image-info.js';
 import {parseDomState, toInventoryVm, type DomainDetails} from './inventory.js';
-import {NVRAM_KEY} from './nvram.js';
+import {NVRAM_KEY} from '../image/plain-file.js';
 
 export function backupDisks(d: DomainDetails, opts: BackupOptions): {disk: DomainDisk; image: ImageInfo}[] {
   const known = new Set(d.disks.map((x) => x.disk.target));

@@ -115,4 +115,3 @@ export async function readNvram(host: LibvirtHost, info: DomainInfo, opts: Pick<
   };
 }
 
-export {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writePlainFile as writeNvramFile} from '../image/plain-file.js';

@@ -21,7 +21,7 @@ import type {DiskSink, Logger, RestorePlan, RestoreSource, VmRestore, VmRestoreT
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 import {describeDomain, locateDomain, parseDomState} from './inventory.js';
-import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writeNvramFile} from './nvram.js';
+import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writePlainFile} from '../image/plain-file.js';
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
 import {fileSafe} from '../targets/files.js';
@@ -48,7 +48,6 @@ interface PlannedNvram {
 /** Where libvirt keeps the UEFI variable stores it creates. */
 const LIBVIRT_NVRAM_DIR = '/var/lib/libvirt/qemu/nvram';
 
-export {fileSafe};
 
 function restoredFormat(f: string | undefined): 'qcow2' | 'raw' {
   return f === 'raw' ? 'raw' : 'qcow2';
@@ -301,7 +300,7 @@ export async function prepareLibvirtRestore(
       writeNvram = async () => {
         if (!nvram?.path || !nvramSink) return undefined;
         const path = nvram.path;
-        await writeNvramFile(run, path, nvramSink.data, {exclusive: nvram.exclusive, created: () => (nvramCreated = nvram!.exclusive ? path : undefined)});
+        await writePlainFile(run, path, nvramSink.data, {exclusive: nvram.exclusive, created: () => (nvramCreated = nvram!.exclusive ? path : undefined)});
         log({severity: 'info', code: 'nvram-written', message: `UEFI variable store written to ${nvram.path} (${nvramSink.size} bytes)`, disk: NVRAM_KEY});
         return nvram.path;
       };

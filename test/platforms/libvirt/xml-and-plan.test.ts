@@ -7,7 +7,8 @@ import {parseImageInfo, trackability, usableBitmap} from '../../../src/platforms
 import {parseDomState} from '../../../src/platforms/libvirt/inventory.js';
 import {CheckpointNaming, planDisks} from '../../../src/platforms/libvirt/plan.js';
 import {qemuNbdArgv} from '../../../src/platforms/image/qemu-nbd.js';
-import {fileSafe, freeTargets} from '../../../src/platforms/libvirt/restore.js';
+import {freeTargets} from '../../../src/platforms/libvirt/restore.js';
+import {fileSafe} from '../../../src/platforms/targets/files.js';
 import {randomMac, rewriteDomainForRestore} from '../../../src/platforms/libvirt/restore-xml.js';
 
 const DOMAIN = `<domain type='kvm' id='3'>
