@@ -231,17 +231,23 @@ describe('adding an oVirt engine', () => {
   });
 });
 
+/** The connections screen (as `r`, so that afterEach unmounts it), the oVirt connection "engine" chosen, its edit form open. */
+async function openEngineEdit(api: ReturnType<typeof seeded>): Promise<Rendered> {
+  const rendered = (r = await renderApp(api, {name: 'connections'}));
+  await rendered.waitFor('engine');
+  await rendered.press(KEY.enter);
+  await rendered.waitFor('Edit');
+  await rendered.press(KEY.down.repeat(2) + KEY.enter);
+  await rendered.waitFor('Edit engine');
+  return rendered;
+}
+
 describe('editing a connection', () => {
   it('changes the oVirt user, keeps the stored password when left empty, tests before saving', async () => {
     const api = seeded();
-    r = await renderApp(api, {name: 'connections'});
-    await r.waitFor('engine');
-    await r.press(KEY.enter);
-    await r.waitFor('Edit');
-    await r.press(KEY.down.repeat(2) + KEY.enter);
-    await r.waitFor('Edit engine');
-    await r.press(KEY.enter + KEY.backspace.repeat(20) + 'backup@internal' + KEY.enter + KEY.enter);
-    await r.waitFor('✔ Saved: 3 VMs visible.');
+    const e = await openEngineEdit(api);
+    await e.press(KEY.enter + KEY.backspace.repeat(20) + 'backup@internal' + KEY.enter + KEY.enter);
+    await e.waitFor('✔ Saved: 3 VMs visible.');
     const tested = api.called('testConnection')[0]!.args[0] as Record<string, unknown>;
     expect(tested).toMatchObject({user: 'backup@internal', password: '••••', url: 'https://engine.example.com/ovirt-engine'});
     expect(api.data.connections[0]).toMatchObject({user: 'backup@internal'});
@@ -250,14 +256,9 @@ describe('editing a connection', () => {
   it('a failed test saves nothing and keeps what was typed', async () => {
     const api = seeded();
     api.testConnection = async () => ({ok: false, reachable: true, authenticated: false, error: {message: 'wrong password', exitCode: 21}});
-    r = await renderApp(api, {name: 'connections'});
-    await r.waitFor('engine');
-    await r.press(KEY.enter);
-    await r.waitFor('Edit');
-    await r.press(KEY.down.repeat(2) + KEY.enter);
-    await r.waitFor('Edit engine');
-    await r.press(KEY.enter + KEY.backspace.repeat(20) + 'someone@internal' + KEY.enter + 'bad' + KEY.enter);
-    const f = await r.waitFor('failed its test; nothing was saved');
+    const e = await openEngineEdit(api);
+    await e.press(KEY.enter + KEY.backspace.repeat(20) + 'someone@internal' + KEY.enter + 'bad' + KEY.enter);
+    const f = await e.waitFor('failed its test; nothing was saved');
     expect(f).toContain('someone@internal');
     expect(api.data.connections[0]).toMatchObject({user: 'admin@internal'});
   });
