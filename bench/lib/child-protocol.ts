@@ -45,7 +45,7 @@ export type ChildPlatform =
 export type ChildJob =
   | {op: 'backup'; platform: ChildPlatform; repository: string; vmId: string; vmName: string}
   /** Opens a full backup and reads every data extent into a discarded buffer, like a disk task without the repository. */
-  | {op: 'read-only'; platform: ChildPlatform; vmId: string; parallel: number; readSize: number}
+  | {op: 'read-only'; platform: ChildPlatform; vmId: string; parallel: number; readSize: number; nbdcopy?: boolean}
   | {op: 'restore'; platform: ChildPlatform; repository: string; restorePointId: string; directory: string; format: 'qcow2' | 'raw'};
 
 export interface ChildResult {
@@ -72,6 +72,11 @@ export interface ChildResult {
   commands?: {atMs: number; line: string}[];
   /** read-only: bytes read and the time of the reads alone. */
   readOnly?: {bytes: number; readMs: number};
+  /**
+   * read-only with nbdcopy (libvirt): the same backup's export copied to null: by nbdcopy with its
+   * defaults, the read limit of the source; CPU and RSS from GNU time.
+   */
+  nbdcopy?: {ms: number; cpuMs: number; maxRssKiB: number; exports: number};
   error?: string;
 }
 

@@ -9,11 +9,13 @@
  * the driver reads `error` and decides.
  */
 import {readFile} from 'node:fs/promises';
+import {execa} from 'execa';
 import {backupVm} from '../../src/engine/backup-vm.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
 import type {PlatformAdapter} from '../../src/platforms/types.js';
 import {openRepository} from '../../src/repository/index.js';
 import {RESULT_MARK, type ChildJob, type ChildResult} from './child-protocol.js';
+import {timedRusage} from './measure.js';
 
 /**
  * Peak RSS of this process image: VmHWM belongs to the address space made at exec, while
@@ -83,6 +85,33 @@ async function readOnly(platform: PlatformAdapter, vmId: string, parallel: numbe
   }
 }
 
+/**
+ * The read limit of a libvirt pull backup: the backup opened by the adapter as for a full, each
+ * disk's export copied by nbdcopy (its defaults: several connections, block status to skip zeros
+ * and holes) to null:, then the backup aborted. The export name is the disk's target (libvirt's
+ * default) and the socket is the one in the running job's backup XML.
+ */
+async function nbdcopyRead(platform: PlatformAdapter, vmId: string): Promise<NonNullable<ChildResult['nbdcopy']>> {
+  const backup = await platform.openBackup(vmId, {log: () => {}});
+  try {
+    const xml = (await execa('virsh', ['-q', '-c', 'qemu:///system', 'backup-dumpxml', vmId])).stdout;
+    const {backupJobSocket} = await import('../../src/platforms/libvirt/cleanup.js');
+    const socket = backupJobSocket(xml);
+    if (!socket) throw new Error(`no unix socket in the backup job's XML:\n${xml}`);
+    const total = {ms: 0, cpuMs: 0, maxRssKiB: 0, exports: 0};
+    for (const src of backup.sources) {
+      const r = await timedRusage('nbdcopy', [`nbd+unix:///${src.key}?socket=${socket}`, 'null:']);
+      total.ms += r.ms;
+      total.cpuMs += r.cpuMs;
+      total.maxRssKiB = Math.max(total.maxRssKiB, r.maxRssKiB);
+      total.exports++;
+    }
+    return total;
+  } finally {
+    await backup.abort();
+  }
+}
+
 async function main(): Promise<void> {
   const job = JSON.parse(await readStdin()) as ChildJob;
   const startedModules = performance.now();
@@ -101,6 +130,7 @@ async function main(): Promise<void> {
     if (job.op === 'read-only') {
       out.readOnly = await readOnly(platform, job.vmId, job.parallel, job.readSize);
       out.opMs = performance.now() - t0;
+      if (job.nbdcopy) out.nbdcopy = await nbdcopyRead(platform, job.vmId);
     } else if (job.op === 'backup') {
       const r = await backupVm({platform, repository: repository!, vmId: job.vmId, vmName: job.vmName});
       out.opMs = performance.now() - t0;

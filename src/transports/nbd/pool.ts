@@ -14,6 +14,11 @@ export interface NbdPoolOptions extends NbdConnectOptions {
   connections: number;
   /** Requests outstanding per connection. Default 4. */
   maxInFlight?: number;
+  /**
+   * The largest READ or WRITE request sent (bytes; default and upper bound: the server's maximum
+   * payload). A larger call is cut into requests of this size spread over the connections.
+   */
+  requestSize?: number;
 }
 
 export class NbdPool {
@@ -29,10 +34,12 @@ export class NbdPool {
   private readonly clients: NbdClient[];
   private readonly load: number[];
   private readonly maxInFlight: number;
+  /** The size reads and writes are cut into (≤ maxPayload). */
+  readonly requestSize: number;
   private readonly waiters: ((index: number) => void)[] = [];
   private closing: Promise<void> | undefined;
 
-  private constructor(clients: NbdClient[], maxInFlight: number) {
+  private constructor(clients: NbdClient[], maxInFlight: number, requestSize: number | undefined) {
     const first = clients[0]!;
     this.clients = clients;
     this.load = clients.map(() => 0);
@@ -45,6 +52,7 @@ export class NbdPool {
     this.blockSize = first.blockSize;
     this.maxPayload = first.maxPayload;
     this.metaContexts = first.metaContexts;
+    this.requestSize = Math.min(first.maxPayload, requestSize ?? first.maxPayload);
   }
 
   static async open(opts: NbdPoolOptions): Promise<NbdPool> {
@@ -59,15 +67,15 @@ export class NbdPool {
       await Promise.allSettled(opened.map((c) => c.close()));
       throw failed.reason;
     }
-    return new NbdPool(opened, maxInFlight);
+    return new NbdPool(opened, maxInFlight, opts.requestSize);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (into && into.length < length) throw new RangeError(`read buffer of ${into.length} bytes is smaller than the ${length} bytes asked for`);
     const dest = into ?? Buffer.allocUnsafe(length);
     const parts: Promise<unknown>[] = [];
-    for (let done = 0; done < length; done += this.maxPayload) {
-      const n = Math.min(this.maxPayload, length - done);
+    for (let done = 0; done < length; done += this.requestSize) {
+      const n = Math.min(this.requestSize, length - done);
       const at = done;
       parts.push(this.run((c) => c.read(offset + at, n, dest.subarray(at, at + n))));
     }
@@ -81,8 +89,8 @@ export class NbdPool {
 
   async write(offset: number, data: Buffer): Promise<void> {
     const parts: Promise<unknown>[] = [];
-    for (let done = 0; done < data.length; done += this.maxPayload) {
-      const piece = data.subarray(done, Math.min(done + this.maxPayload, data.length));
+    for (let done = 0; done < data.length; done += this.requestSize) {
+      const piece = data.subarray(done, Math.min(done + this.requestSize, data.length));
       const at = offset + done;
       parts.push(this.run((c) => c.write(at, piece)));
     }
