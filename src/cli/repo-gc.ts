@@ -14,6 +14,7 @@ export const repoGc: Command = {
     const result = await repo.gc({onProgress: (p) => ctx.out.progress(`gc ${progressBar(p.total ? p.done / p.total : 0)} ${p.phase}`)});
     ctx.out.result(result, () =>
       [
+        ...(result.interrupted ? [`note: ${result.interrupted}`] : []),
         `Removed ${result.removedChunks} chunks (${formatBytes(result.removedBytes)}), ${result.removedTempFiles} temporary files, ${result.removedPartialRestorePoints.length} unfinished restore points.`,
         `${result.referencedChunks} chunks in use; ${result.pendingChunks} unreferenced chunks (${formatBytes(result.pendingBytes)}) are newer than ${result.cutoff} and are kept for running backups.`,
         ...(result.missingChunks > 0 ? [`warning: ${result.missingChunks} referenced chunks are missing — run 'vmbackup repo verify ${repo.path}'.`] : []),

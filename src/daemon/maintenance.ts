@@ -148,6 +148,7 @@ export class Maintenance {
     this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'gc', state: 'started'});
     try {
       const r = await repo.gc();
+      if (r.interrupted) this.deps.log('warn', `GC of repository ${repositoryId}: ${r.interrupted}`);
       this.deps.log('info', `GC of repository ${repositoryId}: removed ${r.removedChunks} chunk(s), ${r.removedBytes} bytes`);
       this.deps.hub.emit({type: 'maintenance', repository: repositoryId, action: 'gc', state: 'finished', detail: `removed ${r.removedChunks} chunks`});
     } catch (err) {

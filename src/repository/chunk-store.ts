@@ -11,7 +11,9 @@
  * touches it (sets its modification time to now) AFTER registering itself; touching is also how
  * the writer learns that the chunk exists. A new chunk is stored atomically; the backend's
  * sync() before the manifest is written makes it durable (writer.ts), so a committed manifest
- * never references a chunk that a power cut could lose.
+ * never references a chunk that a power cut could lose. On the local directory the chunk files
+ * are not fsynced one by one (deferWorkerSync): a crash of the machine can leave a dead writer's
+ * new files empty or short, and interrupted.ts checks them before a writer or GC goes on.
  */
 import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
@@ -66,7 +68,7 @@ export class ChunkStore {
     const root = this.backend.workerRoot;
     try {
       if (root !== undefined) {
-        const r = await chunkWorkers().put(root, this.formatVersion, plain, opts.check === true);
+        const r = await chunkWorkers().put(root, this.formatVersion, plain, {check: opts.check === true, fsync: this.backend.deferWorkerSync !== true});
         if (r.isNew) this.backend.noteWorkerWrite?.(r.dir, r.newDir);
         return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
       }

@@ -3,7 +3,8 @@
  * on one chunk, synchronously, so that the main thread is left to I/O and coordination.
  *
  *   put:  SHA-256 of the plain data; touch the chunk file (utimes: it exists → reused, and GC
- *         keeps it); else decide compressibility, LZ4, write temp + fsync + rename.
+ *         keeps it); else decide compressibility, LZ4, write temp (+ fsync unless the backend
+ *         syncs the file system at commit, storage/local.ts) + rename.
  *   read: read the chunk file, check it (CRC for format 1, SHA-256 = id for format 2, or always
  *         the SHA-256 with `verify`), decompress; the plain data goes back transferred.
  * Failures go back as data (code, message, file, action); the pool turns them into the same
@@ -90,7 +91,7 @@ function encodeOnly(version: number, plain: Buffer): {reply: WorkerReply; transf
   };
 }
 
-function put(root: string, version: number, plain: Buffer, check: boolean): WorkerReply {
+function put(root: string, version: number, plain: Buffer, check: boolean, fsync: boolean): WorkerReply {
   const t0 = performance.now();
   const id = chunkId(plain);
   const hex = id.toString('hex');
@@ -129,7 +130,7 @@ function put(root: string, version: number, plain: Buffer, check: boolean): Work
   try {
     fd = openSync(tmp, 'wx', 0o600);
     writevSync(fd, [header, payload]);
-    fsyncSync(fd);
+    if (fsync) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
     renameSync(tmp, path);
@@ -258,7 +259,7 @@ function handle(msg: WorkerRequest): void {
     if (msg.op === 'put') {
       const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
       if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain));
-      else reply = put(msg.root, msg.version, plain, msg.check === true);
+      else reply = put(msg.root, msg.version, plain, msg.check === true, msg.fsync !== false);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
       ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain, msg.raw));

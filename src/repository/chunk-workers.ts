@@ -40,6 +40,11 @@ export interface PutRequest {
   /** Check an existing chunk file against the data before reusing it (see BeginOptions.checkReused). */
   check?: boolean;
   /**
+   * fsync the new chunk file before its rename. Without it the file is visible at once and
+   * durable only after the backend's sync() (a file-system sync; storage/local.ts "Chunk files").
+   */
+  fsync?: boolean;
+  /**
    * Only hash and encode: the reply carries the chunk file's bytes (`encoded`) for the main
    * thread to store through a backend the worker cannot reach (storage/backend.ts workerRoot).
    */
@@ -173,8 +178,8 @@ export class ChunkWorkerPool {
   }
 
   /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
-  put(root: string, version: number, plain: Uint8Array, check = false): Promise<PutReply> {
-    return this.putRequest(`storing a chunk in ${root}`, {root, version, check}, plain);
+  put(root: string, version: number, plain: Uint8Array, opts: {check?: boolean; fsync?: boolean} = {}): Promise<PutReply> {
+    return this.putRequest(`storing a chunk in ${root}`, {root, version, check: opts.check === true, fsync: opts.fsync !== false}, plain);
   }
 
   /** Hashes and encodes a chunk in `version`'s chunk format; the reply's `encoded` is the file. */
@@ -182,7 +187,7 @@ export class ChunkWorkerPool {
     return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
   }
 
-  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; encodeOnly?: boolean}, plain: Uint8Array): Promise<PutReply> {
+  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; fsync?: boolean; encodeOnly?: boolean}, plain: Uint8Array): Promise<PutReply> {
     return this.submit(what, (seq, slot) => {
       if (plain.length <= SLOT_SIZE) {
         new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);

@@ -24,6 +24,7 @@ import {UserError} from '../util/errors.js';
 import {ZERO_ID, decodeChunk, maxChunkFileSize} from './chunk-file.js';
 import type {RepoContext} from './context.js';
 import {decodeIndex} from './index-file.js';
+import {describeSettled, settleInterruptedWriters} from './interrupted.js';
 import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, GC_LOCK_KEY, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, isChunkPrefix} from './layout.js';
 import {parseOwner} from './lock.js';
 import {MAX_MANIFEST_BYTES, parseManifest} from './manifest.js';
@@ -76,6 +77,11 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     missingChunks: 0,
     cutoff: '',
   };
+
+  // 0. Writers a crash stopped before their sync(): their files made durable or checked before
+  // GC removes their registrations, which is what says they need it (interrupted.ts).
+  const settled = describeSettled(await settleInterruptedWriters(ctx), `repository ${ctx.root}`);
+  if (settled) result.interrupted = settled;
 
   // 1. Writers: the oldest live one bounds the cut-off; dead ones leave a partial restore point.
   const live = new Set<string>();

@@ -13,6 +13,7 @@ import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_VERSIONS, REPOSI
 import type {RepoContext} from './context.js';
 import {corrupt, ioError} from './fsio.js';
 import {collectGarbage} from './gc.js';
+import {describeSettled, settleInterruptedWriters} from './interrupted.js';
 import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
 import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
@@ -168,7 +169,11 @@ export class Repository {
         }
         baseInfo = {summary: base.reader.summary, manifest: m, ids};
       }
+      // A writer that a crash of the machine stopped may have left chunk files that must be
+      // checked before this one reuses them (interrupted.ts); nothing to do in the usual case.
+      const settled = describeSettled(await settleInterruptedWriters(this.ctx), `repository ${this.path}`);
       const w = new RestorePointWriterImpl(this.ctx, id, opts, startedAt, baseInfo, lock);
+      if (settled) w.warnings.push(settled);
       await w.start();
       return w;
     } catch (err) {

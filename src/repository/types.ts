@@ -270,6 +270,8 @@ export interface GcResult {
   damaged: {restorePoint: string; detail: string}[];
   /** Why the sweep did not run (a restore point's chunks could not be known), if it did not. */
   sweepSkipped?: string;
+  /** Backups a restart of the machine interrupted, whose chunk files were checked first (interrupted.ts). */
+  interrupted?: string;
 }
 
 export interface ChunkReference {

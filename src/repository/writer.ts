@@ -12,6 +12,9 @@
  *   4. finish: put the index;
  *   5. commit: the backend's sync() makes the chunks and indexes durable, then the manifest is
  *      put and synced: that put IS the commit; then drop the registration and the lock.
+ *      An abort syncs too before it drops the registration: with deferred chunk syncs
+ *      (storage/backend.ts deferWorkerSync) the registration is what tells a later writer to
+ *      check this one's files after a crash of the machine (interrupted.ts).
  * A crash anywhere before 5 leaves a restore point without a manifest: invisible, removed by GC.
  * Every step goes through the storage backend (storage/backend.ts); on the local directory a
  * put is temp + fsync + rename and sync() fsyncs the directories written to.
@@ -25,6 +28,7 @@ import type {RepoContext} from './context.js';
 import {isValidName} from './names.js';
 import {chunkCount, encodeIndexHeader} from './index-file.js';
 import {MANIFEST_FILE, PROTECTED_FILE, indexFileName, pointKey, writerJournalKey, writerKey} from './layout.js';
+import {BOOT_ID, type RegistrationSync} from './interrupted.js';
 import {type Lock, selfOwner} from './lock.js';
 import {MANIFEST_FORMAT, MANIFEST_VERSION, serializeManifest, summarize} from './manifest.js';
 import type {
@@ -129,7 +133,9 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   /** Registers the writer (durably, before any chunk is touched); called once by Repository.beginRestorePoint. */
   async start(): Promise<void> {
     const backend = this.ctx.backend;
-    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId}))]);
+    // With deferred chunk syncs the registration says so, and in which boot (interrupted.ts).
+    const sync: RegistrationSync = backend.deferWorkerSync === true ? {chunkSync: 'deferred', bootId: BOOT_ID} : {};
+    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId, ...sync}))]);
     await backend.sync();
   }
 
@@ -225,6 +231,12 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     await this.ctx.backend.deleteTree(this.dir).catch(() => undefined);
     // The journal stays: GC frees the chunks this failed backup stored, once nothing needs them.
     await this.flushJournal().catch(() => undefined);
+    // Chunk files written without fsync are durable before the registration that vouches for
+    // them goes; if this sync fails the registration stays, and the next writer settles it.
+    if (!(await this.ctx.backend.sync().then(() => true, () => false))) {
+      await this.vmLock.release().catch(() => undefined);
+      return;
+    }
     await this.release({keepJournal: true});
   }
 

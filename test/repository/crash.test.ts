@@ -6,9 +6,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {readdir} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
-import {execa} from 'execa';
 import {createRepository, openRepository, type Repository} from '../../src/repository/index.js';
-import {backupImage, chunkFiles, pseudoRandom, scratch} from './helpers.js';
+import {backupImage, chunkFiles, killWriterAt, pseudoRandom, scratch} from './helpers.js';
 
 const CS = 64 * 1024;
 let s: Awaited<ReturnType<typeof scratch>>;
@@ -22,29 +21,9 @@ beforeAll(async () => {
 });
 afterAll(async () => s.cleanup());
 
-/** Starts the fixture writer, waits until it reports `stage`, kills it with SIGKILL. */
-async function killAt(stage: string, seed: number): Promise<string[]> {
-  const child = execa('node', ['--import', 'tsx', 'test/repository/fixtures/writer.ts', repo.path, stage, String(seed)], {
-    cwd: join(import.meta.dirname, '..', '..'),
-    reject: false,
-    buffer: false,
-  });
-  const lines: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      text += b.toString();
-      const done = text.split('\n');
-      text = done.pop()!;
-      lines.push(...done);
-      if (done.includes(`stage:${stage}`)) resolve();
-    });
-    void child.then((r) => reject(new Error(`writer exited before ${stage}: ${r.exitCode} ${r.stderr ?? ''}`)));
-  });
-  child.kill('SIGKILL');
-  const r = await child;
-  expect(r.signal).toBe('SIGKILL');
-  return lines;
+/** The fixture writer killed with SIGKILL once it reports `stage`. */
+function killAt(stage: string, seed: number): Promise<string[]> {
+  return killWriterAt(repo.path, stage, seed);
 }
 
 describe('a writer killed with SIGKILL', () => {

@@ -3,6 +3,7 @@ import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createHash} from 'node:crypto';
+import {execa} from 'execa';
 import {afterEach, beforeEach} from 'vitest';
 import {createRepository, type DiskReader, type DiskWriter, type Repository} from '../../src/repository/index.js';
 
@@ -126,4 +127,32 @@ export function useRepository(chunkSize = 64 * 1024): {readonly repo: Repository
       return current!.dir;
     },
   };
+}
+
+/**
+ * Starts the crash-test writer (fixtures/writer.ts) on `repoPath`, waits until it reports `stage`,
+ * kills it with SIGKILL; its output lines. Chunk i of its disk is pseudoRandom(chunk size, seed * 1000 + i).
+ */
+export async function killWriterAt(repoPath: string, stage: string, seed: number): Promise<string[]> {
+  const child = execa('node', ['--import', 'tsx', 'test/repository/fixtures/writer.ts', repoPath, stage, String(seed)], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    reject: false,
+    buffer: false,
+  });
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      text += b.toString();
+      const done = text.split('\n');
+      text = done.pop()!;
+      lines.push(...done);
+      if (done.includes(`stage:${stage}`)) resolve();
+    });
+    void child.then((r) => reject(new Error(`writer exited before ${stage}: ${r.exitCode} ${r.stderr ?? ''}`)));
+  });
+  child.kill('SIGKILL');
+  const r = await child;
+  if (r.signal !== 'SIGKILL') throw new Error(`the fixture writer ended with ${r.exitCode ?? r.signal}, not SIGKILL`);
+  return lines;
 }

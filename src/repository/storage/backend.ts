@@ -117,6 +117,19 @@ export interface StorageBackend {
   readonly workerRoot?: string;
   /** With workerRoot: a chunk worker wrote a new file in directory `dir` (and created it when `newDir`). */
   noteWorkerWrite?(dir: string, newDir: boolean): void;
+  /**
+   * With workerRoot: chunk workers skip the fsync of each new chunk file. Such a file is visible
+   * under its name before its bytes are durable; sync() makes all of them durable at once (one
+   * file-system sync instead of one fsync per chunk), and a writer that a crash of the machine
+   * stopped before its sync() may leave files that are empty or short: the repository checks
+   * them before anything reuses them (interrupted.ts).
+   */
+  readonly deferWorkerSync?: boolean;
+  /**
+   * With deferWorkerSync: makes durable what any process of this machine wrote under workerRoot
+   * (a dead writer's files too), whatever this instance noted.
+   */
+  syncWorkerWrites?(): Promise<void>;
 
   /**
    * The whole object, or undefined when there is none. `max` bounds what may be allocated: a

@@ -7,6 +7,12 @@
  *    when the name exists, so it never replaces;
  *  - durable: each write, delete and rename notes its directory; sync() fsyncs those (and
  *    waits for syncs other callers started, so no caller returns before what it wrote is safe);
+ *  - chunk files (written by the chunk worker threads, workerRoot): not fsynced one by one; the
+ *    first sync() after them syncs the whole file system once (syncfs(2), through coreutils'
+ *    `sync -f`), which Proxmox Backup Server also does by default ("sync level filesystem").
+ *    VMBACKUP_CHUNK_SYNC=file brings back an fsync per chunk file. The writer records the mode
+ *    and the boot in its registration, so that the files of a writer that a crash of the machine
+ *    stopped are checked before they are trusted (interrupted.ts);
  *  - deleteIfOlder renames the file aside, then judges the mtime of the renamed file (a writer
  *    can no longer change it) and links it back when it was touched meanwhile; a crash in
  *    between leaves the only copy under a temp name, which sweepLeftovers puts back;
@@ -16,7 +22,9 @@
  *  - 0700 directories and 0600 files whatever the umask (docs/security.md);
  *  - locks are lock files owned by a process of this host (lock.ts).
  */
+import {execFile} from 'node:child_process';
 import {link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, utimes} from 'node:fs/promises';
+import {promisify} from 'node:util';
 import {dirname, join, resolve} from 'node:path';
 import {errnoCode} from '../../util/errors.js';
 import {corrupt, fsyncDir, ioError, readFileCapped, TEMP_MARK, tempName, writeFileAtomic, writeNewFile} from '../fsio.js';
@@ -32,10 +40,14 @@ export class LocalDirectoryBackend implements StorageBackend {
   private readonly syncing = new Set<Promise<void>>();
   /** Directories known to exist, so a put costs no mkdir. */
   private readonly known = new Set<string>();
+  readonly deferWorkerSync: boolean;
+  /** Chunk files were written without fsync since the last sync(). */
+  private unsyncedFiles = false;
 
   constructor(root: string) {
     this.location = resolve(root);
     this.workerRoot = this.location;
+    this.deferWorkerSync = process.env.VMBACKUP_CHUNK_SYNC !== 'file';
   }
 
   path(key: string): string {
@@ -50,6 +62,16 @@ export class LocalDirectoryBackend implements StorageBackend {
   noteWorkerWrite(dir: string, newDir: boolean): void {
     this.dirty.add(dir);
     if (newDir) this.dirty.add(dirname(dir));
+    if (this.deferWorkerSync) this.unsyncedFiles = true;
+  }
+
+  async syncWorkerWrites(): Promise<void> {
+    try {
+      await promisify(execFile)('sync', ['--file-system', '--', this.location], {timeout: 30 * 60_000});
+    } catch (err) {
+      const detail = String((err as {stderr?: unknown}).stderr ?? '').trim() || (err as Error).message;
+      throw ioError(Object.assign(new Error(detail), {code: 'EIO'}), this.location, 'syncing the file system (sync --file-system)');
+    }
   }
 
   async get(key: string, opts: {max: number; what: string}): Promise<Buffer | undefined> {
@@ -243,10 +265,20 @@ export class LocalDirectoryBackend implements StorageBackend {
   async sync(): Promise<void> {
     const dirs = [...this.dirty];
     this.dirty.clear();
-    if (dirs.length > 0) {
+    const files = this.unsyncedFiles;
+    this.unsyncedFiles = false;
+    if (dirs.length > 0 || files) {
       // Deepest first: a new directory's own entries before its entry in its parent.
       dirs.sort((a, b) => b.length - a.length);
       const job = (async () => {
+        // Everything written before this call, chunk files included, data and names: syncfs
+        // makes the directories durable too, but their fsyncs below are then nearly free.
+        if (files) {
+          await this.syncWorkerWrites().catch((err: unknown) => {
+            this.unsyncedFiles = true;
+            throw err;
+          });
+        }
         for (const d of dirs) {
           await fsyncDir(d).catch((err: unknown) => {
             // A directory removed since (a forgotten restore point) has nothing left to sync.
