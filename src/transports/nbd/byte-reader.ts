@@ -2,14 +2,27 @@
  * Exact-length reads over a byte stream (a socket), as awaitable calls.
  *
  * The handshake and the reply loop both think in "give me the next N bytes"; this class turns
- * the socket's bytes ('data' events, or feed() from a reused onread buffer) into that. readInto() copies straight into the caller's buffer as
- * bytes arrive, so a 32 MiB READ payload is copied once and never buffered whole a second time.
+ * the socket's bytes ('data' events, or feed() from net.connect's onread) into that.
+ *
+ * With onread the reader also chooses where the next socket read lands (readBuffer()): while a
+ * readInto() waits, straight into the caller's buffer at the position it waits for, so the
+ * kernel copies a READ payload into place and nothing else touches it (as libnbd's recv into the
+ * caller's buffer); otherwise into a scratch buffer, which is reused unless bytes of it are still
+ * unread. Nothing is allocated per read: measured, copying and allocating leftovers per read
+ * cost more CPU than the reads (docs/benchmarks.md "NBD reads").
  * When the stream ends or fails, every waiting and later call rejects with `endError()`.
  * Too much unread data pauses the stream (backpressure) until the reader catches up.
  */
 import type {Duplex} from 'node:stream';
 
 const HIGH_WATER = 8 * 1024 * 1024;
+/**
+ * Reads with no readInto() waiting land here: a reply header and the first bytes of its payload,
+ * which are copied once; the payload's rest then lands in place. Small, so little is copied.
+ */
+const SCRATCH_SIZE = 64 * 1024;
+/** Scratch buffers kept for reuse (more are allocated while those hold unread bytes). */
+const SCRATCH_KEPT = 4;
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -21,17 +34,36 @@ export class ByteReader {
   /** A readInto() in progress: arriving bytes go straight into its buffer, no promise per chunk. */
   private sink: {dest: Buffer; pos: number; remaining: number; resolve: () => void} | undefined;
   private readonly onData = (chunk: Buffer) => this.feed(chunk, false);
+  /** Where reads land when no readInto() waits (onread); one is reused once its bytes are read. */
+  private readonly scratches: Buffer[] = [];
 
   /**
-   * Takes bytes from the stream. `transient` chunks live in a buffer the socket reuses
-   * (net.connect's onread): what is not copied into a waiting readInto() is copied out.
+   * Where the socket's next read should land (net.connect's onread `buffer` function): the
+   * waiting readInto()'s destination, else the scratch buffer.
+   */
+  readBuffer(): Buffer {
+    const sink = this.sink;
+    if (sink) return sink.dest.subarray(sink.pos, sink.pos + sink.remaining);
+    const free = this.scratches.find((s) => !this.chunks.some((c) => c.buffer === s.buffer));
+    if (free) return free;
+    const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE);
+    if (this.scratches.length < SCRATCH_KEPT) this.scratches.push(scratch);
+    return scratch;
+  }
+
+  /**
+   * Takes bytes from the stream. `transient` chunks live in a buffer the reader handed out
+   * (readBuffer()): bytes that landed in a waiting readInto()'s destination are only counted;
+   * others stay in the scratch buffer, which is not reused until they are read.
    * Returns false when the reader wants no more for now (onread pauses the socket then).
    */
-  feed(chunk: Buffer, transient: boolean): boolean {
+  feed(chunk: Buffer, _transient: boolean): boolean {
     const sink = this.sink;
     if (sink) {
       const n = Math.min(chunk.length, sink.remaining);
-      chunk.copy(sink.dest, sink.pos, 0, n);
+      // Read straight into place (readBuffer() gave the socket this very region): nothing to copy.
+      const inPlace = chunk.buffer === sink.dest.buffer && chunk.byteOffset === sink.dest.byteOffset + sink.pos;
+      if (!inPlace) chunk.copy(sink.dest, sink.pos, 0, n);
       sink.pos += n;
       sink.remaining -= n;
       if (sink.remaining === 0) {
@@ -41,7 +73,7 @@ export class ByteReader {
       if (n === chunk.length) return true;
       chunk = chunk.subarray(n);
     }
-    this.chunks.push(transient ? Buffer.from(chunk) : chunk);
+    this.chunks.push(chunk);
     this.available += chunk.length;
     if (this.available > HIGH_WATER && !this.paused) {
       this.paused = true;
@@ -97,11 +129,12 @@ export class ByteReader {
 
   async readExact(n: number): Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0);
-    // Fast path: the first buffered chunk holds all of it.
+    // Fast path: the first buffered chunk holds all of it. A copy: the chunk may be a view of
+    // the scratch buffer, which later reads reuse.
     await this.waitFor(1);
     const first = this.chunks[0];
     if (first !== undefined && first.length >= n) {
-      return this.take(n);
+      return Buffer.from(this.take(n));
     }
     const out = Buffer.allocUnsafe(n);
     await this.readInto(out, 0, n);

@@ -92,7 +92,7 @@ export class NbdClient {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const reader = new ByteReader();
     // Plain connections read through one reused buffer; TLS needs the socket's own stream.
-    const raw: net.Socket = await openSocket(opts.address, timeoutMs, opts.tls ? undefined : (chunk) => reader.feed(chunk, true));
+    const raw: net.Socket = await openSocket(opts.address, timeoutMs, opts.tls ? undefined : reader);
     reader.attach(raw, opts.tls !== undefined);
     let stream: Duplex = raw;
     // After a TLS upgrade the raw socket's errors must still be observed, never left unhandled.

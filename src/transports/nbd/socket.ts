@@ -8,12 +8,13 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import {cannotConnect, describeAddress, type NbdAddress} from './errors.js';
 
 /**
- * Connects. With `onread`, received bytes land in one reused 1 MiB buffer and are handed to the
- * callback (no 'data' events, no allocation per 64 KiB read): the fast path for READ payloads.
+ * Connects. With `reader`, each read lands in the buffer the reader chooses (ByteReader
+ * readBuffer(): a waiting READ's destination or a reused scratch buffer) and is handed to it (no
+ * 'data' events, no allocation per read): the fast path for READ payloads.
  */
-export function openSocket(address: NbdAddress, timeoutMs: number, onread?: (chunk: Buffer) => boolean): Promise<net.Socket> {
+export function openSocket(address: NbdAddress, timeoutMs: number, reader?: {readBuffer(): Buffer; feed(chunk: Buffer, transient: boolean): boolean}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const read = onread ? {onread: {buffer: Buffer.allocUnsafe(1024 * 1024), callback: (n: number, buf: Uint8Array) => onread(Buffer.from(buf.buffer, buf.byteOffset, n))}} : {};
+    const read = reader ? {onread: {buffer: () => reader.readBuffer(), callback: (n: number, buf: Uint8Array) => reader.feed(Buffer.from(buf.buffer, buf.byteOffset, n), true)}} : {};
     const socket = 'socketPath' in address ? net.connect({path: address.socketPath, ...read}) : net.connect({host: address.host, port: address.port, ...read});
     const onError = (err: Error) => {
       clearTimeout(timer);
