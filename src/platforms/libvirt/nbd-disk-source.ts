@@ -11,15 +11,20 @@ import {ALLOCATION_CONTEXT, NbdPool, walkExtents, type NbdAddress} from '../../t
 import type {DiskSource, SourceExtent} from '../types.js';
 
 /**
- * How the reads go to QEMU's NBD server (measured with bench/libvirt.ts's source-alone pass and
- * bench/nbd.ts, docs/benchmarks.md "NBD reads"): 4 connections (nbdcopy's default), 2 requests
- * in flight on each, requests of 1 MiB. Requests of 2 MiB and more ran at 370-460 MiB/s where
- * 1 MiB ran at 1000-1220 MiB/s on the same export (qemu-nbd in bench/nbd.ts spent ~4 CPU s per
- * GiB serving them instead of ~0.5); 512 KiB requests cost more CPU here for no more speed.
+ * How the reads go to QEMU's NBD server: 4 connections (nbdcopy's default), 4 requests in flight
+ * on each, requests of 512 KiB. Measured (docs/benchmarks.md "NBD reads"): QEMU allocates a
+ * buffer per READ request with glibc's malloc, and a buffer above glibc's mmap threshold is
+ * mmapped, faulted in and unmapped for every request — QEMU then spends 4-5 CPU s per GiB and
+ * reads ran at 280-680 MiB/s. The threshold starts at 128 KiB and rises to the largest mmapped
+ * block freed; the first BLOCK_STATUS reply (the extents walk comes first) makes QEMU free a
+ * 1 MiB extent array (qemu nbd/server.c: NBD_MAX_BLOCK_STATUS_EXTENTS, "1 MiB of extents data",
+ * allocated per reply in nbd_co_send_block_status), so from then on requests below 1 MiB come from its heap: 512 KiB requests
+ * read the bench VM at 1330-1965 MiB/s (nbdcopy, 256 KiB requests: 1311) with QEMU at ~0.4 CPU
+ * s per GiB, where 1 MiB requests stayed at 609-685 MiB/s and 32 MiB ones at 400-700.
  */
 const CONNECTIONS = 4;
-const IN_FLIGHT_PER_CONNECTION = 2;
-const REQUEST_SIZE = 1024 * 1024;
+const IN_FLIGHT_PER_CONNECTION = 4;
+const REQUEST_SIZE = 512 * 1024;
 
 export class NbdDiskSource implements DiskSource {
   readonly key: string;
