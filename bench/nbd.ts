@@ -1,25 +1,56 @@
 /**
  * NBD read throughput: a 1 GiB random-data raw image served read-only by qemu-nbd over a unix
- * socket, read end to end by NbdClient (1 connection), NbdPool (4 connections), qemu-img convert
- * and nbdcopy (when installed). Prints MiB/s per reader and this process's CPU share; the image
- * sits in the page cache, so this measures the protocol path, not the disk. The load average is
- * printed too: on a shared machine the figures move with it. Run: node --import tsx bench/nbd.ts [sizeMiB]
+ * socket, read end to end by NbdPool in several request sizes and by nbdcopy. Prints MiB/s, this
+ * process's CPU and qemu-nbd's CPU (from /proc) per reader; the image sits in the page cache, so
+ * this measures the protocol path, not the disk. Run: node --import tsx bench/nbd.ts [sizeMiB]
+ *
+ * Each reader gets a fresh qemu-nbd: what QEMU's allocator has seen before changes the figures
+ * (docs/benchmarks.md "NBD reads": qemu mmaps every request buffer above glibc's mmap threshold,
+ * which only a freed larger block raises; one BLOCK_STATUS reply frees a 1 MiB extent array).
  */
 import {randomBytes} from 'node:crypto';
-import {mkdtemp, open, rm} from 'node:fs/promises';
+import {mkdtemp, open, readFile, rm} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
-import {NbdClient, NbdPool} from '../src/transports/nbd/index.js';
+import {ALLOCATION_CONTEXT, NbdPool} from '../src/transports/nbd/index.js';
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const size = sizeMiB * MiB;
 
+interface Reader {
+  name: string;
+  run(socketPath: string): Promise<void>;
+}
+
+/** The engine's way: 4 reads of 8 MiB at a time, cut by the pool into `requestSize` requests. */
+function pool(requestSize: number, perConnection: number, blockStatusFirst: boolean): Reader {
+  return {
+    name: `NbdPool 4 conn × ${perConnection} × ${requestSize / 1024} KiB${blockStatusFirst ? ', BLOCK_STATUS first' : ''}`,
+    async run(socketPath) {
+      const p = await NbdPool.open({address: {socketPath}, exportName: '', connections: 4, maxInFlight: perConnection, requestSize, metaContexts: [ALLOCATION_CONTEXT]});
+      try {
+        if (blockStatusFirst) await p.blockStatus(0, size, ALLOCATION_CONTEXT);
+        let next = 0;
+        await Promise.all(Array.from({length: 4}, async () => {
+          const buf = Buffer.allocUnsafe(8 * MiB);
+          while (next < size) {
+            const o = next;
+            next += buf.length;
+            await p.read(o, Math.min(buf.length, size - o), buf);
+          }
+        }));
+      } finally {
+        await p.close();
+      }
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nbd-bench-'));
   const image = path.join(dir, 'data.raw');
-  const socketPath = path.join(dir, 'nbd.sock');
   const fh = await open(image, 'w');
   const block = randomBytes(16 * MiB);
   for (let o = 0; o < size; o += block.length) {
@@ -27,74 +58,42 @@ async function main(): Promise<void> {
     await fh.write(block, 0, block.length, o);
   }
   await fh.close();
-  const server = execa('qemu-nbd', ['--persistent', '--shared=8', '--read-only', '--format=raw', `--socket=${socketPath}`, image], {stdin: 'ignore'});
+  await execa('cat', [image], {stdout: 'ignore'}); // warm the page cache
+  const readers: Reader[] = [
+    pool(512 * 1024, 4, true), // what the libvirt source does (the extents walk asks BLOCK_STATUS first)
+    pool(512 * 1024, 4, false),
+    pool(1024 * 1024, 2, true),
+    pool(32 * MiB, 4, true),
+    {name: 'nbdcopy (to null:), its defaults', run: async (socketPath) => void (await execa('nbdcopy', [`nbd+unix:///?socket=${socketPath}`, 'null:']))},
+    {name: 'qemu-img convert (to null-co)', run: async (socketPath) => void (await execa('qemu-img', ['convert', '-n', '-f', 'raw', '--target-image-opts', `nbd+unix:///?socket=${socketPath}`, `driver=null-co,size=${size}`]))},
+  ];
   try {
-    for (let i = 0; i < 200; i++) {
-      if (await NbdClient.connect({address: {socketPath}, exportName: ''}).then((c) => c.close().then(() => true), () => false)) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    await execa('cat', [image], {stdout: 'ignore'}); // warm the page cache
-    const results: [string, number][] = [];
-    const time = async (name: string, fn: () => Promise<void>) => {
-      const start = process.hrtime.bigint();
-      const cpu0 = process.cpuUsage();
-      await fn();
-      const s = Number(process.hrtime.bigint() - start) / 1e9;
-      const cpu = process.cpuUsage(cpu0);
-      results.push([name, s]);
-      // This process's CPU share: for the external tools it is only the cost of waiting on them.
-      const ours = (((cpu.user + cpu.system) / 1e6 / s) * 100).toFixed(0);
-      console.log(`${name.padEnd(44)} ${(sizeMiB / s).toFixed(0).padStart(6)} MiB/s  (${s.toFixed(2)} s, node CPU ${ours}%)`);
-    };
-    const chunk = 4 * MiB; // what the engine reads per call (several chunks at once)
-    const readAll = async (src: {read(o: number, l: number, into?: Buffer): Promise<Buffer>}, parallel: number) => {
-      let next = 0;
-      const worker = async () => {
-        const buf = Buffer.allocUnsafe(chunk);
-        while (next < size) {
-          const o = next;
-          next += chunk;
-          await src.read(o, Math.min(chunk, size - o), buf);
+    for (const [i, r] of readers.entries()) {
+      const socketPath = path.join(dir, `nbd-${i}.sock`);
+      const server = execa('qemu-nbd', ['--persistent', '--shared=8', '--read-only', '--format=raw', `--socket=${socketPath}`, image], {stdin: 'ignore'});
+      try {
+        for (let t = 0; t < 200; t++) {
+          if (await execa('nbdinfo', ['--size', `nbd+unix:///?socket=${socketPath}`]).then(() => true, () => false)) break;
+          await new Promise((res) => setTimeout(res, 25));
         }
-      };
-      await Promise.all(Array.from({length: parallel}, worker));
-    };
-    const address = {socketPath};
-    const c = await NbdClient.connect({address, exportName: ''});
-    await time('NbdClient, 1 connection, 1 read at a time', () => readAll(c, 1));
-    await time('NbdClient, 1 connection, 8 reads in flight', () => readAll(c, 8));
-    await time('NbdClient, 1 connection, 32 MiB reads ×4', async () => {
-      const bufs = Array.from({length: 4}, () => Buffer.allocUnsafe(32 * MiB));
-      let next = 0;
-      await Promise.all(bufs.map(async (b) => {
-        while (next < size) {
-          const o = next;
-          next += b.length;
-          await c.read(o, Math.min(b.length, size - o), b);
-        }
-      }));
-    });
-    await c.close();
-    const pool = await NbdPool.open({address, exportName: '', connections: 4});
-    await time('NbdPool, 4 connections, 8 reads in flight', () => readAll(pool, 8));
-    await pool.close();
-    const uri = `nbd+unix:///?socket=${socketPath}`;
-    await time('qemu-img convert (to null-co)', async () => {
-      await execa('qemu-img', ['convert', '-n', '-f', 'raw', '--target-image-opts', uri, `driver=null-co,size=${size}`]);
-    });
-    const hasNbdcopy = await execa('nbdcopy', ['--version']).then(() => true, () => false);
-    if (hasNbdcopy) {
-      await time('nbdcopy (to null:), default 4 connections', async () => {
-        await execa('nbdcopy', [uri, 'null:']);
-      });
-      await time('nbdcopy (to null:), 1 connection', async () => {
-        await execa('nbdcopy', ['--connections=1', uri, 'null:']);
-      });
+        const qemuCpu = async () => {
+          const f = (await readFile(`/proc/${server.pid}/stat`, 'latin1')).split(') ')[1]!.split(' ');
+          return (Number(f[11]) + Number(f[12])) * 10;
+        };
+        const q0 = await qemuCpu();
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        await r.run(socketPath);
+        const s = (performance.now() - t0) / 1000;
+        const c = process.cpuUsage(c0);
+        console.log(`${r.name.padEnd(48)} ${(sizeMiB / s).toFixed(0).padStart(6)} MiB/s  (${s.toFixed(2)} s; this process ${((c.user + c.system) / 1000).toFixed(0)} ms CPU, qemu-nbd ${(await qemuCpu()) - q0} ms CPU)`);
+      } finally {
+        server.kill('SIGTERM');
+        await server.catch(() => undefined);
+      }
     }
     console.log(`load average: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
   } finally {
-    server.kill('SIGTERM');
-    await server.catch(() => undefined);
     await rm(dir, {recursive: true, force: true});
   }
 }
