@@ -25,6 +25,7 @@ import {ZERO_ID, decodeChunk, maxChunkFileSize} from './chunk-file.js';
 import type {RepoContext} from './context.js';
 import {decodeIndex} from './index-file.js';
 import {describeSettled, settleInterruptedWriters} from './interrupted.js';
+import {ChunkMarks} from './marks.js';
 import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, GC_LOCK_KEY, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, isChunkPrefix} from './layout.js';
 import {parseOwner} from './lock.js';
 import {MAX_MANIFEST_BYTES, parseManifest} from './manifest.js';
@@ -37,13 +38,6 @@ const CLOCK_SLACK_MS = 1000;
 /** A writer journal holds one 65-byte line per new chunk: 64 MiB is a million chunks. */
 const MAX_JOURNAL_BYTES = 64 << 20;
 
-/**
- * Marked chunks are kept by their first 8 bytes: half the memory of full ids, and a collision
- * can only keep a chunk that could have gone, never remove one that is needed.
- */
-export function markKey(id: Buffer | string): string {
-  return typeof id === 'string' ? id.slice(0, 16) : id.toString('hex', 0, 8);
-}
 
 export async function collectGarbage(ctx: RepoContext, opts: GcOptions = {}): Promise<GcResult> {
   const lock = await ctx.backend.lock(GC_LOCK_KEY, {
@@ -108,7 +102,8 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   // an unregistered one's once older than the cut-off (its writer may just be starting).
   // Only directories are listed: a symbolic link planted in a hostile repository is never followed.
   const points = await names(POINTS_DIR, 'dir');
-  const marked = new Set<string>();
+  // By the first 8 bytes of each id, 8 bytes per chunk (marks.ts: a Set stops at 16.7 million).
+  const marked = new ChunkMarks();
   let done = 0;
   for (const id of points) {
     progress({phase: 'mark', done: done++, total: points.length});
@@ -126,7 +121,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     const mark = (ids: Buffer) => {
       for (let off = 0; off < ids.length; off += 32) {
         const c = ids.subarray(off, off + 32);
-        if (!ZERO_ID.equals(c)) marked.add(markKey(c));
+        if (!ZERO_ID.equals(c)) marked.add(c);
       }
     };
     let m;
@@ -156,17 +151,19 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
   }
   progress({phase: 'mark', done: points.length, total: points.length});
   for (const id of dead) await backend.delete(`${WRITERS_DIR}/${id}.json`).catch(() => undefined);
+  marked.seal();
   result.referencedChunks = marked.size;
 
   // The chunks failed or dead writers stored (their journals): known to be nobody's but theirs
   // unless a restore point references them (marked) or a live writer touched them since its
   // start, so they go without the safety margin's wait (which guards writers GC cannot see).
   const journals = (await names(WRITERS_DIR, 'object')).filter((n) => n.endsWith('.chunks') && !live.has(n.slice(0, -'.chunks'.length)));
-  const orphaned = new Set<string>();
+  const orphaned = new ChunkMarks();
   for (const name of journals) {
     const text = await backend.get(`${WRITERS_DIR}/${name}`, {max: MAX_JOURNAL_BYTES, what: 'writer journal'}).catch(() => undefined);
-    for (const line of text?.toString('latin1').split('\n') ?? []) if (CHUNK_NAME.test(line)) orphaned.add(markKey(line));
+    for (const line of text?.toString('latin1').split('\n') ?? []) if (CHUNK_NAME.test(line)) orphaned.add(line);
   }
+  orphaned.seal();
   const deadCutoff = Math.min(gcStart, oldest) - CLOCK_SLACK_MS;
 
   // 3. Sweep (not when a restore point's chunks could not all be known: they might be swept).
@@ -181,7 +178,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     maxBytes: maxChunkFileSize(ctx.chunkSize),
     wants: (key: string) => {
       const hex = key.slice(key.lastIndexOf('/') + 1);
-      return CHUNK_NAME.test(hex) && marked.has(markKey(hex));
+      return CHUNK_NAME.test(hex) && marked.has(hex);
     },
     holds: (key: string, bytes: Buffer) => {
       try {
@@ -201,11 +198,11 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     for (const name of await names(dir, 'object')) {
       const key = `${dir}/${name}`;
       if (CHUNK_NAME.test(name)) {
-        if (marked.has(markKey(name))) {
+        if (marked.has(name)) {
           present++;
           continue;
         }
-        const r = await backend.deleteIfOlder(key, orphaned.has(markKey(name)) ? Math.max(cutoff, deadCutoff) : cutoff);
+        const r = await backend.deleteIfOlder(key, orphaned.has(name) ? Math.max(cutoff, deadCutoff) : cutoff);
         if (r.status === 'deleted') {
           result.removedChunks++;
           result.removedBytes += r.size;
@@ -215,7 +212,7 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
         }
       } else if (name.includes(BAD_MARK)) {
         // A quarantined copy is kept while a restore point still needs that chunk id.
-        if (marked.has(markKey(name.slice(0, 64)))) continue;
+        if (marked.has(name.slice(0, 64))) continue;
         const r = await backend.deleteIfOlder(key, cutoff);
         if (r.status === 'deleted') {
           result.removedChunks++;
