@@ -52,6 +52,19 @@ async function tear(files: string[]): Promise<string[]> {
   return torn;
 }
 
+/**
+ * A power cut during a backup, played: the fixture writer (disk seed `seed`) is killed once it
+ * has put every chunk, three of its new chunk files are torn, and its registration is made one of
+ * an earlier boot. Returns the torn files' paths.
+ */
+async function crashDuringBackup(seed: number): Promise<string[]> {
+  const before = await chunkFiles(repo.path);
+  await killWriterAt(repo.path, 'finished', seed);
+  const torn = await tear(await newChunkFiles(before));
+  await fromEarlierBoot();
+  return torn;
+}
+
 describe('a writer that died before its sync', () => {
   it('records deferred chunk syncs and this boot in its registration', async () => {
     await killWriterAt(repo.path, 'mid-put', 3);
@@ -76,11 +89,7 @@ describe('a writer that died before its sync', () => {
   });
 
   it('stopped by a crash of the machine: the next writer checks its files, sets the damaged ones aside, writes them again and says so', async () => {
-    const before = await chunkFiles(repo.path);
-    await killWriterAt(repo.path, 'finished', 5);
-    const torn = await tear(await newChunkFiles(before));
-    await fromEarlierBoot();
-
+    const torn = await crashDuringBackup(5);
     const again = await openRepository(repo.path);
     const p = await backupImage(again, fixtureDisk(5), {vmId: 'next-vm', vmName: 'next'});
     const r = await again.openRestorePoint(p.id);
@@ -97,11 +106,7 @@ describe('a writer that died before its sync', () => {
   });
 
   it('stopped by a crash of the machine: GC checks its files before it removes its registration', async () => {
-    const before = await chunkFiles(repo.path);
-    await killWriterAt(repo.path, 'finished', 6);
-    const torn = await tear(await newChunkFiles(before));
-    await fromEarlierBoot();
-
+    const torn = await crashDuringBackup(6);
     const again = await openRepository(repo.path);
     const g = await again.gc();
     expect(g.interrupted).toMatch(/interrupted by a restart of the machine.*3 damaged ones were set aside/);
