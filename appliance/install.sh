@@ -33,5 +33,12 @@ WRAPPER
 chmod 0755 /usr/local/bin/vmbackup
 
 vmbackup --version
+
+log "manual pages and bash completion"
+vmbackup man --out /usr/local/share/man/man1 >/dev/null
+install -d -m 0755 /usr/share/bash-completion/completions
+vmbackup completion bash > /usr/share/bash-completion/completions/vmbackup
+mandb --quiet /usr/local/share/man 2>/dev/null || true
+
 bash appliance/install-daemon.sh
 log "ready: the daemon runs; open the console with 'vmbackup console' (or ssh console@<this machine>), or see 'vmbackup --help'"

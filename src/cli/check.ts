@@ -132,6 +132,12 @@ export const check: Command = {
   ].join('\n'),
   options: {...socketOption, 'warning-age': {type: 'string'}, 'critical-age': {type: 'string'}, job: {type: 'string'}},
   positionals: [0, 0],
+  exitCodes: [
+    [CHECK.ok, 'OK: every checked job has a recent good backup'],
+    [CHECK.warning, 'WARNING: a backup older than --warning-age, a failed last session, or a repository low on space'],
+    [CHECK.critical, 'CRITICAL: a backup older than --critical-age, or damage found by a repository health check'],
+    [CHECK.unknown, 'UNKNOWN: the daemon cannot be asked, or the options are wrong'],
+  ],
   async run(ctx, values) {
     const warningAgeMs = parseAge(typeof values['warning-age'] === 'string' ? values['warning-age'] : '26h');
     const criticalAgeMs = parseAge(typeof values['critical-age'] === 'string' ? values['critical-age'] : '50h');

@@ -27,5 +27,7 @@ export interface Command {
   options: OptionSpec;
   /** Allowed positional count [min, max]. */
   positionals?: [number, number];
+  /** Exit codes of its own, for its manual page (else the CLI's table, EXIT_CODE_MEANINGS). */
+  exitCodes?: [number, string][];
   run(ctx: CommandContext, values: Record<string, string | boolean | string[] | boolean[] | undefined>, positionals: string[]): Promise<number | void>;
 }

@@ -6,6 +6,7 @@ import {configCommands} from './config-commands.js';
 import {configExport, configImport} from './config-io.js';
 import {consoleCommand} from './console.js';
 import {demoLab} from './demo-lab.js';
+import {completionCommand, manCommand} from './docs-commands.js';
 import type {Command} from './command.js';
 import {jobList} from './job-list.js';
 import {jobStart} from './job-start.js';
@@ -37,4 +38,5 @@ export const commands: Command[] = [
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   configExport, configImport,
-  userAdd, userRemove, userList, audit];
+  userAdd, userRemove, userList, audit,
+  manCommand, completionCommand];

@@ -45,6 +45,27 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** What each exit code means, for the manual pages (src/cli/docgen.ts); every code has one. */
+export const EXIT_CODE_MEANINGS: Record<ExitCodeValue, string> = {
+  0: 'success',
+  1: 'an unexpected failure (a bug: please report it with the command and its output)',
+  2: 'wrong command-line usage',
+  10: 'the path is not a repository, or the repository cannot be opened',
+  11: 'the repository was written by a newer format version',
+  12: 'another process holds a lock that this operation needs',
+  13: 'a repository file is damaged (bad checksum, truncated)',
+  14: 'verify found damaged or missing chunks',
+  15: 'no space left on the device',
+  16: 'something named does not exist (restore point, VM, disk)',
+  17: 'an invalid input value (a flag or a configuration field)',
+  20: 'a host, engine or server cannot be reached or refused the connection',
+  21: 'authentication failed (password, token, SSH key)',
+  22: 'a TLS certificate or SSH host key could not be verified',
+  23: 'the hypervisor refused or failed an operation',
+  30: 'cancelled by the user or a signal',
+  31: "the caller's role does not allow this",
+};
+
 export class UserError extends Error {
   readonly hint: string | undefined;
   readonly exitCode: ExitCodeValue;
