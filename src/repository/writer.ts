@@ -17,7 +17,8 @@
  *      check this one's files after a crash of the machine (interrupted.ts).
  * A crash anywhere before 5 leaves a restore point without a manifest: invisible, removed by GC.
  * Every step goes through the storage backend (storage/backend.ts); on the local directory a
- * put is temp + fsync + rename and sync() fsyncs the directories written to.
+ * put is temp + fsync + rename (chunk files: temp + rename, made durable by one file-system
+ * sync in sync()) and sync() fsyncs the directories written to.
  */
 import {createHash} from 'node:crypto';
 import {ExitCode, UserError} from '../util/errors.js';
@@ -133,10 +134,13 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   /** Registers the writer (durably, before any chunk is touched); called once by Repository.beginRestorePoint. */
   async start(): Promise<void> {
     const backend = this.ctx.backend;
-    // With deferred chunk syncs the registration says so, and in which boot (interrupted.ts).
-    const sync: RegistrationSync = backend.deferWorkerSync === true ? {chunkSync: 'deferred', bootId: BOOT_ID} : {};
-    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId, ...sync}))]);
+    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId, ...this.registrationSync()}))]);
     await backend.sync();
+  }
+
+  /** With deferred chunk syncs the registration says so, and in which boot (interrupted.ts). */
+  private registrationSync(): RegistrationSync {
+    return this.ctx.backend.deferWorkerSync === true ? {chunkSync: 'deferred', bootId: BOOT_ID} : {};
   }
 
   assertOpen(): void {
@@ -232,8 +236,12 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     // The journal stays: GC frees the chunks this failed backup stored, once nothing needs them.
     await this.flushJournal().catch(() => undefined);
     // Chunk files written without fsync are durable before the registration that vouches for
-    // them goes; if this sync fails the registration stays, and the next writer settles it.
+    // them goes. If this sync fails the registration stays, marked as no longer this process's
+    // (a start time no process has), so that the next writer or GC settles it (interrupted.ts)
+    // and GC's cut-off is not held back by a writer that is gone.
     if (!(await this.ctx.backend.sync().then(() => true, () => false))) {
+      const reg = {...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), pidStart: 'abandoned', vmId: this.opts.vmId, ...this.registrationSync()};
+      await this.ctx.backend.put(writerKey(this.id), [Buffer.from(JSON.stringify(reg))]).catch(() => undefined);
       await this.vmLock.release().catch(() => undefined);
       return;
     }

@@ -7,10 +7,11 @@
  * before anything reuses or sweeps them (interrupted.ts).
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest';
-import {readFile, readdir, stat, truncate, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, readdir, stat, truncate, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {createRepository, openRepository, type Repository} from '../../src/repository/index.js';
 import {BOOT_ID} from '../../src/repository/interrupted.js';
+import {isAlive, parseOwner} from '../../src/repository/lock.js';
 import {backupImage, chunkFiles, expectContent, killWriterAt, pseudoRandom, scratch} from './helpers.js';
 
 const CS = 64 * 1024;
@@ -128,6 +129,33 @@ describe('a writer that died before its sync', () => {
     const live = (await registrations()).find((r) => r.json.vmId === 'live-vm');
     expect(live!.json.chunkSync).toBe('deferred');
     await w.abort();
+  });
+});
+
+describe('a file-system sync that fails', () => {
+  it('fails the commit with the reason, leaves the registration to no live process, and the next writer settles it', async () => {
+    // The failure: a `sync` on PATH that reports an I/O error, as coreutils' does when writeback failed.
+    const bin = join(s.dir, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'sync'), '#!/bin/sh\necho "sync: error syncing \'$3\': Input/output error" >&2\nexit 1\n', {mode: 0o755});
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    let failure: unknown;
+    try {
+      await backupImage(repo, pseudoRandom(3 * CS, 300), {vmId: 'eio-vm', vmName: 'eio'});
+    } catch (err) {
+      failure = err;
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(failure).toMatchObject({name: 'UserError', exitCode: 18, message: expect.stringMatching(/could not write its data to disk: sync: error syncing .*Input\/output error/)});
+    const reg = (await registrations()).find((r) => r.json.vmId === 'eio-vm')!;
+    expect(reg.json).toMatchObject({chunkSync: 'deferred', pidStart: 'abandoned'});
+    expect(isAlive(parseOwner(JSON.stringify(reg.json))!)).toBe(false);
+    // With a working sync again, the next writer syncs the file system for it and goes on.
+    const p = await backupImage(repo, pseudoRandom(3 * CS, 300), {vmId: 'eio-vm', vmName: 'eio'});
+    await expectContent(repo, p.id, 'vda', pseudoRandom(3 * CS, 300));
+    expect((await registrations()).find((r) => r.json.vmId === 'eio-vm')!.json.chunkSync).toBe('settled');
   });
 });
 

@@ -26,7 +26,7 @@ import {execFile} from 'node:child_process';
 import {link, lstat, mkdir, open, readdir, rename, rm, statfs, unlink, utimes} from 'node:fs/promises';
 import {promisify} from 'node:util';
 import {dirname, join, resolve} from 'node:path';
-import {errnoCode} from '../../util/errors.js';
+import {ExitCode, UserError, errnoCode} from '../../util/errors.js';
 import {corrupt, fsyncDir, ioError, readFileCapped, TEMP_MARK, tempName, writeFileAtomic, writeNewFile} from '../fsio.js';
 import {acquireLock, isAlive} from '../lock.js';
 import {assertKey, type ListEntry, type Lock, type LockOptions, type ObjectInfo, type Owner, type PutOptions, type Recover, type StorageBackend} from './backend.js';
@@ -70,7 +70,11 @@ export class LocalDirectoryBackend implements StorageBackend {
       await promisify(execFile)('sync', ['--file-system', '--', this.location], {timeout: 30 * 60_000});
     } catch (err) {
       const detail = String((err as {stderr?: unknown}).stderr ?? '').trim() || (err as Error).message;
-      throw ioError(Object.assign(new Error(detail), {code: 'EIO'}), this.location, 'syncing the file system (sync --file-system)');
+      throw new UserError(`The file system holding ${this.location} could not write its data to disk: ${detail}.`, {
+        hint: 'The disk or its file system reported an error (see `dmesg`); nothing new was committed, and restore points committed before are unaffected. Fix the disk, then run the backup again.',
+        exitCode: /no space/i.test(detail) ? ExitCode.noSpace : ExitCode.ioFailed,
+        cause: err,
+      });
     }
   }
 
