@@ -18,6 +18,7 @@ export function renderSessionReport(report: SessionReport, opts: RenderOptions =
   const subject = expandSubject(opts.subjectTemplate ?? DEFAULT_SUBJECT_TEMPLATE, report, opts);
   let html = renderSessionHtml(report, subject, opts);
   if (Buffer.byteLength(html) > HTML_BUDGET_BYTES) html = renderSessionHtml(report, subject, {...opts, compact: true});
+  if (Buffer.byteLength(html) > HTML_BUDGET_BYTES) html = renderSessionHtml(report, subject, {...opts, compact: true, condensed: true});
   return {
     subject,
     html,

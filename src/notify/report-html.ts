@@ -45,6 +45,13 @@ export interface HtmlOptions extends TimeOptions {
    * full rendering would exceed HTML_BUDGET_BYTES (hundreds of VMs, each with long messages).
    */
   compact?: boolean;
+  /**
+   * With compact: only VMs with an error keep a row; the others are named in two lines (with
+   * warnings, without remarks), their figures in the plain-text part. For sessions of hundreds
+   * of VMs, where even one short row each would exceed HTML_BUDGET_BYTES (mail clients clip
+   * longer messages: Gmail at 102 KB).
+   */
+  condensed?: boolean;
 }
 
 export function renderSessionHtml(report: SessionReport, subject: string, opts: HtmlOptions = {}): string {
@@ -94,10 +101,28 @@ ${pairs.map(([l, v, c]) => pair(l, v, c)).join('')}
     low ? ' &mdash; <b>low on space</b>' : ''
   }</div><div style="margin-top:4px">${spaceBar(repo.freeBytes, repo.totalBytes, low, 260)}</div></td></tr>`;
 
-  const vmRows = report.vms.map((vm, i) => vmRow(vm, i, report.startedAt, opts)).join('\n');
-  const compactNote = opts.compact
-    ? `<div style="color:${MUTED};margin-bottom:6px">This session has many messages: they are counted here and listed in full in the plain-text part of this mail and in the session log.</div>`
-    : '';
+  const hasError = (vm: VmReport) => vm.status === 'failed' || vm.issues.some((i) => i.severity === 'error');
+  const rowed = opts.condensed ? report.vms.filter(hasError) : report.vms;
+  const named = (title: string, vms: VmReport[]) =>
+    vms.length
+      ? `<tr class="vm-names" valign="top"><td><b>${title} (${vms.length}):</b> <small>${vms.map((vm) => esc(vm.name)).join(', ')}</small></td></tr>`
+      : '';
+  const vmRows = [
+    ...rowed.map((vm, i) => vmRow(vm, i, report.startedAt, opts)),
+    ...(opts.condensed
+      ? [
+          named(`${STATUS_SYMBOL.warning}&nbsp;With warnings`, report.vms.filter((vm) => !hasError(vm) && vm.issues.length > 0)),
+          named(`${STATUS_SYMBOL.success}&nbsp;Backed up without remarks`, report.vms.filter((vm) => !hasError(vm) && vm.issues.length === 0)),
+        ]
+      : []),
+  ]
+    .filter(Boolean)
+    .join('\n');
+  const compactNote = opts.condensed
+    ? `<div style="color:${MUTED};margin-bottom:6px">This session has many VMs: those with an error have a row here; the others are named below, and every VM's figures and messages are in the plain-text part of this mail and in the session log.</div>`
+    : opts.compact
+      ? `<div style="color:${MUTED};margin-bottom:6px">This session has many messages: they are counted here and listed in full in the plain-text part of this mail and in the session log.</div>`
+      : '';
   // One block per VM rather than nine columns: it reads the same at 900 px and on a phone.
   const vmTable = section(
     'Details',

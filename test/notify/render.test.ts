@@ -140,6 +140,35 @@ describe('renderSessionReport HTML', () => {
     expect(big.split('\n').filter((l) => l.startsWith('<tr class="vm"'))).toHaveLength(200);
   });
 
+  it('with 500 VMs (where one row each would be 130 KiB, past Gmail clipping at 102 KB) keeps rows for errors and names the rest', () => {
+    const report = largeReport(500);
+    report.vms.forEach((vm, i) => {
+      if (i % 100 === 7) {
+        vm.status = 'failed';
+        vm.issues = [{severity: 'error', code: 'disk-read-error', message: 'Read error on vda'}];
+      } else if (i % 25 === 3) vm.status = 'warning';
+      else {
+        vm.status = 'success';
+        vm.issues = [];
+      }
+    });
+    const mail = renderSessionReport(report);
+    expect(Buffer.byteLength(mail.html)).toBeLessThanOrEqual(HTML_BUDGET_BYTES);
+    const rows = mail.html.split('\n').filter((l) => l.startsWith('<tr class="vm"'));
+    expect(rows).toHaveLength(5);
+    for (const r of rows) expect(r).toContain('Failed');
+    const names = mail.html.split('\n').filter((l) => l.startsWith('<tr class="vm-names"'));
+    expect(names[0]).toContain('With warnings (20)');
+    expect(names[1]).toContain('Backed up without remarks (475)');
+    for (const vm of report.vms) expect(mail.html).toContain(vm.name);
+    for (const vm of report.vms) expect(mail.text).toContain(vm.name.slice(0, 20));
+    expect(mail.html).toContain('This session has many VMs');
+    // Every VM with a warning, 500 of them: still within the budget.
+    const warned = largeReport(500);
+    for (const vm of warned.vms) vm.status = 'warning';
+    expect(Buffer.byteLength(renderSessionReport(warned).html)).toBeLessThanOrEqual(HTML_BUDGET_BYTES);
+  });
+
   it('switches to the compact form when messages would blow the budget', () => {
     const report = largeReport(200);
     for (const vm of report.vms) {
