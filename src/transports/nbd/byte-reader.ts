@@ -33,7 +33,7 @@ export class ByteReader {
   private paused = false;
   /** A readInto() in progress: arriving bytes go straight into its buffer, no promise per chunk. */
   private sink: {dest: Buffer; pos: number; remaining: number; resolve: () => void} | undefined;
-  private readonly onData = (chunk: Buffer) => this.feed(chunk, false);
+  private readonly onData = (chunk: Buffer) => this.feed(chunk);
   /** Where reads land when no readInto() waits (onread); one is reused once its bytes are read. */
   private readonly scratches: Buffer[] = [];
 
@@ -52,12 +52,12 @@ export class ByteReader {
   }
 
   /**
-   * Takes bytes from the stream. `transient` chunks live in a buffer the reader handed out
+   * Takes bytes from the stream. With onread they are in a buffer the reader handed out
    * (readBuffer()): bytes that landed in a waiting readInto()'s destination are only counted;
    * others stay in the scratch buffer, which is not reused until they are read.
    * Returns false when the reader wants no more for now (onread pauses the socket then).
    */
-  feed(chunk: Buffer, _transient: boolean): boolean {
+  feed(chunk: Buffer): boolean {
     const sink = this.sink;
     if (sink) {
       const n = Math.min(chunk.length, sink.remaining);

@@ -12,9 +12,9 @@ import {cannotConnect, describeAddress, type NbdAddress} from './errors.js';
  * readBuffer(): a waiting READ's destination or a reused scratch buffer) and is handed to it (no
  * 'data' events, no allocation per read): the fast path for READ payloads.
  */
-export function openSocket(address: NbdAddress, timeoutMs: number, reader?: {readBuffer(): Buffer; feed(chunk: Buffer, transient: boolean): boolean}): Promise<net.Socket> {
+export function openSocket(address: NbdAddress, timeoutMs: number, reader?: {readBuffer(): Buffer; feed(chunk: Buffer): boolean}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const read = reader ? {onread: {buffer: () => reader.readBuffer(), callback: (n: number, buf: Uint8Array) => reader.feed(Buffer.from(buf.buffer, buf.byteOffset, n), true)}} : {};
+    const read = reader ? {onread: {buffer: () => reader.readBuffer(), callback: (n: number, buf: Uint8Array) => reader.feed(Buffer.from(buf.buffer, buf.byteOffset, n))}} : {};
     const socket = 'socketPath' in address ? net.connect({path: address.socketPath, ...read}) : net.connect({host: address.host, port: address.port, ...read});
     const onError = (err: Error) => {
       clearTimeout(timer);
