@@ -20,7 +20,7 @@ import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, typ
 import {maxChunkFileSize} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
 import {corrupt, ioError} from './fsio.js';
-import {BAD_MARK, chunkKey} from './layout.js';
+import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, chunkKey, isChunkPrefix} from './layout.js';
 import type {StorageBackend} from './storage/backend.js';
 
 /** What a put did (see PutReply); the id as a Buffer on this thread. */
@@ -46,6 +46,17 @@ export class ChunkStore {
 
   key(hex: string): string {
     return chunkKey(hex, this.formatVersion);
+  }
+
+  /**
+   * The ids of the stored chunks, one prefix directory at a time (temp files, quarantined copies
+   * and anything else a directory may hold are left out).
+   */
+  async *idBatches(): AsyncGenerator<string[]> {
+    for (const prefix of await this.backend.list(CHUNKS_DIR)) {
+      if (!prefix.dir || !isChunkPrefix(prefix.name, this.formatVersion)) continue;
+      yield (await this.backend.list(`${CHUNKS_DIR}/${prefix.name}`)).filter((n) => !n.dir && CHUNK_NAME.test(n.name)).map((n) => n.name);
+    }
   }
 
   /** The chunk as a message names it (the local backend: its file path). */

@@ -22,7 +22,7 @@
  */
 import {readFileSync} from 'node:fs';
 import type {RepoContext} from './context.js';
-import {CHUNK_NAME, CHUNKS_DIR, WRITERS_DIR, isChunkPrefix} from './layout.js';
+import {WRITERS_DIR} from './layout.js';
 import {parseOwner} from './lock.js';
 import {parallelFor} from '../util/parallel-for.js';
 
@@ -91,9 +91,7 @@ export async function settleInterruptedWriters(ctx: RepoContext): Promise<Settle
   }
   if (check.length > 0) {
     const since = Math.min(...check.map((c) => c.since)) - CLOCK_SLACK_MS;
-    for (const prefix of await backend.list(CHUNKS_DIR)) {
-      if (!prefix.dir || !isChunkPrefix(prefix.name, ctx.formatVersion)) continue;
-      const names = (await backend.list(`${CHUNKS_DIR}/${prefix.name}`)).filter((n) => !n.dir && CHUNK_NAME.test(n.name)).map((n) => n.name);
+    for await (const names of ctx.store.idBatches()) {
       await parallelFor(names.length, CHECK_PARALLEL, async (i) => {
         const hex = names[i]!;
         const info = await backend.stat(ctx.store.key(hex));

@@ -4,7 +4,6 @@
  */
 import {ZERO_ID} from './chunk-file.js';
 import type {RepoContext} from './context.js';
-import {CHUNK_NAME, CHUNKS_DIR, isChunkPrefix} from './layout.js';
 import {loadIndexIds} from './reader.js';
 import type {Manifest, RepositoryStats} from './types.js';
 
@@ -29,12 +28,9 @@ export async function repositoryStats(ctx: RepoContext, manifests: Manifest[]): 
   let chunks = 0;
   let storedBytes = 0;
   let referencedStored = 0;
-  for (const prefix of await ctx.backend.list(CHUNKS_DIR)) {
-    if (!prefix.dir || !isChunkPrefix(prefix.name, ctx.formatVersion)) continue;
-    const dir = `${CHUNKS_DIR}/${prefix.name}`;
-    for (const {name, dir: isDir} of await ctx.backend.list(dir)) {
-      if (isDir || !CHUNK_NAME.test(name)) continue;
-      const s = await ctx.backend.stat(`${dir}/${name}`);
+  for await (const ids of ctx.store.idBatches()) {
+    for (const name of ids) {
+      const s = await ctx.backend.stat(ctx.store.key(name));
       if (!s) continue;
       chunks++;
       storedBytes += s.size;
