@@ -7,29 +7,25 @@
  * 3. GET /status latency while that session runs (p50 / p95 / max).
  */
 import {execa} from 'execa';
-import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {createTestVm, destroyTestVm, ensureLibvirt, type TestVm} from '../test/lib/libvirt.js';
 import {isolate, startDaemon, waitForSession} from '../test/daemon/helpers.js';
+import {processCpuMs, processRssKiB} from './lib/measure.js';
 
 const diskMiB = Number(process.argv[2] ?? 16);
 const dir = await mkdtemp(join(tmpdir(), 'vmb-bench-daemon-'));
 await ensureLibvirt();
 const d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
 const vms: TestVm[] = [];
-const ticks = async (pid: number) => {
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
-};
-const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]);
 try {
   const pid = d.proc.pid!;
   await new Promise((r) => setTimeout(r, 3000));
-  const t0 = await ticks(pid);
+  const t0 = await processCpuMs(pid);
   await new Promise((r) => setTimeout(r, 10_000));
-  const t1 = await ticks(pid);
-  console.log(`idle: CPU ${(((t1 - t0) / 100 / 10) * 100).toFixed(2)}% of one core over 10 s, RSS ${((await rssKiB(pid)) / 1024).toFixed(1)} MiB`);
+  const t1 = await processCpuMs(pid);
+  console.log(`idle: CPU ${(((t1 - t0) / 1000 / 10) * 100).toFixed(2)}% of one core over 10 s, RSS ${((await processRssKiB(pid)) / 1024).toFixed(1)} MiB`);
 
   await isolate(d.client);
   const tag = Math.random().toString(36).slice(2, 7);
@@ -72,7 +68,7 @@ try {
   console.log(`  16 single-disk tasks: ${(diskMs / 1000).toFixed(1)} s in all (${(diskMs / 16).toFixed(0)} ms each on average)`);
   console.log(`  8 VM backups: ${(vmMs / 1000).toFixed(1)} s in all (${(vmMs / 8000).toFixed(1)} s each: open + disk tasks + commit + close) → ${(vmMs / wall).toFixed(2)}× VMs side by side on 2 slots (ideal 2×)`);
   console.log(`status latency during the session: p50 ${q(0.5)} ms, p95 ${q(0.95)} ms, max ${latencies.at(-1)!.toFixed(1)} ms over ${latencies.length} requests`);
-  console.log(`RSS after the session: ${((await rssKiB(pid)) / 1024).toFixed(1)} MiB`);
+  console.log(`RSS after the session: ${((await processRssKiB(pid)) / 1024).toFixed(1)} MiB`);
 } finally {
   await d.stop();
   for (const vm of vms) await destroyTestVm(vm);

@@ -9,11 +9,12 @@
  * which only a freed larger block raises; one BLOCK_STATUS reply frees a 1 MiB extent array).
  */
 import {randomBytes} from 'node:crypto';
-import {mkdtemp, open, readFile, rm} from 'node:fs/promises';
+import {mkdtemp, open, rm} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
 import {ALLOCATION_CONTEXT, NbdPool} from '../src/transports/nbd/index.js';
+import {processCpuMs} from './lib/measure.js';
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(process.argv[2] ?? 1024);
@@ -76,10 +77,7 @@ async function main(): Promise<void> {
           if (await execa('nbdinfo', ['--size', `nbd+unix:///?socket=${socketPath}`]).then(() => true, () => false)) break;
           await new Promise((res) => setTimeout(res, 25));
         }
-        const qemuCpu = async () => {
-          const f = (await readFile(`/proc/${server.pid}/stat`, 'latin1')).split(') ')[1]!.split(' ');
-          return (Number(f[11]) + Number(f[12])) * 10;
-        };
+        const qemuCpu = () => processCpuMs(server.pid!);
         const q0 = await qemuCpu();
         const c0 = process.cpuUsage();
         const t0 = performance.now();

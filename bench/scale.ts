@@ -24,7 +24,7 @@
  * The daemon runs under tsx (test/daemon/helpers.ts startDaemon), which adds ~30 MiB of RSS
  * compared with the installed, compiled daemon.
  */
-import {mkdtemp, readFile, rm} from 'node:fs/promises';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {hostname, tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {parseArgs} from 'node:util';
@@ -41,7 +41,7 @@ import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../test/
 import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, type TestVm} from '../test/lib/libvirt.js';
 import {startSimulator, type Simulator, type VmSpec} from '../test/ovirt-sim/index.js';
 import {KEY, renderTree} from '../test/console/harness.js';
-import {machineLine} from './lib/measure.js';
+import {machineLine, processCpuMs, processRssKiB} from './lib/measure.js';
 
 (globalThis as {IS_REACT_ACT_ENVIRONMENT?: boolean}).IS_REACT_ACT_ENVIRONMENT = true;
 process.env.FORCE_COLOR = '0';
@@ -59,11 +59,6 @@ const MiB = 2 ** 20;
 const ovirtVms = Number(values.vms);
 const libvirtVms = Number(values.libvirt);
 
-const ticks = async (pid: number) => {
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime, clock ticks (100/s)
-};
-const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]);
 const q = (xs: number[], p: number) => (xs.length === 0 ? 0 : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!);
 const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 
@@ -81,12 +76,12 @@ interface RunFigures {
 async function runJob(d: RunningDaemon, jobId: string, label: string): Promise<RunFigures> {
   const c = d.client;
   const pid = d.proc.pid!;
-  const cpu0 = await ticks(pid);
+  const cpu0 = await processCpuMs(pid);
   const t0 = performance.now();
   const started = await c.startJob(jobId);
   const statusMs: number[] = [];
   const sessionMs: number[] = [];
-  let peak = await rssKiB(pid);
+  let peak = await processRssKiB(pid);
   for (;;) {
     let t = performance.now();
     await c.status();
@@ -94,13 +89,13 @@ async function runJob(d: RunningDaemon, jobId: string, label: string): Promise<R
     t = performance.now();
     const s = await c.session(started.id);
     sessionMs.push(performance.now() - t);
-    peak = Math.max(peak, await rssKiB(pid));
+    peak = Math.max(peak, await processRssKiB(pid));
     if (s.state !== 'running') break;
     await new Promise((r) => setTimeout(r, 250));
   }
   const session = (await waitForSession(c, started.id)) as SessionRecord;
   const wallMs = performance.now() - t0;
-  return {label, session, wallMs, statusMs, sessionMs, peakRssMiB: peak / 1024, cpuS: ((await ticks(pid)) - cpu0) / 100};
+  return {label, session, wallMs, statusMs, sessionMs, peakRssMiB: peak / 1024, cpuS: ((await processCpuMs(pid)) - cpu0) / 1000};
 }
 
 function report(f: RunFigures, calls: {what: string; count: number}): string {
@@ -258,7 +253,7 @@ console.log(`${new Date().toISOString()}  ${machineLine()}`);
 const d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'));
 try {
   await isolate(d.client);
-  console.log(`daemon at start: RSS ${((await rssKiB(d.proc.pid!)) / 1024).toFixed(0)} MiB`);
+  console.log(`daemon at start: RSS ${((await processRssKiB(d.proc.pid!)) / 1024).toFixed(0)} MiB`);
   if (ovirtVms > 0) await ovirtScale(d, dir);
   if (libvirtVms > 0) await libvirtScale(d, dir);
   if (Number(values['gc-chunks']) > 0) await repositoryScale(dir);

@@ -1,8 +1,10 @@
 /**
  * Small measuring helpers shared by the platform benchmarks: wall time of a command, disk usage
- * of a directory, the dirty bytes a set of writes makes once rounded out to whole chunks, and a
- * line describing the machine and its load (the figures mean little without it).
+ * of a directory, the dirty bytes a set of writes makes once rounded out to whole chunks, another
+ * process's CPU and RSS from /proc, and a line describing the machine and its load (the figures
+ * mean little without it).
  */
+import {readFile} from 'node:fs/promises';
 import {cpus, loadavg, totalmem} from 'node:os';
 import {execa} from 'execa';
 
@@ -58,6 +60,18 @@ export function dirtyRoundedToChunks(writes: {offset: number; length: number}[],
     for (let c = Math.floor(w.offset / chunk); c <= Math.floor((w.offset + w.length - 1) / chunk); c++) chunks.add(c);
   }
   return chunks.size * chunk;
+}
+
+/** User + system CPU of a running process so far, ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+export async function processCpuMs(pid: number): Promise<number> {
+  // Field 2 (comm) may hold spaces: count the fields after its closing parenthesis.
+  const f = (await readFile(`/proc/${pid}/stat`, 'latin1')).split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** The resident set of a running process now, KiB (/proc/<pid>/status VmRSS). */
+export async function processRssKiB(pid: number): Promise<number> {
+  return Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 export function machineLine(): string {
