@@ -13,7 +13,7 @@ import {DEFAULT_SOCKET} from './contract.js';
 import {ROUTES, routePath, type RouteName} from './routes.js';
 import type {DailySummarySettings} from '../notify/settings.js';
 import type {SessionRecord} from './session-model.js';
-import type {ApplianceSshKeyReply, AuditEntry, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply} from './contract.js';
+import type {ApplianceSshKeyReply, AuditEntry, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 
@@ -128,6 +128,10 @@ export class DaemonClient {
    * Sends a test message: with the saved settings, or `settings` (tried before saving); to the
    * global recipients, or to `to`. Failures come back as data ({ok: false, message, error}).
    */
+  /** Posts a test report to a saved webhook now → the receiver's answer, or why not. */
+  testWebhook(id: string): Promise<TestWebhookReply> {
+    return this.call('testWebhook', {params: {id}});
+  }
   testEmail(settings?: Record<string, unknown>, to?: string | string[]): Promise<TestEmailReply> {
     return this.call('testEmail', {body: {...settings, ...(to === undefined ? {} : {to})}});
   }
@@ -265,9 +269,11 @@ export interface StatusReply {
     lastHealthCheck?: {at: string; ok: boolean; problems: number};
   }[];
   mail?: unknown;
+  /** The webhook queue: pending, failed, last error, and per webhook id (targets). */
+  webhooks?: unknown;
 }
 
 /** GET /settings: the appliance settings and the daily summary's. */
 export type SettingsReply = SettingsConfig & {dailySummary: DailySummarySettings};
 
-export type {PruneReply, TestEmailReply};
+export type {PruneReply, TestEmailReply, TestWebhookReply};

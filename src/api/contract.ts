@@ -65,6 +65,16 @@ export type DaemonEvent =
   | {type: 'config'; collection: string};
 
 
+/** POST /webhooks/:id/test: the receiver's answer, or why there was none. */
+export interface TestWebhookReply {
+  ok: boolean;
+  /** The HTTP status the receiver answered (success). */
+  status?: number;
+  /** The start of its answer, one line. */
+  answer?: string;
+  error?: {message: string; hint?: string; exitCode: number};
+}
+
 export interface TestEmailReply {
   ok: boolean;
   /** The recipients the server accepted (success). */

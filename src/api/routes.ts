@@ -1,6 +1,6 @@
 /**
  * The control API's routes, in one place: each has a name, a method, a path (":x" is a
- * parameter, ":collection" one of the four configuration collections) and the least role that
+ * parameter, ":collection" one of the five configuration collections) and the least role that
  * may call it (GETs are an operator's, changes an admin's, unless said otherwise here; a few
  * routes check more inside, e.g. a restore over the original VM is an admin's). The daemon
  * (src/daemon/api.ts) serves exactly these routes and the client (client.ts) builds every
@@ -52,6 +52,7 @@ export const ROUTES = {
   email: r('GET', '/email', 'the email settings (secrets redacted)'),
   setEmail: r('PUT', '/email', 'saves them'),
   removeEmail: r('DELETE', '/email', 'removes them'),
+  testWebhook: r('POST', '/webhooks/:id/test', 'posts a test report to a saved webhook now → {ok, status?, answer?, error?}', 'operator'),
   testEmail: r('POST', '/email/test', '{to?, ...settings?} sends a test message now → {ok, message, accepted?, error?}', 'operator'),
   sendDailySummary: r('POST', '/email/daily-summary', 'queues the daily summary now → {queued, to, reason?}', 'operator'),
   settings: r('GET', '/settings', 'appliance settings, with dailySummary {enabled, time}'),
@@ -70,7 +71,7 @@ export const ROUTES = {
 export type RouteName = keyof typeof ROUTES;
 
 /** The configuration collections behind ":collection". */
-export const COLLECTIONS = ['repositories', 'connections', 'workers', 'jobs'] as const;
+export const COLLECTIONS = ['repositories', 'connections', 'workers', 'jobs', 'webhooks'] as const;
 
 /**
  * The path of a route with its parameters filled in (URL-encoded) and a query string of the

@@ -52,7 +52,7 @@ function testOutcome(ctx: CommandContext, r: {ok: boolean; error?: {message: str
   return r.ok ? 0 : r.error?.exitCode ?? ExitCode.platformFailed;
 }
 
-const NOUN: Record<Collection, string> = {connections: 'connection', repositories: 'repository', workers: 'worker', jobs: 'job'};
+const NOUN: Record<Collection, string> = {connections: 'connection', repositories: 'repository', workers: 'worker', jobs: 'job', webhooks: 'webhook'};
 
 /** list / show / add / edit / remove for one collection. */
 function crud(c: Collection, addWord: string, removeWord: string, describe: (x: Record<string, unknown>) => string[]): Command[] {
@@ -122,6 +122,7 @@ function crud(c: Collection, addWord: string, removeWord: string, describe: (x: 
 const connectionCommands = crud('connections', 'add', 'remove', (x) => [x.kind === 'ovirt' ? `oVirt ${String(x.url)}` : 'VM Essentials']);
 const repositoryCommands = crud('repositories', 'add', 'remove', (x) => [String(x.path)]);
 const workerCommands = crud('workers', 'add', 'remove', (x) => [`${String(x.slots ?? '')} slots`]);
+const webhookCommands = crud('webhooks', 'add', 'remove', (x) => [`${String(x.format ?? 'json')}${x.allJobs ? ', every job' : ''}${x.enabled === false ? ', disabled' : ''}${(x.info as {host?: string} | undefined)?.host ? ` → ${(x.info as {host: string}).host}` : ''}`]);
 const jobCommands = crud('jobs', 'create', 'delete', (x) => [x.enabled === false ? 'disabled' : 'enabled']).filter((cmd) => cmd.words[1] !== 'list');
 
 const connectionTest: Command = {
@@ -216,6 +217,18 @@ const emailTest: Command = {
   },
 };
 
+const webhookTest: Command = {
+  words: ['webhook', 'test'],
+  summary: 'Post a test report to a saved webhook now and show what the receiver answered',
+  usage: '<id> [--socket <path>]',
+  options: socketOption,
+  positionals: [1, 1],
+  async run(ctx, values, [id]) {
+    const r = await withDaemon(ctx, values, (d) => d.testWebhook(id!));
+    return testOutcome(ctx, r, `The receiver answered HTTP ${r.status ?? '?'}${r.answer ? `: ${r.answer}` : ''}.`, 'not delivered');
+  },
+};
+
 interface PointRow {
   id: string;
   vmName: string;
@@ -280,5 +293,6 @@ export const configCommands: Command[] = [
   ...workerCommands,
   ...jobCommands, setEnabled(true), setEnabled(false),
   emailShow, emailSet, emailTest,
+  ...webhookCommands, webhookTest,
   pointList, pointProtect(true), pointProtect(false), pointForget,
 ];

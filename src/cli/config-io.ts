@@ -2,10 +2,10 @@
  * `vmbackup config export` and `vmbackup config import`: the appliance's configuration as one
  * JSON file, to rebuild an appliance from its repositories and that file. The export comes from
  * the daemon with every secret shown as "••••" (it never leaves the appliance in the clear); the
- * import creates, in order, repositories, connections, workers, jobs, then the e-mail and
+ * import creates, in order, repositories, connections, workers, webhooks, jobs, then the e-mail and
  * appliance settings. An object that exists already is left as it is; one whose secret was
  * exported as "••••" is refused by the daemon and reported with what to do (give the secret with
- * `connection edit` / `email set`), and the objects that depend on it are reported too.
+ * `connection edit` / `webhook edit` / `email set`), and the objects that depend on it are reported too.
  */
 import {readFile} from 'node:fs/promises';
 import {savedJob} from '../api/jobs.js';
@@ -14,7 +14,8 @@ import {ExitCode, isUserError, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
 import {socketOption, withDaemon} from './daemon-client.js';
 
-const ORDER: Collection[] = ['repositories', 'connections', 'workers', 'jobs'];
+// Webhooks before jobs: a job names the webhooks it reports to.
+const ORDER: Collection[] = ['repositories', 'connections', 'workers', 'webhooks', 'jobs'];
 
 export interface ConfigFile {
   vmbackupConfig: 1;
@@ -23,6 +24,8 @@ export interface ConfigFile {
   connections: Record<string, unknown>[];
   workers: Record<string, unknown>[];
   jobs: Record<string, unknown>[];
+  /** Absent in files of versions before webhooks. */
+  webhooks?: Record<string, unknown>[];
   email: Record<string, unknown> | null;
   settings: Record<string, unknown>;
 }
@@ -40,7 +43,7 @@ export const configExport: Command = {
   positionals: [0, 0],
   async run(ctx, values) {
     const file = await withDaemon(ctx, values, async (d) => {
-      const [repositories, connections, workers, jobs, email, settings] = await Promise.all([
+      const [repositories, connections, workers, webhooks, jobs, email, settings] = await Promise.all([
         ...ORDER.map((c) => d.list<Record<string, unknown>>(c)),
         d.email(),
         d.settings() as Promise<Record<string, unknown>>,
@@ -48,7 +51,8 @@ export const configExport: Command = {
       const out: ConfigFile = {
         vmbackupConfig: 1, exportedAt: new Date().toISOString(),
         repositories: repositories as Record<string, unknown>[], connections: connections as Record<string, unknown>[],
-        workers: workers as Record<string, unknown>[], jobs: (jobs as Record<string, unknown>[]).map((j) => stored('jobs', j)),
+        workers: workers as Record<string, unknown>[],
+        webhooks: (webhooks as Record<string, unknown>[]).map(({info: _info, ...w}) => w), jobs: (jobs as Record<string, unknown>[]).map((j) => stored('jobs', j)),
         email: email as Record<string, unknown> | null, settings: settings as Record<string, unknown>,
       };
       return out;
@@ -62,7 +66,7 @@ export const configImport: Command = {
   words: ['config', 'import'],
   summary: 'Create what a config export holds on this appliance (existing objects are left as they are)',
   usage: '<file> [--socket <path>]',
-  help: 'Secrets exported as "••••" are not imported: give them again with "vmbackup connection edit" or "vmbackup email set".',
+  help: 'Secrets exported as "••••" are not imported: give them again with "vmbackup connection edit", "vmbackup webhook add/edit" or "vmbackup email set".',
   options: socketOption,
   positionals: [1, 1],
   async run(ctx, values, [path]) {
@@ -109,7 +113,7 @@ export const configImport: Command = {
     ctx.out.result(report, () =>
       [
         ...report.map((l) => `${l.result === 'created' ? '✔' : l.result === 'exists' ? '·' : '✖'} ${l.what} ${l.id}: ${l.result}${l.reason ? ` — ${l.reason}` : ''}`),
-        ...(refused.length ? ['', 'Give the secrets exported as "••••" again (vmbackup connection edit / email set), then run the import again.'] : []),
+        ...(refused.length ? ['', 'Give the secrets exported as "••••" again (vmbackup connection edit / webhook add / email set), then run the import again.'] : []),
       ].join('\n'),
     );
     return refused.length ? ExitCode.invalidInput : 0;

@@ -8,7 +8,7 @@ import type {ConfigData} from './store.js';
 
 export function referenceProblems(data: ConfigData): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  for (const c of ['repositories', 'connections', 'workers', 'jobs'] as const) {
+  for (const c of ['repositories', 'connections', 'workers', 'jobs', 'webhooks'] as const) {
     const ids = new Set<string>();
     const names = new Set<string>();
     for (const o of data[c] as {id: string; name: string}[]) {
@@ -24,6 +24,9 @@ export function referenceProblems(data: ConfigData): FieldProblem[] {
     paths.add(r.path);
   }
   for (const j of data.jobs) {
+    for (const w of j.notification.webhooks) {
+      if (!data.webhooks.some((x) => x.id === w)) problems.push({field: 'jobs.notification.webhooks', message: `no webhook with id '${w}'`});
+    }
     if (!data.repositories.some((r) => r.id === j.repository)) problems.push({field: 'jobs.repository', message: `no repository with id '${j.repository}'`});
     const conn = data.connections.find((c) => c.id === j.source.connection);
     if (!conn) {
@@ -69,6 +72,10 @@ export function removalProblem(data: ConfigData, collection: string, id: string)
     if (jobs.length) return `connection '${id}' is used by job(s) ${jobs.join(', ')}`;
     const workers = data.workers.filter((w) => w.placement.kind !== 'appliance' && w.placement.connection === id).map((w) => w.name);
     if (workers.length) return `connection '${id}' is used by worker(s) ${workers.join(', ')}`;
+  }
+  if (collection === 'webhooks') {
+    const jobs = data.jobs.filter((j) => j.notification.webhooks.includes(id)).map((j) => j.name);
+    if (jobs.length) return `webhook '${id}' is used by job(s) ${jobs.join(', ')}`;
   }
   return undefined;
 }

@@ -10,6 +10,7 @@
  */
 import {z} from 'zod';
 import {emailSettingsSchema, jobNotificationSchema} from '../notify/settings.js';
+import {WEBHOOK_FORMATS} from '../notify/webhooks.js';
 import {absolutePath, description, displayName, id, jobName, secret, timeOfDay, weekday, whole} from './fields.js';
 import {scheduleSchema} from './schedule.js';
 
@@ -173,6 +174,49 @@ export const jobSourceSchema = z
     error: 'must pick at least one VM, cluster, host or tag',
     path: ['vms'],
   });
+
+// ---- webhooks --------------------------------------------------------------------------------
+
+/**
+ * A webhook: session reports POSTed to a URL (src/notify/webhooks.ts). The URL is a secret —
+ * Slack's, Teams' and Mattermost's carry their credential in it — and so is the signing key:
+ * both are shown as "••••" and kept for the same URL only (secrets.ts).
+ */
+export const webhookSchema = z
+  .object({
+    id: id(),
+    name: displayName(),
+    enabled: z.boolean({error: 'must be true or false'}).default(true),
+    url: z
+      .string({error: 'must be an https:// URL'})
+      .trim()
+      .max(2048, {error: 'must be at most 2048 characters'})
+      .refine((u) => URL.canParse(u) && ['https:', 'http:'].includes(new URL(u).protocol) && new URL(u).username === '' && new URL(u).password === '', {
+        error: 'must be an http(s):// URL without a user name or password in it',
+      }),
+    /** A plain http:// URL sends the report (and the URL's token) unencrypted: refused unless allowed here. */
+    allowPlainHttp: z.boolean({error: 'must be true or false'}).default(false),
+    format: z.enum(WEBHOOK_FORMATS, {error: `must be one of ${WEBHOOK_FORMATS.join(', ')}`}).default('json'),
+    /** HMAC-SHA256 key for the X-Vmbackup-Signature header (json receivers that check it). */
+    secret: z.string({error: 'must be text'}).min(16, {error: 'must be at least 16 characters'}).max(512, {error: 'must be at most 512 characters'}).optional(),
+    /** Extra CA certificate(s), PEM, for a receiver with a private CA. */
+    caPem: z
+      .string()
+      .refine((pem) => pem.includes('-----BEGIN CERTIFICATE-----'), {error: 'must be a PEM certificate (-----BEGIN CERTIFICATE-----)'})
+      .optional(),
+    /** Every job's sessions; otherwise only the jobs that name this webhook (notification.webhooks). */
+    allJobs: z.boolean({error: 'must be true or false'}).default(false),
+    onSuccess: z.boolean({error: 'must be true or false'}).default(true),
+    onWarning: z.boolean({error: 'must be true or false'}).default(true),
+    onFailure: z.boolean({error: 'must be true or false'}).default(true),
+    timeoutSeconds: whole(1, 120).default(15),
+  })
+  .strict()
+  .refine((w) => !w.url.startsWith('http:') || w.allowPlainHttp, {
+    error: 'is http://: the report and the URL would cross the network unencrypted; use https://, or allow it explicitly (allowPlainHttp) for a receiver on a trusted network',
+    path: ['url'],
+  });
+export type WebhookConfig = z.output<typeof webhookSchema>;
 
 export const jobSchema = z.object({
   id: id(),

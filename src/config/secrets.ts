@@ -14,6 +14,8 @@ export const REDACTED = '••••';
 const SECRET_PATHS: Record<string, string[][]> = {
   connections: [['password']],
   email: [['auth', 'password']],
+  // A chat webhook's URL is its credential; the signing key is a secret shared with the receiver.
+  webhooks: [['url'], ['secret']],
 };
 
 function get(obj: unknown, path: string[]): unknown {
@@ -50,6 +52,8 @@ export function redact<T>(kind: string, obj: T): T {
 const ENDPOINT: Record<string, (o: unknown) => unknown[]> = {
   // The engine: its URL, the user, and the CA that decides which server is the engine.
   connections: (o) => [text(get(o, ['url'])), text(get(o, ['user'])), text(get(o, ['caPem']))],
+  // The receiver: its URL (a "••••" URL stands for the stored one) and the CA that may vouch for it.
+  webhooks: (o) => [text(get(o, ['url'])), text(get(o, ['caPem']))],
   // The mail server: host, effective port, security, login, and what certificates it may show.
   email: (o) => {
     const security = text(get(o, ['security'])) ?? 'starttls';
@@ -80,6 +84,12 @@ function text(v: unknown): string | undefined {
 export function keepSecrets(kind: string, input: unknown, stored: unknown): unknown {
   if (input === null || typeof input !== 'object') return input;
   const copy = structuredClone(input);
+  // Where the input sends its secrets: a "••••" that is itself part of the endpoint (a webhook's
+  // URL) means the stored value, not a new endpoint.
+  const resolved = structuredClone(input);
+  for (const path of SECRET_PATHS[kind] ?? []) {
+    if (get(resolved, path) === REDACTED && stored !== undefined && get(stored, path) !== undefined) set(resolved, path, get(stored, path));
+  }
   for (const path of SECRET_PATHS[kind] ?? []) {
     if (get(copy, path) !== REDACTED) continue;
     if (stored === undefined || get(stored, path) === undefined) {
@@ -87,10 +97,11 @@ export function keepSecrets(kind: string, input: unknown, stored: unknown): unkn
       throw new ConfigError([{field: path.join('.'), message: 'is "••••", which stands for a stored secret, and none is stored here'}], 'Give the secret itself.');
     }
     const endpoint = ENDPOINT[kind];
-    if (stored !== undefined && endpoint && JSON.stringify(endpoint(copy)) !== JSON.stringify(endpoint(stored))) {
+    if (stored !== undefined && endpoint && JSON.stringify(endpoint(resolved)) !== JSON.stringify(endpoint(stored))) {
+      const other = kind === 'email' ? 'mail server, port, login or TLS setting' : kind === 'webhooks' ? 'webhook URL or CA' : 'engine URL, user or CA';
       throw new ConfigError(
-        [{field: path.join('.'), message: `the stored password belongs to another ${kind === 'email' ? 'mail server, port, login or TLS setting' : 'engine URL, user or CA'} and is not sent anywhere else`}],
-        'Type the password again for the new settings.',
+        [{field: path.join('.'), message: `the stored ${kind === 'webhooks' ? 'secret' : 'password'} belongs to another ${other} and is not sent anywhere else`}],
+        `Type the ${kind === 'webhooks' ? 'secret' : 'password'} again for the new settings.`,
       );
     }
     set(copy, path, get(stored, path));

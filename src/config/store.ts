@@ -27,12 +27,14 @@ import {
   jobSchema,
   repositorySchema,
   settingsSchema,
+  webhookSchema,
   workerSchema,
   type ConnectionConfig,
   type ConsoleUserConfig,
   type JobConfig,
   type RepositoryConfig,
   type SettingsConfig,
+  type WebhookConfig,
   type WorkerConfig,
 } from './schema.js';
 import {keepSecrets} from './secrets.js';
@@ -46,6 +48,7 @@ export interface ConfigData {
   connections: ConnectionConfig[];
   workers: WorkerConfig[];
   jobs: JobConfig[];
+  webhooks: WebhookConfig[];
   email?: EmailSettings;
   settings: SettingsConfig;
   /** Console users other than root and the installer's `console` (both admins), with their role. */
@@ -57,22 +60,24 @@ export interface CollectionTypes {
   connections: ConnectionConfig;
   workers: WorkerConfig;
   jobs: JobConfig;
+  webhooks: WebhookConfig;
 }
 export type Collection = keyof CollectionTypes;
-export const COLLECTIONS: readonly Collection[] = ['repositories', 'connections', 'workers', 'jobs'];
+export const COLLECTIONS: readonly Collection[] = ['repositories', 'connections', 'workers', 'jobs', 'webhooks'];
 
 const SCHEMAS: Record<Collection, z.ZodType> = {
   repositories: repositorySchema,
   connections: connectionSchema,
   workers: workerSchema,
   jobs: jobSchema,
+  webhooks: webhookSchema,
 };
 
 /** The worker every appliance has: data movers in the daemon itself. */
 export const APPLIANCE_WORKER: WorkerConfig = {id: 'appliance', name: 'appliance', placement: {kind: 'appliance'}, slots: 4};
 
 export function emptyConfig(): ConfigData {
-  return {version: 1, repositories: [], connections: [], workers: [APPLIANCE_WORKER], jobs: [], settings: settingsSchema.parse({}), users: []};
+  return {version: 1, repositories: [], connections: [], workers: [APPLIANCE_WORKER], jobs: [], webhooks: [], settings: settingsSchema.parse({}), users: []};
 }
 
 export function isCollection(s: string): s is Collection {
@@ -105,6 +110,7 @@ export class ConfigStore {
     const db = await openDocument<ConfigData>(join(stateDir, CONFIG_FILE), emptyConfig());
     db.data = {...emptyConfig(), ...db.data};
     if (!db.data.workers.some((w) => w.id === APPLIANCE_WORKER.id)) db.data.workers.unshift(APPLIANCE_WORKER);
+    if (migrate(db.data)) await db.write();
     return new ConfigStore(db, stateDir);
   }
 
@@ -232,6 +238,32 @@ export class ConfigStore {
     this.queue = p.catch(() => {});
     return p;
   }
+}
+
+/**
+ * Brings a configuration written by an earlier version up to this one: every object is parsed
+ * again so that fields added since get their defaults (schemas only ever add fields, with
+ * defaults, see schema.ts). An object the schema refuses now is left exactly as it was, for the
+ * administrator to correct; nothing is dropped. Returns whether anything changed.
+ */
+export function migrate(data: ConfigData): boolean {
+  let changed = false;
+  for (const c of COLLECTIONS) {
+    const list = data[c] as unknown[];
+    for (let i = 0; i < list.length; i++) {
+      const parsed = SCHEMAS[c].safeParse(list[i]);
+      if (parsed.success && JSON.stringify(parsed.data) !== JSON.stringify(list[i])) {
+        list[i] = parsed.data;
+        changed = true;
+      }
+    }
+  }
+  const settings = settingsSchema.safeParse(data.settings);
+  if (settings.success && JSON.stringify(settings.data) !== JSON.stringify(data.settings)) {
+    data.settings = settings.data;
+    changed = true;
+  }
+  return changed;
 }
 
 function singular(c: string): string {

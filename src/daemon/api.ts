@@ -161,6 +161,7 @@ export class ApiServer {
         return d.configuration.testEmail(body);
       },
     );
+    this.on('testWebhook', async (_q, _r, [id]) => d.configuration.testWebhook(id!));
     this.on('sendDailySummary', async () => d.configuration.sendDailySummary());
     this.on('logs', async (_q, _r, _p, url) => {
       const raw = url.searchParams.get('lines');

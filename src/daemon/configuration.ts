@@ -8,7 +8,7 @@
 import {hostname} from 'node:os';
 import {rm, statfs, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
-import type {TestEmailReply} from '../api/contract.js';
+import type {TestEmailReply, TestWebhookReply} from '../api/contract.js';
 import {ConfigError, parseConfig} from '../config/parse.js';
 import {connectionSchema, emailSettingsSchema, repositorySchema, settingsSchema} from '../config/schema.js';
 import {describeSchedule, nextRuns} from '../config/schedule.js';
@@ -19,6 +19,7 @@ import type {Clock} from '../notify/clock.js';
 import type {MailQueue} from '../notify/mail-queue.js';
 import {smtpSettingsSchema} from '../notify/settings.js';
 import {sendTestMessage} from '../notify/test-message.js';
+import {newWebhookMessage, postWebhook, renderWebhookBody, testReport, webhookHost, type WebhookQueue} from '../notify/webhooks.js';
 import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
 import {diskSpace} from './disk-space.js';
 import {type DailySummary, parseDailySummaryChange, summaryInput} from './daily-summary.js';
@@ -29,6 +30,13 @@ import type {Scheduler} from './scheduler.js';
 import type {SessionManager} from './sessions.js';
 import {VERSION} from './version.js';
 
+/** A listed object sent back: the computed `info` of jobs and webhooks is not part of it. */
+function withoutInfo(c: Collection, input: unknown): unknown {
+  if (c !== 'webhooks' || input === null || typeof input !== 'object') return input;
+  const {info: _info, ...rest} = input as Record<string, unknown>;
+  return rest;
+}
+
 export interface ConfigurationDeps {
   store: ConfigStore;
   resources: Resources;
@@ -37,6 +45,7 @@ export interface ConfigurationDeps {
   sessions: Pick<SessionManager, 'runningForJob' | 'list'>;
   clock: Clock;
   mail?: MailQueue;
+  webhooks?: WebhookQueue;
   dailySummary: DailySummary;
   scheduler: Pick<Scheduler, 'refresh' | 'nextRun'>;
 }
@@ -64,6 +73,11 @@ export class ConfigurationService {
         lastSession: last ? {id: last.id, state: last.state, startedAt: last.startedAt, endedAt: last.endedAt} : undefined,
       };
     }
+    if (c === 'webhooks') {
+      const hook = o as CollectionTypes['webhooks'];
+      const queue = this.d.webhooks?.status().targets[hook.id];
+      shown.info = {host: webhookHost(hook.url), pending: queue?.pending ?? 0, lastError: queue?.lastError, lastSuccessAt: queue?.lastSuccessAt};
+    }
     return shown;
   }
 
@@ -77,7 +91,7 @@ export class ConfigurationService {
       }
       await Resources.openOrCreate(cfg);
     }
-    const created = await this.d.store.create(c, input);
+    const created = await this.d.store.create(c, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(created as CollectionTypes['connections']);
     this.d.hub.emit({type: 'config', collection: c});
     return this.present(c, created);
@@ -88,7 +102,7 @@ export class ConfigurationService {
       const cfg = parseConfig(repositorySchema, input !== null && typeof input === 'object' ? {...input, id} : input, 'repositories');
       if (cfg.path !== this.d.store.get('repositories', id).path) await Resources.openOrCreate(cfg);
     }
-    const updated = await this.d.store.update(c, id, input);
+    const updated = await this.d.store.update(c, id, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(updated as CollectionTypes['connections']);
     this.d.hub.emit({type: 'config', collection: c});
     return this.present(c, updated);
@@ -188,6 +202,20 @@ export class ConfigurationService {
     } catch (err) {
       const error = {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: isUserError(err) ? err.exitCode : ExitCode.internal};
       return {ok: false, message: error.message, error};
+    }
+  }
+
+  /**
+   * Posts a test report to a saved webhook now, bypassing the queue (the administrator waits for
+   * the answer); a failure is data ({ok: false, error}) with what to do.
+   */
+  async testWebhook(id: string): Promise<TestWebhookReply> {
+    const hook = this.d.store.get('webhooks', id);
+    try {
+      const r = await postWebhook(hook, newWebhookMessage(hook.id, 'test', renderWebhookBody(hook.format, testReport(hostname(), VERSION))), {appVersion: VERSION});
+      return {ok: true, status: r.status, answer: r.answer};
+    } catch (err) {
+      return {ok: false, error: {message: message(err), hint: isUserError(err) ? err.hint : undefined, exitCode: isUserError(err) ? err.exitCode : ExitCode.internal}};
     }
   }
 

@@ -11,6 +11,7 @@ import {secretValues} from '../config/secrets.js';
 import {APPLIANCE_WORKER, ConfigStore} from '../config/store.js';
 import {systemClock, type Clock} from '../notify/clock.js';
 import {MailQueue} from '../notify/mail-queue.js';
+import {WebhookQueue} from '../notify/webhooks.js';
 import {renderMetrics} from '../api/metrics.js';
 import {ApiServer} from './api.js';
 import {ensureApplianceKey} from './appliance-key.js';
@@ -59,6 +60,7 @@ export class Daemon {
   maintenance!: Maintenance;
   scheduler!: Scheduler;
   mail?: MailQueue;
+  webhooks?: WebhookQueue;
   dailySummary!: DailySummary;
   configuration!: ConfigurationService;
   status!: StatusService;
@@ -104,6 +106,12 @@ export class Daemon {
     this.resources = new Resources(this.store, this.log);
     this.workers = new ResourceScheduler(this.store.list('workers'));
     this.mail = new MailQueue({spoolDir: join(o.stateDir, 'mail-spool'), settings: () => this.store.data.email, log: (line) => this.log('info', `mail: ${line}`)});
+    this.webhooks = new WebhookQueue({
+      spoolDir: join(o.stateDir, 'webhook-spool'),
+      webhook: (id) => this.store.data.webhooks.find((w) => w.id === id),
+      appVersion: VERSION,
+      log: (line) => this.log('info', line),
+    });
     this.dailySummary = await DailySummary.open(o.stateDir, {mail: this.mail, email: () => this.store.data.email, log: this.log});
     this.maintenance = await Maintenance.open({
       store: this.store,
@@ -111,6 +119,7 @@ export class Daemon {
       hub: this.hub,
       log: this.log,
       mail: this.mail,
+      webhooks: this.webhooks,
       appVersion: VERSION,
       jobOfSession: (id) => this.history.list().find((s) => s.id === id)?.jobId,
     });
@@ -136,11 +145,11 @@ export class Daemon {
     this.scheduler = new Scheduler(this.clock, () => this.scheduledEntries(), this.log);
     this.configuration = new ConfigurationService({
       store: this.store, resources: this.resources, hub: this.hub, history: this.history, sessions: this.sessions,
-      clock: this.clock, mail: this.mail, dailySummary: this.dailySummary, scheduler: this.scheduler,
+      clock: this.clock, mail: this.mail, webhooks: this.webhooks, dailySummary: this.dailySummary, scheduler: this.scheduler,
     });
     this.status = new StatusService({
       store: this.store, resources: this.resources, hub: this.hub, history: this.history, sessions: this.sessions,
-      maintenance: this.maintenance, workers: this.workers, clock: this.clock, mail: this.mail,
+      maintenance: this.maintenance, workers: this.workers, clock: this.clock, mail: this.mail, webhooks: this.webhooks,
       stateDir: o.stateDir, socketPath: o.socketPath, startedAt: this.startedAt,
       recentLog: this.recentLog, secrets: () => this.secrets(),
     });
@@ -174,6 +183,8 @@ export class Daemon {
     this.sessions.holdUntil(this.cleanup);
     this.scheduler.refresh();
     if (this.store.data.email) void this.mail.start().catch(() => {});
+    // What an earlier run left in the webhook spool goes out now.
+    void this.webhooks.start().catch(() => {});
     this.log('info', `Listening on ${o.socketPath}`);
   }
 
@@ -225,6 +236,7 @@ export class Daemon {
     if (!this.store) return [];
     const out = this.store.list('connections').flatMap((c) => secretValues('connections', c));
     out.push(...secretValues('email', this.store.data.email));
+    out.push(...this.store.list('webhooks').flatMap((w) => secretValues('webhooks', w)));
     return out;
   }
 
@@ -236,6 +248,7 @@ export class Daemon {
     await this.sessions.shutdown(reason);
     await closing;
     await this.mail?.stop().catch(() => {});
+    await this.webhooks?.stop().catch(() => {});
     await this.metrics.close();
     await this.resources.close();
     this.history.close();

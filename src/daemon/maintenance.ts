@@ -23,6 +23,7 @@ import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
 import {buildSessionMail} from '../notify/policy.js';
+import {sessionWebhooks, type WebhookQueue} from '../notify/webhooks.js';
 import type {RestorePointSummary, RetentionPolicy, VerifyReport} from '../repository/index.js';
 import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
@@ -60,6 +61,7 @@ export class Maintenance {
       hub: EventHub;
       log: DaemonLog;
       mail?: MailQueue;
+      webhooks?: WebhookQueue;
       appVersion: string;
       /** The job of a session in the history (prune finds a VM's job by its newest restore point). */
       jobOfSession?: (sessionId: string) => string | undefined;
@@ -137,10 +139,14 @@ export class Maintenance {
 
   private notify(record: SessionRecord, job: JobConfig, repository: {name: string; path: string; freeBytes: number; totalBytes: number}): void {
     const email = this.deps.store.data.email;
-    if (!email || !this.deps.mail) return;
     const report = toSessionReport(record, {jobDescription: job.description || undefined, lastAttempt: true, repository, hostname: hostname(), appVersion: this.deps.appVersion});
-    const mail = buildSessionMail(report, job.notification, email);
-    if (mail) void this.deps.mail.enqueue(mail);
+    if (email && this.deps.mail) {
+      const mail = buildSessionMail(report, job.notification, email);
+      if (mail) void this.deps.mail.enqueue(mail);
+    }
+    if (this.deps.webhooks) {
+      for (const message of sessionWebhooks(report, job.notification, this.deps.store.list('webhooks'))) void this.deps.webhooks.enqueue(message);
+    }
   }
 
   async gc(repositoryId: string): Promise<void> {

@@ -9,6 +9,7 @@ import type {ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {Clock} from '../notify/clock.js';
 import type {MailQueue} from '../notify/mail-queue.js';
+import type {WebhookQueue} from '../notify/webhooks.js';
 import {diskSpace} from './disk-space.js';
 import type {EventHub} from './event-hub.js';
 import type {History} from './history.js';
@@ -40,6 +41,7 @@ export interface StatusDeps {
   workers: Pick<ResourceScheduler, 'status' | 'waiting'>;
   clock: Clock;
   mail?: MailQueue;
+  webhooks?: WebhookQueue;
   stateDir: string;
   socketPath: string;
   startedAt: string;
@@ -108,6 +110,7 @@ export class StatusService {
       waitingForWorkers: this.d.workers.waiting,
       repositories,
       mail: this.d.mail?.status(),
+      webhooks: this.d.webhooks?.status(),
     };
   }
 

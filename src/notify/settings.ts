@@ -125,6 +125,8 @@ export const jobNotificationSchema = z.object({
   onFailure: z.boolean({error: 'notify on failure: must be true or false'}).default(true),
   /** Send nothing for an attempt that will be retried; report only the final outcome. */
   onlyLastAttempt: z.boolean({error: 'only after the last retry: must be true or false'}).default(true),
+  /** Webhooks (ids) that get this job's reports, besides those set for every job. */
+  webhooks: z.array(z.string({error: 'job webhooks: must be webhook ids'}), {error: 'job webhooks: must be a list of webhook ids'}).default([]),
   subject: z
     .string()
     .max(500, {error: 'subject template: at most 500 characters'})

@@ -10,7 +10,7 @@ import {ExitCode, UserError} from '../../src/util/errors.js';
 type Rec = Record<string, unknown> & {id: string};
 
 export class FakeApi implements ConsoleApi {
-  data: Record<Collection, Rec[]> = {repositories: [], connections: [], workers: [], jobs: []};
+  data: Record<Collection, Rec[]> = {repositories: [], connections: [], workers: [], jobs: [], webhooks: []};
   sessionsList: SessionRecord[] = [];
   inventoryVms: Record<string, InventoryVm[]> = {};
   points: Record<string, RestorePointInfo[]> = {};

@@ -9,7 +9,9 @@ import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {openRepository} from '../../src/repository/index.js';
 import {statfs} from 'node:fs/promises';
+import {createHmac} from 'node:crypto';
 import {SmtpHarness} from '../notify/smtp-harness.js';
+import {WebhookReceiver} from '../notify/webhook-receiver.js';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
 import type {DaemonEvent} from '../../src/api/contract.js';
@@ -112,6 +114,52 @@ describe('jobs against the oVirt simulator', () => {
     } finally {
       await d.client.setEmail(null).catch(() => {});
       await smtp.stop();
+    }
+  });
+
+  it('posts the session report to webhooks (every job\'s and the job\'s own), keeping their URLs and secrets secret', async () => {
+    const rx = await new WebhookReceiver().start();
+    const secret = 'receiver-checks-this-signature';
+    try {
+      const chat = (await d.client.create('webhooks', {name: 'Ops chat', url: rx.url('/services/T1/B2/chat-token-123'), format: 'slack', caPem: rx.caPem, allJobs: true})) as Record<string, any>;
+      const own = (await d.client.create('webhooks', {id: 'prod-json', name: 'Prod JSON', url: rx.url('/in/json-token-456'), caPem: rx.caPem, secret})) as Record<string, any>;
+      // Listed with the URL and the secret as "••••", and where it goes.
+      expect(chat).toMatchObject({id: 'ops-chat', url: '••••', format: 'slack', info: {host: `127.0.0.1:${rx.port}`, pending: 0}});
+      expect(own).toMatchObject({url: '••••', secret: '••••', format: 'json', allJobs: false});
+      // Sending the listed object back keeps both; a new URL with the old secret is refused.
+      await d.client.update('webhooks', 'prod-json', {...own, timeoutSeconds: 10});
+      const moved = await d.client.update('webhooks', 'prod-json', {...own, url: 'https://attacker.example/collect'}).catch((e: unknown) => e);
+      expect(String((moved as Error).message)).toMatch(/secret: the stored secret belongs to another webhook URL/);
+      // A plain http:// URL only when allowed.
+      const plain = await d.client.create('webhooks', {name: 'Plain', url: 'http://127.0.0.1:1/x'}).catch((e: unknown) => e);
+      expect(String((plain as Error).message)).toMatch(/unencrypted/);
+      const job = await d.client.get<Record<string, any>>('jobs', 'prod');
+      await d.client.update('jobs', 'prod', {...job, notification: {...job.notification, webhooks: ['prod-json']}});
+      // In use by a job: cannot be removed.
+      await expect(d.client.remove('webhooks', 'prod-json')).rejects.toThrow(/used by job/);
+
+      const s = await waitForSession(d.client, (await d.client.startJob('prod')).id);
+      const got = await rx.waitFor(2);
+      const byPath = Object.fromEntries(got.map((r) => [r.path, r]));
+      const json = byPath['/in/json-token-456']!;
+      const doc = JSON.parse(json.body);
+      expect(doc).toMatchObject({kind: 'vmbackup.session-report', session: {id: s.id, job: {id: 'prod', name: 'Prod'}, result: s.state}});
+      expect(doc.session.vms.map((v: {name: string}) => v.name).sort()).toEqual(s.vms.map((v) => v.name).sort());
+      const ts = String(json.headers['x-vmbackup-timestamp']);
+      expect(json.headers['x-vmbackup-signature']).toBe(`sha256=${createHmac('sha256', secret).update(`${ts}.${json.body}`).digest('hex')}`);
+      const slack = JSON.parse(byPath['/services/T1/B2/chat-token-123']!.body);
+      expect(slack.text).toContain('Prod');
+      expect(slack.blocks.length).toBeGreaterThan(1);
+      // "Send test" answers with what the receiver said.
+      expect(await d.client.testWebhook('ops-chat')).toEqual({ok: true, status: 200, answer: 'ok'});
+      expect(JSON.parse(rx.received.at(-1)!.body).text).toContain('vmbackup test');
+      // Neither URL nor the secret reached the daemon's log.
+      for (const word of ['chat-token-123', 'json-token-456', secret]) expect(d.lines.join('\n')).not.toContain(word);
+      await d.client.update('jobs', 'prod', {...job, notification: {...job.notification, webhooks: []}});
+      await d.client.remove('webhooks', 'prod-json');
+      await d.client.remove('webhooks', 'ops-chat');
+    } finally {
+      await rx.stop();
     }
   });
 });

@@ -103,6 +103,7 @@ describe('job notification and daily summary settings', () => {
       onWarning: true,
       onFailure: true,
       onlyLastAttempt: true,
+      webhooks: [],
       subject: '[%JobResult%] %JobName% (%ObjectCount% VMs) %Issues%',
     });
     expect(errorOf(() => parseJobNotification({subject: '  '})).message).toContain('subject template: must not be empty');
