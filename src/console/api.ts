@@ -73,6 +73,8 @@ export interface ConsoleApi {
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
+  /** Posts a test report to a saved webhook; a failure rejects with the daemon's message and hint. */
+  testWebhook(id: string): Promise<{ok: boolean; message: string}>;
   fetchCa(url: string): Promise<{pem: string; fingerprint: string}>;
   scanHostKey(host: string, port?: number): Promise<HostKeyScanReply>;
   /** The appliance's own SSH key and the line that lets it log in to a KVM host (GET /appliance/ssh-key). */
@@ -151,6 +153,11 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
         throw new UserError(r.error?.message ?? r.message ?? 'The test message was not sent.', {hint: r.error?.hint, exitCode: (r.error?.exitCode ?? ExitCode.internal) as ExitCodeValue});
       }
       return {ok: true, message: `Test message sent to ${(r.accepted ?? []).join(', ')}.`};
+    },
+    testWebhook: async (id) => {
+      const r = await client.testWebhook(id);
+      if (!r.ok) throw new UserError(r.error?.message ?? 'The test report was not delivered.', {hint: r.error?.hint, exitCode: (r.error?.exitCode ?? ExitCode.internal) as ExitCodeValue});
+      return {ok: true, message: `Delivered: the receiver answered HTTP ${r.status ?? '?'}${r.answer ? ` (${r.answer})` : ''}.`};
     },
     fetchCa: (url) => client.fetchCa(url),
     scanHostKey: (host, port) => client.scanHostKey(host, port),

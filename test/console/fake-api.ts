@@ -191,6 +191,9 @@ export class FakeApi implements ConsoleApi {
   testEmail(to?: string) {
     return this.call('testEmail', [to], () => ({ok: true, message: 'Test message accepted by the server.'}));
   }
+  testWebhook(id: string) {
+    return this.call('testWebhook', [id], () => ({ok: true, message: 'Delivered: the receiver answered HTTP 200 (ok).'}));
+  }
   fetchCa(url: string) {
     return this.call('fetchCa', [url], () => ({pem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', fingerprint: FINGERPRINT}));
   }

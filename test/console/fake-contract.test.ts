@@ -21,6 +21,7 @@ import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
 import {ensureSshd, SSHD_DIR, SSHD_PORT} from '../lib/sshd.js';
 import {seeded, type FakeApi} from './fake-api.js';
+import {WebhookReceiver} from '../notify/webhook-receiver.js';
 
 let dir: string;
 let daemon: RunningDaemon;
@@ -164,5 +165,23 @@ describe('the console fake answers in the real daemon\'s shapes', () => {
     await same('email', fake.email(), real.email());
     await same('forgetRestorePoint', fake.forgetRestorePoint('second', 'web01-20261121t220000z-aaaaaa'), real.forgetRestorePoint('second', point));
     await same('update repositories', fake.update('repositories', 'second', {id: 'second', name: 'second', path: join(dir, 'repo')}), real.update('repositories', 'second', {id: 'second', name: 'second', path: join(dir, 'repo')}));
+  });
+
+  it('webhooks: create, list, a test report to a real receiver, remove', async () => {
+    const rx = await new WebhookReceiver().start();
+    try {
+      const hook = {id: 'chat', name: 'chat', url: rx.url('/T/B/x'), format: 'slack', caPem: rx.caPem, allJobs: true};
+      await same('create webhooks', fake.create('webhooks', hook), real.create('webhooks', hook));
+      const {real: listed} = await same('list webhooks', fake.list('webhooks'), real.list('webhooks'));
+      expect((listed as {url: string}[])[0]!.url).toBe('••••');
+      // The screen sends the listed object back (turn off): the real daemon takes it as it is.
+      const item = (listed as Record<string, unknown>[])[0]!;
+      await same('update webhooks', fake.update('webhooks', 'chat', {...item, enabled: false}), real.update('webhooks', 'chat', {...item, enabled: false}));
+      await same('testWebhook', fake.testWebhook('chat'), real.testWebhook('chat'));
+      expect(rx.received).toHaveLength(1);
+      await same('remove webhooks', fake.remove('webhooks', 'chat'), real.remove('webhooks', 'chat'));
+    } finally {
+      await rx.stop();
+    }
   });
 });

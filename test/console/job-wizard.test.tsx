@@ -38,13 +38,15 @@ describe('wizard reducers', () => {
   });
 
   it('a job made by the wizard passes the daemon’s schema and comes back the same for editing', () => {
-    let s = initWizard({repository: 'main', name: 'web', preset: 'weekdays', at: '21:30', gfs: 'yes', recipients: 'a@example.com'}, undefined, 'engine');
+    let s = initWizard({repository: 'main', name: 'web', preset: 'weekdays', at: '21:30', gfs: 'yes', recipients: 'a@example.com', 'webhook:chat': 'yes', 'webhook:other': 'no'}, undefined, 'engine');
     s = wizardReducer(s, {type: 'selection', selection: {vms: [{id: 'vm-1', name: 'web01'}], clusters: [], hosts: [], tags: ['web'], exclude: []}});
     const job = jobSchema.parse(toJob(s, 'web')) as JobConfig;
     expect(job.schedule).toEqual({kind: 'daily', at: '21:30', days: ['mon', 'tue', 'wed', 'thu', 'fri']});
     expect(job.retention).toEqual({restorePoints: 14, gfs: {weekly: 4, monthly: 12, yearly: 1}});
-    const back = fromJob(job);
-    expect(toJob(back, 'web')).toEqual(toJob(s, 'web'));
+    expect(job.notification.webhooks).toEqual(['chat']);
+    const back = fromJob({...job, notification: {...job.notification, onlyLastAttempt: false, subject: 'custom %JobName%'}});
+    // What the wizard does not show (the subject, only-last-attempt) survives an edit.
+    expect(jobSchema.parse(toJob(back, 'web'))).toEqual({...job, notification: {...job.notification, onlyLastAttempt: false, subject: 'custom %JobName%'}});
   });
 
   it('a step with something missing stays and says what', () => {

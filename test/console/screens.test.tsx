@@ -316,6 +316,36 @@ describe('removing', () => {
   });
 });
 
+describe('webhooks', () => {
+  it('adds a Slack webhook for every job, sends a test report, turns it off and removes it after asking', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'webhook-add'});
+    await r.waitFor('Signing secret');
+    // Name, URL (typed hidden), format Slack, every job, failures only, no secret.
+    await r.press(`ops chat${KEY.enter}https://hooks.example/T1/B2/tok${KEY.enter}${KEY.enter}${KEY.enter}${KEY.right}${KEY.right}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('Dashboard');
+    expect(api.data.webhooks[0]).toEqual({id: 'ops-chat', name: 'ops chat', url: 'https://hooks.example/T1/B2/tok', format: 'slack', allJobs: true, onSuccess: false, onWarning: false, onFailure: true});
+    await r.unmount();
+    api.data.webhooks[0] = {...api.data.webhooks[0]!, enabled: true, info: {host: 'hooks.example', pending: 1, lastError: {message: 'Webhook ops chat: hooks.example answered HTTP 503.', hint: 'The receiver has a problem.'}}};
+    r = await renderApp(api, {name: 'webhooks'});
+    const list = await r.waitFor('ops chat');
+    expect(list).toContain('Slack → hooks.example · every job · ⚠ 1 waiting');
+    await r.press(KEY.enter);
+    const detail = await r.waitFor('Send a test report');
+    expect(detail).toContain('answered HTTP 503');
+    await r.press(KEY.enter);
+    await r.waitFor('✔ Delivered: the receiver answered HTTP 200 (ok).');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('turned off');
+    expect(api.data.webhooks[0]).toMatchObject({enabled: false});
+    await r.press(KEY.down.repeat(2) + KEY.enter);
+    await r.waitFor('Remove the webhook ops chat?');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('✔ Webhook removed.');
+    expect(api.data.webhooks).toEqual([]);
+  });
+});
+
 describe('workers, email, appliance, sessions', () => {
   it('adds a worker for a cluster', async () => {
     const api = seeded();

@@ -14,6 +14,7 @@ import {RestoreWizard} from './restore/view.js';
 import {Session} from './session/view.js';
 import {Sessions} from './sessions/view.js';
 import type {ScreenDef} from './types.js';
+import {WebhookAdd, Webhooks} from './webhooks/view.js';
 import {WorkerAdd, Workers} from './workers/view.js';
 
 const FORM_HELP = 'Type into the focused field · ↑↓ or Tab move · ←→ or Space change a choice · Enter next field, on the last one: save.';
@@ -81,6 +82,15 @@ export const SCREENS: Record<string, ScreenDef> = {
   },
   workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter on a worker: change its slots, or remove it (asks first).'], Component: Workers},
   'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
+  webhooks: {
+    title: 'Webhooks',
+    help: [
+      'Where session reports are posted besides email: Slack, Microsoft Teams, Mattermost, or JSON to your own endpoint, with each one\'s delivery state.',
+      'Enter on one: send a test report (the answer is shown), turn it off or on, remove it (asks first). Jobs pick webhooks in the job wizard\'s notifications step.',
+    ],
+    Component: Webhooks,
+  },
+  'webhook-add': {title: 'Add webhook', help: [FORM_HELP, 'The URL is kept secret: it is shown as •••• afterwards and never logged.'], Component: WebhookAdd},
   email: {title: 'Email', help: [FORM_HELP, 'After saving, send a test message to see that mail leaves the appliance.'], Component: Email},
   appliance: {title: 'Appliance', help: ["The appliance's health: daemon version, running since, memory, free space of the state directory and of each repository, each repository's last health check, and the daemon's log."], Component: Appliance},
   audit: {

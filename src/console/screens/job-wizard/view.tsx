@@ -28,19 +28,25 @@ export function JobWizard(props: ScreenProps) {
   const api = useApi();
   const editId = props.params.id;
   const setup = useLoad(async () => {
-    const [connections, repositories, job] = await Promise.all([api.list('connections'), api.list('repositories'), editId ? api.get<JobConfig>('jobs', editId) : Promise.resolve(undefined)]);
-    return {connections, repositories, job};
+    const [connections, repositories, job, webhooks] = await Promise.all([
+      api.list('connections'),
+      api.list('repositories'),
+      editId ? api.get<JobConfig>('jobs', editId) : Promise.resolve(undefined),
+      // A daemon without webhooks (older) has no such collection: the step just shows none.
+      api.list('webhooks').catch(() => []),
+    ]);
+    return {connections, repositories, job, webhooks};
   }, [editId]);
   if (setup.error && !setup.data) return <ErrorMessage error={setup.error} />;
   if (!setup.data) return <Text color="cyan">… loading</Text>;
-  const {connections, repositories, job} = setup.data;
+  const {connections, repositories, job, webhooks} = setup.data;
   const first = job
     ? fromJob(job)
     : initWizard({repository: String(repositories[0]?.id ?? '')}, undefined, connections[0] ? String(connections[0].id) : undefined);
-  return <Wizard {...props} initial={first} connections={connections} repositories={repositories} />;
+  return <Wizard {...props} initial={first} connections={connections} repositories={repositories} webhooks={webhooks} />;
 }
 
-function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<string, unknown>[]; repositories: Record<string, unknown>[]}) {
+function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<string, unknown>[]; repositories: Record<string, unknown>[]; webhooks: Record<string, unknown>[]}) {
   const api = useApi();
   const nav = useNavigate();
   const [s, dispatch] = useReducer(wizardReducer, props.initial);
@@ -167,9 +173,24 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
         </Box>
       );
       break;
-    case 'notify':
-      body = form([yesNo('onSuccess', 'Mail on success'), yesNo('onWarning', 'Mail on warning'), yesNo('onFailure', 'Mail on failure'), {key: 'recipients', label: 'Extra recipients', kind: 'text', placeholder: 'e.g. ops@example.com, …'}]);
+    case 'notify': {
+      // Webhooks set for every job report anyway; the others are picked per job here.
+      const everyJob = props.webhooks.filter((w) => w.allJobs === true).map((w) => String(w.name));
+      const pickable = props.webhooks.filter((w) => w.allJobs !== true);
+      body = (
+        <Box flexDirection="column">
+          {form([
+            yesNo('onSuccess', 'Mail on success'),
+            yesNo('onWarning', 'Mail on warning'),
+            yesNo('onFailure', 'Mail on failure'),
+            {key: 'recipients', label: 'Extra recipients', kind: 'text', placeholder: 'e.g. ops@example.com, …'},
+            ...pickable.map((w) => yesNo(`webhook:${String(w.id)}`, `Webhook ${String(w.name)}`)),
+          ])}
+          {everyJob.length ? <Text dimColor wrap="truncate-end">Every job also reports to: {everyJob.join(', ')}</Text> : null}
+        </Box>
+      );
       break;
+    }
     case 'summary':
       body = <Summary s={s} vms={inventory.data ?? []} onSave={(run) => void save(run)} onChange={(step) => dispatch({type: 'goto', step, fromSummary: true})} />;
       break;

@@ -151,7 +151,18 @@ export function toJob(s: WizardState, id: string): Record<string, unknown> {
     guestConsistency: v.guestConsistency === 'yes',
     retries: {count: num(v.retries) ?? 3, waitMinutes: num(v.retryWait) ?? 10},
     ...(v.bandwidth?.trim() ? {bandwidthLimitMBps: Number(v.bandwidth)} : {}),
-    notification: {recipients: list(v.recipients), onSuccess: v.onSuccess === 'yes', onWarning: v.onWarning === 'yes', onFailure: v.onFailure === 'yes'},
+    notification: {
+      recipients: list(v.recipients),
+      onSuccess: v.onSuccess === 'yes',
+      onWarning: v.onWarning === 'yes',
+      onFailure: v.onFailure === 'yes',
+      webhooks: Object.keys(v)
+        .filter((k) => k.startsWith('webhook:') && v[k] === 'yes')
+        .map((k) => k.slice('webhook:'.length)),
+      // What the wizard does not show is kept as the job had it (the defaults for a new job).
+      ...(v.onlyLastAttempt ? {onlyLastAttempt: v.onlyLastAttempt === 'yes'} : {}),
+      ...(v.subject ? {subject: v.subject} : {}),
+    },
   };
 }
 
@@ -179,6 +190,9 @@ export function fromJob(j: JobConfig): WizardState {
     onWarning: yes(j.notification.onWarning),
     onFailure: yes(j.notification.onFailure),
     recipients: j.notification.recipients.join(', '),
+    onlyLastAttempt: yes(j.notification.onlyLastAttempt),
+    subject: j.notification.subject,
+    ...Object.fromEntries((j.notification.webhooks ?? []).map((id) => [`webhook:${id}`, 'yes'])),
   };
   const {connection, ...sel} = j.source;
   return initWizard(values, sel, connection, j.id);

@@ -9,6 +9,7 @@ export const MENU = [
   {value: 'connections', label: 'Connections', hint: 'oVirt engines, VM Essentials hosts'},
   {value: 'workers', label: 'Workers', hint: 'where disk tasks run'},
   {value: 'email', label: 'Email', hint: 'report settings, test message'},
+  {value: 'webhooks', label: 'Webhooks', hint: 'reports to Slack, Teams, Mattermost, JSON'},
   {value: 'jobs', label: 'Backup jobs', hint: 'list, edit, run'},
   {value: 'job-wizard', label: 'New backup job'},
   {value: 'sessions', label: 'Sessions', hint: 'history of every job'},
