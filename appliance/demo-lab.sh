@@ -60,8 +60,12 @@ sim_run() {
   export VMBACKUP_SIM_PASSWORD VMBACKUP_SIM_PORT=$SIM_PORT VMBACKUP_SIM_CA_FILE=$CA_FILE
   # The simulator makes a new CA at each start; the file appears once this one is serving.
   rm -f "$CA_FILE"
-  exec "$ROOT/node_modules/.bin/node" --import tsx --input-type=module -e '
-    const {startSimulator, DEFAULT_VMS} = await import(process.cwd() + "/test/ovirt-sim/index.ts");
+  # The Debian package carries the simulator compiled (dist-demo-sim); a checkout runs its source.
+  local sim_module=$ROOT/test/ovirt-sim/index.ts loader=(--import tsx)
+  if [ -f "$ROOT/dist-demo-sim/index.js" ]; then sim_module=$ROOT/dist-demo-sim/index.js; loader=(); fi
+  export VMBACKUP_SIM_MODULE=$sim_module
+  exec "$ROOT/node_modules/.bin/node" "${loader[@]}" --input-type=module -e '
+    const {startSimulator, DEFAULT_VMS} = await import(process.env.VMBACKUP_SIM_MODULE);
     const password = process.env.VMBACKUP_SIM_PASSWORD;
     delete process.env.VMBACKUP_SIM_PASSWORD;
     const sim = await startSimulator({port: Number(process.env.VMBACKUP_SIM_PORT), password, delayMs: 100, vms: DEFAULT_VMS.filter((v) => v.disks.length > 0)});

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs and starts vmbackupd from this checkout (already built: dist/daemon/main.js), as root.
-# Called by appliance/install.sh; idempotent.
+# Installs and starts vmbackupd (already built: dist/daemon/main.js), as root; idempotent.
+# Called by the Debian package's postinst (VMBACKUP_PACKAGED=1, VMBACKUP_ROOT=/usr/lib/vmbackup/current:
+# the unit and the logrotate rule come with the package) or from a checkout (the test bed).
+#   install-daemon.sh --stop   stops the daemon (systemd unit, or the background process)
 #   - the vmbackup group; /var/lib/vmbackup 0750 root:vmbackup; /srv/vmbackup for repositories
 #   - systemd: /etc/systemd/system/vmbackupd.service, enabled and (re)started, when PID 1 is
 #     systemd; otherwise vmbackupd runs in the background with a pid file (/run/vmbackup/vmbackupd.pid)
@@ -9,14 +11,32 @@
 # Environment: VMBACKUP_STATE_DIR, VMBACKUP_SOCKET override the defaults (tests use them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+ROOT=${VMBACKUP_ROOT:-$PWD}
+PACKAGED=${VMBACKUP_PACKAGED:-}
 . appliance/lib.sh
 need_root
 
 STATE_DIR=${VMBACKUP_STATE_DIR:-/var/lib/vmbackup}
 SOCKET=${VMBACKUP_SOCKET:-/run/vmbackup/api.sock}
 RUN_DIR=$(dirname "$SOCKET")
+PIDFILE="$RUN_DIR/vmbackupd.pid"
 NODE="$ROOT/node_modules/.bin/node"
+# systemd is PID 1 (sd_booted(3)); a container or chroot without it runs the daemon in the background.
+under_systemd() { [ -d /run/systemd/system ]; }
+
+stop_background() {
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    kill -TERM "$(cat "$PIDFILE")"
+    for _ in $(seq 1 600); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -f "$PIDFILE"
+}
+
+if [ "${1:-}" = --stop ]; then
+  if under_systemd; then systemctl stop vmbackupd.service 2>/dev/null || true; else stop_background; fi
+  exit 0
+fi
+
 [ -x "$NODE" ] || die "node is not installed in $ROOT/node_modules (run appliance/install.sh)"
 [ -f "$ROOT/dist/daemon/main.js" ] || die "vmbackupd is not built ($ROOT/dist/daemon/main.js missing; run appliance/install.sh)"
 
@@ -71,28 +91,40 @@ Match Group vmbackup-console
 SSHD
 fi
 
-if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
+if [ -n "$PACKAGED" ]; then
+  # An appliance installed from a checkout before the package: its unit in /etc would override
+  # the package's, and its wrappers in /usr/local would shadow /usr/bin/vmbackup.
+  if grep -qs 'install-daemon.sh, which replaces @ROOT@\|Installed by appliance/install-daemon.sh' /etc/systemd/system/vmbackupd.service; then rm -f /etc/systemd/system/vmbackupd.service; fi
+  if grep -qs '^# Installed by .*/appliance/install.sh' /usr/local/bin/vmbackup; then rm -f /usr/local/bin/vmbackup; fi
+  rm -f /usr/local/share/man/man1/vmbackup*.1
+fi
+
+if under_systemd; then
   log "systemd unit vmbackupd.service"
-  sed "s|@ROOT@|$ROOT|g" systemd/vmbackupd.service > /etc/systemd/system/vmbackupd.service
+  [ -n "$PACKAGED" ] || sed "s|@ROOT@|$ROOT|g" systemd/vmbackupd.service > /etc/systemd/system/vmbackupd.service
   systemctl daemon-reload
   systemctl enable vmbackupd.service
-  systemctl restart vmbackupd.service
+  # Type=notify: returns once the daemon reported READY, fails when it does not start.
+  systemctl restart vmbackupd.service || die "vmbackupd did not start; see journalctl -u vmbackupd"
   systemctl reload ssh 2>/dev/null || true
 else
   log "no systemd: starting vmbackupd in the background (log: /var/log/vmbackupd.log, rotated weekly)"
-  install -m 0644 appliance/logrotate.d/vmbackupd /etc/logrotate.d/vmbackupd
+  [ -n "$PACKAGED" ] || install -m 0644 appliance/logrotate.d/vmbackupd /etc/logrotate.d/vmbackupd
   install -d -m 0750 -o root -g vmbackup "$RUN_DIR"
-  PIDFILE="$RUN_DIR/vmbackupd.pid"
-  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    kill -TERM "$(cat "$PIDFILE")"
-    for _ in $(seq 1 100); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
-  fi
+  stop_background
+  # A socket left by a daemon that died must not pass for the new one's.
+  rm -f "$SOCKET"
   # The same libuv pool as the systemd unit (chunk fsyncs and LZ4 share it).
   (umask 0027; MIMALLOC_PURGE_DELAY=3 setsid "$NODE" "$ROOT/dist/daemon/main.js" --state-dir "$STATE_DIR" --socket "$SOCKET" \
       >>/var/log/vmbackupd.log 2>&1 < /dev/null & echo $! > "$PIDFILE")
 fi
 
 log "waiting for the control socket $SOCKET"
-for _ in $(seq 1 150); do [ -S "$SOCKET" ] && break; sleep 0.2; done
+for _ in $(seq 1 150); do
+  [ -S "$SOCKET" ] && break
+  # Without systemd: a daemon that exited will not make its socket.
+  if ! under_systemd && ! kill -0 "$(cat "$PIDFILE" 2>/dev/null || echo 0)" 2>/dev/null; then break; fi
+  sleep 0.2
+done
 [ -S "$SOCKET" ] || die "vmbackupd did not start; see journalctl -u vmbackupd or /var/log/vmbackupd.log"
 log "vmbackupd is running"

@@ -35,3 +35,16 @@ install_node_modules() {
     echo "$want" > "$stamp"
   fi
 }
+
+# The Debian package's dependencies (appliance/build-deb.sh writes them into its control file;
+# test/package/debian-root.sh fetches them for the offline install test): what the appliance runs
+# (appliance/packages.txt) and what the maintainer scripts use; documentation and log rotation
+# are recommended only. One name per line.
+RECOMMENDED_PACKAGES="logrotate man-db bash-completion"
+deb_depends() {
+  grep -v '^#' appliance/packages.txt | grep -vxF -e logrotate -e man-db -e bash-completion
+  printf '%s\n' passwd debianutils
+}
+deb_recommends() {
+  printf '%s\n' $RECOMMENDED_PACKAGES
+}

@@ -17,10 +17,15 @@ install_node_modules
 export PATH="$ROOT/node_modules/.bin:$PATH"   # the pinned Node LTS first (README: Runtime)
 log "runtime: node $(node --version)"
 
+mkdir -p test-artifacts
+# The fresh Debian 12 root of the package test (test/package/): made once per machine, in the
+# background while the rest is set up and the first test files run (the test waits for it).
+log "test bed: test/package/debian-root.sh in the background (log: test-artifacts/debian-root.log)"
+setsid bash test/package/debian-root.sh > test-artifacts/debian-root.log 2>&1 < /dev/null &
+
 log "type-checking"
 node node_modules/typescript/bin/tsc -p test/tsconfig.json
 
-mkdir -p test-artifacts
 for setup in test/setup.d/*.sh; do
   [ -e "$setup" ] || continue
   log "test bed: $setup"

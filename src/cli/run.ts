@@ -15,7 +15,9 @@ export interface RunIo {
   env?: NodeJS.ProcessEnv;
 }
 
-export const VERSION = '0.1.0';
+/** One version for the command and the daemon (src/daemon/version.ts; the Debian build stamps it). */
+export {VERSION} from '../daemon/version.js';
+import {VERSION} from '../daemon/version.js';
 
 function findCommand(argv: string[]): {command: Command; rest: string[]} | undefined {
   let best: {command: Command; rest: string[]} | undefined;

@@ -1,5 +1,5 @@
 /**
- * vmbackupd: the appliance daemon, in the foreground (systemd Type=exec, or a test).
+ * vmbackupd: the appliance daemon, in the foreground (systemd Type=notify, or a test).
  *
  *   node dist/daemon/main.js [--state-dir /var/lib/vmbackup] [--socket /run/vmbackup/api.sock]
  *                            [--log-format plain|json]
@@ -14,6 +14,7 @@ import {DEFAULT_STATE_DIR} from '../config/store.js';
 import {isUserError} from '../util/errors.js';
 import {DEFAULT_SOCKET} from './api.js';
 import {Daemon} from './daemon.js';
+import {sdNotifier} from './sd-notify.js';
 
 const USAGE = 'usage: vmbackupd [--state-dir DIR] [--socket PATH] [--log-format plain|json]';
 let values: {'state-dir': string; socket: string; 'log-format': string};
@@ -48,10 +49,17 @@ try {
   throw err;
 }
 
+// systemd (Type=notify): ready once the control socket answers; the watchdog while the loop runs.
+const systemd = sdNotifier(process.env, (line) => daemon!.log('warn', line));
+systemd.notify({READY: '1', STATUS: `Listening on ${values.socket}`, MAINPID: String(process.pid)});
+const watchdogMs = systemd.startWatchdog();
+if (watchdogMs) daemon.log('info', `systemd watchdog: pinging every ${watchdogMs} ms`);
+
 let stopping = false;
 const onSignal = (sig: string) => {
   if (stopping) process.exit(1);
   stopping = true;
+  systemd.notify({STOPPING: '1', STATUS: 'Stopping: running sessions are stopped cleanly'});
   daemon!.log('info', `Received ${sig}`);
   daemon!
     .stop()

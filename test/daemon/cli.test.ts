@@ -1,11 +1,12 @@
 /** The daemon's CLI subcommands against a real vmbackupd: status, job list|start|stop, session list|show. */
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {vmbackup} from '../lib/cli.js';
 import {ensureLibvirt} from '../lib/libvirt.js';
 import {isolate, startDaemon, type RunningDaemon} from './helpers.js';
+import {VERSION} from '../../src/daemon/version.js';
 
 let dir: string;
 let d: RunningDaemon;
@@ -29,7 +30,9 @@ describe('vmbackup CLI for the daemon', () => {
   it('status and job list', async () => {
     const s = await vmbackup(['status'], {env});
     expect(s.exitCode, s.stderr).toBe(0);
-    expect(s.stdout).toMatch(/vmbackupd 0\.1\.0/);
+    expect(s.stdout).toContain(`vmbackupd ${VERSION} `);
+    // One version: package.json's is the daemon's and the command's (the Debian build stamps its own).
+    expect(JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version).toBe(VERSION);
     expect(s.stdout).toMatch(/No session is running/);
     expect(s.stdout).toMatch(/Repo/);
     const j = await vmbackup(['job', 'list'], {env});
