@@ -23,6 +23,7 @@ import {sessionList} from './session-list.js';
 import {sessionShow} from './session-show.js';
 import {status} from './status.js';
 import {restore} from './restore.js';
+import {exportCommand} from './export.js';
 import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
 import {audit, userAdd, userList, userRemove} from './users.js';
@@ -30,6 +31,7 @@ import {audit, userAdd, userList, userRemove} from './users.js';
 export const commands: Command[] = [
   backup,
   restore,
+  exportCommand,
   ovirtCa,
   sshHostkey,
   consoleCommand,

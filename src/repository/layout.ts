@@ -23,6 +23,8 @@ export const WRITERS_DIR = 'writers';
 export const LOCKS_DIR = 'locks';
 export const MANIFEST_FILE = 'manifest.json';
 export const PROTECTED_FILE = 'protected';
+/** points/<id>/held-<pid>-<n>.json: a live process serving the point (an export); prune and forget leave it. */
+export const HOLD_PREFIX = 'held-';
 export const BAD_MARK = '.bad';
 
 /** Hex digits of a chunk id that name its directory: 4 in format 1 (65536 dirs), 2 in format 2 (256). */

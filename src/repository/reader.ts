@@ -20,7 +20,9 @@ import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointRead
 /** Chunks read ahead by stream(); bounds memory to about this many chunks. */
 const READ_AHEAD = 8;
 /** Decoded chunks kept for small random reads that hit the same chunk again. */
-const CACHE_CHUNKS = 4;
+const CACHE_CHUNKS = 16;
+/** Chunks an NBD export reads ahead of a sequential reader (prefetch). */
+const PREFETCH_CHUNKS = 8;
 
 /** Reads and checks the index file of one disk of a committed restore point. */
 export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDisk): Promise<Buffer> {
@@ -203,6 +205,35 @@ export class DiskReaderImpl implements DiskReader {
       }
     }
     return Readable.from(gen(), {objectMode: false, highWaterMark: cs});
+  }
+
+  extents(offset: number, length: number): {length: number; zero: boolean}[] {
+    this.checkBounds(offset, length);
+    const out: {length: number; zero: boolean}[] = [];
+    const cs = this.chunkSize;
+    let at = offset;
+    const end = offset + length;
+    while (at < end) {
+      const i = Math.floor(at / cs);
+      const to = Math.min(end, i * cs + this.chunkLen(i));
+      const zero = this.isZero(i);
+      const last = out.at(-1);
+      if (last && last.zero === zero) last.length += to - at;
+      else out.push({length: to - at, zero});
+      at = to;
+    }
+    return out;
+  }
+
+  prefetch(offset: number, length: number): void {
+    const end = Math.min(this.size, offset + length);
+    if (offset >= end) return;
+    const cs = this.chunkSize;
+    // At most what the cache keeps, so the prefetched chunks are still there when read.
+    const last = Math.min(Math.floor((end - 1) / cs), Math.floor(offset / cs) + PREFETCH_CHUNKS - 1);
+    for (let i = Math.floor(offset / cs); i <= last; i++) {
+      if (!this.isZero(i) && !this.cache.has(i)) void this.cached(i).catch(() => undefined);
+    }
   }
 
   async *chunkMap(): AsyncIterable<ChunkMapEntry> {

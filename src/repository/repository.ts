@@ -14,7 +14,8 @@ import type {RepoContext} from './context.js';
 import {corrupt, ioError} from './fsio.js';
 import {collectGarbage} from './gc.js';
 import {describeSettled, settleInterruptedWriters} from './interrupted.js';
-import {CHUNKS_DIR, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
+import {CHUNKS_DIR, HOLD_PREFIX, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
+import {isAlive, parseOwner, selfOwner} from './lock.js';
 import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
@@ -38,6 +39,9 @@ import type {
   VerifyReport,
 } from './types.js';
 import {verifyPoints} from './verify.js';
+
+/** Numbers the holds of this process (one process may hold a point twice). */
+let holdSeq = 0;
 import {type BaseInfo, RestorePointWriterImpl} from './writer.js';
 
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
@@ -101,6 +105,44 @@ export class Repository {
 
   private async isProtected(id: string): Promise<boolean> {
     return (await this.backend.stat(`${pointKey(id)}/${PROTECTED_FILE}`)) !== undefined;
+  }
+
+  /**
+   * The live processes holding restore point `id` (an export serving it, an instant recovery
+   * running on it): points/<id>/held-<pid>-<n>.json names each. A hold of a process that is gone
+   * does not count (and is removed here).
+   */
+  async holders(id: string): Promise<string[]> {
+    const dir = pointKey(id);
+    const out: string[] = [];
+    for (const e of await this.backend.list(dir).catch(() => [])) {
+      if (e.dir || !e.name.startsWith(HOLD_PREFIX)) continue;
+      const raw = await this.backend.get(`${dir}/${e.name}`, {max: 4096, what: 'a hold of a restore point'}).catch(() => undefined);
+      const owner = raw && parseOwner(raw.toString('utf8'));
+      if (owner && isAlive(owner)) out.push(`${owner.purpose} (pid ${owner.pid})`);
+      else await this.backend.delete(`${dir}/${e.name}`).catch(() => undefined);
+    }
+    return out;
+  }
+
+  /**
+   * Holds restore point `id` for this process until release(): prune keeps it and forget refuses
+   * it meanwhile (what serves its data must not lose it). A process that dies leaves a hold that
+   * no longer counts.
+   */
+  async holdRestorePoint(id: string, purpose = 'an export'): Promise<{release(): Promise<void>}> {
+    await this.openRestorePoint(id);
+    const key = `${pointKey(id)}/${HOLD_PREFIX}${process.pid}-${++holdSeq}.json`;
+    await this.backend.put(key, [Buffer.from(JSON.stringify(selfOwner(purpose)))], {what: 'a hold of a restore point'});
+    await this.backend.sync();
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.backend.delete(key).catch(() => undefined);
+      },
+    };
   }
 
   async listRestorePoints(filter: {vmId?: string} = {}): Promise<RestorePointSummary[]> {
@@ -202,6 +244,11 @@ export class Repository {
         result.kept.push({...d, keep: true, reasons: ['protected']});
         continue;
       }
+      if (!d.keep && (await this.holders(d.id)).length > 0) {
+        // Served right now (an export, an instant recovery): kept until it is released.
+        result.kept.push({...d, keep: true, reasons: ['in use']});
+        continue;
+      }
       (d.keep ? result.kept : result.removed).push(d);
       if (!d.keep && !opts.dryRun) await this.deletePoint(d.id);
     }
@@ -245,6 +292,10 @@ export class Repository {
     }
     if ((await this.isProtected(id)) && !opts.force) {
       throw new UserError(`Restore point ${id} is protected.`, {hint: 'Remove the protection first (vmbackup repo unprotect), or forget it with --force.', exitCode: ExitCode.invalidInput});
+    }
+    const holders = await this.holders(id);
+    if (holders.length > 0) {
+      throw new UserError(`Restore point ${id} is in use by ${holders.join(', ')}.`, {hint: 'Stop the export or instant recovery that serves it, then forget it.', exitCode: ExitCode.locked});
     }
     const damaged = await this.readManifest(id).then(
       () => false,

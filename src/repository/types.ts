@@ -214,6 +214,10 @@ export interface DiskReader {
   stream(opts?: {start?: number; end?: number}): Readable;
   /** Per chunk: zero or data, so a restore can skip zeros on sparse targets. */
   chunkMap(): AsyncIterable<ChunkMapEntry>;
+  /** Data and zero runs covering [offset, offset + length), merged, from the index (no I/O). */
+  extents(offset: number, length: number): {length: number; zero: boolean}[];
+  /** Starts reading the chunks of [offset, offset + length) into the cache (sequential read-ahead). */
+  prefetch(offset: number, length: number): void;
 }
 
 export interface PruneDecision {

@@ -173,7 +173,7 @@ describe('console in tmux against a real daemon', () => {
     await t.waitFor('Enter open job');
     await t.keys('m');
     await t.waitFor('Appliance');
-    await t.keys(...Array(8).fill('Down'), 'Enter');
+    await t.keys(...Array(9).fill('Down'), 'Enter');
     await t.waitFor(/main repo: .* free of .* · checked|main repo: .* free of .* · never checked/);
     await t.save(join(ART, 'appliance.txt'));
     await t.keys('Escape');

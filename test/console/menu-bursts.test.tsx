@@ -26,7 +26,7 @@ const CASES: {menu: string; route: Route; ready: string; keys: string; expect: s
   {menu: 'set-up step', route: {name: 'first-start'}, ready: 'Set-up 1/6', keys: D + KEY.enter, expect: 'Set-up 2/6'},
   // Keys typed ahead past a screen change belong to the screen that the Enter opened.
   {menu: 'across a screen change', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + KEY.enter + KEY.enter, expect: 'Slots'},
-  {menu: 'across a screen change, then down the next list', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + D + D + KEY.enter + D + KEY.enter, expect: 'step 1/7: Name'},
+  {menu: 'across a screen change, then down the next list', route: {name: 'menu'}, ready: 'Repositories', keys: D + D + D + D + D + KEY.enter + D + KEY.enter, expect: 'step 1/7: Name'},
 ];
 
 describe('menu bursts', () => {
