@@ -13,7 +13,7 @@ import {DEFAULT_SOCKET} from './contract.js';
 import {ROUTES, routePath, type RouteName} from './routes.js';
 import type {DailySummarySettings} from '../notify/settings.js';
 import type {SessionRecord} from './session-model.js';
-import type {ApplianceSshKeyReply, AuditEntry, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
+import type {ApplianceSshKeyReply, AuditEntry, InstantRecoveryInfo, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 
@@ -184,6 +184,18 @@ export class DaemonClient {
   }
   stopRestore(id: string): Promise<{stopped: boolean}> {
     return this.call('stopRestore', {params: {id}});
+  }
+  async instantRecoveries(): Promise<InstantRecoveryInfo[]> {
+    return (await this.call<{instant: InstantRecoveryInfo[]}>('instantRecoveries')).instant;
+  }
+  startInstant(req: unknown): Promise<{id: string; name: string; host: string; startedInMs: number}> {
+    return this.call('startInstant', {body: req});
+  }
+  finishInstant(id: string, body: {storage?: string} = {}): Promise<{id: string; phase: 'migrating'}> {
+    return this.call('finishInstant', {params: {id}, body});
+  }
+  stopInstant(id: string): Promise<{id: string; stopped: true}> {
+    return this.call('stopInstant', {params: {id}});
   }
   fetchCa(url: string): Promise<{pem: string; fingerprint: string; subject?: string; validTo?: string}> {
     return this.call('fetchCa', {body: {url}});

@@ -160,3 +160,28 @@ export interface AuditEntry {
   /** The error message of a refused or failed change. */
   error?: string;
 }
+
+/** A running instant recovery (GET /instant-recoveries). */
+export interface InstantRecoveryInfo {
+  /** Also its session's id. */
+  id: string;
+  /** The instant VM's name. */
+  name: string;
+  /** The backed-up VM's name. */
+  vmName: string;
+  host: string;
+  connection: string;
+  repository: string;
+  restorePointId: string;
+  restorePointTime: string;
+  startedAt: string;
+  network: boolean;
+  /** The directory of its overlays on the host. */
+  storage: string;
+  disks: {key: string; overlay: string}[];
+  /** starting → running → migrating → (gone: finished or stopped). */
+  phase: 'starting' | 'running' | 'migrating';
+  progress?: {doneBytes: number; totalBytes: number};
+  /** The last thing that went wrong (a failed move to storage, an export not served again). */
+  error?: string;
+}

@@ -24,6 +24,7 @@ import {sessionShow} from './session-show.js';
 import {status} from './status.js';
 import {restore} from './restore.js';
 import {exportCommand} from './export.js';
+import {instantCommands} from './instant.js';
 import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
 import {audit, userAdd, userList, userRemove} from './users.js';
@@ -32,6 +33,7 @@ export const commands: Command[] = [
   backup,
   restore,
   exportCommand,
+  ...instantCommands,
   ovirtCa,
   sshHostkey,
   consoleCommand,

@@ -215,6 +215,14 @@ export class ApiServer {
       },
     );
     this.on('stopRestore', async (_q, _r, [id]) => ({stopped: d.restores.stop(id!)}));
+    this.on('instantRecoveries', async () => ({instant: d.instant.list()}));
+    this.on('startInstant', async (req) => d.instant.start(await readJson(req)));
+    this.on('finishInstant', async (req, res, [id]) => {
+      const body = await readJson(req);
+      res.statusCode = 202;
+      return d.instant.finish(id!, body);
+    });
+    this.on('stopInstant', async (_q, _r, [id]) => d.instant.stop(id!));
     this.on('applianceSshKey', async () => d.sshKey);
     this.on('whoami', async (req) => {
       const c = this.caller(req);

@@ -26,6 +26,7 @@ import {MetricsEndpoint} from './metrics.js';
 import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
 import {Restores} from './restores.js';
+import {InstantRecoveries} from './instant.js';
 import {Scheduler, type ScheduledEntry} from './scheduler.js';
 import type {ApiServices} from './services.js';
 import {SessionManager} from './sessions.js';
@@ -57,6 +58,7 @@ export class Daemon {
   workers!: ResourceScheduler;
   sessions!: SessionManager;
   restores!: Restores;
+  instant!: InstantRecoveries;
   maintenance!: Maintenance;
   scheduler!: Scheduler;
   mail?: MailQueue;
@@ -142,6 +144,7 @@ export class Daemon {
       },
     });
     this.restores = new Restores({store: this.store, resources: this.resources, history: this.history, hub: this.hub, locks: this.locks, log: this.log});
+    this.instant = new InstantRecoveries({stateDir: o.stateDir, resources: this.resources, restores: this.restores, history: this.history, hub: this.hub, log: this.log});
     this.scheduler = new Scheduler(this.clock, () => this.scheduledEntries(), this.log);
     this.configuration = new ConfigurationService({
       store: this.store, resources: this.resources, hub: this.hub, history: this.history, sessions: this.sessions,
@@ -159,7 +162,8 @@ export class Daemon {
       void this.metrics?.apply();
     });
     this.log('info', `vmbackupd ${VERSION} starting`, {stateDir: o.stateDir, socket: o.socketPath, pid: process.pid});
-    const closed = await closeInterruptedSessions({history: this.history, log: this.log});
+    // Instant VMs keep running across a restart: their sessions stay open (resumeAll serves them again).
+    const closed = await closeInterruptedSessions({history: this.history, log: this.log, keep: new Set(await this.instant.recordedSessions())});
     if (closed.length) this.log('warn', `Reconciliation closed ${closed.length} interrupted session(s)`);
     // Their reports go out like any other session's (the mail queue is durable; it sends once started).
     for (const id of closed) {
@@ -181,6 +185,7 @@ export class Daemon {
     await this.api.listen(o.socketPath);
     this.cleanup = cleanupConnections({store: this.store, resources: this.resources, log: this.log});
     this.sessions.holdUntil(this.cleanup);
+    void this.instant.resumeAll().catch((err: unknown) => this.log('warn', `Instant recoveries were not resumed: ${err instanceof Error ? err.message : String(err)}`));
     this.scheduler.refresh();
     if (this.store.data.email) void this.mail.start().catch(() => {});
     // What an earlier run left in the webhook spool goes out now.
@@ -225,6 +230,7 @@ export class Daemon {
       status: this.status,
       sessions: this.sessions,
       restores: this.restores,
+      instant: this.instant,
       maintenance: this.maintenance,
       resources: this.resources,
       sshKey: this.sshKey,
@@ -246,6 +252,7 @@ export class Daemon {
     this.scheduler.stop();
     const closing = this.api.close();
     await this.sessions.shutdown(reason);
+    await this.instant.shutdown();
     await closing;
     await this.mail?.stop().catch(() => {});
     await this.webhooks?.stop().catch(() => {});

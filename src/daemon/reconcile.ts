@@ -15,10 +15,10 @@ import type {Resources} from './resources.js';
 import {sessionTotals} from './figures.js';
 
 /** Closes the sessions a dead daemon left "running". Fast: runs before the API listens. */
-export async function closeInterruptedSessions(deps: {history: History; log: DaemonLog}): Promise<string[]> {
+export async function closeInterruptedSessions(deps: {history: History; log: DaemonLog; keep?: ReadonlySet<string>}): Promise<string[]> {
   const closedSessions: string[] = [];
   const now = new Date().toISOString();
-  for (const summary of deps.history.list().filter((x) => x.state === 'running')) {
+  for (const summary of deps.history.list().filter((x) => x.state === 'running' && !deps.keep?.has(x.id))) {
     const s = (await deps.history.get(summary.id))!;
     const reason = 'The daemon stopped while this session was running (crash, kill or power loss); it was closed at the next start.';
     for (const v of s.vms) {

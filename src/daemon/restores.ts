@@ -200,6 +200,12 @@ export class Restores {
   /** The platform a VM target is on; none for image files, which are written on the appliance whatever the platform. */
   private platformFor(req: RestoreRequest, platformKind: string, sessionId: string | undefined): {platform?: PlatformAdapter; connectionId?: string} {
     if (req.target.kind === 'files') return {};
+    return this.connectionFor(req.connection, platformKind, sessionId);
+  }
+
+  /** The connection (and its platform) a restore point's VM goes back to: the one named, else the one it came from. */
+  connectionFor(connection: string | undefined, platformKind: string, sessionId: string | undefined): {platform: PlatformAdapter; connectionId: string} {
+    const req = {connection};
     const connections = this.deps.store.list('connections') as {id: string; kind: string}[];
     const id = req.connection ?? this.sourceConnection(platformKind, sessionId);
     if (!id) {

@@ -10,6 +10,7 @@ import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
 import type {Maintenance} from './maintenance.js';
 import type {Resources} from './resources.js';
+import type {InstantRecoveries} from './instant.js';
 import type {Restores} from './restores.js';
 import type {SessionManager} from './sessions.js';
 import type {StatusService} from './status.js';
@@ -25,6 +26,7 @@ export interface ApiServices {
   readonly status: StatusService;
   readonly sessions: Pick<SessionManager, 'start' | 'stop' | 'get' | 'lastFailedVms'>;
   readonly restores: Pick<Restores, 'restorePoints' | 'plan' | 'start' | 'stop'>;
+  readonly instant: Pick<InstantRecoveries, 'list' | 'start' | 'finish' | 'stop'>;
   readonly maintenance: Pick<Maintenance, 'prune' | 'healthCheck' | 'gc'>;
   readonly resources: Pick<Resources, 'inventory' | 'repository'>;
   readonly sshKey: ApplianceSshKeyReply;

@@ -43,8 +43,8 @@ const MAX_RUN = 8 * 1024 * 1024;
 /** Runs read and written at a time (each reads its run, then writes it): reads of some overlap writes of others. */
 const PARALLEL_RUNS = 4;
 
-/** The restore point and what a target is told of it (the chosen disks with their data sizes). */
-async function restoreInput(opts: Pick<RestoreVmOptions, 'repository' | 'restorePointId' | 'disks'>) {
+/** The restore point and what a target is told of it (the chosen disks with their data sizes); also instant recovery's. */
+export async function restoreInput(opts: Pick<RestoreVmOptions, 'repository' | 'restorePointId' | 'disks'>) {
   const reader = await opts.repository.openRestorePoint(opts.restorePointId);
   const summary = reader.summary;
   const manifest = reader.manifest as {configuration?: {kind: string; text: string}; disks?: unknown};

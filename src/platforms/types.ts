@@ -220,8 +220,71 @@ export interface RestorePlan {
   notes: string[];
 }
 
+/** What starts an instant VM (InstantRecovery.start). */
+export interface InstantStartSpec {
+  source: RestoreSource;
+  /** The instant VM's name (a new VM: new UUID and MAC addresses). */
+  name: string;
+  /** The host to start it on (default: where the VM ran, else the first). */
+  host?: string;
+  /** The directory on the host for its overlays (default: where the VM's first disk was). */
+  storage?: string;
+  /** Keep the VM's network interfaces (false: none, an isolated VM). */
+  network: boolean;
+  /** The disks to start it with (default: all). */
+  disks?: string[];
+  /** The restore point's UEFI variable store, when it has one. */
+  nvram?: Uint8Array;
+  /**
+   * Asks the appliance to serve the restore point's disks (NBD, export names = disk keys) on a
+   * unix socket at this path on the appliance; resolves once it listens.
+   */
+  serve(path: string): Promise<void>;
+}
+
+/** An instant VM as recorded, enough to find it again after the daemon restarts. */
+export interface InstantVmState {
+  host: string;
+  name: string;
+  uuid: string;
+  /** The directory of its overlays (and of the migrated disks unless told otherwise). */
+  storage: string;
+  overlays: {key: string; target: string; path: string; format: 'qcow2' | 'raw'}[];
+  nvramPath?: string;
+  /** The socket QEMU reads the export from, on the host. */
+  hostSocket: string;
+  /** The socket the appliance serves the export on. */
+  applianceSocket: string;
+}
+
+export interface InstantVm {
+  readonly state: InstantVmState;
+  running(): Promise<boolean>;
+  /**
+   * Moves the running VM's disks to new images on storage (formats as backed up), switches it
+   * onto them and makes it persistent; the export is not needed afterwards. Returns the files.
+   */
+  migrate(opts: {storage?: string; onProgress?: (done: number, total: number) => void; signal?: AbortSignal}): Promise<{files: string[]}>;
+  /** Stops the VM and removes its overlays: nothing of it is left. */
+  discard(): Promise<void>;
+  /** Closes the way from the host to the export (a tunnel), leaving the VM alone. */
+  detach(): Promise<void>;
+}
+
+/** A platform that can start a VM from a restore point while its disks stay in the repository. */
+export interface InstantRecovery {
+  start(spec: InstantStartSpec, log: Logger): Promise<InstantVm>;
+  /**
+   * An instant VM recorded earlier, with the way to the export opened again (`serve` as in
+   * start); without `serve`, only to discard it.
+   */
+  resume(state: InstantVmState, serve?: (path: string) => Promise<void>): Promise<InstantVm>;
+}
+
 export interface PlatformAdapter {
   readonly kind: PlatformKind;
+  /** Instant recovery, on platforms that have it (libvirt). */
+  readonly instant?: InstantRecovery;
   inventory(): Promise<InventoryVm[]>;
   /**
    * One VM by id or name, described as inventory() would describe it, or undefined when there is

@@ -107,6 +107,20 @@ export function sshForwardArgv(t: SshTarget, localSocket: string, remoteSocket: 
   ];
 }
 
+/** `ssh -N -R remote:local`: a socket on the host whose connections reach a socket on the appliance. */
+export function sshReverseForwardArgv(t: SshTarget, remoteSocket: string, localSocket: string): string[] {
+  return [
+    'ssh', ...sshOptions(t),
+    '-o', 'StreamLocalBindUnlink=yes',
+    '-o', 'ExitOnForwardFailure=yes',
+    '-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com',
+    // A dead appliance must not leave a socket QEMU waits on for long: the host notices within a minute.
+    '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4',
+    '-N', '-R', `${remoteSocket}:${localSocket}`,
+    `${t.user}@${t.host}`,
+  ];
+}
+
 export type SshFailure = 'untrusted' | 'auth' | 'unreachable' | 'other';
 
 /** What an ssh exit 255 means, from ssh's own stderr (LC_ALL=C). */

@@ -7,11 +7,12 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {LocalRunner, type CommandLog, type CommandRunner} from '../../transports/command-runner.js';
 import {ExitCode, UserError} from '../../util/errors.js';
-import type {BackupOptions, InventoryVm, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
+import type {BackupOptions, InstantRecovery, InventoryVm, Logger, PlatformAdapter, RestorePlan, RestoreSource, VmBackup, VmRestore, VmRestoreTarget} from '../types.js';
 import {cleanupHost, type TrustedCheckpoints} from './cleanup.js';
 import {LibvirtHost, type LibvirtHostConfig} from './host.js';
 import {describeDomain, findDomainForBackup, listDomainUuids, toInventoryVm} from './inventory.js';
 import {openOfflineBackup} from './offline-backup.js';
+import {resumeLibvirtInstantVm, startLibvirtInstantVm} from './instant.js';
 import {CheckpointNaming} from './plan.js';
 import {openLibvirtRestore, prepareLibvirtRestore} from './restore.js';
 import {openRunningBackup} from './running-backup.js';
@@ -40,6 +41,10 @@ export class LibvirtPlatform implements PlatformAdapter {
   /** Runs commands on the appliance itself (restores to files). */
   readonly localRunner: CommandRunner;
   private readonly trusted: TrustedCheckpoints | undefined;
+  readonly instant: InstantRecovery = {
+    start: (spec, log) => startLibvirtInstantVm(this, spec, log),
+    resume: (state, serve) => resumeLibvirtInstantVm(this, state, serve),
+  };
 
   constructor(opts: LibvirtPlatformOptions) {
     if (opts.hosts.length === 0) {

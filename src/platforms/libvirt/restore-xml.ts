@@ -29,6 +29,12 @@ function find(list: Node[], tag: string): Node | undefined {
 export interface RestoredDisk {
   path: string;
   format: string;
+  /**
+   * The image's backing is an NBD export on a unix socket (instant recovery), given to libvirt
+   * in the XML: libvirt would otherwise read it from the image, where the socket is a URI that
+   * libvirt does not unescape (a path with a space would not work).
+   */
+  nbdBacking?: {exportName: string; socket: string};
 }
 
 /** A random locally administered MAC in the QEMU/KVM range (52:54:00). */
@@ -50,6 +56,8 @@ export function rewriteDomainForRestore(
      * never point at the original VM's file).
      */
     nvramPath?: string;
+    /** Leave out every network interface (an isolated VM: instant recovery without network, verification). */
+    removeInterfaces?: boolean;
   },
 ): string {
   const doc = parser.parse(xml) as Node[];
@@ -103,7 +111,20 @@ export function rewriteDomainForRestore(
         const src: Node = {source: [], ':@': {'@_file': restored.path}};
         const driverAt = driver ? children.indexOf(driver) + 1 : 0;
         children.splice(driverAt, 0, src);
+        if (restored.nbdBacking) {
+          const backing: Node = {
+            backingStore: [
+              {format: [], ':@': {'@_type': 'raw'}},
+              {source: [{host: [], ':@': {'@_transport': 'unix', '@_socket': restored.nbdBacking.socket}}], ':@': {'@_protocol': 'nbd', '@_name': restored.nbdBacking.exportName}},
+              {backingStore: []},
+            ],
+            ':@': {'@_type': 'network'},
+          };
+          children.splice(driverAt + 1, 0, backing);
+        }
         n['disk'] = children;
+      } else if (tag === 'interface' && opts.removeInterfaces) {
+        list.splice(i, 1);
       } else if (tag === 'interface') {
         const m = find(kids(n), 'mac');
         if (m) attrs(m)['@_address'] = mac();

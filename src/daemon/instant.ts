@@ -1,0 +1,394 @@
+/**
+ * Instant recoveries run by the daemon: a VM started from a restore point within seconds, its
+ * disks read from the repository over NBD while it runs (platforms/libvirt/instant.ts), then
+ * moved onto production storage while it keeps running ("finish"), or discarded ("stop").
+ *
+ * The daemon serves each instant VM's export itself (transports/nbd/server.ts, one server per
+ * instant VM, export names = disk keys) and holds its restore point (prune keeps it, forget
+ * refuses it). Each instant recovery is a session in the history (job id `restore`, trigger
+ * `instant`), running until it is finished or stopped, with what happened in its log.
+ *
+ * Restarts: the instant VMs are recorded in `instant-recoveries.json` (0600) in the state
+ * directory. A daemon that stops leaves the VMs running (their reads wait or fail until the
+ * export is back: QEMU's NBD client reconnects on its own); the next start serves the exports
+ * again at the same sockets and keeps the sessions running. An instant VM that is gone by then
+ * (the host rebooted, someone destroyed it) is cleaned up and its session closed as failed.
+ */
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import {restoreInput} from '../engine/restore-vm.js';
+import {DurableJsonFile} from '../config/durable-json-file.js';
+import {INSTANT_NAME} from '../platforms/libvirt/instant.js';
+import type {InstantVm, InstantVmState, PlatformAdapter} from '../platforms/types.js';
+import {isNvramDisk} from '../platforms/image/plain-file.js';
+import type {Repository} from '../repository/index.js';
+import {NbdServer} from '../transports/nbd/server.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import type {SessionRecord} from '../api/session-model.js';
+import type {InstantRecoveryInfo} from '../api/contract.js';
+import type {EventHub} from './event-hub.js';
+import type {History} from './history.js';
+import type {DaemonLog} from './log.js';
+import type {Resources} from './resources.js';
+import type {Restores} from './restores.js';
+
+const FILE = 'instant-recoveries.json';
+
+interface Recorded {
+  id: string;
+  repository: string;
+  restorePointId: string;
+  connection: string;
+  vmName: string;
+  restorePointTime: string;
+  startedAt: string;
+  network: boolean;
+  vm: InstantVmState;
+}
+
+interface Live {
+  rec: Recorded;
+  vm?: InstantVm;
+  server?: NbdServer;
+  hold?: {release(): Promise<void>};
+  phase: InstantRecoveryInfo['phase'];
+  progress?: {doneBytes: number; totalBytes: number};
+  error?: string;
+  /** The move to storage running now, and how to stop it. */
+  busy?: Promise<unknown>;
+  abort?: AbortController;
+}
+
+export interface InstantStartRequest {
+  repository: string;
+  restorePointId: string;
+  connection?: string;
+  name?: string;
+  host?: string;
+  storage?: string;
+  network: boolean;
+  disks?: string[];
+}
+
+function bad(field: string, message: string): UserError {
+  const err = new UserError(`${field}: ${message}`, {exitCode: ExitCode.invalidInput});
+  (err as UserError & {field?: string}).field = field;
+  return err;
+}
+
+function optString(r: Record<string, unknown>, field: string): string | undefined {
+  const v = r[field];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw bad(field, 'a string');
+  return v.trim() || undefined;
+}
+
+export function parseInstantRequest(input: unknown): InstantStartRequest {
+  const r = (input ?? {}) as Record<string, unknown>;
+  if (typeof r.repository !== 'string' || !r.repository) throw bad('repository', 'choose a repository');
+  if (typeof r.restorePointId !== 'string' || !r.restorePointId) throw bad('restorePointId', 'choose a restore point');
+  const name = optString(r, 'name');
+  if (name !== undefined && !INSTANT_NAME.test(name)) throw bad('name', "letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)");
+  const storage = optString(r, 'storage');
+  if (storage !== undefined && !storage.startsWith('/')) throw bad('storage', 'an absolute directory path on the host');
+  if (r.network !== undefined && typeof r.network !== 'boolean') throw bad('network', 'true or false');
+  if (r.disks !== undefined && (!Array.isArray(r.disks) || r.disks.some((d) => typeof d !== 'string'))) throw bad('disks', 'a list of disk keys');
+  return {
+    repository: r.repository,
+    restorePointId: r.restorePointId,
+    connection: optString(r, 'connection'),
+    name,
+    host: optString(r, 'host'),
+    storage,
+    network: r.network !== false,
+    ...(r.disks ? {disks: r.disks as string[]} : {}),
+  };
+}
+
+export class InstantRecoveries {
+  private readonly live = new Map<string, Live>();
+  private readonly file: DurableJsonFile<{instant: Recorded[]}>;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: {stateDir: string; resources: Resources; restores: Pick<Restores, 'connectionFor'>; history: History; hub: EventHub; log: DaemonLog},
+  ) {
+    this.file = new DurableJsonFile(join(deps.stateDir, FILE));
+  }
+
+  /** The recorded instant recoveries' session ids (reconciliation leaves those sessions running). */
+  async recordedSessions(): Promise<string[]> {
+    return ((await this.file.read())?.instant ?? []).map((r) => r.id);
+  }
+
+  list(): InstantRecoveryInfo[] {
+    return [...this.live.values()].map((l) => ({
+      id: l.rec.id,
+      name: l.rec.vm.name,
+      vmName: l.rec.vmName,
+      host: l.rec.vm.host,
+      connection: l.rec.connection,
+      repository: l.rec.repository,
+      restorePointId: l.rec.restorePointId,
+      restorePointTime: l.rec.restorePointTime,
+      startedAt: l.rec.startedAt,
+      network: l.rec.network,
+      storage: l.rec.vm.storage,
+      disks: l.rec.vm.overlays.map((o) => ({key: o.key, overlay: o.path})),
+      phase: l.phase,
+      ...(l.progress ? {progress: l.progress} : {}),
+      ...(l.error ? {error: l.error} : {}),
+    }));
+  }
+
+  private get(id: string): Live {
+    const l = this.live.get(id);
+    if (!l) throw new UserError(`There is no instant recovery ${id}.`, {exitCode: ExitCode.notFound, hint: 'vmbackup instant list shows the running ones.'});
+    return l;
+  }
+
+  /** Serves the restore point's disks (not its varstore) on a new NBD server, holding the point. */
+  private async serve(l: Live, repo: Repository): Promise<(path: string) => Promise<void>> {
+    const point = await repo.openRestorePoint(l.rec.restorePointId);
+    l.hold = await repo.holdRestorePoint(l.rec.restorePointId, `instant recovery ${l.rec.vm.name || l.rec.id}`);
+    const exports = [];
+    for (const d of point.summary.disks.filter((x) => !isNvramDisk(x))) {
+      const reader = await point.openDisk(d.key);
+      exports.push({name: d.key, description: `${l.rec.vmName} ${d.key} (${l.rec.restorePointTime})`, source: reader, preferredBlockSize: reader.chunkSize});
+    }
+    l.server = new NbdServer({exports, log: (line) => this.deps.log('warn', `instant ${l.rec.id}: ${line}`)});
+    const server = l.server;
+    return (path) => server.listenUnix(path);
+  }
+
+  private async release(l: Live): Promise<void> {
+    await l.server?.close().catch(() => {});
+    l.server = undefined;
+    await l.hold?.release().catch(() => {});
+    l.hold = undefined;
+  }
+
+  private persist(): Promise<void> {
+    const data = {instant: [...this.live.values()].filter((l) => l.rec.vm.uuid).map((l) => l.rec)};
+    this.saving = this.saving.then(() => this.file.write(data)).catch((err: unknown) => this.deps.log('warn', `The list of instant recoveries could not be saved: ${err instanceof Error ? err.message : String(err)}`));
+    return this.saving;
+  }
+
+  private publish(record: SessionRecord): void {
+    const {log: _log, ...summary} = record;
+    this.deps.hub.emit({type: 'session', session: summary});
+  }
+
+  private notes: Promise<void> = Promise.resolve();
+
+  /** Adds a line to the instant recovery's session (and ends it); one at a time, so none is lost. */
+  private note(id: string, severity: 'info' | 'warning' | 'error', code: string, message: string, end?: {state: SessionRecord['state']; reason?: string}): Promise<void> {
+    this.notes = this.notes.then(() => this.writeNote(id, severity, code, message, end)).catch((err: unknown) => this.deps.log('warn', `The session ${id} could not be saved: ${err instanceof Error ? err.message : String(err)}`));
+    return this.notes;
+  }
+
+  private async writeNote(id: string, severity: 'info' | 'warning' | 'error', code: string, message: string, end?: {state: SessionRecord['state']; reason?: string}): Promise<void> {
+    const s = await this.deps.history.get(id);
+    if (!s) return;
+    const now = new Date().toISOString();
+    s.log.push({time: now, severity, code, message, vm: s.vms[0]?.name});
+    if (end) {
+      s.state = end.state;
+      if (end.reason) s.reason = end.reason;
+      s.endedAt = now;
+      const v = s.vms[0];
+      if (v) {
+        v.state = end.state === 'success' ? 'success' : 'failed';
+        v.endedAt = now;
+        if (end.reason) v.reason = end.reason;
+      }
+      s.totals = {...s.totals, durationMs: Date.parse(now) - Date.parse(s.startedAt)};
+    }
+    await this.deps.history.save(s);
+    this.publish(s);
+  }
+
+  /** Starts an instant VM; resolves once it runs (seconds), with how long that took. */
+  async start(input: unknown): Promise<{id: string; name: string; host: string; startedInMs: number}> {
+    const t0 = Date.now();
+    const req = parseInstantRequest(input);
+    const repo = await this.deps.resources.repository(req.repository);
+    const summary = (await repo.listRestorePoints()).find((p) => p.id === req.restorePointId);
+    if (!summary) throw new UserError(`The repository has no restore point ${req.restorePointId}.`, {exitCode: ExitCode.notFound, hint: 'Pick one from the list of restore points.'});
+    const {platform, connectionId} = this.deps.restores.connectionFor(req.connection, summary.platform, summary.sessionId);
+    if (!platform.instant) {
+      throw new UserError(`Instant recovery needs a libvirt (Morpheus VM Essentials) connection; ${connectionId} cannot start VMs from a backup.`, {
+        hint: 'Choose a libvirt connection, or restore the VM instead.',
+        exitCode: ExitCode.invalidInput,
+      });
+    }
+    const name = req.name ?? `${summary.vmName.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 50) || 'vm'}-instant`;
+    if ([...this.live.values()].some((l) => l.rec.vm.name === name)) throw bad('name', `an instant VM named ${name} is already running`);
+    const id = `instant-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    const now = new Date().toISOString();
+    const record: SessionRecord = {
+      id,
+      jobId: 'restore',
+      jobName: `Instant recovery of ${summary.vmName}`,
+      state: 'running',
+      trigger: 'instant',
+      attempt: 1,
+      startedAt: now,
+      repository: req.repository,
+      vms: [{id: summary.vmId, name: summary.vmName, state: 'running', attempts: 1, restorePointId: summary.id, startedAt: now}],
+      log: [],
+      totals: {sizeBytes: summary.logicalSize, readBytes: 0, transferredBytes: 0, storedBytes: 0, dedupRatio: 1, compressionRatio: 1, durationMs: 0, rateBytesPerSec: 0},
+    };
+    await this.deps.history.save(record);
+    this.publish(record);
+    const rec: Recorded = {
+      id,
+      repository: req.repository,
+      restorePointId: summary.id,
+      connection: connectionId,
+      vmName: summary.vmName,
+      restorePointTime: summary.time,
+      startedAt: now,
+      network: req.network,
+      vm: {host: '', name, uuid: '', storage: '', overlays: [], hostSocket: '', applianceSocket: ''},
+    };
+    const l: Live = {rec, phase: 'starting'};
+    this.live.set(id, l);
+    try {
+      const {source, reader} = await restoreInput({repository: repo, restorePointId: summary.id, disks: req.disks});
+      const nvramKey = source.disks.find((d) => isNvramDisk(d))?.key;
+      let nvram: Uint8Array | undefined;
+      if (nvramKey) {
+        const r = await reader.openDisk(nvramKey);
+        nvram = await r.read(0, r.size);
+      }
+      const serve = await this.serve(l, repo);
+      const vm = await platform.instant.start(
+        {source, name, network: req.network, serve, ...(req.host ? {host: req.host} : {}), ...(req.storage ? {storage: req.storage} : {}), ...(req.disks ? {disks: req.disks} : {}), ...(nvram ? {nvram} : {})},
+        (e) => void this.note(id, e.severity === 'error' ? 'error' : e.severity === 'warning' ? 'warning' : 'info', e.code, e.message),
+      );
+      l.vm = vm;
+      l.rec.vm = vm.state;
+      l.phase = 'running';
+      await this.persist();
+      const ms = Date.now() - t0;
+      await this.note(id, 'info', 'instant-running', `${name} runs on ${vm.state.host} from restore point ${summary.id} (${summary.time}), ${(ms / 1000).toFixed(1)} s after the request; its writes go to ${vm.state.overlays.map((o) => o.path).join(', ')}. Finish moves it to storage; stop discards it.`);
+      this.deps.log('info', `instant recovery ${id}: ${name} runs on ${vm.state.host} from ${summary.id}`);
+      return {id, name, host: vm.state.host, startedInMs: ms};
+    } catch (err) {
+      this.live.delete(id);
+      await this.release(l);
+      const message = err instanceof Error ? err.message : String(err);
+      await this.note(id, 'error', 'instant-failed', message, {state: 'failed', reason: message});
+      throw err;
+    }
+  }
+
+  /** Moves the instant VM onto storage while it runs; resolves when asked (the copy goes on in the background). */
+  finish(id: string, input: unknown): {id: string; phase: 'migrating'} {
+    const l = this.get(id);
+    const storage = optString((input ?? {}) as Record<string, unknown>, 'storage');
+    if (storage !== undefined && !storage.startsWith('/')) throw bad('storage', 'an absolute directory path on the host');
+    if (l.phase !== 'running' || !l.vm) throw new UserError(`Instant recovery ${id} is ${l.phase}, not running.`, {exitCode: ExitCode.invalidInput});
+    const vm = l.vm;
+    l.phase = 'migrating';
+    l.error = undefined;
+    const abort = (l.abort = new AbortController());
+    void this.note(id, 'info', 'instant-migrating', `Moving ${vm.state.name} to storage (${storage ?? vm.state.storage}) while it runs.`);
+    l.busy = (async () => {
+      try {
+        const {files} = await vm.migrate({
+          ...(storage ? {storage} : {}),
+          signal: abort.signal,
+          onProgress: (done, total) => {
+            l.progress = {doneBytes: done, totalBytes: total};
+          },
+        });
+        this.live.delete(id);
+        await this.release(l);
+        await this.persist();
+        await this.note(id, 'info', 'instant-finished', `${vm.state.name} runs on ${vm.state.host} from its own disks now (${files.join(', ')}) and is defined there; the export ended.`, {state: 'success'});
+        this.deps.log('info', `instant recovery ${id}: ${vm.state.name} moved to storage`);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        l.phase = 'running';
+        l.progress = undefined;
+        l.error = abort.signal.aborted ? 'The move to storage was stopped because the daemon stopped; finish again.' : message;
+        await this.note(id, 'error', 'instant-migrate-failed', `Moving ${vm.state.name} to storage failed: ${message}. It still runs from the backup; try again, or stop it.`);
+        this.deps.log('warn', `instant recovery ${id}: moving to storage failed: ${message}`);
+      }
+    })().finally(() => {
+      l.abort = undefined;
+      l.busy = undefined;
+    });
+    return {id, phase: 'migrating'};
+  }
+
+  /** Discards the instant VM: stopped, its overlays removed, the export ended. */
+  async stop(id: string): Promise<{id: string; stopped: true}> {
+    const l = this.get(id);
+    if (l.phase === 'migrating') throw new UserError(`Instant recovery ${id} is being moved to storage; it cannot be discarded now.`, {exitCode: ExitCode.invalidInput, hint: 'Wait until the move ends.'});
+    if (l.phase === 'starting') throw new UserError(`Instant recovery ${id} is still starting.`, {exitCode: ExitCode.invalidInput, hint: 'Try again in a few seconds.'});
+    if (l.vm) await l.vm.discard();
+    else await this.discardRecorded(l.rec);
+    this.live.delete(id);
+    await this.release(l);
+    await this.persist();
+    await this.note(id, 'info', 'instant-discarded', `${l.rec.vm.name} was stopped and discarded; its writes are gone, the restore point is unchanged.`, {state: 'success'});
+    this.deps.log('info', `instant recovery ${id}: ${l.rec.vm.name} discarded`);
+    return {id, stopped: true};
+  }
+
+  /** Without a live handle (resume failed): remove what the record names, through the platform. */
+  private async discardRecorded(rec: Recorded): Promise<void> {
+    const platform = this.deps.resources.platform(rec.connection);
+    if (!platform.instant) return;
+    const vm = await platform.instant.resume(rec.vm);
+    await vm.discard();
+  }
+
+  /** Daemon start: serves the recorded instant VMs' exports again (or cleans up the ones that are gone). */
+  async resumeAll(): Promise<void> {
+    const recorded = (await this.file.read())?.instant ?? [];
+    for (const rec of recorded) {
+      const l: Live = {rec, phase: 'running'};
+      this.live.set(rec.id, l);
+      try {
+        const platform: PlatformAdapter = this.deps.resources.platform(rec.connection);
+        if (!platform.instant) throw new Error(`connection ${rec.connection} has no instant recovery`);
+        const repo = await this.deps.resources.repository(rec.repository);
+        const serve = await this.serve(l, repo);
+        l.vm = await platform.instant.resume(rec.vm, serve);
+        if (!(await l.vm.running())) {
+          await l.vm.discard();
+          this.live.delete(rec.id);
+          await this.release(l);
+          const reason = `${rec.vm.name} was no longer running on ${rec.vm.host} when the daemon started again (the host restarted, or it was stopped there); what was left of it was removed.`;
+          await this.note(rec.id, 'error', 'instant-gone', reason, {state: 'failed', reason});
+          continue;
+        }
+        await this.note(rec.id, 'info', 'instant-resumed', `The daemon started again and serves ${rec.vm.name}'s disks again.`);
+        this.deps.log('info', `instant recovery ${rec.id}: serving ${rec.vm.name} again`);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        l.error = `The export could not be served again: ${message}`;
+        await this.release(l);
+        this.deps.log('warn', `instant recovery ${rec.id}: ${l.error}`);
+        await this.note(rec.id, 'error', 'instant-resume-failed', `${l.error}. Stop it to discard the VM.`);
+      }
+    }
+    await this.persist();
+  }
+
+  /** Daemon stop: the instant VMs keep running (and stay recorded); their exports and tunnels close. */
+  async shutdown(): Promise<void> {
+    for (const l of this.live.values()) l.abort?.abort(new UserError('The daemon is stopping.', {exitCode: ExitCode.cancelled}));
+    await Promise.allSettled([...this.live.values()].map((l) => l.busy));
+    for (const l of this.live.values()) {
+      await l.vm?.detach().catch(() => {});
+      await this.release(l);
+    }
+    await this.saving;
+    await this.notes;
+  }
+}
