@@ -85,7 +85,7 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
   }
   const stamp = stampNow();
   const tag = randomBytes(3).toString('hex');
-  const hostSocket = join(storage, `.vmbackup-instant-${fileSafe(spec.name)}-${tag}.sock`);
+  const hostSocket = join(storage, `.vmbackup-nbd-${tag}.sock`);
   if (Buffer.byteLength(hostSocket) > SOCKET_PATH_MAX) {
     throw new UserError(`The socket path ${hostSocket} is longer than a unix socket may be (${SOCKET_PATH_MAX} bytes).`, {
       hint: 'Choose a storage directory with a shorter path, or a shorter name.',
