@@ -90,12 +90,14 @@ const instantFinish: Command = {
   words: ['instant', 'finish'],
   summary: 'Move an instant VM to storage while it runs, and keep it (defined on its host)',
   usage: '<id> [--storage <dir>] [--wait] [--socket <path>]',
-  help: '--storage: the directory on the host for its disks (default: where its overlays are).\n--wait: until the move has ended (else it goes on in the background; instant list shows it).',
+  help: '--storage: the directory on the host for its disks (default: where its overlays are).\n--wait: until the move has ended (else it goes on in the background; instant list shows it);\nfor one already moving, --wait only waits.',
   options: {...socketOption, storage: {type: 'string'}, wait: {type: 'boolean'}},
   positionals: [1, 1],
   async run(ctx, values, [id]) {
     const r = await withDaemon(ctx, values, async (d) => {
-      await d.finishInstant(id!, typeof values.storage === 'string' ? {storage: values.storage} : {});
+      // One already moving is only waited for (a second finish would be refused).
+      const now = (await d.instantRecoveries()).find((x) => x.id === id);
+      if (now?.phase !== 'migrating' || values.wait !== true) await d.finishInstant(id!, typeof values.storage === 'string' ? {storage: values.storage} : {});
       if (values.wait !== true) return {id, phase: 'migrating' as const};
       let last = '';
       for (;;) {

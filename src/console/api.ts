@@ -11,12 +11,22 @@ import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} fr
 import type {SessionRecord} from '../api/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
-import type {ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply} from '../api/contract.js';
+import type {ApplianceSshKeyReply, HostKeyScanReply, InstantRecoveryInfo, RestorePlanReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 import type {DaemonEvent, RestorePointInfo as DaemonRestorePointInfo, DemoLabResult, AuditEntry} from '../api/contract.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply, InstantRecoveryInfo};
+
+/** What POST /instant-recoveries receives. */
+export interface InstantRequest {
+  repository: string;
+  restorePointId: string;
+  name?: string;
+  host?: string;
+  storage?: string;
+  network: boolean;
+}
 
 /** A restore point as the daemon lists it; `vmExists` when the console knows whether the VM is still there. */
 export type RestorePointInfo = DaemonRestorePointInfo & {vmExists?: boolean};
@@ -70,6 +80,14 @@ export interface ConsoleApi {
   startRestore(req: RestoreRequest): Promise<OperationReply>;
   /** Stops a running restore (POST /restores/:id/stop); what it created is removed. */
   stopRestore(id: string): Promise<{stopped: boolean}>;
+  /** The VMs running from a backup (GET /instant-recoveries). */
+  instantRecoveries(): Promise<InstantRecoveryInfo[]>;
+  /** Starts a VM from a restore point (POST /instant-recoveries); resolves once it runs. */
+  startInstant(req: InstantRequest): Promise<{id: string; name: string; host: string; startedInMs: number}>;
+  /** Moves an instant VM to storage while it runs (in the background; instantRecoveries shows how far). */
+  finishInstant(id: string, storage?: string): Promise<{id: string; phase: 'migrating'}>;
+  /** Stops and discards an instant VM. */
+  stopInstant(id: string): Promise<{id: string; stopped: true}>;
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
@@ -146,6 +164,10 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     planRestore: (req) => client.planRestore(req),
     startRestore: (req) => client.startRestore(req),
     prune: (r) => client.prune(r),
+    instantRecoveries: () => client.instantRecoveries(),
+    startInstant: (req) => client.startInstant(req),
+    finishInstant: (id, storage) => client.finishInstant(id, storage ? {storage} : {}),
+    stopInstant: (id) => client.stopInstant(id),
     testEmail: async (to) => {
       // The daemon answers a failed send as data; the console's action shows errors with their hint.
       const r = await client.testEmail(undefined, to || undefined);

@@ -3,7 +3,7 @@
  * and an event stream the test drives. `fail(method, error)` makes a method throw the given
  * UserError, `missing(method)` makes it answer like a daemon without that endpoint.
  */
-import type {ConnectionTestResult, ConsoleApi, DaemonEvent, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
+import type {ConnectionTestResult, ConsoleApi, DaemonEvent, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 
@@ -19,6 +19,7 @@ export class FakeApi implements ConsoleApi {
   failures = new Map<string, unknown>();
   private listeners = new Set<(e: DaemonEvent) => void>();
   statusExtra: Partial<StatusReply> = {};
+  instant: InstantRecoveryInfo[] = [];
 
   fail(method: keyof ConsoleApi, err: unknown): void {
     this.failures.set(method, err);
@@ -184,6 +185,42 @@ export class FakeApi implements ConsoleApi {
   /** As POST /restores/:id/stop. */
   stopRestore(id: string) {
     return this.call('stopRestore', [id], () => ({stopped: this.sessionsList.some((s) => s.id === id && s.state === 'running')}));
+  }
+  instantRecoveries() {
+    return this.call('instantRecoveries', [], () => structuredClone(this.instant));
+  }
+  /** As POST /instant-recoveries: the VM runs (a new entry in the list). */
+  startInstant(req: InstantRequest) {
+    return this.call('startInstant', [req], () => {
+      const p = (this.points[req.repository] ?? []).find((x) => x.id === req.restorePointId);
+      if (!p) throw new UserError(`The repository has no restore point ${req.restorePointId}.`, {exitCode: ExitCode.notFound});
+      const id = `instant-${this.instant.length + 1}`;
+      const name = req.name ?? `${p.vmName}-instant`;
+      const storage = req.storage ?? '/var/lib/libvirt/images';
+      this.instant.push({
+        id, name, vmName: p.vmName, host: req.host ?? 'kvm1', connection: 'kvm', repository: req.repository, restorePointId: p.id, restorePointTime: p.time,
+        startedAt: '2026-11-23T09:00:00Z', network: req.network, storage, disks: p.disks.map((d) => ({key: d.key, overlay: `${storage}/${name}-${d.key}-instant.qcow2`})), phase: 'running',
+      });
+      return {id, name, host: req.host ?? 'kvm1', startedInMs: 1800};
+    });
+  }
+  /** As POST /instant-recoveries/:id/finish: the move starts (the test sets progress or removes the entry). */
+  finishInstant(id: string, storage?: string) {
+    return this.call('finishInstant', [id, storage], () => {
+      const i = this.instant.find((x) => x.id === id);
+      if (!i) throw new UserError(`There is no instant recovery ${id}.`, {exitCode: ExitCode.notFound});
+      i.phase = 'migrating';
+      i.progress = {doneBytes: 0, totalBytes: 8 * 2 ** 30};
+      return {id, phase: 'migrating' as const};
+    });
+  }
+  /** As POST /instant-recoveries/:id/stop: discarded, gone from the list. */
+  stopInstant(id: string) {
+    return this.call('stopInstant', [id], () => {
+      if (!this.instant.some((x) => x.id === id)) throw new UserError(`There is no instant recovery ${id}.`, {exitCode: ExitCode.notFound});
+      this.instant = this.instant.filter((x) => x.id !== id);
+      return {id, stopped: true as const};
+    });
   }
   prune(repository: string) {
     return this.call('prune', [repository], () => ({ok: true, removed: 2}));

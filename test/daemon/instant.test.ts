@@ -18,6 +18,14 @@ import {createTestVm, destroyTestVm, ensureLibvirt, offlineWrite, virsh, type Te
 import {ensureSshd, SSHD_DIR, SSHD_PORT} from '../lib/sshd.js';
 import {vmbackup} from '../lib/cli.js';
 import {isolate, sleep, startDaemon, waitForSession, type RunningDaemon} from './helpers.js';
+import {consoleApi} from '../../src/console/api.js';
+import {FakeApi} from '../console/fake-api.js';
+import {outside, shapeOf} from '../lib/shape.js';
+
+/** The console's fake answers in the real daemon's shapes (test/console/instant.test.tsx relies on it). */
+function sameShape(name: string, fake: unknown, real: unknown): void {
+  expect(outside(shapeOf(fake), shapeOf(real)), name).toEqual([]);
+}
 
 let dir: string;
 let d: RunningDaemon;
@@ -47,17 +55,6 @@ async function domstate(name: string): Promise<string | undefined> {
 
 async function persistent(name: string): Promise<boolean> {
   return /Persistent:\s+yes/.test(await virsh('dominfo', name));
-}
-
-async function waitGone(id: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const list = await d.client.instantRecoveries();
-    const me = list.find((x) => x.id === id);
-    if (!me) return;
-    if (me.phase === 'running' && me.error) throw new Error(me.error);
-    await sleep(200);
-  }
-  throw new Error(`instant recovery ${id} did not end`);
 }
 
 beforeAll(async () => {
@@ -109,6 +106,11 @@ describe('instant recovery on libvirt', () => {
     expect(start.exitCode, start.stderr).toBe(0);
     const r = JSON.parse(start.stdout) as {id: string; name: string; host: string; startedInMs: number};
     expect(r).toMatchObject({name, host: 'local'});
+    const fake = new FakeApi();
+    fake.points.r = await d.client.restorePoints('r');
+    const real = consoleApi(d.client);
+    sameShape('startInstant', await fake.startInstant({repository: 'r', restorePointId: point, network: false}), r);
+    sameShape('instantRecoveries', await fake.instantRecoveries(), await real.instantRecoveries());
     expect(await domstate(name)).toBe('running');
     expect(await persistent(name)).toBe(false);
     const live = await virsh('dumpxml', name);
@@ -132,7 +134,9 @@ describe('instant recovery on libvirt', () => {
     await execa('qemu-io', ['-f', 'raw', '-c', 'write -P 0x77 2M 4M', expectA]);
     await execa('qemu-io', ['-f', 'raw', '-c', 'write -P 0x78 0 512k', expectB]);
 
-    const fin = await vmbackup(['instant', 'finish', r.id, '--storage', final, '--wait'], {env: env(), timeoutMs: 300_000});
+    sameShape('finishInstant', await fake.finishInstant('instant-1', final), await real.finishInstant(r.id, final));
+    // The CLI waits for a move already under way.
+    const fin = await vmbackup(['instant', 'finish', r.id, '--wait'], {env: env(), timeoutMs: 300_000});
     expect(fin.exitCode, fin.stderr).toBe(0);
     expect(await domstate(name)).toBe('running');
     expect(await persistent(name)).toBe(true);
@@ -190,8 +194,12 @@ describe('instant recovery on libvirt', () => {
     }
     expect(typeof read, String(read)).toBe('string');
 
-    const stop = await vmbackup(['instant', 'stop', r.id], {env: env()});
+    const fake = new FakeApi();
+    fake.points.r = await d.client.restorePoints('r');
+    const started = await fake.startInstant({repository: 'r', restorePointId: point, network: false});
+    const stop = await vmbackup(['instant', 'stop', r.id, '--json'], {env: env()});
     expect(stop.exitCode, stop.stderr).toBe(0);
+    sameShape('stopInstant', await fake.stopInstant(started.id), JSON.parse(stop.stdout));
     expect(await domstate(name)).toBeUndefined();
     expect(await readdir(storage)).toEqual([]);
     expect(await d.client.instantRecoveries()).toEqual([]);

@@ -5,6 +5,7 @@ import {ConnectionAddScreen, Connections} from './connections/view.js';
 import {Dashboard} from './dashboard/view.js';
 import {Email} from './email/view.js';
 import {FirstStart} from './first-start/view.js';
+import {InstantRecoveries} from './instant/view.js';
 import {JobScreen} from './job/view.js';
 import {JobWizard} from './job-wizard/view.js';
 import {Jobs} from './jobs/view.js';
@@ -25,8 +26,8 @@ export const SCREENS: Record<string, ScreenDef> = {
     help: [
       'The home screen. At the top: what needs attention (failed VMs, damaged or full repositories).',
       'Jobs with their last result, last run and next run: ↑↓ pick one, Enter opens it (run, stop, retry, edit, history).',
-      'Running sessions show a progress bar, the rate and the time left.',
-      'Keys: n new job · r restore · m menu (repositories, connections, workers, email, appliance) · g refresh.',
+      'Running sessions show a progress bar, the rate and the time left; VMs running from a backup (instant recovery) are listed too.',
+      'Keys: n new job · r restore · i VMs running from a backup (finish, stop) · m menu (repositories, connections, workers, email, appliance) · g refresh.',
     ],
     keys: 'n new job · m menu',
     Component: Dashboard,
@@ -51,9 +52,19 @@ export const SCREENS: Record<string, ScreenDef> = {
     title: 'Restore',
     help: [
       'Pick a VM (also one that no longer exists) → a restore point (date, type, size) → where to: the original place, a new VM (name, host, cluster, storage domain), chosen disks to an existing VM or to image files → summary → live progress.',
+      'Or "Start it from the backup now" (libvirt VMs): the VM runs within seconds, its disks read from the repository; the dashboard (i) then finishes it (moves it to storage while it runs) or stops it.',
       'Esc goes one step back; during the restore it leaves the screen and the restore goes on.',
     ],
     Component: RestoreWizard,
+  },
+  instant: {
+    title: 'Running from backup',
+    help: [
+      'VMs started from a restore point (instant recovery): they run while their disks are read from the repository; what they write goes to overlays on the host.',
+      'Enter on one: Finish moves it to storage while it keeps running (then it is an ordinary VM, defined on its host); Stop discards it with what it wrote (asks first).',
+      'A move shows its progress, rate and time left. Start one from Restore → a restore point → "Start it from the backup now".',
+    ],
+    Component: InstantRecoveries,
   },
   'first-start': {
     title: 'Set-up',

@@ -1,7 +1,8 @@
 /**
  * The home screen: what needs attention at the top, then the jobs (last result, last run, next
- * run; Enter opens one), running sessions with progress, rate and time left, and the
- * repositories with used/free space and dedup ratio. Reloads when a session changes.
+ * run; Enter opens one), running sessions with progress, rate and time left, VMs running from a
+ * backup (instant recoveries: i manages them), and the repositories with used/free space and
+ * dedup ratio. Reloads when a session changes.
  */
 import {useKeys} from '../../components/use-keys.js';
 import {Box, Text} from 'ink';
@@ -47,6 +48,7 @@ export function Dashboard(props: ScreenProps) {
     if (input === 'n') nav({type: 'push', route: {name: 'job-wizard'}});
     else if (input === 'm') nav({type: 'push', route: {name: 'menu'}});
     else if (input === 'r') nav({type: 'push', route: {name: 'restore'}});
+    else if (input === 'i') nav({type: 'push', route: {name: 'instant'}});
     else if (input === 'g') data.reload();
   });
   const d = data.data;
@@ -88,6 +90,13 @@ export function Dashboard(props: ScreenProps) {
         />
       )}
       {running.map((s) => {
+        if (s.trigger === 'instant')
+          return (
+            <Text key={s.id} wrap="truncate-end">
+              <Text color="cyan">⏵ </Text>
+              {s.jobName}: runs from the backup <Text dimColor>· i to finish or stop it</Text>
+            </Text>
+          );
         const t = sessionTotalsOf(progress[s.id]);
         const done = t.size ? t.done : s.totals.readBytes;
         const size = t.size || s.totals.sizeBytes;
@@ -105,7 +114,7 @@ export function Dashboard(props: ScreenProps) {
           {l}
         </Text>
       ))}
-      <Text dimColor>Enter open job · n new job · r restore · m menu · g refresh</Text>
+      <Text dimColor>Enter open job · n new job · r restore{running.some((s) => s.trigger === 'instant') ? ' · i instant VMs' : ''} · m menu · g refresh</Text>
       {data.error ? <ErrorMessage error={data.error} /> : null}
     </Box>
   );

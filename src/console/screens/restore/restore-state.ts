@@ -1,11 +1,12 @@
 /**
  * The restore wizard as a pure reducer: VM (also VMs that no longer exist) → restore point →
- * where to (the original place, a new VM, chosen disks to an existing VM or to image files) →
- * summary → live progress → result. `request` builds what POST /restores receives.
+ * where to (the original place, a new VM, chosen disks to an existing VM or to image files, or
+ * started from the backup now: instant recovery) → summary → live progress → result. `request`
+ * builds what POST /restores receives, `instantRequest` what POST /instant-recoveries receives.
  */
-import type {RestorePointInfo, RestoreRequest} from '../../api.js';
+import type {InstantRequest, RestorePointInfo, RestoreRequest} from '../../api.js';
 
-export type TargetKind = 'original' | 'new' | 'existing-vm' | 'files';
+export type TargetKind = 'original' | 'new' | 'existing-vm' | 'files' | 'instant';
 export const RESTORE_STEPS = ['vm', 'point', 'target', 'details', 'summary', 'progress'] as const;
 export type RestoreStep = (typeof RESTORE_STEPS)[number];
 
@@ -76,8 +77,19 @@ export function vmsOf(points: readonly RestorePointInfo[]): {id: string; name: s
   return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** What starts the instant VM: the details form's name, host, storage and network. */
+export function instantRequest(s: RestoreState): InstantRequest | undefined {
+  if (!s.point || !s.repository || s.target !== 'instant') return undefined;
+  const d = s.details;
+  const opt = (x: string | undefined) => (x?.trim() ? x.trim() : undefined);
+  const name = opt(d.name);
+  const host = opt(d.host);
+  const storage = opt(d.storage);
+  return {repository: s.repository, restorePointId: s.point.id, network: d.network !== 'no', ...(name ? {name} : {}), ...(host ? {host} : {}), ...(storage ? {storage} : {})};
+}
+
 export function request(s: RestoreState): RestoreRequest | undefined {
-  if (!s.point || !s.repository || !s.target) return undefined;
+  if (!s.point || !s.repository || !s.target || s.target === 'instant') return undefined;
   const d = s.details;
   const opt = (x: string | undefined) => (x?.trim() ? x.trim() : undefined);
   const target: RestoreRequest['target'] =

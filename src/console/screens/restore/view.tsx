@@ -18,7 +18,7 @@ import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {RestorePlanReply} from '../../api.js';
 import type {ScreenProps} from '../types.js';
-import {initRestore, request, restoreReducer, vmsOf, type RestoreState, type TargetKind} from './restore-state.js';
+import {initRestore, instantRequest, request, restoreReducer, vmsOf, type RestoreState, type TargetKind} from './restore-state.js';
 
 export function RestoreWizard(props: ScreenProps) {
   const api = useApi();
@@ -63,6 +63,16 @@ export function RestoreWizard(props: ScreenProps) {
   }
   if (points.error) return <Box flexDirection="column">{title}<ErrorMessage error={points.error} /></Box>;
   if (!points.data) return <Text color="cyan">… reading restore points</Text>;
+  const startInstant = async (st: RestoreState) => {
+    const req = instantRequest({...st, repository});
+    if (!req) return;
+    const r = await action.run(
+      `Starting ${req.name ?? `${st.point?.vmName ?? 'the VM'}-instant`} from the backup`,
+      () => api.startInstant(req),
+      (v) => `${v.name} runs on ${v.host} from the backup (${(v.startedInMs / 1000).toFixed(1)} s). Finish or stop it from the dashboard (i).`,
+    );
+    if (r.ok) nav({type: 'replace', route: {name: 'instant'}});
+  };
   const start = async (st: RestoreState) => {
     const req = request({...st, repository});
     if (!req) return;
@@ -103,6 +113,8 @@ export function RestoreWizard(props: ScreenProps) {
         {value: 'new', label: 'Whole VM as a new VM', hint: 'new name, host, cluster, storage'},
         {value: 'existing-vm', label: 'Chosen disks to an existing VM'},
         {value: 'files', label: 'Chosen disks to image files', hint: 'qcow2 or raw'},
+        // Instant recovery: libvirt hosts start a VM from a libvirt VM's restore point.
+        ...(s.point?.platform === 'libvirt' ? [{value: 'instant' as const, label: 'Start it from the backup now', hint: 'runs in seconds; finish moves it to storage'}] : []),
       ];
       body = (
         <Box flexDirection="column">
@@ -124,7 +136,19 @@ export function RestoreWizard(props: ScreenProps) {
         dispatch({type: 'details', values: {...rest, ...(s.target !== 'new' && disks.length ? {disks: chosen.join(',')} : {})}});
       };
       body =
-        s.target === 'new' ? (
+        s.target === 'instant' ? (
+          <Form
+            key="instant"
+            fields={[
+              {key: 'name', label: 'VM name', kind: 'text', placeholder: `(empty: ${s.point?.vmName ?? ''}-instant)`},
+              {key: 'host', label: 'Host', kind: 'text', placeholder: '(where it ran)'},
+              {key: 'storage', label: 'Overlay directory', kind: 'text', placeholder: '(where its disks were)'},
+              {key: 'network', label: 'Network', kind: 'choice', choices: [{value: 'no', label: 'none (isolated)'}, {value: 'yes', label: 'as backed up'}]},
+            ]}
+            initial={{name: `${s.point?.vmName ?? 'vm'}-instant`, network: 'no'}}
+            onSubmit={submit}
+          />
+        ) : s.target === 'new' ? (
           <Form
             key="new"
             fields={[
@@ -149,6 +173,22 @@ export function RestoreWizard(props: ScreenProps) {
       break;
     }
     case 'summary': {
+      const ir = instantRequest({...s, repository});
+      if (ir) {
+        body = (
+          <Box flexDirection="column">
+            <Text wrap="truncate-end">VM: {s.point?.vmName} · restore point {when(s.point?.time)} ({s.point?.type})</Text>
+            <Text wrap="truncate-end">
+              Starts: a new VM &quot;{ir.name ?? `${s.point?.vmName ?? 'vm'}-instant`}&quot;{ir.host ? ` on ${ir.host}` : ''} from the backup, {ir.network ? 'with its network' : 'without network'}
+            </Text>
+            <Text wrap="wrap" dimColor>
+              Its disks are read from the repository while it runs; what it writes goes to overlays{ir.storage ? ` in ${ir.storage}` : ''}. The restore point does not change.
+            </Text>
+            <Select items={[{value: 'go', label: 'Start the VM now'}, {value: 'back', label: '← Back'}]} onChoose={(item) => (item.value === 'go' ? void startInstant(s) : dispatch({type: 'back'}))} />
+          </Box>
+        );
+        break;
+      }
       const req = request({...s, repository});
       const t = req?.target;
       body = (
