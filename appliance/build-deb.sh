@@ -111,7 +111,7 @@ Maintainer: vmbackup developers <vmbackup@localhost>
 Installed-Size: $SIZE
 Depends: $depends
 Recommends: $recommends
-Suggests: openssh-server, libvirt-daemon-system, qemu-system-x86
+Suggests: openssh-server, libvirt-daemon-system, qemu-system-x86, libguestfs-tools
 Section: admin
 Priority: optional
 Homepage: https://github.com/vmbackup/vmbackup

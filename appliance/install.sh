@@ -23,6 +23,11 @@ apt-get update -qq
 # --reinstall: a checkout with new commits may carry the same version; --allow-downgrades: one
 # moved back to an older commit installs that one.
 apt-get install -y -qq --reinstall --allow-downgrades "$DEB"
+# File-level restore (vmbackup files) reads guests' file systems with libguestfs, which boots the
+# machine's own kernel in its appliance: suggested by the package (an offline install may leave it
+# out), installed here.
+install_debian_packages libguestfs-tools
+ls /boot/vmlinuz-* > /dev/null 2>&1 || install_debian_packages linux-image-amd64
 
 vmbackup --version
 log "ready: the daemon runs; open the console with 'vmbackup console' (or ssh console@<this machine>), or see 'vmbackup --help'"

@@ -25,6 +25,7 @@ import {status} from './status.js';
 import {restore} from './restore.js';
 import {exportCommand} from './export.js';
 import {instantCommands} from './instant.js';
+import {filesCommands} from './files.js';
 import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
 import {audit, userAdd, userList, userRemove} from './users.js';
@@ -34,6 +35,7 @@ export const commands: Command[] = [
   restore,
   exportCommand,
   ...instantCommands,
+  ...filesCommands,
   ovirtCa,
   sshHostkey,
   consoleCommand,
