@@ -13,7 +13,7 @@ import {DEFAULT_SOCKET} from './contract.js';
 import {ROUTES, routePath, type RouteName} from './routes.js';
 import type {DailySummarySettings} from '../notify/settings.js';
 import type {SessionRecord} from './session-model.js';
-import type {ApplianceSshKeyReply, AuditEntry, InstantRecoveryInfo, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
+import type {ApplianceSshKeyReply, AuditEntry, FileSessionInfo, GuestEntry, InstantRecoveryInfo, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 
@@ -196,6 +196,18 @@ export class DaemonClient {
   }
   stopInstant(id: string): Promise<{id: string; stopped: true}> {
     return this.call('stopInstant', {params: {id}});
+  }
+  openFiles(req: {repository: string; restorePointId: string; disks?: string[]; filesystem?: string}): Promise<FileSessionInfo> {
+    return this.call('openFiles', {body: req});
+  }
+  listFiles(id: string, path: string): Promise<{path: string; entries: GuestEntry[]}> {
+    return this.call('listFiles', {params: {id}, query: {path}});
+  }
+  getFiles(id: string, paths: string[], to: string): Promise<{copied: {path: string; to: string; type: string}[]; skipped: string[]}> {
+    return this.call('getFiles', {params: {id}, body: {paths, to}});
+  }
+  closeFiles(id: string): Promise<{closed: boolean}> {
+    return this.call('closeFiles', {params: {id}});
   }
   fetchCa(url: string): Promise<{pem: string; fingerprint: string; subject?: string; validTo?: string}> {
     return this.call('fetchCa', {body: {url}});

@@ -161,6 +161,19 @@ export interface AuditEntry {
   error?: string;
 }
 
+/** A file browser over a restore point (POST /files). */
+export interface FileSessionInfo {
+  id: string;
+  repository: string;
+  restorePointId: string;
+  vmName: string;
+  time: string;
+  disks: string[];
+  layout: GuestLayout;
+}
+export type {GuestEntry, GuestLayout} from '../engine/guest-files.js';
+import type {GuestLayout} from '../engine/guest-files.js';
+
 /** A running instant recovery (GET /instant-recoveries). */
 export interface InstantRecoveryInfo {
   /** Also its session's id. */

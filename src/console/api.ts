@@ -11,12 +11,12 @@ import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} fr
 import type {SessionRecord} from '../api/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
-import type {ApplianceSshKeyReply, HostKeyScanReply, InstantRecoveryInfo, RestorePlanReply} from '../api/contract.js';
+import type {ApplianceSshKeyReply, FileSessionInfo, GuestEntry, HostKeyScanReply, InstantRecoveryInfo, RestorePlanReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 import type {DaemonEvent, RestorePointInfo as DaemonRestorePointInfo, DemoLabResult, AuditEntry} from '../api/contract.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply, InstantRecoveryInfo};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply, InstantRecoveryInfo, FileSessionInfo, GuestEntry};
 
 /** What POST /instant-recoveries receives. */
 export interface InstantRequest {
@@ -88,6 +88,14 @@ export interface ConsoleApi {
   finishInstant(id: string, storage?: string): Promise<{id: string; phase: 'migrating'}>;
   /** Stops and discards an instant VM. */
   stopInstant(id: string): Promise<{id: string; stopped: true}>;
+  /** Opens a file browser on a restore point (POST /files); resolves once libguestfs runs. */
+  openFiles(req: {repository: string; restorePointId: string}): Promise<FileSessionInfo>;
+  /** A directory of an open file browser (GET /files/:id?path=). */
+  listFiles(id: string, path: string): Promise<{path: string; entries: GuestEntry[]}>;
+  /** Copies paths to a directory on the appliance (POST /files/:id/get); never over existing files. */
+  getFiles(id: string, paths: string[], to: string): Promise<{copied: {path: string; to: string; type: string}[]; skipped: string[]}>;
+  /** Ends a file browser (DELETE /files/:id). */
+  closeFiles(id: string): Promise<{closed: boolean}>;
   prune(repository: string): Promise<{ok: boolean; removed?: number}>;
   /** Sends a test message with the saved settings; a failure rejects with the daemon's message and hint. */
   testEmail(to?: string): Promise<{ok: boolean; message?: string}>;
@@ -168,6 +176,10 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     startInstant: (req) => client.startInstant(req),
     finishInstant: (id, storage) => client.finishInstant(id, storage ? {storage} : {}),
     stopInstant: (id) => client.stopInstant(id),
+    openFiles: (req) => client.openFiles(req),
+    listFiles: (id, path) => client.listFiles(id, path),
+    getFiles: (id, paths, to) => client.getFiles(id, paths, to),
+    closeFiles: (id) => client.closeFiles(id),
     testEmail: async (to) => {
       // The daemon answers a failed send as data; the console's action shows errors with their hint.
       const r = await client.testEmail(undefined, to || undefined);

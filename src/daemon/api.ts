@@ -223,6 +223,10 @@ export class ApiServer {
       return d.instant.finish(id!, body);
     });
     this.on('stopInstant', async (_q, _r, [id]) => d.instant.stop(id!));
+    this.on('openFiles', async (req) => d.files.open(await readJson(req)));
+    this.on('listFiles', async (_q, _r, [id], url) => d.files.ls(id!, url.searchParams.get('path') || '/'));
+    this.on('getFiles', async (req, _r, [id]) => d.files.get(id!, await readJson(req)));
+    this.on('closeFiles', async (_q, _r, [id]) => d.files.close(id!));
     this.on('applianceSshKey', async () => d.sshKey);
     this.on('whoami', async (req) => {
       const c = this.caller(req);

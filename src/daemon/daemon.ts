@@ -27,6 +27,7 @@ import {cleanupConnections, closeInterruptedSessions} from './reconcile.js';
 import {Resources} from './resources.js';
 import {Restores} from './restores.js';
 import {InstantRecoveries} from './instant.js';
+import {FileBrowsers} from './file-browser.js';
 import {Scheduler, type ScheduledEntry} from './scheduler.js';
 import type {ApiServices} from './services.js';
 import {SessionManager} from './sessions.js';
@@ -59,6 +60,7 @@ export class Daemon {
   sessions!: SessionManager;
   restores!: Restores;
   instant!: InstantRecoveries;
+  files!: FileBrowsers;
   maintenance!: Maintenance;
   scheduler!: Scheduler;
   mail?: MailQueue;
@@ -144,6 +146,9 @@ export class Daemon {
       },
     });
     this.restores = new Restores({store: this.store, resources: this.resources, history: this.history, hub: this.hub, locks: this.locks, log: this.log});
+    // VMBACKUP_FILE_BROWSER_IDLE_SECONDS: how long an unused file browser stays open (default 10 min).
+    const idle = Number(process.env.VMBACKUP_FILE_BROWSER_IDLE_SECONDS);
+    this.files = new FileBrowsers({resources: this.resources, log: this.log, ...(idle > 0 ? {idleMs: idle * 1000} : {})});
     this.instant = new InstantRecoveries({stateDir: o.stateDir, resources: this.resources, restores: this.restores, history: this.history, hub: this.hub, log: this.log});
     this.scheduler = new Scheduler(this.clock, () => this.scheduledEntries(), this.log);
     this.configuration = new ConfigurationService({
@@ -231,6 +236,7 @@ export class Daemon {
       sessions: this.sessions,
       restores: this.restores,
       instant: this.instant,
+      files: this.files,
       maintenance: this.maintenance,
       resources: this.resources,
       sshKey: this.sshKey,
@@ -253,6 +259,7 @@ export class Daemon {
     const closing = this.api.close();
     await this.sessions.shutdown(reason);
     await this.instant.shutdown();
+    await this.files.shutdown();
     await closing;
     await this.mail?.stop().catch(() => {});
     await this.webhooks?.stop().catch(() => {});

@@ -11,6 +11,7 @@ import type {DaemonLog} from './log.js';
 import type {Maintenance} from './maintenance.js';
 import type {Resources} from './resources.js';
 import type {InstantRecoveries} from './instant.js';
+import type {FileBrowsers} from './file-browser.js';
 import type {Restores} from './restores.js';
 import type {SessionManager} from './sessions.js';
 import type {StatusService} from './status.js';
@@ -27,6 +28,7 @@ export interface ApiServices {
   readonly sessions: Pick<SessionManager, 'start' | 'stop' | 'get' | 'lastFailedVms'>;
   readonly restores: Pick<Restores, 'restorePoints' | 'plan' | 'start' | 'stop'>;
   readonly instant: Pick<InstantRecoveries, 'list' | 'start' | 'finish' | 'stop'>;
+  readonly files: Pick<FileBrowsers, 'open' | 'ls' | 'get' | 'close'>;
   readonly maintenance: Pick<Maintenance, 'prune' | 'healthCheck' | 'gc'>;
   readonly resources: Pick<Resources, 'inventory' | 'repository'>;
   readonly sshKey: ApplianceSshKeyReply;

@@ -3,7 +3,7 @@
  * and an event stream the test drives. `fail(method, error)` makes a method throw the given
  * UserError, `missing(method)` makes it answer like a daemon without that endpoint.
  */
-import type {ConnectionTestResult, ConsoleApi, DaemonEvent, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
+import type {ConnectionTestResult, ConsoleApi, DaemonEvent, FileSessionInfo, GuestEntry, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 
@@ -20,6 +20,9 @@ export class FakeApi implements ConsoleApi {
   private listeners = new Set<(e: DaemonEvent) => void>();
   statusExtra: Partial<StatusReply> = {};
   instant: InstantRecoveryInfo[] = [];
+  /** The guest file tree the file browser shows: directory path → entries. */
+  guestFiles: Record<string, GuestEntry[]> = {};
+  fileSessions = new Set<string>();
 
   fail(method: keyof ConsoleApi, err: unknown): void {
     this.failures.set(method, err);
@@ -221,6 +224,33 @@ export class FakeApi implements ConsoleApi {
       this.instant = this.instant.filter((x) => x.id !== id);
       return {id, stopped: true as const};
     });
+  }
+  /** As POST /files: a browser on a restore point of `points`, its file systems at / . */
+  openFiles(req: {repository: string; restorePointId: string}) {
+    return this.call('openFiles', [req], (): FileSessionInfo => {
+      const p = (this.points[req.repository] ?? []).find((x) => x.id === req.restorePointId);
+      if (!p) throw new UserError(`The repository has no restore point ${req.restorePointId}.`, {exitCode: ExitCode.notFound});
+      const id = `files-${this.fileSessions.size + 1}`;
+      this.fileSessions.add(id);
+      return {id, repository: req.repository, restorePointId: p.id, vmName: p.vmName, time: p.time, disks: p.disks.map((d) => d.key), layout: {kind: 'filesystem', mounts: [{mountpoint: '/', device: '/dev/sda1', type: 'ext4'}], filesystems: [{device: '/dev/sda1', type: 'ext4'}]}};
+    });
+  }
+  listFiles(id: string, path: string) {
+    return this.call('listFiles', [id, path], () => {
+      if (!this.fileSessions.has(id)) throw new UserError('This file browser has ended (closed, or idle for 10 minutes).', {exitCode: ExitCode.notFound});
+      const entries = this.guestFiles[path];
+      if (!entries) throw new UserError(`There is no ${path} in this restore point.`, {exitCode: ExitCode.notFound});
+      return {path, entries: structuredClone(entries)};
+    });
+  }
+  getFiles(id: string, paths: string[], to: string) {
+    return this.call('getFiles', [id, paths, to], () => {
+      if (!this.fileSessions.has(id)) throw new UserError('This file browser has ended (closed, or idle for 10 minutes).', {exitCode: ExitCode.notFound});
+      return {copied: paths.map((p) => ({path: p, to: `${to}/${p.split('/').pop()}`, type: 'file'})), skipped: [] as string[]};
+    });
+  }
+  closeFiles(id: string) {
+    return this.call('closeFiles', [id], () => ({closed: this.fileSessions.delete(id)}));
   }
   prune(repository: string) {
     return this.call('prune', [repository], () => ({ok: true, removed: 2}));

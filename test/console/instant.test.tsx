@@ -47,8 +47,8 @@ describe('instant recovery in the console', () => {
     await r.press(KEY.enter);
     const where = await r.waitFor('Start it from the backup now');
     expect(overlong(where)).toEqual([]);
-    // original place, new VM, disks to a VM, disks to files, then this one.
-    await r.press(KEY.down.repeat(4) + KEY.enter);
+    // original place, new VM, disks to a VM, disks to files, browse files, then this one.
+    await r.press(KEY.down.repeat(5) + KEY.enter);
     await r.waitFor('Overlay directory');
     await r.press(`${KEY.enter}${KEY.enter}/srv/fast${KEY.enter}${KEY.enter}`);
     const summary = await r.waitFor('Start the VM now');

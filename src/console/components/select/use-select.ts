@@ -1,13 +1,32 @@
 /**
  * Key bindings of a Select: ↑/↓ (and k/j), Home/End, Enter. The handler only dispatches; the
- * chosen item is reported from an effect when the reducer's `chosen` changes.
+ * chosen item is reported from an effect when the reducer's `chosen` changes, the focused one
+ * (onFocus) from a layout effect.
  */
 import {useKeys} from '../use-keys.js';
-import {useEffect, useReducer, useRef} from 'react';
-import {initSelect, selectReducer} from './use-select-state.js';
+import {useEffect, useLayoutEffect, useReducer, useRef} from 'react';
+import type {Key} from 'ink';
+import {initSelect, selectReducer, type SelectAction} from './use-select-state.js';
 
-export function useSelect<T>(opts: {items: readonly T[]; visible: number; isActive?: boolean; initialFocus?: number; onChoose: (item: T, index: number) => void; onFocus?: (item: T, index: number) => void}) {
-  const [state, dispatch] = useReducer(selectReducer, undefined, () => initSelect(opts.items.length, opts.visible, opts.initialFocus));
+export function useSelect<T>(opts: {
+  items: readonly T[];
+  visible: number;
+  isActive?: boolean;
+  initialFocus?: number;
+  onChoose: (item: T, index: number) => void;
+  onFocus?: (item: T, index: number) => void;
+  /** Any other key, with the item focused when that key came (also inside a burst typed ahead). */
+  onKey?: (input: string, key: Key, item: T | undefined) => void;
+}) {
+  const [state, dispatchState] = useReducer(selectReducer, undefined, () => initSelect(opts.items.length, opts.visible, opts.initialFocus));
+  // The reducer is pure: `live` applies each action at once, so a key handled before React has
+  // rendered the keys typed before it still sees where the focus is.
+  const live = useRef(state);
+  live.current = state;
+  const dispatch = (a: SelectAction) => {
+    live.current = selectReducer(live.current, a);
+    dispatchState(a);
+  };
   if (state.count !== opts.items.length || state.visible !== Math.max(1, opts.visible)) dispatch({type: 'resize', count: opts.items.length, visible: opts.visible});
   useKeys(
     (input, key) => {
@@ -18,6 +37,7 @@ export function useSelect<T>(opts: {items: readonly T[]; visible: number; isActi
       else if (key.home) dispatch({type: 'first'});
       else if (key.end) dispatch({type: 'last'});
       else if (key.return) dispatch({type: 'choose'});
+      else opts.onKey?.(input, key, items.current[live.current.focus]);
     },
     {isActive: opts.isActive ?? true},
   );
@@ -31,7 +51,9 @@ export function useSelect<T>(opts: {items: readonly T[]; visible: number; isActi
   useEffect(() => {
     if (state.chosen && items.current[state.chosen.index] !== undefined) onChoose.current(items.current[state.chosen.index]!, state.chosen.index);
   }, [state.chosen]);
-  useEffect(() => {
+  // In the commit (a layout effect), so that a screen acting on the focused item with a key of
+  // its own (the file browser's Space) sees the focus of the keys typed before it in a burst.
+  useLayoutEffect(() => {
     if (items.current[state.focus] !== undefined) onFocus.current?.(items.current[state.focus]!, state.focus);
   }, [state.focus]);
   return state;

@@ -7,7 +7,7 @@
  * (use-select.ts over use-keys.ts) keeps keys typed ahead over a slow SSH link in order and
  * routes them to the screen that is in front, which SelectInput's own useInput does not.
  */
-import {Box, Text} from 'ink';
+import {Box, Text, type Key} from 'ink';
 import {Indicator} from 'ink-select-input';
 import type {ReactNode} from 'react';
 import {useSelect} from './use-select.js';
@@ -27,9 +27,11 @@ export function Select(props: {
   isActive?: boolean;
   initialFocus?: number;
   render?: (item: SelectItem, focused: boolean) => ReactNode;
+  /** Keys the menu does not take itself, with the item focused when the key came. */
+  onKey?: (input: string, key: Key, item: SelectItem | undefined) => void;
 }) {
   const visible = Math.max(1, Math.min(props.visible ?? 10, props.items.length || 1));
-  const s = useSelect({items: props.items, visible, isActive: props.isActive, initialFocus: props.initialFocus, onChoose: props.onChoose, onFocus: props.onFocus});
+  const s = useSelect({items: props.items, visible, isActive: props.isActive, initialFocus: props.initialFocus, onChoose: props.onChoose, onFocus: props.onFocus, onKey: props.onKey});
   if (props.items.length === 0) return <Text dimColor>(nothing to choose)</Text>;
   const shown = props.items.slice(s.top, s.top + s.visible);
   return (

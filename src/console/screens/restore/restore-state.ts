@@ -6,7 +6,8 @@
  */
 import type {InstantRequest, RestorePointInfo, RestoreRequest} from '../../api.js';
 
-export type TargetKind = 'original' | 'new' | 'existing-vm' | 'files' | 'instant';
+/** 'browse' opens the file browser instead of a step of its own. */
+export type TargetKind = 'original' | 'new' | 'existing-vm' | 'files' | 'instant' | 'browse';
 export const RESTORE_STEPS = ['vm', 'point', 'target', 'details', 'summary', 'progress'] as const;
 export type RestoreStep = (typeof RESTORE_STEPS)[number];
 

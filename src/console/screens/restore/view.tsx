@@ -114,12 +114,20 @@ export function RestoreWizard(props: ScreenProps) {
         {value: 'existing-vm', label: 'Chosen disks to an existing VM'},
         {value: 'files', label: 'Chosen disks to image files', hint: 'qcow2 or raw'},
         // Instant recovery: libvirt hosts start a VM from a libvirt VM's restore point.
+        {value: 'browse' as TargetKind, label: 'Browse and copy files', hint: 'file-level restore, nothing restored first'},
         ...(s.point?.platform === 'libvirt' ? [{value: 'instant' as const, label: 'Start it from the backup now', hint: 'runs in seconds; finish moves it to storage'}] : []),
       ];
       body = (
         <Box flexDirection="column">
           {gone ? <Text color="yellow">⚠ The VM no longer exists: restore it as a new VM or to files.</Text> : null}
-          <Select items={items} onChoose={(item) => dispatch({type: 'target', target: item.value as TargetKind})} />
+          <Select
+            items={items}
+            onChoose={(item) =>
+              item.value === 'browse'
+                ? nav({type: 'push', route: {name: 'files', params: {repository, point: s.point!.id}}})
+                : dispatch({type: 'target', target: item.value as TargetKind})
+            }
+          />
         </Box>
       );
       break;
