@@ -49,7 +49,9 @@ export const ROUTES = {
   stopInstant: r('POST', '/instant-recoveries/:id/stop', 'stops and discards the instant VM (its writes are lost)', 'operator'),
   openFiles: r('POST', '/files', '{repository, restorePointId, disks?, filesystem?} → a file browser {id, layout, …} once libguestfs runs', 'operator'),
   listFiles: r('GET', '/files/:id', '?path=/etc → {path, entries}'),
-  getFiles: r('POST', '/files/:id/get', '{paths, to} → {copied, skipped}: copies to a directory on the appliance, never over existing files', 'operator'),
+  // An administrator's: the guest chooses names and contents, written as root where `to` says
+  // (/etc/cron.d would make the guest root on the appliance); operators browse.
+  getFiles: r('POST', '/files/:id/get', '{paths, to} → {copied, skipped}: copies to a directory on the appliance, never over existing files', 'admin'),
   closeFiles: r('DELETE', '/files/:id', 'ends the file browser (also after 10 idle minutes)', 'operator'),
   startJob: r('POST', '/jobs/:id/start', 'starts a session now → the session', 'operator'),
   retryFailed: r('POST', '/jobs/:id/retry-failed', "runs the last session's failed VMs again", 'operator'),
