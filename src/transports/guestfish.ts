@@ -166,6 +166,8 @@ export class GuestFs {
       this.out += d.toString('latin1');
       this.wake?.();
     });
+    // A guestfish that died mid-write: the write fails (EPIPE) here, the command by its exit.
+    child.stdin!.on('error', () => {});
     child.stderr!.on('data', (d: Buffer) => {
       this.err = (this.err + d.toString('utf8')).slice(-16384);
     });

@@ -1,7 +1,8 @@
 /**
  * Forwards a unix socket on a libvirt host (an NBD export) to a unix socket on the appliance with
- * `ssh -N -L local:remote` (and the reverse, `-R`, for an export the appliance serves to a host). The tunnel is open once the local socket exists; close() ends ssh and
- * removes the local socket. Connections are made lazily by ssh, so the remote socket only has to
+ * `ssh -N -L local:remote` (and the reverse, `-R`, for an export the appliance serves to a
+ * host). The tunnel is open once the local socket exists; close() ends ssh and removes the local
+ * socket. Connections are made lazily by ssh, so the remote socket only has to
  * exist when a client connects.
  */
 import {stat, unlink} from 'node:fs/promises';

@@ -167,6 +167,9 @@ async function offerSocket(platform: LibvirtPlatform, host: LibvirtHost, state: 
   }
   state.applianceSocket ||= join(platform.localScratchDir, `instant-${randomBytes(6).toString('hex')}.sock`);
   await serve(state.applianceSocket);
+  // A socket left by an earlier forward (a daemon that restarted) must not pass for the new one:
+  // it would be chowned, then replaced by sshd's new socket that QEMU may not open.
+  await host.run(['rm', '-f', '--', state.hostSocket]);
   const {openReverseSocketTunnel} = await import('../../transports/ssh-tunnel.js');
   const tunnel = await openReverseSocketTunnel({...host.ssh, controlDir: undefined}, state.hostSocket, state.applianceSocket, {
     exists: async () => (await host.run(['test', '-S', state.hostSocket], {allowFailure: true})).exitCode === 0,
