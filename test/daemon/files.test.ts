@@ -36,7 +36,7 @@ beforeAll(async () => {
   await execa('mkfs.ext4', ['-q', '-F', '-d', stage, image]);
   const repo = await createRepository(join(dir, 'repo'));
   point = (await backupImage(repo, await readFile(image), {vmName: 'guest01', key: 'vda'})).id;
-  d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'), {VMBACKUP_FILE_BROWSER_IDLE_SECONDS: '4'});
+  d = await startDaemon(join(dir, 'state'), join(dir, 'api.sock'), {VMBACKUP_FILE_BROWSER_IDLE_SECONDS: '3'});
   await isolate(d.client);
   await d.client.create('repositories', {id: 'r', name: 'Repo', path: join(dir, 'repo')});
 }, 60_000);

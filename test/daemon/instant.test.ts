@@ -187,10 +187,10 @@ describe('instant recovery on libvirt', () => {
     expect(s1.log.map((l) => l.code)).toContain('instant-resumed');
     // QEMU reconnects to the export by itself: a read of data it never read before succeeds.
     let read: unknown;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 120; i++) {
       read = await hmpIo(name, 'vdb', 'read -P 0x21 1M 2M').catch((err: unknown) => err);
       if (typeof read === 'string') break;
-      await sleep(1000);
+      await sleep(250);
     }
     expect(typeof read, String(read)).toBe('string');
 
