@@ -95,8 +95,13 @@ const instantFinish: Command = {
   positionals: [1, 1],
   async run(ctx, values, [id]) {
     const r = await withDaemon(ctx, values, async (d) => {
-      // One already moving is only waited for (a second finish would be refused).
+      // One already moving is only waited for (a second finish would be refused); one whose move
+      // has already ended (a small disk moves in seconds) is told as finished.
       const now = (await d.instantRecoveries()).find((x) => x.id === id);
+      if (!now && values.wait === true) {
+        const s = await d.session(id!).catch(() => undefined);
+        if (s?.state === 'success' && s.log.some((l) => l.code === 'instant-finished')) return {id, phase: 'finished' as const};
+      }
       if (now?.phase !== 'migrating' || values.wait !== true) await d.finishInstant(id!, typeof values.storage === 'string' ? {storage: values.storage} : {});
       if (values.wait !== true) return {id, phase: 'migrating' as const};
       let last = '';
