@@ -8,9 +8,8 @@
  */
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {lstat, rm} from 'node:fs/promises';
-import {copyOut, destinationName, modeString, openRestorePointFiles, type RestorePointFiles} from '../engine/guest-files.js';
-import {guestPath} from '../transports/guestfish.js';
+import {rm} from 'node:fs/promises';
+import {checkDestinations, copyOut, modeString, openRestorePointFiles, type RestorePointFiles} from '../engine/guest-files.js';
 import {openRepository} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatBytes, formatTable, formatTime, terminalSafe} from '../util/format.js';
@@ -117,19 +116,5 @@ const filesGet: Command = {
     );
   },
 };
-
-async function checkDestinations(paths: string[], to: string): Promise<void> {
-  const st = await lstat(to).catch(() => undefined);
-  if (!st?.isDirectory()) throw new UserError(`${to} is not a directory on this appliance.`, {hint: 'Create it first, or choose an existing directory.', exitCode: ExitCode.notFound});
-  const names = new Set<string>();
-  for (const p of paths) {
-    const name = destinationName(guestPath(p));
-    if (names.has(name)) throw new UserError(`Two of the paths would both land as ${join(to, name)}.`, {hint: 'Copy them into different directories (one command each).', exitCode: ExitCode.usage});
-    names.add(name);
-    if (await lstat(join(to, name)).then(() => true, () => false)) {
-      throw new UserError(`${join(to, name)} already exists; files are never restored over existing ones.`, {hint: 'Choose an empty directory (--to), or move that one aside.', exitCode: ExitCode.invalidInput});
-    }
-  }
-}
 
 export const filesCommands: Command[] = [filesLs, filesGet];

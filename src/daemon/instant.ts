@@ -30,7 +30,7 @@ import type {EventHub} from './event-hub.js';
 import type {History} from './history.js';
 import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
-import type {Restores} from './restores.js';
+import {bad, type Restores} from './restores.js';
 
 const FILE = 'instant-recoveries.json';
 
@@ -68,12 +68,6 @@ export interface InstantStartRequest {
   storage?: string;
   network: boolean;
   disks?: string[];
-}
-
-function bad(field: string, message: string): UserError {
-  const err = new UserError(`${field}: ${message}`, {exitCode: ExitCode.invalidInput});
-  (err as UserError & {field?: string}).field = field;
-  return err;
 }
 
 function optString(r: Record<string, unknown>, field: string): string | undefined {

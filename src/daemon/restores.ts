@@ -46,7 +46,8 @@ export interface RestoreRequest {
   disks?: string[];
 }
 
-function bad(field: string, message: string): UserError {
+/** A request field that is wrong: the API answers it with `field` set (the console marks that field). */
+export function bad(field: string, message: string): UserError {
   const err = new UserError(`${field}: ${message}`, {exitCode: ExitCode.invalidInput});
   (err as UserError & {field?: string}).field = field;
   return err;

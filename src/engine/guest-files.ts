@@ -97,10 +97,28 @@ export function destinationName(p: string): string {
   return p === '/' ? 'root' : posix.basename(p);
 }
 
+async function assertDirectory(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new UserError(`${dir} is not a directory on this appliance.`, {hint: 'Create it first, or choose an existing directory.', exitCode: ExitCode.notFound});
+}
+
+/** What copyOut would refuse, told before libguestfs starts (it takes a while): no directory, two paths of one name, a name already there. */
+export async function checkDestinations(paths: string[], to: string): Promise<void> {
+  await assertDirectory(to);
+  const names = new Set<string>();
+  for (const p of paths) {
+    const name = destinationName(guestPath(p));
+    if (names.has(name)) throw new UserError(`Two of the paths would both land as ${join(to, name)}.`, {hint: 'Copy them into different directories (one command each).', exitCode: ExitCode.usage});
+    names.add(name);
+    if (await lstat(join(to, name)).then(() => true, () => false)) {
+      throw new UserError(`${join(to, name)} already exists; files are never restored over existing ones.`, {hint: 'Choose an empty directory (--to), or move that one aside.', exitCode: ExitCode.invalidInput});
+    }
+  }
+}
+
 /** Copies guest paths into `toDir` (which must exist), each as toDir/<its name>; refuses to overwrite. */
 export async function copyOut(files: RestorePointFiles, paths: string[], toDir: string, scratchDir: string): Promise<CopyOutResult> {
-  const st = await lstat(toDir).catch(() => undefined);
-  if (!st?.isDirectory()) throw new UserError(`${toDir} is not a directory on this appliance.`, {hint: 'Create it first, or choose an existing directory.', exitCode: ExitCode.notFound});
+  await assertDirectory(toDir);
   const result: CopyOutResult = {copied: [], skipped: []};
   for (const raw of paths) {
     const p = guestPath(raw);
