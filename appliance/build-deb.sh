@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Debian package of the appliance from this checkout:
-#   appliance/build-deb.sh [--version V] [--out DIR]     → DIR/vmbackup_V_amd64.deb (default build/)
+#   appliance/build-deb.sh [--version V] [--out DIR] [--prebuilt]
+#                                                         → DIR/vmbackup_V_amd64.deb (default build/)
+#   --prebuilt packs dist/ and dist-demo-sim/ as they are (the test suite compiles them once before
+#   any test starts and runs them while the package is built; compiling again would rewrite files
+#   other tests are loading).
 # The version defaults to package.json's. Needs the npm registry (or npm's cache) for the
 # production npm packages; what it builds installs with apt alone, without the npm registry.
 #
@@ -27,7 +31,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --version) VERSION=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    *) die "unknown option $1 (use --version V, --out DIR)" ;;
+    --prebuilt) PREBUILT=1; shift ;;
+    *) die "unknown option $1 (use --version V, --out DIR, --prebuilt)" ;;
   esac
 done
 [[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "not a Debian version: '$VERSION'"
@@ -40,9 +45,14 @@ trap 'rm -rf "$STAGE"' EXIT
 PKG=$STAGE/pkg
 LIB=$PKG/usr/lib/vmbackup/$VERSION
 
-log "building $VERSION"
-"$NODE" node_modules/typescript/bin/tsc -p tsconfig.json
-"$NODE" node_modules/typescript/bin/tsc -p appliance/tsconfig.demo-sim.json
+if [ -n "${PREBUILT:-}" ]; then
+  [ -f dist/cli/main.js ] && [ -f dist-demo-sim/index.js ] || die "--prebuilt: dist/ or dist-demo-sim/ is missing; build without --prebuilt"
+  log "packing the build in dist/ as $VERSION"
+else
+  log "building $VERSION"
+  "$NODE" node_modules/typescript/bin/tsc -p tsconfig.json
+  "$NODE" node_modules/typescript/bin/tsc -p appliance/tsconfig.demo-sim.json
+fi
 
 log "production npm packages (npm ci --omit=dev)"
 install -d "$LIB"

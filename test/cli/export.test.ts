@@ -12,6 +12,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {ExitCode} from '../../src/util/errors.js';
 import {backupImage, pseudoRandom, scratch} from '../repository/helpers.js';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MiB = 1024 * 1024;
@@ -36,7 +37,7 @@ afterAll(async () => cleanup?.());
 
 /** Starts an export; resolves with the process and its JSON answer once it serves. */
 async function startExport(args: string[]): Promise<{proc: ResultPromise; answer: {restorePoint: string; exports: {disk: string; uri: string}[]}}> {
-  const proc = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'export', '--repo', join(dir, 'repo'), '--json', ...args], {cwd: ROOT, reject: false, all: true, env: {FORCE_COLOR: '0'}});
+  const proc = execa(process.execPath, [CLI_MAIN, 'export', '--repo', join(dir, 'repo'), '--json', ...args], {cwd: ROOT, reject: false, all: true, env: {FORCE_COLOR: '0'}});
   let out = '';
   // The answer is one JSON document (pretty-printed) printed once the export serves.
   const answer = await new Promise<unknown>((resolve, reject) => {
@@ -95,7 +96,7 @@ describe('vmbackup export', () => {
   });
 
   it('says what is wrong: no place to serve, a disk the point does not have, TCP without TLS', async () => {
-    const run = (args: string[]) => execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'export', '--repo', join(dir, 'repo'), '--vm', 'web 01', ...args], {cwd: ROOT, reject: false, all: true});
+    const run = (args: string[]) => execa(process.execPath, [CLI_MAIN, 'export', '--repo', join(dir, 'repo'), '--vm', 'web 01', ...args], {cwd: ROOT, reject: false, all: true});
     const none = await run([]);
     expect(none.exitCode).toBe(ExitCode.usage);
     expect(none.all).toContain('exactly one of --socket <path> or --listen <addr:port>');

@@ -17,6 +17,7 @@ import {createRepository, type Repository} from '../../src/repository/index.js';
 import {backupImage, scratch} from '../repository/helpers.js';
 import {vmbackup} from '../lib/cli.js';
 import {fileURLToPath} from 'node:url';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -91,7 +92,7 @@ async function tree(root: string): Promise<Map<string, string>> {
 describe('vmbackup export of the bench-like disk', () => {
   it('nbdcopy over the export gives the disk bit for bit and skips its zeros (the copy is sparse)', async () => {
     const sock = join(dir, 'export.sock');
-    const proc = execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'export', '--repo', join(dir, 'repo'), '--restore-point', point, '--socket', sock], {cwd: ROOT, reject: false});
+    const proc = execa(process.execPath, [CLI_MAIN, 'export', '--repo', join(dir, 'repo'), '--restore-point', point, '--socket', sock], {cwd: ROOT, reject: false});
     try {
       for (let i = 0; i < 200 && !(await lstat(sock).then((s) => s.isSocket(), () => false)); i++) await new Promise((r) => setTimeout(r, 50));
       const copy = join(dir, 'copy.raw');

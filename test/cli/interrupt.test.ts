@@ -16,6 +16,7 @@ import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {ExitCode} from '../../src/util/errors.js';
 import {createTestVm, destroyTestVm, ensureLibvirt, guestWrite, virsh, type TestVm} from '../lib/libvirt.js';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let dir: string;
@@ -45,7 +46,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The real `vmbackup` CLI (a child process) with this file's scratch directory on the host. */
 function cli(args: string[]) {
-  return execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return execa(process.execPath, [CLI_MAIN, ...args], {
     cwd: ROOT,
     reject: false,
     env: {FORCE_COLOR: '0', VMBACKUP_HOST_SCRATCH: scratch},

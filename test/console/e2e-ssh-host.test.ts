@@ -16,6 +16,7 @@ import {createTestVm, destroyTestVm, ensureLibvirt, imagesIdentical, offlineWrit
 import {ensureSshd, SSHD_DIR, SSHD_PORT} from '../lib/sshd.js';
 import {firstStartRepository, firstStartSkipToWizard, wizardDefaultsToSummary} from './console-steps.js';
 import {Tmux} from './tmux.js';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ART = join(ROOT, 'test-artifacts/console');
@@ -34,7 +35,7 @@ beforeAll(async () => {
   const sock = join(dir, 'api.sock');
   d = await startDaemon(join(dir, 'state'), sock);
   await isolate(d.client);
-  t = await Tmux.start(`vmb-console-ssh-${process.pid}`, [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'console'], {
+  t = await Tmux.start(`vmb-console-ssh-${process.pid}`, [process.execPath, CLI_MAIN, 'console'], {
     cwd: ROOT,
     env: {VMBACKUP_SOCKET: sock, TERM: 'xterm-256color', CI: '0', CONTINUOUS_INTEGRATION: '0'},
   });

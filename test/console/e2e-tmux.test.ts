@@ -13,6 +13,7 @@ import {DEFAULT_VMS, startSimulator, type Simulator} from '../ovirt-sim/index.js
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
 import {firstStartRepository, firstStartSkipToWizard, wizardDefaultsToSummary} from './console-steps.js';
 import {Tmux} from './tmux.js';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ART = join(ROOT, 'test-artifacts/console');
@@ -30,7 +31,7 @@ beforeAll(async () => {
   const sock = join(dir, 'api.sock');
   d = await startDaemon(join(dir, 'state'), sock);
   await isolate(d.client);
-  t = await Tmux.start(`vmb-console-${process.pid}`, [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'console'], {
+  t = await Tmux.start(`vmb-console-${process.pid}`, [process.execPath, CLI_MAIN, 'console'], {
     cwd: ROOT,
     // Ink draws only the last frame when it believes it runs in CI (is-in-ci); an administrator's
     // SSH session is no CI, so the test must not look like one either (CI=true under .ci/run).

@@ -1,5 +1,5 @@
 /**
- * Test helpers: a real vmbackupd process (node --import tsx src/daemon/main.ts) on a temp state
+ * Test helpers: a real vmbackupd process (node dist/daemon/main.js: test/lib/dist.ts) on a temp state
  * directory and socket, its client, its log lines, and waits that poll the API (bounded by the
  * test timeout, never a timed assertion).
  */
@@ -11,8 +11,8 @@ import {fileURLToPath} from 'node:url';
 import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {DaemonClient} from '../../src/api/client.js';
 import type {SessionRecord} from '../../src/api/session-model.js';
+import {DAEMON_MAIN} from '../lib/dist.js';
 
-const MAIN = fileURLToPath(new URL('../../src/daemon/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface RunningDaemon {
@@ -29,7 +29,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `wrap` runs the daemon under another command (e.g. a bubblewrap sandbox: ['bwrap', ..., '--']). */
 export async function startDaemon(stateDir: string, socket: string, env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<RunningDaemon> {
-  const argv = [process.execPath, '--import', 'tsx', MAIN, '--state-dir', stateDir, '--socket', socket];
+  const argv = [process.execPath, DAEMON_MAIN, '--state-dir', stateDir, '--socket', socket];
   const full = [...wrap, ...argv];
   const proc = spawn(full[0]!, full.slice(1), {
     cwd: ROOT,

@@ -1,6 +1,7 @@
-/** Runs the real `vmbackup` CLI as a child process (Node 24 + tsx), as a user would. */
+/** Runs the real `vmbackup` CLI as a child process (Node 24, compiled dist/: test/lib/dist.ts), as a user would. */
 import {execa} from 'execa';
 import {fileURLToPath} from 'node:url';
+import {CLI_MAIN} from './dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -11,7 +12,7 @@ export interface CliResult {
 }
 
 export async function vmbackup(args: string[], opts: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<CliResult> {
-  const r = await execa(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const r = await execa(process.execPath, [CLI_MAIN, ...args], {
     cwd: ROOT,
     reject: false,
     env: {...opts.env, FORCE_COLOR: '0'},

@@ -14,6 +14,7 @@ import type {SessionEvent} from '../../src/platforms/types.js';
 import {ensurePrivateDirSync} from '../../src/util/private-dir.js';
 import {backupImage, pseudoRandom} from '../repository/helpers.js';
 import {openRepository} from '../../src/repository/index.js';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const NOBODY = 65534;
 let dir: string;
@@ -115,7 +116,7 @@ describe('scratch directories on the appliance', () => {
 describe('private files whatever the umask', () => {
   it('a repository created by the CLI under umask 000 is 0700 with 0600 files, and so are restored images', async () => {
     const path = join(dir, 'cli-repo');
-    const r = await execa('sh', ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'repo', 'create', path], {reject: false});
+    const r = await execa('sh', ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, CLI_MAIN, 'repo', 'create', path], {reject: false});
     expect(r.exitCode).toBe(0);
     expect((await stat(path)).mode & 0o777).toBe(0o700);
     for (const d of ['chunks', 'points', 'locks', 'writers']) expect((await stat(join(path, d))).mode & 0o777).toBe(0o700);
@@ -123,7 +124,7 @@ describe('private files whatever the umask', () => {
 
     const p = await backupImage(await openRepository(path), pseudoRandom(128 * 1024, 3), {vmName: 'web'});
     const out = join(dir, 'restored');
-    const restored = await execa('sh', ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'restore', '--repo', path, '--restore-point', p.id, '--to-files', out], {
+    const restored = await execa('sh', ['-c', 'umask 000; exec "$@"', 'sh', process.execPath, CLI_MAIN, 'restore', '--repo', path, '--restore-point', p.id, '--to-files', out], {
       reject: false,
     });
     expect(restored.exitCode, restored.stderr).toBe(0);

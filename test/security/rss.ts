@@ -1,12 +1,13 @@
 /** Runs the real `vmbackup` CLI under GNU time and reports its peak RSS with its result. */
 import {execa} from 'execa';
 import {fileURLToPath} from 'node:url';
+import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export async function maxRssKiB(args: string[], opts: {timeoutMs?: number} = {}): Promise<{exitCode: number; stdout: string; stderr: string; maxRssKiB: number; ms: number}> {
   const t0 = Date.now();
-  const r = await execa('/usr/bin/time', ['-f', 'VMB-MAXRSS %M', process.execPath, '--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const r = await execa('/usr/bin/time', ['-f', 'VMB-MAXRSS %M', process.execPath, CLI_MAIN, ...args], {
     cwd: ROOT,
     reject: false,
     env: {FORCE_COLOR: '0'},
