@@ -41,6 +41,25 @@ export interface SessionVm {
   endedAt?: string;
   attempts: number;
   figures?: VmFigures;
+  /** Restore verification of its new restore point (the job's restoreVerification option). */
+  verification?: RestoreVerification;
+}
+
+/** Did the new restore point boot? (engine/verify-boot.ts) */
+export interface RestoreVerification {
+  /** running while the VM boots; skipped when it could not be tried (the message says why). */
+  result: 'running' | 'passed' | 'warning' | 'failed' | 'skipped';
+  message: string;
+  /** What proved it: the guest agent answered, or a boot loader read the disk. */
+  signal?: 'guest-agent' | 'boot-loader';
+  /** Where it ran: the libvirt connection and host, and the throw-away VM's name. */
+  connection?: string;
+  host?: string;
+  vmName?: string;
+  readBytes?: number;
+  durationMs?: number;
+  /** The screenshot's file name (PNG) in the daemon's screenshot directory (<state>/screenshots); the report mail shows it. */
+  screenshot?: string;
 }
 
 export interface LogLine {

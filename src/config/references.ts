@@ -28,6 +28,12 @@ export function referenceProblems(data: ConfigData): FieldProblem[] {
       if (!data.webhooks.some((x) => x.id === w)) problems.push({field: 'jobs.notification.webhooks', message: `no webhook with id '${w}'`});
     }
     if (!data.repositories.some((r) => r.id === j.repository)) problems.push({field: 'jobs.repository', message: `no repository with id '${j.repository}'`});
+    const verifyOn = j.restoreVerification.connection;
+    if (verifyOn !== undefined) {
+      const v = data.connections.find((c) => c.id === verifyOn);
+      if (!v) problems.push({field: 'jobs.restoreVerification.connection', message: `no connection with id '${verifyOn}'`});
+      else if (v.kind !== 'morpheus') problems.push({field: 'jobs.restoreVerification.connection', message: `${v.name} is not a libvirt (Morpheus) connection: restore points are verified by starting them on a libvirt host`});
+    }
     const conn = data.connections.find((c) => c.id === j.source.connection);
     if (!conn) {
       problems.push({field: 'jobs.source.connection', message: `no connection with id '${j.source.connection}'`});
@@ -68,7 +74,7 @@ export function removalProblem(data: ConfigData, collection: string, id: string)
     if (jobs.length) return `repository '${id}' is used by job(s) ${jobs.join(', ')}`;
   }
   if (collection === 'connections') {
-    const jobs = data.jobs.filter((j) => j.source.connection === id).map((j) => j.name);
+    const jobs = data.jobs.filter((j) => j.source.connection === id || j.restoreVerification.connection === id).map((j) => j.name);
     if (jobs.length) return `connection '${id}' is used by job(s) ${jobs.join(', ')}`;
     const workers = data.workers.filter((w) => w.placement.kind !== 'appliance' && w.placement.connection === id).map((w) => w.name);
     if (workers.length) return `connection '${id}' is used by worker(s) ${workers.join(', ')}`;

@@ -235,6 +235,21 @@ export const jobSchema = z.object({
   /** MB/s over the whole job; unlimited when omitted. */
   bandwidthLimitMBps: z.number({error: 'must be a number of MB/s'}).positive({error: 'must be more than 0 MB/s'}).max(100_000, {error: 'must be at most 100000 MB/s'}).optional(),
   notification: jobNotificationSchema.prefault({}),
+  /**
+   * Restore verification: after the backup, each VM's new restore point is started as an isolated
+   * instant VM (no network, disks read from the repository, writes thrown away) on a libvirt
+   * host, watched until its firmware hands over to a boot loader (or its guest agent answers),
+   * photographed (screenshot) and discarded; the result is in the session and its report.
+   */
+  restoreVerification: z
+    .object({
+      enabled: z.boolean({error: 'must be true or false'}).default(false),
+      /** How long each VM is given to reach its boot loader (its guest agent, when it has one). */
+      timeoutSeconds: whole(10, 1800).default(300),
+      /** The libvirt (Morpheus) connection to start it on; default: the job's own when it is one. */
+      connection: id().optional(),
+    })
+    .prefault({}),
 });
 export type JobConfig = z.output<typeof jobSchema>;
 

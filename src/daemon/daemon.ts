@@ -144,6 +144,8 @@ export class Daemon {
         needsFull: (vmId) => this.maintenance.needsFull(vmId),
         vmHealed: (vmId) => this.maintenance.healed(vmId),
       },
+      // instant is made below; a session verifies only after its backups, long after start-up.
+      verify: (o) => this.instant.verify(o),
     });
     this.restores = new Restores({store: this.store, resources: this.resources, history: this.history, hub: this.hub, locks: this.locks, log: this.log});
     // VMBACKUP_FILE_BROWSER_IDLE_SECONDS: how long an unused file browser stays open (default 10 min).

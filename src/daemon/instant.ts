@@ -15,7 +15,9 @@
  * (the host rebooted, someone destroyed it) is cleaned up and its session closed as failed.
  */
 import {randomBytes} from 'node:crypto';
+import {mkdir, readdir, rm, stat, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
+import {watchBoot, type BootVerification} from '../engine/verify-boot.js';
 import {restoreInput} from '../engine/restore-vm.js';
 import {DurableJsonFile} from '../config/durable-json-file.js';
 import {INSTANT_NAME} from '../platforms/libvirt/instant.js';
@@ -44,6 +46,8 @@ interface Recorded {
   startedAt: string;
   network: boolean;
   vm: InstantVmState;
+  /** A restore verification's throw-away VM: never resumed, discarded at the next start. */
+  purpose?: 'verification';
 }
 
 interface Live {
@@ -99,8 +103,38 @@ export function parseInstantRequest(input: unknown): InstantStartRequest {
   };
 }
 
+/** What verify() did: the verdict (engine/verify-boot.ts) and where it ran; the screenshot saved. */
+export interface VerifyOutcome extends Omit<BootVerification, 'screenshot'> {
+  connection: string;
+  host: string;
+  vmName: string;
+  /** The screenshot's file name in screenshotDir(stateDir), when there was a screen. */
+  screenshot?: string;
+}
+
+/** File names of screenshots: what the API serves, nothing else. */
+export const SCREENSHOT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$/;
+/** Screenshots older than this are removed when a new one is saved. */
+const SCREENSHOT_KEEP_MS = 90 * 24 * 3600_000;
+
+/** Where restore verification screenshots are kept (0700; files 0600). */
+export function screenshotDir(stateDir: string): string {
+  return join(stateDir, 'screenshots');
+}
+
+async function removeOldScreenshots(dir: string): Promise<void> {
+  const cutoff = Date.now() - SCREENSHOT_KEEP_MS;
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!SCREENSHOT_FILE.test(f)) continue;
+    const st = await stat(join(dir, f)).catch(() => undefined);
+    if (st && st.mtimeMs < cutoff) await rm(join(dir, f), {force: true});
+  }
+}
+
 export class InstantRecoveries {
   private readonly live = new Map<string, Live>();
+  /** Restore verifications' VMs while they boot (not listed, not in the history: their backup session tells). */
+  private readonly verifying = new Map<string, Live>();
   private readonly file: DurableJsonFile<{instant: Recorded[]}>;
   private saving: Promise<void> = Promise.resolve();
 
@@ -163,7 +197,7 @@ export class InstantRecoveries {
   }
 
   private persist(): Promise<void> {
-    const data = {instant: [...this.live.values()].filter((l) => l.rec.vm.uuid).map((l) => l.rec)};
+    const data = {instant: [...this.live.values(), ...this.verifying.values()].filter((l) => l.rec.vm.uuid).map((l) => l.rec)};
     this.saving = this.saving.then(() => this.file.write(data)).catch((err: unknown) => this.deps.log('warn', `The list of instant recoveries could not be saved: ${err instanceof Error ? err.message : String(err)}`));
     return this.saving;
   }
@@ -257,8 +291,12 @@ export class InstantRecoveries {
         nvram = await r.read(0, r.size);
       }
       const serve = await this.serve(l, repo);
+      const prepared = async (state: InstantVmState) => {
+        l.rec.vm = state;
+        await this.persist();
+      };
       const vm = await platform.instant.start(
-        {source, name, network: req.network, serve, ...(req.host ? {host: req.host} : {}), ...(req.storage ? {storage: req.storage} : {}), ...(req.disks ? {disks: req.disks} : {}), ...(nvram ? {nvram} : {})},
+        {source, name, network: req.network, serve, onPrepared: prepared, ...(req.host ? {host: req.host} : {}), ...(req.storage ? {storage: req.storage} : {}), ...(req.disks ? {disks: req.disks} : {}), ...(nvram ? {nvram} : {})},
         (e) => void this.note(id, e.severity === 'error' ? 'error' : e.severity === 'warning' ? 'warning' : 'info', e.code, e.message),
       );
       l.vm = vm;
@@ -272,9 +310,89 @@ export class InstantRecoveries {
     } catch (err) {
       this.live.delete(id);
       await this.release(l);
+      await this.persist();
       const message = err instanceof Error ? err.message : String(err);
       await this.note(id, 'error', 'instant-failed', message, {state: 'failed', reason: message});
       throw err;
+    }
+  }
+
+  /**
+   * Restore verification: starts the restore point as an isolated instant VM (no network, a
+   * display adapter) on a libvirt connection (the one named, else the one its VM came from),
+   * watches it boot (engine/verify-boot.ts), saves its screenshot as `<screenshotName>.png`, and
+   * discards it. Recorded while it runs, so a daemon that dies meanwhile discards it at its next start.
+   */
+  async verify(o: {repository: string; restorePointId: string; connection?: string; timeoutMs: number; screenshotName: string; signal?: AbortSignal}): Promise<VerifyOutcome> {
+    const repo = await this.deps.resources.repository(o.repository);
+    const summary = (await repo.listRestorePoints()).find((p) => p.id === o.restorePointId);
+    if (!summary) throw new UserError(`The repository has no restore point ${o.restorePointId}.`, {exitCode: ExitCode.notFound});
+    const {platform, connectionId} = this.deps.restores.connectionFor(o.connection, summary.platform, summary.sessionId);
+    if (!platform.instant) {
+      throw new UserError(`${connectionId} cannot start VMs from a backup: a restore point is verified on a libvirt (Morpheus VM Essentials) host.`, {
+        hint: "Name a libvirt connection for the job's restore verification.",
+        exitCode: ExitCode.invalidInput,
+      });
+    }
+    const tag = randomBytes(3).toString('hex');
+    const name = `${summary.vmName.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 40) || 'vm'}-verify-${tag}`;
+    const id = `verify-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${tag}`;
+    const rec: Recorded = {
+      id,
+      repository: o.repository,
+      restorePointId: summary.id,
+      connection: connectionId,
+      vmName: summary.vmName,
+      restorePointTime: summary.time,
+      startedAt: new Date().toISOString(),
+      network: false,
+      purpose: 'verification',
+      vm: {host: '', name, uuid: '', storage: '', overlays: [], hostSocket: '', applianceSocket: ''},
+    };
+    const l: Live = {rec, phase: 'starting'};
+    this.verifying.set(id, l);
+    try {
+      const {source, reader} = await restoreInput({repository: repo, restorePointId: summary.id});
+      const nvramKey = source.disks.find((d) => isNvramDisk(d))?.key;
+      let nvram: Uint8Array | undefined;
+      if (nvramKey) {
+        const r = await reader.openDisk(nvramKey);
+        nvram = await r.read(0, r.size);
+      }
+      const serve = await this.serve(l, repo);
+      o.signal?.throwIfAborted();
+      const prepared = async (state: InstantVmState) => {
+        l.rec.vm = state;
+        await this.persist();
+      };
+      const vm = await platform.instant.start({source, name, network: false, display: true, serve, onPrepared: prepared, ...(nvram ? {nvram} : {})}, (e) =>
+        this.deps.log('info', `verification ${id}: ${e.message}`),
+      );
+      l.vm = vm;
+      l.rec.vm = vm.state;
+      await this.persist();
+      const seen = await watchBoot(vm, {timeoutMs: o.timeoutMs, signal: o.signal});
+      let screenshot: string | undefined;
+      if (seen.screenshot) {
+        screenshot = `${o.screenshotName}.png`;
+        if (!SCREENSHOT_FILE.test(screenshot)) throw new Error(`not a screenshot file name: ${screenshot}`);
+        const dir = screenshotDir(this.deps.stateDir);
+        await mkdir(dir, {recursive: true, mode: 0o700});
+        await writeFile(join(dir, screenshot), seen.screenshot, {mode: 0o600});
+        await removeOldScreenshots(dir);
+      }
+      const {screenshot: _png, ...verdict} = seen;
+      return {...verdict, connection: connectionId, host: vm.state.host, vmName: name, ...(screenshot ? {screenshot} : {})};
+    } finally {
+      // Whatever happened (an abort too): nothing of the throw-away VM stays on the host.
+      try {
+        if (l.vm) await l.vm.discard();
+        this.verifying.delete(id);
+      } catch (err) {
+        this.deps.log('warn', `verification ${id}: ${name} could not be discarded (${err instanceof Error ? err.message : String(err)}); the next start of the daemon tries again`);
+      }
+      await this.release(l);
+      await this.persist();
     }
   }
 
@@ -341,10 +459,25 @@ export class InstantRecoveries {
     await vm.discard();
   }
 
+  /** A restore verification's VM left by a daemon that stopped mid-way: discarded (kept recorded when that fails). */
+  private async discardVerification(rec: Recorded): Promise<void> {
+    try {
+      await this.discardRecorded(rec);
+      this.deps.log('info', `verification ${rec.id}: ${rec.vm.name}, left running by an earlier start of the daemon, was discarded`);
+    } catch (err) {
+      this.verifying.set(rec.id, {rec, phase: 'running'});
+      this.deps.log('warn', `verification ${rec.id}: ${rec.vm.name} on ${rec.vm.host} could not be discarded (${err instanceof Error ? err.message : String(err)}); trying again at the next start`);
+    }
+  }
+
   /** Daemon start: serves the recorded instant VMs' exports again (or cleans up the ones that are gone). */
   async resumeAll(): Promise<void> {
     const recorded = (await this.file.read())?.instant ?? [];
     for (const rec of recorded) {
+      if (rec.purpose === 'verification') {
+        await this.discardVerification(rec);
+        continue;
+      }
       const l: Live = {rec, phase: 'running'};
       this.live.set(rec.id, l);
       try {

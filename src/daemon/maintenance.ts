@@ -14,7 +14,7 @@
  *
  * The "read in full next time" marks are kept in needs-full.json, so they survive restarts.
  */
-import {statfs} from 'node:fs/promises';
+import {readFile, statfs} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
@@ -22,12 +22,18 @@ import type {JobConfig, RetentionConfig} from '../config/schema.js';
 import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
+import type {MailAttachment, OutgoingMail} from '../notify/transport.js';
 import {buildSessionMail} from '../notify/policy.js';
 import {sessionWebhooks, type WebhookQueue} from '../notify/webhooks.js';
 import type {RestorePointSummary, RetentionPolicy, VerifyReport} from '../repository/index.js';
 import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
-import {toSessionReport} from './report.js';
+import {screenshotCid, toSessionReport} from './report.js';
+import {SCREENSHOT_FILE, screenshotDir} from './instant.js';
+
+/** A report mail carries at most this many screenshots, each at most this big (a text-mode screen is a few KB). */
+const MAX_SCREENSHOTS_PER_MAIL = 10;
+const MAX_SCREENSHOT_BYTES = 1024 * 1024;
 import type {Resources} from './resources.js';
 import type {SessionRecord} from '../api/session-model.js';
 import type {PruneReply} from '../api/contract.js';
@@ -142,11 +148,24 @@ export class Maintenance {
     const report = toSessionReport(record, {jobDescription: job.description || undefined, lastAttempt: true, repository, hostname: hostname(), appVersion: this.deps.appVersion});
     if (email && this.deps.mail) {
       const mail = buildSessionMail(report, job.notification, email);
-      if (mail) void this.deps.mail.enqueue(mail);
+      const queue = this.deps.mail;
+      if (mail) void this.withScreenshots(record, mail).then((m) => queue.enqueue(m));
     }
     if (this.deps.webhooks) {
       for (const message of sessionWebhooks(report, job.notification, this.deps.store.list('webhooks'))) void this.deps.webhooks.enqueue(message);
     }
+  }
+
+  /** The restore verification screenshots the report's HTML shows, as inline attachments (those still on disk). */
+  private async withScreenshots(record: SessionRecord, mail: OutgoingMail): Promise<OutgoingMail> {
+    const attachments: MailAttachment[] = [];
+    for (const v of record.vms) {
+      const file = v.verification?.screenshot;
+      if (!file || !SCREENSHOT_FILE.test(file) || attachments.length >= MAX_SCREENSHOTS_PER_MAIL) continue;
+      const png = await readFile(join(screenshotDir(this.deps.store.stateDir), file)).catch(() => undefined);
+      if (png && png.length <= MAX_SCREENSHOT_BYTES) attachments.push({filename: file, contentType: 'image/png', cid: screenshotCid(file), contentBase64: png.toString('base64')});
+    }
+    return attachments.length ? {...mail, attachments} : mail;
   }
 
   async gc(repositoryId: string): Promise<void> {

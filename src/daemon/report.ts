@@ -5,6 +5,11 @@
 import type {SessionReport} from '../notify/model.js';
 import type {SessionRecord} from '../api/session-model.js';
 
+/** The Content-ID a screenshot file travels under in the report mail. */
+export function screenshotCid(file: string): string {
+  return `${file.replace(/[^A-Za-z0-9._-]/g, '_')}@vmbackup`;
+}
+
 export function toSessionReport(
   s: SessionRecord,
   o: {jobDescription?: string; lastAttempt: boolean; repository: {name: string; path: string; freeBytes: number; totalBytes: number}; hostname: string; appVersion: string},
@@ -30,6 +35,9 @@ export function toSessionReport(
       transferredBytes: v.figures?.storedBytes ?? 0,
       durationMs: v.figures?.durationMs ?? 0,
       details: [v.incremental ? 'incremental' : 'full', v.reason].filter(Boolean).join(', '),
+      ...(v.verification && v.verification.result !== 'running'
+        ? {verification: {result: v.verification.result, message: v.verification.message, ...(v.verification.screenshot ? {screenshotCid: screenshotCid(v.verification.screenshot)} : {})}}
+        : {}),
       issues: s.log
         .filter((l) => (l.severity === 'warning' || l.severity === 'error') && l.vm === v.name)
         .map((l) => ({severity: l.severity as 'warning' | 'error', code: l.code, message: l.message, disk: l.disk})),

@@ -26,6 +26,7 @@ import {selectVms, type SelectedVm} from './selection.js';
 import {MAX_LOG_LINES, type LogLine, type SessionRecord} from '../api/session-model.js';
 import {tokenBucket} from './throttle.js';
 import type {VmLocks} from './vm-locks.js';
+import type {InstantRecoveries} from './instant.js';
 import type {ResourceScheduler} from './workers.js';
 import {WEEKDAYS} from '../config/fields.js';
 
@@ -61,6 +62,8 @@ export class SessionManager {
       clock: Clock;
       log: DaemonLog;
       hooks?: SessionHooks;
+      /** Restore verification (instant.ts): boots a restore point in isolation and says what it saw. */
+      verify?: InstantRecoveries['verify'];
     },
   ) {}
 
@@ -186,6 +189,7 @@ export class SessionManager {
         if (signal.aborted) break;
         todo = failed;
       }
+      if (job.restoreVerification.enabled && !signal.aborted) await this.verifyPoints(record, job, signal);
     } catch (err) {
       if (!signal.aborted) {
         record.reason = message(err);
@@ -207,6 +211,62 @@ export class SessionManager {
     await this.save(record);
     this.publish(record);
     this.deps.log('info', `Session ${record.id} of job ${job.name} ended: ${record.state}`, {session: record.id, job: job.id, state: record.state});
+  }
+
+  /**
+   * Restore verification of the session's new restore points, one VM at a time (each boots a VM on
+   * a host). A point that does not boot makes its VM a warning: the backup is there, but an
+   * administrator must look before trusting it.
+   */
+  private async verifyPoints(record: SessionRecord, job: JobConfig, signal: AbortSignal): Promise<void> {
+    const opt = job.restoreVerification;
+    const jobConnection = this.deps.store.list('connections').find((c) => c.id === job.source.connection);
+    const connection = opt.connection ?? (jobConnection?.kind === 'morpheus' ? jobConnection.id : undefined);
+    for (const row of record.vms) {
+      if (signal.aborted) return;
+      if ((row.state !== 'success' && row.state !== 'warning') || !row.restorePointId) continue;
+      if (!this.deps.verify || !connection) {
+        const why = !connection
+          ? "restore points of this job's connection are verified on a libvirt host: name a libvirt (Morpheus) connection for the restore verification"
+          : 'this daemon cannot start VMs from a backup';
+        row.verification = {result: 'skipped', message: `not verified: ${why}`};
+        this.addLog(record, {severity: 'warning', code: 'verify-skipped', message: `The restore point of ${row.name} was not verified: ${why}.`, vm: row.name});
+        continue;
+      }
+      row.verification = {result: 'running', message: 'booting the restore point in an isolated VM', connection};
+      this.addLog(record, {severity: 'info', code: 'verify-started', message: `Verifying the restore point of ${row.name}: starting it without network on ${connection} (at most ${opt.timeoutSeconds} s).`, vm: row.name});
+      this.publish(record);
+      try {
+        const v = await this.deps.verify({
+          repository: job.repository,
+          restorePointId: row.restorePointId,
+          connection,
+          timeoutMs: opt.timeoutSeconds * 1000,
+          screenshotName: `${record.id}-${row.restorePointId}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+          signal,
+        });
+        row.verification = {result: v.result, message: v.message, ...(v.signal ? {signal: v.signal} : {}), connection: v.connection, host: v.host, vmName: v.vmName, readBytes: v.readBytes, durationMs: v.durationMs, ...(v.screenshot ? {screenshot: v.screenshot} : {})};
+        const where = `${v.vmName} on ${v.host}`;
+        if (v.result === 'passed') {
+          this.addLog(record, {severity: 'info', code: 'verify-passed', message: `The restore point of ${row.name} boots: ${v.message} (${where}, discarded).`, vm: row.name});
+        } else {
+          row.state = 'warning';
+          row.reason = `backed up, but the restore point did not pass its boot check: ${v.message}`;
+          this.addLog(record, {severity: v.result === 'failed' ? 'error' : 'warning', code: v.result === 'failed' ? 'verify-failed' : 'verify-warning', message: `The restore point of ${row.name} ${v.result === 'failed' ? 'did not boot' : 'booted only in part'}: ${v.message} (${where}, discarded).`, vm: row.name});
+        }
+      } catch (err) {
+        if (signal.aborted) {
+          row.verification = {result: 'skipped', message: 'not verified: the session was stopped', connection};
+          return;
+        }
+        row.verification = {result: 'failed', message: `the verification could not run: ${message(err)}`, connection};
+        row.state = 'warning';
+        row.reason = `backed up, but the restore point could not be verified: ${message(err)}`;
+        this.addLog(record, {severity: 'warning', code: 'verify-error', message: `The restore point of ${row.name} could not be verified: ${message(err)}`, vm: row.name});
+      }
+      this.publish(record);
+      await this.save(record);
+    }
   }
 
   /**

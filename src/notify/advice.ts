@@ -99,6 +99,22 @@ const ADVICE: Record<string, Advice> = {
     title: 'Retention not applied',
     action: 'Run prune for this job by hand and check the job log; old restore points are kept until it succeeds.',
   },
+  'verify-failed': {
+    title: 'Restore point did not boot',
+    action: 'Look at the screenshot in the report; restore the VM or its files from this point to check it, and take a new backup once the VM boots again. Older points may still boot.',
+  },
+  'verify-warning': {
+    title: 'Boot check incomplete',
+    action: 'The boot loader ran but the guest agent did not answer in time: look at the screenshot, raise the boot check wait, or check qemu-guest-agent in the guest.',
+  },
+  'verify-error': {
+    title: 'Boot check could not run',
+    action: 'Check the libvirt host the boot check runs on (reachable, free space in the VM storage directory) and the daemon log; the backup itself is fine.',
+  },
+  'verify-skipped': {
+    title: 'Boot check skipped',
+    action: "Name a libvirt (Morpheus) connection for the job's boot check: restore points are verified by starting them on a libvirt host.",
+  },
   'cancelled': {
     title: 'Cancelled',
     action: 'The session was stopped by an administrator or a shutdown; the next scheduled run continues normally.',

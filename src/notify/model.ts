@@ -37,6 +37,13 @@ export interface VmReport {
   /** Free text for the Details column, e.g. "incremental, 3 disks". */
   details?: string;
   issues: Issue[];
+  /** Restore verification of its new restore point: did it boot? */
+  verification?: {
+    result: 'passed' | 'warning' | 'failed' | 'skipped';
+    message: string;
+    /** Content-ID of its screenshot among the mail's attachments (the HTML part shows it). */
+    screenshotCid?: string;
+  };
 }
 
 /** What a session moved: the figures the session history and the report share. */

@@ -164,6 +164,13 @@ function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOpti
     details.push(`<span style="color:${c}">${sym} ${issue.disk ? `${esc(issue.disk)}: ` : ''}${esc(cut(issue.message, MAX_MESSAGE_IN_CELL))}</span>`);
   }
   if (!opts.compact && vm.issues.length > MAX_ISSUES_IN_CELL) details.push(`+${vm.issues.length - MAX_ISSUES_IN_CELL} more (all in the plain-text part)`);
+  const v = vm.verification;
+  if (v) {
+    const c = v.result === 'passed' ? STATUS_COLOUR.success : v.result === 'failed' ? STATUS_COLOUR.failed : STATUS_COLOUR.warning;
+    const sym = v.result === 'passed' ? STATUS_SYMBOL.success : v.result === 'failed' ? STATUS_SYMBOL.failed : STATUS_SYMBOL.warning;
+    details.push(`<span class="verification" style="color:${c}">${sym} Boot check ${VERIFY_LABEL[v.result]}:</span> ${esc(cut(v.message, MAX_MESSAGE_IN_CELL * 2))}`);
+    if (v.screenshotCid && !opts.compact) details.push(`<img src="cid:${esc(v.screenshotCid)}" width="360" alt="Screen of ${esc(vm.name)} at the end of its boot check" style="border:1px solid #d0d7de;max-width:100%">`);
+  }
   // Alternate row shading through the bgcolor attribute: short, and honoured by every client.
   const bg = index % 2 ? ' bgcolor="#f6f8fa"' : '';
   const times = `${formatTimeOfDay(vm.startedAt, sessionStart, opts)}–${formatTimeOfDay(vm.endedAt, sessionStart, opts)}`;
@@ -172,6 +179,8 @@ function vmRow(vm: VmReport, index: number, sessionStart: string, opts: HtmlOpti
     ' &middot; ',
   )}</small>${details.length ? `<br>${details.join('<br>')}` : ''}</td></tr>`;
 }
+
+const VERIFY_LABEL = {passed: 'passed', warning: 'incomplete', failed: 'FAILED', skipped: 'not run'} as const;
 
 function issueGroupRow(g: IssueGroup): string {
   const advice = adviceFor(g.code, g.firstMessage);

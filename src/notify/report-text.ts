@@ -77,6 +77,7 @@ export function renderSessionText(report: SessionReport, subject: string, opts: 
     else out.push(`${fit(name, 24)} ${figures}`);
     const when = `${formatTimeOfDay(vm.startedAt, report.startedAt, opts)} - ${formatTimeOfDay(vm.endedAt, report.startedAt, opts)}`;
     out.push(...wrap(`${when}${vm.details ? `  ${oneLine(vm.details)}` : ''}`, TEXT_WIDTH, '    '));
+    if (vm.verification) out.push(...wrap(`Boot check ${vm.verification.result}: ${oneLine(vm.verification.message)}`, TEXT_WIDTH, '    '));
     for (const issue of vm.issues) {
       const tag = issue.severity === 'error' ? 'ERROR' : 'WARNING';
       out.push(...wrap(`${tag}: ${issue.disk ? `${oneLine(issue.disk)}: ` : ''}${oneLine(issue.message)}`, TEXT_WIDTH, '    '));

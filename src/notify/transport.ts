@@ -20,6 +20,16 @@ export interface OutgoingMail {
   html?: string;
   /** Extra headers, e.g. X-Vmbackup-Session, so that mail rules can sort reports. */
   headers?: Record<string, string>;
+  /** Inline images the HTML part shows (restore verification screenshots), base64 so the spool stays JSON. */
+  attachments?: MailAttachment[];
+}
+
+export interface MailAttachment {
+  filename: string;
+  contentType: 'image/png';
+  /** The HTML part's `cid:` reference. */
+  cid: string;
+  contentBase64: string;
 }
 
 export interface SendResult {
@@ -73,6 +83,7 @@ export async function sendMail(settings: EmailSettings, mail: OutgoingMail): Pro
       text: mail.text,
       html: mail.html,
       headers: mail.headers,
+      attachments: mail.attachments?.map((a) => ({filename: a.filename, contentType: a.contentType, cid: a.cid, content: a.contentBase64, encoding: 'base64'})),
     });
     const addr = (list: unknown[] | undefined) => (list ?? []).map((a) => (typeof a === 'string' ? a : (a as {address: string}).address));
     return {accepted: addr(info.accepted), rejected: addr(info.rejected), response: String(info.response ?? '')};

@@ -235,6 +235,13 @@ export interface InstantStartSpec {
   disks?: string[];
   /** The restore point's UEFI variable store, when it has one. */
   nvram?: Uint8Array;
+  /** Give the VM a display adapter when it has none, so that screenshot() has a screen (restore verification). */
+  display?: boolean;
+  /**
+   * Called with the VM's state (its UUID chosen, the overlays' paths) before anything is made on
+   * the host: a caller that records it can discard what a crash in the middle leaves.
+   */
+  onPrepared?(state: InstantVmState): Promise<void>;
   /**
    * Asks the appliance to serve the restore point's disks (NBD, export names = disk keys) on a
    * unix socket at this path on the appliance; resolves once it listens.
@@ -257,9 +264,27 @@ export interface InstantVmState {
   applianceSocket: string;
 }
 
+/** What a running instant VM shows of its boot (restore verification, engine/verify-boot.ts). */
+export interface BootObservation {
+  /** False once the VM stopped (shut down, crashed, destroyed). */
+  running: boolean;
+  /** Bytes the guest has read from its disks so far (firmware, boot loader, operating system), in how many requests. */
+  readBytes: number;
+  readRequests: number;
+  /** The VM has a guest agent channel, and whether the agent answered a ping just now. */
+  agentConfigured: boolean;
+  agentAnswered: boolean;
+  /** UEFI firmware: it reads the disk's EFI system partition itself before any boot loader runs. */
+  uefi: boolean;
+}
+
 export interface InstantVm {
   readonly state: InstantVmState;
   running(): Promise<boolean>;
+  /** How far the VM's boot has come (see BootObservation). */
+  observe(): Promise<BootObservation>;
+  /** Its screen as an image (PNG), or undefined when it has no screen to take. */
+  screenshot(): Promise<Uint8Array | undefined>;
   /**
    * Moves the running VM's disks to new images on storage (formats as backed up), switches it
    * onto them and makes it persistent; the export is not needed afterwards. Returns the files.

@@ -36,7 +36,7 @@ export async function wizardDefaultsToSummary(t: Tmux): Promise<string> {
   await t.waitFor('step 4/7');
   await t.keys(...Array(5).fill('Enter'));
   await t.waitFor('step 5/7');
-  await t.keys(...Array(4).fill('Enter'));
+  await t.keys(...Array(5).fill('Enter'));
   await t.waitFor('step 6/7');
   await t.keys(...Array(4).fill('Enter'));
   return t.waitFor('Summary');

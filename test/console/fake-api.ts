@@ -6,8 +6,21 @@
 import type {ConnectionTestResult, ConsoleApi, DaemonEvent, FileSessionInfo, GuestEntry, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
+import {jobSchema} from '../../src/config/schema.js';
 
 type Rec = Record<string, unknown> & {id: string};
+
+/**
+ * A job as the daemon keeps and returns it: through the configuration schema, defaults filled in
+ * (a field the console does not send still comes back, as from the real daemon); one it would
+ * refuse is refused.
+ */
+function asDaemonStores(c: Collection, body: Rec): Rec {
+  if (c !== 'jobs') return body;
+  const r = jobSchema.safeParse(body);
+  if (!r.success) throw new UserError(`The job is not valid: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`, {exitCode: ExitCode.invalidInput});
+  return r.data as unknown as Rec;
+}
 
 export class FakeApi implements ConsoleApi {
   data: Record<Collection, Rec[]> = {repositories: [], connections: [], workers: [], jobs: [], webhooks: []};
@@ -73,16 +86,18 @@ export class FakeApi implements ConsoleApi {
     return this.call('create', [c, body], () => {
       const b = body as Rec;
       if (this.data[c].some((x) => x.id === b.id)) throw new UserError(`A ${c} item with id ${b.id} exists already.`, {hint: 'Pick another name.'});
-      this.data[c].push(structuredClone(b));
-      return b as unknown as T;
+      const stored = asDaemonStores(c, b);
+      this.data[c].push(structuredClone(stored));
+      return stored as unknown as T;
     });
   }
   update<T>(c: Collection, id: string, body: unknown) {
     return this.call('update', [c, id, body], () => {
       const i = this.data[c].findIndex((x) => x.id === id);
       if (i < 0) throw new UserError(`No ${c} with id ${id}.`, {exitCode: ExitCode.notFound});
-      this.data[c][i] = structuredClone(body as Rec);
-      return body as T;
+      const stored = asDaemonStores(c, body as Rec);
+      this.data[c][i] = structuredClone(stored);
+      return stored as T;
     });
   }
   remove(c: Collection, id: string) {
@@ -354,7 +369,7 @@ export function seeded(): FakeApi {
   const api = new FakeApi();
   api.data.repositories.push({id: 'main', name: 'main', path: '/srv/backup/main'});
   api.data.connections.push({id: 'engine', kind: 'ovirt', name: 'engine', url: 'https://engine.example.com/ovirt-engine', user: 'admin@internal', password: '***', caPem: '-----BEGIN CERTIFICATE-----'});
-  api.data.jobs.push({
+  api.data.jobs.push(asDaemonStores('jobs', {
     id: 'nightly',
     name: 'nightly',
     description: 'all web servers',
@@ -367,7 +382,7 @@ export function seeded(): FakeApi {
     guestConsistency: true,
     retries: {count: 3, waitMinutes: 10},
     notification: {recipients: [], onSuccess: true, onWarning: true, onFailure: true, onlyLastAttempt: true, subject: '[%Status%] %JobName%'},
-  });
+  }));
   api.sessionsList.push(
     makeSession({
       vms: [{id: 'vm-1', name: 'web01', state: 'failed', reason: 'host unreachable', attempts: 1}],

@@ -88,16 +88,18 @@ describe('job wizard screen', () => {
     expect(r.frame()).toContain('30 1 * * 6');
     await r.press(KEY.enter.repeat(5));
     await r.waitFor('step 5/7');
-    await r.press(KEY.enter.repeat(4));
+    // The last field turns the boot check (restore verification) on.
+    await r.press(KEY.enter.repeat(4) + ' ' + KEY.enter);
     await r.waitFor('step 6/7');
     await r.press(KEY.enter.repeat(4));
     f = await r.waitFor('step 7/7: Summary');
     expect(f).toContain('VMs: cluster Prod (1 now)');
+    expect(f).toContain('boot check yes');
     expect(overlong(f)).toEqual([]);
     await r.press(KEY.down + KEY.enter);
     await r.waitFor('Session');
     const job = api.data.jobs[1]!;
-    expect(job).toMatchObject({id: 'web-prod-u', name: 'Web prod; ü', description: 'front ends', repository: 'main', schedule: {kind: 'cron', expression: '30 1 * * 6'}});
+    expect(job).toMatchObject({id: 'web-prod-u', name: 'Web prod; ü', description: 'front ends', repository: 'main', schedule: {kind: 'cron', expression: '30 1 * * 6'}, restoreVerification: {enabled: true, timeoutSeconds: 300}});
     expect(() => jobSchema.parse(job)).not.toThrow();
     expect(api.called('startJob')[0]!.args).toEqual(['web-prod-u']);
   });
@@ -147,7 +149,7 @@ describe('job wizard screen', () => {
     await r.waitFor('step 4/7');
     await r.press(KEY.enter.repeat(5));
     await r.waitFor('step 5/7');
-    await r.press(KEY.enter.repeat(4));
+    await r.press(KEY.enter.repeat(5));
     await r.waitFor('step 6/7');
     await r.press(KEY.enter.repeat(4));
     await r.waitFor('step 7/7: Summary');
@@ -220,7 +222,7 @@ describe('job wizard screen', () => {
     await r.waitFor('step 4/7');
     await r.press(KEY.enter.repeat(5));
     await r.waitFor('step 5/7');
-    await r.press(KEY.enter.repeat(4));
+    await r.press(KEY.enter.repeat(5));
     await r.waitFor('step 6/7');
     await r.press(KEY.enter.repeat(4));
     await r.waitFor('Summary');

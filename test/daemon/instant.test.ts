@@ -5,11 +5,12 @@
  * `virsh blockcopy --pivot` while it runs, and the final disks must equal restore point + write.
  * The same over an SSH host (the test bed's sshd; the export reaches QEMU through `ssh -R`),
  * across a restart of the daemon (the export is served again, QEMU reconnects), and `stop`,
- * which must leave nothing behind.
+ * which must leave nothing behind. And restore verification, the job option built on it: each new
+ * restore point booted without network, watched until its boot loader runs, photographed, discarded.
  */
 import {randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
-import {copyFile, mkdir, mkdtemp, readdir, rm} from 'node:fs/promises';
+import {copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
@@ -21,6 +22,8 @@ import {isolate, sleep, startDaemon, waitForSession, type RunningDaemon} from '.
 import {consoleApi} from '../../src/console/api.js';
 import {FakeApi} from '../console/fake-api.js';
 import {outside, shapeOf} from '../lib/shape.js';
+import {SmtpHarness} from '../notify/smtp-harness.js';
+import {partOf} from '../notify/rfc822.js';
 
 /** The console's fake answers in the real daemon's shapes (test/console/instant.test.tsx relies on it). */
 function sameShape(name: string, fake: unknown, real: unknown): void {
@@ -229,4 +232,107 @@ describe('instant recovery on libvirt', () => {
     const unknown = await vmbackup(['instant', 'stop', 'instant-nope'], {env: env()});
     expect(unknown.exitCode).toBe(16);
   }, 120_000);
+});
+
+/**
+ * A boot sector that does what a boot loader does first: reads on from its disk through the BIOS
+ * (int 13h extended read of 127 sectors from LBA 1 to 1000:0000), then halts. SeaBIOS reads a
+ * disk without one (all zeros) once, 512 bytes, and gives up.
+ *   cli; xor ax,ax; mov ds,ax; mov ss,ax; mov sp,7C00h; sti; mov si,dap; mov ah,42h; int 13h;
+ *   l: hlt; jmp l;  dap: db 10h,0; dw 127, 0, 1000h; dq 1;  ...  dw 0AA55h
+ */
+function bootSector(): Buffer {
+  const code = [0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xd0, 0xbc, 0x00, 0x7c, 0xfb, 0xbe, 0x15, 0x7c, 0xb4, 0x42, 0xcd, 0x13, 0xf4, 0xeb, 0xfd];
+  const dap = [0x10, 0, 0x7f, 0, 0, 0, 0, 0x10, 1, 0, 0, 0, 0, 0, 0, 0];
+  const sector = Buffer.alloc(512);
+  Buffer.from([...code, ...dap]).copy(sector);
+  sector[510] = 0x55;
+  sector[511] = 0xaa;
+  return sector;
+}
+
+async function verifyDomains(): Promise<string[]> {
+  return (await virsh('list', '--all', '--name')).split('\n').map((l) => l.trim()).filter((n) => n.includes('-verify-'));
+}
+
+describe('restore verification (a job option)', () => {
+  let bootable: TestVm;
+  let blank: TestVm;
+  let smtp: SmtpHarness;
+
+  beforeAll(async () => {
+    // No guest agent channel: the boot loader is then all there is to wait for.
+    bootable = await createTestVm(`vboot-${tag}`, [{target: 'vda', format: 'qcow2', sizeMiB: 8}], {agent: false});
+    blank = await createTestVm(`vblank-${tag}`, [{target: 'vda', format: 'qcow2', sizeMiB: 8}], {agent: false});
+    const sector = join(dir, 'bootsector.bin');
+    await writeFile(sector, bootSector());
+    await offlineWrite(bootable, 'vda', `write -s ${sector} 0 512`);
+    await offlineWrite(bootable, 'vda', 'write -P 0x5a 512 64k');
+    smtp = await new SmtpHarness().start();
+    await d.client.setEmail({transport: 'smtp', host: '127.0.0.1', port: smtp.port, security: 'none', from: 'vmbackup@example.test', recipients: ['ops@example.test'], timeoutSeconds: 5});
+    await d.client.create('jobs', {
+      id: 'jv', name: 'Verified', source: {connection: 'kvm', vms: [{id: bootable.uuid}, {id: blank.uuid}]}, repository: 'r', guestConsistency: false, retries: {count: 0},
+      restoreVerification: {enabled: true, timeoutSeconds: 10},
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await smtp?.stop();
+    await destroyTestVm(bootable);
+    await destroyTestVm(blank);
+  });
+
+  it('boots each new restore point without network: the bootable one passes with a screenshot, the blank one fails; the report mail shows both; nothing is left on the host', async () => {
+    const s = await waitForSession(d.client, (await d.client.startJob('jv')).id);
+    const row = (v: TestVm) => s.vms.find((x) => x.id === v.uuid)!;
+    expect(row(bootable).verification, JSON.stringify(s.log)).toMatchObject({result: 'passed', signal: 'boot-loader', connection: 'kvm', host: 'local'});
+    expect(row(bootable).verification!.readBytes).toBeGreaterThanOrEqual(512 + 127 * 512);
+    expect(row(bootable).state).toBe('success');
+    expect(row(blank).verification).toMatchObject({result: 'failed', readBytes: 512});
+    expect(row(blank).verification!.message).toContain('did not hand over to a boot loader within 10 s');
+    // The backup is there, but the point does not boot: a warning for the VM and the session.
+    expect(row(blank).state).toBe('warning');
+    expect(s.state).toBe('warning');
+    expect(s.log.filter((l) => l.code.startsWith('verify-')).map((l) => `${l.code} ${l.vm}`)).toEqual([
+      `verify-started ${bootable.name}`, `verify-passed ${bootable.name}`, `verify-started ${blank.name}`, `verify-failed ${blank.name}`,
+    ]);
+
+    // Screenshots: PNG, readable by root only; the throw-away VMs and their overlays are gone.
+    const shot = join(state(), 'screenshots', row(bootable).verification!.screenshot!);
+    const png = await readFile(shot);
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect((await stat(shot)).mode & 0o777).toBe(0o600);
+    expect(await verifyDomains()).toEqual([]);
+    for (const v of [bootable, blank]) expect((await readdir(v.dir)).filter((f) => f.includes('-instant-') || f.endsWith('.sock'))).toEqual([]);
+    expect((await readdir(join(dir, 'repo', 'points', row(bootable).restorePointId!))).filter((f) => f.startsWith('held-'))).toEqual([]);
+
+    // The report: each VM's boot check, and the screenshots inline.
+    const [mail] = await smtp.waitFor(1);
+    const text = partOf(mail!.mail, 'text/plain')!;
+    expect(text).toContain('Boot check passed: the firmware handed over to the boot loader');
+    expect(text).toContain('Boot check failed: the firmware did not hand over');
+    const html = partOf(mail!.mail, 'text/html')!;
+    const images = mail!.mail.parts.filter((p) => p.contentType === 'image/png');
+    expect(images.length).toBe(2);
+    for (const img of images) {
+      const cid = /<([^>]+)>/.exec(img.headers.get('content-id') ?? '')?.[1];
+      expect(html).toContain(`cid:${cid}`);
+    }
+    expect(images.map((i) => i.bytes.equals(png))).toContain(true);
+  }, 300_000);
+
+  it('a daemon killed while a restore point boots discards that VM when it starts again', async () => {
+    const job = await d.client.get<Record<string, unknown>>('jobs', 'jv');
+    await d.client.update('jobs', 'jv', {...job, source: {connection: 'kvm', vms: [{id: blank.uuid}]}, restoreVerification: {enabled: true, timeoutSeconds: 600}});
+    await d.client.startJob('jv');
+    for (let i = 0; i < 600 && (await verifyDomains()).length === 0; i++) await sleep(200);
+    expect(await verifyDomains()).toHaveLength(1);
+    await d.kill();
+    expect(await verifyDomains()).toHaveLength(1);
+    d = await startDaemon(state(), sock());
+    for (let i = 0; i < 300 && (await verifyDomains()).length > 0; i++) await sleep(200);
+    expect(await verifyDomains()).toEqual([]);
+    expect((await readdir(blank.dir)).filter((f) => f.includes('-instant-') || f.endsWith('.sock'))).toEqual([]);
+    expect(d.lines.some((l) => l.includes('left running by an earlier start of the daemon, was discarded'))).toBe(true);
+  }, 300_000);
 });

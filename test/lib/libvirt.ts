@@ -75,7 +75,7 @@ export function diskXml(d: TestDisk): string {
 export async function createTestVm(
   name: string,
   disks: {target: string; format: 'qcow2' | 'raw'; sizeMiB: number}[],
-  opts: {start?: boolean; uefi?: {vars: string}; tpm?: boolean} = {},
+  opts: {start?: boolean; uefi?: {vars: string}; tpm?: boolean; agent?: boolean} = {},
 ): Promise<TestVm> {
   await mkdir(VMS_DIR, {recursive: true});
   const dir = await mkdtemp(join(VMS_DIR, 'vm-'));
@@ -91,7 +91,7 @@ async function defineTestVm(
   dir: string,
   name: string,
   disks: {target: string; format: 'qcow2' | 'raw'; sizeMiB: number}[],
-  opts: {start?: boolean; uefi?: {vars: string}; tpm?: boolean},
+  opts: {start?: boolean; uefi?: {vars: string}; tpm?: boolean; agent?: boolean},
 ): Promise<TestVm> {
   const made: TestDisk[] = [];
   for (const d of disks) made.push(await createTestDisk(dir, d.target, d.format, d.sizeMiB));
@@ -117,7 +117,7 @@ async function defineTestVm(
   <devices>
     ${made.map(diskXml).join('\n    ')}
     <interface type='user'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>
-    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>${opts.tpm ? "\n    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>" : ''}
+    ${opts.agent === false ? '' : "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"}${opts.tpm ? "\n    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>" : ''}
   </devices>
 </domain>
 `;

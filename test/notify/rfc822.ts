@@ -8,6 +8,8 @@ export interface ParsedPart {
   headers: Map<string, string>;
   contentType: string;
   body: string;
+  /** The decoded bytes (an image's, say); body is them as UTF-8. */
+  bytes: Buffer;
 }
 
 export interface ParsedMail {
@@ -39,16 +41,16 @@ export function decodeWords(value: string): string {
     );
 }
 
-function decodeBody(body: string, encoding: string | undefined): string {
+function decodeBody(body: string, encoding: string | undefined): Buffer {
   switch ((encoding ?? '7bit').toLowerCase()) {
     case 'base64':
-      return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+      return Buffer.from(body.replace(/\s+/g, ''), 'base64');
     case 'quoted-printable': {
       const bytes = body.replace(/=\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16)));
-      return Buffer.from(bytes, 'latin1').toString('utf8');
+      return Buffer.from(bytes, 'latin1');
     }
     default:
-      return body;
+      return Buffer.from(body, 'utf8');
   }
 }
 
@@ -65,7 +67,8 @@ function leafParts(headers: Map<string, string>, body: string): ParsedPart[] {
     }
     return out;
   }
-  return [{headers, contentType: type.split(';')[0].trim().toLowerCase(), body: decodeBody(body, headers.get('content-transfer-encoding'))}];
+  const bytes = decodeBody(body, headers.get('content-transfer-encoding'));
+  return [{headers, contentType: type.split(';')[0].trim().toLowerCase(), body: bytes.toString('utf8'), bytes}];
 }
 
 export function parseMail(raw: string): ParsedMail {

@@ -18,7 +18,7 @@
  * owned by that user (the owner of /var/lib/libvirt/qemu). A local host gets the appliance's own
  * socket there; an SSH host gets a socket that `ssh -R` forwards to the appliance's.
  */
-import {randomBytes} from 'node:crypto';
+import {randomBytes, randomUUID} from 'node:crypto';
 import {chown} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
@@ -27,12 +27,13 @@ import {assertName} from '../../util/names.js';
 import {isNvramDisk, writePlainFile} from '../image/plain-file.js';
 import {fileSafe} from '../targets/files.js';
 import {chooseDisks} from '../targets/choose-disks.js';
-import type {InstantStartSpec, InstantVm, InstantVmState, Logger} from '../types.js';
+import type {BootObservation, InstantStartSpec, InstantVm, InstantVmState, Logger} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
 import type {LibvirtHost} from './host.js';
 import {locateDomain} from './inventory.js';
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
+import {toPng} from '../../util/png.js';
 
 /** Names this appliance gives instant VMs (libvirt allows more; these are safe in paths and messages). */
 export const INSTANT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -102,12 +103,13 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
   const state: InstantVmState = {
     host: host.name,
     name: spec.name,
-    uuid: '',
+    uuid: randomUUID(),
     storage,
     overlays: overlays.map(({size: _s, ...o}) => o),
     hostSocket,
     applianceSocket: '',
   };
+  await spec.onPrepared?.(state);
   const made: string[] = [];
   let way: {close(): Promise<void>} | undefined;
   try {
@@ -124,9 +126,11 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
     }
     const xml = rewriteDomainForRestore(source.configuration.text, {
       name: spec.name,
+      uuid: state.uuid,
       disks: new Map(overlays.map((o) => [o.key, {path: o.path, format: 'qcow2', nbdBacking: {exportName: o.key, socket: hostSocket}}])),
       nvramPath: state.nvramPath,
       removeInterfaces: !spec.network,
+      ensureVideo: spec.display,
     });
     const dir = await host.sessionDir('instant');
     try {
@@ -135,7 +139,6 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
     } finally {
       await host.removeScratch(dir).catch(() => {});
     }
-    state.uuid = (await host.virsh(['domuuid', spec.name])).stdout.trim();
     log({severity: 'info', code: 'instant-started', message: `VM ${spec.name} started on ${host.name} from the backup (${overlays.map((o) => `${o.key}: ${o.path}`).join(', ')})${spec.network ? '' : ', without network'}`, vm: spec.name});
   } catch (err) {
     await way?.close().catch(() => {});
@@ -198,6 +201,45 @@ class LibvirtInstantVm implements InstantVm {
   async running(): Promise<boolean> {
     const r = await this.host.virsh(['domstate', this.state.uuid], {allowFailure: true});
     return r.exitCode === 0 && /running|paused|blocked/.test(r.stdout);
+  }
+
+  private shape?: {agentConfigured: boolean; uefi: boolean};
+
+  async observe(): Promise<BootObservation> {
+    const h = this.host;
+    const uuid = this.state.uuid;
+    const stats = await h.virsh(['domstats', uuid, '--state', '--block'], {allowFailure: true});
+    // A transient VM that shut down is gone: domstats then fails.
+    const running = stats.exitCode === 0 && /^\s*state\.state=(1|3)\s*$/m.test(stats.stdout);
+    let readBytes = 0;
+    let readRequests = 0;
+    for (const m of stats.stdout.matchAll(/^\s*block\.\d+\.rd\.(bytes|reqs)=(\d+)\s*$/gm)) {
+      if (m[1] === 'bytes') readBytes += Number(m[2]);
+      else readRequests += Number(m[2]);
+    }
+    if (!this.shape && running) {
+      const xml = (await h.virsh(['dumpxml', uuid], {allowFailure: true})).stdout;
+      if (xml) this.shape = {agentConfigured: /<target type=['"]virtio['"] name=['"]org\.qemu\.guest_agent\.0['"]/.test(xml), uefi: /<loader\b/.test(xml)};
+    }
+    const shape = this.shape ?? {agentConfigured: false, uefi: false};
+    const agentAnswered =
+      running && shape.agentConfigured && (await h.virsh(['qemu-agent-command', uuid, '{"execute":"guest-ping"}', '--timeout', '2'], {allowFailure: true, timeoutMs: 15_000})).exitCode === 0;
+    return {running, readBytes, readRequests, ...shape, agentAnswered};
+  }
+
+  async screenshot(): Promise<Uint8Array | undefined> {
+    const h = this.host;
+    const dir = await h.sessionDir('screenshot');
+    try {
+      const file = join(dir, 'screen');
+      if ((await h.virsh(['screenshot', this.state.uuid, file], {allowFailure: true, timeoutMs: 60_000})).exitCode !== 0) return undefined;
+      // Text through the runner (local or SSH): the image as base64.
+      const r = await h.run(['base64', '-w0', '--', file], {allowFailure: true, timeoutMs: 60_000});
+      if (r.exitCode !== 0) return undefined;
+      return toPng(Buffer.from(r.stdout.trim(), 'base64'));
+    } finally {
+      await h.removeScratch(dir).catch(() => {});
+    }
   }
 
   async migrate(opts: {storage?: string; onProgress?: (done: number, total: number) => void; signal?: AbortSignal}): Promise<{files: string[]}> {
@@ -275,6 +317,8 @@ class LibvirtInstantVm implements InstantVm {
     for (const o of s.overlays) await h.run(['rm', '-f', '--', o.path], {allowFailure: true});
     if (s.nvramPath) await h.run(['rm', '-f', '--', s.nvramPath], {allowFailure: true});
     await this.detach();
+    // The export's socket beside the overlays (left there by a daemon that was killed).
+    if (s.hostSocket) await h.run(['rm', '-f', '--', s.hostSocket], {allowFailure: true});
   }
 
   async detach(): Promise<void> {

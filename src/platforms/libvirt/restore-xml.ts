@@ -49,6 +49,8 @@ export function rewriteDomainForRestore(
     name: string;
     disks: Map<string, RestoredDisk>;
     keepUuid?: boolean;
+    /** The new VM's UUID (otherwise libvirt chooses one); not with keepUuid. */
+    uuid?: string;
     mac?: () => string;
     /**
      * The restored UEFI variable store's path; undefined when it is not restored: then the
@@ -58,6 +60,8 @@ export function rewriteDomainForRestore(
     nvramPath?: string;
     /** Leave out every network interface (an isolated VM: instant recovery without network, verification). */
     removeInterfaces?: boolean;
+    /** Add a VGA adapter when the VM has no video device (a screen to take a screenshot of; no display port is opened). */
+    ensureVideo?: boolean;
   },
 ): string {
   const doc = parser.parse(xml) as Node[];
@@ -71,6 +75,8 @@ export function rewriteDomainForRestore(
   if (!opts.keepUuid) {
     const i = top.findIndex((n) => tagOf(n) === 'uuid');
     if (i >= 0) top.splice(i, 1);
+    // A new UUID chosen by the caller (recorded before the VM exists), after the name.
+    if (opts.uuid) top.splice(nameNode ? top.indexOf(nameNode) + 1 : 0, 0, {uuid: [{'#text': opts.uuid}]});
   }
 
   const os = find(top, 'os');
@@ -130,6 +136,7 @@ export function rewriteDomainForRestore(
         if (m) attrs(m)['@_address'] = mac();
       }
     }
+    if (opts.ensureVideo && !find(list, 'video')) list.push({video: [{model: [], ':@': {'@_type': 'vga'}}]});
   }
   return builder.build(doc) as string;
 }

@@ -169,7 +169,9 @@ function Wizard(props: ScreenProps & {initial: WizardState; connections: Record<
             {key: 'retries', label: 'Retries', kind: 'text'},
             {key: 'retryWait', label: 'Wait (minutes)', kind: 'text'},
             {key: 'bandwidth', label: 'Limit MB/s', kind: 'text', placeholder: '(unlimited)'},
+            yesNo('verifyBoot', 'Boot check'),
           ])}
+          <Text dimColor wrap="truncate-end">Boot check: after the backup, start each new point without network, see it boot, discard it.</Text>
         </Box>
       );
       break;
@@ -255,7 +257,7 @@ function Summary(props: {s: WizardState; vms: InventoryVm[]; onSave: (run: boole
       </Text>
       <Text wrap="truncate-end">Schedule: {sched}</Text>
       <Text wrap="truncate-end">
-        Guest freeze: {v.guestConsistency} · retries {v.retries} · mail on {[v.onSuccess === 'yes' && 'success', v.onWarning === 'yes' && 'warning', v.onFailure === 'yes' && 'failure'].filter(Boolean).join('/') || 'nothing'}
+        Guest freeze: {v.guestConsistency} · boot check {v.verifyBoot} · retries {v.retries} · mail on {[v.onSuccess === 'yes' && 'success', v.onWarning === 'yes' && 'warning', v.onFailure === 'yes' && 'failure'].filter(Boolean).join('/') || 'nothing'}
       </Text>
       <Select
         items={[

@@ -62,6 +62,7 @@ export const DEFAULTS: Record<string, string> = {
   retries: '3',
   retryWait: '10',
   bandwidth: '',
+  verifyBoot: 'no',
   onSuccess: 'yes',
   onWarning: 'yes',
   onFailure: 'yes',
@@ -151,6 +152,12 @@ export function toJob(s: WizardState, id: string): Record<string, unknown> {
     guestConsistency: v.guestConsistency === 'yes',
     retries: {count: num(v.retries) ?? 3, waitMinutes: num(v.retryWait) ?? 10},
     ...(v.bandwidth?.trim() ? {bandwidthLimitMBps: Number(v.bandwidth)} : {}),
+    // The wait and the connection are kept as the job had them (the defaults for a new job).
+    restoreVerification: {
+      enabled: v.verifyBoot === 'yes',
+      ...(num(v.verifyTimeout) ? {timeoutSeconds: num(v.verifyTimeout)} : {}),
+      ...(v.verifyConnection ? {connection: v.verifyConnection} : {}),
+    },
     notification: {
       recipients: list(v.recipients),
       onSuccess: v.onSuccess === 'yes',
@@ -186,6 +193,9 @@ export function fromJob(j: JobConfig): WizardState {
     retries: String(j.retries.count),
     retryWait: String(j.retries.waitMinutes),
     bandwidth: j.bandwidthLimitMBps ? String(j.bandwidthLimitMBps) : '',
+    verifyBoot: yes(j.restoreVerification.enabled),
+    verifyTimeout: String(j.restoreVerification.timeoutSeconds),
+    ...(j.restoreVerification.connection ? {verifyConnection: j.restoreVerification.connection} : {}),
     onSuccess: yes(j.notification.onSuccess),
     onWarning: yes(j.notification.onWarning),
     onFailure: yes(j.notification.onFailure),
