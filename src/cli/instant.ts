@@ -20,8 +20,12 @@ const instantStart: Command = {
     "restore point never changes. --no-network starts it without network interfaces (so it cannot\n" +
     "clash with the original). Then 'vmbackup instant finish <id>' moves it to storage while it runs,\n" +
     "or 'vmbackup instant stop <id>' discards it.\n\n" +
+    "An oVirt VM's restore point starts on the hosts of a libvirt connection (--connection): its CPUs,\n" +
+    "memory, firmware, disks and network interfaces come from its OVF; interfaces join the host's\n" +
+    "libvirt network 'default' (or none, with --no-network).\n\n" +
     'Examples:\n' +
     '  vmbackup instant start main --vm web01 --no-network\n' +
+    '  vmbackup instant start main --vm erp01 --connection kvm --storage /var/lib/libvirt/images\n' +
     '  vmbackup instant start main --restore-point web01-20261207t020000z-1a2b3c --name web01 --host kvm02',
   options: {
     ...socketOption,

@@ -22,6 +22,8 @@ export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, Ses
 export interface InstantRequest {
   repository: string;
   restorePointId: string;
+  /** The libvirt connection to start it on (an oVirt point: required; a libvirt point: where it came from). */
+  connection?: string;
   name?: string;
   host?: string;
   storage?: string;

@@ -1,7 +1,7 @@
 /**
  * Instant recovery in the console against the fake API (its replies are checked against the real
  * daemon's in test/daemon/instant.test.ts): the restore wizard's "Start it from the backup now"
- * (only for libvirt restore points), the dashboard's line and `i`, and the instant screen's
+ * (libvirt restore points; an oVirt one "on a libvirt host" when there is a libvirt connection), the dashboard's line and `i`, and the instant screen's
  * finish (with progress, rate and time left) and stop (asks first; No is the first choice).
  */
 import {afterEach, describe, expect, it} from 'vitest';
@@ -61,7 +61,7 @@ describe('instant recovery in the console', () => {
     expect(list).toContain('kvm1 · runs from the backup');
   });
 
-  it('an oVirt restore point does not offer it', async () => {
+  it('an oVirt restore point: not offered without a libvirt connection; with one, started there (cross-platform)', async () => {
     const a = api();
     r = await renderApp(a, {name: 'restore'});
     await r.waitFor('web01');
@@ -70,6 +70,27 @@ describe('instant recovery in the console', () => {
     await r.press(KEY.enter);
     const f = await r.waitFor('Chosen disks to image files');
     expect(f).not.toContain('from the backup now');
+    expect(f).not.toContain('on a libvirt host now');
+    await r.unmount();
+
+    const b = api();
+    b.data.connections.push({id: 'kvm', kind: 'morpheus', name: 'KVM hosts', clusters: [{name: 'c1', hosts: [{name: 'kvm1', connection: {kind: 'local'}}]}]});
+    r = await renderApp(b, {name: 'restore'});
+    await r.waitFor('web01');
+    await r.press(KEY.down + KEY.enter);
+    await r.waitFor('which restore point');
+    await r.press(KEY.enter);
+    const where = await r.waitFor('Start it on a libvirt host now');
+    expect(overlong(where)).toEqual([]);
+    // original place, new VM, disks to a VM, disks to files, browse files, then this one.
+    await r.press(KEY.down.repeat(5) + KEY.enter);
+    const form = await r.waitFor('libvirt hosts');
+    expect(form).toContain('KVM hosts');
+    await r.press(KEY.enter.repeat(5));
+    await r.waitFor('Start the VM now');
+    await r.press(KEY.enter);
+    await r.waitFor('Running from backup');
+    expect(b.called('startInstant')[0]!.args[0]).toEqual({repository: 'main', restorePointId: 'rp-o', network: false, name: 'web01-instant', connection: 'kvm'});
   });
 
   it('finish: a storage directory, then the move with progress, rate and time left', async () => {

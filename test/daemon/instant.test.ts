@@ -23,6 +23,7 @@ import {consoleApi} from '../../src/console/api.js';
 import {FakeApi} from '../console/fake-api.js';
 import {outside, shapeOf} from '../lib/shape.js';
 import {SmtpHarness} from '../notify/smtp-harness.js';
+import {startSimulator, type Simulator} from '../ovirt-sim/index.js';
 import {partOf} from '../notify/rfc822.js';
 
 /** The console's fake answers in the real daemon's shapes (test/console/instant.test.tsx relies on it). */
@@ -334,5 +335,71 @@ describe('restore verification (a job option)', () => {
     expect(await verifyDomains()).toEqual([]);
     expect((await readdir(blank.dir)).filter((f) => f.includes('-instant-') || f.endsWith('.sock'))).toEqual([]);
     expect(d.lines.some((l) => l.includes('left running by an earlier start of the daemon, was discarded'))).toBe(true);
+  }, 300_000);
+});
+
+describe('an oVirt VM started on a libvirt host (cross-platform), and its boot check', () => {
+  let sim: Simulator;
+  const name = `ovm-${tag}`;
+
+  beforeAll(async () => {
+    sim = await startSimulator({
+      delayMs: 5,
+      vms: [{
+        name, status: 'down', memory: 128 * 2 ** 20, cpu: {sockets: 2, cores: 1, threads: 1}, biosType: 2,
+        nics: [{name: 'nic1', mac: '56:6f:1a:2b:3c:01', network: 'ovirtmgmt', type: 3}],
+        disks: [
+          {alias: `${name}_os`, size: 8 * 2 ** 20, format: 'cow', bootable: true, iface: 'virtio'},
+          {alias: `${name}_data`, size: 4 * 2 ** 20, format: 'cow', iface: 'virtio_scsi'},
+        ],
+      }],
+    });
+    const [os, data] = sim.disksOf(name);
+    sim.guestWrite(os!.id, 0, bootSector());
+    sim.guestWrite(os!.id, 512, Buffer.alloc(64 * 1024, 0x5a));
+    sim.guestWrite(data!.id, 2 ** 20, Buffer.alloc(256 * 1024, 0x77));
+    await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
+    await d.client.create('jobs', {
+      id: 'jo', name: 'oVirt verified', source: {connection: 'engine', vms: [{id: sim.vm(name).id}]}, repository: 'r', retries: {count: 0},
+      restoreVerification: {enabled: true, timeoutSeconds: 10, connection: 'kvm'},
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await sim?.stop();
+  });
+
+  it('boots the oVirt restore point on the libvirt connection for its boot check (the boot loader runs; no agent answers), and starts it as an instant VM with the OVF’s CPUs, memory, disk buses and data', async () => {
+    const s = await waitForSession(d.client, (await d.client.startJob('jo')).id);
+    const row = s.vms[0]!;
+    // An oVirt VM has a guest agent channel: a boot loader alone (no operating system here) is a warning.
+    expect(row.verification, JSON.stringify(s.log)).toMatchObject({result: 'warning', signal: 'boot-loader', connection: 'kvm', host: 'local'});
+    expect(row.verification!.message).toContain('the firmware handed over to the boot loader on the disk, which read 64 KiB, but the guest agent did not answer within 10 s');
+    expect(row.state).toBe('warning');
+    expect(await verifyDomains()).toEqual([]);
+
+    // The same point as an instant VM on the libvirt host, by the CLI.
+    const storage = join(dir, 'ovirt instant');
+    await mkdir(storage);
+    const vmName = `ovm-${tag}-i`;
+    made.add(vmName);
+    const r = await vmbackup(['instant', 'start', 'r', '--restore-point', row.restorePointId!, '--connection', 'kvm', '--name', vmName, '--storage', storage, '--no-network', '--json'], {env: env()});
+    expect(r.exitCode, r.stderr).toBe(0);
+    const live = await virsh('dumpxml', vmName);
+    expect(live).toMatch(/<vcpu[^>]*>2<\/vcpu>/);
+    expect(live).toContain("<topology sockets='2' dies='1' cores='1' threads='1'/>");
+    expect(live).toMatch(/<memory unit='KiB'>131072<\/memory>/);
+    expect(live).toMatch(/machine='pc-q35/);
+    expect(live).toMatch(/<target dev='vda' bus='virtio'\/>/);
+    expect(live).toMatch(/<target dev='sda' bus='scsi'\/>/);
+    expect(live).toContain("model='virtio-scsi'");
+    expect(live).not.toContain('<interface');
+    // The guest sees the oVirt disks' data (read through the overlay from the export).
+    await hmpIo(vmName, 'vda', 'read -P 0x5a 512 64k');
+    const id = (JSON.parse(r.stdout) as {id: string}).id;
+    const stop = await vmbackup(['instant', 'stop', id], {env: env()});
+    expect(stop.exitCode, stop.stderr).toBe(0);
+    expect(await domstate(vmName)).toBeUndefined();
+    expect(await readdir(storage)).toEqual([]);
   }, 300_000);
 });

@@ -26,6 +26,8 @@ export interface DiskSpec {
   bootable?: boolean;
   /** The attachment's pass_discard. */
   passDiscard?: boolean;
+  /** The attachment's interface (default virtio_scsi). */
+  iface?: 'virtio' | 'virtio_scsi';
   /** Regions filled with pseudo-random data of the given seed. */
   fill?: {offset: number; length: number; seed: number}[];
 }
@@ -35,6 +37,9 @@ export interface VmSpec {
   status?: 'up' | 'down';
   tags?: string[];
   memory?: number;
+  cpu?: SimVm['cpu'];
+  biosType?: number;
+  nics?: SimVm['nics'];
   disks: DiskSpec[];
 }
 
@@ -247,6 +252,7 @@ function seed(state: SimState, vms: VmSpec[]): void {
       id: randomUUID(), name: spec.name, status: spec.status ?? 'down', clusterId: cluster.id,
       hostId: spec.status === 'up' ? host.id : undefined, memory: spec.memory ?? 2 ** 30, tags: spec.tags ?? [],
       attachments: [], osType: 'rhel_8x64',
+      ...(spec.cpu ? {cpu: spec.cpu} : {}), ...(spec.biosType !== undefined ? {biosType: spec.biosType} : {}), ...(spec.nics ? {nics: spec.nics} : {}),
     };
     state.vms.set(vm.id, vm);
     for (const d of spec.disks) {
@@ -258,7 +264,7 @@ function seed(state: SimState, vms: VmSpec[]): void {
         backup: d.backup ?? (format === 'cow' ? 'incremental' : 'none'), storageDomainId: sd.id, status: 'ok', image,
       };
       state.disks.set(disk.id, disk);
-      vm.attachments.push({diskId: disk.id, bootable: d.bootable ?? false, iface: 'virtio_scsi', active: true, passDiscard: d.passDiscard});
+      vm.attachments.push({diskId: disk.id, bootable: d.bootable ?? false, iface: d.iface ?? 'virtio_scsi', active: true, passDiscard: d.passDiscard});
     }
   }
   void BLOCK;

@@ -37,6 +37,12 @@ export interface SimVm {
   tags: string[];
   attachments: SimAttachment[];
   osType: string;
+  /** CPU topology (default 1 socket × 1 core × 1 thread). */
+  cpu?: {sockets: number; cores: number; threads: number};
+  /** The engine's BiosType value: 0 cluster default, 1 i440fx SeaBIOS, 2 Q35 SeaBIOS, 3 Q35 OVMF, 4 Q35 secure boot (default 2). */
+  biosType?: number;
+  /** Network interfaces (type = VmInterfaceType value: 3 VirtIO, 2 e1000, 1 rtl8139). */
+  nics?: {name: string; mac: string; network: string; type: number}[];
   /** qemu-guest-agent answers (default true): without it a live backup cannot freeze the guest. */
   guestAgent?: boolean;
 }

@@ -29,6 +29,7 @@ import {fileSafe} from '../targets/files.js';
 import {chooseDisks} from '../targets/choose-disks.js';
 import type {BootObservation, InstantStartSpec, InstantVm, InstantVmState, Logger} from '../types.js';
 import {parseDomainXml} from './domain-xml.js';
+import {domainFromOvf} from './domain-from-ovf.js';
 import type {LibvirtHost} from './host.js';
 import {locateDomain} from './inventory.js';
 import type {LibvirtPlatform} from './platform.js';
@@ -55,9 +56,10 @@ async function qemuOwner(host: LibvirtHost): Promise<{uid: number; gid: number}>
 /** Starts an instant VM (see the file's comment); on failure nothing it made is left on the host. */
 export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: InstantStartSpec, log: Logger): Promise<InstantVm> {
   const source = spec.source;
-  if (source.configuration?.kind !== 'libvirt-domain-xml') {
-    throw new UserError(`The restore point of ${source.vmName} has no libvirt domain configuration, so it cannot be started as a VM on a libvirt host.`, {
-      hint: 'Restore its disks to files, or start it from a restore point of a libvirt VM.',
+  const kind = source.configuration?.kind;
+  if (kind !== 'libvirt-domain-xml' && kind !== 'ovf') {
+    throw new UserError(`The restore point of ${source.vmName} has no VM configuration (libvirt domain or oVirt OVF), so it cannot be started as a VM on a libvirt host.`, {
+      hint: 'Restore its disks to files instead.',
       exitCode: ExitCode.invalidInput,
     });
   }
@@ -74,8 +76,10 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
   if ((await host.virsh(['domstate', spec.name], {allowFailure: true})).exitCode === 0) {
     throw new UserError(`A VM named ${spec.name} already exists on ${host.name}.`, {hint: 'Choose another name for the instant VM.', exitCode: ExitCode.invalidInput});
   }
-  const original = parseDomainXml(source.configuration.text);
-  const firstFile = original.disks.find((x) => x.type === 'file' && x.sourcePath)?.sourcePath;
+  // A libvirt VM's own domain; an oVirt VM's from its OVF (cross-platform), checked before anything is made.
+  const fromOvf = kind === 'ovf' ? domainFromOvf(source, {kvm: false, nvramPath: ''}) : undefined;
+  const original = fromOvf ? undefined : parseDomainXml(source.configuration!.text);
+  const firstFile = original?.disks.find((x) => x.type === 'file' && x.sourcePath)?.sourcePath;
   const storage = spec.storage ?? (firstFile ? dirname(firstFile) : '/var/lib/libvirt/images');
   if (!storage.startsWith('/') || storage.includes('\0')) throw new UserError(`The storage directory must be an absolute path, not '${storage}'.`, {exitCode: ExitCode.invalidInput});
   if ((await host.run(['test', '-d', storage], {allowFailure: true})).exitCode !== 0) {
@@ -95,7 +99,7 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
   }
   const overlays = disks.map((d) => ({
     key: d.key,
-    target: d.key,
+    target: fromOvf ? fromOvf.targets.get(d.key)! : d.key,
     path: join(storage, `${fileSafe(spec.name)}-${fileSafe(d.key)}-instant-${stamp}-${tag}.qcow2`),
     format: (d.format === 'raw' ? 'raw' : 'qcow2') as 'qcow2' | 'raw',
     size: d.size,
@@ -108,6 +112,8 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
     overlays: overlays.map(({size: _s, ...o}) => o),
     hostSocket,
     applianceSocket: '',
+    // A UEFI VM from an OVF gets a fresh variable store (libvirt makes it from the firmware's template).
+    ...(fromOvf?.uefi ? {nvramPath: join(storage, `${fileSafe(spec.name)}-instant-${stamp}-${tag}_VARS.fd`)} : {}),
   };
   await spec.onPrepared?.(state);
   const made: string[] = [];
@@ -119,15 +125,20 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
       made.push(o.path);
       await host.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', `nbd+unix:///${encodeURIComponent(o.key)}?socket=${encodeURIComponent(hostSocket)}`, o.path, String(o.size)]);
     }
-    if (nvramDisk && spec.nvram && original.nvram) {
+    let domain = source.configuration!.text;
+    if (fromOvf) {
+      const kvm = (await host.run(['test', '-c', '/dev/kvm'], {allowFailure: true})).exitCode === 0;
+      domain = domainFromOvf(source, {kvm, nvramPath: state.nvramPath ?? ''}).xml;
+    }
+    if (nvramDisk && spec.nvram && original?.nvram) {
       const path = join(storage, `${fileSafe(spec.name)}-instant-${stamp}-${tag}_VARS.fd`);
       await writePlainFile(host.runner, path, Buffer.from(spec.nvram), {exclusive: true, created: () => made.push(path)});
       state.nvramPath = path;
     }
-    const xml = rewriteDomainForRestore(source.configuration.text, {
+    const xml = rewriteDomainForRestore(domain, {
       name: spec.name,
       uuid: state.uuid,
-      disks: new Map(overlays.map((o) => [o.key, {path: o.path, format: 'qcow2', nbdBacking: {exportName: o.key, socket: hostSocket}}])),
+      disks: new Map(overlays.map((o) => [o.target, {path: o.path, format: 'qcow2', nbdBacking: {exportName: o.key, socket: hostSocket}}])),
       nvramPath: state.nvramPath,
       removeInterfaces: !spec.network,
       ensureVideo: spec.display,

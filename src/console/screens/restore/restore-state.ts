@@ -78,7 +78,7 @@ export function vmsOf(points: readonly RestorePointInfo[]): {id: string; name: s
   return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** What starts the instant VM: the details form's name, host, storage and network. */
+/** What starts the instant VM: the details form's name, connection (an oVirt point's libvirt hosts), host, storage and network. */
 export function instantRequest(s: RestoreState): InstantRequest | undefined {
   if (!s.point || !s.repository || s.target !== 'instant') return undefined;
   const d = s.details;
@@ -86,7 +86,8 @@ export function instantRequest(s: RestoreState): InstantRequest | undefined {
   const name = opt(d.name);
   const host = opt(d.host);
   const storage = opt(d.storage);
-  return {repository: s.repository, restorePointId: s.point.id, network: d.network !== 'no', ...(name ? {name} : {}), ...(host ? {host} : {}), ...(storage ? {storage} : {})};
+  const connection = opt(d.connection);
+  return {repository: s.repository, restorePointId: s.point.id, network: d.network !== 'no', ...(name ? {name} : {}), ...(connection ? {connection} : {}), ...(host ? {host} : {}), ...(storage ? {storage} : {})};
 }
 
 export function request(s: RestoreState): RestoreRequest | undefined {

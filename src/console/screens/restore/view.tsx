@@ -29,6 +29,8 @@ export function RestoreWizard(props: ScreenProps) {
     if (s.left) nav({type: 'pop'});
   }, [s.left, nav]);
   const repos = useLoad(() => api.list('repositories'));
+  // libvirt (Morpheus) connections: an oVirt VM's restore point can start on one of their hosts.
+  const libvirt = useLoad(async () => (await api.list('connections')).filter((c) => c.kind === 'morpheus').map((c) => ({id: String(c.id), name: String(c.name)})));
   const repository = s.repository ?? (repos.data?.length === 1 ? String(repos.data[0]!.id) : undefined);
   // When the repository is chosen, useLoad drops the empty answer of "none chosen yet": it must
   // not read as "this repository has no restore points" while the list loads.
@@ -113,9 +115,11 @@ export function RestoreWizard(props: ScreenProps) {
         {value: 'new', label: 'Whole VM as a new VM', hint: 'new name, host, cluster, storage'},
         {value: 'existing-vm', label: 'Chosen disks to an existing VM'},
         {value: 'files', label: 'Chosen disks to image files', hint: 'qcow2 or raw'},
-        // Instant recovery: libvirt hosts start a VM from a libvirt VM's restore point.
+        // Instant recovery: libvirt hosts start a VM from its restore point (a libvirt VM's, or an oVirt VM's from its OVF).
         {value: 'browse' as TargetKind, label: 'Browse and copy files', hint: 'file-level restore, nothing restored first'},
         ...(s.point?.platform === 'libvirt' ? [{value: 'instant' as const, label: 'Start it from the backup now', hint: 'runs in seconds; finish moves it to storage'}] : []),
+        // Cross-platform: an oVirt VM started on a libvirt host, its hardware from the OVF.
+        ...(s.point?.platform === 'ovirt' && libvirt.data?.length ? [{value: 'instant' as const, label: 'Start it on a libvirt host now', hint: 'from the backup, hardware from its OVF'}] : []),
       ];
       body = (
         <Box flexDirection="column">
@@ -149,11 +153,14 @@ export function RestoreWizard(props: ScreenProps) {
             key="instant"
             fields={[
               {key: 'name', label: 'VM name', kind: 'text', placeholder: `(empty: ${s.point?.vmName ?? ''}-instant)`},
-              {key: 'host', label: 'Host', kind: 'text', placeholder: '(where it ran)'},
+              ...(s.point?.platform === 'ovirt'
+                ? [{key: 'connection', label: 'libvirt hosts', kind: 'choice' as const, choices: (libvirt.data ?? []).map((c) => ({value: c.id, label: c.name}))}]
+                : []),
+              {key: 'host', label: 'Host', kind: 'text', placeholder: s.point?.platform === 'ovirt' ? '(its first host)' : '(where it ran)'},
               {key: 'storage', label: 'Overlay directory', kind: 'text', placeholder: '(where its disks were)'},
               {key: 'network', label: 'Network', kind: 'choice', choices: [{value: 'no', label: 'none (isolated)'}, {value: 'yes', label: 'as backed up'}]},
             ]}
-            initial={{name: `${s.point?.vmName ?? 'vm'}-instant`, network: 'no'}}
+            initial={{name: `${s.point?.vmName ?? 'vm'}-instant`, network: 'no', ...(s.point?.platform === 'ovirt' && libvirt.data?.[0] ? {connection: libvirt.data[0].id} : {})}}
             onSubmit={submit}
           />
         ) : s.target === 'new' ? (
