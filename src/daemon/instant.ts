@@ -21,7 +21,7 @@ import {watchBoot, type BootVerification} from '../engine/verify-boot.js';
 import {restoreInput} from '../engine/restore-vm.js';
 import {DurableJsonFile} from '../config/durable-json-file.js';
 import {INSTANT_NAME} from '../platforms/libvirt/instant.js';
-import type {InstantVm, InstantVmState, PlatformAdapter} from '../platforms/types.js';
+import type {InstantRecovery, InstantStartSpec, InstantVm, InstantVmState, Logger, PlatformAdapter} from '../platforms/types.js';
 import {isNvramDisk} from '../platforms/image/plain-file.js';
 import type {Repository} from '../repository/index.js';
 import {NbdServer} from '../transports/nbd/server.js';
@@ -33,6 +33,7 @@ import type {History} from './history.js';
 import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
 import {bad, type Restores} from './restores.js';
+import {compactStamp} from '../util/format.js';
 
 const FILE = 'instant-recoveries.json';
 
@@ -189,6 +190,30 @@ export class InstantRecoveries {
     return (path) => server.listenUnix(path);
   }
 
+  /**
+   * Serves the point of `l` and starts its VM (with its UEFI variable store, when it has one);
+   * the VM is recorded before anything is made on the host (onPrepared), so a daemon killed in
+   * the middle finds what to clean up.
+   */
+  private async launch(l: Live, repo: Repository, instant: InstantRecovery, spec: Omit<InstantStartSpec, 'source' | 'serve' | 'onPrepared' | 'nvram'>, log: Logger): Promise<InstantVm> {
+    const {source, reader} = await restoreInput({repository: repo, restorePointId: l.rec.restorePointId, disks: spec.disks});
+    const nvramKey = source.disks.find((d) => isNvramDisk(d))?.key;
+    let nvram: Uint8Array | undefined;
+    if (nvramKey) {
+      const r = await reader.openDisk(nvramKey);
+      nvram = await r.read(0, r.size);
+    }
+    const serve = await this.serve(l, repo);
+    const onPrepared = async (state: InstantVmState) => {
+      l.rec.vm = state;
+      await this.persist();
+    };
+    const vm = await instant.start({...spec, source, serve, onPrepared, ...(nvram ? {nvram} : {})}, log);
+    l.vm = vm;
+    l.rec.vm = vm.state;
+    return vm;
+  }
+
   private async release(l: Live): Promise<void> {
     await l.server?.close().catch(() => {});
     l.server = undefined;
@@ -252,7 +277,7 @@ export class InstantRecoveries {
     }
     const name = req.name ?? `${summary.vmName.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 50) || 'vm'}-instant`;
     if ([...this.live.values()].some((l) => l.rec.vm.name === name)) throw bad('name', `an instant VM named ${name} is already running`);
-    const id = `instant-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    const id = `instant-${compactStamp()}-${randomBytes(3).toString('hex')}`;
     const now = new Date().toISOString();
     const record: SessionRecord = {
       id,
@@ -283,24 +308,13 @@ export class InstantRecoveries {
     const l: Live = {rec, phase: 'starting'};
     this.live.set(id, l);
     try {
-      const {source, reader} = await restoreInput({repository: repo, restorePointId: summary.id, disks: req.disks});
-      const nvramKey = source.disks.find((d) => isNvramDisk(d))?.key;
-      let nvram: Uint8Array | undefined;
-      if (nvramKey) {
-        const r = await reader.openDisk(nvramKey);
-        nvram = await r.read(0, r.size);
-      }
-      const serve = await this.serve(l, repo);
-      const prepared = async (state: InstantVmState) => {
-        l.rec.vm = state;
-        await this.persist();
-      };
-      const vm = await platform.instant.start(
-        {source, name, network: req.network, serve, onPrepared: prepared, ...(req.host ? {host: req.host} : {}), ...(req.storage ? {storage: req.storage} : {}), ...(req.disks ? {disks: req.disks} : {}), ...(nvram ? {nvram} : {})},
+      const vm = await this.launch(
+        l,
+        repo,
+        platform.instant,
+        {name, network: req.network, ...(req.host ? {host: req.host} : {}), ...(req.storage ? {storage: req.storage} : {}), ...(req.disks ? {disks: req.disks} : {})},
         (e) => void this.note(id, e.severity === 'error' ? 'error' : e.severity === 'warning' ? 'warning' : 'info', e.code, e.message),
       );
-      l.vm = vm;
-      l.rec.vm = vm.state;
       l.phase = 'running';
       await this.persist();
       const ms = Date.now() - t0;
@@ -336,7 +350,7 @@ export class InstantRecoveries {
     }
     const tag = randomBytes(3).toString('hex');
     const name = `${summary.vmName.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 40) || 'vm'}-verify-${tag}`;
-    const id = `verify-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${tag}`;
+    const id = `verify-${compactStamp()}-${tag}`;
     const rec: Recorded = {
       id,
       repository: o.repository,
@@ -352,24 +366,8 @@ export class InstantRecoveries {
     const l: Live = {rec, phase: 'starting'};
     this.verifying.set(id, l);
     try {
-      const {source, reader} = await restoreInput({repository: repo, restorePointId: summary.id});
-      const nvramKey = source.disks.find((d) => isNvramDisk(d))?.key;
-      let nvram: Uint8Array | undefined;
-      if (nvramKey) {
-        const r = await reader.openDisk(nvramKey);
-        nvram = await r.read(0, r.size);
-      }
-      const serve = await this.serve(l, repo);
       o.signal?.throwIfAborted();
-      const prepared = async (state: InstantVmState) => {
-        l.rec.vm = state;
-        await this.persist();
-      };
-      const vm = await platform.instant.start({source, name, network: false, display: true, serve, onPrepared: prepared, ...(nvram ? {nvram} : {})}, (e) =>
-        this.deps.log('info', `verification ${id}: ${e.message}`),
-      );
-      l.vm = vm;
-      l.rec.vm = vm.state;
+      const vm = await this.launch(l, repo, platform.instant, {name, network: false, display: true}, (e) => this.deps.log('info', `verification ${id}: ${e.message}`));
       await this.persist();
       const seen = await watchBoot(vm, {timeoutMs: o.timeoutMs, signal: o.signal});
       let screenshot: string | undefined;

@@ -28,6 +28,7 @@ import type {RestorePointInfo} from '../api/contract.js';
 import {platformNamed} from '../platforms/registry.js';
 import {chooseDisks} from '../platforms/targets/choose-disks.js';
 import {restorePlanReply} from '../api/contract.js';
+import {compactStamp} from '../util/format.js';
 
 /** How long a listing of restore points waits for an inventory before it leaves vmExists out. */
 const INVENTORY_WAIT_MS = 5000;
@@ -170,7 +171,7 @@ export class Restores {
   async start(input: unknown): Promise<{id: string; state: 'running'}> {
     const {req, repo, point, platform, connectionId} = await this.resolve(input);
 
-    const id = `restore-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    const id = `restore-${compactStamp()}-${randomBytes(3).toString('hex')}`;
     const record: SessionRecord = {
       id,
       jobId: 'restore',

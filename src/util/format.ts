@@ -76,3 +76,8 @@ export function terminalSafeDeep<T>(value: T): T {
   }
   return value;
 }
+
+/** A UTC time as a compact stamp for ids and file names: 20261207T141500 (to the second). */
+export function compactStamp(d: Date = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').slice(0, 15);
+}

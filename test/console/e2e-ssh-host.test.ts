@@ -3,9 +3,10 @@
  * the first-start walk-through adds a **remote KVM host reached over SSH** (the test bed's sshd on
  * 127.0.0.1:2222 in front of this machine's libvirt), its host key is compared on screen with the
  * key the host really has, a job backs up a VM from it, and the restore wizard brings the VM's
- * disk back as an image file that matches the disk byte for byte.
+ * disk back as an image file that matches the disk byte for byte; then starts the VM from that
+ * restore point on the host (instant recovery through the SSH tunnel) and stops it again.
  */
-import {mkdtemp, readdir, rm} from 'node:fs/promises';
+import {mkdir, mkdtemp, readdir, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -44,6 +45,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.kill();
   await d?.stop();
+  // The instant VM, should the test have stopped before it was discarded (it is transient).
+  if (vm) await execa('virsh', ['-c', 'qemu:///system', 'destroy', `${vm.name}-instant`], {reject: false});
   await destroyTestVm(vm);
   if (dir) await rm(dir, {recursive: true, force: true});
 });
@@ -130,4 +133,37 @@ describe('console in tmux: a remote KVM host over SSH', () => {
     const same = await imagesIdentical(join(out, files[0]!), vm.disks[0]!.path, 'raw', 'qcow2');
     expect(same.same, same.output).toBe(true);
   });
+
+  it('then starts the VM from that restore point on the SSH host (instant recovery through the tunnel), lists it, and stops it', async () => {
+    await t.keys('Escape');
+    await t.waitFor('Enter open job');
+    await t.keys('r');
+    await t.waitFor('point(s), latest');
+    await t.keys('Enter');
+    await t.waitFor('which restore point');
+    await t.keys('Enter');
+    await t.waitFor('Start it from the backup now');
+    await t.keys('Down', 'Down', 'Down', 'Down', 'Down', 'Enter');
+    await t.waitFor('Overlay directory');
+    const overlays = join(dir, 'instant overlays');
+    await mkdir(overlays);
+    await t.keys('Enter', 'Enter');
+    await t.text(overlays);
+    await t.keys('Enter', 'Enter');
+    await t.waitFor('Start the VM now');
+    await t.keys('Enter');
+    // The console named the host by its address.
+    const running = await t.waitFor('127.0.0.1 · runs from the backup', 120_000);
+    await t.save(join(ART, 'instant-ssh-running.txt'));
+    expect(running).toContain(`${vm.name}-instant`);
+    expect((await execa('virsh', ['-c', 'qemu:///system', 'domstate', `${vm.name}-instant`])).stdout.trim()).toBe('running');
+    await t.keys('Enter');
+    await t.waitFor('Stop and discard it');
+    await t.keys('Down', 'Enter');
+    await t.waitFor('Yes, discard it');
+    await t.keys('Down', 'Enter');
+    await t.waitFor('was stopped and discarded', 120_000);
+    expect((await execa('virsh', ['-c', 'qemu:///system', 'domstate', `${vm.name}-instant`], {reject: false})).exitCode).not.toBe(0);
+    expect(await readdir(overlays)).toEqual([]);
+  }, 240_000);
 });

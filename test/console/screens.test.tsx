@@ -393,10 +393,14 @@ describe('workers, email, appliance, sessions', () => {
     expect(f).toMatch(/✖ \d\d:\d\d:\d\d web01: host unreachable/);
     expect(f).toContain('✖ web01 failed – host unreachable');
     await r.unmount();
-    api.sessionsList[0]!.vms.push({id: 'vm-2', name: 'web02', state: 'success', attempts: 1, endedAt: '2026-11-23T02:05:00Z', figures: {sizeBytes: 2 ** 30, readBytes: 300 * 2 ** 20, storedBytes: 100 * 2 ** 20, newPlainBytes: 0, processedBytes: 0, durationMs: 65_000, sourceMs: 0, repositoryMs: 0}});
+    api.sessionsList[0]!.vms.push({
+      id: 'vm-2', name: 'web02', state: 'success', attempts: 1, endedAt: '2026-11-23T02:05:00Z', figures: {sizeBytes: 2 ** 30, readBytes: 300 * 2 ** 20, storedBytes: 100 * 2 ** 20, newPlainBytes: 0, processedBytes: 0, durationMs: 65_000, sourceMs: 0, repositoryMs: 0},
+      verification: {result: 'passed', message: 'the firmware handed over to the boot loader on the disk, which read 64 KiB', signal: 'boot-loader', connection: 'kvm', host: 'kvm1'},
+    });
     r = await renderApp(api, {name: 'session', params: {id: 's-1'}});
     f = await r.waitFor('web02');
     expect(f).toContain('✔ web02 success · 300 MiB read, 100 MiB stored, 1m 05s');
+    expect(f).toContain('boot check passed: the firmware handed over to the boot loader');
     await r.unmount();
     r = await renderApp(api, {name: 'session', params: {id: 's-2'}});
     await r.waitFor('web02');

@@ -283,3 +283,19 @@ export async function expireScratchLeases(scratchDir: string): Promise<void> {
     await writeFile(marker, `${JSON.stringify({pid: deadPid, pidStart: '1', host: hostname(), tag: 'expired'})}\n`);
   }
 }
+
+/** A guest-like write or read through the device of a running domain (HMP qemu-io). */
+export async function hmpIo(domain: string, target: string, command: string): Promise<string> {
+  const live = await virsh('dumpxml', domain);
+  const alias = new RegExp(`<target dev='${target}'[^>]*/>[\\s\\S]*?<alias name='([^']+)'/>`).exec(live)?.[1];
+  if (!alias) throw new Error(`no alias for ${target}`);
+  const out = await virsh('qemu-monitor-command', domain, '--hmp', `qemu-io -d /machine/peripheral/${alias}/virtio-backend "${command}"`);
+  if (/error|fail|not|denied|Pattern verification/i.test(out)) throw new Error(`HMP qemu-io said: ${out}`);
+  return out;
+}
+
+/** A domain's state (running, shut off, …), or undefined when there is none. */
+export async function domstate(name: string): Promise<string | undefined> {
+  const r = await execa('virsh', ['-q', '-c', 'qemu:///system', 'domstate', name], {reject: false});
+  return r.exitCode === 0 ? r.stdout.trim() : undefined;
+}

@@ -35,16 +35,13 @@ import {locateDomain} from './inventory.js';
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
 import {toPng} from '../../util/png.js';
+import {compactStamp} from '../../util/format.js';
 
 /** Names this appliance gives instant VMs (libvirt allows more; these are safe in paths and messages). */
 export const INSTANT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** The longest path a unix socket may have (sun_path, 108 bytes with its NUL). */
 const SOCKET_PATH_MAX = 107;
-
-function stampNow(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
-}
 
 /** uid:gid of the user libvirt runs QEMU as on the host: the owner of its state directory. */
 async function qemuOwner(host: LibvirtHost): Promise<{uid: number; gid: number}> {
@@ -88,7 +85,7 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
       exitCode: ExitCode.notFound,
     });
   }
-  const stamp = stampNow();
+  const stamp = compactStamp();
   const tag = randomBytes(3).toString('hex');
   const hostSocket = join(storage, `.vmbackup-nbd-${tag}.sock`);
   if (Buffer.byteLength(hostSocket) > SOCKET_PATH_MAX) {
@@ -266,7 +263,7 @@ class LibvirtInstantVm implements InstantVm {
         exitCode: ExitCode.notFound,
       });
     }
-    const stamp = stampNow();
+    const stamp = compactStamp();
     const files = s.overlays.map((o) => join(storage, `${fileSafe(s.name)}-${fileSafe(o.key)}-${stamp}.${o.format}`));
     for (const f of files) {
       if ((await h.run(['test', '-e', f], {allowFailure: true})).exitCode === 0) throw new UserError(`${f} already exists on ${h.name}.`, {exitCode: ExitCode.invalidInput});

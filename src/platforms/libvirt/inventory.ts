@@ -15,8 +15,8 @@ export interface DomainDetails {
   xml: string;
   info: DomainInfo;
   state: InventoryVm['state'];
-  /** Backup-capable disks with their image info (absent for network disks). */
-  disks: {disk: DomainDisk; image?: ImageInfo}[];
+  /** Backup-capable disks with their image info (absent for network disks; `unreadable` says why it could not be read, when listing tolerates that). */
+  disks: {disk: DomainDisk; image?: ImageInfo; unreadable?: string}[];
 }
 
 export function parseDomState(out: string): InventoryVm['state'] {
@@ -35,21 +35,29 @@ export async function listDomainUuids(host: LibvirtHost): Promise<string[]> {
     .filter((l) => l !== '');
 }
 
-export async function describeDomain(host: LibvirtHost, uuid: string): Promise<DomainDetails> {
+/**
+ * `tolerant` (listing): a disk image that cannot be read marks that disk (not trackable, and why)
+ * instead of failing the description — one VM with a missing image must not hide the others.
+ */
+export async function describeDomain(host: LibvirtHost, uuid: string, o: {tolerant?: boolean} = {}): Promise<DomainDetails> {
   // Independent reads: one virsh round trip of time instead of two.
   const [xmlR, stateR] = await Promise.all([host.virsh(['dumpxml', uuid]), host.virsh(['domstate', uuid])]);
-  return withImages(host, xmlR.stdout, stateR.stdout);
+  return withImages(host, xmlR.stdout, stateR.stdout, o.tolerant ?? false);
 }
 
 /** The domain's details from its XML and `virsh domstate` output: `qemu-img info` of every disk, in parallel. */
-async function withImages(host: LibvirtHost, xml: string, domstate: string): Promise<DomainDetails> {
+async function withImages(host: LibvirtHost, xml: string, domstate: string, tolerant = false): Promise<DomainDetails> {
   const info = parseDomainXml(xml);
   const disks: DomainDetails['disks'] = await Promise.all(
-    info.disks.map(async (disk) =>
-      (disk.type === 'file' || disk.type === 'block') && disk.sourcePath
-        ? {disk, image: await imageInfo(host.runner, disk.sourcePath, {format: disk.driverType})}
-        : {disk},
-    ),
+    info.disks.map(async (disk) => {
+      if ((disk.type !== 'file' && disk.type !== 'block') || !disk.sourcePath) return {disk};
+      try {
+        return {disk, image: await imageInfo(host.runner, disk.sourcePath, {format: disk.driverType})};
+      } catch (err) {
+        if (!tolerant) throw err;
+        return {disk, unreadable: err instanceof Error ? err.message : String(err)};
+      }
+    }),
   );
   return {host, xml, info, state: parseDomState(domstate), disks};
 }
@@ -80,12 +88,15 @@ export function toInventoryVm(d: DomainDetails): InventoryVm {
     name: d.info.name,
     state: d.state,
     host: d.host.name,
-    disks: d.disks.map(({disk, image}) => toInventoryDisk(disk, image)),
+    disks: d.disks.map(({disk, image, unreadable}) => toInventoryDisk(disk, image, unreadable)),
   };
 }
 
-export function toInventoryDisk(disk: DomainDisk, image: ImageInfo | undefined): InventoryDisk {
+export function toInventoryDisk(disk: DomainDisk, image: ImageInfo | undefined, unreadable?: string): InventoryDisk {
   const name = disk.sourcePath ? disk.sourcePath.split('/').pop()! : disk.target;
+  if (!image && unreadable) {
+    return {key: disk.target, name, format: disk.driverType ?? 'unknown', size: 0, trackable: false, trackingNote: `its image cannot be read: ${unreadable.split('\n')[0]}`, details: {type: disk.type}};
+  }
   if (!image) {
     return {
       key: disk.target,

@@ -72,7 +72,8 @@ export class LibvirtPlatform implements PlatformAdapter {
     for (const host of this.hosts) {
       for (const uuid of await listDomainUuids(host)) {
         try {
-          out.push(toInventoryVm(await describeDomain(host, uuid)));
+          // Tolerant: a VM whose disk image is missing is listed with that disk marked, not a failed inventory.
+          out.push(toInventoryVm(await describeDomain(host, uuid, {tolerant: true})));
         } catch (err) {
           // A domain undefined between the list and its details is simply no longer there.
           if ((await host.virsh(['domstate', uuid], {allowFailure: true})).exitCode !== 0) continue;

@@ -25,6 +25,7 @@ import {isNvramDisk, MemoryDiskSink, NVRAM_KEY, writePlainFile} from '../image/p
 import type {LibvirtPlatform} from './platform.js';
 import {rewriteDomainForRestore} from './restore-xml.js';
 import {fileSafe} from '../targets/files.js';
+import {compactStamp} from '../../util/format.js';
 
 interface Planned {
   key: string;
@@ -145,7 +146,7 @@ export async function prepareLibvirtRestore(
     }
     const original = parseDomainXml(xml);
     let replacedImages: string[] = [];
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
+    const stamp = compactStamp();
     planned = disks.map((d) => {
       const src = original.disks.find((x) => x.target === d.key);
       const dir = target.storage ?? (src?.sourcePath && src.type === 'file' ? dirname(src.sourcePath) : '/var/lib/libvirt/images');
@@ -248,7 +249,7 @@ export async function prepareLibvirtRestore(
       }
       nvram = {...nvram, path: d.info.nvram.path, exclusive: false};
     }
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15);
+    const stamp = compactStamp();
     planned = disks.map((disk, i) => {
       const format = restoredFormat(disk.format);
       return {

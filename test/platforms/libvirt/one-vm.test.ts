@@ -75,4 +75,19 @@ describe('libvirt: one VM costs one VM', () => {
     await platform.close();
     expect(lines.length).toBeGreaterThan(before.find + 12);
   }, 180_000);
+
+  it('a VM whose disk image is gone is listed with that disk marked, and the inventory of the host still succeeds', async () => {
+    const broken = await createTestVm('image gone', [{target: 'vda', format: 'qcow2', sizeMiB: 1}]);
+    try {
+      await rm(broken.disks[0]!.path);
+      const platform = new LibvirtPlatform({hosts: [{name: 'local', connection: {kind: 'local'}}], scratchDir: scratch});
+      const vms = await platform.inventory();
+      await platform.close();
+      const listed = vms.find((v) => v.id === broken.uuid);
+      expect(listed?.disks[0]).toMatchObject({key: 'vda', trackable: false, trackingNote: expect.stringMatching(/^its image cannot be read: Cannot read the disk image /)});
+      expect(vms.some((v) => v.id === vm!.uuid)).toBe(true);
+    } finally {
+      await destroyTestVm(broken);
+    }
+  }, 60_000);
 });

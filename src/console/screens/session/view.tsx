@@ -93,6 +93,14 @@ function vmRows(v: SessionVm, p: VmProgress | undefined, width: number) {
       {v.restorePointId ? ` · ${v.restorePointId}` : ''}
     </Text>,
   ];
+  // Restore verification: booting now, or what the boot check found.
+  const check = v.verification;
+  if (check)
+    rows.push(
+      <Text key={`${v.id}/boot`} color={check.result === 'passed' ? 'green' : check.result === 'running' ? 'cyan' : 'yellow'} wrap="truncate-end">
+        {'    '}boot check {check.result === 'running' ? 'running' : check.result}: {check.message}
+      </Text>,
+    );
   if (v.state === 'running' || (p && !p.status))
     for (const d of disks)
       rows.push(
