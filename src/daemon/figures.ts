@@ -23,7 +23,8 @@ export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number
   return f;
 }
 
-export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: string): SessionTotals {
+/** `backupsEndedAt`: when the backups ended, if work followed them (restore verification): the rate is over the backups alone. */
+export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: string, backupsEndedAt?: string): SessionTotals {
   let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0, processingMs = 0;
   for (const vm of vms) {
     const f = vm.figures;
@@ -47,9 +48,14 @@ export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: stri
     dedupRatio: plain > 0 ? read / plain : 1,
     compressionRatio: stored > 0 ? plain / stored : 1,
     durationMs,
-    rateBytesPerSec: durationMs > 0 ? Math.round((read / durationMs) * 1000) : 0,
+    rateBytesPerSec: rateOver(read, startedAt, backupsEndedAt ?? endedAt),
     bottleneck: bottleneckOf(sourceMs, processingMs, repoMs - processingMs),
   };
+}
+
+function rateOver(bytes: number, from: string, to: string): number {
+  const ms = Math.max(0, Date.parse(to) - Date.parse(from));
+  return ms > 0 ? Math.round((bytes / ms) * 1000) : 0;
 }
 
 /** The stage that took the most time; none when nothing was timed. */

@@ -338,6 +338,7 @@ export class InstantRecoveries {
    * discards it. Recorded while it runs, so a daemon that dies meanwhile discards it at its next start.
    */
   async verify(o: {repository: string; restorePointId: string; connection?: string; timeoutMs: number; screenshotName: string; signal?: AbortSignal}): Promise<VerifyOutcome> {
+    if (!SCREENSHOT_FILE.test(`${o.screenshotName}.png`)) throw new Error(`not a screenshot file name: ${o.screenshotName}.png`);
     const repo = await this.deps.resources.repository(o.repository);
     const summary = (await repo.listRestorePoints()).find((p) => p.id === o.restorePointId);
     if (!summary) throw new UserError(`The repository has no restore point ${o.restorePointId}.`, {exitCode: ExitCode.notFound});
@@ -373,7 +374,6 @@ export class InstantRecoveries {
       let screenshot: string | undefined;
       if (seen.screenshot) {
         screenshot = `${o.screenshotName}.png`;
-        if (!SCREENSHOT_FILE.test(screenshot)) throw new Error(`not a screenshot file name: ${screenshot}`);
         const dir = screenshotDir(this.deps.stateDir);
         await mkdir(dir, {recursive: true, mode: 0o700});
         await writeFile(join(dir, screenshot), seen.screenshot, {mode: 0o600});

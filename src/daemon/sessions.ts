@@ -157,6 +157,8 @@ export class SessionManager {
     const {record, controller} = entry;
     const {signal} = controller;
     const log = (line: Omit<LogLine, 'time'>) => this.addLog(record, line);
+    /** Set when restore verification follows the backups: the session's rate is over the backups alone. */
+    let backupsEndedAt: string | undefined;
     this.publish(record);
     await this.save(record);
     await this.gate;
@@ -189,14 +191,17 @@ export class SessionManager {
         if (signal.aborted) break;
         todo = failed;
       }
-      if (job.restoreVerification.enabled && !signal.aborted) await this.verifyPoints(record, job, signal);
+      if (job.restoreVerification.enabled && !signal.aborted) {
+        backupsEndedAt = new Date().toISOString();
+        await this.verifyPoints(record, job, signal);
+      }
     } catch (err) {
       if (!signal.aborted) {
         record.reason = message(err);
         log({severity: 'error', code: 'session-failed', message: message(err)});
       }
     }
-    const final = this.finish(record, signal.aborted);
+    const final = this.finish(record, signal.aborted, backupsEndedAt);
     if (this.deps.hooks?.afterSession) {
       try {
         // The record says 'running' until retention and the report are done, so a client that
@@ -216,7 +221,8 @@ export class SessionManager {
   /**
    * Restore verification of the session's new restore points, one VM at a time (each boots a VM on
    * a host). A point that does not boot makes its VM a warning: the backup is there, but an
-   * administrator must look before trusting it.
+   * administrator must look before trusting it. What was seen is the row's `verification` and a
+   * log line (the report and the console show both), not its `reason`, which stays the backup's.
    */
   private async verifyPoints(record: SessionRecord, job: JobConfig, signal: AbortSignal): Promise<void> {
     const opt = job.restoreVerification;
@@ -242,7 +248,7 @@ export class SessionManager {
           restorePointId: row.restorePointId,
           connection,
           timeoutMs: opt.timeoutSeconds * 1000,
-          screenshotName: `${record.id}-${row.restorePointId}`.replace(/[^A-Za-z0-9._-]/g, '_'),
+          screenshotName: `${record.id}-${row.restorePointId}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 140),
           signal,
         });
         row.verification = {result: v.result, message: v.message, ...(v.signal ? {signal: v.signal} : {}), connection: v.connection, host: v.host, vmName: v.vmName, readBytes: v.readBytes, durationMs: v.durationMs, ...(v.screenshot ? {screenshot: v.screenshot} : {})};
@@ -251,7 +257,6 @@ export class SessionManager {
           this.addLog(record, {severity: 'info', code: 'verify-passed', message: `The restore point of ${row.name} boots: ${v.message} (${where}, discarded).`, vm: row.name});
         } else {
           row.state = 'warning';
-          row.reason = `backed up, but the restore point did not pass its boot check: ${v.message}`;
           this.addLog(record, {severity: v.result === 'failed' ? 'error' : 'warning', code: v.result === 'failed' ? 'verify-failed' : 'verify-warning', message: `The restore point of ${row.name} ${v.result === 'failed' ? 'did not boot' : 'booted only in part'}: ${v.message} (${where}, discarded).`, vm: row.name});
         }
       } catch (err) {
@@ -261,7 +266,6 @@ export class SessionManager {
         }
         row.verification = {result: 'failed', message: `the verification could not run: ${message(err)}`, connection};
         row.state = 'warning';
-        row.reason = `backed up, but the restore point could not be verified: ${message(err)}`;
         this.addLog(record, {severity: 'warning', code: 'verify-error', message: `The restore point of ${row.name} could not be verified: ${message(err)}`, vm: row.name});
       }
       this.publish(record);
@@ -407,7 +411,7 @@ export class SessionManager {
   }
 
   /** Closes the VMs and figures of the record and returns its final state (not yet set). */
-  private finish(record: SessionRecord, stopped: boolean): SessionRecord['state'] {
+  private finish(record: SessionRecord, stopped: boolean, backupsEndedAt?: string): SessionRecord['state'] {
     record.endedAt = new Date(Math.max(this.deps.clock.now(), Date.now())).toISOString();
     for (const v of record.vms) {
       if (v.state === 'pending' || v.state === 'waiting' || v.state === 'running') {
@@ -415,7 +419,7 @@ export class SessionManager {
         v.reason ??= stopped ? record.reason ?? 'Stopped.' : 'Not started.';
       }
     }
-    record.totals = sessionTotals(record.vms, record.startedAt, record.endedAt);
+    record.totals = sessionTotals(record.vms, record.startedAt, record.endedAt, backupsEndedAt);
     if (stopped) return 'stopped';
     if (record.reason || record.vms.some((v) => v.state === 'failed')) return 'failed';
     if (record.vms.some((v) => v.state === 'warning') || record.log.some((l) => l.severity === 'warning')) return 'warning';

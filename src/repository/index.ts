@@ -92,4 +92,5 @@ export {LocalDirectoryBackend} from './storage/local.js';
 export {MemoryBackend} from './storage/memory.js';
 export {DEFAULT_CHUNK_SIZE, FORMAT_VERSION, CONFIG_FILE} from './config-file.js';
 export {planRetention, periodKey} from './retention.js';
+export {copyRestorePoints, type CopyProgress, type CopyResult, type CopiedPoint} from './copy.js';
 export type * from './types.js';

@@ -176,6 +176,14 @@ export class Repository {
     if (!isValidName('objectId', opts.vmId)) {
       throw new UserError(`Cannot begin a restore point: the VM id ${JSON.stringify(opts.vmId)} is not a valid id (letters, digits, ".", "_", ":" and "-").`, {exitCode: ExitCode.invalidInput});
     }
+    if (opts.copyOf) {
+      if (!isValidName('pointId', opts.copyOf.id) || Number.isNaN(Date.parse(opts.copyOf.time))) {
+        throw new UserError(`Cannot copy restore point ${JSON.stringify(opts.copyOf.id)}: not a restore point id and time.`, {exitCode: ExitCode.invalidInput});
+      }
+      if ((await this.backend.stat(`${pointKey(opts.copyOf.id)}/${MANIFEST_FILE}`)) !== undefined) {
+        throw new UserError(`The repository already has restore point ${opts.copyOf.id}.`, {exitCode: ExitCode.invalidInput});
+      }
+    }
     let base: {reader: RestorePointReader} | undefined;
     if (opts.base !== undefined) {
       const reader = await this.openRestorePoint(opts.base);
@@ -195,8 +203,8 @@ export class Repository {
       hint: 'Another backup of this VM is writing to the repository. Wait for it to finish, or if its process is gone on another machine, remove the lock file named here.',
     });
     try {
-      const startedAt = new Date();
-      const id = newPointId(opts.vmName, startedAt);
+      const startedAt = opts.copyOf ? new Date(opts.copyOf.time) : new Date();
+      const id = opts.copyOf ? opts.copyOf.id : newPointId(opts.vmName, startedAt);
       let baseInfo: BaseInfo | undefined;
       if (base) {
         const m = base.reader.manifest;

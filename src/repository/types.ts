@@ -134,6 +134,11 @@ export interface BeginOptions {
    * damage the repository holds (counted as healedChunks).
    */
   checkReused?: boolean;
+  /**
+   * A copy of another repository's restore point (repository/copy.ts): it keeps that point's id
+   * and begin time, so that the copies of a point are one point in both places.
+   */
+  copyOf?: {id: string; time: string};
   /** @internal Test hooks for crash tests. */
   hooks?: WriterHooks;
 }

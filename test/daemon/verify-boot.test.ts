@@ -103,6 +103,8 @@ describe('restore verification (a job option)', () => {
     // The backup is there, but the point does not boot: a warning for the VM and the session.
     expect(row(blank).state).toBe('warning');
     expect(s.state).toBe('warning');
+    // The rate is the backups' own, not diluted by the boot checks after them (≥ 10 s here).
+    expect(s.totals.rateBytesPerSec).toBeGreaterThan(Math.round((s.totals.readBytes / s.totals.durationMs) * 1000));
     expect(s.log.filter((l) => l.code.startsWith('verify-')).map((l) => `${l.code} ${l.vm}`)).toEqual([
       `verify-started ${bootable.name}`, `verify-passed ${bootable.name}`, `verify-started ${blank.name}`, `verify-failed ${blank.name}`,
     ]);

@@ -1,0 +1,165 @@
+/**
+ * Copies restore points from one repository to another: the second copy of 3-2-1.
+ *
+ * Each point is written into the target by the target's own writer (beginRestorePoint with
+ * `copyOf`: same id and begin time), so everything a backup guarantees holds for a copy too:
+ * only chunks the target lacks are stored (chunk ids are content hashes; the writer's dedup
+ * skips the rest), the indexes go before the manifest, and the manifest is the commit — a copy
+ * that is interrupted (kill -9, a full disk) leaves no visible point, and the next run writes only
+ * what is still missing. Reading goes through the source's reader, which checks every chunk
+ * against its id: a damaged or hostile source cannot smuggle wrong data into the target.
+ *
+ * Points go oldest first per VM, so an incremental's base is in the target before it (recorded
+ * as its base there). The target's chunk size may differ from the source's: data is put in the
+ * target's chunks, zero runs recorded as zeros without reading them.
+ */
+import {UserError, ExitCode} from '../util/errors.js';
+import type {Repository} from './repository.js';
+import type {RestorePointSummary} from './types.js';
+
+export interface CopyProgress {
+  restorePoint: string;
+  vmName: string;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export interface CopiedPoint {
+  id: string;
+  vmName: string;
+  /** Chunks the target did not have, and the bytes their files took there. */
+  newChunks: number;
+  newStoredBytes: number;
+  /** Non-zero bytes read from the source. */
+  readBytes: number;
+}
+
+export interface CopyResult {
+  copied: CopiedPoint[];
+  /** Points the target already had. */
+  present: string[];
+}
+
+/** Bytes put per call: several target chunks, so a batch is worth a round trip to the chunk workers. */
+const BATCH_CHUNKS = 8;
+
+export async function copyRestorePoints(
+  source: Repository,
+  target: Repository,
+  o: {vm?: string; restorePoints?: string[]; signal?: AbortSignal; onProgress?: (p: CopyProgress) => void} = {},
+): Promise<CopyResult> {
+  if (source.id === target.id) {
+    throw new UserError(`${source.path} and ${target.path} are the same repository.`, {hint: 'Copy to another repository.', exitCode: ExitCode.invalidInput});
+  }
+  let points = await source.listRestorePoints();
+  if (o.vm !== undefined) points = points.filter((p) => p.vmId === o.vm || p.vmName === o.vm);
+  if (o.restorePoints) {
+    const unknown = o.restorePoints.filter((id) => !points.some((p) => p.id === id));
+    if (unknown.length) throw new UserError(`${source.path} has no restore point ${unknown.join(', ')}.`, {exitCode: ExitCode.notFound});
+    points = points.filter((p) => o.restorePoints!.includes(p.id));
+  }
+  if (o.vm !== undefined && points.length === 0) throw new UserError(`${source.path} has no restore point of VM ${o.vm}.`, {exitCode: ExitCode.notFound});
+  points.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id.localeCompare(b.id)));
+  const have = new Set((await target.listRestorePoints()).map((p) => p.id));
+  const result: CopyResult = {copied: [], present: []};
+  for (const p of points) {
+    o.signal?.throwIfAborted();
+    if (have.has(p.id)) {
+      result.present.push(p.id);
+      continue;
+    }
+    result.copied.push(await copyOne(source, target, p, have, o));
+    have.add(p.id);
+  }
+  return result;
+}
+
+async function copyOne(source: Repository, target: Repository, p: RestorePointSummary, have: Set<string>, o: {signal?: AbortSignal; onProgress?: (p: CopyProgress) => void}): Promise<CopiedPoint> {
+  // Held while it is read: prune keeps it, forget refuses it.
+  const hold = await source.holdRestorePoint(p.id, `a copy to ${target.path}`);
+  try {
+    const reader = await source.openRestorePoint(p.id);
+    const m = reader.manifest;
+    const w = await target.beginRestorePoint({
+      vmId: m.vm.id,
+      vmName: m.vm.name,
+      platform: m.platform,
+      copyOf: {id: m.id, time: m.time},
+      ...(m.base !== undefined && have.has(m.base) ? {base: m.base} : {}),
+      ...(m.sessionId !== undefined ? {sessionId: m.sessionId} : {}),
+      ...(m.jobId !== undefined ? {jobId: m.jobId} : {}),
+      ...(m.configuration !== undefined ? {configuration: m.configuration} : {}),
+      ...(o.signal ? {signal: o.signal} : {}),
+    });
+    const totalBytes = m.disks.reduce((a, d) => a + d.size, 0);
+    let doneBytes = 0;
+    let newChunks = 0;
+    let newStoredBytes = 0;
+    let readBytes = 0;
+    try {
+      for (const d of m.disks) {
+        const disk = await reader.openDisk(d.key);
+        const dw = await w.addDisk({key: d.key, name: d.name, size: d.size, ...(d.format !== undefined ? {format: d.format} : {}), ...(d.details !== undefined ? {details: d.details} : {})});
+        const step = w.chunkSize * BATCH_CHUNKS;
+        for (let off = 0; off < d.size; off += step) {
+          o.signal?.throwIfAborted();
+          const len = Math.min(step, d.size - off);
+          disk.prefetch(off + len, Math.min(step * 4, d.size - off - len));
+          // Runs of the batch: zeros recorded as such, data read (and checked) and put, each in whole target chunks.
+          let at = off;
+          for (const run of alignedRuns(disk.extents(off, len), off, w.chunkSize, d.size)) {
+            if (run.zero) await dw.zero(at, run.length);
+            else {
+              await dw.put(at, await disk.read(at, run.length));
+              readBytes += run.length;
+            }
+            at += run.length;
+          }
+          doneBytes += len;
+          o.onProgress?.({restorePoint: p.id, vmName: p.vmName, doneBytes, totalBytes});
+        }
+        const stats = await dw.finish();
+        newChunks += stats.newChunks;
+        newStoredBytes += stats.newStoredBytes;
+      }
+      await w.commit({...(m.checkpoint !== undefined ? {checkpoint: m.checkpoint} : {}), warnings: m.warnings});
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
+    return {id: p.id, vmName: p.vmName, newChunks, newStoredBytes, readBytes};
+  } finally {
+    await hold.release().catch(() => undefined);
+  }
+}
+
+/**
+ * The source's zero/data runs of [off, off + len) regrouped into whole target chunks: a target
+ * chunk is zero only when all of it is zero in the source. `end` is the disk's size (the last
+ * chunk may be short).
+ */
+export function alignedRuns(runs: {length: number; zero: boolean}[], off: number, chunk: number, end: number): {length: number; zero: boolean}[] {
+  const out: {length: number; zero: boolean}[] = [];
+  // Zero flag per target chunk in the window.
+  let pos = off;
+  let i = 0;
+  let left = runs[0]?.length ?? 0;
+  const total = runs.reduce((a, r) => a + r.length, 0);
+  while (pos < off + total) {
+    const size = Math.min(chunk, end - pos, off + total - pos);
+    let zero = true;
+    let need = size;
+    while (need > 0 && i < runs.length) {
+      const take = Math.min(need, left);
+      if (!runs[i]!.zero) zero = false;
+      need -= take;
+      left -= take;
+      if (left === 0) left = runs[++i]?.length ?? 0;
+    }
+    const last = out.at(-1);
+    if (last && last.zero === zero) last.length += size;
+    else out.push({length: size, zero});
+    pos += size;
+  }
+  return out;
+}
