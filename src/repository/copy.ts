@@ -10,12 +10,14 @@
  * against its id: a damaged or hostile source cannot smuggle wrong data into the target.
  *
  * Points go oldest first per VM, so an incremental's base is in the target before it (recorded
- * as its base there). The target's chunk size may differ from the source's: data is put in the
- * target's chunks, zero runs recorded as zeros without reading them.
+ * as its base there). With the same chunk size in both, the chunks whose id is the base's are not
+ * read at all (the target's writer keeps its base's, which are the same): copying an incremental
+ * reads what changed. The target's chunk size may differ from the source's: then every data chunk
+ * is read and put in the target's chunks; zero runs are recorded as zeros without reading them.
  */
 import {UserError, ExitCode} from '../util/errors.js';
 import type {Repository} from './repository.js';
-import type {RestorePointSummary} from './types.js';
+import type {DiskWriter, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
 
 export interface CopyProgress {
   restorePoint: string;
@@ -91,6 +93,9 @@ async function copyOne(source: Repository, target: Repository, p: RestorePointSu
       ...(m.configuration !== undefined ? {configuration: m.configuration} : {}),
       ...(o.signal ? {signal: o.signal} : {}),
     });
+    // An incremental whose base the target has, in the same chunk size: chunks whose id is the
+    // base's are the base's in the target too (kept by its writer without a read); the rest is read.
+    const base = m.base !== undefined && have.has(m.base) && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base) : undefined;
     const totalBytes = m.disks.reduce((a, d) => a + d.size, 0);
     let doneBytes = 0;
     let newChunks = 0;
@@ -100,20 +105,24 @@ async function copyOne(source: Repository, target: Repository, p: RestorePointSu
       for (const d of m.disks) {
         const disk = await reader.openDisk(d.key);
         const dw = await w.addDisk({key: d.key, name: d.name, size: d.size, ...(d.format !== undefined ? {format: d.format} : {}), ...(d.details !== undefined ? {details: d.details} : {})});
+        const same = await unchangedChunks(source, base, p.id, d, dw);
         const step = w.chunkSize * BATCH_CHUNKS;
         for (let off = 0; off < d.size; off += step) {
           o.signal?.throwIfAborted();
           const len = Math.min(step, d.size - off);
-          disk.prefetch(off + len, Math.min(step * 4, d.size - off - len));
-          // Runs of the batch: zeros recorded as such, data read (and checked) and put, each in whole target chunks.
-          let at = off;
-          for (const run of alignedRuns(disk.extents(off, len), off, w.chunkSize, d.size)) {
-            if (run.zero) await dw.zero(at, run.length);
-            else {
-              await dw.put(at, await disk.read(at, run.length));
-              readBytes += run.length;
+          // Runs of the batch: unchanged chunks skipped (the base's), zeros recorded as such, data
+          // read (and checked) and put, each in whole target chunks.
+          for (const part of changedParts(same, off, len, w.chunkSize)) {
+            disk.prefetch(part.offset, part.length);
+            let at = part.offset;
+            for (const run of alignedRuns(disk.extents(part.offset, part.length), part.offset, w.chunkSize, d.size)) {
+              if (run.zero) await dw.zero(at, run.length);
+              else {
+                await dw.put(at, await disk.read(at, run.length));
+                readBytes += run.length;
+              }
+              at += run.length;
             }
-            at += run.length;
           }
           doneBytes += len;
           o.onProgress?.({restorePoint: p.id, vmName: p.vmName, doneBytes, totalBytes});
@@ -131,6 +140,37 @@ async function copyOne(source: Repository, target: Repository, p: RestorePointSu
   } finally {
     await hold.release().catch(() => undefined);
   }
+}
+
+/**
+ * Per chunk of disk `d`: true when the point's chunk id is its base's (so the target's copy of
+ * the base holds it) and the target's writer keeps that base chunk (not missing there).
+ */
+async function unchangedChunks(source: Repository, base: RestorePointReader | undefined, pointId: string, d: ManifestDisk, dw: DiskWriter): Promise<Uint8Array | undefined> {
+  const bd = base?.manifest.disks.find((x) => x.key === d.key);
+  if (!base || !bd || bd.size !== d.size || !dw.hasBase) return undefined;
+  const [ids, baseIds] = [await source.diskChunkIds(pointId, d.key), await source.diskChunkIds(base.summary.id, d.key)];
+  const same = new Uint8Array(ids.length / 32);
+  for (let i = 0; i < same.length; i++) same[i] = ids.compare(baseIds, i * 32, i * 32 + 32, i * 32, i * 32 + 32) === 0 ? 1 : 0;
+  // What the target's base lacks (swept, quarantined) is read in full.
+  for (const r of await dw.missingBaseRanges()) {
+    for (let i = Math.floor(r.offset / source.chunkSize); i * source.chunkSize < r.offset + r.length && i < same.length; i++) same[i] = 0;
+  }
+  return same;
+}
+
+/** The parts of [off, off + len) whose chunks changed (all of it without `same`). */
+function changedParts(same: Uint8Array | undefined, off: number, len: number, chunk: number): {offset: number; length: number}[] {
+  if (!same) return [{offset: off, length: len}];
+  const out: {offset: number; length: number}[] = [];
+  for (let at = off; at < off + len; at += chunk) {
+    if (same[at / chunk]) continue;
+    const size = Math.min(chunk, off + len - at);
+    const last = out.at(-1);
+    if (last && last.offset + last.length === at) last.length += size;
+    else out.push({offset: at, length: size});
+  }
+  return out;
 }
 
 /**

@@ -167,6 +167,17 @@ export class Repository {
     return new RestorePointReaderImpl(this.ctx, summarize(m, await this.isProtected(id)), m);
   }
 
+  /**
+   * The chunk ids of a disk of a restore point, 32 bytes per chunk in order (the index checked
+   * against its manifest): a copy compares them with its base's to skip what did not change.
+   */
+  async diskChunkIds(id: string, key: string): Promise<Buffer> {
+    const reader = await this.openRestorePoint(id);
+    const d = reader.manifest.disks.find((x) => x.key === key);
+    if (!d) throw new UserError(`Restore point ${id} has no disk ${key}.`, {exitCode: ExitCode.notFound});
+    return loadIndexIds(this.ctx, reader.manifest, d);
+  }
+
   async beginRestorePoint(opts: BeginOptions): Promise<RestorePointWriter> {
     for (const f of ['vmId', 'vmName', 'platform'] as const) {
       if (typeof opts[f] !== 'string' || opts[f].length === 0) {

@@ -78,7 +78,7 @@ describe('bash completion', () => {
 
   it('completes command words level by level, options of the command named, and file names', async () => {
     expect(await complete('re')).toEqual(expect.arrayContaining(['repo', 'restore']));
-    expect(await complete('repo', 'c')).toEqual(['create']);
+    expect(await complete('repo', 'c')).toEqual(['copy', 'create']);
     expect(await complete('repo', 'create', '--ch')).toEqual(['--chunk-size']);
     expect(await complete('--')).toEqual(['--help', '--version']);
     expect(await complete('repo', 'create', 'vmbackup.b')).toEqual(['vmbackup.bash']);

@@ -3,7 +3,8 @@
  * their ids and times, only the chunks the target lacks stored, the manifest last — a copy killed
  * with SIGKILL leaves no visible point and the next run stores only what is still missing; every
  * copied disk reads back identical from the target; a damaged source chunk is refused, not copied.
- * The target has another chunk size than the source (data is re-cut, zero runs stay zeros).
+ * The target has another chunk size than the source (data is re-cut, zero runs stay zeros); one
+ * with the same chunk size reads only the chunks an incremental changed.
  */
 import {randomBytes} from 'node:crypto';
 import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises';
@@ -42,9 +43,9 @@ async function chunkFiles(repo: string): Promise<number> {
   return entries.filter((e) => e.isFile()).length;
 }
 
-async function sameDisks(id: string): Promise<void> {
+async function sameDisks(id: string, target = dst()): Promise<void> {
   const a = await (await openRepository(src())).openRestorePoint(id);
-  const b = await (await openRepository(dst())).openRestorePoint(id);
+  const b = await (await openRepository(target)).openRestorePoint(id);
   expect(b.summary).toMatchObject({id, vmId: a.summary.vmId, vmName: a.summary.vmName, time: a.summary.time, checkpoint: a.summary.checkpoint});
   expect(b.manifest.configuration).toEqual(a.manifest.configuration);
   for (const d of a.manifest.disks) {
@@ -84,6 +85,18 @@ describe('vmbackup repo copy', () => {
     const again = await vmbackup(['repo', 'copy', src(), dst(), '--vm', 'web 01', '--json']);
     expect(JSON.parse(again.stdout)).toEqual({copied: [], present: web});
   }, 120_000);
+
+  it('an incremental copied where its base already is, in the same chunk size, reads only the chunks that changed', async () => {
+    const same = join(dir, 'same-chunks');
+    await createRepository(same, {chunkSize: 256 * 1024});
+    const r = await vmbackup(['repo', 'copy', src(), same, '--vm', 'web 01', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const [full, inc] = (JSON.parse(r.stdout) as {copied: {id: string; readBytes: number}[]}).copied;
+    expect(full!.readBytes).toBe(MiB + 256 * 1024);
+    // 300 KiB written at 3 MiB: two chunks of 256 KiB changed, nothing else is read.
+    expect(inc!.readBytes).toBe(2 * 256 * 1024);
+    for (const id of web) await sameDisks(id, same);
+  }, 60_000);
 
   it('killed with SIGKILL in the middle: nothing visible in the target; the next run stores only the chunks still missing', async () => {
     const child = execa(process.execPath, [CLI_MAIN, 'repo', 'copy', src(), dst(), '--restore-point', big], {cwd: ROOT, reject: false});
