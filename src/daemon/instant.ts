@@ -113,7 +113,7 @@ export interface VerifyOutcome extends Omit<BootVerification, 'screenshot'> {
   screenshot?: string;
 }
 
-/** File names of screenshots: what the API serves, nothing else. */
+/** File names of screenshots: only these are written to or read back from the screenshot directory. */
 export const SCREENSHOT_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.png$/;
 /** Screenshots older than this are removed when a new one is saved. */
 const SCREENSHOT_KEEP_MS = 90 * 24 * 3600_000;

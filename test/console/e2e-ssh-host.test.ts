@@ -51,6 +51,16 @@ afterAll(async () => {
   if (dir) await rm(dir, {recursive: true, force: true});
 });
 
+/** From the job's screen: the restore wizard on the VM's newest restore point, at "where to". */
+async function restoreWizardAtWhereTo(): Promise<string> {
+  await t.keys('r');
+  await t.waitFor('point(s), latest');
+  await t.keys('Enter');
+  await t.waitFor('which restore point');
+  await t.keys('Enter');
+  return t.waitFor('where to');
+}
+
 describe('console in tmux: a remote KVM host over SSH', () => {
   it('first start → SSH host added with its host key confirmed on screen → backup → restore', async () => {
     await firstStartRepository(t, 'main', join(dir, 'repo'));
@@ -112,12 +122,7 @@ describe('console in tmux: a remote KVM host over SSH', () => {
     await t.waitFor('Enter open job');
 
     // Restore the disk to an image file and compare it with the VM's disk.
-    await t.keys('r');
-    await t.waitFor('point(s), latest');
-    await t.keys('Enter');
-    await t.waitFor('which restore point');
-    await t.keys('Enter');
-    await t.waitFor('where to');
+    await restoreWizardAtWhereTo();
     await t.keys('Down', 'Down', 'Down', 'Enter');
     await t.waitFor('Directory');
     const out = join(dir, 'restored');
@@ -137,11 +142,7 @@ describe('console in tmux: a remote KVM host over SSH', () => {
   it('then starts the VM from that restore point on the SSH host (instant recovery through the tunnel), lists it, and stops it', async () => {
     await t.keys('Escape');
     await t.waitFor('Enter open job');
-    await t.keys('r');
-    await t.waitFor('point(s), latest');
-    await t.keys('Enter');
-    await t.waitFor('which restore point');
-    await t.keys('Enter');
+    await restoreWizardAtWhereTo();
     await t.waitFor('Start it from the backup now');
     await t.keys('Down', 'Down', 'Down', 'Down', 'Down', 'Enter');
     await t.waitFor('Overlay directory');

@@ -126,6 +126,8 @@ export async function startLibvirtInstantVm(platform: LibvirtPlatform, spec: Ins
     if (fromOvf) {
       const kvm = (await host.run(['test', '-c', '/dev/kvm'], {allowFailure: true})).exitCode === 0;
       domain = domainFromOvf(source, {kvm, nvramPath: state.nvramPath ?? ''}).xml;
+      // libvirt makes the variable store when the VM starts: removed with the rest if that fails.
+      if (state.nvramPath) made.push(state.nvramPath);
     }
     if (nvramDisk && spec.nvram && original?.nvram) {
       const path = join(storage, `${fileSafe(spec.name)}-instant-${stamp}-${tag}_VARS.fd`);
