@@ -15,6 +15,7 @@ import {repoCreate} from './repo-create.js';
 import {repoForget} from './repo-forget.js';
 import {repoGc} from './repo-gc.js';
 import {repoCopy} from './repo-copy.js';
+import {repoLock} from './repo-lock.js';
 import {repoInfo} from './repo-info.js';
 import {repoList} from './repo-list.js';
 import {repoPrune} from './repo-prune.js';
@@ -41,7 +42,7 @@ export const commands: Command[] = [
   sshHostkey,
   consoleCommand,
   demoLab,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoProtect, repoUnprotect, repoForget,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoLock, repoProtect, repoUnprotect, repoForget,
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   configExport, configImport,

@@ -23,6 +23,8 @@ export const WRITERS_DIR = 'writers';
 export const LOCKS_DIR = 'locks';
 export const MANIFEST_FILE = 'manifest.json';
 export const PROTECTED_FILE = 'protected';
+/** The repository's retention lock: `{"days": N, "setAt": ISO}` (repository.ts setRetentionLock). */
+export const RETENTION_LOCK_FILE = 'retention-lock.json';
 /** points/<id>/held-<pid>-<n>.json: a live process serving the point (an export); prune and forget leave it. */
 export const HOLD_PREFIX = 'held-';
 export const BAD_MARK = '.bad';

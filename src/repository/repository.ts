@@ -14,7 +14,7 @@ import type {RepoContext} from './context.js';
 import {corrupt, ioError} from './fsio.js';
 import {collectGarbage} from './gc.js';
 import {describeSettled, settleInterruptedWriters} from './interrupted.js';
-import {CHUNKS_DIR, HOLD_PREFIX, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
+import {CHUNKS_DIR, HOLD_PREFIX, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID, PROTECTED_FILE, RETENTION_LOCK_FILE, WRITERS_DIR, pointKey, vmLockKey} from './layout.js';
 import {isAlive, parseOwner, selfOwner} from './lock.js';
 import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
@@ -244,6 +244,54 @@ export class Repository {
   }
 
   /**
+   * The retention lock: no restore point younger than `days` can be forgotten or pruned, by any
+   * interface (CLI, daemon API, console: they all come here). Undefined when there is none. A lock
+   * file that cannot be read is not "no lock": it is an error, and nothing is removed meanwhile.
+   */
+  async retentionLock(): Promise<{days: number; setAt: string} | undefined> {
+    const raw = await this.backend.get(RETENTION_LOCK_FILE, {max: 4096, what: 'the retention lock'});
+    if (raw === undefined) return undefined;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw.toString('utf8'));
+    } catch {
+      v = undefined;
+    }
+    const lock = v as {days?: unknown; setAt?: unknown} | undefined;
+    if (!lock || typeof lock.days !== 'number' || !Number.isInteger(lock.days) || lock.days < 1 || lock.days > 36500 || typeof lock.setAt !== 'string') {
+      throw corrupt(this.backend.describe(RETENTION_LOCK_FILE), 'the retention lock cannot be read; no restore point is removed until it can');
+    }
+    return {days: lock.days, setAt: lock.setAt};
+  }
+
+  /**
+   * Sets the retention lock to `days` (1–36500). It can be raised, never lowered or removed by
+   * vmbackup: whoever can run vmbackup must not be able to shorten what it protects. (On a local
+   * disk root can still delete files; only object storage with Object Lock is immutable against that.)
+   */
+  async setRetentionLock(days: number): Promise<{days: number; setAt: string}> {
+    if (!Number.isInteger(days) || days < 1 || days > 36500) throw new UserError(`A retention lock is 1 to 36500 days, not ${days}.`, {exitCode: ExitCode.invalidInput});
+    const now = await this.retentionLock();
+    if (now && days < now.days) {
+      throw new UserError(`The repository is locked for ${now.days} days; a lock can be raised, not lowered.`, {hint: `Give ${now.days} days or more.`, exitCode: ExitCode.invalidInput});
+    }
+    const lock = {days, setAt: new Date().toISOString()};
+    await this.backend.put(RETENTION_LOCK_FILE, [Buffer.from(JSON.stringify(lock))], {what: 'the retention lock'});
+    await this.backend.sync();
+    return lock;
+  }
+
+  /** Until when `time` (a restore point's) is locked (ISO, or 'unknown' when its time cannot be read), or undefined when it is not (any more). */
+  private lockedUntil(lock: {days: number} | undefined, time: string | undefined, now = Date.now()): string | undefined {
+    if (!lock) return undefined;
+    const t = time === undefined ? NaN : Date.parse(time);
+    // A point whose time cannot be read is kept: the lock must not have a way around it.
+    if (Number.isNaN(t)) return 'unknown';
+    const until = t + lock.days * 86_400_000;
+    return until > now ? new Date(until).toISOString() : undefined;
+  }
+
+  /**
    * Applies `policy` to the restore points of `vmId` (all VMs when omitted); with `only`, to just
    * the points it accepts (one job's points): the others are neither counted nor removed.
    */
@@ -257,7 +305,12 @@ export class Repository {
     const points = opts.only ? listed.filter(opts.only) : listed;
     const plan = planRetention(points, policy, opts.now ?? new Date());
     const result: PruneResult = {dryRun: opts.dryRun === true, kept: [], removed: []};
+    const lock = await this.retentionLock();
     for (const d of plan) {
+      if (!d.keep && this.lockedUntil(lock, d.time) !== undefined) {
+        result.kept.push({...d, keep: true, reasons: ['retention lock']});
+        continue;
+      }
       if (!d.keep && !opts.dryRun && (await this.isProtected(d.id))) {
         // Protected since we listed: keep it.
         result.kept.push({...d, keep: true, reasons: ['protected']});
@@ -308,6 +361,17 @@ export class Repository {
         hint: 'Garbage collection removes unfinished restore points: vmbackup repo gc <path>.',
         exitCode: ExitCode.notFound,
       });
+    }
+    const lock = await this.retentionLock();
+    if (lock) {
+      const time = await this.readManifest(id).then((m) => m?.time, () => undefined);
+      const until = this.lockedUntil(lock, time);
+      if (until !== undefined) {
+        throw new UserError(`Restore point ${id} is under the repository's retention lock (${lock.days} days): it cannot be forgotten${until === 'unknown' ? ' (its time cannot be read, so it is kept)' : ` before ${until}`}.`, {
+          hint: 'Nothing removes a locked restore point before its time, --force included; prune keeps it too.',
+          exitCode: ExitCode.invalidInput,
+        });
+      }
     }
     if ((await this.isProtected(id)) && !opts.force) {
       throw new UserError(`Restore point ${id} is protected.`, {hint: 'Remove the protection first (vmbackup repo unprotect), or forget it with --force.', exitCode: ExitCode.invalidInput});

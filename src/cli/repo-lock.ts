@@ -1,0 +1,30 @@
+import {openRepository} from '../repository/index.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import type {Command} from './command.js';
+
+export const repoLock: Command = {
+  words: ['repo', 'lock'],
+  summary: 'Set the retention lock: no restore point younger than N days can be forgotten or pruned',
+  usage: '<path> --days <N>',
+  help:
+    'The lock holds for every way in — this CLI, the daemon, the console — and for --force too. It can be\n' +
+    'raised, never lowered or removed by vmbackup. Without --days it shows the lock. On a local disk root\n' +
+    'can still delete files; only object storage with Object Lock is immutable against that.\n\n' +
+    'Examples:\n' +
+    '  vmbackup repo lock /srv/vmbackup/main --days 30\n' +
+    '  vmbackup repo lock /srv/vmbackup/main',
+  options: {days: {type: 'string'}},
+  positionals: [1, 1],
+  async run(ctx, values, [path]) {
+    const repo = await openRepository(path!);
+    if (values.days === undefined) {
+      const lock = await repo.retentionLock();
+      ctx.out.result({lock: lock ?? null}, () => (lock ? `${repo.path} is locked for ${lock.days} days (since ${lock.setAt}).` : `${repo.path} has no retention lock.`));
+      return;
+    }
+    const raw = String(values.days);
+    if (!/^\d{1,5}$/.test(raw)) throw new UserError(`--days: a whole number of days, not '${raw}'.`, {exitCode: ExitCode.usage});
+    const lock = await repo.setRetentionLock(Number(raw));
+    ctx.out.result({lock}, () => `${repo.path} is locked for ${lock.days} days: no restore point younger than that can be forgotten or pruned.`);
+  },
+};
