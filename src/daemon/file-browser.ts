@@ -22,7 +22,6 @@ export const IDLE_MS = 10 * 60_000;
 /** At most this many sessions at once (each is a small VM). */
 const MAX_SESSIONS = 4;
 
-
 interface Session {
   info: FileSessionInfo;
   files: RestorePointFiles;

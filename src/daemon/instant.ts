@@ -32,7 +32,7 @@ import type {EventHub} from './event-hub.js';
 import type {History} from './history.js';
 import type {DaemonLog} from './log.js';
 import type {Resources} from './resources.js';
-import {bad, type Restores} from './restores.js';
+import {bad, diskKeys, type Restores} from './restores.js';
 import {compactStamp} from '../util/format.js';
 
 const FILE = 'instant-recoveries.json';
@@ -91,7 +91,7 @@ export function parseInstantRequest(input: unknown): InstantStartRequest {
   const storage = optString(r, 'storage');
   if (storage !== undefined && !storage.startsWith('/')) throw bad('storage', 'an absolute directory path on the host');
   if (r.network !== undefined && typeof r.network !== 'boolean') throw bad('network', 'true or false');
-  if (r.disks !== undefined && (!Array.isArray(r.disks) || r.disks.some((d) => typeof d !== 'string'))) throw bad('disks', 'a list of disk keys');
+  const disks = diskKeys(r.disks);
   return {
     repository: r.repository,
     restorePointId: r.restorePointId,
@@ -100,7 +100,7 @@ export function parseInstantRequest(input: unknown): InstantStartRequest {
     host: optString(r, 'host'),
     storage,
     network: r.network !== false,
-    ...(r.disks ? {disks: r.disks as string[]} : {}),
+    ...(disks ? {disks} : {}),
   };
 }
 

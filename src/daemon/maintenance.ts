@@ -30,13 +30,13 @@ import type {EventHub} from './event-hub.js';
 import type {DaemonLog} from './log.js';
 import {screenshotCid, toSessionReport} from './report.js';
 import {SCREENSHOT_FILE, screenshotDir} from './instant.js';
+import type {Resources} from './resources.js';
+import type {SessionRecord} from '../api/session-model.js';
+import type {PruneReply} from '../api/contract.js';
 
 /** A report mail carries at most this many screenshots, each at most this big (a text-mode screen is a few KB). */
 const MAX_SCREENSHOTS_PER_MAIL = 10;
 const MAX_SCREENSHOT_BYTES = 1024 * 1024;
-import type {Resources} from './resources.js';
-import type {SessionRecord} from '../api/session-model.js';
-import type {PruneReply} from '../api/contract.js';
 
 export function retentionPolicy(r: RetentionConfig): RetentionPolicy {
   return {

@@ -54,6 +54,13 @@ export function bad(field: string, message: string): UserError {
   return err;
 }
 
+/** A request's optional `disks`: a list of disk keys, or undefined. */
+export function diskKeys(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((d) => typeof d !== 'string')) throw bad('disks', 'a list of disk keys');
+  return v as string[];
+}
+
 /** Checks the request's shape and turns its target into the platform's restore target. */
 export function parseRestoreRequest(input: unknown): RestoreRequest {
   const r = (input ?? {}) as Record<string, unknown>;
@@ -82,8 +89,7 @@ export function parseRestoreRequest(input: unknown): RestoreRequest {
     default:
       throw bad('target.kind', "one of 'original', 'new', 'existing-vm', 'files'");
   }
-  if (r.disks !== undefined && (!Array.isArray(r.disks) || r.disks.some((d) => typeof d !== 'string'))) throw bad('disks', 'a list of disk keys');
-  return {restorePointId: r.restorePointId, repository: r.repository, connection: str(r.connection), target, disks: r.disks as string[] | undefined};
+  return {restorePointId: r.restorePointId, repository: r.repository, connection: str(r.connection), target, disks: diskKeys(r.disks)};
 }
 
 function str(v: unknown): string | undefined {

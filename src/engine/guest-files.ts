@@ -15,10 +15,10 @@ import {join, posix} from 'node:path';
 import {isNvramDisk} from '../platforms/image/plain-file.js';
 import type {Repository, RestorePointSummary} from '../repository/index.js';
 import {GuestFs, guestPath, type GuestEntry} from '../transports/guestfish.js';
-
-export type {GuestEntry, GuestLayout} from '../transports/guestfish.js';
 import {NbdServer} from '../transports/nbd/server.js';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
+
+export type {GuestEntry, GuestLayout} from '../transports/guestfish.js';
 
 export interface RestorePointFiles {
   readonly fs: GuestFs;

@@ -115,8 +115,8 @@ export function RestoreWizard(props: ScreenProps) {
         {value: 'new', label: 'Whole VM as a new VM', hint: 'new name, host, cluster, storage'},
         {value: 'existing-vm', label: 'Chosen disks to an existing VM'},
         {value: 'files', label: 'Chosen disks to image files', hint: 'qcow2 or raw'},
-        // Instant recovery: libvirt hosts start a VM from its restore point (a libvirt VM's, or an oVirt VM's from its OVF).
         {value: 'browse' as TargetKind, label: 'Browse and copy files', hint: 'file-level restore, nothing restored first'},
+        // Instant recovery: libvirt hosts start a VM from its restore point (a libvirt VM's, or an oVirt VM's from its OVF).
         ...(s.point?.platform === 'libvirt' ? [{value: 'instant' as const, label: 'Start it from the backup now', hint: 'runs in seconds; finish moves it to storage'}] : []),
         // Cross-platform: an oVirt VM started on a libvirt host, its hardware from the OVF.
         ...(s.point?.platform === 'ovirt' && libvirt.data?.length ? [{value: 'instant' as const, label: 'Start it on a libvirt host now', hint: 'from the backup, hardware from its OVF'}] : []),
