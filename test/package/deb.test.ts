@@ -137,7 +137,10 @@ const OLD_CONFIG = {
 
 const json = async (args: string[]) => JSON.parse((await inside(['vmbackup', ...args, '--json'])).stdout);
 
-describe('the Debian package on a fresh Debian 12 under systemd, offline', () => {
+// apt, dpkg and systemd in a container take 40–100 s a step on the 2-core test machine, more when
+// the suite's heaviest files (libguestfs, VMs under TCG) run beside it: a step's time limit, not a
+// measure of speed (a hang still fails).
+describe('the Debian package on a fresh Debian 12 under systemd, offline', {timeout: 300_000}, () => {
   let sessionsBefore: {id: string; state: string}[] = [];
 
   it('installs with apt from the package alone, migrates an older configuration, and runs under systemd with READY and the watchdog', async () => {
