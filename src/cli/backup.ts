@@ -1,8 +1,8 @@
 import {backupVm} from '../engine/backup-vm.js';
-import {openRepository} from '../repository/index.js';
 import {ExitCode, isUserError, UserError} from '../util/errors.js';
 import {formatBytes, formatDuration, formatRatio} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {findVm, platformFromArgs, platformHelp, platformOptions} from './platform-args.js';
 import {terminalProgress} from './progress-view.js';
 import {onStopSignals} from './stop-signals.js';
@@ -13,6 +13,7 @@ export const backup: Command = {
   usage: '(--host <local|user@host> | --engine <url> ...) --vm <name or id> --repo <path> [--full] [--disk <key>]... [--guest-consistency]',
   help: `${platformHelp}\n\nOptions:\n  --full                 read every disk in full (an active full)\n  --disk KEY             back up only this disk (repeatable; libvirt target like vda, oVirt disk id)\n  --guest-consistency    freeze the guest's file systems through the guest agent\n\nExample:\n  vmbackup backup --host local --vm web01 --repo /srv/backup/repo1`,
   options: {
+    ...passphraseOptions,
     ...platformOptions,
     vm: {type: 'string'},
     repo: {type: 'string'},
@@ -24,7 +25,7 @@ export const backup: Command = {
     if (typeof values.vm !== 'string' || typeof values.repo !== 'string') {
       throw new UserError('Missing --vm or --repo.', {exitCode: ExitCode.usage, hint: 'vmbackup backup --host local --vm <name> --repo <path>'});
     }
-    const repository = await openRepository(values.repo);
+    const repository = await openRepo(values.repo, values);
     const platform = await platformFromArgs(values);
     const stop = onStopSignals(ctx.out, 'backup');
     try {

@@ -17,6 +17,8 @@ import {repoGc} from './repo-gc.js';
 import {repoCopy} from './repo-copy.js';
 import {repoLock} from './repo-lock.js';
 import {repoInfo} from './repo-info.js';
+import {repoKeyExport} from './repo-key.js';
+import {passphraseHelp} from './passphrase.js';
 import {repoList} from './repo-list.js';
 import {repoPrune} from './repo-prune.js';
 import {repoProtect, repoUnprotect} from './repo-protect.js';
@@ -32,7 +34,13 @@ import {ovirtCa} from './ovirt-ca.js';
 import {sshHostkey} from './ssh-hostkey.js';
 import {audit, userAdd, userList, userRemove} from './users.js';
 
-export const commands: Command[] = [
+/** Every command that opens a repository takes --passphrase-file; its help says so when it does not yet. */
+function withPassphraseHelp(c: Command): Command {
+  if (!('passphrase-file' in c.options) || /^\s*--passphrase-file/m.test(c.help ?? '')) return c;
+  return {...c, help: `${c.help ? `${c.help}\n\n` : ''}Encrypted repositories:\n${passphraseHelp}`};
+}
+
+const all: Command[] = [
   backup,
   restore,
   exportCommand,
@@ -42,9 +50,11 @@ export const commands: Command[] = [
   sshHostkey,
   consoleCommand,
   demoLab,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoLock, repoProtect, repoUnprotect, repoForget,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoKeyExport, repoLock, repoProtect, repoUnprotect, repoForget,
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   configExport, configImport,
   userAdd, userRemove, userList, audit,
   manCommand, completionCommand];
+
+export const commands: Command[] = all.map(withPassphraseHelp);

@@ -13,10 +13,10 @@
  */
 import {readFile} from 'node:fs/promises';
 import {NbdServer} from '../transports/nbd/server.js';
-import {openRepository} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatBytes} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {pickRestorePoint} from './restore.js';
 import {onStopSignals} from './stop-signals.js';
 
@@ -35,6 +35,7 @@ export const exportCommand: Command = {
     '  vmbackup export --repo /srv/vmbackup/main --vm web01 --socket /run/vmbackup-web01.sock\n' +
     "  qemu-img convert -O qcow2 'nbd+unix:///vda?socket=/run/vmbackup-web01.sock' web01-vda.qcow2",
   options: {
+    ...passphraseOptions,
     repo: {type: 'string'},
     'restore-point': {type: 'string'},
     vm: {type: 'string'},
@@ -72,7 +73,7 @@ export const exportCommand: Command = {
     const idle = values['idle-timeout'] === undefined ? undefined : Number(values['idle-timeout']);
     if (idle !== undefined && (!Number.isFinite(idle) || idle <= 0)) throw new UserError('--idle-timeout must be a number of seconds above 0.', {exitCode: ExitCode.usage});
 
-    const repo = await openRepository(values.repo);
+    const repo = await openRepo(values.repo, values);
     const summary = await pickRestorePoint(repo, values);
     const point = await repo.openRestorePoint(summary.id);
     const wanted = (values.disk as string[] | undefined) ?? point.summary.disks.map((d) => d.key);

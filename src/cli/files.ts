@@ -6,11 +6,11 @@
  *   vmbackup files ls  --repo R (--restore-point ID | --vm NAME) [--disk KEY]... [--filesystem DEV] [PATH]
  *   vmbackup files get --repo R (--restore-point ID | --vm NAME) [--disk KEY]... [--filesystem DEV] PATH... --to DIR
  */
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {rm} from 'node:fs/promises';
 import {checkDestinations, copyOut, modeString, openRestorePointFiles, type RestorePointFiles} from '../engine/guest-files.js';
-import {openRepository} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatBytes, formatTable, formatTime, terminalSafe} from '../util/format.js';
 import {privateTempDirSync} from '../util/private-dir.js';
@@ -19,6 +19,7 @@ import {pickRestorePoint} from './restore.js';
 import {onStopSignals} from './stop-signals.js';
 
 const options: OptionSpec = {
+  ...passphraseOptions,
   repo: {type: 'string'},
   'restore-point': {type: 'string'},
   vm: {type: 'string'},
@@ -35,7 +36,7 @@ const COMMON_HELP =
 /** Opens the point's files for the command, runs `fn`, and always closes (the export, the hold, guestfish). */
 async function withFiles<T>(ctx: CommandContext, values: Record<string, unknown>, fn: (f: RestorePointFiles, scratch: string) => Promise<T>): Promise<T> {
   if (typeof values.repo !== 'string') throw new UserError('Give the repository: --repo <path>.', {exitCode: ExitCode.usage});
-  const repo = await openRepository(values.repo);
+  const repo = await openRepo(values.repo, values);
   const summary = await pickRestorePoint(repo, values);
   const scratch = privateTempDirSync(join(tmpdir(), `vmbackup-${process.getuid?.() ?? 0}`), 'files-');
   const stop = onStopSignals(ctx.out, 'files');

@@ -2,6 +2,7 @@ import {createRepository} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatBytes} from '../util/format.js';
 import type {Command} from './command.js';
+import {passphraseFrom, passphraseOptions} from './passphrase.js';
 
 export function parseSize(text: string, what: string): number {
   const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(text.trim());
@@ -14,15 +15,31 @@ export function parseSize(text: string, what: string): number {
 export const repoCreate: Command = {
   words: ['repo', 'create'],
   summary: 'Create a new repository in an empty or new directory',
-  usage: '<path> [--chunk-size 1M]',
-  help: 'Options:\n  --chunk-size SIZE   chunk size, a power of two from 64K to 16M (default 1M)\n\nExample:\n  vmbackup repo create /srv/backup/repo1',
-  options: {'chunk-size': {type: 'string'}},
+  usage: '<path> [--chunk-size 1M] [--encrypt --passphrase-file F]',
+  help:
+    'Options:\n' +
+    '  --chunk-size SIZE       chunk size, a power of two from 64K to 16M (default 1M)\n' +
+    '  --encrypt               encrypt everything the repository holds (AES-256-GCM; needs --passphrase-file)\n' +
+    '  --passphrase-file FILE  the passphrase: a file of one line (8 to 1024 characters), mode 0600\n\n' +
+    'An encrypted repository can be read only with its passphrase: keep it safe, and keep the key file\n' +
+    '(vmbackup repo key export) apart from the repository. Every command that reads or writes it takes\n' +
+    '--passphrase-file.\n\n' +
+    'Examples:\n  vmbackup repo create /srv/backup/repo1\n  vmbackup repo create /mnt/offsite/repo --encrypt --passphrase-file /root/offsite.pass',
+  options: {'chunk-size': {type: 'string'}, encrypt: {type: 'boolean'}, ...passphraseOptions},
   positionals: [1, 1],
   async run(ctx, values, [path]) {
     const chunkSize = typeof values['chunk-size'] === 'string' ? parseSize(values['chunk-size'], 'Chunk size') : undefined;
-    const repo = await createRepository(path, {chunkSize});
-    ctx.out.result({path: repo.path, id: repo.id, chunkSize: repo.chunkSize, formatVersion: repo.formatVersion}, () =>
-      `Created repository ${repo.path}\n  id          ${repo.id}\n  chunk size  ${formatBytes(repo.chunkSize)}\n  format      v${repo.formatVersion}`,
+    const passphrase = await passphraseFrom(values);
+    if ((values.encrypt === true) !== (passphrase !== undefined)) {
+      throw new UserError(values.encrypt === true ? '--encrypt needs --passphrase-file.' : '--passphrase-file is for an encrypted repository: add --encrypt.', {
+        hint: 'vmbackup repo create PATH --encrypt --passphrase-file FILE',
+        exitCode: ExitCode.usage,
+      });
+    }
+    const repo = await createRepository(path, {...(chunkSize !== undefined ? {chunkSize} : {}), ...(passphrase !== undefined ? {passphrase} : {})});
+    ctx.out.result({path: repo.path, id: repo.id, chunkSize: repo.chunkSize, formatVersion: repo.formatVersion, encrypted: repo.encrypted}, () =>
+      `Created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.path}\n  id          ${repo.id}\n  chunk size  ${formatBytes(repo.chunkSize)}\n  format      v${repo.formatVersion}` +
+      (repo.encrypted ? `\n\nKeep the passphrase safe, and a copy of the key file apart from the repository:\n  vmbackup repo key export ${repo.path} --passphrase-file FILE > key.json` : ''),
     );
   },
 };

@@ -1,16 +1,16 @@
-import {openRepository} from '../repository/index.js';
 import {formatBytes} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {progressBar} from './output.js';
 
 export const repoGc: Command = {
   words: ['repo', 'gc'],
   summary: 'Garbage collection: delete chunks no restore point references (safe during backups)',
   usage: '<path>',
-  options: {},
+  options: {...passphraseOptions},
   positionals: [1, 1],
-  async run(ctx, _values, [path]) {
-    const repo = await openRepository(path);
+  async run(ctx, values, [path]) {
+    const repo = await openRepo(path, values);
     const result = await repo.gc({onProgress: (p) => ctx.out.progress(`gc ${progressBar(p.total ? p.done / p.total : 0)} ${p.phase}`)});
     ctx.out.result(result, () =>
       [

@@ -1,16 +1,16 @@
-import {openRepository} from '../repository/index.js';
 import {warnDamagedPoints} from './repo-damage.js';
 import {formatBytes, formatTable, formatTime} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 
 export const repoList: Command = {
   words: ['repo', 'list'],
   summary: 'List the restore points of a repository (optionally of one VM)',
   usage: '<path> [--vm <name or id>]',
-  options: {vm: {type: 'string'}},
+  options: {...passphraseOptions, vm: {type: 'string'}},
   positionals: [1, 1],
   async run(ctx, values, [path]) {
-    const repo = await openRepository(path);
+    const repo = await openRepo(path, values);
     await warnDamagedPoints(ctx.out, repo);
     let points = await repo.listRestorePoints();
     const vm = values.vm;

@@ -1,6 +1,6 @@
-import {openRepository} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 
 export const repoLock: Command = {
   words: ['repo', 'lock'],
@@ -13,10 +13,10 @@ export const repoLock: Command = {
     'Examples:\n' +
     '  vmbackup repo lock /srv/vmbackup/main --days 30\n' +
     '  vmbackup repo lock /srv/vmbackup/main',
-  options: {days: {type: 'string'}},
+  options: {...passphraseOptions, days: {type: 'string'}},
   positionals: [1, 1],
   async run(ctx, values, [path]) {
-    const repo = await openRepository(path!);
+    const repo = await openRepo(path!, values);
     if (values.days === undefined) {
       const lock = await repo.retentionLock();
       ctx.out.result({lock: lock ?? null}, () => (lock ? `${repo.path} is locked for ${lock.days} days (since ${lock.setAt}).` : `${repo.path} has no retention lock.`));

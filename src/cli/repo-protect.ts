@@ -1,15 +1,15 @@
-import {openRepository} from '../repository/index.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 
 function protectCommand(value: boolean): Command {
   return {
     words: ['repo', value ? 'protect' : 'unprotect'],
     summary: value ? 'Protect a restore point: retention never removes it' : 'Remove the protection of a restore point',
     usage: '<path> <restore point id>',
-    options: {},
+    options: {...passphraseOptions},
     positionals: [2, 2],
-    async run(ctx, _values, [path, id]) {
-      const repo = await openRepository(path);
+    async run(ctx, values, [path, id]) {
+      const repo = await openRepo(path, values);
       await repo.setProtected(id, value);
       ctx.out.result({id, protected: value}, () => `Restore point ${id} is ${value ? 'now protected' : 'no longer protected'}.`);
     },

@@ -1,8 +1,9 @@
-import {openRepository, type RetentionPolicy} from '../repository/index.js';
+import {type RetentionPolicy} from '../repository/index.js';
 import {warnDamagedPoints} from './repo-damage.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatTime} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 
 const KEEPS = {
   'keep-last': 'keepLast',
@@ -40,6 +41,7 @@ export const repoPrune: Command = {
   usage: '<path> [--keep-last N] [--keep-within Dd] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--vm <name or id>] [--dry-run]',
   help: 'Protected restore points are never removed and do not count against the rules.\nRun `vmbackup repo gc` afterwards to free the space.',
   options: {
+    ...passphraseOptions,
     'keep-last': {type: 'string'},
     'keep-within': {type: 'string'},
     'keep-daily': {type: 'string'},
@@ -52,7 +54,7 @@ export const repoPrune: Command = {
   positionals: [1, 1],
   async run(ctx, values, [path]) {
     const policy = parsePolicy(values);
-    const repo = await openRepository(path);
+    const repo = await openRepo(path, values);
     await warnDamagedPoints(ctx.out, repo);
     let vmId: string | undefined;
     if (typeof values.vm === 'string') {

@@ -1,7 +1,7 @@
-import {openRepository} from '../repository/index.js';
 import {ExitCode} from '../util/errors.js';
 import {formatBytes} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {progressBar} from './output.js';
 
 export const repoVerify: Command = {
@@ -11,10 +11,10 @@ export const repoVerify: Command = {
   help:
     'Damaged chunks are moved to quarantine so that the next backup of the affected VMs writes\n' +
     'them again. Exit code 14 when anything is damaged or missing.',
-  options: {'restore-point': {type: 'string', multiple: true}, vm: {type: 'string'}},
+  options: {...passphraseOptions, 'restore-point': {type: 'string', multiple: true}, vm: {type: 'string'}},
   positionals: [1, 1],
   async run(ctx, values, [path]) {
-    const repo = await openRepository(path);
+    const repo = await openRepo(path, values);
     let ids = values['restore-point'] as string[] | undefined;
     if (typeof values.vm === 'string') {
       const vm = values.vm;

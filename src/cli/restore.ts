@@ -1,9 +1,10 @@
 import {planRestoreVm, restoreVm} from '../engine/restore-vm.js';
 import type {RestoreTarget} from '../platforms/types.js';
-import {openRepository, type Repository, type RestorePointSummary} from '../repository/index.js';
+import {type Repository, type RestorePointSummary} from '../repository/index.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {formatBytes, formatDuration, formatTime} from '../util/format.js';
 import type {Command} from './command.js';
+import {openRepo, passphraseOptions} from './passphrase.js';
 import {platformFromArgs, platformHelp, platformOptions} from './platform-args.js';
 import {terminalProgress} from './progress-view.js';
 import {onStopSignals} from './stop-signals.js';
@@ -53,6 +54,7 @@ export const restore: Command = {
     `${platformHelp}\n  (--to-files needs no platform: it uses qemu-img and qemu-nbd on this machine.)\n\n` +
     `Examples:\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --to-files /var/tmp/restore\n  vmbackup restore --repo /srv/backup/repo1 --vm web01 --host local --as-vm web01-restored --storage /var/lib/libvirt/images`,
   options: {
+    ...passphraseOptions,
     ...platformOptions,
     repo: {type: 'string'},
     'restore-point': {type: 'string'},
@@ -71,7 +73,7 @@ export const restore: Command = {
   },
   async run(ctx, values) {
     if (typeof values.repo !== 'string') throw new UserError('Missing --repo <path>.', {exitCode: ExitCode.usage});
-    const repository = await openRepository(values.repo);
+    const repository = await openRepo(values.repo, values);
     const rp = await pickRestorePoint(repository, values);
     const target = targetFrom(values);
     // Image files are written on this machine whatever the platform: no hypervisor needed.

@@ -14,27 +14,41 @@
  * No CRC: every read checks the SHA-256 of the decoded plain data against the chunk id, so a
  * restore verifies each chunk end to end.
  *
+ * Version 3 (repository format 3, encrypted; crypto.ts): a 20-byte header, the encrypted body
+ * and the AES-256-GCM tag:
+ *   0  magic "VBCK" · 4 u8 chunk format version (3) · 5 u8 0 · 6 u16 reserved (0) · 8 nonce (12)
+ *   20 ciphertext of: u8 flags (bit 0 = LZ4) · 3 bytes 0 · u32 LE plain length · payload
+ *   end − 16: tag. Associated data: the 20 header bytes and the 32-byte chunk id.
+ * The id is the HMAC-SHA-256 of the plain data under the repository's id key, so ids reveal
+ * nothing; a read authenticates the file (which binds it to its id), verify also checks the HMAC.
+ *
  * The LZ4 payload is lz4-napi's block output: a u32 LE plain length, then one raw LZ4 block.
  * A chunk is stored raw (flags 0) when LZ4 does not make it smaller.
  */
-import {createHash} from 'node:crypto';
+import {createCipheriv, createDecipheriv, createHash, randomBytes} from 'node:crypto';
 import {crc32} from 'node:zlib';
 import {compressSync, uncompressSync} from 'lz4-napi';
 import {MAX_CHUNK_SIZE} from './config-file.js';
+import {keyedHash, type ChunkKeys} from './crypto.js';
 
 export const CHUNK_MAGIC = Buffer.from('VBCK', 'latin1');
 /** Header size of a version 1 chunk file. */
 export const CHUNK_HEADER_SIZE = 16;
 export const CHUNK_HEADER_SIZE_V2 = 12;
+export const CHUNK_HEADER_SIZE_V3 = 20;
 export const CHUNK_FORMAT_V1 = 1;
 export const CHUNK_FORMAT_V2 = 2;
+export const CHUNK_FORMAT_V3 = 3;
+/** What a format 3 file adds to the payload: header, the inner flags and length, the GCM tag. */
+const V3_OVERHEAD = CHUNK_HEADER_SIZE_V3 + 8 + 16;
 export const FLAG_LZ4 = 1;
 
 /** The id an index uses for an all-zero chunk; such chunks are never stored. */
 export const ZERO_ID = Buffer.alloc(32);
 
-export function chunkId(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+/** The id of a chunk: SHA-256 of its data, or with `mac` (an encrypted repository) the HMAC-SHA-256. */
+export function chunkId(data: Uint8Array, mac?: Uint8Array): Buffer {
+  return mac ? keyedHash(mac, data) : createHash('sha256').update(data).digest();
 }
 
 export function isZeroId(id: Uint8Array): boolean {
@@ -59,10 +73,11 @@ export function looksCompressible(plain: Buffer): boolean {
 
 /**
  * Compresses when that pays off and returns the header and payload to write, in the chunk
- * format `version` (1 or 2, see the module comment).
+ * format `version` (1, 2, or 3 with `enc`: the keys and the chunk's id, see the module comment).
  */
-export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2): {header: Buffer; payload: Buffer} {
-  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2) throw new Error(`cannot write chunk format version ${version}`);
+export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2, enc?: {keys: ChunkKeys; id: Uint8Array}): {header: Buffer; payload: Buffer} {
+  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2 && version !== CHUNK_FORMAT_V3) throw new Error(`cannot write chunk format version ${version}`);
+  if ((version === CHUNK_FORMAT_V3) !== (enc !== undefined)) throw new Error('chunk format 3 and only it is written with keys');
   let payload = plain;
   let flags = 0;
   if (looksCompressible(plain)) {
@@ -73,6 +88,7 @@ export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2): {
       flags = FLAG_LZ4;
     }
   }
+  if (enc) return encrypt(plain.length, flags, payload, enc.keys, enc.id);
   const header = Buffer.alloc(version === CHUNK_FORMAT_V1 ? CHUNK_HEADER_SIZE : CHUNK_HEADER_SIZE_V2);
   CHUNK_MAGIC.copy(header, 0);
   header.writeUInt8(version, 4);
@@ -82,11 +98,40 @@ export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2): {
   return {header, payload};
 }
 
+function encrypt(plainLength: number, flags: number, payload: Buffer, keys: ChunkKeys, id: Uint8Array): {header: Buffer; payload: Buffer} {
+  const header = Buffer.alloc(CHUNK_HEADER_SIZE_V3);
+  CHUNK_MAGIC.copy(header, 0);
+  header.writeUInt8(CHUNK_FORMAT_V3, 4);
+  randomBytes(12).copy(header, 8);
+  const inner = Buffer.alloc(8);
+  inner.writeUInt8(flags, 0);
+  inner.writeUInt32LE(plainLength, 4);
+  const c = createCipheriv('aes-256-gcm', keys.enc, header.subarray(8, 20));
+  c.setAAD(Buffer.concat([header, id]));
+  return {header, payload: Buffer.concat([c.update(inner), c.update(payload), c.final(), c.getAuthTag()])};
+}
+
 export class ChunkDecodeError extends Error {}
 
-/** The largest chunk file that can hold `maxPlain` bytes of plain data (raw payload, v1 header). */
+/** The largest chunk file that can hold `maxPlain` bytes of plain data (raw payload, the largest overhead: v3). */
 export function maxChunkFileSize(maxPlain: number): number {
-  return CHUNK_HEADER_SIZE + maxPlain;
+  return V3_OVERHEAD + maxPlain;
+}
+
+/** A format 3 file decrypted: its inner flags, plain length and payload (throws on damage). */
+function decrypt(file: Buffer, id: Uint8Array | string | undefined, keys: ChunkKeys | undefined): {flags: number; plainLength: number; payload: Buffer} {
+  if (!keys || id === undefined) throw new ChunkDecodeError('an encrypted chunk cannot be read without the repository key and its id');
+  if (file.length < V3_OVERHEAD) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than an encrypted chunk can be`);
+  let inner: Buffer;
+  try {
+    const d = createDecipheriv('aes-256-gcm', keys.enc, file.subarray(8, 20));
+    d.setAAD(Buffer.concat([file.subarray(0, CHUNK_HEADER_SIZE_V3), typeof id === 'string' ? Buffer.from(id, 'hex') : id]));
+    d.setAuthTag(file.subarray(file.length - 16));
+    inner = Buffer.concat([d.update(file.subarray(CHUNK_HEADER_SIZE_V3, file.length - 16)), d.final()]);
+  } catch {
+    throw new ChunkDecodeError('the encrypted chunk does not authenticate (damaged, or not the chunk of this id)');
+  }
+  return {flags: inner.readUInt8(0), plainLength: inner.readUInt32LE(4), payload: inner.subarray(8)};
 }
 
 /**
@@ -99,18 +144,23 @@ export function maxChunkFileSize(maxPlain: number): number {
  * LZ4 size prefix that claims more (an "LZ4 bomb": 20 bytes that claim 4 GiB) is refused before
  * anything is allocated for it, and so is a file larger than such a chunk can be.
  */
-export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: number = MAX_CHUNK_SIZE): Buffer {
+export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: number = MAX_CHUNK_SIZE, keys?: ChunkKeys): Buffer {
   if (file.length < CHUNK_HEADER_SIZE_V2) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
   if (file.length > maxChunkFileSize(maxPlain)) throw new ChunkDecodeError(`file is ${file.length} bytes, larger than a chunk of ${maxPlain} bytes can be`);
   if (!file.subarray(0, 4).equals(CHUNK_MAGIC)) throw new ChunkDecodeError('bad magic (not a chunk file)');
   const version = file.readUInt8(4);
-  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
-  const flags = file.readUInt8(5);
+  if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2 && version !== CHUNK_FORMAT_V3) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
+  // A repository reads only its own kind: plain chunks in an encrypted one (or the reverse) are not its chunks.
+  if ((version === CHUNK_FORMAT_V3) !== (keys !== undefined)) throw new ChunkDecodeError(`a chunk of format ${version} in ${keys ? 'an encrypted' : 'a plain'} repository`);
+  const opened = version === CHUNK_FORMAT_V3 ? decrypt(file, id, keys) : undefined;
+  const flags = opened ? opened.flags : file.readUInt8(5);
   if ((flags & ~FLAG_LZ4) !== 0) throw new ChunkDecodeError(`unknown flags 0x${flags.toString(16)}`);
-  const plainLength = file.readUInt32LE(8);
+  const plainLength = opened ? opened.plainLength : file.readUInt32LE(8);
   if (plainLength > maxPlain) throw new ChunkDecodeError(`header claims ${plainLength} bytes of data, more than the chunk size ${maxPlain}`);
   let payload: Buffer;
-  if (version === CHUNK_FORMAT_V1) {
+  if (opened) {
+    payload = opened.payload;
+  } else if (version === CHUNK_FORMAT_V1) {
     if (file.length < CHUNK_HEADER_SIZE) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
     payload = file.subarray(CHUNK_HEADER_SIZE);
     if (crc32(payload) !== file.readUInt32LE(12)) throw new ChunkDecodeError('payload checksum mismatch');

@@ -19,6 +19,7 @@ import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
 import {maxChunkFileSize} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
+import type {ChunkKeys} from './crypto.js';
 import {corrupt, ioError} from './fsio.js';
 import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, chunkKey, isChunkPrefix} from './layout.js';
 import type {StorageBackend} from './storage/backend.js';
@@ -42,6 +43,8 @@ export class ChunkStore {
     readonly formatVersion: number,
     /** The repository's chunk size: no chunk file may claim more plain data (chunk-file.ts). */
     readonly chunkSize: number = MAX_CHUNK_SIZE,
+    /** An encrypted repository's keys (crypto.ts): keyed ids, chunk format 3. */
+    readonly keys?: ChunkKeys,
   ) {}
 
   key(hex: string): string {
@@ -79,11 +82,11 @@ export class ChunkStore {
     const root = this.backend.workerRoot;
     try {
       if (root !== undefined) {
-        const r = await chunkWorkers().put(root, this.formatVersion, plain, {check: opts.check === true, fsync: this.backend.deferWorkerSync !== true});
+        const r = await chunkWorkers().put(root, this.formatVersion, plain, {check: opts.check === true, fsync: this.backend.deferWorkerSync !== true, ...(this.keys ? {keys: this.keys} : {})});
         if (r.isNew) this.backend.noteWorkerWrite?.(r.dir, r.newDir);
         return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
       }
-      const r = await chunkWorkers().encode(this.formatVersion, plain);
+      const r = await chunkWorkers().encode(this.formatVersion, plain, this.keys);
       const id = Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength);
       const hex = id.toString('hex');
       const key = this.key(hex);
@@ -131,7 +134,7 @@ export class ChunkStore {
   async check(hex: string, opts: Parameters<ChunkWorkerPool['read']>[2] = {}): Promise<ReadReply> {
     try {
       if (this.backend.workerRoot !== undefined) {
-        return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts});
+        return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, ...(this.keys ? {keys: this.keys} : {})});
       }
       let raw: Buffer | undefined;
       try {
@@ -141,7 +144,7 @@ export class ChunkStore {
         throw err;
       }
       if (raw === undefined) return {kind: 'read', status: 'missing'};
-      return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, raw});
+      return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, raw, ...(this.keys ? {keys: this.keys} : {})});
     } catch (err) {
       throw rebuilt(err);
     }

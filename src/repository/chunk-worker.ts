@@ -2,7 +2,7 @@
  * The entry of a chunk worker thread (see chunk-workers.ts): per request, the CPU and file work
  * on one chunk, synchronously, so that the main thread is left to I/O and coordination.
  *
- *   put:  SHA-256 of the plain data; touch the chunk file (utimes: it exists → reused, and GC
+ *   put:  SHA-256 of the plain data (HMAC-SHA-256 with the keys of an encrypted repository); touch the chunk file (utimes: it exists → reused, and GC
  *         keeps it); else decide compressibility, LZ4, write temp (+ fsync unless the backend
  *         syncs the file system at commit, storage/local.ts) + rename.
  *   read: read the chunk file, check it (CRC for format 1, SHA-256 = id for format 2, or always
@@ -16,6 +16,7 @@ import {setFlagsFromString} from 'node:v8';
 import {runInNewContext} from 'node:vm';
 import {parentPort, workerData} from 'node:worker_threads';
 import {ChunkDecodeError, chunkId, decodeChunk, encodeChunk, maxChunkFileSize} from './chunk-file.js';
+import type {ChunkKeys} from './crypto.js';
 import type {WorkerFailure, WorkerInit, WorkerReply, WorkerRequest} from './chunk-workers.js';
 import {tempName} from './fsio.js';
 import {chunkPath} from './layout.js';
@@ -76,11 +77,11 @@ function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: numbe
 }
 
 /** Hash and encode only: the chunk file's bytes go back for the main thread to store. */
-function encodeOnly(version: number, plain: Buffer): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function encodeOnly(version: number, plain: Buffer, keys: ChunkKeys | undefined): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   const t0 = performance.now();
-  const id = chunkId(plain);
+  const id = chunkId(plain, keys?.mac);
   const t1 = performance.now();
-  const {header, payload} = encodeChunk(plain, version);
+  const {header, payload} = encodeChunk(plain, version, keys ? {keys, id} : undefined);
   const encoded = new ArrayBuffer(header.length + payload.length);
   new Uint8Array(encoded).set(header, 0);
   new Uint8Array(encoded).set(payload, header.length);
@@ -91,15 +92,15 @@ function encodeOnly(version: number, plain: Buffer): {reply: WorkerReply; transf
   };
 }
 
-function put(root: string, version: number, plain: Buffer, check: boolean, fsync: boolean): WorkerReply {
+function put(root: string, version: number, plain: Buffer, check: boolean, fsync: boolean, keys: ChunkKeys | undefined): WorkerReply {
   const t0 = performance.now();
-  const id = chunkId(plain);
+  const id = chunkId(plain, keys?.mac);
   const hex = id.toString('hex');
   const t1 = performance.now();
   const path = chunkPath(root, hex, version);
   const now = new Date();
   let healed = false;
-  if (check && existsSync(path) && !holds(path, hex, plain)) {
+  if (check && existsSync(path) && !holds(path, hex, plain, keys)) {
     // Known bad: set it aside (verify's quarantine name) and write it again from the data in hand.
     quarantineSync(path);
     healed = true;
@@ -113,7 +114,7 @@ function put(root: string, version: number, plain: Buffer, check: boolean, fsync
     if (code(err) !== 'ENOENT') throw new IoFailure(err, path, 'touching a chunk');
   }
   const t2 = performance.now();
-  const {header, payload} = encodeChunk(plain, version);
+  const {header, payload} = encodeChunk(plain, version, keys ? {keys, id} : undefined);
   const t3 = performance.now();
   const dir = dirname(path);
   let newDir = false;
@@ -166,9 +167,9 @@ function put(root: string, version: number, plain: Buffer, check: boolean, fsync
 }
 
 /** Whether the chunk file at `path` decodes to exactly `plain` (an unreadable file does not). */
-function holds(path: string, hex: string, plain: Buffer): boolean {
+function holds(path: string, hex: string, plain: Buffer, keys: ChunkKeys | undefined): boolean {
   try {
-    return decodeChunk(readChunkFile(path, plain.length), hex, plain.length).equals(plain);
+    return decodeChunk(readChunkFile(path, plain.length), hex, plain.length, keys).equals(plain);
   } catch (err) {
     if (err instanceof ChunkDecodeError || code(err) === 'EIO' || code(err) === 'ENOENT') return false;
     throw new IoFailure(err, path, `checking chunk ${hex}`);
@@ -189,7 +190,7 @@ function quarantineSync(path: string): void {
   }
 }
 
-function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number, fetched?: ArrayBuffer): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function read(path: string, hex: string, verify: boolean, want: boolean, slot: number | undefined, maxPlain: number, keys: ChunkKeys | undefined, fetched?: ArrayBuffer): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   let raw: Buffer;
   try {
     if (fetched !== undefined && fetched.byteLength > maxChunkFileSize(maxPlain)) {
@@ -203,8 +204,8 @@ function read(path: string, hex: string, verify: boolean, want: boolean, slot: n
   }
   let plain: Buffer;
   try {
-    plain = decodeChunk(raw, hex, maxPlain);
-    if (verify && chunkId(plain).toString('hex') !== hex) throw new ChunkDecodeError('content does not match its SHA-256 id');
+    plain = decodeChunk(raw, hex, maxPlain, keys);
+    if (verify && chunkId(plain, keys?.mac).toString('hex') !== hex) throw new ChunkDecodeError(`content does not match its ${keys ? 'HMAC-SHA-256' : 'SHA-256'} id`);
   } catch (err) {
     if (err instanceof ChunkDecodeError) return {reply: {kind: 'read', status: 'damaged', detail: err.message}, transfer: []};
     throw err;
@@ -258,11 +259,11 @@ function handle(msg: WorkerRequest): void {
   try {
     if (msg.op === 'put') {
       const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
-      if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain));
-      else reply = put(msg.root, msg.version, plain, msg.check === true, msg.fsync !== false);
+      if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain, msg.keys));
+      else reply = put(msg.root, msg.version, plain, msg.check === true, msg.fsync !== false, msg.keys);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length;
     } else if (msg.op === 'read') {
-      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain, msg.raw));
+      ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain, msg.keys, msg.raw));
       lz4Bytes += init.slotSize;
     } else {
       // Tests only: a worker that dies while requests are queued on it.

@@ -27,6 +27,7 @@
 import {availableParallelism} from 'node:os';
 import {Worker} from 'node:worker_threads';
 import {MAX_CHUNK_SIZE} from './config-file.js';
+import type {ChunkKeys} from './crypto.js';
 
 export interface PutRequest {
   op: 'put';
@@ -49,6 +50,8 @@ export interface PutRequest {
    * thread to store through a backend the worker cannot reach (storage/backend.ts workerRoot).
    */
   encodeOnly?: boolean;
+  /** An encrypted repository's keys (crypto.ts): the id is keyed, the file format 3. */
+  keys?: ChunkKeys;
 }
 /** Sent once to each thread as its workerData. */
 export interface WorkerInit {
@@ -68,6 +71,8 @@ export interface ReadRequest {
   want: boolean;
   /** The repository's chunk size: a file or header that claims more is damaged (chunk-file.ts). */
   maxPlain: number;
+  /** An encrypted repository's keys. */
+  keys?: ChunkKeys;
   /**
    * With `want`: put the plain data into this shared slot (when it fits) instead of a transferred
    * ArrayBuffer; the pool copies it out to the caller's buffer before the slot is reused.
@@ -178,16 +183,16 @@ export class ChunkWorkerPool {
   }
 
   /** Hashes a chunk and stores it unless the repository has it (see chunk-worker.ts). */
-  put(root: string, version: number, plain: Uint8Array, opts: {check?: boolean; fsync?: boolean} = {}): Promise<PutReply> {
-    return this.putRequest(`storing a chunk in ${root}`, {root, version, check: opts.check === true, fsync: opts.fsync !== false}, plain);
+  put(root: string, version: number, plain: Uint8Array, opts: {check?: boolean; fsync?: boolean; keys?: ChunkKeys} = {}): Promise<PutReply> {
+    return this.putRequest(`storing a chunk in ${root}`, {root, version, check: opts.check === true, fsync: opts.fsync !== false, ...(opts.keys ? {keys: opts.keys} : {})}, plain);
   }
 
   /** Hashes and encodes a chunk in `version`'s chunk format; the reply's `encoded` is the file. */
-  encode(version: number, plain: Uint8Array): Promise<PutReply & {encoded: ArrayBuffer}> {
-    return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
+  encode(version: number, plain: Uint8Array, keys?: ChunkKeys): Promise<PutReply & {encoded: ArrayBuffer}> {
+    return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true, ...(keys ? {keys} : {})}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
   }
 
-  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; fsync?: boolean; encodeOnly?: boolean}, plain: Uint8Array): Promise<PutReply> {
+  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; fsync?: boolean; encodeOnly?: boolean; keys?: ChunkKeys}, plain: Uint8Array): Promise<PutReply> {
     return this.submit(what, (seq, slot) => {
       if (plain.length <= SLOT_SIZE) {
         new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);
@@ -205,7 +210,7 @@ export class ChunkWorkerPool {
    * the worker leaves them in the request's shared slot, so no buffer is allocated or
    * transferred per chunk (a restore's main thread spent ~1 s per 830 MiB collecting those).
    */
-  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number; maxPlain?: number; raw?: Buffer} = {}): Promise<ReadReply> {
+  read(path: string, hex: string, opts: {verify?: boolean; want?: boolean; into?: Uint8Array; from?: number; maxPlain?: number; raw?: Buffer; keys?: ChunkKeys} = {}): Promise<ReadReply> {
     const into = opts.into !== undefined ? {dest: opts.into, from: opts.from ?? 0} : undefined;
     const raw = opts.raw;
     return this.submit(
@@ -214,7 +219,7 @@ export class ChunkWorkerPool {
         // The fetched bytes go over in an ArrayBuffer of their own (a view would send its whole backing store).
         const rawCopy = raw === undefined ? undefined : new Uint8Array(raw).slice().buffer;
         return {
-          msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, maxPlain: opts.maxPlain ?? MAX_CHUNK_SIZE, ...(into ? {slot} : {}), ...(rawCopy ? {raw: rawCopy} : {})},
+          msg: {op: 'read', seq, path, hex, verify: opts.verify ?? false, want: opts.want ?? true, maxPlain: opts.maxPlain ?? MAX_CHUNK_SIZE, ...(into ? {slot} : {}), ...(rawCopy ? {raw: rawCopy} : {}), ...(opts.keys ? {keys: opts.keys} : {})},
           transfer: rawCopy ? [rawCopy] : [],
         };
       },

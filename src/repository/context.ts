@@ -3,6 +3,7 @@
  * Internal: the public face is Repository (repository.ts).
  */
 import type {ChunkStore} from './chunk-store.js';
+import type {ChunkKeys} from './crypto.js';
 import type {StorageBackend} from './storage/backend.js';
 
 export interface RepoContext {
@@ -13,4 +14,6 @@ export interface RepoContext {
   readonly formatVersion: number;
   readonly backend: StorageBackend;
   readonly store: ChunkStore;
+  /** An encrypted repository's keys (format 3, crypto.ts); indexes and manifests go through sealed-files.ts. */
+  readonly keys?: ChunkKeys;
 }

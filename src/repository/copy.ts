@@ -28,6 +28,8 @@ export interface CopyProgress {
 
 export interface CopiedPoint {
   id: string;
+  /** Its id in the target when that differs (an encrypted target). */
+  targetId?: string;
   vmName: string;
   /** Chunks the target did not have, and the bytes their files took there. */
   newChunks: number;
@@ -53,7 +55,8 @@ export async function copyRestorePoints(
   if (source.id === target.id) {
     throw new UserError(`${source.path} and ${target.path} are the same repository.`, {hint: 'Copy to another repository.', exitCode: ExitCode.invalidInput});
   }
-  let points = await source.listRestorePoints();
+  const all = await source.listRestorePoints();
+  let points = all;
   if (o.vm !== undefined) points = points.filter((p) => p.vmId === o.vm || p.vmName === o.vm);
   if (o.restorePoints) {
     const unknown = o.restorePoints.filter((id) => !points.some((p) => p.id === id));
@@ -63,31 +66,48 @@ export async function copyRestorePoints(
   if (o.vm !== undefined && points.length === 0) throw new UserError(`${source.path} has no restore point of VM ${o.vm}.`, {exitCode: ExitCode.notFound});
   points.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id.localeCompare(b.id)));
   const have = new Set((await target.listRestorePoints()).map((p) => p.id));
+  // A point's id in the target (another one in an encrypted target: ids there name no VM).
+  const times = new Map(all.map((p) => [p.id, p.time]));
+  const targetId = (id: string): string | undefined => {
+    const time = times.get(id);
+    return time === undefined ? undefined : target.copyIdFor(id, time);
+  };
   const result: CopyResult = {copied: [], present: []};
   for (const p of points) {
     o.signal?.throwIfAborted();
-    if (have.has(p.id)) {
+    const to = targetId(p.id)!;
+    if (have.has(to)) {
       result.present.push(p.id);
       continue;
     }
-    result.copied.push(await copyOne(source, target, p, have, o));
-    have.add(p.id);
+    result.copied.push(await copyOne(source, target, p, to, have, targetId, o));
+    have.add(to);
   }
   return result;
 }
 
-async function copyOne(source: Repository, target: Repository, p: RestorePointSummary, have: Set<string>, o: {signal?: AbortSignal; onProgress?: (p: CopyProgress) => void}): Promise<CopiedPoint> {
+async function copyOne(
+  source: Repository,
+  target: Repository,
+  p: RestorePointSummary,
+  to: string,
+  have: Set<string>,
+  targetId: (id: string) => string | undefined,
+  o: {signal?: AbortSignal; onProgress?: (p: CopyProgress) => void},
+): Promise<CopiedPoint> {
   // Held while it is read: prune keeps it, forget refuses it.
   const hold = await source.holdRestorePoint(p.id, `a copy to ${target.path}`);
   try {
     const reader = await source.openRestorePoint(p.id);
     const m = reader.manifest;
+    const baseTo = m.base !== undefined ? targetId(m.base) : undefined;
+    const hasBase = baseTo !== undefined && have.has(baseTo);
     const w = await target.beginRestorePoint({
       vmId: m.vm.id,
       vmName: m.vm.name,
       platform: m.platform,
-      copyOf: {id: m.id, time: m.time},
-      ...(m.base !== undefined && have.has(m.base) ? {base: m.base} : {}),
+      copyOf: {id: to, time: m.time},
+      ...(hasBase ? {base: baseTo} : {}),
       ...(m.sessionId !== undefined ? {sessionId: m.sessionId} : {}),
       ...(m.jobId !== undefined ? {jobId: m.jobId} : {}),
       ...(m.configuration !== undefined ? {configuration: m.configuration} : {}),
@@ -95,7 +115,7 @@ async function copyOne(source: Repository, target: Repository, p: RestorePointSu
     });
     // An incremental whose base the target has, in the same chunk size: chunks whose id is the
     // base's are the base's in the target too (kept by its writer without a read); the rest is read.
-    const base = m.base !== undefined && have.has(m.base) && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base) : undefined;
+    const base = m.base !== undefined && hasBase && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base) : undefined;
     const totalBytes = m.disks.reduce((a, d) => a + d.size, 0);
     let doneBytes = 0;
     let newChunks = 0;
@@ -136,7 +156,7 @@ async function copyOne(source: Repository, target: Repository, p: RestorePointSu
       await w.abort();
       throw err;
     }
-    return {id: p.id, vmName: p.vmName, newChunks, newStoredBytes, readBytes};
+    return {id: p.id, ...(to !== p.id ? {targetId: to} : {}), vmName: p.vmName, newChunks, newStoredBytes, readBytes};
   } finally {
     await hold.release().catch(() => undefined);
   }

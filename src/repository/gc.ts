@@ -21,7 +21,7 @@
  */
 import {createHash} from 'node:crypto';
 import {UserError} from '../util/errors.js';
-import {ZERO_ID, decodeChunk, maxChunkFileSize} from './chunk-file.js';
+import {ZERO_ID, chunkId, decodeChunk, maxChunkFileSize} from './chunk-file.js';
 import type {RepoContext} from './context.js';
 import {decodeIndex} from './index-file.js';
 import {describeSettled, settleInterruptedWriters} from './interrupted.js';
@@ -29,6 +29,7 @@ import {ChunkMarks} from './marks.js';
 import {BAD_MARK, CHUNK_NAME, CHUNKS_DIR, GC_LOCK_KEY, MANIFEST_FILE, POINTS_DIR, WRITERS_DIR, isChunkPrefix} from './layout.js';
 import {parseOwner} from './lock.js';
 import {MAX_MANIFEST_BYTES, parseManifest} from './manifest.js';
+import {indexContent, manifestText} from './sealed-files.js';
 import {loadIndexIds} from './reader.js';
 import type {GcOptions, GcResult} from './types.js';
 
@@ -109,8 +110,8 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     progress({phase: 'mark', done: done++, total: points.length});
     const dir = `${POINTS_DIR}/${id}`;
     const manifestKey = `${dir}/${MANIFEST_FILE}`;
-    const text = (await backend.get(manifestKey, {max: MAX_MANIFEST_BYTES, what: 'manifest'}))?.toString('utf8');
-    if (text === undefined) {
+    const raw = await backend.get(manifestKey, {max: MAX_MANIFEST_BYTES, what: 'manifest'});
+    if (raw === undefined) {
       if (live.has(id)) continue;
       if (dead.includes(id) || (await newestIn(dir)) < cutoff) {
         await backend.deleteTree(dir);
@@ -126,13 +127,13 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     };
     let m;
     try {
-      m = parseManifest(text, backend.describe(manifestKey), {dirName: id, chunkSize: ctx.chunkSize});
+      m = parseManifest(manifestText(ctx, id, raw, backend.describe(manifestKey)), backend.describe(manifestKey), {dirName: id, chunkSize: ctx.chunkSize});
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       // A damaged manifest: its chunks are still kept, read from the index files beside it (an
       // administrator may put the manifest back from a copy). GC goes on for everything else.
       result.damaged.push({restorePoint: id, detail: err.message});
-      const unknown = await markFromIndexFiles(ctx, dir, mark);
+      const unknown = await markFromIndexFiles(ctx, id, mark);
       if (unknown) result.sweepSkipped ??= `the chunks of restore point ${id} cannot be known (${unknown}); run "vmbackup repo forget ${ctx.root} ${id}" to remove it`;
       continue;
     }
@@ -182,7 +183,8 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
     },
     holds: (key: string, bytes: Buffer) => {
       try {
-        return createHash('sha256').update(decodeChunk(bytes, undefined, ctx.chunkSize)).digest('hex') === key.slice(key.lastIndexOf('/') + 1);
+        const hex = key.slice(key.lastIndexOf('/') + 1);
+        return chunkId(decodeChunk(bytes, hex, ctx.chunkSize, ctx.keys), ctx.keys?.mac).toString('hex') === hex;
       } catch {
         return false;
       }
@@ -244,13 +246,16 @@ async function run(ctx: RepoContext, opts: GcOptions): Promise<GcResult> {
  * Marks the chunks of every index file in a restore point directory whose manifest is damaged.
  * Returns why the chunks cannot all be known (an index that does not decode), or undefined.
  */
-async function markFromIndexFiles(ctx: RepoContext, dir: string, mark: (ids: Buffer) => void): Promise<string | undefined> {
+async function markFromIndexFiles(ctx: RepoContext, id: string, mark: (ids: Buffer) => void): Promise<string | undefined> {
+  const dir = `${POINTS_DIR}/${id}`;
   const files = (await ctx.backend.list(dir)).filter((e) => !e.dir && /^disk-\d+\.idx$/.test(e.name)).map((e) => e.name);
   if (files.length === 0) return 'it has no index files';
   for (const f of files) {
     const raw = await ctx.backend.get(`${dir}/${f}`, {max: MAX_INDEX_BYTES, what: 'index'}).catch(() => undefined);
     if (!raw) return `${f} is not a readable index`;
-    const decoded = decodeIndex(raw);
+    const content = indexContent(ctx, id, f, raw);
+    if ('error' in content) return `${f}: ${content.error}`;
+    const decoded = decodeIndex(content);
     if ('error' in decoded) return `${f}: ${decoded.error}`;
     mark(decoded.ids);
   }

@@ -86,11 +86,12 @@
  *   Every I/O error names the file (and chunk id or restore point); ENOSPC becomes a UserError
  *   with ExitCode.noSpace; a damaged file a UserError with ExitCode.corrupt.
  */
-export {Repository, createRepository, createRepositoryOn, openRepository, openRepositoryOn, DEFAULT_LOCK_TIMEOUT_MS} from './repository.js';
+export {Repository, createRepository, createRepositoryOn, openRepository, openRepositoryOn, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type OpenOptions} from './repository.js';
 export type {StorageBackend} from './storage/backend.js';
 export {LocalDirectoryBackend} from './storage/local.js';
 export {MemoryBackend} from './storage/memory.js';
-export {DEFAULT_CHUNK_SIZE, FORMAT_VERSION, CONFIG_FILE} from './config-file.js';
+export {DEFAULT_CHUNK_SIZE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, CONFIG_FILE} from './config-file.js';
+export {checkPassphrase} from './crypto.js';
 export {planRetention, periodKey} from './retention.js';
 export {copyRestorePoints, type CopyProgress, type CopyResult, type CopiedPoint} from './copy.js';
 export type * from './types.js';

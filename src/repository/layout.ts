@@ -15,6 +15,7 @@
  */
 import {createHash} from 'node:crypto';
 import {join} from 'node:path';
+import {keyedHash} from './crypto.js';
 import {assertName, NAME_GRAMMARS} from './names.js';
 
 export const CHUNKS_DIR = 'chunks';
@@ -65,13 +66,15 @@ export function indexFileName(n: number): string {
   return `disk-${n}.idx`;
 }
 
-export function vmLockKey(vmId: string): string {
-  // The VM id may hold any character; a hash gives a safe, fixed-length name.
-  return `${LOCKS_DIR}/vm-${createHash('sha256').update(vmId).digest('hex').slice(0, 24)}.lock`;
+export function vmLockKey(vmId: string, mac?: Uint8Array): string {
+  // The VM id may hold any character; a hash gives a safe, fixed-length name (keyed in an
+  // encrypted repository, so the name does not tell which VM it is).
+  const h = mac ? keyedHash(mac, vmId) : createHash('sha256').update(vmId).digest();
+  return `${LOCKS_DIR}/vm-${h.toString('hex').slice(0, 24)}.lock`;
 }
 
-export function vmLockPath(root: string, vmId: string): string {
-  return join(root, vmLockKey(vmId));
+export function vmLockPath(root: string, vmId: string, mac?: Uint8Array): string {
+  return join(root, vmLockKey(vmId, mac));
 }
 
 export const GC_LOCK_KEY = `${LOCKS_DIR}/gc.lock`;

@@ -15,6 +15,7 @@ import type {RepoContext} from './context.js';
 import {corrupt} from './fsio.js';
 import {chunkCount, decodeIndex, INDEX_HEADER_SIZE} from './index-file.js';
 import {pointKey} from './layout.js';
+import {indexContent, storedSize} from './sealed-files.js';
 import type {ChunkMapEntry, DiskReader, Manifest, ManifestDisk, RestorePointReader, RestorePointSummary} from './types.js';
 
 /** Chunks read ahead by stream(); bounds memory to about this many chunks. */
@@ -30,15 +31,17 @@ export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDis
   const file = ctx.backend.describe(key);
   // The manifest is untrusted: its claimed size decides the index size, and the file must be
   // exactly that big before it is read (a hostile repository must not choose what we allocate).
-  const expected = INDEX_HEADER_SIZE + 32 * chunkCount(d.size, m.chunkSize);
+  const expected = storedSize(ctx, INDEX_HEADER_SIZE + 32 * chunkCount(d.size, m.chunkSize));
   if (d.indexBytes !== expected) throw corrupt(file, `the manifest records ${d.indexBytes} index bytes for disk ${d.key}, its size needs ${expected}`);
   const raw = await ctx.backend.get(key, {max: expected, what: 'index'});
   if (raw === undefined) throw corrupt(file, `the index of disk ${d.key} is missing`);
-  const decoded = decodeIndex(raw);
-  if ('error' in decoded) throw corrupt(file, decoded.error);
   if (raw.length !== d.indexBytes || createHash('sha256').update(raw).digest('hex') !== d.indexSha256) {
     throw corrupt(file, 'the index does not match the checksum recorded in the manifest');
   }
+  const content = indexContent(ctx, m.id, d.index, raw);
+  if ('error' in content) throw corrupt(file, content.error);
+  const decoded = decodeIndex(content);
+  if ('error' in decoded) throw corrupt(file, decoded.error);
   if (decoded.size !== d.size || decoded.chunkSize !== m.chunkSize) {
     throw corrupt(file, `the index describes size ${decoded.size} / chunk size ${decoded.chunkSize}, the manifest ${d.size} / ${m.chunkSize}`);
   }

@@ -9,7 +9,7 @@ import {chmod, mkdir, readdir, stat} from 'node:fs/promises';
 import {join, resolve} from 'node:path';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import {ChunkStore} from './chunk-store.js';
-import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_VERSIONS, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
+import {CONFIG_FILE, DEFAULT_CHUNK_SIZE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, FORMAT_VERSIONS, REPOSITORY_FORMAT, type RepositoryConfig, parseConfig, serializeConfig, validateChunkSize} from './config-file.js';
 import type {RepoContext} from './context.js';
 import {corrupt, ioError} from './fsio.js';
 import {collectGarbage} from './gc.js';
@@ -19,7 +19,9 @@ import {isAlive, parseOwner, selfOwner} from './lock.js';
 import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
-import {isValidName, newPointId} from './names.js';
+import {compactTime, isValidName, newPointId} from './names.js';
+import {manifestText} from './sealed-files.js';
+import {keyedHash, newEncryption, unlock, type ChunkKeys} from './crypto.js';
 import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
 import {planRetention, validatePolicy} from './retention.js';
 import {repositoryStats} from './stats.js';
@@ -57,14 +59,50 @@ export class Repository {
 
   readonly backend: StorageBackend;
 
-  /** Use openRepository / createRepository (or the ...On forms for another backend). */
-  constructor(backend: StorageBackend, config: RepositoryConfig) {
+  private readonly config: RepositoryConfig;
+
+  /** Use openRepository / createRepository (or the ...On forms for another backend). `keys`: an encrypted repository's, unlocked. */
+  constructor(backend: StorageBackend, config: RepositoryConfig, keys?: ChunkKeys) {
+    if ((config.encryption !== undefined) !== (keys !== undefined)) throw new Error('an encrypted repository is opened with its keys, a plain one without');
     this.backend = backend;
+    this.config = config;
     this.path = backend.location;
     this.id = config.id;
     this.chunkSize = config.chunkSize;
     this.formatVersion = config.version;
-    this.ctx = {root: this.path, id: config.id, chunkSize: config.chunkSize, formatVersion: config.version, backend, store: new ChunkStore(backend, config.version, config.chunkSize)};
+    this.ctx = {
+      root: this.path,
+      id: config.id,
+      chunkSize: config.chunkSize,
+      formatVersion: config.version,
+      backend,
+      store: new ChunkStore(backend, config.version, config.chunkSize, keys),
+      ...(keys ? {keys} : {}),
+    };
+  }
+
+  /** Whether the repository is encrypted (format 3): its data, indexes and manifests are readable only with its passphrase. */
+  get encrypted(): boolean {
+    return this.ctx.keys !== undefined;
+  }
+
+  /**
+   * The configuration as a key file to keep apart (export): it holds the wrapped master key, so
+   * with it and the passphrase the repository can be read even if its own configuration is lost.
+   */
+  keyFile(): string {
+    if (!this.config.encryption) throw new UserError(`The repository ${this.path} is not encrypted: it has no key.`, {exitCode: ExitCode.invalidInput});
+    return serializeConfig(this.config);
+  }
+
+  /**
+   * The id a copy of source point `id` (taken at `time`) gets here: the same id, except in an
+   * encrypted repository, where ids carry no VM name — a keyed digest of the source's id stands
+   * for it, so the next copy finds it again.
+   */
+  copyIdFor(id: string, time: string): string {
+    if (!this.ctx.keys) return id;
+    return `vm-${compactTime(new Date(time))}-${keyedHash(this.ctx.keys.mac, `copy ${id}`).toString('hex').slice(0, 6)}`;
   }
 
   /**
@@ -100,7 +138,7 @@ export class Repository {
     const key = `${pointKey(id)}/${MANIFEST_FILE}`;
     const raw = await this.backend.get(key, {max: MAX_MANIFEST_BYTES, what: 'manifest'});
     if (raw === undefined) return undefined;
-    return parseManifest(raw.toString('utf8'), this.backend.describe(key), {dirName: id, chunkSize: this.chunkSize});
+    return parseManifest(manifestText(this.ctx, id, raw, this.backend.describe(key)), this.backend.describe(key), {dirName: id, chunkSize: this.chunkSize});
   }
 
   private async isProtected(id: string): Promise<boolean> {
@@ -133,7 +171,8 @@ export class Repository {
   async holdRestorePoint(id: string, purpose = 'an export'): Promise<{release(): Promise<void>}> {
     await this.openRestorePoint(id);
     const key = `${pointKey(id)}/${HOLD_PREFIX}${process.pid}-${++holdSeq}.json`;
-    await this.backend.put(key, [Buffer.from(JSON.stringify(selfOwner(purpose)))], {what: 'a hold of a restore point'});
+    // An encrypted repository names nothing of its VMs in the clear: the purpose stays generic.
+    await this.backend.put(key, [Buffer.from(JSON.stringify(selfOwner(this.encrypted ? 'a vmbackup process' : purpose)))], {what: 'a hold of a restore point'});
     await this.backend.sync();
     let released = false;
     return {
@@ -206,8 +245,8 @@ export class Repository {
       if (reader.manifest.chunkSize !== this.chunkSize) throw new Error(`base ${opts.base} has chunk size ${reader.manifest.chunkSize}`);
       base = {reader};
     }
-    const lock = await this.backend.lock(vmLockKey(opts.vmId), {
-      purpose: `backup of VM ${opts.vmName}`,
+    const lock = await this.backend.lock(vmLockKey(opts.vmId, this.ctx.keys?.mac), {
+      purpose: this.encrypted ? 'a backup' : `backup of VM ${opts.vmName}`,
       timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
       ...(opts.signal ? {signal: opts.signal} : {}),
       what: `backup of VM "${opts.vmName}" in repository ${this.path}`,
@@ -215,7 +254,8 @@ export class Repository {
     });
     try {
       const startedAt = opts.copyOf ? new Date(opts.copyOf.time) : new Date();
-      const id = opts.copyOf ? opts.copyOf.id : newPointId(opts.vmName, startedAt);
+      // In an encrypted repository the id (a directory name) carries no slug of the VM's name.
+      const id = opts.copyOf ? opts.copyOf.id : newPointId(this.encrypted ? 'vm' : opts.vmName, startedAt);
       let baseInfo: BaseInfo | undefined;
       if (base) {
         const m = base.reader.manifest;
@@ -424,13 +464,28 @@ export class Repository {
   }
 }
 
+/** How a repository is made: chunk size, format version, and a passphrase for an encrypted one. */
+export interface CreateOptions {
+  chunkSize?: number;
+  /** An older format (tests and benchmarks that compare formats; an older vmbackup reads only its own). */
+  formatVersion?: number;
+  /** Makes an encrypted repository (format 3, crypto.ts) whose key this passphrase unwraps. */
+  passphrase?: string;
+}
+
+/** How a repository is opened: the passphrase of an encrypted one (ignored by a plain one). */
+export interface OpenOptions {
+  passphrase?: string;
+}
+
 /**
- * Creates a repository in the newest format (FORMAT_VERSION) in a local directory. `formatVersion`
- * makes an older one (tests and benchmarks that compare formats; an older vmbackup reads only its own).
+ * Creates a repository in the newest format (FORMAT_VERSION) in a local directory, or an
+ * encrypted one (ENCRYPTED_FORMAT_VERSION) when a passphrase is given.
  */
-export async function createRepository(path: string, opts: {chunkSize?: number; formatVersion?: number} = {}): Promise<Repository> {
+export async function createRepository(path: string, opts: CreateOptions = {}): Promise<Repository> {
   const root = resolve(path);
   const config = newConfig(opts);
+  const keys = await encryptionFor(config, opts);
   let existing: string[] = [];
   try {
     existing = await readdir(root);
@@ -458,41 +513,53 @@ export async function createRepository(path: string, opts: {chunkSize?: number; 
   } catch (err) {
     throw ioError(err, root, 'creating a repository');
   }
-  return writeConfig(new LocalDirectoryBackend(root), config);
+  return writeConfig(new LocalDirectoryBackend(root), config, keys);
 }
 
 /** Creates a repository on any storage backend (which must hold nothing yet). */
-export async function createRepositoryOn(backend: StorageBackend, opts: {chunkSize?: number; formatVersion?: number} = {}): Promise<Repository> {
+export async function createRepositoryOn(backend: StorageBackend, opts: CreateOptions = {}): Promise<Repository> {
   const config = newConfig(opts);
   if ((await backend.list('')).length > 0) {
     throw new UserError(`Cannot create a repository at ${backend.location}: it is not empty.`, {hint: 'Choose a new or empty location.', exitCode: ExitCode.invalidInput});
   }
-  return writeConfig(backend, config);
+  return writeConfig(backend, config, await encryptionFor(config, opts));
 }
 
-function newConfig(opts: {chunkSize?: number; formatVersion?: number}): RepositoryConfig {
+function newConfig(opts: CreateOptions): RepositoryConfig {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   validateChunkSize(chunkSize);
-  const version = opts.formatVersion ?? FORMAT_VERSION;
+  const version = opts.formatVersion ?? (opts.passphrase !== undefined ? ENCRYPTED_FORMAT_VERSION : FORMAT_VERSION);
   if (!FORMAT_VERSIONS.includes(version)) {
-    throw new UserError(`Cannot create a repository in format version ${version}: this vmbackup writes versions ${FORMAT_VERSIONS.join(' and ')}.`, {
+    throw new UserError(`Cannot create a repository in format version ${version}: this vmbackup writes versions ${FORMAT_VERSIONS.join(', ')}.`, {
       hint: 'Leave the format version at its default.',
       exitCode: ExitCode.invalidInput,
     });
   }
-  return {format: REPOSITORY_FORMAT, version, id: randomUUID(), chunkSize, hash: 'sha256', compression: 'lz4', created: new Date().toISOString()};
+  if ((version === ENCRYPTED_FORMAT_VERSION) !== (opts.passphrase !== undefined)) {
+    throw new UserError(`Format version ${ENCRYPTED_FORMAT_VERSION} is the encrypted format: it is made with a passphrase, and only it.`, {exitCode: ExitCode.invalidInput});
+  }
+  const encrypted = version === ENCRYPTED_FORMAT_VERSION;
+  return {format: REPOSITORY_FORMAT, version, id: randomUUID(), chunkSize, hash: encrypted ? 'hmac-sha256' : 'sha256', compression: 'lz4', created: new Date().toISOString()};
 }
 
-async function writeConfig(backend: StorageBackend, config: RepositoryConfig): Promise<Repository> {
+/** For a new encrypted repository: a master key wrapped under the passphrase, recorded in `config`. */
+async function encryptionFor(config: RepositoryConfig, opts: CreateOptions): Promise<ChunkKeys | undefined> {
+  if (opts.passphrase === undefined) return undefined;
+  const {record, keys} = await newEncryption(opts.passphrase, config.id);
+  config.encryption = record;
+  return keys;
+}
+
+async function writeConfig(backend: StorageBackend, config: RepositoryConfig, keys: ChunkKeys | undefined): Promise<Repository> {
   await backend.put(CONFIG_FILE, [Buffer.from(serializeConfig(config))], {what: 'the repository configuration'});
   await backend.sync();
-  return new Repository(backend, config);
+  return new Repository(backend, config, keys);
 }
 
 /** Opens the repository in a local directory. */
-export async function openRepository(path: string): Promise<Repository> {
+export async function openRepository(path: string, opts: OpenOptions = {}): Promise<Repository> {
   const root = resolve(path);
-  const repo = await openRepositoryOn(new LocalDirectoryBackend(root));
+  const repo = await openRepositoryOn(new LocalDirectoryBackend(root), opts);
   // A copied repository may lack empty directories (some copy tools skip them).
   for (const d of [CHUNKS_DIR, POINTS_DIR]) {
     try {
@@ -508,7 +575,7 @@ export async function openRepository(path: string): Promise<Repository> {
 }
 
 /** Opens the repository on a storage backend. */
-export async function openRepositoryOn(backend: StorageBackend): Promise<Repository> {
+export async function openRepositoryOn(backend: StorageBackend, opts: OpenOptions = {}): Promise<Repository> {
   const root = backend.location;
   let raw: Buffer | undefined;
   try {
@@ -530,5 +597,7 @@ export async function openRepositoryOn(backend: StorageBackend): Promise<Reposit
       exitCode: ExitCode.notARepository,
     });
   }
-  return new Repository(backend, parseConfig(raw.toString('utf8'), root));
+  const config = parseConfig(raw.toString('utf8'), root);
+  const keys = config.encryption ? await unlock(config.encryption, opts.passphrase, config.id, root) : undefined;
+  return new Repository(backend, config, keys);
 }

@@ -32,6 +32,7 @@ import {MANIFEST_FILE, PROTECTED_FILE, indexFileName, pointKey, writerJournalKey
 import {BOOT_ID, type RegistrationSync} from './interrupted.js';
 import {type Lock, selfOwner} from './lock.js';
 import {MANIFEST_FORMAT, MANIFEST_VERSION, serializeManifest, summarize} from './manifest.js';
+import {storedIndex, storedManifest} from './sealed-files.js';
 import type {
   BeginOptions,
   ByteRange,
@@ -131,10 +132,15 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     this.dir = pointKey(id);
   }
 
+  /** The VM's id in the registration (for an administrator's eyes); an encrypted repository names no VM in the clear. */
+  private vmIdField(): {vmId?: string} {
+    return this.ctx.keys ? {} : {vmId: this.opts.vmId};
+  }
+
   /** Registers the writer (durably, before any chunk is touched); called once by Repository.beginRestorePoint. */
   async start(): Promise<void> {
     const backend = this.ctx.backend;
-    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), vmId: this.opts.vmId, ...this.registrationSync()}))]);
+    await backend.put(writerKey(this.id), [Buffer.from(JSON.stringify({...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), ...this.vmIdField(), ...this.registrationSync()}))]);
     await backend.sync();
   }
 
@@ -223,7 +229,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
 
   private async writeManifest(m: Manifest): Promise<void> {
     const hook = this.opts.hooks?.beforeManifestRename;
-    await this.ctx.backend.put(`${this.dir}/${MANIFEST_FILE}`, [Buffer.from(serializeManifest(m))], {what: 'the restore point manifest', ...(hook ? {beforeVisible: hook} : {})});
+    await this.ctx.backend.put(`${this.dir}/${MANIFEST_FILE}`, [storedManifest(this.ctx, this.id, serializeManifest(m))], {what: 'the restore point manifest', ...(hook ? {beforeVisible: hook} : {})});
     await this.ctx.backend.sync();
   }
 
@@ -240,7 +246,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
     // (a start time no process has), so that the next writer or GC settles it (interrupted.ts)
     // and GC's cut-off is not held back by a writer that is gone.
     if (!(await this.ctx.backend.sync().then(() => true, () => false))) {
-      const reg = {...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), pidStart: 'abandoned', vmId: this.opts.vmId, ...this.registrationSync()};
+      const reg = {...selfOwner(`backup ${this.id}`, this.startedAt.getTime()), pidStart: 'abandoned', ...this.vmIdField(), ...this.registrationSync()};
       await this.ctx.backend.put(writerKey(this.id), [Buffer.from(JSON.stringify(reg))]).catch(() => undefined);
       await this.vmLock.release().catch(() => undefined);
       return;
@@ -427,7 +433,8 @@ class DiskWriterImpl implements DiskWriter {
     if (!this.hasBase) for (let i = 0; i < this.count; i++) if (!this.written[i]) this.stats.zeroBytes += this.chunkLen(i);
     const header = encodeIndexHeader(this.size, this.rp.chunkSize, this.ids);
     const name = indexFileName(this.n);
-    await this.rp.ctx.backend.put(`${this.rp.dir}/${name}`, [header, this.ids], {what: `the index of disk ${this.key}`});
+    const stored = storedIndex(this.rp.ctx, this.rp.id, name, header, this.ids);
+    await this.rp.ctx.backend.put(`${this.rp.dir}/${name}`, stored, {what: `the index of disk ${this.key}`});
     this.record = {
       key: this.spec.key,
       name: this.spec.name,
@@ -435,8 +442,8 @@ class DiskWriterImpl implements DiskWriter {
       ...(this.spec.format !== undefined ? {format: this.spec.format} : {}),
       ...(this.spec.details !== undefined ? {details: this.spec.details} : {}),
       index: name,
-      indexSha256: createHash('sha256').update(header).update(this.ids).digest('hex'),
-      indexBytes: header.length + this.ids.length,
+      indexSha256: stored.reduce((h, part) => h.update(part), createHash('sha256')).digest('hex'),
+      indexBytes: stored.reduce((n, part) => n + part.length, 0),
       stats: {...this.stats},
     };
     return this.record;

@@ -31,6 +31,8 @@ export const ExitCode = {
   invalidInput: 17,
   /** The disk or file system reported an I/O error (a failed write-back, a failing disk). */
   ioFailed: 18,
+  /** The repository is encrypted and its passphrase is missing or wrong. */
+  passphrase: 19,
   /** A host, engine or server cannot be reached or refused the connection. */
   unreachable: 20,
   /** Authentication failed (password, token, SSH key). */
@@ -61,6 +63,7 @@ export const EXIT_CODE_MEANINGS: Record<ExitCodeValue, string> = {
   16: 'something named does not exist (restore point, VM, disk)',
   17: 'an invalid input value (a flag or a configuration field)',
   18: 'the disk or file system reported an I/O error',
+  19: 'the repository is encrypted and its passphrase is missing or wrong',
   20: 'a host, engine or server cannot be reached or refused the connection',
   21: 'authentication failed (password, token, SSH key)',
   22: 'a TLS certificate or SSH host key could not be verified',
