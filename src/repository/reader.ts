@@ -35,13 +35,14 @@ export async function loadIndexIds(ctx: RepoContext, m: Manifest, d: ManifestDis
   if (d.indexBytes !== expected) throw corrupt(file, `the manifest records ${d.indexBytes} index bytes for disk ${d.key}, its size needs ${expected}`);
   const raw = await ctx.backend.get(key, {max: expected, what: 'index'});
   if (raw === undefined) throw corrupt(file, `the index of disk ${d.key} is missing`);
-  if (raw.length !== d.indexBytes || createHash('sha256').update(raw).digest('hex') !== d.indexSha256) {
-    throw corrupt(file, 'the index does not match the checksum recorded in the manifest');
-  }
+  // Its own structure first (a truncated file is named as such), then the manifest's checksum.
   const content = indexContent(ctx, m.id, d.index, raw);
   if ('error' in content) throw corrupt(file, content.error);
   const decoded = decodeIndex(content);
   if ('error' in decoded) throw corrupt(file, decoded.error);
+  if (raw.length !== d.indexBytes || createHash('sha256').update(raw).digest('hex') !== d.indexSha256) {
+    throw corrupt(file, 'the index does not match the checksum recorded in the manifest');
+  }
   if (decoded.size !== d.size || decoded.chunkSize !== m.chunkSize) {
     throw corrupt(file, `the index describes size ${decoded.size} / chunk size ${decoded.chunkSize}, the manifest ${d.size} / ${m.chunkSize}`);
   }

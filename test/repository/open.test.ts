@@ -26,7 +26,7 @@ describe('create, open, import', () => {
     const v1 = await createRepository(join(s.dir, 'v1'), {formatVersion: 1});
     expect(JSON.parse(await readFile(join(v1.path, 'vmbackup-repository.json'), 'utf8')).version).toBe(1);
     expect((await openRepository(v1.path)).formatVersion).toBe(1);
-    await expect(createRepository(join(s.dir, 'v3'), {formatVersion: 3})).rejects.toMatchObject({exitCode: ExitCode.invalidInput, message: expect.stringMatching(/format version 3/)});
+    await expect(createRepository(join(s.dir, 'v4'), {formatVersion: 4})).rejects.toMatchObject({exitCode: ExitCode.invalidInput, message: expect.stringMatching(/format version 4/)});
   });
 
   it('defaults to 1 MiB chunks and refuses sizes that are not a power of two', async () => {
@@ -75,10 +75,10 @@ describe('create, open, import', () => {
     const repo = await createRepository(join(s.dir, 'new'));
     const file = join(repo.path, 'vmbackup-repository.json');
     const cfg = JSON.parse(await readFile(file, 'utf8'));
-    await writeFile(file, JSON.stringify({...cfg, version: 3}));
+    await writeFile(file, JSON.stringify({...cfg, version: 4}));
     const err = (await openRepository(repo.path).catch((e: unknown) => e)) as UserError;
     expect(err.exitCode).toBe(ExitCode.unsupportedVersion);
     expect(err.message).toContain(repo.path);
-    expect(err.message).toContain('version 3');
+    expect(err.message).toContain('version 4');
   });
 });
