@@ -23,6 +23,15 @@ export const repositorySchema = z.object({
   path: absolutePath(),
   /** When the health check (verify) of this repository runs. Default: Sundays at 04:00. */
   healthCheck: scheduleSchema.default({kind: 'daily', at: '04:00', days: ['sun']}),
+  /**
+   * The passphrase of an encrypted repository (repository/crypto.ts). A new repository at `path`
+   * is made encrypted with it; an existing one must be encrypted and open with it.
+   */
+  passphrase: secret()
+    .min(8, {error: 'must be at least 8 characters'})
+    .max(1024, {error: 'must be at most 1024 characters'})
+    .regex(/^[^\r\n]*$/, {error: 'must be one line'})
+    .optional(),
 });
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 

@@ -13,6 +13,8 @@ export const REDACTED = '••••';
 /** Paths of secret fields, per kind of object. */
 const SECRET_PATHS: Record<string, string[][]> = {
   connections: [['password']],
+  // An encrypted repository's passphrase: it never leaves the appliance; kept for the same path only.
+  repositories: [['passphrase']],
   email: [['auth', 'password']],
   // A chat webhook's URL is its credential; the signing key is a secret shared with the receiver.
   webhooks: [['url'], ['secret']],
@@ -50,6 +52,8 @@ export function redact<T>(kind: string, obj: T): T {
  * for the same endpoint; a caller who changes any of these must type the secret again.
  */
 const ENDPOINT: Record<string, (o: unknown) => unknown[]> = {
+  // A repository's passphrase belongs to the repository at its path.
+  repositories: (o) => [text(get(o, ['path']))],
   // The engine: its URL, the user, and the CA that decides which server is the engine.
   connections: (o) => [text(get(o, ['url'])), text(get(o, ['user'])), text(get(o, ['caPem']))],
   // The receiver: its URL (a "••••" URL stands for the stored one) and the CA that may vouch for it.
@@ -98,10 +102,11 @@ export function keepSecrets(kind: string, input: unknown, stored: unknown): unkn
     }
     const endpoint = ENDPOINT[kind];
     if (stored !== undefined && endpoint && JSON.stringify(endpoint(resolved)) !== JSON.stringify(endpoint(stored))) {
-      const other = kind === 'email' ? 'mail server, port, login or TLS setting' : kind === 'webhooks' ? 'webhook URL or CA' : 'engine URL, user or CA';
+      const other = kind === 'email' ? 'mail server, port, login or TLS setting' : kind === 'webhooks' ? 'webhook URL or CA' : kind === 'repositories' ? 'repository path' : 'engine URL, user or CA';
+      const what = kind === 'webhooks' ? 'secret' : kind === 'repositories' ? 'passphrase' : 'password';
       throw new ConfigError(
-        [{field: path.join('.'), message: `the stored ${kind === 'webhooks' ? 'secret' : 'password'} belongs to another ${other} and is not sent anywhere else`}],
-        `Type the ${kind === 'webhooks' ? 'secret' : 'password'} again for the new settings.`,
+        [{field: path.join('.'), message: `the stored ${what} belongs to another ${other} and is not used for anything else`}],
+        `Type the ${what} again for the new settings.`,
       );
     }
     set(copy, path, get(stored, path));

@@ -99,8 +99,10 @@ export class ConfigurationService {
 
   async update(c: Collection, id: string, input: unknown): Promise<unknown> {
     if (c === 'repositories') {
-      const cfg = parseConfig(repositorySchema, input !== null && typeof input === 'object' ? {...input, id} : input, 'repositories');
-      if (cfg.path !== this.d.store.get('repositories', id).path) await Resources.openOrCreate(cfg);
+      const stored = this.d.store.get('repositories', id);
+      // With the stored passphrase where "••••" stands for it (same path only; secrets.ts).
+      const cfg = parseConfig(repositorySchema, keepSecrets('repositories', input !== null && typeof input === 'object' ? {...input, id} : input, stored), 'repositories');
+      if (cfg.path !== stored.path || cfg.passphrase !== stored.passphrase) await Resources.openOrCreate(cfg);
     }
     const updated = await this.d.store.update(c, id, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(updated as CollectionTypes['connections']);

@@ -251,6 +251,7 @@ export class Daemon {
     const out = this.store.list('connections').flatMap((c) => secretValues('connections', c));
     out.push(...secretValues('email', this.store.data.email));
     out.push(...this.store.list('webhooks').flatMap((w) => secretValues('webhooks', w)));
+    out.push(...this.store.list('repositories').flatMap((r) => secretValues('repositories', r)));
     return out;
   }
 

@@ -20,7 +20,7 @@ export interface InventoryEntry {
 }
 
 export class Resources {
-  private readonly repos = new Map<string, {path: string; repo: Repository}>();
+  private readonly repos = new Map<string, {path: string; passphrase: string | undefined; repo: Repository}>();
   private readonly platforms = new Map<string, {json: string; platform: PlatformAdapter}>();
   private readonly inventories = new Map<string, InventoryEntry>();
 
@@ -32,20 +32,35 @@ export class Resources {
   async repository(id: string): Promise<Repository> {
     const cfg = this.store.get('repositories', id);
     const cached = this.repos.get(id);
-    if (cached && cached.path === cfg.path) return cached.repo;
-    const repo = await openRepository(cfg.path);
-    this.repos.set(id, {path: cfg.path, repo});
+    if (cached && cached.path === cfg.path && cached.passphrase === cfg.passphrase) return cached.repo;
+    const repo = await Resources.open(cfg);
+    this.repos.set(id, {path: cfg.path, passphrase: cfg.passphrase, repo});
     return repo;
   }
 
-  /** Opens the repository at `cfg.path`, creating one there when the directory is new or empty. */
-  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path'>): Promise<Repository> {
+  /**
+   * Opens the repository at `cfg.path` with its passphrase. A plain repository with a passphrase
+   * configured is refused: whoever set one believes the data encrypted.
+   */
+  private static async open(cfg: Pick<RepositoryConfig, 'path' | 'passphrase'>): Promise<Repository> {
+    const repo = await openRepository(cfg.path, cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {});
+    if (cfg.passphrase !== undefined && !repo.encrypted) {
+      throw new UserError(`The repository at ${cfg.path} is not encrypted, yet a passphrase is configured for it.`, {
+        hint: 'Remove the passphrase from this repository, or choose a new, empty directory to make an encrypted repository there (then copy the restore points with "vmbackup repo copy").',
+        exitCode: ExitCode.invalidInput,
+      });
+    }
+    return repo;
+  }
+
+  /** Opens the repository at `cfg.path`, creating one there (encrypted with its passphrase, if any) when the directory is new or empty. */
+  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path' | 'passphrase'>): Promise<Repository> {
     try {
-      return await openRepository(cfg.path);
+      return await Resources.open(cfg);
     } catch (err) {
       if (!(err instanceof UserError) || err.exitCode !== ExitCode.notARepository) throw err;
       try {
-        return await createRepository(cfg.path);
+        return await createRepository(cfg.path, cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {});
       } catch (createErr) {
         if (createErr instanceof UserError) throw createErr;
         if (errnoCode(createErr) === 'EEXIST') throw err;

@@ -107,14 +107,16 @@ export async function startEngineBed(prefix: string, opts: {repositoryName?: str
   await d.client.create('repositories', {id: 'r', name: opts.repositoryName ?? 'R', path: join(dir, 'repo')});
   await d.client.create('connections', {id: 'engine', kind: 'ovirt', name: 'Engine', url: sim.url, user: sim.user, password: sim.password, caPem: sim.caPem, caFingerprint: sim.caFingerprint});
   await d.client.create('jobs', {id: 'web', name: opts.jobName ?? 'Web', source: {connection: 'engine', vms: [{id: sim.vm('web01').id}]}, repository: 'r', retries: {count: 0}});
-  return {
+  const bed: EngineBed = {
     dir,
     sim,
     d,
+    // The daemon running then (a test may restart it: bed.d is the new one).
     stop: async () => {
-      await d.stop();
+      await bed.d.stop();
       await sim.stop();
       await rm(dir, {recursive: true, force: true});
     },
   };
+  return bed;
 }

@@ -1,0 +1,72 @@
+/**
+ * An encrypted repository in a real vmbackupd: made with the passphrase given in the API, the
+ * passphrase shown as "••••", kept in the 0600 configuration only (never in the log), kept for
+ * the same path only; a plain repository with a passphrase and a wrong passphrase refused; a job
+ * (against the oVirt engine simulator) backs up into it, the API lists the points with the VM's
+ * name while no file of the repository holds it; after a restart the next run is incremental.
+ */
+import {readdir, readFile, stat} from 'node:fs/promises';
+import {join} from 'node:path';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {UserError} from '../../src/util/errors.js';
+import {startDaemon, startEngineBed, waitForSession, type EngineBed} from './helpers.js';
+
+const PASS = 'Offsite-Passphrase-4711';
+let bed: EngineBed;
+
+beforeAll(async () => {
+  bed = await startEngineBed('vmb-encd-');
+}, 60_000);
+afterAll(async () => bed?.stop());
+
+async function fails(p: Promise<unknown>): Promise<UserError & {field?: string}> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(UserError);
+  return err as UserError & {field?: string};
+}
+
+describe('an encrypted repository in the daemon', () => {
+  it('is made with the API’s passphrase, which stays in the 0600 configuration and is kept for its path only', async () => {
+    const c = bed.d.client;
+    const path = join(bed.dir, 'enc repo');
+    const made = await c.create('repositories', {id: 'enc', name: 'Offsite', path, passphrase: PASS});
+    expect(made.passphrase).toBe('••••');
+    expect(JSON.parse(await readFile(join(path, 'vmbackup-repository.json'), 'utf8'))).toMatchObject({version: 3, encryption: {cipher: 'aes-256-gcm'}});
+    const file = join(bed.dir, 'state', 'config.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await readFile(file, 'utf8')).toContain(PASS);
+    // "••••" for the same path keeps it; for another path it is refused.
+    await c.update('repositories', 'enc', {...made, name: 'Offsite copy'});
+    expect(await readFile(file, 'utf8')).toContain(PASS);
+    const moved = await fails(c.update('repositories', 'enc', {...made, path: join(bed.dir, 'elsewhere')}));
+    expect(moved.message).toMatch(/passphrase belongs to another repository path/);
+    // A wrong passphrase for it; a passphrase for a plain repository.
+    expect((await fails(c.update('repositories', 'enc', {...made, passphrase: 'not the right one'}))).exitCode).toBe(19);
+    const plain = await fails(c.update('repositories', 'r', {name: 'R', path: join(bed.dir, 'repo'), passphrase: PASS}));
+    expect(plain.message).toMatch(/is not encrypted, yet a passphrase is configured/);
+  });
+
+  it('takes a job’s backups; the API names the VM, no file of the repository does; after a restart the next run is incremental', async () => {
+    const c = bed.d.client;
+    await c.create('jobs', {id: 'offsite', name: 'Offsite', source: {connection: 'engine', vms: [{id: bed.sim.vm('web01').id}]}, repository: 'enc', retries: {count: 0}});
+    const first = await waitForSession(c, (await c.startJob('offsite')).id);
+    // web01 has no guest agent in the simulator: a warning, as in every oVirt daemon test.
+    expect(first.vms.map((v) => [v.name, v.state, v.restorePointId !== undefined]), JSON.stringify(first.log)).toEqual([['web01', 'warning', true]]);
+    const points = await c.restorePoints<{id: string; vmName: string; type: string}>('enc');
+    expect(points.map((p) => [p.vmName, p.type])).toEqual([['web01', 'full']]);
+    const root = join(bed.dir, 'enc repo');
+    for (const e of await readdir(root, {recursive: true, withFileTypes: true})) {
+      expect(e.name).not.toContain('web01');
+      if (e.isFile()) expect((await readFile(join(e.parentPath, e.name))).includes(Buffer.from('web01')), join(e.parentPath, e.name)).toBe(false);
+    }
+    expect(bed.d.lines.join('\n')).not.toContain(PASS);
+
+    await bed.d.stop();
+    bed.d = await startDaemon(join(bed.dir, 'state'), join(bed.dir, 'api.sock'));
+    const second = await waitForSession(bed.d.client, (await bed.d.client.startJob('offsite')).id);
+    expect(second.vms.map((v) => [v.state, v.incremental]), JSON.stringify(second.log)).toEqual([['warning', true]]);
+    expect((await bed.d.client.restorePoints<{type: string}>('enc')).map((p) => p.type)).toEqual(['full', 'incremental']);
+    expect((await bed.d.client.verify('enc')).ok).toBe(true);
+    expect(bed.d.lines.join('\n')).not.toContain(PASS);
+  });
+});
