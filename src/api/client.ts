@@ -289,6 +289,8 @@ export interface StatusReply {
     compressionRatio?: number;
     error?: string;
     needsFullVms: number;
+    /** A passphrase is configured: the repository is encrypted (format 3). */
+    encrypted?: boolean;
     /** The last health check (verify) of the repository: when, and whether it found damage. */
     lastHealthCheck?: {at: string; ok: boolean; problems: number};
   }[];

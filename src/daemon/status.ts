@@ -96,6 +96,7 @@ export class StatusService {
         statsAt: cached ? new Date(cached.at).toISOString() : undefined,
         error: cached?.error,
         needsFullVms: Object.keys(this.d.maintenance.fullMarks()).length,
+        encrypted: r.passphrase !== undefined,
         lastHealthCheck: this.d.maintenance.lastHealthCheck(r.id),
       });
     }

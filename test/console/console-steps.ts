@@ -4,8 +4,8 @@
  */
 import type {Tmux} from './tmux.js';
 
-/** First start, steps 1–2: no demo lab, then a repository with this name and directory. */
-export async function firstStartRepository(t: Tmux, name: string, directory: string): Promise<void> {
+/** First start, steps 1–2: no demo lab, then a repository with this name and directory (encrypted with `passphrase`, if given). */
+export async function firstStartRepository(t: Tmux, name: string, directory: string, passphrase?: string): Promise<void> {
   await t.waitFor('Set-up 1/6: Demo lab');
   await t.keys('Down', 'Enter');
   await t.waitFor('Set-up 2/6: Backup repository');
@@ -15,6 +15,16 @@ export async function firstStartRepository(t: Tmux, name: string, directory: str
   await t.keys('Enter');
   await t.text(directory);
   await t.keys('Enter');
+  // Encrypt (a toggle: → makes it yes), the passphrase and its repetition, typed unseen.
+  if (passphrase !== undefined) {
+    await t.keys('Right', 'Enter');
+    await t.text(passphrase);
+    await t.keys('Enter');
+    await t.text(passphrase);
+    await t.keys('Enter');
+  } else {
+    await t.keys('Enter', 'Enter', 'Enter');
+  }
   await t.waitFor('Set-up 3/6');
 }
 

@@ -4,7 +4,7 @@
  * end, the dashboard afterwards, and the restore wizard. Keys go one at a time and in bursts.
  * Screens are kept under test-artifacts/console/.
  */
-import {mkdtemp, rm} from 'node:fs/promises';
+import {mkdtemp, readFile, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -50,8 +50,11 @@ describe('console in tmux against a real daemon', () => {
   it('first start → job wizard → run → session → dashboard → restore', async () => {
     // Nothing configured yet: the console opens the walk-through.
     // The demo lab is offered first: no, this test sets up its own.
-    await firstStartRepository(t, 'main repo', join(dir, 'repo ü'));
-    expect(await d.client.list('repositories')).toEqual([expect.objectContaining({id: 'main-repo', name: 'main repo', path: join(dir, 'repo ü')})]);
+    // Encrypted, with the passphrase typed in the form (the rest of the day goes through it).
+    await firstStartRepository(t, 'main repo', join(dir, 'repo ü'), 'typed in tmux, twice');
+    expect(await d.client.list('repositories')).toEqual([expect.objectContaining({id: 'main-repo', name: 'main repo', path: join(dir, 'repo ü'), passphrase: '••••'})]);
+    expect(JSON.parse(await readFile(join(dir, 'repo ü', 'vmbackup-repository.json'), 'utf8'))).toMatchObject({version: 3});
+    expect(await t.screen()).not.toContain('typed in tmux');
 
     // The oVirt step asks the daemon for the engine's CA; this daemon has no such endpoint yet.
     await t.keys('Enter');

@@ -6,7 +6,8 @@
 import type {ConnectionTestResult, ConsoleApi, DaemonEvent, FileSessionInfo, GuestEntry, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {jobSchema} from '../../src/config/schema.js';
+import {jobSchema, repositorySchema} from '../../src/config/schema.js';
+import {redact} from '../../src/config/secrets.js';
 
 type Rec = Record<string, unknown> & {id: string};
 
@@ -16,9 +17,10 @@ type Rec = Record<string, unknown> & {id: string};
  * refuse is refused.
  */
 function asDaemonStores(c: Collection, body: Rec): Rec {
-  if (c !== 'jobs') return body;
-  const r = jobSchema.safeParse(body);
-  if (!r.success) throw new UserError(`The job is not valid: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`, {exitCode: ExitCode.invalidInput});
+  const schema = c === 'jobs' ? jobSchema : c === 'repositories' ? repositorySchema : undefined;
+  if (!schema) return body;
+  const r = schema.safeParse(body);
+  if (!r.success) throw new UserError(`The ${c === 'jobs' ? 'job' : 'repository'} is not valid: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`, {exitCode: ExitCode.invalidInput});
   return r.data as unknown as Rec;
 }
 
@@ -68,18 +70,18 @@ export class FakeApi implements ConsoleApi {
       sessions: this.sessionsList.filter((s) => s.state === 'running' && s.jobId !== 'restore').map(summary),
       workers: [],
       waitingForWorkers: 0,
-      repositories: this.data.repositories.map((r) => ({id: r.id, name: String(r.name), path: String(r.path), usedBytes: 10 * 2 ** 30, freeBytes: 90 * 2 ** 30, totalBytes: 100 * 2 ** 30, restorePoints: 3, dedupRatio: 2.5, needsFullVms: 0, lastHealthCheck: {at: '2026-11-22T04:00:00Z', ok: true, problems: 0}})),
+      repositories: this.data.repositories.map((r) => ({id: r.id, name: String(r.name), path: String(r.path), encrypted: r.passphrase !== undefined, usedBytes: 10 * 2 ** 30, freeBytes: 90 * 2 ** 30, totalBytes: 100 * 2 ** 30, restorePoints: 3, dedupRatio: 2.5, needsFullVms: 0, lastHealthCheck: {at: '2026-11-22T04:00:00Z', ok: true, problems: 0}})),
       ...this.statusExtra,
     }));
   }
   list<T>(c: Collection) {
-    return this.call('list', [c], () => structuredClone(this.data[c]) as T[]);
+    return this.call('list', [c], () => this.data[c].map((r) => redact(c, r)) as T[]);
   }
   get<T>(c: Collection, id: string) {
     return this.call('get', [c, id], () => {
       const r = this.data[c].find((x) => x.id === id);
       if (!r) throw new UserError(`No ${c} with id ${id}.`, {exitCode: ExitCode.notFound});
-      return structuredClone(r) as T;
+      return redact(c, r) as T;
     });
   }
   create<T>(c: Collection, body: unknown) {
@@ -88,7 +90,8 @@ export class FakeApi implements ConsoleApi {
       if (this.data[c].some((x) => x.id === b.id)) throw new UserError(`A ${c} item with id ${b.id} exists already.`, {hint: 'Pick another name.'});
       const stored = asDaemonStores(c, b);
       this.data[c].push(structuredClone(stored));
-      return stored as unknown as T;
+      // Secrets come back as "••••", as from the real daemon (config/secrets.ts).
+      return redact(c, stored) as unknown as T;
     });
   }
   update<T>(c: Collection, id: string, body: unknown) {
@@ -97,7 +100,7 @@ export class FakeApi implements ConsoleApi {
       if (i < 0) throw new UserError(`No ${c} with id ${id}.`, {exitCode: ExitCode.notFound});
       const stored = asDaemonStores(c, body as Rec);
       this.data[c][i] = structuredClone(stored);
-      return stored as T;
+      return redact(c, stored) as T;
     });
   }
   remove(c: Collection, id: string) {

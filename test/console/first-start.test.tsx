@@ -40,9 +40,9 @@ describe('first start', () => {
     expect(overlong(r.frame())).toEqual([]);
     await r.press(KEY.enter);
     await r.waitFor('Directory');
-    await r.press(`main${KEY.enter}/srv/backup/main${KEY.enter}`);
+    await r.press(`main${KEY.enter}/srv/backup/main${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
     await r.waitFor('Set-up 3/6');
-    expect(api.data.repositories).toEqual([{id: 'main', name: 'main', path: '/srv/backup/main'}]);
+    expect(api.data.repositories).toEqual([expect.objectContaining({id: 'main', name: 'main', path: '/srv/backup/main'})]);
     await r.press(KEY.enter);
     await r.waitFor('Which platform');
     await r.press(KEY.enter);

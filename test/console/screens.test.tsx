@@ -114,10 +114,27 @@ describe('repositories', () => {
     await r.waitFor('Add a repository');
     await r.press(KEY.down + KEY.enter);
     await r.waitFor('Directory');
-    await r.press(`Offsite Ü 2${KEY.enter}/srv/backup/off site${KEY.enter}`);
+    await r.press(`Offsite Ü 2${KEY.enter}/srv/backup/off site${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
     await r.waitFor('✔ Offsite Ü 2');
-    expect(api.data.repositories[1]).toEqual({id: 'offsite-u-2', name: 'Offsite Ü 2', path: '/srv/backup/off site'});
+    expect(api.data.repositories[1]).toMatchObject({id: 'offsite-u-2', name: 'Offsite Ü 2', path: '/srv/backup/off site'});
+    expect(api.data.repositories[1]!.passphrase).toBeUndefined();
     expect(r.frame().split('\n')[0]).toContain('Repositories');
+  });
+
+  it('adds an encrypted repository: the passphrase typed twice, unseen; a mismatch is said and nothing saved', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repository-add'});
+    await r.waitFor('Repeat passphrase');
+    // Name, directory, Encrypt → yes (→), passphrase, a different repeat.
+    await r.press(`Offsite${KEY.enter}/srv/backup/offsite${KEY.enter}${KEY.right}${KEY.enter}correct horse battery${KEY.enter}correct horse batter${KEY.enter}`);
+    let f = await r.waitFor('The two passphrases differ');
+    expect(f).not.toContain('correct horse');
+    expect(api.data.repositories).toHaveLength(1);
+    await r.press(`y${KEY.enter}`);
+    // Saved, the form closes (back where it was opened from: here the dashboard, which lists it).
+    f = await r.waitFor(/Offsite\s+10 GiB/);
+    expect(api.data.repositories[1]).toMatchObject({id: 'offsite', path: '/srv/backup/offsite', passphrase: 'correct horse battery'});
+    expect(f).not.toContain('correct horse');
   });
 
   it('shows the daemon’s refusal in plain words and keeps the form', async () => {
@@ -125,7 +142,7 @@ describe('repositories', () => {
     const {UserError} = await import('../../src/util/errors.js');
     api.fail('create', new UserError('Invalid repository: path must be an absolute path.', {hint: 'Correct the field(s) named above and save again.'}));
     r = await renderApp(api, {name: 'repository-add'});
-    await r.press(`x${KEY.enter}relative${KEY.enter}`);
+    await r.press(`x${KEY.enter}relative${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
     const f = await r.waitFor('absolute path');
     expect(f).toContain('✖ Invalid repository: path must be an absolute path.');
     expect(f).toContain('Correct the field');

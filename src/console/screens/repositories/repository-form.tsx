@@ -1,7 +1,8 @@
 /**
- * Adds a repository: a name and a directory on a local disk. A directory that already holds a
- * repository is imported as it is (the daemon opens it instead of creating one), so the same
- * form serves "import an existing repository".
+ * Adds a repository: a name and a directory on a local disk, and whether to encrypt it (with a
+ * passphrase typed twice). A directory that already holds a repository is imported as it is
+ * (the daemon opens it instead of creating one), so the same form serves "import an existing
+ * repository" — with the passphrase of an encrypted one.
  */
 import {Box, Text} from 'ink';
 import {ActionMessage} from '../../components/message/view.js';
@@ -9,29 +10,59 @@ import {Form} from '../../components/form/view.js';
 import {idFromName} from '../../ids.js';
 import {useApi} from '../../router/context.js';
 import {useAction} from '../../use-load.js';
+import {ExitCode, UserError} from '../../../util/errors.js';
+
+/** The passphrase the form sends, or undefined; a UserError when the fields do not agree. */
+function passphraseOf(v: Record<string, string>, importing: boolean): string | undefined {
+  const p = v.passphrase ?? '';
+  if (importing) return p.length > 0 ? p : undefined;
+  if (v.encrypt !== 'yes') {
+    if (p.length > 0) throw new UserError('A passphrase was typed, but "Encrypt" is no.', {hint: 'Set Encrypt to yes (←/→), or clear the passphrase.', exitCode: ExitCode.invalidInput});
+    return undefined;
+  }
+  if (p.length < 8) throw new UserError('The passphrase must be at least 8 characters.', {hint: 'Choose a long one (several words) and keep it safe: without it nobody can restore from this repository.', exitCode: ExitCode.invalidInput});
+  if (p !== (v.repeat ?? '')) throw new UserError('The two passphrases differ.', {hint: 'Type the same passphrase in both fields.', exitCode: ExitCode.invalidInput});
+  return p;
+}
 
 export function RepositoryForm(props: {importing?: boolean; onDone: (id: string) => void}) {
   const api = useApi();
   const action = useAction();
+  const importing = props.importing === true;
   const save = async (v: Record<string, string>) => {
-    const taken = (await api.list('repositories').catch(() => [])).map((r) => String(r.id));
-    const body = {id: idFromName(v.name ?? '', taken), name: v.name?.trim(), path: v.path?.trim()};
-    const r = await action.run(props.importing ? 'Importing the repository' : 'Creating the repository', () => api.create('repositories', body), () => `Repository ${body.name} saved.`);
-    if (r.ok) props.onDone(body.id);
+    const r = await action.run(
+      importing ? 'Importing the repository' : v.encrypt === 'yes' ? 'Creating the encrypted repository' : 'Creating the repository',
+      async () => {
+        const passphrase = passphraseOf(v, importing);
+        const taken = (await api.list('repositories').catch(() => [])).map((x) => String(x.id));
+        const body = {id: idFromName(v.name ?? '', taken), name: v.name?.trim(), path: v.path?.trim(), ...(passphrase !== undefined ? {passphrase} : {})};
+        await api.create('repositories', body);
+        return body;
+      },
+      (body) => `Repository ${body.name} saved${body.passphrase !== undefined ? ' (encrypted: keep the passphrase safe)' : ''}.`,
+    );
+    if (r.ok) props.onDone(r.value.id);
   };
   return (
     <Box flexDirection="column">
       <Text wrap="wrap">
-        {props.importing
-          ? 'Give the directory of an existing repository (for example a disk moved from another appliance); its restore points become available.'
-          : 'A repository is a directory on a local disk of the appliance. It is created if empty; an existing repository there is imported.'}
+        {importing
+          ? 'Give the directory of an existing repository (for example a disk moved from another appliance); its restore points become available. An encrypted one needs its passphrase.'
+          : 'A repository is a directory on a local disk of the appliance. It is created if empty; an existing repository there is imported. Encrypted: nothing in it can be read without the passphrase — keep it safe.'}
       </Text>
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. main'},
           {key: 'path', label: 'Directory', kind: 'text', placeholder: 'e.g. /srv/backup/main'},
+          ...(importing
+            ? [{key: 'passphrase', label: 'Passphrase', kind: 'secret' as const, placeholder: '(only for an encrypted repository)'}]
+            : [
+                {key: 'encrypt', label: 'Encrypt', kind: 'toggle' as const},
+                {key: 'passphrase', label: 'Passphrase', kind: 'secret' as const, placeholder: '(when encrypted: 8+ characters)'},
+                {key: 'repeat', label: 'Repeat passphrase', kind: 'secret' as const},
+              ]),
         ]}
-        submitLabel={props.importing ? 'import' : 'create'}
+        submitLabel={importing ? 'import' : 'create'}
         onSubmit={(v) => void save(v)}
       />
       <ActionMessage state={action.state} />

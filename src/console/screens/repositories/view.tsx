@@ -77,6 +77,7 @@ export function Repositories(props: ScreenProps) {
         {repo.error ? <ErrorMessage error={{message: repo.error}} /> : null}
         <Text>
           Used {bytes(repo.usedBytes)} · free {bytes(repo.freeBytes)} of {bytes(repo.totalBytes)} · {repo.restorePoints ?? 0} restore points
+          {repo.encrypted ? ' · encrypted' : ''}
         </Text>
         <Select
           key={`actions:${repo.id}`}
