@@ -1,16 +1,16 @@
 /**
  * Formats stay readable: test/fixtures/repo-v1 was written by format version 1
- * (test/fixtures/make-repo.ts 1), repo-v2 by format version 2 (make-repo.ts 2), both with the
- * same content, and are committed. Never regenerate them for a new format: add a repo-v3 beside
- * them and keep this test. A version 1 repository also stays writable, and stays version 1.
+ * (test/fixtures/make-repo.ts 1), repo-v2 by format version 2 (make-repo.ts 2), repo-v3 (encrypted)
+ * by format version 3, all with the same content, and are committed. Never regenerate them for a
+ * new format: add a repo-v4 beside them and keep this test. A version 1 repository also stays writable, and stays version 1.
  */
 import {afterAll, describe, expect, it} from 'vitest';
 import {cp, readFile, readdir, stat} from 'node:fs/promises';
-import {createHash} from 'node:crypto';
+import {createDecipheriv, createHash, createHmac, scryptSync} from 'node:crypto';
 import {crc32} from 'node:zlib';
 import {uncompressSync} from 'lz4-napi';
 import {join} from 'node:path';
-import {openRepository} from '../../src/repository/index.js';
+import {openRepository as openRepo} from '../../src/repository/index.js';
 import {ageChunks, chunkFiles, expectContent, putAll, readAll, scratch, textLike} from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -29,9 +29,19 @@ const GOLDEN = [
     INC: 'golden-vm-test-20261123t220336z-5644e8',
     repositoryId: '4c15eb6a-f4e1-4fe9-8d96-2b15cd1728de',
   },
+  {
+    // Encrypted; the passphrase is given in docs/repository-format.md.
+    version: 3,
+    FIXTURE: join(import.meta.dirname, '..', 'fixtures', 'repo-v3'),
+    FULL: 'vm-20261207t175128z-2d0cb2',
+    INC: 'vm-20261207t175128z-b03006',
+    repositoryId: 'bf594df3-7f4e-4691-ac2b-dc5db6716a88',
+    passphrase: 'golden passphrase',
+  },
 ];
 
-describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FULL, INC, repositoryId}) => {
+describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FULL, INC, repositoryId, passphrase}) => {
+  const openRepository = (path: string) => openRepo(path, passphrase !== undefined ? {passphrase} : {});
   const cleanups: (() => Promise<void>)[] = [];
   afterAll(async () => {
     for (const c of cleanups) await c();
@@ -90,10 +100,14 @@ describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FUL
     const p2 = await w2.commit();
     await expectContent(repo, p2.id, 'vdb', image);
     const digits = version === 1 ? 4 : 2;
-    for (const hex of [sha(image.subarray(0, 65536)), sha(image.subarray(65536, 131072))]) {
-      const f = await readFile(join(path, 'chunks', hex.slice(0, digits), hex));
-      expect(f[4]).toBe(version);
+    if (version < 3) {
+      for (const hex of [sha(image.subarray(0, 65536)), sha(image.subarray(65536, 131072))]) {
+        const f = await readFile(join(path, 'chunks', hex.slice(0, digits), hex));
+        expect(f[4]).toBe(version);
+      }
     }
+    // Every chunk file, old and new, is of the repository's own chunk format.
+    for (const f of await chunkFiles(path)) expect((await readFile(join(path, 'chunks', f.slice(0, digits), f)))[4]).toBe(version);
     for (const dir of await readdir(join(path, 'chunks'))) expect(dir).toMatch(version === 1 ? /^[0-9a-f]{4}$/ : /^[0-9a-f]{2}$/);
     // Prune the new point, age everything, collect: its two chunks go, the golden ones stay.
     expect((await repo.verify()).ok).toBe(true);
@@ -120,19 +134,42 @@ describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FUL
     expect(cfg.version).toBe(version);
     // Version 1: chunks/<4 hex>/, 16-byte header with a CRC-32 of the payload.
     // Version 2: chunks/<2 hex>/, 12-byte header, no CRC (the SHA-256 is the check).
+    // Version 3: as 2, encrypted: "Encrypted repositories (version 3)".
     const digits = cfg.version === 1 ? 4 : 2;
     const headerSize = cfg.version === 1 ? 16 : 12;
+    let E: Buffer | undefined;
+    let M: Buffer | undefined;
+    if (cfg.version === 3) {
+      const k = cfg.encryption.kdf;
+      const kek = scryptSync(passphrase!.normalize('NFC'), Buffer.from(k.salt, 'base64'), 32, {N: k.N, r: k.r, p: k.p, maxmem: 256 << 20});
+      const wrapped = Buffer.from(cfg.encryption.key, 'base64');
+      const d = createDecipheriv('aes-256-gcm', kek, Buffer.from(cfg.encryption.nonce, 'base64'));
+      d.setAAD(Buffer.from(`vmbackup repository key ${cfg.id}`, 'utf8'));
+      d.setAuthTag(wrapped.subarray(64));
+      const master = Buffer.concat([d.update(wrapped.subarray(0, 64)), d.final()]);
+      [E, M] = [master.subarray(0, 32), master.subarray(32)];
+    }
+    /** A sealed index or manifest opened (version 3), else the file as it is. */
+    const open = (file: Buffer, purpose: string): Buffer => {
+      if (!E) return file;
+      expect(file.subarray(0, 8).toString('latin1')).toBe('VBENC\0\0\0');
+      const d = createDecipheriv('aes-256-gcm', E, file.subarray(8, 20));
+      d.setAAD(Buffer.concat([file.subarray(0, 8), Buffer.from(purpose, 'utf8')]));
+      d.setAuthTag(file.subarray(file.length - 16));
+      return Buffer.concat([d.update(file.subarray(20, file.length - 16)), d.final()]);
+    };
     const points = [];
     for (const rp of await readdir(join(FIXTURE, 'points'))) {
-      const m = JSON.parse(await readFile(join(FIXTURE, 'points', rp, 'manifest.json'), 'utf8'));
+      const m = JSON.parse(open(await readFile(join(FIXTURE, 'points', rp, 'manifest.json')), `manifest ${rp}`).toString('utf8'));
       points.push(m);
     }
     points.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
     const sums = [];
     for (const m of points) {
       const disk = m.disks[0];
-      const idx = await readFile(join(FIXTURE, 'points', m.id, disk.index));
-      expect(sha(idx)).toBe(disk.indexSha256);
+      const stored = await readFile(join(FIXTURE, 'points', m.id, disk.index));
+      expect(sha(stored)).toBe(disk.indexSha256);
+      const idx = open(stored, `index ${m.id}/${disk.index}`);
       expect(idx.subarray(0, 8).toString('latin1')).toBe('VBIDX\0\0\0');
       const size = Number(idx.readBigUInt64LE(16));
       const cs = idx.readUInt32LE(24);
@@ -151,12 +188,23 @@ describe.each(GOLDEN)('the golden v$version repository', ({version, FIXTURE, FUL
         expect(f.subarray(0, 4).toString('latin1')).toBe('VBCK');
         expect(f[4]).toBe(cfg.version);
         expect(f.readUInt16LE(6)).toBe(0);
-        const payload = f.subarray(headerSize);
-        if (cfg.version === 1) expect(crc32(payload)).toBe(f.readUInt32LE(12));
-        const plain = f[5]! & 1 ? (uncompressSync(payload) as Buffer) : payload;
-        expect(plain.length).toBe(f.readUInt32LE(8));
+        let flags: number;
+        let plainLength: number;
+        let payload: Buffer;
+        if (E) {
+          const d = createDecipheriv('aes-256-gcm', E, f.subarray(8, 20));
+          d.setAAD(Buffer.concat([f.subarray(0, 20), id]));
+          d.setAuthTag(f.subarray(f.length - 16));
+          const inner = Buffer.concat([d.update(f.subarray(20, f.length - 16)), d.final()]);
+          [flags, plainLength, payload] = [inner[0]!, inner.readUInt32LE(4), inner.subarray(8)];
+        } else {
+          [flags, plainLength, payload] = [f[5]!, f.readUInt32LE(8), f.subarray(headerSize)];
+          if (cfg.version === 1) expect(crc32(payload)).toBe(f.readUInt32LE(12));
+        }
+        const plain = flags & 1 ? (uncompressSync(payload) as Buffer) : payload;
+        expect(plain.length).toBe(plainLength);
         expect(plain.length).toBe(len);
-        expect(sha(plain)).toBe(hex);
+        expect(M ? createHmac('sha256', M).update(plain).digest('hex') : sha(plain)).toBe(hex);
         parts.push(plain);
       }
       sums.push(sha(Buffer.concat(parts)));
