@@ -44,12 +44,26 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+/**
+ * A failed union (a job's source: VMs of a connection, or another repository's points) names the
+ * problems of the branch the input was meant for: the one with the fewest missing or unknown
+ * fields (the first on a tie), its paths made absolute.
+ */
+function unionBranch(issue: z.core.$ZodIssue, input: unknown): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+  const at = valueAt(input, issue.path);
+  const misfit = (errs: z.core.$ZodIssue[]) =>
+    errs.filter((e) => e.code === 'unrecognized_keys' || (e.code === 'invalid_type' && valueAt(at, e.path) === undefined)).length;
+  const best = issue.errors.reduce((a, b) => (misfit(b) < misfit(a) ? b : a));
+  return best.flatMap((e) => unionBranch({...e, path: [...issue.path, ...e.path]} as z.core.$ZodIssue, input));
+}
+
 /** Parses `input` with `schema` or throws a ConfigError naming every bad field under `prefix`. */
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const problems: FieldProblem[] = [];
-  for (const issue of result.error.issues) {
+  for (const issue of result.error.issues.flatMap((i) => unionBranch(i, input))) {
     const field = fieldPath(prefix, issue.path);
     // A missing field gets the schema's "wrong type" message otherwise; say it plainly.
     const missing = issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined;

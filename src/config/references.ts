@@ -5,6 +5,7 @@
  */
 import type {FieldProblem} from './parse.js';
 import type {ConfigData} from './store.js';
+import {copySourceOf, vmSourceOf} from './schema.js';
 
 export function referenceProblems(data: ConfigData): FieldProblem[] {
   const problems: FieldProblem[] = [];
@@ -34,17 +35,25 @@ export function referenceProblems(data: ConfigData): FieldProblem[] {
       if (!v) problems.push({field: 'jobs.restoreVerification.connection', message: `no connection with id '${verifyOn}'`});
       else if (v.kind !== 'morpheus') problems.push({field: 'jobs.restoreVerification.connection', message: `${v.name} is not a libvirt (Morpheus) connection: restore points are verified by starting them on a libvirt host`});
     }
-    const conn = data.connections.find((c) => c.id === j.source.connection);
-    if (!conn) {
-      problems.push({field: 'jobs.source.connection', message: `no connection with id '${j.source.connection}'`});
+    const copy = copySourceOf(j);
+    if (copy) {
+      if (!data.repositories.some((r) => r.id === copy.repository)) problems.push({field: 'jobs.source.repository', message: `no repository with id '${copy.repository}'`});
+      else if (copy.repository === j.repository) problems.push({field: 'jobs.source.repository', message: 'is the job\'s own repository: a copy goes to another one'});
+      if (j.restoreVerification.enabled) problems.push({field: 'jobs.restoreVerification.enabled', message: 'is for backup jobs; a copy job checks its copies by reading them back (source.verify)'});
       continue;
     }
-    if (conn.kind !== 'ovirt' && j.source.tags.length > 0) problems.push({field: 'jobs.source.tags', message: 'tags can only select VMs of an oVirt/OLVM connection'});
+    const source = vmSourceOf(j)!;
+    const conn = data.connections.find((c) => c.id === source.connection);
+    if (!conn) {
+      problems.push({field: 'jobs.source.connection', message: `no connection with id '${source.connection}'`});
+      continue;
+    }
+    if (conn.kind !== 'ovirt' && source.tags.length > 0) problems.push({field: 'jobs.source.tags', message: 'tags can only select VMs of an oVirt/OLVM connection'});
     if (conn.kind === 'morpheus') {
       const clusters = conn.clusters.map((c) => c.name);
       const hosts = conn.clusters.flatMap((c) => c.hosts.map((h) => h.name));
-      for (const c of j.source.clusters) if (!clusters.includes(c)) problems.push({field: 'jobs.source.clusters', message: `'${c}' is not a cluster of ${conn.name}`});
-      for (const h of j.source.hosts) if (!hosts.includes(h)) problems.push({field: 'jobs.source.hosts', message: `'${h}' is not a host of ${conn.name}`});
+      for (const c of source.clusters) if (!clusters.includes(c)) problems.push({field: 'jobs.source.clusters', message: `'${c}' is not a cluster of ${conn.name}`});
+      for (const h of source.hosts) if (!hosts.includes(h)) problems.push({field: 'jobs.source.hosts', message: `'${h}' is not a host of ${conn.name}`});
     }
   }
   for (const w of data.workers) {
@@ -70,11 +79,11 @@ export function referenceProblems(data: ConfigData): FieldProblem[] {
 /** Why `id` of `collection` may not be removed, or undefined. */
 export function removalProblem(data: ConfigData, collection: string, id: string): string | undefined {
   if (collection === 'repositories') {
-    const jobs = data.jobs.filter((j) => j.repository === id).map((j) => j.name);
+    const jobs = data.jobs.filter((j) => j.repository === id || copySourceOf(j)?.repository === id).map((j) => j.name);
     if (jobs.length) return `repository '${id}' is used by job(s) ${jobs.join(', ')}`;
   }
   if (collection === 'connections') {
-    const jobs = data.jobs.filter((j) => j.source.connection === id || j.restoreVerification.connection === id).map((j) => j.name);
+    const jobs = data.jobs.filter((j) => vmSourceOf(j)?.connection === id || j.restoreVerification.connection === id).map((j) => j.name);
     if (jobs.length) return `connection '${id}' is used by job(s) ${jobs.join(', ')}`;
     const workers = data.workers.filter((w) => w.placement.kind !== 'appliance' && w.placement.connection === id).map((w) => w.name);
     if (workers.length) return `connection '${id}' is used by worker(s) ${workers.join(', ')}`;

@@ -166,7 +166,8 @@ const vmPick = z.object({
   disks: z.array(z.string().min(1, {error: 'must not be empty'})).optional(),
 });
 
-export const jobSourceSchema = z
+/** A backup job's source: VMs of a connection, picked by id, cluster, host or tag. */
+export const vmSourceSchema = z
   .object({
     connection: id(),
     vms: z.array(vmPick, {error: 'must be a list of VMs'}).default([]),
@@ -183,6 +184,35 @@ export const jobSourceSchema = z
     error: 'must pick at least one VM, cluster, host or tag',
     path: ['vms'],
   });
+
+/**
+ * A copy job's source (the second copy of 3-2-1): the restore points of another repository of the
+ * appliance, copied into the job's repository (repository/copy.ts) — the points the job's
+ * retention would keep, and only what the target lacks.
+ */
+export const copySourceSchema = z
+  .object({
+    repository: id(),
+    /** Only these VMs (ids or names, as the source repository records them); every VM when empty. */
+    vms: z.array(z.string({error: 'must be a VM id or name'}).min(1, {error: 'must not be empty'}).max(256, {error: 'must be at most 256 characters'})).default([]),
+    /** Read every copied restore point back from the target and check each chunk (verify at the target). */
+    verify: z.boolean({error: 'must be true or false'}).default(true),
+  })
+  .strict();
+
+export const jobSourceSchema = z.union([vmSourceSchema, copySourceSchema]);
+export type VmSource = z.output<typeof vmSourceSchema>;
+export type CopySource = z.output<typeof copySourceSchema>;
+
+/** The job's copy source when it is a copy job. */
+export function copySourceOf(job: {source: VmSource | CopySource}): CopySource | undefined {
+  return 'repository' in job.source ? job.source : undefined;
+}
+
+/** The job's VM source when it is a backup job. */
+export function vmSourceOf(job: {source: VmSource | CopySource}): VmSource | undefined {
+  return 'connection' in job.source ? job.source : undefined;
+}
 
 // ---- webhooks --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import {readFile, statfs} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
-import type {JobConfig, RetentionConfig} from '../config/schema.js';
+import {vmSourceOf, type JobConfig, type RetentionConfig} from '../config/schema.js';
 import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
@@ -290,7 +290,7 @@ export function vmOwners(
   }
   return [...newest.values()].map((p) => {
     const recorded = byId.get(pointJob(p, jobOfSession) ?? '');
-    const job = recorded ?? jobs.find((j) => j.source.vms.some((v) => v.id === p.vmId));
+    const job = recorded ?? jobs.find((j) => vmSourceOf(j)?.vms.some((v) => v.id === p.vmId));
     return {id: p.vmId, name: p.vmName, job};
   });
 }

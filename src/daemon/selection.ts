@@ -3,7 +3,7 @@
  * chosen clusters or hosts, every VM with a chosen tag; minus the exclusions. A picked VM that
  * is gone from the inventory is reported, not silently dropped. Pure.
  */
-import type {JobConfig} from '../config/schema.js';
+import type {VmSource} from '../config/schema.js';
 import type {InventoryVm} from '../platforms/types.js';
 
 export interface SelectedVm {
@@ -22,7 +22,7 @@ export interface Selection {
   missing: {id: string; name?: string}[];
 }
 
-export function selectVms(source: JobConfig['source'], inventory: InventoryVm[]): Selection {
+export function selectVms(source: VmSource, inventory: InventoryVm[]): Selection {
   const excluded = new Set(source.exclude);
   const byId = new Map(inventory.map((v) => [v.id, v]));
   const out = new Map<string, SelectedVm>();

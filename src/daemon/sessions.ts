@@ -11,7 +11,7 @@
  */
 import {randomBytes} from 'node:crypto';
 import type {Clock} from '../notify/clock.js';
-import type {JobConfig} from '../config/schema.js';
+import {copySourceOf, vmSourceOf, type JobConfig, type VmSource} from '../config/schema.js';
 import type {ConfigStore} from '../config/store.js';
 import {backupVm, checkpointsNeededElsewhere, message} from '../engine/backup-vm.js';
 import type {EngineEvent} from '../engine/events.js';
@@ -29,6 +29,7 @@ import type {VmLocks} from './vm-locks.js';
 import type {InstantRecoveries} from './instant.js';
 import type {ResourceScheduler} from './workers.js';
 import {WEEKDAYS} from '../config/fields.js';
+import {runCopySession} from './copy-session.js';
 
 export interface SessionHooks {
   /** After a session ended (retention, notification); errors are logged into the session. */
@@ -163,35 +164,28 @@ export class SessionManager {
     await this.save(record);
     await this.gate;
     try {
-      const sel = await this.select(job, log);
-      for (const m of sel.missing) {
-        record.vms.push({id: m.id, name: m.name ?? m.id, state: 'failed', reason: 'The VM is no longer in the inventory (deleted or moved).', attempts: 0});
-        log({severity: 'error', code: 'vm-not-found', message: `VM ${m.name ?? m.id} was not found on the connection.`, vm: m.name ?? m.id});
+      const copy = copySourceOf(job);
+      if (copy) {
+        const throttle = job.bandwidthLimitMBps ? abortable(tokenBucket(job.bandwidthLimitMBps * 1_000_000), signal) : undefined;
+        await runCopySession(
+          {
+            repository: (id) => this.deps.resources.repository(id),
+            log: (r, line) => this.addLog(r, line),
+            changed: async (r, save) => {
+              this.publish(r);
+              if (save) await this.save(r);
+            },
+            now: () => this.deps.clock.now(),
+          },
+          record,
+          job,
+          copy,
+          {signal, ...(only ? {only} : {}), ...(throttle ? {throttle} : {})},
+        );
+      } else {
+        await this.runBackups(record, job, vmSourceOf(job)!, only, signal, log);
       }
-      let vms = sel.vms;
-      if (only) vms = vms.filter((v) => only.includes(v.id));
-      if (vms.length === 0 && sel.missing.length === 0) log({severity: 'warning', code: 'no-vms', message: 'The job selects no VM at the moment.'});
-      for (const v of vms) record.vms.push({id: v.id, name: v.name, state: 'pending', attempts: 0});
-      // Saved now, so a daemon that dies mid-session leaves the list of VMs it was working on.
-      this.publish(record);
-      await this.save(record);
-      const repo = await this.deps.resources.repository(job.repository);
-      const throttle = job.bandwidthLimitMBps ? abortable(tokenBucket(job.bandwidthLimitMBps * 1_000_000), signal) : undefined;
-      const activeFull = job.activeFullDays.includes(WEEKDAYS[new Date(this.deps.clock.now()).getDay()]!);
-
-      let todo = vms;
-      for (let attempt = 1; ; attempt++) {
-        record.attempt = attempt;
-        await Promise.all(todo.map((vm) => this.runVm(record, job, vm, repo, {signal, throttle, activeFull})));
-        const failed = todo.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
-        if (failed.length === 0 || attempt > job.retries.count || signal.aborted) break;
-        log({severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
-        this.publish(record);
-        await this.sleep(job.retries.waitMinutes * 60_000, signal);
-        if (signal.aborted) break;
-        todo = failed;
-      }
-      if (job.restoreVerification.enabled && !signal.aborted) {
+      if (job.restoreVerification.enabled && !signal.aborted && !copy) {
         backupsEndedAt = new Date().toISOString();
         await this.verifyPoints(record, job, signal);
       }
@@ -218,6 +212,38 @@ export class SessionManager {
     this.deps.log('info', `Session ${record.id} of job ${job.name} ended: ${record.state}`, {session: record.id, job: job.id, state: record.state});
   }
 
+  /** A backup job's VMs: selected from the connection's inventory, backed up in parallel (worker slots), failed ones retried. */
+  private async runBackups(record: SessionRecord, job: JobConfig, source: VmSource, only: string[] | undefined, signal: AbortSignal, log: (line: Omit<LogLine, 'time'>) => void): Promise<void> {
+    const sel = await this.select(source, log);
+    for (const m of sel.missing) {
+      record.vms.push({id: m.id, name: m.name ?? m.id, state: 'failed', reason: 'The VM is no longer in the inventory (deleted or moved).', attempts: 0});
+      log({severity: 'error', code: 'vm-not-found', message: `VM ${m.name ?? m.id} was not found on the connection.`, vm: m.name ?? m.id});
+    }
+    let vms = sel.vms;
+    if (only) vms = vms.filter((v) => only.includes(v.id));
+    if (vms.length === 0 && sel.missing.length === 0) log({severity: 'warning', code: 'no-vms', message: 'The job selects no VM at the moment.'});
+    for (const v of vms) record.vms.push({id: v.id, name: v.name, state: 'pending', attempts: 0});
+    // Saved now, so a daemon that dies mid-session leaves the list of VMs it was working on.
+    this.publish(record);
+    await this.save(record);
+    const repo = await this.deps.resources.repository(job.repository);
+    const throttle = job.bandwidthLimitMBps ? abortable(tokenBucket(job.bandwidthLimitMBps * 1_000_000), signal) : undefined;
+    const activeFull = job.activeFullDays.includes(WEEKDAYS[new Date(this.deps.clock.now()).getDay()]!);
+
+    let todo = vms;
+    for (let attempt = 1; ; attempt++) {
+      record.attempt = attempt;
+      await Promise.all(todo.map((vm) => this.runVm(record, job, source.connection, vm, repo, {signal, throttle, activeFull})));
+      const failed = todo.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
+      if (failed.length === 0 || attempt > job.retries.count || signal.aborted) break;
+      log({severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
+      this.publish(record);
+      await this.sleep(job.retries.waitMinutes * 60_000, signal);
+      if (signal.aborted) break;
+      todo = failed;
+    }
+  }
+
   /**
    * Restore verification of the session's new restore points, one VM at a time (each boots a VM on
    * a host). A point that does not boot makes its VM a warning: the backup is there, but an
@@ -226,7 +252,7 @@ export class SessionManager {
    */
   private async verifyPoints(record: SessionRecord, job: JobConfig, signal: AbortSignal): Promise<void> {
     const opt = job.restoreVerification;
-    const jobConnection = this.deps.store.list('connections').find((c) => c.id === job.source.connection);
+    const jobConnection = this.deps.store.list('connections').find((c) => c.id === vmSourceOf(job)?.connection);
     const connection = opt.connection ?? (jobConnection?.kind === 'morpheus' ? jobConnection.id : undefined);
     for (const row of record.vms) {
       if (signal.aborted) return;
@@ -296,8 +322,7 @@ export class SessionManager {
    * job picks VMs only by id, those are backed up anyway: the platform finds each VM by id when
    * it opens the backup.
    */
-  private async select(job: JobConfig, log: (line: Omit<LogLine, 'time'>) => void) {
-    const s = job.source;
+  private async select(s: VmSource, log: (line: Omit<LogLine, 'time'>) => void) {
     const byIdOnly = s.clusters.length + s.hosts.length + s.tags.length === 0;
     if (byIdOnly) {
       const picks = s.vms.filter((v) => !s.exclude.includes(v.id));
@@ -312,10 +337,9 @@ export class SessionManager {
       return sel;
     }
     try {
-      const inv = await this.deps.resources.inventory(job.source.connection, true);
-      return selectVms(job.source, inv.vms);
+      const inv = await this.deps.resources.inventory(s.connection, true);
+      return selectVms(s, inv.vms);
     } catch (err) {
-      const s = job.source;
       if (s.clusters.length + s.hosts.length + s.tags.length > 0) throw err;
       log({severity: 'warning', code: 'inventory-failed', message: `The inventory could not be read (${message(err)}); backing up the VMs picked by id.`});
       return {vms: s.vms.filter((v) => !s.exclude.includes(v.id)).map((v) => ({id: v.id, name: v.name ?? v.id, disks: v.disks, diskCount: v.disks?.length ?? 1})), missing: []};
@@ -325,6 +349,7 @@ export class SessionManager {
   private async runVm(
     record: SessionRecord,
     job: JobConfig,
+    connection: string,
     vm: SelectedVm,
     repo: Awaited<ReturnType<Resources['repository']>>,
     o: {signal: AbortSignal; throttle?: (bytes: number) => Promise<void>; activeFull: boolean},
@@ -332,7 +357,7 @@ export class SessionManager {
     const row = record.vms.find((r) => r.id === vm.id)!;
     row.attempts++;
     row.reason = undefined;
-    const key = `${job.source.connection}/${vm.id}`;
+    const key = `${connection}/${vm.id}`;
     let release: (() => void) | undefined;
     let grant: Awaited<ReturnType<ResourceScheduler['acquire']>> | undefined;
     try {
@@ -343,14 +368,14 @@ export class SessionManager {
         this.publish(record);
       }
       release = await this.deps.locks.acquire(key, record.id, o.signal);
-      grant = await this.deps.workers.acquire({connection: job.source.connection, host: vm.host, cluster: vm.cluster, want: Math.max(1, vm.diskCount)}, o.signal);
+      grant = await this.deps.workers.acquire({connection, host: vm.host, cluster: vm.cluster, want: Math.max(1, vm.diskCount)}, o.signal);
       const full = o.activeFull || (this.deps.hooks?.needsFull?.(vm.id) ?? false);
       row.state = 'running';
       row.worker = grant.worker;
       row.full = full;
       row.startedAt = new Date().toISOString();
       this.publish(record);
-      const platform = this.deps.resources.platform(job.source.connection);
+      const platform = this.deps.resources.platform(connection);
       const keepCheckpoint = await this.neededElsewhere(job.repository, vm.id);
       const result = await backupVm({
         keepCheckpoint,

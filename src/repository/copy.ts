@@ -44,13 +44,27 @@ export interface CopyResult {
   present: string[];
 }
 
+export interface CopyOptions {
+  /** Only this VM's points (its id or name in the source). */
+  vm?: string;
+  /** Only these points (ids in the source). */
+  restorePoints?: string[];
+  signal?: AbortSignal;
+  onProgress?: (p: CopyProgress) => void;
+  /** Waits until `bytes` more may be read from the source (a bandwidth limit). */
+  throttle?: (bytes: number) => Promise<void>;
+  /** The copy job and its session, recorded in the copies (the target's retention is that job's); else the source's. */
+  jobId?: string;
+  sessionId?: string;
+}
+
 /** Bytes put per call: several target chunks, so a batch is worth a round trip to the chunk workers. */
 const BATCH_CHUNKS = 8;
 
 export async function copyRestorePoints(
   source: Repository,
   target: Repository,
-  o: {vm?: string; restorePoints?: string[]; signal?: AbortSignal; onProgress?: (p: CopyProgress) => void} = {},
+  o: CopyOptions = {},
 ): Promise<CopyResult> {
   if (source.id === target.id) {
     throw new UserError(`${source.path} and ${target.path} are the same repository.`, {hint: 'Copy to another repository.', exitCode: ExitCode.invalidInput});
@@ -93,7 +107,7 @@ async function copyOne(
   to: string,
   have: Set<string>,
   targetId: (id: string) => string | undefined,
-  o: {signal?: AbortSignal; onProgress?: (p: CopyProgress) => void},
+  o: CopyOptions,
 ): Promise<CopiedPoint> {
   // Held while it is read: prune keeps it, forget refuses it.
   const hold = await source.holdRestorePoint(p.id, `a copy to ${target.path}`);
@@ -108,8 +122,8 @@ async function copyOne(
       platform: m.platform,
       copyOf: {id: to, time: m.time},
       ...(hasBase ? {base: baseTo} : {}),
-      ...(m.sessionId !== undefined ? {sessionId: m.sessionId} : {}),
-      ...(m.jobId !== undefined ? {jobId: m.jobId} : {}),
+      ...((o.sessionId ?? m.sessionId) !== undefined ? {sessionId: o.sessionId ?? m.sessionId} : {}),
+      ...((o.jobId ?? m.jobId) !== undefined ? {jobId: o.jobId ?? m.jobId} : {}),
       ...(m.configuration !== undefined ? {configuration: m.configuration} : {}),
       ...(o.signal ? {signal: o.signal} : {}),
     });
@@ -138,6 +152,7 @@ async function copyOne(
             for (const run of alignedRuns(disk.extents(part.offset, part.length), part.offset, w.chunkSize, d.size)) {
               if (run.zero) await dw.zero(at, run.length);
               else {
+                await o.throttle?.(run.length);
                 await dw.put(at, await disk.read(at, run.length));
                 readBytes += run.length;
               }

@@ -93,5 +93,5 @@ export {MemoryBackend} from './storage/memory.js';
 export {DEFAULT_CHUNK_SIZE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, CONFIG_FILE} from './config-file.js';
 export {checkPassphrase} from './crypto.js';
 export {planRetention, periodKey} from './retention.js';
-export {copyRestorePoints, type CopyProgress, type CopyResult, type CopiedPoint} from './copy.js';
+export {copyRestorePoints, type CopyOptions, type CopyProgress, type CopyResult, type CopiedPoint} from './copy.js';
 export type * from './types.js';

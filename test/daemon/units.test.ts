@@ -1,6 +1,6 @@
 /** Pure parts of the daemon: VM selection, the resource scheduler, VM locks, the token bucket, figures. */
 import {describe, expect, it} from 'vitest';
-import {jobSchema} from '../../src/config/schema.js';
+import {jobSchema, vmSourceSchema} from '../../src/config/schema.js';
 import {bottleneckOf, sessionTotals} from '../../src/daemon/figures.js';
 import {selectVms} from '../../src/daemon/selection.js';
 import {tokenBucket} from '../../src/daemon/throttle.js';
@@ -10,7 +10,7 @@ import type {InventoryVm} from '../../src/platforms/types.js';
 
 const vm = (id: string, host: string, cluster: string, tags: string[] = []): InventoryVm => ({id, name: `vm-${id}`, state: 'running', host, cluster, tags, disks: [{key: 'vda', name: 'vda', format: 'qcow2', size: 1, trackable: true}, {key: 'vdb', name: 'vdb', format: 'qcow2', size: 1, trackable: true}]});
 const inventory = [vm('1', 'h1', 'c1', ['prod']), vm('2', 'h2', 'c1'), vm('3', 'h3', 'c2', ['prod']), vm('4', 'h3', 'c2')];
-const source = (s: Record<string, unknown>) => jobSchema.parse({id: 'j', name: 'J', repository: 'r', source: {connection: 'k', ...s}}).source;
+const source = (s: Record<string, unknown>) => vmSourceSchema.parse(jobSchema.parse({id: 'j', name: 'J', repository: 'r', source: {connection: 'k', ...s}}).source);
 
 describe('VM selection', () => {
   it('by id, cluster, host and tag, minus exclusions, without duplicates', () => {

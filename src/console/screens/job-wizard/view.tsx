@@ -40,6 +40,9 @@ export function JobWizard(props: ScreenProps) {
   if (setup.error && !setup.data) return <ErrorMessage error={setup.error} />;
   if (!setup.data) return <Text color="cyan">… loading</Text>;
   const {connections, repositories, job, webhooks} = setup.data;
+  if (job && 'repository' in job.source) {
+    return <ErrorMessage error={{message: 'This is a copy job: the wizard makes backup jobs.', hint: 'Change a copy job with "vmbackup config" (or the API); its schedule, retention and notification fields are those of any job.'}} />;
+  }
   const first = job
     ? fromJob(job)
     : initWizard({repository: String(repositories[0]?.id ?? '')}, undefined, connections[0] ? String(connections[0].id) : undefined);

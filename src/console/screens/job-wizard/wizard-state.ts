@@ -204,6 +204,7 @@ export function fromJob(j: JobConfig): WizardState {
     subject: j.notification.subject,
     ...Object.fromEntries((j.notification.webhooks ?? []).map((id) => [`webhook:${id}`, 'yes'])),
   };
+  if (!('connection' in j.source)) throw new Error(`job ${j.id} is a copy job: the wizard makes backup jobs`);
   const {connection, ...sel} = j.source;
   return initWizard(values, sel, connection, j.id);
 }

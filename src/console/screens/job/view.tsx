@@ -69,8 +69,11 @@ export function JobScreen(props: ScreenProps) {
       if (s) open(s);
     }
   };
-  const vms = job.source.vms.map((v) => v.name ?? v.id);
-  const picks = [...vms, ...job.source.clusters.map((c) => `cluster ${c}`), ...job.source.hosts.map((h) => `host ${h}`), ...job.source.tags.map((t) => `tag ${t}`)];
+  const src = job.source;
+  const picks =
+    'repository' in src
+      ? [`copies of ${src.vms.length ? src.vms.join(', ') : 'every VM'} from repository ${src.repository}${src.verify ? ', read back and checked' : ''}`]
+      : [...src.vms.map((v) => v.name ?? v.id), ...src.clusters.map((c) => `cluster ${c}`), ...src.hosts.map((h) => `host ${h}`), ...src.tags.map((t) => `tag ${t}`)];
   return (
     <Box flexDirection="column">
       <Text bold wrap="truncate-end">
