@@ -21,6 +21,7 @@ const LONGEST_FIRST = [
   'test/cli/docs.test.ts',
   'test/daemon/cli-config.test.ts',
   'test/daemon/files.test.ts',
+  'test/daemon/encrypted-repository.test.ts',
   'test/platforms/libvirt/backup-running.test.ts',
   'test/engine/libvirt-engine.test.ts',
 ];

@@ -18,7 +18,7 @@ import {readFile, statfs} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
-import {vmSourceOf, type JobConfig, type RetentionConfig} from '../config/schema.js';
+import {copySourceOf, vmSourceOf, type JobConfig, type RetentionConfig} from '../config/schema.js';
 import {openDocument, type ConfigStore} from '../config/store.js';
 import {message} from '../engine/backup-vm.js';
 import type {MailQueue} from '../notify/mail-queue.js';
@@ -145,7 +145,7 @@ export class Maintenance {
 
   private notify(record: SessionRecord, job: JobConfig, repository: {name: string; path: string; freeBytes: number; totalBytes: number}): void {
     const email = this.deps.store.data.email;
-    const report = toSessionReport(record, {jobDescription: job.description || undefined, lastAttempt: true, repository, hostname: hostname(), appVersion: this.deps.appVersion});
+    const report = toSessionReport(record, {jobDescription: job.description || undefined, copy: copySourceOf(job) !== undefined, lastAttempt: true, repository, hostname: hostname(), appVersion: this.deps.appVersion});
     if (email && this.deps.mail) {
       const mail = buildSessionMail(report, job.notification, email);
       const queue = this.deps.mail;

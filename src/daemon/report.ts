@@ -12,13 +12,14 @@ export function screenshotCid(file: string): string {
 
 export function toSessionReport(
   s: SessionRecord,
-  o: {jobDescription?: string; lastAttempt: boolean; repository: {name: string; path: string; freeBytes: number; totalBytes: number}; hostname: string; appVersion: string},
+  o: {jobDescription?: string; copy?: boolean; lastAttempt: boolean; repository: {name: string; path: string; freeBytes: number; totalBytes: number}; hostname: string; appVersion: string},
 ): SessionReport {
   return {
     sessionId: s.id,
     jobId: s.jobId,
     jobName: s.jobName,
     jobDescription: o.jobDescription,
+    ...(o.copy ? {copy: true} : {}),
     // A stopped session is reported as failed: some VMs have no new restore point.
     result: s.state === 'success' || s.state === 'warning' ? s.state : 'failed',
     startedAt: s.startedAt,
@@ -34,7 +35,7 @@ export function toSessionReport(
       readBytes: v.figures?.readBytes ?? 0,
       transferredBytes: v.figures?.storedBytes ?? 0,
       durationMs: v.figures?.durationMs ?? 0,
-      details: [v.incremental ? 'incremental' : 'full', v.reason].filter(Boolean).join(', '),
+      details: [o.copy ? 'copied' : v.incremental ? 'incremental' : 'full', v.reason].filter(Boolean).join(', '),
       ...(v.verification && v.verification.result !== 'running'
         ? {verification: {result: v.verification.result, message: v.verification.message, ...(v.verification.screenshot ? {screenshotCid: screenshotCid(v.verification.screenshot)} : {})}}
         : {}),

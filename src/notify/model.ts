@@ -79,6 +79,8 @@ export interface SessionReport {
   jobId: string;
   jobName: string;
   jobDescription?: string;
+  /** A copy job's session (its VMs' points copied to a second repository): said in the header. */
+  copy?: boolean;
   result: SessionResult;
   startedAt: string;
   endedAt: string;

@@ -61,7 +61,7 @@ export function renderSessionHtml(report: SessionReport, subject: string, opts: 
   const low = isLowOnSpace(repo.freeBytes, repo.totalBytes);
 
   const header = headerBar(report.result, {
-    caption: 'Backup job',
+    caption: report.copy ? 'Copy job' : 'Backup job',
     title: report.jobName,
     subtitle: report.jobDescription,
     right: RESULT_LABEL[report.result],

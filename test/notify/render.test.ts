@@ -89,6 +89,9 @@ describe('renderSessionReport HTML', () => {
     expect(mail.html).toContain('#f2a900'); // amber header for a warning
     expect(renderSessionReport(sampleReport({result: 'success'})).html).toContain('#2e7d32');
     expect(renderSessionReport(sampleReport({result: 'failed'})).html).toContain('bgcolor="#c62828"');
+    // A backup job's report says so; a copy job's says it is one.
+    expect(text).toContain('Backup job');
+    expect(visibleText(renderSessionReport(sampleReport({copy: true}), utc).html)).toContain('Copy job');
   });
 
   it('has one row per VM with status symbol, times, sizes and details', () => {
