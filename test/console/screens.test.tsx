@@ -137,6 +137,39 @@ describe('repositories', () => {
     expect(f).not.toContain('correct horse');
   });
 
+  it('makes a copy job in its form (same repository twice refused), shows it as a copy, and edits it in the same form', async () => {
+    const api = seeded();
+    api.data.repositories.push({id: 'offsite', name: 'offsite', path: '/mnt/offsite/repo', passphrase: 'kept by the daemon'});
+    r = await renderApp(api, {name: 'jobs'});
+    await r.waitFor('+ New copy job');
+    await r.press(KEY.down + KEY.down + KEY.enter);
+    await r.waitFor('Check copies');
+    // Name; From main; To ← (main: the same) → refused; then → back to offsite.
+    await r.press(`Offsite copy${KEY.enter}${KEY.enter}${KEY.left}${KEY.enter}06:00${KEY.enter}7${KEY.enter}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('The copy must go to another repository');
+    expect(api.data.jobs).toHaveLength(1);
+    await r.press(`${KEY.up}${KEY.up}${KEY.up}${KEY.up}${KEY.right}${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('Offsite copy');
+    expect(api.data.jobs[1]).toMatchObject({
+      id: 'offsite-copy',
+      source: {repository: 'main', vms: [], verify: true},
+      repository: 'offsite',
+      schedule: {kind: 'daily', at: '06:00'},
+      retention: {restorePoints: 7},
+    });
+    let f = await r.waitFor(/Offsite copy\s+copy · /);
+    expect(overlong(f)).toEqual([]);
+    // Open it: it says what it copies; Edit opens the copy form filled in.
+    await r.press(KEY.down + KEY.enter);
+    f = await r.waitFor('copies of every VM from repository main, read back and checked');
+    await r.press(`${KEY.down}${KEY.down}${KEY.down}${KEY.enter}`);
+    await r.waitFor('Check copies');
+    expect(r.frame()).toContain('Offsite copy');
+    await r.press(`${KEY.down}${KEY.down}${KEY.down}${KEY.down}${KEY.backspace}3${KEY.enter}${KEY.enter}${KEY.enter}`);
+    await r.waitFor('copies of every VM');
+    expect(api.data.jobs[1]).toMatchObject({retention: {restorePoints: 3}, schedule: {kind: 'daily', at: '06:00'}, repository: 'offsite'});
+  });
+
   it('shows the daemon’s refusal in plain words and keeps the form', async () => {
     const api = seeded();
     const {UserError} = await import('../../src/util/errors.js');

@@ -91,7 +91,7 @@ describe('POST /repositories/:id/prune', () => {
   });
 
   it("finds a VM's job by the session of its newest restore point, else by the job's picks (pure)", () => {
-    const job = (id: string, vms: string[]) => ({id, source: {vms: vms.map((v) => ({id: v}))}}) as unknown as JobConfig;
+    const job = (id: string, vms: string[]) => ({id, source: {connection: 'c', vms: vms.map((v) => ({id: v}))}}) as unknown as JobConfig;
     const point = (vmId: string, time: string, sessionId?: string) => ({vmId, vmName: vmId, time, sessionId}) as RestorePointSummary;
     const jobs = [job('old', ['vm-1']), job('new', [])];
     const sessions: Record<string, string> = {s1: 'old', s2: 'new', s3: 'deleted-job'};
@@ -110,7 +110,7 @@ describe('POST /repositories/:id/prune', () => {
 
 describe('retention groups (pure)', () => {
   it('a point belongs to its recorded job, older points to their session\'s job, else to the VM\'s owner', () => {
-    const job = (id: string, vms: string[]) => ({id, source: {vms: vms.map((v) => ({id: v}))}}) as unknown as JobConfig;
+    const job = (id: string, vms: string[]) => ({id, source: {connection: 'c', vms: vms.map((v) => ({id: v}))}}) as unknown as JobConfig;
     const point = (id: string, vmId: string, time: string, extra: {sessionId?: string; jobId?: string} = {}) => ({id, vmId, vmName: vmId, time, ...extra}) as RestorePointSummary;
     const jobs = [job('daily', ['vm-1']), job('monthly', ['vm-1'])];
     const sessions: Record<string, string> = {s1: 'monthly'};

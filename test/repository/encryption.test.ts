@@ -10,7 +10,7 @@ import {createHash} from 'node:crypto';
 import {readdir, readFile, rename, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {copyRestorePoints, createRepository, openRepository, type Repository} from '../../src/repository/index.js';
+import {copyRestorePoints, createRepository, createRepositoryOn, MemoryBackend, openRepository, openRepositoryOn, type Repository} from '../../src/repository/index.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import {ageChunks, putAll, readAll, scratch, textLike} from './helpers.js';
 
@@ -186,6 +186,30 @@ describe('an encrypted repository', () => {
     for (const [p, want] of [[x!, image], [y!, image2]] as const) {
       expect((await readAll(await (await back.openRestorePoint(p.id)).openDisk('vda'))).equals(want)).toBe(true);
     }
+  });
+
+  it('works on any storage backend: the in-memory one holds only ciphertext too', async () => {
+    const backend = new MemoryBackend();
+    const repo = await createRepositoryOn(backend, {chunkSize: CHUNK, passphrase: PASS});
+    const id = await backup(repo, image);
+    const again = await openRepositoryOn(backend, {passphrase: PASS});
+    expect((await readAll(await (await again.openRestorePoint(id)).openDisk('vda'))).equals(image)).toBe(true);
+    expect((await again.verify()).ok).toBe(true);
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await backend.list(dir)) {
+        const key = dir ? `${dir}/${e.name}` : e.name;
+        if (e.dir) await walk(key);
+        else keys.push(key);
+      }
+    };
+    await walk('');
+    expect(keys.length).toBeGreaterThan(5);
+    for (const key of keys) {
+      const bytes = (await backend.get(key, {max: 16 << 20, what: 'test'}))!;
+      for (const n of [MARKER, VM_NAME, VM_ID]) expect(bytes.includes(Buffer.from(n, 'latin1')), `${key} holds ${n}`).toBe(false);
+    }
+    await expect(openRepositoryOn(backend)).rejects.toMatchObject({exitCode: ExitCode.passphrase});
   });
 
   it('refuses a hostile configuration (a key derivation that would take all memory) before deriving anything', async () => {

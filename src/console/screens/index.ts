@@ -9,6 +9,7 @@ import {InstantRecoveries} from './instant/view.js';
 import {FileBrowser} from './files/view.js';
 import {JobScreen} from './job/view.js';
 import {JobWizard} from './job-wizard/view.js';
+import {CopyJobScreen} from './copy-job/view.js';
 import {Jobs} from './jobs/view.js';
 import {Menu} from './menu/view.js';
 import {Repositories, RepositoryAdd} from './repositories/view.js';
@@ -38,6 +39,16 @@ export const SCREENS: Record<string, ScreenDef> = {
     title: 'Job',
     help: ['The job and what you can do with it: run now, stop, retry failed VMs, edit (the wizard), delete.', 'Below the actions: its past sessions; Enter opens one.'],
     Component: JobScreen,
+  },
+  'copy-job': {
+    title: 'Copy job',
+    help: [
+      'A copy job keeps a second copy of the restore points of one repository in another (3-2-1): those its retention keeps, only the chunks the target lacks.',
+      'Check copies: each copy is read back from the target and every chunk checked; a damaged copy is removed so the next run copies it again.',
+      'An encrypted target (a repository with a passphrase) gets the copies encrypted.',
+      FORM_HELP,
+    ],
+    Component: CopyJobScreen,
   },
   'job-wizard': {
     title: 'Job wizard',

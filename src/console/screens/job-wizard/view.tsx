@@ -41,7 +41,7 @@ export function JobWizard(props: ScreenProps) {
   if (!setup.data) return <Text color="cyan">… loading</Text>;
   const {connections, repositories, job, webhooks} = setup.data;
   if (job && 'repository' in job.source) {
-    return <ErrorMessage error={{message: 'This is a copy job: the wizard makes backup jobs.', hint: 'Change a copy job with "vmbackup config" (or the API); its schedule, retention and notification fields are those of any job.'}} />;
+    return <ErrorMessage error={{message: 'This is a copy job: the wizard makes backup jobs.', hint: 'Open the job and choose "Edit the job": copy jobs have their own form.'}} />;
   }
   const first = job
     ? fromJob(job)

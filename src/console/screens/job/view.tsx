@@ -55,7 +55,7 @@ export function JobScreen(props: ScreenProps) {
     else if (value === 'retry') {
       const r = await action.run('Retrying failed VMs', () => api.retryFailed(id));
       if (r.ok) nav({type: 'push', route: {name: 'session', params: {id: r.value.id}}});
-    } else if (value === 'edit') nav({type: 'push', route: {name: 'job-wizard', params: {id}}});
+    } else if (value === 'edit') nav({type: 'push', route: {name: 'repository' in job.source ? 'copy-job' : 'job-wizard', params: {id}}});
     else if (value === 'toggle') {
       const r = await action.run(job.enabled ? 'Disabling' : 'Enabling', () => api.update('jobs', id, {...savedJob(job), enabled: !job.enabled}), () => (job.enabled ? 'Disabled: it runs only when started by hand.' : 'Enabled: it runs on its schedule.'));
       if (r.ok) data.reload();

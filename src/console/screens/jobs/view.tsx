@@ -17,9 +17,13 @@ export function Jobs(props: ScreenProps) {
   return (
     <Box flexDirection="column">
       <Select
-        items={[...data.data.map((j) => ({value: j.id, label: j.name, hint: `${j.enabled ? '' : '(disabled) '}${describeSchedule(j.schedule)}`})), {value: '+new', label: '+ New backup job'}]}
+        items={[
+          ...data.data.map((j) => ({value: j.id, label: j.name, hint: `${j.enabled ? '' : '(disabled) '}${'repository' in j.source ? 'copy · ' : ''}${describeSchedule(j.schedule)}`})),
+          {value: '+new', label: '+ New backup job'},
+          {value: '+copy', label: '+ New copy job', hint: 'a second copy in another repository'},
+        ]}
         visible={props.height - 2}
-        onChoose={(item) => nav({type: 'push', route: item.value === '+new' ? {name: 'job-wizard'} : {name: 'job', params: {id: item.value}}})}
+        onChoose={(item) => nav({type: 'push', route: item.value === '+new' ? {name: 'job-wizard'} : item.value === '+copy' ? {name: 'copy-job'} : {name: 'job', params: {id: item.value}}})}
       />
     </Box>
   );

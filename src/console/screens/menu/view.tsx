@@ -12,6 +12,7 @@ export const MENU = [
   {value: 'webhooks', label: 'Webhooks', hint: 'reports to Slack, Teams, Mattermost, JSON'},
   {value: 'jobs', label: 'Backup jobs', hint: 'list, edit, run'},
   {value: 'job-wizard', label: 'New backup job'},
+  {value: 'copy-job', label: 'New copy job', hint: 'a second copy in another repository'},
   {value: 'sessions', label: 'Sessions', hint: 'history of every job'},
   {value: 'restore', label: 'Restore'},
   {value: 'appliance', label: 'Appliance', hint: 'health, free space, daemon log'},
