@@ -13,6 +13,7 @@ import {DEFAULT_VMS, startSimulator, type Simulator} from '../ovirt-sim/index.js
 import {isolate, startDaemon, waitForSession, type RunningDaemon} from '../daemon/helpers.js';
 import {firstStartRepository, firstStartSkipToWizard, wizardDefaultsToSummary} from './console-steps.js';
 import {Tmux} from './tmux.js';
+import {MENU} from '../../src/console/screens/menu/view.js';
 import {CLI_MAIN} from '../lib/dist.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -177,7 +178,7 @@ describe('console in tmux against a real daemon', () => {
     await t.waitFor('Enter open job');
     await t.keys('m');
     await t.waitFor('Appliance');
-    await t.keys(...Array(9).fill('Down'), 'Enter');
+    await t.keys(...Array(MENU.findIndex((m) => m.value === 'appliance')).fill('Down'), 'Enter');
     await t.waitFor(/main repo: .* free of .* · checked|main repo: .* free of .* · never checked/);
     await t.save(join(ART, 'appliance.txt'));
     await t.keys('Escape');
