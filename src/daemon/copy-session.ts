@@ -44,7 +44,9 @@ export async function runCopySession(
 ): Promise<void> {
   const source = await d.repository(src.repository);
   const target = await d.repository(job.repository);
+  // Listed once for the whole session (every VM's copy uses them; the target's ids are kept up to date).
   const points = await source.listRestorePoints();
+  const targetIds = new Set((await target.listRestorePoints()).map((p) => p.id));
   const {vms, unknown} = copyTargets(points, src);
   for (const name of unknown) {
     record.vms.push({id: name, name, state: 'failed', reason: `The source repository has no restore point of ${name}.`, attempts: 0});
@@ -56,7 +58,7 @@ export async function runCopySession(
   await d.changed(record, true);
   for (const v of todo) {
     if (o.signal.aborted) break;
-    await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, points, o);
+    await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, {source: points, targetIds}, o);
   }
 }
 
@@ -68,9 +70,10 @@ async function copyVm(
   src: CopySource,
   source: Repository,
   target: Repository,
-  points: readonly RestorePointSummary[],
+  listed: {source: readonly RestorePointSummary[]; targetIds: Set<string>},
   o: {signal: AbortSignal; throttle?: (bytes: number) => Promise<void>},
 ): Promise<void> {
+  const points = listed.source;
   row.attempts++;
   row.state = 'running';
   row.startedAt = new Date().toISOString();
@@ -83,7 +86,7 @@ async function copyVm(
     const result =
       keep.length === 0
         ? {copied: [], present: []}
-        : await copyRestorePoints(source, target, {vm: row.id, restorePoints: keep, signal: o.signal, jobId: job.id, sessionId: record.id, ...(o.throttle ? {throttle: o.throttle} : {})});
+        : await copyRestorePoints(source, target, {vm: row.id, restorePoints: keep, signal: o.signal, jobId: job.id, sessionId: record.id, listed, ...(o.throttle ? {throttle: o.throttle} : {})});
     const copied = result.copied.map((c) => c.targetId ?? c.id);
     let damaged = 0;
     let removed = '';
@@ -93,7 +96,11 @@ async function copyVm(
       // A damaged copy goes, so that the next session copies it again (a lock may keep it: said).
       const bad = report.restorePoints.filter((r) => !r.ok).map((r) => r.id);
       const gone = [];
-      for (const id of bad) if (await target.forget(id, {force: true}).then(() => true, () => false)) gone.push(id);
+      for (const id of bad) {
+        if (!(await target.forget(id, {force: true}).then(() => true, () => false))) continue;
+        gone.push(id);
+        listed.targetIds.delete(id);
+      }
       if (bad.length) removed = gone.length === bad.length ? ' They were removed from the target; the next session copies them again.' : ` ${bad.length - gone.length} of them could not be removed (a retention lock?).`;
     }
     const read = result.copied.reduce((a, c) => a + c.readBytes, 0);

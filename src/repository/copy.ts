@@ -56,6 +56,11 @@ export interface CopyOptions {
   /** The copy job and its session, recorded in the copies (the target's retention is that job's); else the source's. */
   jobId?: string;
   sessionId?: string;
+  /**
+   * What the caller already listed, for a copy of one VM after another: the source's points and
+   * the target's point ids (kept up to date here as points are copied). Without them both are listed.
+   */
+  listed?: {source: readonly RestorePointSummary[]; targetIds: Set<string>};
 }
 
 /** Bytes put per call: several target chunks, so a batch is worth a round trip to the chunk workers. */
@@ -69,8 +74,8 @@ export async function copyRestorePoints(
   if (source.id === target.id) {
     throw new UserError(`${source.path} and ${target.path} are the same repository.`, {hint: 'Copy to another repository.', exitCode: ExitCode.invalidInput});
   }
-  const all = await source.listRestorePoints();
-  let points = all;
+  const all = o.listed?.source ?? (await source.listRestorePoints());
+  let points = [...all];
   if (o.vm !== undefined) points = points.filter((p) => p.vmId === o.vm || p.vmName === o.vm);
   if (o.restorePoints) {
     const unknown = o.restorePoints.filter((id) => !points.some((p) => p.id === id));
@@ -79,7 +84,7 @@ export async function copyRestorePoints(
   }
   if (o.vm !== undefined && points.length === 0) throw new UserError(`${source.path} has no restore point of VM ${o.vm}.`, {exitCode: ExitCode.notFound});
   points.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id.localeCompare(b.id)));
-  const have = new Set((await target.listRestorePoints()).map((p) => p.id));
+  const have = o.listed?.targetIds ?? new Set((await target.listRestorePoints()).map((p) => p.id));
   // A point's id in the target (another one in an encrypted target: ids there name no VM).
   const times = new Map(all.map((p) => [p.id, p.time]));
   const targetId = (id: string): string | undefined => {
@@ -94,7 +99,7 @@ export async function copyRestorePoints(
       result.present.push(p.id);
       continue;
     }
-    result.copied.push(await copyOne(source, target, p, to, have, targetId, o));
+    result.copied.push(await copyOne(source, target, p, have, targetId, o));
     have.add(to);
   }
   return result;
@@ -104,7 +109,6 @@ async function copyOne(
   source: Repository,
   target: Repository,
   p: RestorePointSummary,
-  to: string,
   have: Set<string>,
   targetId: (id: string) => string | undefined,
   o: CopyOptions,
@@ -114,6 +118,7 @@ async function copyOne(
   try {
     const reader = await source.openRestorePoint(p.id);
     const m = reader.manifest;
+    const to = targetId(p.id)!;
     const baseTo = m.base !== undefined ? targetId(m.base) : undefined;
     const hasBase = baseTo !== undefined && have.has(baseTo);
     const w = await target.beginRestorePoint({
@@ -129,7 +134,7 @@ async function copyOne(
     });
     // An incremental whose base the target has, in the same chunk size: chunks whose id is the
     // base's are the base's in the target too (kept by its writer without a read); the rest is read.
-    const base = m.base !== undefined && hasBase && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base) : undefined;
+    const base = hasBase && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base!) : undefined;
     const totalBytes = m.disks.reduce((a, d) => a + d.size, 0);
     let doneBytes = 0;
     let newChunks = 0;

@@ -39,7 +39,8 @@ export function copyJobFrom(v: Record<string, string>, taken: string[], was?: Jo
     repository: v.to,
     schedule: kept ?? (at ? {kind: 'daily', at, ...(days ? {days} : {})} : {kind: 'none'}),
     retention: {...(was?.retention ?? {}), restorePoints: keep},
-    ...(mbps !== undefined ? {bandwidthLimitMBps: mbps} : {bandwidthLimitMBps: undefined}),
+    // undefined (no limit) replaces an edited job's limit: JSON leaves the field out.
+    bandwidthLimitMBps: mbps,
   };
 }
 
