@@ -55,8 +55,10 @@ export const backup: Command = {
       if (result.status === 'failed') {
         const err = result.error;
         if (stop.received) {
-          throw new UserError(`The backup of ${vm.name} was stopped (${stop.received}); nothing was committed and its backup job on the host was cleaned up.`, {
-            hint: 'Run the backup again when you are ready.',
+          const unclean = result.events.filter((e) => e.code === 'cleanup-failed').map((e) => e.message);
+          const cleaned = unclean.length === 0 ? 'its backup job on the host was cleaned up' : `cleaning up on the host failed: ${unclean.join('; ')}`;
+          throw new UserError(`The backup of ${vm.name} was stopped (${stop.received}); nothing was committed and ${cleaned}.`, {
+            hint: unclean.length === 0 ? 'Run the backup again when you are ready.' : 'The next vmbackup backup of this VM (or the daemon when it starts) removes what is left; run it when you are ready.',
             exitCode: ExitCode.cancelled,
           });
         }

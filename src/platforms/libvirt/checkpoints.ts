@@ -55,10 +55,28 @@ export async function redefineCheckpoint(
   return r.exitCode === 0 ? undefined : r.stderr.trim() || `exit ${r.exitCode}`;
 }
 
-/** Ends the domain's backup job if there is one; true when a job was aborted. */
-export async function abortJob(host: LibvirtHost, uuid: string): Promise<boolean> {
+/**
+ * Ends the domain's backup job if there is one and waits until it is gone; true when a job was
+ * aborted. `domjobabort` returns once QEMU was asked to cancel the job's block jobs; libvirt ends
+ * the backup job only when QEMU reports them ended (libvirt/libvirt src/qemu/qemu_backup.c:
+ * qemuBackupJobCancelBlockjobs, then qemuBackupNotifyBlockjobEnd → qemuBackupJobTerminate), so on
+ * a busy host `domjobinfo` still shows the job for a moment and a next backup would be refused.
+ */
+export async function abortJob(host: LibvirtHost, uuid: string, opts: {waitMs?: number} = {}): Promise<boolean> {
   const r = await host.virsh(['domjobabort', uuid], {allowFailure: true});
-  if (r.exitCode === 0) return true;
-  if (/no job is active|domain is not running|not running/i.test(r.stderr)) return false;
-  throw new Error(`virsh domjobabort ${uuid} on ${host.name} failed: ${r.stderr.trim()}`);
+  if (r.exitCode !== 0) {
+    if (/no job is active|domain is not running|not running/i.test(r.stderr)) return false;
+    throw new Error(`virsh domjobabort ${uuid} on ${host.name} failed: ${r.stderr.trim()}`);
+  }
+  const until = Date.now() + (opts.waitMs ?? 60_000);
+  for (;;) {
+    const info = await host.virsh(['domjobinfo', uuid], {allowFailure: true});
+    const type = /Job type:\s*(\S+)/.exec(info.stdout)?.[1];
+    // Gone, or the VM is (no job type printed, or the command failed: nothing left to wait for).
+    if (info.exitCode !== 0 || !type || type === 'None') return true;
+    if (Date.now() > until) {
+      throw new Error(`the backup job of ${uuid} on ${host.name} was asked to stop but is still there after ${Math.round((opts.waitMs ?? 60_000) / 1000)} s ("virsh domjobinfo ${uuid}": ${info.stdout.replace(/\s+/g, ' ').trim()})`);
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
