@@ -12,6 +12,8 @@ import {SELF_LEASE} from '../../src/util/process-lease.js';
 import type {StorageBackend} from '../../src/repository/storage/backend.js';
 import {LocalDirectoryBackend} from '../../src/repository/storage/local.js';
 import {MemoryBackend} from '../../src/repository/storage/memory.js';
+import {uriEncode} from '../../src/repository/storage/s3-client.js';
+import {emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
 import {scratch} from './helpers.js';
 
 interface Bed {
@@ -47,6 +49,29 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
           backend.objects.get(key)!.modifiedMs = Date.now() - ms;
         },
         cleanup: async () => undefined,
+      };
+    },
+  },
+  {
+    // A real S3 server: OpenStack Swift with s3api (test/setup.d/50-swift.sh).
+    name: 'S3 (Swift s3api)',
+    make: async () => {
+      const backend = await swiftBackend('conformance');
+      return {
+        backend,
+        // The object's own time is its metadata (s3.ts): rewritten by a server-side copy, as another writer would.
+        age: async (key, ms) => {
+          const full = `${backend.where.prefix}${key}`;
+          await backend.client.request({
+            method: 'PUT',
+            key: full,
+            headers: {'x-amz-copy-source': `/${backend.where.bucket}/${uriEncode(full, true)}`, 'x-amz-metadata-directive': 'REPLACE', 'x-amz-meta-vmb-mtime': String(Date.now() - ms)},
+          });
+        },
+        cleanup: async () => {
+          await emptySwiftPrefix(backend);
+          backend.client.close();
+        },
       };
     },
   },
