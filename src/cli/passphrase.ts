@@ -1,32 +1,47 @@
 /**
- * The passphrase of an encrypted repository on the command line: `--passphrase-file FILE`, a
- * file of one line that only its owner may read (a passphrase never goes on the command line,
- * where `ps` shows it to everyone). Every command that opens a repository takes it.
+ * The secrets of a repository on the command line, always in files that only their owner may
+ * read (a secret never goes on the command line, where `ps` shows it to everyone): the
+ * passphrase of an encrypted repository (`--passphrase-file FILE`, one line) and the credentials
+ * of a repository in an S3 bucket (`--s3-credentials FILE`, s3-client.ts parseS3Credentials).
+ * Every command that opens a repository takes both.
  */
 import {open} from 'node:fs/promises';
-import {checkPassphrase, openRepository, type Repository} from '../repository/index.js';
+import {checkPassphrase, isS3Url, openRepository, parseS3Credentials, type Repository, type S3Credentials} from '../repository/index.js';
 import {ExitCode, UserError, errnoCode} from '../util/errors.js';
 import type {OptionSpec} from './command.js';
 
-export const passphraseOptions: OptionSpec = {'passphrase-file': {type: 'string'}};
+export const passphraseOptions: OptionSpec = {'passphrase-file': {type: 'string'}, 's3-credentials': {type: 'string'}};
 
-export const passphraseHelp = '  --passphrase-file FILE  the passphrase of an encrypted repository: a file of one line, mode 0600';
+export const passphraseHelp =
+  '  --passphrase-file FILE  the passphrase of an encrypted repository: a file of one line, mode 0600\n' +
+  '  --s3-credentials FILE   the credentials of a repository in an S3 bucket (s3://HOST[:PORT]/BUCKET[/PREFIX]):\n' +
+  '                          lines access_key_id = …, secret_access_key = …, region = …; mode 0600';
 
 /** Reads a passphrase file: a regular file of at most 4 KiB that group and others cannot read. */
 export async function readPassphraseFile(file: string): Promise<string> {
+  return checkPassphrase(await readPrivateFile(file, 'passphrase'), `The passphrase in ${file}`);
+}
+
+/** Reads an S3 credentials file (private like a passphrase file). */
+export async function readS3CredentialsFile(file: string): Promise<S3Credentials> {
+  return parseS3Credentials(await readPrivateFile(file, 'credentials'), `The credentials file ${file}`);
+}
+
+/** A regular file of at most 4 KiB that group and others cannot read, as text. */
+async function readPrivateFile(file: string, what: 'passphrase' | 'credentials'): Promise<string> {
   let text: string;
   try {
     const fh = await open(file, 'r');
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new UserError(`The passphrase file ${file} is not a regular file.`, {exitCode: ExitCode.invalidInput});
+      if (!st.isFile()) throw new UserError(`The ${what} file ${file} is not a regular file.`, {exitCode: ExitCode.invalidInput});
       if ((st.mode & 0o077) !== 0) {
-        throw new UserError(`The passphrase file ${file} can be read by others (mode ${(st.mode & 0o777).toString(8)}).`, {
+        throw new UserError(`The ${what} file ${file} can be read by others (mode ${(st.mode & 0o777).toString(8)}).`, {
           hint: `Make it private first: chmod 600 ${file}`,
           exitCode: ExitCode.invalidInput,
         });
       }
-      if (st.size > 4096) throw new UserError(`The passphrase file ${file} is larger than 4 KiB: not a passphrase file.`, {exitCode: ExitCode.invalidInput});
+      if (st.size > 4096) throw new UserError(`The ${what} file ${file} is larger than 4 KiB: not a ${what} file.`, {exitCode: ExitCode.invalidInput});
       text = await fh.readFile('utf8');
     } finally {
       await fh.close();
@@ -34,11 +49,11 @@ export async function readPassphraseFile(file: string): Promise<string> {
   } catch (err) {
     if (err instanceof UserError) throw err;
     const code = errnoCode(err);
-    throw new UserError(`Cannot read the passphrase file ${file}: ${code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : String((err as Error).message)}.`, {
+    throw new UserError(`Cannot read the ${what} file ${file}: ${code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'permission denied' : String((err as Error).message)}.`, {
       exitCode: ExitCode.invalidInput,
     });
   }
-  return checkPassphrase(text, `The passphrase in ${file}`);
+  return text;
 }
 
 /** The passphrase named by option `name` (default --passphrase-file), or undefined when not given. */
@@ -47,8 +62,15 @@ export async function passphraseFrom(values: Record<string, unknown>, name = 'pa
   return typeof file === 'string' ? readPassphraseFile(file) : undefined;
 }
 
-/** Opens the repository at `path` with the passphrase given by option `name`, if any. */
+/** The S3 credentials (--s3-credentials) when `path` is an S3 repository and they were given. */
+export async function s3CredentialsFor(path: string, values: Record<string, unknown>): Promise<S3Credentials | undefined> {
+  const file = values['s3-credentials'];
+  return isS3Url(path) && typeof file === 'string' ? readS3CredentialsFile(file) : undefined;
+}
+
+/** Opens the repository at `path` with the passphrase given by option `name`, if any (and the S3 credentials for an S3 one). */
 export async function openRepo(path: string, values: Record<string, unknown>, name = 'passphrase-file'): Promise<Repository> {
   const passphrase = await passphraseFrom(values, name);
-  return openRepository(path, passphrase !== undefined ? {passphrase} : {});
+  const s3 = await s3CredentialsFor(path, values);
+  return openRepository(path, {...(passphrase !== undefined ? {passphrase} : {}), ...(s3 ? {s3} : {})});
 }

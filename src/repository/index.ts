@@ -86,7 +86,9 @@
  *   Every I/O error names the file (and chunk id or restore point); ENOSPC becomes a UserError
  *   with ExitCode.noSpace; a damaged file a UserError with ExitCode.corrupt.
  */
-export {Repository, createRepository, createRepositoryOn, openRepository, openRepositoryOn, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type OpenOptions} from './repository.js';
+export {Repository, createRepository, createRepositoryOn, openRepository, openRepositoryOn, DEFAULT_LOCK_TIMEOUT_MS, S3_CHUNK_SIZE, type CreateOptions, type OpenOptions} from './repository.js';
+export {S3Backend, isS3Url} from './storage/s3.js';
+export {parseS3Credentials, type S3Credentials} from './storage/s3-client.js';
 export type {StorageBackend} from './storage/backend.js';
 export {LocalDirectoryBackend} from './storage/local.js';
 export {MemoryBackend} from './storage/memory.js';

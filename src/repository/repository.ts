@@ -18,6 +18,8 @@ import {CHUNKS_DIR, HOLD_PREFIX, LOCKS_DIR, MANIFEST_FILE, POINTS_DIR, POINT_ID,
 import {isAlive, parseOwner, selfOwner} from './lock.js';
 import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
+import {S3Backend, ensureBucket, explainS3, isS3Url, parseS3Url, s3Url} from './storage/s3.js';
+import type {S3Credentials} from './storage/s3-client.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
 import {compactTime, isValidName, newPointId} from './names.js';
 import {manifestText} from './sealed-files.js';
@@ -466,7 +468,10 @@ export class Repository {
 
 /** How a repository is made: chunk size, format version, and a passphrase for an encrypted one. */
 export interface CreateOptions {
+  /** Default: DEFAULT_CHUNK_SIZE on a local disk, S3_CHUNK_SIZE in an S3 bucket. */
   chunkSize?: number;
+  /** The credentials of an S3 repository (a path of the form s3://HOST/BUCKET/PREFIX). */
+  s3?: S3Credentials;
   /** An older format (tests and benchmarks that compare formats; an older vmbackup reads only its own). */
   formatVersion?: number;
   /** Makes an encrypted repository (format 3, crypto.ts) whose key this passphrase unwraps. */
@@ -476,6 +481,35 @@ export interface CreateOptions {
 /** How a repository is opened: the passphrase of an encrypted one (ignored by a plain one). */
 export interface OpenOptions {
   passphrase?: string;
+  /** The credentials of an S3 repository (a path of the form s3://HOST/BUCKET/PREFIX). */
+  s3?: S3Credentials;
+}
+
+/**
+ * The chunk size of a new repository in an S3 bucket: 4 MiB, so that a TiB of disk is at most
+ * 262,144 objects (1 MiB chunks would be a million PUTs per TiB; object stores bill and throttle
+ * per request). Proxmox Backup Server uses 4 MiB chunks for VM images for the same reason.
+ */
+export const S3_CHUNK_SIZE = 4 << 20;
+
+/** The S3 backend for an s3:// path, with its credentials (a UserError when they are missing). */
+function s3BackendFor(path: string, creds: S3Credentials | undefined): S3Backend {
+  const where = parseS3Url(path)!;
+  if (!creds) {
+    throw new UserError(`The repository ${s3Url(where)} is in an S3 bucket: its credentials are needed.`, {
+      hint: 'Give them with --s3-credentials FILE (access_key_id = …, secret_access_key = …, region = …; mode 0600), or in the repository\'s settings of the appliance.',
+      exitCode: ExitCode.usage,
+    });
+  }
+  return new S3Backend(where, creds);
+}
+
+async function explained<T>(backend: S3Backend, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw explainS3(err, backend.location);
+  }
 }
 
 /**
@@ -483,6 +517,13 @@ export interface OpenOptions {
  * encrypted one (ENCRYPTED_FORMAT_VERSION) when a passphrase is given.
  */
 export async function createRepository(path: string, opts: CreateOptions = {}): Promise<Repository> {
+  if (isS3Url(path)) {
+    const backend = s3BackendFor(path, opts.s3);
+    return explained(backend, async () => {
+      await ensureBucket(backend);
+      return createRepositoryOn(backend, {...opts, chunkSize: opts.chunkSize ?? S3_CHUNK_SIZE});
+    });
+  }
   const root = resolve(path);
   const config = newConfig(opts);
   const keys = await encryptionFor(config, opts);
@@ -558,6 +599,10 @@ async function writeConfig(backend: StorageBackend, config: RepositoryConfig, ke
 
 /** Opens the repository in a local directory. */
 export async function openRepository(path: string, opts: OpenOptions = {}): Promise<Repository> {
+  if (isS3Url(path)) {
+    const backend = s3BackendFor(path, opts.s3);
+    return explained(backend, () => openRepositoryOn(backend, opts));
+  }
   const root = resolve(path);
   const repo = await openRepositoryOn(new LocalDirectoryBackend(root), opts);
   // A copied repository may lack empty directories (some copy tools skip them).

@@ -25,6 +25,9 @@ import {readFileSync} from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import {ExitCode, UserError} from '../../util/errors.js';
+import type {S3Location} from '../../util/s3-url.js';
+
+export type {S3Location};
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -33,16 +36,6 @@ export interface S3Credentials {
   region: string;
   /** PEM file of the CA that signed the server's certificate, when not a public one. */
   caFile?: string;
-}
-
-export interface S3Location {
-  /** http: or https: */
-  protocol: 'http:' | 'https:';
-  host: string;
-  port: number;
-  bucket: string;
-  /** Key prefix of the repository in the bucket: '' or ending in '/'. */
-  prefix: string;
 }
 
 export interface S3Request {
@@ -308,4 +301,34 @@ function jitter(ms: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * S3 credentials as a file holds them (`vmbackup … --s3-credentials FILE`): `name = value` lines,
+ * `#` comments; access_key_id and secret_access_key (the AWS names with an aws_ prefix are taken
+ * too), region (default us-east-1), ca_file (a PEM CA for a server with a private certificate).
+ * `source` names the file in errors; a value is never repeated in one.
+ */
+export function parseS3Credentials(text: string, source: string): S3Credentials {
+  const values = new Map<string, string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || /^\[.*\]$/.test(line)) continue;
+    const m = /^([A-Za-z_]+)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new UserError(`Line ${i + 1} of ${source} is not "name = value".`, {exitCode: ExitCode.invalidInput});
+    values.set(m[1]!.toLowerCase().replace(/^aws_/, ''), m[2]!.trim());
+  }
+  const accessKeyId = values.get('access_key_id') ?? '';
+  const secretAccessKey = values.get('secret_access_key') ?? '';
+  const region = values.get('region') || 'us-east-1';
+  const caFile = values.get('ca_file');
+  const missing = [accessKeyId ? '' : 'access_key_id', secretAccessKey ? '' : 'secret_access_key'].filter(Boolean);
+  if (missing.length > 0) {
+    throw new UserError(`${source} lacks ${missing.join(' and ')}.`, {hint: 'Write them as lines "access_key_id = …" and "secret_access_key = …".', exitCode: ExitCode.invalidInput});
+  }
+  if (!/^[\x21-\x7e]{1,256}$/.test(accessKeyId)) throw new UserError(`The access_key_id in ${source} is not a key id (printable, no spaces).`, {exitCode: ExitCode.invalidInput});
+  if (!/^[\x21-\x7e]{1,256}$/.test(secretAccessKey)) throw new UserError(`The secret_access_key in ${source} is not a secret key (printable, no spaces).`, {exitCode: ExitCode.invalidInput});
+  if (!/^[a-z0-9-]{1,64}$/.test(region)) throw new UserError(`The region in ${source} is not a region name (such as us-east-1).`, {exitCode: ExitCode.invalidInput});
+  if (caFile !== undefined && !caFile.startsWith('/')) throw new UserError(`The ca_file in ${source} must be an absolute path.`, {exitCode: ExitCode.invalidInput});
+  return {accessKeyId, secretAccessKey, region, ...(caFile ? {caFile} : {})};
 }

@@ -32,7 +32,10 @@ import {SELF_LEASE} from '../../util/process-lease.js';
 import {corrupt} from '../fsio.js';
 import {isAlive, selfOwner} from '../lock.js';
 import {assertKey, type ListEntry, type Lock, type LockOptions, type ObjectInfo, type Owner, type PutOptions, type StorageBackend} from './backend.js';
-import {S3Client, S3Error, TooLarge, uriEncode, xmlAll, xmlOne, xmlText, type S3Credentials, type S3Location} from './s3-client.js';
+import {s3Url, type S3Location} from '../../util/s3-url.js';
+import {S3Client, S3Error, TooLarge, uriEncode, xmlAll, xmlOne, xmlText, type S3Credentials} from './s3-client.js';
+
+export {isS3Url, parseS3Url, s3Url, type S3Location} from '../../util/s3-url.js';
 
 /** Objects larger than this go up as a multipart upload (S3 allows a single PUT up to 5 GiB; parts keep retries small). */
 export const MULTIPART_BYTES = 32 << 20;
@@ -417,60 +420,13 @@ async function parallel<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>
   );
 }
 
-/**
- * An S3 repository location as the user writes it: `s3://HOST[:PORT]/BUCKET[/PREFIX]` (HTTPS) or
- * `s3+http://HOST:PORT/BUCKET[/PREFIX]` (plain HTTP, for a server on this machine or a lab). The
- * bucket and prefix are checked like every name from outside: S3's bucket rules, and prefix
- * segments that could be keys.
- */
-export function parseS3Url(text: string): S3Location | undefined {
-  const m = /^s3(\+http|\+https)?:\/\/([^/]+)\/([^/]+)(?:\/(.*))?$/.exec(text.trim());
-  if (!m) return undefined;
-  const protocol = m[1] === '+http' ? 'http:' : 'https:';
-  let url: URL;
-  try {
-    url = new URL(`${protocol}//${m[2]}`);
-  } catch {
-    throw badUrl(text, 'the host is not valid');
-  }
-  if (url.username || url.password) throw badUrl(text, 'credentials do not belong in the address; give them in the credentials file');
-  const bucket = m[3]!;
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) throw badUrl(text, `"${bucket}" is not a valid bucket name (3–63 lowercase letters, digits, dots and hyphens)`);
-  const rest = (m[4] ?? '').replace(/\/+$/, '');
-  if (rest !== '') {
-    for (const seg of rest.split('/')) {
-      if (!/^[A-Za-z0-9._-]{1,100}$/.test(seg) || seg === '.' || seg === '..') throw badUrl(text, `the prefix segment "${seg}" is not allowed (letters, digits, '.', '_' and '-')`);
-    }
-  }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  return {protocol, host, port: url.port ? Number(url.port) : protocol === 'https:' ? 443 : 80, bucket, prefix: rest === '' ? '' : `${rest}/`};
-}
-
-export function isS3Url(text: string): boolean {
-  return /^s3(\+https?)?:\/\//.test(text.trim());
-}
-
-export function s3Url(l: S3Location): string {
-  const scheme = l.protocol === 'http:' ? 's3+http' : 's3';
-  const host = l.host.includes(':') ? `[${l.host}]` : l.host;
-  const port = l.port === (l.protocol === 'https:' ? 443 : 80) ? '' : `:${l.port}`;
-  return `${scheme}://${host}${port}/${l.bucket}${l.prefix ? `/${l.prefix.replace(/\/$/, '')}` : ''}`;
-}
-
-function badUrl(text: string, why: string): UserError {
-  return new UserError(`"${text}" is not a usable S3 repository address: ${why}.`, {
-    hint: 'Write it as s3://HOST[:PORT]/BUCKET[/PREFIX] (HTTPS) or s3+http://HOST:PORT/BUCKET[/PREFIX].',
-    exitCode: ExitCode.usage,
-  });
-}
-
 /** Makes sure the bucket exists (creates it when the server allows; an existing one of ours is fine). */
 export async function ensureBucket(backend: S3Backend): Promise<void> {
   const c = backend.client;
   const head = await c.request({method: 'HEAD', expect: [404, 403, 301]});
   if (head.status === 200) return;
   if (head.status === 403) {
-    throw new UserError(`The S3 server ${c.endpoint} refuses access to the bucket ${backend.where.bucket}.`, {
+    throw new UserError(`The S3 server ${c.endpoint} refused the credentials for the bucket ${backend.where.bucket} (access denied).`, {
       hint: 'Check the access key and secret in the credentials file, and that this key may use the bucket.',
       exitCode: ExitCode.authFailed,
     });
