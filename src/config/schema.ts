@@ -13,26 +13,61 @@ import {emailSettingsSchema, jobNotificationSchema} from '../notify/settings.js'
 import {WEBHOOK_FORMATS} from '../notify/webhooks.js';
 import {absolutePath, description, displayName, id, jobName, secret, timeOfDay, weekday, whole} from './fields.js';
 import {scheduleSchema} from './schedule.js';
+import {isS3Url, parseS3Url} from '../util/s3-url.js';
 
 // ---- repositories ----------------------------------------------------------------------------
 
-export const repositorySchema = z.object({
-  id: id(),
-  name: displayName(),
-  /** A directory on a local disk; created as a repository when it does not hold one yet. */
-  path: absolutePath(),
-  /** When the health check (verify) of this repository runs. Default: Sundays at 04:00. */
-  healthCheck: scheduleSchema.default({kind: 'daily', at: '04:00', days: ['sun']}),
-  /**
-   * The passphrase of an encrypted repository (repository/crypto.ts). A new repository at `path`
-   * is made encrypted with it; an existing one must be encrypted and open with it.
-   */
-  passphrase: secret()
-    .min(8, {error: 'must be at least 8 characters'})
-    .max(1024, {error: 'must be at most 1024 characters'})
-    .regex(/^[^\r\n]*$/, {error: 'must be one line'})
-    .optional(),
+/** The credentials of a repository in an S3 bucket (the S3 backend signs with them; never sent anywhere else). */
+export const s3CredentialsSchema = z.object({
+  accessKeyId: z.string({error: 'must be an access key id'}).regex(/^[\x21-\x7e]{1,256}$/, {error: 'must be an access key id (printable, no spaces)'}),
+  secretAccessKey: secret().regex(/^[\x21-\x7e]{1,256}$/, {error: 'must be a secret access key (printable, no spaces)'}),
+  region: z.string({error: 'must be a region name'}).regex(/^[a-z0-9-]{1,64}$/, {error: 'must be a region name such as us-east-1'}).default('us-east-1'),
+  /** A PEM file of the CA that signed the server's certificate (a private CA); the system's CAs otherwise. */
+  caFile: absolutePath().optional(),
 });
+
+/** A local directory (absolute path) or an S3 bucket: s3://HOST[:PORT]/BUCKET[/PREFIX], s3+http://… */
+const repositoryPath = () =>
+  z.string({error: 'must be an absolute path or an s3:// address'}).superRefine((p, ctx) => {
+    if (isS3Url(p)) {
+      try {
+        parseS3Url(p);
+      } catch (err) {
+        ctx.addIssue({code: 'custom', message: err instanceof Error ? err.message : String(err)});
+      }
+      return;
+    }
+    const r = absolutePath().safeParse(p);
+    if (!r.success) ctx.addIssue({code: 'custom', message: r.error.issues[0]?.message ?? 'must be an absolute path'});
+  });
+
+export const repositorySchema = z
+  .object({
+    id: id(),
+    name: displayName(),
+    /**
+     * A directory on a local disk, or an S3 bucket (s3://HOST[:PORT]/BUCKET[/PREFIX]; s3+http:// for
+     * plain HTTP); created as a repository when it does not hold one yet.
+     */
+    path: repositoryPath(),
+    /** The credentials of a repository in an S3 bucket: required there, refused elsewhere. */
+    s3: s3CredentialsSchema.optional(),
+    /** When the health check (verify) of this repository runs. Default: Sundays at 04:00. */
+    healthCheck: scheduleSchema.default({kind: 'daily', at: '04:00', days: ['sun']}),
+    /**
+     * The passphrase of an encrypted repository (repository/crypto.ts). A new repository at `path`
+     * is made encrypted with it; an existing one must be encrypted and open with it.
+     */
+    passphrase: secret()
+      .min(8, {error: 'must be at least 8 characters'})
+      .max(1024, {error: 'must be at most 1024 characters'})
+      .regex(/^[^\r\n]*$/, {error: 'must be one line'})
+      .optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (isS3Url(r.path) && r.s3 === undefined) ctx.addIssue({code: 'custom', path: ['s3'], message: 'is required for a repository in an S3 bucket (accessKeyId, secretAccessKey, region)'});
+    if (!isS3Url(r.path) && r.s3 !== undefined) ctx.addIssue({code: 'custom', path: ['s3'], message: 'is only for a repository in an S3 bucket (an s3:// path)'});
+  });
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 
 // ---- connections -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ export const REDACTED = '••••';
 const SECRET_PATHS: Record<string, string[][]> = {
   connections: [['password']],
   // An encrypted repository's passphrase: it never leaves the appliance; kept for the same path only.
-  repositories: [['passphrase']],
+  // An S3 repository's secret key: it signs requests to that bucket's server, and only there.
+  repositories: [['passphrase'], ['s3', 'secretAccessKey']],
   email: [['auth', 'password']],
   // A chat webhook's URL is its credential; the signing key is a secret shared with the receiver.
   webhooks: [['url'], ['secret']],
@@ -52,8 +53,9 @@ export function redact<T>(kind: string, obj: T): T {
  * for the same endpoint; a caller who changes any of these must type the secret again.
  */
 const ENDPOINT: Record<string, (o: unknown) => unknown[]> = {
-  // A repository's passphrase belongs to the repository at its path.
-  repositories: (o) => [text(get(o, ['path']))],
+  // A repository's passphrase belongs to the repository at its path; an S3 secret key to that
+  // address (server, bucket, prefix), its access key id and the CA that decides which server it is.
+  repositories: (o) => [text(get(o, ['path'])), text(get(o, ['s3', 'accessKeyId'])), text(get(o, ['s3', 'caFile']))],
   // The engine: its URL, the user, and the CA that decides which server is the engine.
   connections: (o) => [text(get(o, ['url'])), text(get(o, ['user'])), text(get(o, ['caPem']))],
   // The receiver: its URL (a "••••" URL stands for the stored one) and the CA that may vouch for it.
@@ -102,8 +104,8 @@ export function keepSecrets(kind: string, input: unknown, stored: unknown): unkn
     }
     const endpoint = ENDPOINT[kind];
     if (stored !== undefined && endpoint && JSON.stringify(endpoint(resolved)) !== JSON.stringify(endpoint(stored))) {
-      const other = kind === 'email' ? 'mail server, port, login or TLS setting' : kind === 'webhooks' ? 'webhook URL or CA' : kind === 'repositories' ? 'repository path' : 'engine URL, user or CA';
-      const what = kind === 'webhooks' ? 'secret' : kind === 'repositories' ? 'passphrase' : 'password';
+      const other = kind === 'email' ? 'mail server, port, login or TLS setting' : kind === 'webhooks' ? 'webhook URL or CA' : kind === 'repositories' ? 'repository path, access key or CA' : 'engine URL, user or CA';
+      const what = kind === 'webhooks' ? 'secret' : kind === 'repositories' ? (path[0] === 's3' ? 'secret key' : 'passphrase') : 'password';
       throw new ConfigError(
         [{field: path.join('.'), message: `the stored ${what} belongs to another ${other} and is not used for anything else`}],
         `Type the ${what} again for the new settings.`,

@@ -21,6 +21,7 @@ import {smtpSettingsSchema} from '../notify/settings.js';
 import {sendTestMessage} from '../notify/test-message.js';
 import {newWebhookMessage, postWebhook, renderWebhookBody, testReport, webhookHost, type WebhookQueue} from '../notify/webhooks.js';
 import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
+import {isS3Url} from '../util/s3-url.js';
 import {diskSpace} from './disk-space.js';
 import {type DailySummary, parseDailySummaryChange, summaryInput} from './daily-summary.js';
 import type {EventHub} from './event-hub.js';
@@ -102,7 +103,7 @@ export class ConfigurationService {
       const stored = this.d.store.get('repositories', id);
       // With the stored passphrase where "••••" stands for it (same path only; secrets.ts).
       const cfg = parseConfig(repositorySchema, keepSecrets('repositories', input !== null && typeof input === 'object' ? {...input, id} : input, stored), 'repositories');
-      if (cfg.path !== stored.path || cfg.passphrase !== stored.passphrase) await Resources.openOrCreate(cfg);
+      if (cfg.path !== stored.path || cfg.passphrase !== stored.passphrase || JSON.stringify(cfg.s3) !== JSON.stringify(stored.s3)) await Resources.openOrCreate(cfg);
     }
     const updated = await this.d.store.update(c, id, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(updated as CollectionTypes['connections']);
@@ -172,6 +173,15 @@ export class ConfigurationService {
     const cfg = this.d.store.get('repositories', id);
     try {
       const repo = await this.d.resources.repository(id);
+      if (isS3Url(cfg.path)) {
+        // A bucket: a test object written, read back and removed through the repository's own backend.
+        const key = `locks/.vmbackup-write-test-${process.pid}`;
+        await repo.backend.put(key, [Buffer.from('ok')]);
+        const back = await repo.backend.get(key, {max: 16, what: 'write test'});
+        await repo.backend.delete(key);
+        if (back?.toString() !== 'ok') throw new UserError(`The S3 server of ${cfg.path} did not give back what was written.`, {exitCode: ExitCode.platformFailed});
+        return {ok: true, writable: true, restorePoints: (await repo.listRestorePoints()).length};
+      }
       const probe = join(cfg.path, `.vmbackup-write-test-${process.pid}`);
       await writeFile(probe, 'ok', {mode: 0o600});
       await rm(probe, {force: true});
@@ -251,7 +261,8 @@ export class ConfigurationService {
   async sendDailySummary(): Promise<{queued: boolean; id?: string; to: string[]; reason?: string}> {
     const repositories = [];
     // A repository whose disk cannot be read shows 0 of 0 bytes, which the summary marks low.
-    for (const r of this.d.store.list('repositories')) repositories.push({name: r.name, freeBytes: 0, totalBytes: 0, ...(await diskSpace(r.path))});
+    // A bucket has no disk to fill: it is not in the space table.
+    for (const r of this.d.store.list('repositories')) if (!isS3Url(r.path)) repositories.push({name: r.name, freeBytes: 0, totalBytes: 0, ...(await diskSpace(r.path))});
     const running = this.d.sessions.list().map(({log: _log, ...rest}) => rest);
     const input = summaryInput({
       jobs: this.d.store.list('jobs'),

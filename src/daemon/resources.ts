@@ -9,7 +9,7 @@ import type {ConnectionConfig, MorpheusConnectionConfig, RepositoryConfig} from 
 import type {ConfigStore} from '../config/store.js';
 import {buildPlatform} from '../platforms/registry.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
-import {createRepository, openRepository, type Repository} from '../repository/index.js';
+import {createRepository, openRepository, type Repository, type S3Credentials} from '../repository/index.js';
 import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
 import type {DaemonLog} from './log.js';
 import {parallelFor} from '../util/parallel-for.js';
@@ -20,7 +20,7 @@ export interface InventoryEntry {
 }
 
 export class Resources {
-  private readonly repos = new Map<string, {path: string; passphrase: string | undefined; repo: Repository}>();
+  private readonly repos = new Map<string, {access: string; repo: Repository}>();
   private readonly platforms = new Map<string, {json: string; platform: PlatformAdapter}>();
   private readonly inventories = new Map<string, InventoryEntry>();
 
@@ -32,9 +32,10 @@ export class Resources {
   async repository(id: string): Promise<Repository> {
     const cfg = this.store.get('repositories', id);
     const cached = this.repos.get(id);
-    if (cached && cached.path === cfg.path && cached.passphrase === cfg.passphrase) return cached.repo;
+    const access = JSON.stringify([cfg.path, cfg.passphrase, cfg.s3]);
+    if (cached && cached.access === access) return cached.repo;
     const repo = await Resources.open(cfg);
-    this.repos.set(id, {path: cfg.path, passphrase: cfg.passphrase, repo});
+    this.repos.set(id, {access, repo});
     return repo;
   }
 
@@ -42,8 +43,8 @@ export class Resources {
    * Opens the repository at `cfg.path` with its passphrase. A plain repository with a passphrase
    * configured is refused: whoever set one believes the data encrypted.
    */
-  private static async open(cfg: Pick<RepositoryConfig, 'path' | 'passphrase'>): Promise<Repository> {
-    const repo = await openRepository(cfg.path, cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {});
+  private static async open(cfg: Pick<RepositoryConfig, 'path' | 'passphrase' | 's3'>): Promise<Repository> {
+    const repo = await openRepository(cfg.path, access(cfg));
     if (cfg.passphrase !== undefined && !repo.encrypted) {
       throw new UserError(`The repository at ${cfg.path} is not encrypted, yet a passphrase is configured for it.`, {
         hint: 'Remove the passphrase from this repository, or choose a new, empty directory to make an encrypted repository there (then copy the restore points with "vmbackup repo copy").',
@@ -54,13 +55,13 @@ export class Resources {
   }
 
   /** Opens the repository at `cfg.path`, creating one there (encrypted with its passphrase, if any) when the directory is new or empty. */
-  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path' | 'passphrase'>): Promise<Repository> {
+  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path' | 'passphrase' | 's3'>): Promise<Repository> {
     try {
       return await Resources.open(cfg);
     } catch (err) {
       if (!(err instanceof UserError) || err.exitCode !== ExitCode.notARepository) throw err;
       try {
-        return await createRepository(cfg.path, cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {});
+        return await createRepository(cfg.path, access(cfg));
       } catch (createErr) {
         if (createErr instanceof UserError) throw createErr;
         if (errnoCode(createErr) === 'EEXIST') throw err;
@@ -197,4 +198,12 @@ function withCluster(cfg: ConnectionConfig, vm: InventoryVm): InventoryVm {
   if (cfg.kind !== 'morpheus' || vm.cluster) return vm;
   const cluster = (cfg as MorpheusConnectionConfig).clusters.find((c) => c.hosts.some((h) => h.name === vm.host));
   return cluster ? {...vm, cluster: cluster.name} : vm;
+}
+
+/** How a configured repository is opened: its passphrase, and an S3 repository's credentials. */
+function access(cfg: Pick<RepositoryConfig, 'passphrase' | 's3'>): {passphrase?: string; s3?: S3Credentials} {
+  return {
+    ...(cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {}),
+    ...(cfg.s3 ? {s3: {accessKeyId: cfg.s3.accessKeyId, secretAccessKey: cfg.s3.secretAccessKey, region: cfg.s3.region, ...(cfg.s3.caFile ? {caFile: cfg.s3.caFile} : {})}} : {}),
+  };
 }

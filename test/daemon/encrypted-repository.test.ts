@@ -7,12 +7,16 @@
  * A copy job copies the plain repository's points into it (the points its retention keeps, read
  * back and checked), the copies read back identical to the originals, the next run copies nothing;
  * copy jobs that name their own or an unknown repository are refused, and so is removing their source.
+ * A copy job into an S3 bucket of the test bed's real S3 server (Swift s3api): the secret key
+ * kept like a passphrase (shown "••••", kept for the same address and key only, never logged),
+ * the copies read back from the bucket identical to the originals.
  */
 import {readdir, readFile, stat} from 'node:fs/promises';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {openRepository} from '../../src/repository/index.js';
 import {UserError} from '../../src/util/errors.js';
+import {SWIFT_CREDENTIALS, swiftUrl} from '../lib/swift.js';
 import {startDaemon, startEngineBed, waitForSession, type EngineBed} from './helpers.js';
 
 const PASS = 'Offsite-Passphrase-4711';
@@ -106,5 +110,44 @@ describe('an encrypted repository in the daemon', () => {
     }
     const again = await waitForSession(c, (await c.startJob('copy')).id);
     expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 1 already in the target/);
+  });
+
+  it('a copy job copies them into an S3 bucket (real Swift s3api): the secret key kept like a passphrase; the copies identical; the next run copies nothing', async () => {
+    const c = bed.d.client;
+    const url = swiftUrl('daemon');
+    const creds = {accessKeyId: SWIFT_CREDENTIALS.accessKeyId, secretAccessKey: SWIFT_CREDENTIALS.secretAccessKey};
+    expect((await fails(c.create('repositories', {id: 'b', name: 'Bucket', path: url}))).message).toMatch(/s3: is required for a repository in an S3 bucket/);
+    expect((await fails(c.create('repositories', {id: 'b', name: 'Bucket', path: join(bed.dir, 'x'), s3: creds}))).message).toMatch(/s3: is only for a repository in an S3 bucket/);
+    const wrong = await fails(c.create('repositories', {id: 'b', name: 'Bucket', path: url, s3: {...creds, secretAccessKey: 'not-the-key'}}));
+    expect(wrong.message).toMatch(/refused the credentials/);
+    const made = await c.create('repositories', {id: 'b', name: 'Bucket', path: url, s3: creds});
+    expect((made.s3 as {secretAccessKey: string}).secretAccessKey).toBe('••••');
+    expect((await c.testRepository('b')).ok).toBe(true);
+    // "••••" is kept for the same address; for another address it is refused.
+    await c.update('repositories', 'b', {...made, name: 'The bucket'});
+    const moved = await fails(c.update('repositories', 'b', {...made, path: swiftUrl('elsewhere')}));
+    expect(moved.message).toMatch(/secret key belongs to another repository path, access key or CA/);
+
+    await c.create('jobs', {id: 'to-bucket', name: 'To the bucket', source: {repository: 'r'}, repository: 'b', retention: {restorePoints: 2}, retries: {count: 0}});
+    const s = await waitForSession(c, (await c.startJob('to-bucket')).id);
+    expect(s.state, JSON.stringify(s.log)).toBe('success');
+    expect(s.log.find((l) => l.code === 'copied')?.message).toMatch(/^web01: 2 restore point\(s\) copied \(\d+ new chunks\), 0 already in the target, read back and checked\.$/);
+    const src = await openRepository(join(bed.dir, 'repo'));
+    const dst = await openRepository(url, {s3: SWIFT_CREDENTIALS});
+    const sourcePoints = (await src.listRestorePoints()).slice(-2);
+    const copies = await dst.listRestorePoints();
+    expect(copies.map((p) => [p.id, p.time])).toEqual(sourcePoints.map((p) => [p.id, p.time]));
+    for (const p of sourcePoints) {
+      const [a, b] = [await src.openRestorePoint(p.id), await dst.openRestorePoint(p.id)];
+      for (const d of a.manifest.disks) {
+        const [x, y] = [await a.openDisk(d.key), await b.openDisk(d.key)];
+        expect((await y.read(0, y.size)).equals(await x.read(0, x.size))).toBe(true);
+      }
+    }
+    expect((await c.restorePoints<{id: string}>('b')).map((p) => p.id)).toEqual(sourcePoints.map((p) => p.id));
+    const again = await waitForSession(c, (await c.startJob('to-bucket')).id);
+    expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 2 already in the target/);
+    expect(bed.d.lines.join('\n')).not.toContain(SWIFT_CREDENTIALS.secretAccessKey);
+    expect(JSON.stringify(await c.list('repositories'))).not.toContain(SWIFT_CREDENTIALS.secretAccessKey);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The test bed's S3 server: OpenStack Swift with s3api on 127.0.0.1:8380, started by
- * test/setup.d/50-swift.sh (tempauth user test:tester, key "testing"). Each test gets its own
+ * test/setup.d/50-swift.sh (tempauth user test:tester, key "swift-test-secret-4711"). Each test gets its own
  * prefix in one bucket, so test files running side by side never see each other's objects.
  */
 import {randomBytes} from 'node:crypto';
@@ -10,7 +10,7 @@ import type {S3Credentials} from '../../src/repository/storage/s3-client.js';
 
 export const SWIFT_ENDPOINT = 's3+http://127.0.0.1:8380';
 export const SWIFT_BUCKET = 'vmbackup-test';
-export const SWIFT_CREDENTIALS: S3Credentials = {accessKeyId: 'test:tester', secretAccessKey: 'testing', region: 'us-east-1'};
+export const SWIFT_CREDENTIALS: S3Credentials = {accessKeyId: 'test:tester', secretAccessKey: 'swift-test-secret-4711', region: 'us-east-1'};
 
 /** A fresh repository address in the test bucket (nothing under it yet). */
 export function swiftUrl(what: string): string {

@@ -2,10 +2,10 @@
 # Test bed: a real S3 server — OpenStack Swift (Debian 12's swift-proxy, swift-object,
 # swift-container, swift-account) with its s3api middleware — on 127.0.0.1:8380, for the S3
 # repository backend. One device, one replica, tempauth with one S3 user (access key
-# "test:tester", secret "testing") and the memcached that tempauth requires (on 127.0.0.1:11311);
+# "test:tester", secret "swift-test-secret-4711") and the memcached that tempauth requires (on 127.0.0.1:11311);
 # the proxy pipeline carries s3api, slo, dlo and versioned_writes as s3api needs them. Everything lives in /var/lib/vmbackup-test/swift;
 # /etc/swift/swift.conf (which every Swift server reads) is written only when the package left
-# none. Idempotent: a running proxy that answers its health check is kept.
+# none. Idempotent: servers that run with this very configuration and answer are kept.
 set -euo pipefail
 
 D=/var/lib/vmbackup-test/swift
@@ -16,10 +16,6 @@ ACCOUNT=16202
 CONTAINER=16201
 OBJECT=16200
 MEMCACHED=11311
-
-if curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1; then
-  exit 0
-fi
 
 mkdir -p "$ETC" "$SRV/d1" "$D/run" "$D/log"
 chmod 700 "$D"
@@ -81,7 +77,7 @@ location = us-east-1
 
 [filter:tempauth]
 use = egg:swift#tempauth
-user_test_tester = testing .admin
+user_test_tester = swift-test-secret-4711 .admin
 
 [filter:cache]
 use = egg:swift#memcache
@@ -119,7 +115,13 @@ for ring in account:$ACCOUNT container:$CONTAINER object:$OBJECT; do
   fi
 done
 
-# Stop what an earlier start left (it did not answer), then start memcached and the four servers.
+stamp=$(cat "$ETC"/*.conf | sha256sum | cut -c1-16)
+if [ "$(cat "$D/run/config.stamp" 2>/dev/null)" = "$stamp" ] && curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1; then
+  exit 0
+fi
+
+# Stop what an earlier start left (another configuration, or it did not answer), then start
+# memcached and the four servers.
 for pidfile in "$D"/run/*.pid; do
   [ -e "$pidfile" ] || continue
   kill "$(cat "$pidfile")" 2>/dev/null || true
@@ -134,6 +136,7 @@ done
 
 for _ in $(seq 1 100); do
   if curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1; then
+    echo "$stamp" >"$D/run/config.stamp"
     exit 0
   fi
   sleep 0.2
