@@ -5,6 +5,11 @@
  * peer a copy without vmbackup would be: `cp -a` of the whole repository directory (no checks,
  * no dedup against what the target has). Prints wall time, CPU and MiB/s of logical disk size.
  *
+ * Then the S3 tier: the same two points copied into a bucket of the test bed's S3 server
+ * (OpenStack Swift with s3api on 127.0.0.1:8380: test/setup.d/50-swift.sh), with the objects and
+ * requests that cost, against the peer restic (its S3 backend, same server, same run) backing up
+ * the image file.
+ *
  *   node --import tsx bench/copy.ts
  */
 import {randomBytes} from 'node:crypto';
@@ -13,7 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import {createRepository, openRepository} from '../src/repository/index.js';
+import {createRepository, openRepository, S3Backend} from '../src/repository/index.js';
+import {parseS3Url} from '../src/util/s3-url.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {diskUsage, machineLine, MiB, timedRusage} from './lib/measure.js';
 
@@ -70,9 +76,61 @@ async function main(): Promise<void> {
     const again = await cli(['repo', 'copy', src, dst]);
     console.log(`next point (5 % changed): vmbackup repo copy ${(inc.ms / 1000).toFixed(1)} s (CPU ${(inc.cpuMs / 1000).toFixed(1)} s; stores only the changed chunks); peer cp -a of the repository ${(peer2.ms / 1000).toFixed(1)} s (copies everything again)`);
     console.log(`nothing new: vmbackup repo copy ${(again.ms / 1000).toFixed(1)} s`);
+    await s3Tier(dir, src, [first, second], cli, image);
   } finally {
     await rm(dir, {recursive: true, force: true});
   }
+}
+
+const SWIFT = {url: 's3+http://127.0.0.1:8380/vmbackup-bench', accessKeyId: 'test:tester', secretAccessKey: 'swift-test-secret-4711'};
+
+/** The S3 tier against the test bed's Swift: copies of both points, and restic's S3 backup of the image as the peer. */
+async function s3Tier(dir: string, src: string, points: string[], cli: (args: string[]) => ReturnType<typeof timedRusage>, image: {path: string; sizeBytes: number; dataMiB: number}): Promise<void> {
+  const up = await execa('curl', ['-fsS', '--max-time', '2', 'http://127.0.0.1:8380/healthcheck'], {reject: false});
+  if (up.exitCode !== 0) {
+    console.log('S3: the test bed\'s Swift does not answer on 127.0.0.1:8380 (bash test/setup.d/50-swift.sh starts it); skipped');
+    return;
+  }
+  const creds = path.join(dir, 's3.cred');
+  await execa('install', ['-m', '600', '/dev/null', creds]);
+  await execa('sh', ['-c', `printf 'access_key_id = %s\\nsecret_access_key = %s\\n' '${SWIFT.accessKeyId}' '${SWIFT.secretAccessKey}' > ${creds}`]);
+  const url = `${SWIFT.url}/copy-${Date.now()}`;
+  await cli(['repo', 'create', url, '--s3-credentials', creds]);
+  const bucket = new S3Backend(parseS3Url(url)!, {accessKeyId: SWIFT.accessKeyId, secretAccessKey: SWIFT.secretAccessKey, region: 'us-east-1'});
+  const objects = async () => {
+    let n = 0;
+    let bytes = 0;
+    for (const d of await bucket.list('chunks')) {
+      if (!d.dir) continue;
+      for (const e of await bucket.list(`chunks/${d.name}`)) {
+        n++;
+        bytes += (await bucket.stat(`chunks/${d.name}/${e.name}`))?.size ?? 0;
+      }
+    }
+    return {n, bytes};
+  };
+  const rate = (ms: number) => `${(image.sizeBytes / MiB / (ms / 1000)).toFixed(0)} MiB/s of disk, ${(image.dataMiB / (ms / 1000)).toFixed(0)} MiB/s of data`;
+  const full = await cli(['repo', 'copy', src, url, '--restore-point', points[0]!, '--s3-credentials', creds]);
+  const o1 = await objects();
+  console.log(`S3 first point:  vmbackup repo copy ${(full.ms / 1000).toFixed(1)} s (${rate(full.ms)}; CPU ${(full.cpuMs / 1000).toFixed(1)} s, RSS ${(full.maxRssKiB / 1024).toFixed(0)} MiB); ${o1.n} chunk objects of ${(o1.bytes / o1.n / MiB).toFixed(2)} MiB on average (4 MiB chunks: ${Math.round((o1.n / (image.sizeBytes / 2 ** 30)))} objects per GiB of disk)`);
+  const inc = await cli(['repo', 'copy', src, url, '--restore-point', points[1]!, '--s3-credentials', creds]);
+  const o2 = await objects();
+  console.log(`S3 next point (5 % changed): vmbackup repo copy ${(inc.ms / 1000).toFixed(1)} s (CPU ${(inc.cpuMs / 1000).toFixed(1)} s); ${o2.n - o1.n} new chunk objects`);
+  // The peer: restic's S3 backend, the same image file, the same server.
+  const version = (await execa('restic', ['version'], {reject: false})).stdout;
+  if (!version) {
+    console.log('S3 peer: restic is not installed (apt-get install restic)');
+  } else {
+    const pass = path.join(dir, 'restic.pass');
+    await execa('sh', ['-c', `umask 077; echo bench-passphrase > ${pass}`]);
+    const env = {RESTIC_PASSWORD_FILE: pass, RESTIC_REPOSITORY: `s3:http://127.0.0.1:8380/vmbackup-bench/restic-${Date.now()}`, AWS_ACCESS_KEY_ID: SWIFT.accessKeyId, AWS_SECRET_ACCESS_KEY: SWIFT.secretAccessKey};
+    await execa('restic', ['init', '--repository-version', '2'], {env});
+    const t0 = Date.now();
+    const r = await execa('restic', ['backup', '--quiet', '--compression', 'auto', image.path], {env, reject: false});
+    const ms = Date.now() - t0;
+    console.log(`S3 peer: ${version.split(' compiled')[0]} backup of the image to the same server ${(ms / 1000).toFixed(1)} s (${rate(ms)})${r.exitCode === 0 ? '' : ` — failed: ${r.stderr.slice(0, 200)}`}`);
+  }
+  bucket.client.close();
 }
 
 await main();

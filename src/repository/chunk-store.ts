@@ -15,6 +15,7 @@
  * are not fsynced one by one (deferWorkerSync): a crash of the machine can leave a dead writer's
  * new files empty or short, and interrupted.ts checks them before a writer or GC goes on.
  */
+import {parallelFor} from '../util/parallel-for.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
 import {maxChunkFileSize} from './chunk-file.js';
@@ -62,6 +63,28 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * Which of `wanted` (hex ids) the store holds: one look-up each for a few, else the listing of
+   * the prefix directories they fall in (an object store answers a thousand names per request).
+   */
+  async presentAmong(wanted: Set<string>): Promise<Set<string>> {
+    const present = new Set<string>();
+    if (wanted.size === 0) return present;
+    const list = [...wanted];
+    if (list.length <= 512) {
+      await parallelFor(list.length, 32, async (i) => {
+        if (await this.backend.stat(this.key(list[i]!))) present.add(list[i]!);
+      });
+      return present;
+    }
+    const dirs = [...new Set(list.map((hex) => this.key(hex).split('/').slice(0, -1).join('/')))];
+    await parallelFor(dirs.length, 16, async (i) => {
+      const dir = dirs[i]!;
+      for (const e of await this.backend.list(dir)) if (!e.dir && wanted.has(e.name)) present.add(e.name);
+    });
+    return present;
+  }
+
   /** The chunk as a message names it (the local backend: its file path). */
   path(hex: string): string {
     return this.backend.describe(this.key(hex));
@@ -78,7 +101,7 @@ export class ChunkStore {
    * full (back-pressure). With `check`, an existing chunk is first checked against the data and
    * replaced when it does not hold it (BeginOptions.checkReused).
    */
-  async put(plain: Uint8Array, opts: {check?: boolean} = {}): Promise<PutResult> {
+  async put(plain: Uint8Array, opts: {check?: boolean; baseId?: Buffer} = {}): Promise<PutResult> {
     const root = this.backend.workerRoot;
     try {
       if (root !== undefined) {
@@ -99,7 +122,11 @@ export class ChunkStore {
       }
       const base = {...r, id, dir: '', newDir: false};
       delete (base as {encoded?: unknown}).encoded;
-      if (!healed && (await this.backend.touch(key))) {
+      // The held base's chunk at this place (the writer knows it exists): nothing to store or touch.
+      if (!healed && opts.check !== true && opts.baseId?.equals(id)) return {...base, isNew: false, storedBytes: 0, writeMs: 0};
+      // Where a touch rewrites the object, ask first: a new chunk then costs no failed touch.
+      const exists = this.backend.expensiveTouch ? (await this.backend.stat(key)) !== undefined : true;
+      if (!healed && exists && (await this.backend.touch(key))) {
         return {...base, isNew: false, storedBytes: 0, writeMs: performance.now() - t0};
       }
       const wrote = await this.backend.putIfAbsent(key, [new Uint8Array(r.encoded)]);

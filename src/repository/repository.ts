@@ -247,7 +247,7 @@ export class Repository {
       if (reader.manifest.chunkSize !== this.chunkSize) throw new Error(`base ${opts.base} has chunk size ${reader.manifest.chunkSize}`);
       base = {reader};
     }
-    const lock = await this.backend.lock(vmLockKey(opts.vmId, this.ctx.keys?.mac), {
+    let lock = await this.backend.lock(vmLockKey(opts.vmId, this.ctx.keys?.mac), {
       purpose: this.encrypted ? 'a backup' : `backup of VM ${opts.vmName}`,
       timeoutMs: opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS,
       ...(opts.signal ? {signal: opts.signal} : {}),
@@ -259,6 +259,16 @@ export class Repository {
       // In an encrypted repository the id (a directory name) carries no slug of the VM's name.
       const id = opts.copyOf ? opts.copyOf.id : newPointId(this.encrypted ? 'vm' : opts.vmName, startedAt);
       let baseInfo: BaseInfo | undefined;
+      // Where touches are expensive (an object store) the base is held instead for the whole
+      // write, released with the VM lock (backend.ts expensiveTouch).
+      if (base && this.backend.expensiveTouch) {
+        const hold = await this.holdRestorePoint(base.reader.summary.id, `the base of backup ${id}`);
+        const vmLock = lock;
+        lock = {path: vmLock.path, release: async () => {
+          await hold.release();
+          await vmLock.release();
+        }};
+      }
       if (base) {
         const m = base.reader.manifest;
         const ids = new Map<string, Buffer>();

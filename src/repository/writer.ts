@@ -287,6 +287,8 @@ class DiskWriterImpl implements DiskWriter {
   /** Per chunk: 1 once put or zeroed in this restore point. */
   private readonly written: Uint8Array;
   private readonly missing = new Set<number>();
+  /** The base is held for this write and its present chunks known (expensiveTouch): a chunk equal to the base's at its place needs no touch. */
+  private baseHeld = false;
   private readonly stats: DiskWriteStats;
   private pending = 0;
   private record: ManifestDisk | undefined;
@@ -309,8 +311,26 @@ class DiskWriterImpl implements DiskWriter {
     return Math.min(this.rp.chunkSize, this.size - i * this.rp.chunkSize);
   }
 
-  /** Touches every base chunk (so GC keeps it) and notes those that are gone. */
+  /**
+   * Touches every base chunk (so GC keeps it) and notes those that are gone. Where touches are
+   * expensive the base is held instead (Repository.beginRestorePoint), and only which base
+   * chunks exist is asked, at once (ChunkStore.presentAmong).
+   */
   async touchBase(): Promise<void> {
+    if (this.rp.ctx.backend.expensiveTouch) {
+      const wanted = new Set<string>();
+      for (let i = 0; i < this.count; i++) {
+        const id = this.ids.subarray(i * 32, i * 32 + 32);
+        if (!ZERO_ID.equals(id)) wanted.add(id.toString('hex'));
+      }
+      const present = await this.rp.ctx.store.presentAmong(wanted);
+      for (let i = 0; i < this.count; i++) {
+        const id = this.ids.subarray(i * 32, i * 32 + 32);
+        if (!ZERO_ID.equals(id) && !present.has(id.toString('hex'))) this.missing.add(i);
+      }
+      this.baseHeld = true;
+      return;
+    }
     await parallelFor(this.count, TOUCH_PARALLEL, async (i) => {
       const id = this.ids.subarray(i * 32, i * 32 + 32);
       if (ZERO_ID.equals(id)) return;
@@ -352,7 +372,7 @@ class DiskWriterImpl implements DiskWriter {
         const plain = data.subarray(pos, Math.min(pos + cs, data.length));
         this.stats.dataBytes += plain.length;
         this.written[i] = 1;
-        this.missing.delete(i);
+        const wasMissing = this.missing.delete(i);
         // A memcmp against zeros is ~50× cheaper than hashing; most disks are mostly zeros.
         if (plain.equals(this.rp.zeros.subarray(0, plain.length))) {
           ZERO_ID.copy(this.ids, i * 32);
@@ -360,7 +380,9 @@ class DiskWriterImpl implements DiskWriter {
           continue;
         }
         this.stats.hashedBytes += plain.length;
-        const job = this.rp.ctx.store.put(plain, {check: this.rp.checkReused});
+        // The base's id at this place, when the held base has that chunk (read before this put overwrites it).
+        const baseId = this.baseHeld && this.hasBase && !wasMissing ? Buffer.from(this.ids.subarray(i * 32, i * 32 + 32)) : undefined;
+        const job = this.rp.ctx.store.put(plain, {check: this.rp.checkReused, ...(baseId ? {baseId} : {})});
         this.rp.inflight.add(job);
         stores.push(
           job.then(

@@ -10,6 +10,7 @@ import {randomBytes} from 'node:crypto';
 import http from 'node:http';
 import type {AddressInfo} from 'node:net';
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest';
+import {createRepositoryOn} from '../../src/repository/index.js';
 import {S3Backend, explainS3, parseS3Url, s3Url} from '../../src/repository/storage/s3.js';
 import {S3Client, S3Error, signV4} from '../../src/repository/storage/s3-client.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
@@ -103,6 +104,50 @@ describe('the S3 backend against the real server', () => {
     expect(JSON.parse((await s.get('locks/lease.lock', {max: 4096, what: 'lock'}))!.toString()).owner.pid).toBe(process.pid);
     await lock.release();
     expect(await s.stat('locks/lease.lock')).toBeUndefined();
+  });
+});
+
+describe('an incremental on S3 (touches are server-side copies there)', () => {
+  it('holds its base instead of touching its chunks: no copy for the unchanged chunks, the base cannot be forgotten meanwhile, a missing base chunk is read again', async () => {
+    const s = await swiftBackend('s3-incremental');
+    try {
+      const CS = 64 * 1024;
+      const repo = await createRepositoryOn(s, {chunkSize: CS});
+      const data = randomBytes(16 * CS);
+      const w1 = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'vm 1', platform: 'libvirt'});
+      const d1 = await w1.addDisk({key: 'vda', name: 'vda.raw', size: data.length});
+      await d1.put(0, data);
+      await d1.finish();
+      const full = (await w1.commit()).id;
+      // One chunk of the base disappears (as a quarantine by verify would make it).
+      const chunkDirs = (await s.list('chunks')).filter((e) => e.dir);
+      const victim = `chunks/${chunkDirs[0]!.name}/${(await s.list(`chunks/${chunkDirs[0]!.name}`))[0]!.name}`;
+      await s.delete(victim);
+
+      const copiesBefore = s.client.copies;
+      const w2 = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'vm 1', platform: 'libvirt', base: full});
+      const d2 = await w2.addDisk({key: 'vda', name: 'vda.raw', size: data.length});
+      const missing = await d2.missingBaseRanges();
+      expect(missing).toHaveLength(1);
+      expect(missing[0]!.length).toBe(CS);
+      // The base is held: forgetting it now is refused.
+      await expect(repo.forget(full)).rejects.toThrow(/held|in use|being/i);
+      const next = Buffer.from(data);
+      randomBytes(CS).copy(next, 5 * CS);
+      // What a copy or an active full does: every chunk put again, the missing one included.
+      await d2.put(0, next);
+      const stats = await d2.finish();
+      const inc = (await w2.commit()).id;
+      expect(s.client.copies - copiesBefore).toBe(0);
+      // The changed chunk and the one that was missing are stored; the rest is the base's.
+      expect(stats.newChunks).toBe(2);
+      expect(await repo.holders(full)).toEqual([]);
+      const r = await repo.openRestorePoint(inc);
+      expect((await (await r.openDisk('vda')).read(0, next.length)).equals(next)).toBe(true);
+    } finally {
+      await emptySwiftPrefix(s);
+      s.client.close();
+    }
   });
 });
 

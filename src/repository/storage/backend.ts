@@ -181,6 +181,15 @@ export interface StorageBackend {
    */
   sweepLeftovers(dir: string, olderThanMs: number, recover?: Recover): Promise<{removed: number; recovered: number}>;
 
+  /**
+   * touch() rewrites the object (an object store: a server-side copy, one billed request per
+   * chunk). Writers then take no touches for what they need of their base: they hold the base
+   * restore point for the whole write (GC keeps what a committed, held point names), learn which
+   * base chunks exist from a listing, and reuse a chunk whose id is the base's at the same place
+   * without touching it. Other reused chunks are still touched (the contract under "Time").
+   */
+  readonly expensiveTouch?: boolean;
+
   /** Free and total bytes of where the repository lives, when known. */
   space(): Promise<{freeBytes: number; totalBytes: number} | undefined>;
 }

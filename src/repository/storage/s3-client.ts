@@ -157,6 +157,8 @@ export class S3Client {
   requests = 0;
   /** Bytes of request bodies sent. */
   sentBytes = 0;
+  /** Server-side copies (touch, rename): the requests an object store bills like a PUT. */
+  copies = 0;
 
   constructor(
     readonly location: S3Location,
@@ -235,6 +237,7 @@ export class S3Client {
     const mod = l.protocol === 'https:' ? https : http;
     this.requests++;
     this.sentBytes += length;
+    if (headers['x-amz-copy-source'] !== undefined) this.copies++;
     return new Promise<S3Response>((resolve, reject) => {
       const req = mod.request(
         {host: l.host, port: l.port, method: r.method, path: qs ? `${path}?${qs}` : path, headers, agent: this.agent, ...(this.ca ? {ca: this.ca} : {}), servername: isIp(l.host) ? undefined : l.host},

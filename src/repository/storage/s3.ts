@@ -59,6 +59,8 @@ export interface S3Capabilities {
 export class S3Backend implements StorageBackend {
   readonly location: string;
   readonly client: S3Client;
+  /** touch() is a server-side copy of the whole object (backend.ts). */
+  readonly expensiveTouch = true;
   private readonly prefix: string;
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly held = new Map<string, {nonce: string; released: Promise<void>}>();
