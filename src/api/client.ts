@@ -13,7 +13,7 @@ import {DEFAULT_SOCKET} from './contract.js';
 import {ROUTES, routePath, type RouteName} from './routes.js';
 import type {DailySummarySettings} from '../notify/settings.js';
 import type {SessionRecord} from './session-model.js';
-import type {ApplianceSshKeyReply, AuditEntry, FileSessionInfo, GuestEntry, InstantRecoveryInfo, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, TestEmailReply, TestWebhookReply} from './contract.js';
+import type {ApplianceSshKeyReply, AuditEntry, FileSessionInfo, GuestEntry, InstantRecoveryInfo, DaemonEvent, DemoLabResult, HostKeyScanReply, PruneReply, RestorePlanReply, RestorePointInfo, RetentionLockReply, TestEmailReply, TestWebhookReply} from './contract.js';
 
 export type SessionSummary = Omit<SessionRecord, 'log'>;
 
@@ -170,6 +170,12 @@ export class DaemonClient {
     return this.call('restorePoints', {params: {id: repository}});
   }
   /** Forgets one restore point; GC frees its space later. A protected one only with `force`. */
+  retentionLock(repository: string): Promise<RetentionLockReply> {
+    return this.call('retentionLock', {params: {id: repository}});
+  }
+  setRetentionLock(repository: string, days: number): Promise<RetentionLockReply> {
+    return this.call('setRetentionLock', {params: {id: repository}, body: {days}});
+  }
   forgetRestorePoint(repository: string, point: string, force = false): Promise<{id: string; damaged: boolean}> {
     return this.call('forgetRestorePoint', {params: {id: repository, point}, query: {force}});
   }

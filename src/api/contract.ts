@@ -198,3 +198,12 @@ export interface InstantRecoveryInfo {
   /** The last thing that went wrong (a failed move to storage, an export not served again). */
   error?: string;
 }
+
+/** A repository's retention lock, and what holds it (GET/PUT /repositories/:id/lock). */
+export interface RetentionLockReply {
+  lock: {days: number; setAt: string} | null;
+  /** True only where the storage itself refuses deletion (S3 Object Lock, probed). */
+  storageEnforced: boolean;
+  /** What the lock holds against, in words. */
+  note: string;
+}

@@ -40,6 +40,8 @@ export const ROUTES = {
   restorePoints: r('GET', '/repositories/:id/restore-points', 'the restore points, with whether each VM still exists'),
   forgetRestorePoint: r('DELETE', '/repositories/:id/restore-points/:point', '[?force=1] forgets one → {id, damaged}; GC frees its chunks'),
   protectRestorePoint: r('PUT', '/repositories/:id/restore-points/:point/protected', '{protected} → {id, protected}'),
+  retentionLock: r('GET', '/repositories/:id/lock', 'the retention lock → {lock: {days, setAt} | null, storageEnforced, note}'),
+  setRetentionLock: r('PUT', '/repositories/:id/lock', '{days} → raises the retention lock (never lowers it): {lock, storageEnforced, note}'),
   planRestore: r('POST', '/restores/plan', '{restorePointId, repository, target, disks?, connection?} → what it would do {target, creates, replaces, notes}', 'operator'),
   startRestore: r('POST', '/restores', 'the same body → {id}; progress as engine events with sessionId = id', 'operator'),
   stopRestore: r('POST', '/restores/:id/stop', 'stops a running restore (what it made is removed)', 'operator'),

@@ -9,7 +9,8 @@ export const repoLock: Command = {
   help:
     'The lock holds for every way in — this CLI, the daemon, the console — and for --force too. It can be\n' +
     'raised, never lowered or removed by vmbackup. Without --days it shows the lock. On a local disk root\n' +
-    'can still delete files; only object storage with Object Lock is immutable against that.\n\n' +
+    'can still delete files; only object storage with Object Lock is immutable against that (an S3\n' +
+    'repository\'s bucket is probed for it, and the answer says what holds).\n\n' +
     'Examples:\n' +
     '  vmbackup repo lock /srv/vmbackup/main --days 30\n' +
     '  vmbackup repo lock /srv/vmbackup/main',
@@ -19,12 +20,14 @@ export const repoLock: Command = {
     const repo = await openRepo(path!, values);
     if (values.days === undefined) {
       const lock = await repo.retentionLock();
-      ctx.out.result({lock: lock ?? null}, () => (lock ? `${repo.path} is locked for ${lock.days} days (since ${lock.setAt}).` : `${repo.path} has no retention lock.`));
+      const scope = await repo.retentionLockScope();
+      ctx.out.result({lock: lock ?? null, ...scope}, () => (lock ? `${repo.path} is locked for ${lock.days} days (since ${lock.setAt}).\n${scope.note}` : `${repo.path} has no retention lock.`));
       return;
     }
     const raw = String(values.days);
     if (!/^\d{1,5}$/.test(raw)) throw new UserError(`--days: a whole number of days, not '${raw}'.`, {exitCode: ExitCode.usage});
     const lock = await repo.setRetentionLock(Number(raw));
-    ctx.out.result({lock}, () => `${repo.path} is locked for ${lock.days} days: no restore point younger than that can be forgotten or pruned.`);
+    const scope = await repo.retentionLockScope();
+    ctx.out.result({lock, ...scope}, () => `${repo.path} is locked for ${lock.days} days: no restore point younger than that can be forgotten or pruned.\n${scope.note}`);
   },
 };

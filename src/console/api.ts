@@ -11,12 +11,12 @@ import type {ConnectionTestResult, DaemonClient, SessionSummary, StatusReply} fr
 import type {SessionRecord} from '../api/session-model.js';
 import type {Collection} from '../config/store.js';
 import type {InventoryVm} from '../platforms/types.js';
-import type {ApplianceSshKeyReply, FileSessionInfo, GuestEntry, HostKeyScanReply, InstantRecoveryInfo, RestorePlanReply} from '../api/contract.js';
+import type {ApplianceSshKeyReply, FileSessionInfo, GuestEntry, HostKeyScanReply, InstantRecoveryInfo, RestorePlanReply, RetentionLockReply} from '../api/contract.js';
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../util/errors.js';
 import {terminalSafe, terminalSafeDeep} from '../util/format.js';
 import type {DaemonEvent, RestorePointInfo as DaemonRestorePointInfo, DemoLabResult, AuditEntry} from '../api/contract.js';
 
-export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply, InstantRecoveryInfo, FileSessionInfo, GuestEntry};
+export type {ConnectionTestResult, SessionSummary, StatusReply, DaemonEvent, SessionRecord, Collection, InventoryVm, AuditEntry, ApplianceSshKeyReply, HostKeyScanReply, RestorePlanReply, RetentionLockReply, InstantRecoveryInfo, FileSessionInfo, GuestEntry};
 
 /** What POST /instant-recoveries receives. */
 export interface InstantRequest {
@@ -75,6 +75,10 @@ export interface ConsoleApi {
   restorePoints(repository: string): Promise<RestorePointInfo[]>;
   /** Protects a restore point from retention, or lifts that (PUT …/restore-points/:point/protected). */
   protectRestorePoint(repository: string, id: string, value: boolean): Promise<{id: string; protected: boolean}>;
+  /** The repository's retention lock and what holds it (GET /repositories/:id/lock). */
+  retentionLock(repository: string): Promise<RetentionLockReply>;
+  /** Raises the retention lock to `days` (PUT /repositories/:id/lock); it is never lowered. */
+  setRetentionLock(repository: string, days: number): Promise<RetentionLockReply>;
   /** Forgets one restore point (DELETE /repositories/:id/restore-points/:point); GC frees its space later. */
   forgetRestorePoint(repository: string, id: string): Promise<{id: string; damaged: boolean}>;
   /** What the restore would do (POST /restores/plan): shown before the administrator confirms. */
@@ -171,6 +175,8 @@ function rawConsoleApi(client: DaemonClient): ConsoleApi {
     settings: () => client.settings(),
     restorePoints: (r) => client.restorePoints(r),
     forgetRestorePoint: (r, id) => client.forgetRestorePoint(r, id),
+    retentionLock: (r) => client.retentionLock(r),
+    setRetentionLock: (r, days) => client.setRetentionLock(r, days),
     planRestore: (req) => client.planRestore(req),
     startRestore: (req) => client.startRestore(req),
     prune: (r) => client.prune(r),

@@ -192,6 +192,19 @@ export class ApiServer {
       await repo.setProtected(point!, value);
       return {id: point, protected: value};
     });
+    this.on('retentionLock', async (_q, _r, [id]) => {
+      const repo = await d.resources.repository(id!);
+      return {lock: (await repo.retentionLock()) ?? null, ...(await repo.retentionLockScope())};
+    });
+    this.on('setRetentionLock', async (req, _r, [id]) => {
+      const body = (await readJson(req)) as {days?: unknown} | null;
+      const days = body?.days;
+      if (typeof days !== 'number' || !Number.isInteger(days)) throw new UserError('days: give a whole number of days (1 to 36500).', {hint: 'For example {"days": 30}.', exitCode: ExitCode.invalidInput});
+      const repo = await d.resources.repository(id!);
+      const lock = await repo.setRetentionLock(days);
+      d.log('info', `repository ${id}: retention lock set to ${lock.days} days`);
+      return {lock, ...(await repo.retentionLockScope())};
+    });
     this.on('forgetRestorePoint', async (_q, _r, [id, point], url) => {
       const repo = await d.resources.repository(id!);
       return repo.forget(point!, {force: url.searchParams.get('force') === '1'});

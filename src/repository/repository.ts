@@ -317,6 +317,17 @@ export class Repository {
   }
 
   /**
+   * What the retention lock holds against, in words, for the administrator: vmbackup itself
+   * always (CLI, API, console); the storage only where it is write-once (S3 Object Lock, probed).
+   */
+  async retentionLockScope(): Promise<{storageEnforced: boolean; note: string}> {
+    const ol = this.backend.objectLock ? await this.backend.objectLock() : undefined;
+    if (ol?.enabled) return {storageEnforced: true, note: `The lock holds against vmbackup (CLI, API, console); ${ol.detail}, which holds against anyone with the bucket's credentials.`};
+    if (ol) return {storageEnforced: false, note: `The lock holds against vmbackup (CLI, API, console) only: ${ol.detail}, so whoever has the bucket's credentials can still delete objects.`};
+    return {storageEnforced: false, note: 'The lock holds against vmbackup (CLI, API, console) only: on a local disk root can still delete files.'};
+  }
+
+  /**
    * Sets the retention lock to `days` (1–36500). It can be raised, never lowered or removed by
    * vmbackup: whoever can run vmbackup must not be able to shorten what it protects. (On a local
    * disk root can still delete files; only object storage with Object Lock is immutable against that.)

@@ -3,7 +3,7 @@
  * and an event stream the test drives. `fail(method, error)` makes a method throw the given
  * UserError, `missing(method)` makes it answer like a daemon without that endpoint.
  */
-import type {ConnectionTestResult, ConsoleApi, DaemonEvent, FileSessionInfo, GuestEntry, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
+import type {ConnectionTestResult, ConsoleApi, DaemonEvent, FileSessionInfo, GuestEntry, InstantRecoveryInfo, InstantRequest, InventoryVm, RestorePointInfo, RetentionLockReply, SessionRecord, SessionSummary, StatusReply} from '../../src/console/api.js';
 import type {Collection} from '../../src/config/store.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import {jobSchema, repositorySchema} from '../../src/config/schema.js';
@@ -141,6 +141,24 @@ export class FakeApi implements ConsoleApi {
       const s = this.sessionsList.find((x) => x.id === id);
       if (!s) throw new UserError(`No session with id ${id}.`, {exitCode: ExitCode.notFound});
       return structuredClone(s);
+    });
+  }
+  /** Retention locks by repository, as the real Repository keeps them: raised, never lowered. */
+  locks: Record<string, {days: number; setAt: string}> = {};
+  private lockReply(repository: string): RetentionLockReply {
+    return {lock: this.locks[repository] ?? null, storageEnforced: false, note: 'The lock holds against vmbackup (CLI, API, console) only: on a local disk root can still delete files.'};
+  }
+  retentionLock(repository: string) {
+    return this.call('retentionLock', [repository], () => this.lockReply(repository));
+  }
+  setRetentionLock(repository: string, days: number) {
+    return this.call('setRetentionLock', [repository, days], () => {
+      const now = this.locks[repository];
+      // The real refusals (Repository.setRetentionLock).
+      if (!Number.isInteger(days) || days < 1 || days > 36500) throw new UserError(`A retention lock is 1 to 36500 days, not ${days}.`, {exitCode: ExitCode.invalidInput});
+      if (now && days < now.days) throw new UserError(`The repository is locked for ${now.days} days; a lock can be raised, not lowered.`, {hint: `Give ${now.days} days or more.`, exitCode: ExitCode.invalidInput});
+      this.locks[repository] = {days, setAt: new Date().toISOString()};
+      return this.lockReply(repository);
     });
   }
   verify(repository: string) {

@@ -130,6 +130,12 @@ describe('the console fake answers in the real daemon\'s shapes', () => {
     await same('setEmail', fake.setEmail(mail), real.setEmail(mail));
     await same('email', fake.email(), real.email());
     await same('forgetRestorePoint', fake.forgetRestorePoint('second', 'web01-20261121t220000z-aaaaaa'), real.forgetRestorePoint('second', point));
+    await same('retentionLock', fake.retentionLock('second'), real.retentionLock('second'));
+    const {fake: fl, real: rl} = await same('setRetentionLock', fake.setRetentionLock('second', 7), real.setRetentionLock('second', 7));
+    expect((fl as {note: string}).note).toBe((rl as {note: string}).note);
+    // Lowering is refused by both, in the same words.
+    const [fe, re] = await Promise.all([fake.setRetentionLock('second', 3).catch((e: unknown) => e), real.setRetentionLock('second', 3).catch((e: unknown) => e)]);
+    expect((fe as Error).message).toBe((re as Error).message);
     await same('update repositories', fake.update('repositories', 'second', {id: 'second', name: 'second', path: join(dir, 'repo')}), real.update('repositories', 'second', {id: 'second', name: 'second', path: join(dir, 'repo')}));
   });
 

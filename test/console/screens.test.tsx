@@ -96,6 +96,38 @@ describe('repositories', () => {
     expect(f).toContain('Whole VM as a new VM');
   });
 
+  it('the retention lock: shown with what holds it, raised, and a lower one refused in the daemon\'s words', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('✔ main');
+    await r.press(KEY.enter);
+    await r.waitFor('Retention lock');
+    await r.press(KEY.down.repeat(5) + KEY.enter);
+    let f = await r.waitFor('Retention lock of main');
+    expect(f).toContain('No lock');
+    expect(f).toContain('holds against vmbackup (CLI, API, console) only');
+    expect(overlong(f)).toEqual([]);
+    await r.press(`30${KEY.enter}`);
+    f = await r.waitFor('✔ main is locked for 30 days.');
+    expect(api.locks.main!.days).toBe(30);
+    await r.waitFor('Locked for 30 days');
+    await r.press(`${KEY.backspace.repeat(2)}10${KEY.enter}`);
+    f = await r.waitFor('a lock can be raised, not lowered');
+    expect(api.locks.main!.days).toBe(30);
+  });
+
+  it('adds a repository in an S3 bucket: address, keys (the secret unseen), region by default', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('Add an S3 bucket');
+    await r.press(KEY.down.repeat(3) + KEY.enter);
+    await r.waitFor('Secret key');
+    await r.press(`Offsite${KEY.enter}s3://s3.example.com/backups/site-a${KEY.enter}AKIA123${KEY.enter}very-secret-key${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
+    const f = await r.waitFor(/Offsite/);
+    expect(f).not.toContain('very-secret-key');
+    expect(api.data.repositories[1]).toMatchObject({id: 'offsite', path: 's3://s3.example.com/backups/site-a', s3: {accessKeyId: 'AKIA123', secretAccessKey: 'very-secret-key', region: 'us-east-1'}});
+  });
+
   it('prune on a daemon without the endpoint says so inline', async () => {
     const api = seeded();
     api.missing('prune', '/repositories/main/prune');
@@ -321,7 +353,7 @@ describe('removing', () => {
     await r.waitFor('main');
     await r.press(KEY.enter);
     await r.waitFor('Remove from the appliance');
-    await r.press(KEY.down.repeat(5) + KEY.enter);
+    await r.press(KEY.down.repeat(6) + KEY.enter);
     const ask = await r.waitFor('Remove the repository main from the appliance?');
     expect(ask).toContain('Its files stay in /srv/backup/main');
     await r.press(KEY.down + KEY.enter);

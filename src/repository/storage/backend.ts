@@ -190,6 +190,12 @@ export interface StorageBackend {
    */
   readonly expensiveTouch?: boolean;
 
+  /**
+   * Object stores: whether the bucket has S3 Object Lock (WORM) enabled, probed on the server,
+   * with what that means in words. Undefined for storage without such a feature.
+   */
+  objectLock?(): Promise<{enabled: boolean; detail: string}>;
+
   /** Free and total bytes of where the repository lives, when known. */
   space(): Promise<{freeBytes: number; totalBytes: number} | undefined>;
 }

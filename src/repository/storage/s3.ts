@@ -362,6 +362,21 @@ export class S3Backend implements StorageBackend {
     };
   }
 
+  /**
+   * Probes the bucket's Object Lock configuration (GET ?object-lock). A server without the
+   * feature answers an error, or (Swift's s3api) ignores the parameter and lists the bucket:
+   * only an ObjectLockConfiguration with ObjectLockEnabled = Enabled counts.
+   */
+  async objectLock(): Promise<{enabled: boolean; detail: string}> {
+    const r = await this.client.request({method: 'GET', query: {'object-lock': ''}, expect: [400, 403, 404, 405, 501], maxBytes: 1 << 20});
+    const xml = r.body.toString('utf8');
+    if (r.status === 200 && /<ObjectLockConfiguration[\s>]/.test(xml) && xmlOne(xml, 'ObjectLockEnabled') === 'Enabled') {
+      return {enabled: true, detail: `the bucket ${this.where.bucket} has S3 Object Lock enabled (its default retention applies to every object written)`};
+    }
+    const why = r.status === 200 ? 'it does not answer the Object Lock request' : `it answered ${xmlOne(xml, 'Code') ?? `HTTP ${r.status}`}`;
+    return {enabled: false, detail: `the S3 server does not offer Object Lock for the bucket ${this.where.bucket} (probed: ${why})`};
+  }
+
   ownerAlive(owner: Owner): boolean {
     return isAlive(owner);
   }

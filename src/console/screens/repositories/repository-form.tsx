@@ -1,6 +1,6 @@
 /**
- * Adds a repository: a name and a directory on a local disk, and whether to encrypt it (with a
- * passphrase typed twice). A directory that already holds a repository is imported as it is
+ * Adds a repository: a name and a directory on a local disk (or an S3 bucket: S3RepositoryForm),
+ * and whether to encrypt it (with a passphrase typed twice). A directory that already holds a repository is imported as it is
  * (the daemon opens it instead of creating one), so the same form serves "import an existing
  * repository" — with the passphrase of an encrypted one.
  */
@@ -23,6 +23,58 @@ function passphraseOf(v: Record<string, string>, importing: boolean): string | u
   if (p.length < 8) throw new UserError('The passphrase must be at least 8 characters.', {hint: 'Choose a long one (several words) and keep it safe: without it nobody can restore from this repository.', exitCode: ExitCode.invalidInput});
   if (p !== (v.repeat ?? '')) throw new UserError('The two passphrases differ.', {hint: 'Type the same passphrase in both fields.', exitCode: ExitCode.invalidInput});
   return p;
+}
+
+/**
+ * A repository in an S3 bucket: a name, the address (s3://HOST[:PORT]/BUCKET[/PREFIX], or
+ * s3+http:// on a trusted network), the access key and secret key, and whether to encrypt it. An
+ * existing repository at that address is imported (with its passphrase when encrypted).
+ */
+export function S3RepositoryForm(props: {onDone: (id: string) => void}) {
+  const api = useApi();
+  const action = useAction();
+  const save = async (v: Record<string, string>) => {
+    const r = await action.run(
+      'Connecting to the bucket',
+      async () => {
+        const address = (v.path ?? '').trim();
+        if (!/^s3(\+https?)?:\/\//.test(address)) {
+          throw new UserError(`"${address}" is not an S3 address.`, {hint: 'Write it as s3://HOST[:PORT]/BUCKET[/PREFIX] (HTTPS), or s3+http://HOST:PORT/BUCKET[/PREFIX].', exitCode: ExitCode.invalidInput});
+        }
+        const passphrase = passphraseOf(v, false);
+        const taken = (await api.list('repositories').catch(() => [])).map((x) => String(x.id));
+        const s3 = {accessKeyId: (v.accessKey ?? '').trim(), secretAccessKey: v.secretKey ?? '', region: (v.region ?? '').trim() || 'us-east-1'};
+        const body = {id: idFromName(v.name ?? '', taken), name: v.name?.trim(), path: address, s3, ...(passphrase !== undefined ? {passphrase} : {})};
+        await api.create('repositories', body);
+        return body;
+      },
+      (body) => `Repository ${body.name} saved in the bucket${body.passphrase !== undefined ? ' (encrypted: keep the passphrase safe)' : ''}.`,
+    );
+    if (r.ok) props.onDone(r.value.id);
+  };
+  return (
+    <Box flexDirection="column">
+      <Text wrap="wrap">
+        A repository in an S3 bucket (AWS, MinIO, Ceph, Swift…): objects of 4 MiB chunks, only what is new is sent. The keys are kept
+        on the appliance (0600) and used for this address only. Encrypt it when the bucket is not yours alone.
+      </Text>
+      <Form
+        fields={[
+          {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. offsite'},
+          {key: 'path', label: 'Address', kind: 'text', placeholder: 's3://s3.example.com/bucket/prefix'},
+          {key: 'accessKey', label: 'Access key', kind: 'text'},
+          {key: 'secretKey', label: 'Secret key', kind: 'secret'},
+          {key: 'region', label: 'Region', kind: 'text', placeholder: 'us-east-1'},
+          {key: 'encrypt', label: 'Encrypt', kind: 'toggle'},
+          {key: 'passphrase', label: 'Passphrase', kind: 'secret', placeholder: '(when encrypted: 8+ characters)'},
+          {key: 'repeat', label: 'Repeat passphrase', kind: 'secret'},
+        ]}
+        submitLabel="save"
+        onSubmit={(v) => void save(v)}
+      />
+      <ActionMessage state={action.state} />
+    </Box>
+  );
 }
 
 export function RepositoryForm(props: {importing?: boolean; onDone: (id: string) => void}) {

@@ -1,7 +1,7 @@
 /**
  * Repositories: each with used/free space, dedup ratio and restore points; actions on the chosen
- * one (verify now, prune by the jobs' retention, garbage collection, remove from the appliance),
- * and add / import.
+ * one (verify now, prune by the jobs' retention, garbage collection, the retention lock, remove
+ * from the appliance), and add / import.
  */
 import {Box, Text} from 'ink';
 import {useState} from 'react';
@@ -11,9 +11,10 @@ import {bytes} from '../../format.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
-import {RepositoryForm} from './repository-form.js';
+import {RepositoryForm, S3RepositoryForm} from './repository-form.js';
 import {RemoveConfirm} from '../remove-item.js';
 import {RestorePoints} from './points.js';
+import {RetentionLock} from './retention-lock.js';
 import {repositoryLines} from './table.js';
 
 export function Repositories(props: ScreenProps) {
@@ -24,6 +25,7 @@ export function Repositories(props: ScreenProps) {
   const [picked, setPicked] = useState<string | undefined>();
   const [forgetting, setForgetting] = useState(false);
   const [removing, setRemoving] = useState(false);
+  const [locking, setLocking] = useState(false);
   if (data.error && !data.data) return <ErrorMessage error={data.error} />;
   if (!data.data) return <Text color="cyan">… loading</Text>;
   const repos = data.data.repositories;
@@ -42,6 +44,7 @@ export function Repositories(props: ScreenProps) {
       />
     );
   }
+  if (repo && locking) return <RetentionLock repository={repo.id} name={repo.name} onDone={() => setLocking(false)} />;
   if (repo && removing) {
     return (
       <RemoveConfirm
@@ -66,6 +69,7 @@ export function Repositories(props: ScreenProps) {
       {value: 'gc', label: 'Garbage collection', hint: 'free space of unreferenced chunks'},
       {value: 'restore', label: 'Restore from this repository'},
       {value: 'forget', label: 'Restore points', hint: 'browse; restore, protect or forget one'},
+      {value: 'lock', label: 'Retention lock', hint: 'no point younger than N days can be removed'},
       {value: 'remove', label: 'Remove from the appliance', hint: 'files stay on disk; asks first'},
       {value: 'back', label: '← Back to the list'},
     ];
@@ -89,6 +93,7 @@ export function Repositories(props: ScreenProps) {
             else if (item.value === 'gc') void action.run('Garbage collection', () => api.gc(id), () => 'Garbage collection finished.');
             else if (item.value === 'restore') nav({type: 'push', route: {name: 'restore', params: {repository: id}}});
             else if (item.value === 'forget') setForgetting(true);
+            else if (item.value === 'lock') setLocking(true);
             else if (item.value === 'remove') setRemoving(true);
             else setPicked(undefined);
           }}
@@ -105,11 +110,13 @@ export function Repositories(props: ScreenProps) {
           ...repos.map((r, i) => ({value: r.id, label: lines[i + 1]!})),
           {value: '+add', label: '+ Add a repository'},
           {value: '+import', label: '+ Import an existing repository'},
+          {value: '+s3', label: '+ Add an S3 bucket', hint: 'object storage, new or existing'},
         ]}
         visible={props.height - 3}
         onChoose={(item) => {
           if (item.value === '+add') nav({type: 'push', route: {name: 'repository-add'}});
           else if (item.value === '+import') nav({type: 'push', route: {name: 'repository-add', params: {import: '1'}}});
+          else if (item.value === '+s3') nav({type: 'push', route: {name: 'repository-add', params: {s3: '1'}}});
           else setPicked(item.value);
         }}
       />
@@ -120,5 +127,6 @@ export function Repositories(props: ScreenProps) {
 
 export function RepositoryAdd(props: ScreenProps) {
   const nav = useNavigate();
+  if (props.params.s3 === '1') return <S3RepositoryForm onDone={() => nav({type: 'pop'})} />;
   return <RepositoryForm importing={props.params.import === '1'} onDone={() => nav({type: 'pop'})} />;
 }
