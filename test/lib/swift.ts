@@ -9,6 +9,9 @@ import {S3Backend, ensureBucket, parseS3Url} from '../../src/repository/storage/
 import type {S3Credentials} from '../../src/repository/storage/s3-client.js';
 
 export const SWIFT_ENDPOINT = 's3+http://127.0.0.1:8380';
+/** The same store over TLS, with a certificate of the test bed's CA (SWIFT_CA). */
+export const SWIFT_TLS_ENDPOINT = 's3://127.0.0.1:8381';
+export const SWIFT_CA = '/var/lib/vmbackup-test/swift/etc/ca.pem';
 export const SWIFT_BUCKET = 'vmbackup-test';
 export const SWIFT_CREDENTIALS: S3Credentials = {accessKeyId: 'test:tester', secretAccessKey: 'swift-test-secret-4711', region: 'us-east-1'};
 

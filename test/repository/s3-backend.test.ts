@@ -14,7 +14,7 @@ import {createRepositoryOn} from '../../src/repository/index.js';
 import {S3Backend, explainS3, parseS3Url, s3Url} from '../../src/repository/storage/s3.js';
 import {S3Client, S3Error, signV4} from '../../src/repository/storage/s3-client.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
-import {emptySwiftPrefix, SWIFT_BUCKET, SWIFT_CREDENTIALS, swiftBackend} from '../lib/swift.js';
+import {emptySwiftPrefix, SWIFT_BUCKET, SWIFT_CA, SWIFT_CREDENTIALS, SWIFT_TLS_ENDPOINT, swiftBackend} from '../lib/swift.js';
 
 describe('the SigV4 signer', () => {
   it('signs AWS\'s published "GET Object" example to its published signature', () => {
@@ -147,6 +147,26 @@ describe('an incremental on S3 (touches are server-side copies there)', () => {
     } finally {
       await emptySwiftPrefix(s);
       s.client.close();
+    }
+  });
+});
+
+describe('the S3 backend over TLS (the test bed\'s proxy with a certificate of its own CA)', () => {
+  it('verifies the certificate: with the CA given it works; without it a clear refusal that says what to do', async () => {
+    const where = parseS3Url(`${SWIFT_TLS_ENDPOINT}/${SWIFT_BUCKET}/tls-${process.pid}-${randomBytes(4).toString('hex')}`)!;
+    const trusted = new S3Backend(where, {...SWIFT_CREDENTIALS, caFile: SWIFT_CA});
+    try {
+      await trusted.put('points/p/manifest.json', [Buffer.from('{}')]);
+      expect((await trusted.get('points/p/manifest.json', {max: 100, what: 'manifest'}))!.toString()).toBe('{}');
+      const untrusted = new S3Backend(where, SWIFT_CREDENTIALS, {retries: 0});
+      const err = await untrusted.stat('points/p/manifest.json').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(/presented a certificate this appliance does not trust/);
+      expect((err as UserError).hint).toContain('ca_file');
+      untrusted.client.close();
+    } finally {
+      await emptySwiftPrefix(trusted);
+      trusted.client.close();
     }
   });
 });

@@ -5,13 +5,18 @@
 # "test:tester", secret "swift-test-secret-4711") and the memcached that tempauth requires (on 127.0.0.1:11311);
 # the proxy pipeline carries s3api, slo, dlo and versioned_writes as s3api needs them. Everything lives in /var/lib/vmbackup-test/swift;
 # /etc/swift/swift.conf (which every Swift server reads) is written only when the package left
-# none. Idempotent: servers that run with this very configuration and answer are kept.
+# none. A second proxy serves the same store over TLS on 127.0.0.1:8381 with a certificate of a
+# test CA made here (ca.pem): the S3 client's certificate checks are tested against it, and
+# restic (the benchmarks' peer, whose S3 client signs payloads in aws-chunked form over plain HTTP,
+# which s3api refuses) uses it. Idempotent: servers that run with this very configuration and
+# answer are kept.
 set -euo pipefail
 
 D=/var/lib/vmbackup-test/swift
 ETC=$D/etc
 SRV=$D/srv
 PROXY=8380
+PROXY_TLS=8381
 ACCOUNT=16202
 CONTAINER=16201
 OBJECT=16200
@@ -104,6 +109,19 @@ use = egg:swift#versioned_writes
 allow_versioned_writes = true
 CONF
 
+# The test CA and the proxy's certificate (127.0.0.1 and localhost), once.
+if [ ! -s "$ETC/proxy.key" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=vmbackup test S3 CA" \
+    -keyout "$ETC/ca.key" -out "$ETC/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$ETC/proxy.key" -out "$ETC/proxy.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$ETC/san.ext"
+  openssl x509 -req -in "$ETC/proxy.csr" -CA "$ETC/ca.pem" -CAkey "$ETC/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$ETC/san.ext" -out "$ETC/proxy.pem" >/dev/null 2>&1
+  chmod 600 "$ETC/ca.key" "$ETC/proxy.key"
+fi
+sed -e "s/^bind_port = $PROXY\$/bind_port = $PROXY_TLS\ncert_file = ${ETC//\//\\/}\/proxy.pem\nkey_file = ${ETC//\//\\/}\/proxy.key/" \
+  -e "s/proxy.sock/proxy-tls.sock/" "$ETC/proxy-server.conf" >"$ETC/proxy-tls-server.conf"
+
 for ring in account:$ACCOUNT container:$CONTAINER object:$OBJECT; do
   name=${ring%%:*}
   port=${ring##*:}
@@ -116,7 +134,8 @@ for ring in account:$ACCOUNT container:$CONTAINER object:$OBJECT; do
 done
 
 stamp=$(cat "$ETC"/*.conf | sha256sum | cut -c1-16)
-if [ "$(cat "$D/run/config.stamp" 2>/dev/null)" = "$stamp" ] && curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1; then
+if [ "$(cat "$D/run/config.stamp" 2>/dev/null)" = "$stamp" ] && curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1 &&
+  curl -fsS --max-time 2 --cacert "$ETC/ca.pem" "https://127.0.0.1:$PROXY_TLS/healthcheck" >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -129,13 +148,14 @@ for pidfile in "$D"/run/*.pid; do
 done
 setsid memcached -u root -l 127.0.0.1 -p "$MEMCACHED" -U 0 -m 64 >"$D/log/memcached.log" 2>&1 </dev/null &
 echo $! >"$D/run/memcached.pid"
-for name in account container object proxy; do
-  setsid "/usr/bin/swift-$name-server" "$ETC/$name-server.conf" >"$D/log/$name.log" 2>&1 </dev/null &
+for name in account container object proxy proxy-tls; do
+  setsid "/usr/bin/swift-${name%-tls}-server" "$ETC/$name-server.conf" >"$D/log/$name.log" 2>&1 </dev/null &
   echo $! >"$D/run/$name.pid"
 done
 
 for _ in $(seq 1 100); do
-  if curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1; then
+  if curl -fsS --max-time 2 "http://127.0.0.1:$PROXY/healthcheck" >/dev/null 2>&1 &&
+    curl -fsS --max-time 2 --cacert "$ETC/ca.pem" "https://127.0.0.1:$PROXY_TLS/healthcheck" >/dev/null 2>&1; then
     echo "$stamp" >"$D/run/config.stamp"
     exit 0
   fi

@@ -194,6 +194,13 @@ export class S3Client {
           await sleep(jitter(backoff * 2 ** attempt));
           continue;
         }
+        if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|ALTNAME/i.test(code)) {
+          throw new UserError(`The S3 server ${this.endpoint} presented a certificate this appliance does not trust: ${(err as Error).message}.`, {
+            hint: 'If the server uses a private CA, give that CA\'s certificate (PEM) as ca_file in the credentials (caFile in the API); otherwise check that the address names the server its certificate was made for.',
+            exitCode: ExitCode.platformFailed,
+            cause: err,
+          });
+        }
         throw new UserError(`The S3 server ${this.endpoint} cannot be reached: ${(err as Error).message}.`, {
           hint: 'Check the address and port, that the server runs, and the network (firewall, proxy).',
           exitCode: ExitCode.platformFailed,
