@@ -306,6 +306,11 @@ export const jobSchema = z.object({
   /** Freeze guest file systems through the QEMU guest agent while the checkpoint is taken. */
   guestConsistency: z.boolean({error: 'must be true or false'}).default(true),
   retries: z.object({count: whole(0, 10).default(3), waitMinutes: whole(0, 1440).default(10)}).prefault({}),
+  /**
+   * The job's retention lock: each restore point it writes (or copies) records it and cannot be
+   * forgotten or pruned for this many days — through the CLI, the API or the console alike.
+   */
+  retentionLockDays: whole(1, 36500).optional(),
   /** MB/s over the whole job; unlimited when omitted. */
   bandwidthLimitMBps: z.number({error: 'must be a number of MB/s'}).positive({error: 'must be more than 0 MB/s'}).max(100_000, {error: 'must be at most 100000 MB/s'}).optional(),
   notification: jobNotificationSchema.prefault({}),

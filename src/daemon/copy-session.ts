@@ -86,7 +86,7 @@ async function copyVm(
     const result =
       keep.length === 0
         ? {copied: [], present: []}
-        : await copyRestorePoints(source, target, {vm: row.id, restorePoints: keep, signal: o.signal, jobId: job.id, sessionId: record.id, listed, ...(o.throttle ? {throttle: o.throttle} : {})});
+        : await copyRestorePoints(source, target, {vm: row.id, restorePoints: keep, signal: o.signal, jobId: job.id, sessionId: record.id, listed, ...(o.throttle ? {throttle: o.throttle} : {}), ...(job.retentionLockDays !== undefined ? {lockDays: job.retentionLockDays} : {})});
     const copied = result.copied.map((c) => c.targetId ?? c.id);
     let damaged = 0;
     let removed = '';

@@ -385,6 +385,7 @@ export class SessionManager {
         vmName: vm.name,
         sessionId: record.id,
         jobId: job.id,
+        ...(job.retentionLockDays !== undefined ? {lockDays: job.retentionLockDays} : {}),
         guestConsistency: job.guestConsistency,
         disks: vm.disks,
         full,

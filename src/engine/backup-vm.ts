@@ -25,6 +25,8 @@ export interface BackupVmOptions {
   sessionId?: string;
   /** The backup job (daemon sessions), recorded in the restore point for its retention. */
   jobId?: string;
+  /** The job's retention lock in days, recorded in the restore point (repository BeginOptions.lockDays). */
+  lockDays?: number;
   guestConsistency?: boolean;
   /** Disk keys to back up (all when omitted). */
   disks?: string[];
@@ -126,6 +128,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
       base: backup.sources.some((s) => s.incremental) ? base?.id : undefined,
       sessionId: opts.sessionId,
       ...(opts.jobId !== undefined ? {jobId: opts.jobId} : {}),
+      ...(opts.lockDays !== undefined ? {lockDays: opts.lockDays} : {}),
       configuration: backup.configuration,
       ...(opts.signal ? {signal: opts.signal} : {}),
       // An active full trusts no chunk it did not check: damaged ones are written again.

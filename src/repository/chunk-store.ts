@@ -18,7 +18,7 @@
 import {parallelFor} from '../util/parallel-for.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
-import {maxChunkFileSize} from './chunk-file.js';
+import {chunkId, maxChunkFileSize} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
 import type {ChunkKeys} from './crypto.js';
 import {corrupt, ioError} from './fsio.js';
@@ -109,6 +109,13 @@ export class ChunkStore {
         if (r.isNew) this.backend.noteWorkerWrite?.(r.dir, r.newDir);
         return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
       }
+      // The held base's chunk at this place (the writer knows it exists): when the data hashes to
+      // it, nothing is compressed, stored or touched (an unchanged chunk of a copy or an active full).
+      if (opts.baseId && opts.check !== true) {
+        const h0 = performance.now();
+        const id = chunkId(plain, this.keys?.mac);
+        if (id.equals(opts.baseId)) return {id, isNew: false, storedBytes: 0, dir: '', newDir: false, hashMs: performance.now() - h0, encodeMs: 0, writeMs: 0};
+      }
       const r = await chunkWorkers().encode(this.formatVersion, plain, this.keys);
       const id = Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength);
       const hex = id.toString('hex');
@@ -122,8 +129,6 @@ export class ChunkStore {
       }
       const base = {...r, id, dir: '', newDir: false};
       delete (base as {encoded?: unknown}).encoded;
-      // The held base's chunk at this place (the writer knows it exists): nothing to store or touch.
-      if (!healed && opts.check !== true && opts.baseId?.equals(id)) return {...base, isNew: false, storedBytes: 0, writeMs: 0};
       // Where a touch rewrites the object, ask first: a new chunk then costs no failed touch.
       const exists = this.backend.expensiveTouch ? (await this.backend.stat(key)) !== undefined : true;
       if (!healed && exists && (await this.backend.touch(key))) {

@@ -55,6 +55,8 @@ export interface CopyOptions {
   throttle?: (bytes: number) => Promise<void>;
   /** The copy job and its session, recorded in the copies (the target's retention is that job's); else the source's. */
   jobId?: string;
+  /** The copy job's retention lock in days: the copies keep the longer of it and the original's own. */
+  lockDays?: number;
   sessionId?: string;
   /**
    * What the caller already listed, for a copy of one VM after another: the source's points and
@@ -129,6 +131,7 @@ async function copyOne(
       ...(hasBase ? {base: baseTo} : {}),
       ...((o.sessionId ?? m.sessionId) !== undefined ? {sessionId: o.sessionId ?? m.sessionId} : {}),
       ...((o.jobId ?? m.jobId) !== undefined ? {jobId: o.jobId ?? m.jobId} : {}),
+      ...(Math.max(o.lockDays ?? 0, m.lockDays ?? 0) > 0 ? {lockDays: Math.max(o.lockDays ?? 0, m.lockDays ?? 0)} : {}),
       ...(m.configuration !== undefined ? {configuration: m.configuration} : {}),
       ...(o.signal ? {signal: o.signal} : {}),
     });

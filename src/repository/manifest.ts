@@ -47,6 +47,7 @@ const manifestSchema = z.looseObject({
   configuration: z.object({kind: z.string(), text: z.string()}).optional(),
   checkpoint: checkpointSchema.optional(),
   warnings: z.array(z.string()),
+  lockDays: z.number().int().min(1).max(36500).optional(),
   chunkSize: z.number().int().positive(),
   disks: z.array(
     z.looseObject({
@@ -129,6 +130,7 @@ export function summarize(m: Manifest, isProtected: boolean): RestorePointSummar
   if (m.sessionId !== undefined) s.sessionId = m.sessionId;
   if (m.jobId !== undefined) s.jobId = m.jobId;
   if (m.base !== undefined) s.base = m.base;
+  if (m.lockDays !== undefined) s.lockDays = m.lockDays;
   return s;
 }
 

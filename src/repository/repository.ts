@@ -228,6 +228,9 @@ export class Repository {
     if (!isValidName('objectId', opts.vmId)) {
       throw new UserError(`Cannot begin a restore point: the VM id ${JSON.stringify(opts.vmId)} is not a valid id (letters, digits, ".", "_", ":" and "-").`, {exitCode: ExitCode.invalidInput});
     }
+    if (opts.lockDays !== undefined && (!Number.isInteger(opts.lockDays) || opts.lockDays < 1 || opts.lockDays > 36500)) {
+      throw new UserError(`A retention lock is 1 to 36500 days, not ${opts.lockDays}.`, {exitCode: ExitCode.invalidInput});
+    }
     if (opts.copyOf) {
       if (!isValidName('pointId', opts.copyOf.id) || Number.isNaN(Date.parse(opts.copyOf.time))) {
         throw new UserError(`Cannot copy restore point ${JSON.stringify(opts.copyOf.id)}: not a restore point id and time.`, {exitCode: ExitCode.invalidInput});
@@ -369,8 +372,9 @@ export class Repository {
     const plan = planRetention(points, policy, opts.now ?? new Date());
     const result: PruneResult = {dryRun: opts.dryRun === true, kept: [], removed: []};
     const lock = await this.retentionLock();
+    const lockDays = new Map(points.map((p) => [p.id, p.lockDays]));
     for (const d of plan) {
-      if (!d.keep && this.lockedUntil(lock, d.time) !== undefined) {
+      if (!d.keep && this.lockedUntil(effectiveLock(lock, lockDays.get(d.id)), d.time) !== undefined) {
         result.kept.push({...d, keep: true, reasons: ['retention lock']});
         continue;
       }
@@ -425,12 +429,15 @@ export class Repository {
         exitCode: ExitCode.notFound,
       });
     }
-    const lock = await this.retentionLock();
+    const repoLock = await this.retentionLock();
+    const read = await this.readManifest(id).then((m) => m, () => undefined);
+    const lock = effectiveLock(repoLock, read?.lockDays);
     if (lock) {
-      const time = await this.readManifest(id).then((m) => m?.time, () => undefined);
+      const time = read?.time;
       const until = this.lockedUntil(lock, time);
       if (until !== undefined) {
-        throw new UserError(`Restore point ${id} is under the repository's retention lock (${lock.days} days): it cannot be forgotten${until === 'unknown' ? ' (its time cannot be read, so it is kept)' : ` before ${until}`}.`, {
+        const whose = repoLock && repoLock.days >= (read?.lockDays ?? 0) ? `the repository's retention lock (${lock.days} days)` : `its job's retention lock (${lock.days} days)`;
+        throw new UserError(`Restore point ${id} is under ${whose}: it cannot be forgotten${until === 'unknown' ? ' (its time cannot be read, so it is kept)' : ` before ${until}`}.`, {
           hint: 'Nothing removes a locked restore point before its time, --force included; prune keeps it too.',
           exitCode: ExitCode.invalidInput,
         });
@@ -666,4 +673,10 @@ export async function openRepositoryOn(backend: StorageBackend, opts: OpenOption
   const config = parseConfig(raw.toString('utf8'), root);
   const keys = config.encryption ? await unlock(config.encryption, opts.passphrase, config.id, root) : undefined;
   return new Repository(backend, config, keys);
+}
+
+/** The longer of the repository's retention lock and a point's own (its job's), or undefined when neither. */
+function effectiveLock(repo: {days: number} | undefined, pointDays: number | undefined): {days: number} | undefined {
+  const days = Math.max(repo?.days ?? 0, pointDays ?? 0);
+  return days > 0 ? {days} : undefined;
 }

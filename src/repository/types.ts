@@ -31,6 +31,8 @@ export interface RestorePointSummary {
   jobId?: string;
   /** The restore point this one was based on (incrementals). */
   base?: string;
+  /** Its own retention lock (the job's): it cannot be forgotten or pruned before time + lockDays. */
+  lockDays?: number;
 }
 
 export interface RetentionPolicy {
@@ -109,6 +111,8 @@ export interface Manifest {
   configuration?: {kind: string; text: string};
   checkpoint?: CheckpointInfo;
   warnings: string[];
+  /** The point's own retention lock in days (the job's retentionLockDays); honoured from format 3 readers of this vmbackup on. */
+  lockDays?: number;
   chunkSize: number;
   disks: ManifestDisk[];
   stats: RestorePointStats;
@@ -123,6 +127,8 @@ export interface BeginOptions {
   sessionId?: string;
   /** The backup job writing it; recorded so that each job's retention prunes only its own points. */
   jobId?: string;
+  /** The job's retention lock: the point cannot be forgotten or pruned for this many days (1–36500). */
+  lockDays?: number;
   configuration?: {kind: string; text: string};
   /** How long to wait for another writer of the same VM (default 30 s). */
   lockTimeoutMs?: number;

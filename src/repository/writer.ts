@@ -213,6 +213,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
         ...(this.opts.configuration !== undefined ? {configuration: this.opts.configuration} : {}),
         ...(extra.checkpoint !== undefined ? {checkpoint: extra.checkpoint} : {}),
         warnings: [...(extra.warnings ?? []), ...this.warnings],
+        ...(this.opts.lockDays !== undefined ? {lockDays: this.opts.lockDays} : {}),
         chunkSize: this.chunkSize,
         disks,
         stats,

@@ -2,7 +2,8 @@
  * The retention lock (immutability on the appliance's own repositories): no restore point younger
  * than the lock can be forgotten or pruned — through the CLI (--force too), through the daemon's
  * API (what the console uses), through prune — and the lock can be raised, never lowered. A point
- * older than the lock goes as before; a lock file that cannot be read removes nothing.
+ * older than the lock goes as before; a lock file that cannot be read removes nothing. A job's own
+ * lock (retentionLockDays, recorded in each point it writes) holds the same way, and copies keep it.
  */
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
@@ -15,8 +16,8 @@ import {isolate, startDaemon} from '../daemon/helpers.js';
 let dir: string;
 const repo = () => join(dir, 'repo');
 
-async function point(r: Repository, copyOf?: {id: string; time: string}): Promise<string> {
-  const w = await r.beginRestorePoint({vmId: 'vm-1', vmName: 'web01', platform: 'libvirt', ...(copyOf ? {copyOf} : {})});
+async function point(r: Repository, copyOf?: {id: string; time: string}, lockDays?: number): Promise<string> {
+  const w = await r.beginRestorePoint({vmId: 'vm-1', vmName: 'web01', platform: 'libvirt', ...(copyOf ? {copyOf} : {}), ...(lockDays ? {lockDays, jobId: 'locked-job'} : {})});
   const d = await w.addDisk({key: 'vda', name: 'vda', size: 64 * 1024});
   await d.put(0, Buffer.alloc(64 * 1024, 7));
   await d.finish();
@@ -70,6 +71,37 @@ describe('repository retention lock', () => {
     expect(lower.stderr).toContain('a lock can be raised, not lowered');
     expect((await vmbackup(['repo', 'lock', repo(), '--days', '60'])).exitCode).toBe(0);
     expect((await vmbackup(['repo', 'lock', repo()])).stdout).toContain('is locked for 60 days');
+  }, 120_000);
+
+  it('a job\'s lock recorded in its points holds against forget (--force too), the API and prune; copies keep it; an expired one does not hold', async () => {
+    const other = join(dir, 'jobs-repo');
+    const r = await createRepository(other);
+    const locked = await point(r, undefined, 14);
+    const newer = await point(r, undefined, 14);
+    const expired = await point(r, {id: 'web01-20200101t000000z-bbbbbb', time: '2020-01-01T00:00:00.000Z'}, 14);
+    expect((await r.listRestorePoints()).find((p) => p.id === locked)?.lockDays).toBe(14);
+    const forget = await vmbackup(['repo', 'forget', other, locked, '--force']);
+    expect(forget.exitCode).toBe(17);
+    expect(forget.stderr).toContain(`Restore point ${locked} is under its job's retention lock (14 days): it cannot be forgotten before `);
+    const prune = await vmbackup(['repo', 'prune', other, '--keep-last', '1', '--json']);
+    expect(prune.exitCode, prune.stderr).toBe(0);
+    const result = JSON.parse(prune.stdout) as {kept: {id: string; reasons: string[]}[]; removed: {id: string}[]};
+    expect(result.removed.map((p) => p.id)).toEqual([expired]);
+    expect(result.kept.find((p) => p.id === locked)?.reasons).toEqual(['retention lock']);
+    expect(result.kept.find((p) => p.id === newer)).toBeDefined();
+    // Copied elsewhere, the copies are locked as long.
+    const target = join(dir, 'jobs-copy');
+    await createRepository(target);
+    expect((await vmbackup(['repo', 'copy', other, target])).exitCode).toBe(0);
+    expect((await (await openRepository(target)).listRestorePoints()).map((p) => p.lockDays)).toEqual([14, 14]);
+    const d = await startDaemon(join(dir, 'state2'), join(dir, 'api2.sock'));
+    try {
+      await isolate(d.client);
+      await d.client.create('repositories', {id: 'c', name: 'Copy', path: target});
+      await expect(d.client.forgetRestorePoint('c', locked, true)).rejects.toThrow(/its job's retention lock \(14 days\)/);
+    } finally {
+      await d.stop();
+    }
   }, 120_000);
 
   it('a lock file that cannot be read removes nothing, and says so', async () => {

@@ -9,7 +9,7 @@
  * copy jobs that name their own or an unknown repository are refused, and so is removing their source.
  * A copy job into an S3 bucket of the test bed's real S3 server (Swift s3api): the secret key
  * kept like a passphrase (shown "••••", kept for the same address and key only, never logged),
- * the copies read back from the bucket identical to the originals.
+ * the copies read back from the bucket identical to the originals, locked for the job's 30 days.
  */
 import {readdir, readFile, stat} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -128,7 +128,7 @@ describe('an encrypted repository in the daemon', () => {
     const moved = await fails(c.update('repositories', 'b', {...made, path: swiftUrl('elsewhere')}));
     expect(moved.message).toMatch(/secret key belongs to another repository path, access key or CA/);
 
-    await c.create('jobs', {id: 'to-bucket', name: 'To the bucket', source: {repository: 'r'}, repository: 'b', retention: {restorePoints: 2}, retries: {count: 0}});
+    await c.create('jobs', {id: 'to-bucket', name: 'To the bucket', source: {repository: 'r'}, repository: 'b', retention: {restorePoints: 2}, retentionLockDays: 30, retries: {count: 0}});
     const s = await waitForSession(c, (await c.startJob('to-bucket')).id);
     expect(s.state, JSON.stringify(s.log)).toBe('success');
     expect(s.log.find((l) => l.code === 'copied')?.message).toMatch(/^web01: 2 restore point\(s\) copied \(\d+ new chunks\), 0 already in the target, read back and checked\.$/);
@@ -145,6 +145,9 @@ describe('an encrypted repository in the daemon', () => {
       }
     }
     expect((await c.restorePoints<{id: string}>('b')).map((p) => p.id)).toEqual(sourcePoints.map((p) => p.id));
+    // The copy job's retention lock is in each copy: forgetting one (even forced) is refused.
+    expect(copies.map((p) => p.lockDays)).toEqual([30, 30]);
+    expect((await fails(c.forgetRestorePoint('b', copies[0]!.id, true))).message).toMatch(/its job's retention lock \(30 days\)/);
     const again = await waitForSession(c, (await c.startJob('to-bucket')).id);
     expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 2 already in the target/);
     expect(bed.d.lines.join('\n')).not.toContain(SWIFT_CREDENTIALS.secretAccessKey);
