@@ -67,6 +67,8 @@ export interface CopyOptions {
 
 /** Bytes put per call: several target chunks, so a batch is worth a round trip to the chunk workers. */
 const BATCH_CHUNKS = 8;
+/** Data of puts a copy keeps in flight while it reads on. */
+const IN_FLIGHT_BYTES = 64 << 20;
 
 export async function copyRestorePoints(
   source: Repository,
@@ -149,6 +151,15 @@ async function copyOne(
         const dw = await w.addDisk({key: d.key, name: d.name, size: d.size, ...(d.format !== undefined ? {format: d.format} : {}), ...(d.details !== undefined ? {details: d.details} : {})});
         const same = await unchangedChunks(source, base, p.id, d, dw);
         const step = w.chunkSize * BATCH_CHUNKS;
+        // Puts stay in flight while the next runs are read (an object store answers each after a
+        // round trip): up to IN_FLIGHT_BYTES of data; the first failure is thrown when awaited.
+        const puts: {done: Promise<void>; bytes: number}[] = [];
+        let inFlight = 0;
+        const settleOldest = async () => {
+          const first = puts.shift()!;
+          inFlight -= first.bytes;
+          await first.done;
+        };
         for (let off = 0; off < d.size; off += step) {
           o.signal?.throwIfAborted();
           const len = Math.min(step, d.size - off);
@@ -161,7 +172,11 @@ async function copyOne(
               if (run.zero) await dw.zero(at, run.length);
               else {
                 await o.throttle?.(run.length);
-                await dw.put(at, await disk.read(at, run.length));
+                const done = dw.put(at, await disk.read(at, run.length));
+                done.catch(() => undefined);
+                puts.push({done, bytes: run.length});
+                inFlight += run.length;
+                while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
                 readBytes += run.length;
               }
               at += run.length;
@@ -170,6 +185,7 @@ async function copyOne(
           doneBytes += len;
           o.onProgress?.({restorePoint: p.id, vmName: p.vmName, doneBytes, totalBytes});
         }
+        while (puts.length > 0) await settleOldest();
         const stats = await dw.finish();
         newChunks += stats.newChunks;
         newStoredBytes += stats.newStoredBytes;
