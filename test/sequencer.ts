@@ -17,6 +17,7 @@ const LONGEST_FIRST = [
   'test/daemon/instant.test.ts',
   'test/cli/interrupt.test.ts',
   'test/console/e2e-tmux.test.ts',
+  'test/cli/s3.test.ts',
   'test/security/roles.test.ts',
   'test/cli/docs.test.ts',
   'test/daemon/cli-config.test.ts',

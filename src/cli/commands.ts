@@ -17,7 +17,7 @@ import {repoGc} from './repo-gc.js';
 import {repoCopy} from './repo-copy.js';
 import {repoLock} from './repo-lock.js';
 import {repoInfo} from './repo-info.js';
-import {repoKeyExport} from './repo-key.js';
+import {repoKeyChange, repoKeyExport} from './repo-key.js';
 import {passphraseHelp} from './passphrase.js';
 import {repoList} from './repo-list.js';
 import {repoPrune} from './repo-prune.js';
@@ -50,7 +50,7 @@ const all: Command[] = [
   sshHostkey,
   consoleCommand,
   demoLab,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoKeyExport, repoLock, repoProtect, repoUnprotect, repoForget,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoKeyExport, repoKeyChange, repoLock, repoProtect, repoUnprotect, repoForget,
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   configExport, configImport,

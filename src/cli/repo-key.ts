@@ -1,6 +1,6 @@
 import {ExitCode, UserError} from '../util/errors.js';
 import type {Command} from './command.js';
-import {openRepo, passphraseHelp, passphraseOptions} from './passphrase.js';
+import {openRepo, passphraseFrom, passphraseHelp, passphraseOptions} from './passphrase.js';
 
 export const repoKeyExport: Command = {
   words: ['repo', 'key', 'export'],
@@ -21,5 +21,33 @@ export const repoKeyExport: Command = {
     const repo = await openRepo(path!, values);
     const keyFile = repo.keyFile();
     ctx.out.result(JSON.parse(keyFile) as unknown, () => keyFile.trimEnd());
+  },
+};
+
+export const repoKeyChange: Command = {
+  words: ['repo', 'key', 'change'],
+  summary: 'Change the passphrase of an encrypted repository',
+  usage: '<path> --passphrase-file OLD --new-passphrase-file NEW',
+  help:
+    'Wraps the repository\'s key under the new passphrase and writes its configuration; from then on it\n' +
+    'opens with the new passphrase only. The data is not encrypted again: a key file exported before\n' +
+    '(vmbackup repo key export) still opens with the old passphrase, so destroy old key files, and export\n' +
+    'a new one. To shut out someone who knew the old passphrase and kept a key file, make a new encrypted\n' +
+    'repository and copy the restore points into it (vmbackup repo copy). A daemon that keeps the old\n' +
+    'passphrase for this repository needs the new one (console: Repositories, or the API).\n\n' +
+    'Options:\n' +
+    '  --passphrase-file OLD      the passphrase now (one line, mode 0600)\n' +
+    '  --new-passphrase-file NEW  the new passphrase (one line, 8 to 1024 characters, mode 0600)\n\n' +
+    'Example:\n  vmbackup repo key change /mnt/offsite/repo --passphrase-file /root/old.pass --new-passphrase-file /root/new.pass',
+  options: {...passphraseOptions, 'new-passphrase-file': {type: 'string'}},
+  positionals: [1, 1],
+  async run(ctx, values, [path]) {
+    if (typeof values['passphrase-file'] !== 'string' || typeof values['new-passphrase-file'] !== 'string') {
+      throw new UserError('Give both the passphrase now (--passphrase-file) and the new one (--new-passphrase-file).', {exitCode: ExitCode.usage});
+    }
+    const next = await passphraseFrom(values, 'new-passphrase-file');
+    const repo = await openRepo(path!, values);
+    await repo.changePassphrase(next!);
+    ctx.out.result({path: repo.path, changed: true}, () => `The passphrase of ${repo.path} is changed. Export a new key file now (vmbackup repo key export) and destroy the old ones.`);
   },
 };

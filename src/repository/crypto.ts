@@ -87,8 +87,22 @@ export function checkPassphrase(passphrase: string, where = 'The passphrase'): s
 
 /** A new master key for the repository `repositoryId`, wrapped under `passphrase`. */
 export async function newEncryption(passphrase: string, repositoryId: string, cost: {N: number; r: number; p: number} = DEFAULT_KDF): Promise<{record: EncryptionRecord; keys: ChunkKeys}> {
-  const kdf: KdfParams = {name: 'scrypt', ...cost, salt: randomBytes(16).toString('base64')};
   const master = randomBytes(64);
+  return {record: await wrapMaster(master, passphrase, repositoryId, cost), keys: split(master)};
+}
+
+/**
+ * The same master key wrapped under another passphrase (new salt and nonce): what changing the
+ * passphrase writes. The data is not re-encrypted, so whoever kept the old key file and knows the
+ * old passphrase can still open the repository — a passphrase change does not revoke; a new
+ * encrypted repository and a copy do.
+ */
+export async function rewrapKeys(keys: ChunkKeys, passphrase: string, repositoryId: string, cost: {N: number; r: number; p: number} = DEFAULT_KDF): Promise<EncryptionRecord> {
+  return wrapMaster(Buffer.concat([keys.enc, keys.mac]), passphrase, repositoryId, cost);
+}
+
+async function wrapMaster(master: Buffer, passphrase: string, repositoryId: string, cost: {N: number; r: number; p: number}): Promise<EncryptionRecord> {
+  const kdf: KdfParams = {name: 'scrypt', ...cost, salt: randomBytes(16).toString('base64')};
   const kek = await derive(checkPassphrase(passphrase), kdf);
   const nonce = randomBytes(NONCE);
   const c = createCipheriv('aes-256-gcm', kek, nonce);
@@ -96,7 +110,7 @@ export async function newEncryption(passphrase: string, repositoryId: string, co
   const wrapped = Buffer.concat([c.update(master), c.final(), c.getAuthTag()]);
   const record: EncryptionRecord = {cipher: 'aes-256-gcm', kdf, nonce: nonce.toString('base64'), key: wrapped.toString('base64')};
   remember(record, passphrase, master);
-  return {record, keys: split(master)};
+  return record;
 }
 
 /** Unwrapped keys by record and passphrase, so a process that opens a repository again pays scrypt once. */

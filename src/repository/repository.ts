@@ -23,7 +23,7 @@ import type {S3Credentials} from './storage/s3-client.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
 import {compactTime, isValidName, newPointId} from './names.js';
 import {manifestText} from './sealed-files.js';
-import {keyedHash, newEncryption, unlock, type ChunkKeys} from './crypto.js';
+import {keyedHash, newEncryption, rewrapKeys, unlock, type ChunkKeys} from './crypto.js';
 import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
 import {planRetention, validatePolicy} from './retention.js';
 import {repositoryStats} from './stats.js';
@@ -61,7 +61,7 @@ export class Repository {
 
   readonly backend: StorageBackend;
 
-  private readonly config: RepositoryConfig;
+  private config: RepositoryConfig;
 
   /** Use openRepository / createRepository (or the ...On forms for another backend). `keys`: an encrypted repository's, unlocked. */
   constructor(backend: StorageBackend, config: RepositoryConfig, keys?: ChunkKeys) {
@@ -92,6 +92,20 @@ export class Repository {
    * The configuration as a key file to keep apart (export): it holds the wrapped master key, so
    * with it and the passphrase the repository can be read even if its own configuration is lost.
    */
+  /**
+   * Wraps the repository's master key under `next` and writes the configuration (atomically):
+   * from then on the repository opens with `next` only — through this configuration. The data is
+   * not re-encrypted (crypto.ts rewrapKeys: an old key file still opens with the old passphrase).
+   */
+  async changePassphrase(next: string): Promise<void> {
+    if (!this.config.encryption || !this.ctx.keys) throw new UserError(`The repository ${this.path} is not encrypted: it has no passphrase.`, {exitCode: ExitCode.invalidInput});
+    const record = await rewrapKeys(this.ctx.keys, next, this.config.id);
+    const changed: RepositoryConfig = {...this.config, encryption: record};
+    await this.backend.put(CONFIG_FILE, [Buffer.from(serializeConfig(changed))], {what: 'the repository configuration'});
+    await this.backend.sync();
+    this.config = changed;
+  }
+
   keyFile(): string {
     if (!this.config.encryption) throw new UserError(`The repository ${this.path} is not encrypted: it has no key.`, {exitCode: ExitCode.invalidInput});
     return serializeConfig(this.config);
@@ -267,10 +281,14 @@ export class Repository {
       if (base && this.backend.expensiveTouch) {
         const hold = await this.holdRestorePoint(base.reader.summary.id, `the base of backup ${id}`);
         const vmLock = lock;
-        lock = {path: vmLock.path, release: async () => {
-          await hold.release();
-          await vmLock.release();
-        }};
+        lock = {
+          path: vmLock.path,
+          release: async () => {
+            await hold.release();
+            await vmLock.release();
+          },
+          ...(vmLock.held ? {held: () => vmLock.held!()} : {}),
+        };
       }
       if (base) {
         const m = base.reader.manifest;

@@ -229,6 +229,12 @@ export class RestorePointWriterImpl implements RestorePointWriter {
   }
 
   private async writeManifest(m: Manifest): Promise<void> {
+    if (this.vmLock.held?.() === false) {
+      throw new UserError(`The lock of this backup (${this.vmLock.path}) was lost: it expired while the storage could not be reached and another process took it over. Nothing was committed.`, {
+        hint: 'Run the backup again; check the connection to the storage.',
+        exitCode: ExitCode.locked,
+      });
+    }
     const hook = this.opts.hooks?.beforeManifestRename;
     await this.ctx.backend.put(`${this.dir}/${MANIFEST_FILE}`, [storedManifest(this.ctx, this.id, serializeManifest(m))], {what: 'the restore point manifest', ...(hook ? {beforeVisible: hook} : {})});
     await this.ctx.backend.sync();

@@ -98,4 +98,24 @@ describe('vmbackup with an encrypted repository', () => {
     const v = await vmbackup(['repo', 'verify', repo(), '--passphrase-file', pass()]);
     expect(v.exitCode, v.stderr).toBe(0);
   });
+
+  it('changes the passphrase: the old one no longer opens it, the new one does, the data is unchanged; an old key file still holds the old one', async () => {
+    const oldKey = (await vmbackup(['repo', 'key', 'export', repo(), '--passphrase-file', pass()])).stdout;
+    const next = join(dir, 'new-pass');
+    await writeFile(next, 'another long passphrase, changed\n', {mode: 0o600});
+    const short = join(dir, 'short-pass');
+    await writeFile(short, 'short\n', {mode: 0o600});
+    expect((await vmbackup(['repo', 'key', 'change', repo(), '--passphrase-file', pass(), '--new-passphrase-file', short])).exitCode).toBe(17);
+    const chunksBefore = (await readdir(join(repo(), 'chunks'), {recursive: true})).sort();
+    const c = await vmbackup(['repo', 'key', 'change', repo(), '--passphrase-file', pass(), '--new-passphrase-file', next]);
+    expect(c.exitCode, c.stderr).toBe(0);
+    expect(c.stdout).toContain('Export a new key file now');
+    expect((await vmbackup(['repo', 'list', repo(), '--passphrase-file', pass()])).exitCode).toBe(19);
+    const v = await vmbackup(['repo', 'verify', repo(), '--passphrase-file', next]);
+    expect(v.exitCode, v.stderr).toBe(0);
+    expect((await readdir(join(repo(), 'chunks'), {recursive: true})).sort()).toEqual(chunksBefore);
+    // What the help says: the key is the same, so an old key file opens with the old passphrase.
+    await writeFile(join(repo(), 'vmbackup-repository.json'), oldKey, {mode: 0o600});
+    expect((await vmbackup(['repo', 'list', repo(), '--passphrase-file', pass()])).exitCode).toBe(0);
+  });
 });

@@ -171,6 +171,35 @@ describe('the S3 backend over TLS (the test bed\'s proxy with a certificate of i
   });
 });
 
+describe('leases on S3', () => {
+  it('a writer whose lease expired and was taken over commits nothing, and says why', async () => {
+    const s = await swiftBackend('s3-lease', {});
+    const short = new S3Backend(s.where, SWIFT_CREDENTIALS, {leaseMs: 900});
+    try {
+      const repo = await createRepositoryOn(short, {chunkSize: 64 * 1024});
+      const w = await repo.beginRestorePoint({vmId: 'vm-1', vmName: 'vm 1', platform: 'libvirt'});
+      const d = await w.addDisk({key: 'vda', name: 'vda.raw', size: 64 * 1024});
+      await d.put(0, randomBytes(64 * 1024));
+      await d.finish();
+      // Another appliance took the VM's lock over (as after an expiry while this one was cut off).
+      const lockKey = `locks/${(await short.list('locks')).find((e) => e.name.startsWith('vm-'))!.name}`;
+      const other = {owner: {pid: 4242, pidStart: '1', host: 'other-appliance', since: Date.now(), purpose: 'backup'}, nonce: 'theirs', expiresMs: Date.now() + 60_000};
+      await s.put(lockKey, [Buffer.from(JSON.stringify(other))]);
+      await new Promise((r) => setTimeout(r, 700));
+      const err = await w.commit().catch((e: unknown) => e);
+      expect((err as UserError).exitCode).toBe(ExitCode.locked);
+      expect((err as Error).message).toMatch(/was lost: it expired .* another process took it over\. Nothing was committed/);
+      expect(await repo.listRestorePoints()).toEqual([]);
+      // Its release leaves the other holder's lease alone.
+      expect(JSON.parse((await s.get(lockKey, {max: 4096, what: 'lock'}))!.toString()).nonce).toBe('theirs');
+    } finally {
+      await emptySwiftPrefix(s);
+      short.client.close();
+      s.client.close();
+    }
+  });
+});
+
 /** A proxy in front of the real server that fails requests as told (a flaky network, a busy server, a hostile one). */
 async function faultProxy(decide: (n: number, req: http.IncomingMessage) => 'pass' | 'slowdown' | '503' | 'reset' | {rewrite: (body: string) => string}) {
   let n = 0;

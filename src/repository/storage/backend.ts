@@ -70,6 +70,11 @@ export interface Lock {
   /** Where the lock lives, for messages. */
   readonly path: string;
   release(): Promise<void>;
+  /**
+   * False once the lock is known to be lost (a lease that expired and was taken over by another
+   * process); absent where a lock cannot be lost while its process lives (a lock file).
+   */
+  held?(): boolean;
 }
 
 export interface LockOptions {

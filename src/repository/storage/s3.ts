@@ -21,8 +21,9 @@
  *  - locks: a lease object (the owner, a random nonce, an expiry) renewed every LEASE_MS/3 while
  *    held. A lease is taken when absent or dead (expired, or of a process of this host that is
  *    gone): with a conditional PUT where the server has it, else by writing it, waiting
- *    SETTLE_MS and reading it back — whoever reads back its own nonce holds it. A holder whose
- *    renewal finds another nonce has lost it and says so in the log of its next release;
+ *    SETTLE_MS and reading it back — whoever reads back its own nonce holds it. A renewal that
+ *    finds another nonce stops (the lease expired and was taken over: it is not taken back) and
+ *    records the key in `lost`;
  *  - never outside the repository: keys are checked (assertKey) and only ever appended to the
  *    repository's prefix; names in listings that could not be keys are skipped.
  */
@@ -64,14 +65,20 @@ export class S3Backend implements StorageBackend {
   private readonly prefix: string;
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly held = new Map<string, {nonce: string; released: Promise<void>}>();
+  /** Leases this process held and lost (expired and taken over): their holders must not go on as if they held them. */
+  readonly lost = new Set<string>();
   private caps: Promise<S3Capabilities> | undefined;
+
+  /** How long a lease lives without renewal (renewed every third of it). */
+  private readonly leaseMs: number;
 
   constructor(
     readonly where: S3Location,
     credentials: S3Credentials,
-    opts: {retries?: number; backoffMs?: number} = {},
+    opts: {retries?: number; backoffMs?: number; leaseMs?: number} = {},
   ) {
     this.client = new S3Client(where, credentials, opts);
+    this.leaseMs = opts.leaseMs ?? LEASE_MS;
     this.prefix = where.prefix;
     this.location = s3Url(where);
   }
@@ -307,7 +314,7 @@ export class S3Backend implements StorageBackend {
       });
     for (;;) {
       if (opts.signal?.aborted) throw new UserError(`Stopped while waiting for the ${opts.what}.`, {hint: 'Nothing was written.', exitCode: ExitCode.cancelled});
-      const mine: LeaseRecord = {owner: selfOwner(opts.purpose), nonce: randomBytes(12).toString('hex'), expiresMs: Date.now() + LEASE_MS};
+      const mine: LeaseRecord = {owner: selfOwner(opts.purpose), nonce: randomBytes(12).toString('hex'), expiresMs: Date.now() + this.leaseMs};
       const got = await this.serial([key], async () => {
         if (this.held.has(key)) return (await this.readLease(key))?.owner ?? mine.owner;
         const rec = await this.readLease(key);
@@ -341,14 +348,23 @@ export class S3Backend implements StorageBackend {
     const renew = setInterval(() => {
       void this.serial([key], async () => {
         if (this.held.get(key) !== entry) return;
-        mine.expiresMs = Date.now() + LEASE_MS;
+        // Renewed only while it is still ours: a lease that expired (the network was away for a
+        // minute) and was taken over is not taken back; the holder has lost it.
+        const now = await this.readLease(key);
+        if (now?.nonce !== mine.nonce) {
+          clearInterval(renew);
+          this.lost.add(full);
+          return;
+        }
+        mine.expiresMs = Date.now() + this.leaseMs;
         await this.client.request({method: 'PUT', key: full, headers: {[MTIME]: String(Date.now())}, body: [Buffer.from(JSON.stringify(mine))]});
       }).catch(() => undefined);
-    }, LEASE_MS / 3);
+    }, this.leaseMs / 3);
     renew.unref();
     let done = false;
     return {
       path: this.describe(key),
+      held: () => !this.lost.has(full),
       release: async () => {
         if (done) return;
         done = true;
