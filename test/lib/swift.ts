@@ -6,7 +6,7 @@
 import {randomBytes} from 'node:crypto';
 import {chmod, writeFile} from 'node:fs/promises';
 import {S3Backend, ensureBucket, parseS3Url} from '../../src/repository/storage/s3.js';
-import type {S3Credentials} from '../../src/repository/storage/s3-client.js';
+import {uriEncode, type S3Credentials} from '../../src/repository/storage/s3-client.js';
 
 export const SWIFT_ENDPOINT = 's3+http://127.0.0.1:8380';
 /** The same store over TLS, with a certificate of the test bed's CA (SWIFT_CA). */
@@ -33,6 +33,19 @@ export async function writeSwiftCredentials(file: string, creds: Partial<S3Crede
   await writeFile(file, `# the test bed's Swift\naccess_key_id = ${c.accessKeyId}\nsecret_access_key = ${c.secretAccessKey}\nregion = ${c.region}\n`, {mode: 0o600});
   await chmod(file, 0o600);
   return file;
+}
+
+/**
+ * Makes an object look last written `ms` ago, behind the backend's back: its own time is its
+ * metadata (s3.ts), rewritten by a server-side copy, as another writer would.
+ */
+export async function ageSwiftObject(backend: S3Backend, key: string, ms: number): Promise<void> {
+  const full = `${backend.where.prefix}${key}`;
+  await backend.client.request({
+    method: 'PUT',
+    key: full,
+    headers: {'x-amz-copy-source': `/${backend.where.bucket}/${uriEncode(full, true)}`, 'x-amz-metadata-directive': 'REPLACE', 'x-amz-meta-vmb-mtime': String(Date.now() - ms)},
+  });
 }
 
 /** Removes every object under the backend's prefix. */

@@ -11,8 +11,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {createRepository, createRepositoryOn, openRepositoryOn, type Repository} from '../../src/repository/index.js';
 import {LocalDirectoryBackend} from '../../src/repository/storage/local.js';
 import {MemoryBackend} from '../../src/repository/storage/memory.js';
-import {uriEncode} from '../../src/repository/storage/s3-client.js';
-import {emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
+import {ageSwiftObject, emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import {ageChunks, backupImage, expectContent, pseudoRandom, scratch} from './helpers.js';
 
@@ -71,16 +70,11 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
     make: async () => {
       const backend = await swiftBackend('backends');
       const repo = await createRepositoryOn(backend, {chunkSize: CS});
-      const c = backend.client;
-      const full = (key: string) => `${backend.where.prefix}${key}`;
       return {
         repo,
         ageChunks: async () => {
-          const keys: string[] = [];
-          for (const d of await backend.list('chunks')) if (d.dir) for (const e of await backend.list(`chunks/${d.name}`)) keys.push(`chunks/${d.name}/${e.name}`);
-          for (const k of keys) {
-            const src = `/${backend.where.bucket}/${uriEncode(full(k), true)}`;
-            await c.request({method: 'PUT', key: full(k), headers: {'x-amz-copy-source': src, 'x-amz-metadata-directive': 'REPLACE', 'x-amz-meta-vmb-mtime': String(Date.now() - 3_600_000)}});
+          for (const d of await backend.list('chunks')) {
+            if (d.dir) for (const e of await backend.list(`chunks/${d.name}`)) await ageSwiftObject(backend, `chunks/${d.name}/${e.name}`, 3_600_000);
           }
         },
         damage: async (key) => {
@@ -90,7 +84,7 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
         },
         cleanup: async () => {
           await emptySwiftPrefix(backend);
-          c.close();
+          backend.client.close();
         },
       };
     },

@@ -12,8 +12,7 @@ import {SELF_LEASE} from '../../src/util/process-lease.js';
 import type {StorageBackend} from '../../src/repository/storage/backend.js';
 import {LocalDirectoryBackend} from '../../src/repository/storage/local.js';
 import {MemoryBackend} from '../../src/repository/storage/memory.js';
-import {uriEncode} from '../../src/repository/storage/s3-client.js';
-import {emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
+import {ageSwiftObject, emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
 import {scratch} from './helpers.js';
 
 interface Bed {
@@ -59,15 +58,7 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
       const backend = await swiftBackend('conformance');
       return {
         backend,
-        // The object's own time is its metadata (s3.ts): rewritten by a server-side copy, as another writer would.
-        age: async (key, ms) => {
-          const full = `${backend.where.prefix}${key}`;
-          await backend.client.request({
-            method: 'PUT',
-            key: full,
-            headers: {'x-amz-copy-source': `/${backend.where.bucket}/${uriEncode(full, true)}`, 'x-amz-metadata-directive': 'REPLACE', 'x-amz-meta-vmb-mtime': String(Date.now() - ms)},
-          });
-        },
+        age: (key, ms) => ageSwiftObject(backend, key, ms),
         cleanup: async () => {
           await emptySwiftPrefix(backend);
           backend.client.close();
