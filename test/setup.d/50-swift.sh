@@ -44,7 +44,7 @@ bind_port = $2
 devices = $SRV
 mount_check = false
 swift_dir = $ETC
-workers = 1
+workers = 0
 user = root
 log_address = $D/log/$1.sock
 
@@ -64,7 +64,7 @@ cat >"$ETC/proxy-server.conf" <<CONF
 bind_ip = 127.0.0.1
 bind_port = $PROXY
 swift_dir = $ETC
-workers = 1
+workers = 0
 user = root
 log_address = $D/log/proxy.sock
 
