@@ -59,7 +59,11 @@ async function sshLoginOpensConsole(): Promise<void> {
   await execa('install', ['-m', '600', '-o', 'console', '-g', 'console', `${key}.pub`, join(home, '.ssh', 'authorized_keys')]);
   const port = 20000 + Math.floor(Math.random() * 20000);
   const pidFile = join(dir, 'sshd.pid');
-  await execa('/usr/sbin/sshd', ['-f', '/etc/ssh/sshd_config', '-o', `Port=${port}`, '-o', 'ListenAddress=127.0.0.1', '-o', `HostKey=${join(dir, 'host-key')}`, '-o', `PidFile=${pidFile}`, '-o', 'UsePAM=no']);
+  const log = join(dir, 'sshd.log');
+  await execa('/usr/sbin/sshd', ['-f', '/etc/ssh/sshd_config', '-o', `Port=${port}`, '-o', 'ListenAddress=127.0.0.1', '-o', `HostKey=${join(dir, 'host-key')}`, '-o', `PidFile=${pidFile}`, '-o', 'UsePAM=no', '-E', log]);
+  // sshd writes its pid file after it has gone to the background: wait for it (or say why it is not there).
+  for (let i = 0; i < 100 && !(await readFile(pidFile, 'utf8').then(() => true, () => false)); i++) await new Promise((res) => setTimeout(res, 50));
+  expect(await readFile(pidFile, 'utf8').then(() => true, () => false), await readFile(log, 'utf8').catch(() => 'no sshd log')).toBe(true);
   try {
     // sshd's own reading of the installed configuration for the console user.
     const effective = (await execa('/usr/sbin/sshd', ['-T', '-f', '/etc/ssh/sshd_config', '-o', `HostKey=${join(dir, 'host-key')}`, '-C', 'user=console,host=localhost,addr=127.0.0.1'])).stdout;
@@ -87,7 +91,8 @@ async function sshLoginOpensConsole(): Promise<void> {
     expect(out).not.toContain('injected-42');
     expect(r.exitCode).toBe(0);
   } finally {
-    process.kill(Number(await readFile(pidFile, 'utf8')), 'SIGTERM');
+    const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+    if (pid > 0) process.kill(pid, 'SIGTERM');
   }
 }
 
