@@ -10,7 +10,7 @@ import {useApi} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import {ExitCode, UserError} from '../../../util/errors.js';
 
-export function RetentionLock(props: {repository: string; name: string; onDone: () => void}) {
+export function RetentionLock(props: {repository: string; name: string}) {
   const api = useApi();
   const data = useLoad(() => api.retentionLock(props.repository));
   const action = useAction();

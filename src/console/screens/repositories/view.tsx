@@ -44,7 +44,7 @@ export function Repositories(props: ScreenProps) {
       />
     );
   }
-  if (repo && locking) return <RetentionLock repository={repo.id} name={repo.name} onDone={() => setLocking(false)} />;
+  if (repo && locking) return <RetentionLock repository={repo.id} name={repo.name} />;
   if (repo && removing) {
     return (
       <RemoveConfirm
