@@ -92,6 +92,11 @@ export class Repository {
    * The configuration as a key file to keep apart (export): it holds the wrapped master key, so
    * with it and the passphrase the repository can be read even if its own configuration is lost.
    */
+  keyFile(): string {
+    if (!this.config.encryption) throw new UserError(`The repository ${this.path} is not encrypted: it has no key.`, {exitCode: ExitCode.invalidInput});
+    return serializeConfig(this.config);
+  }
+
   /**
    * Wraps the repository's master key under `next` and writes the configuration (atomically):
    * from then on the repository opens with `next` only — through this configuration. The data is
@@ -104,11 +109,6 @@ export class Repository {
     await this.backend.put(CONFIG_FILE, [Buffer.from(serializeConfig(changed))], {what: 'the repository configuration'});
     await this.backend.sync();
     this.config = changed;
-  }
-
-  keyFile(): string {
-    if (!this.config.encryption) throw new UserError(`The repository ${this.path} is not encrypted: it has no key.`, {exitCode: ExitCode.invalidInput});
-    return serializeConfig(this.config);
   }
 
   /**
@@ -242,9 +242,7 @@ export class Repository {
     if (!isValidName('objectId', opts.vmId)) {
       throw new UserError(`Cannot begin a restore point: the VM id ${JSON.stringify(opts.vmId)} is not a valid id (letters, digits, ".", "_", ":" and "-").`, {exitCode: ExitCode.invalidInput});
     }
-    if (opts.lockDays !== undefined && (!Number.isInteger(opts.lockDays) || opts.lockDays < 1 || opts.lockDays > 36500)) {
-      throw new UserError(`A retention lock is 1 to 36500 days, not ${opts.lockDays}.`, {exitCode: ExitCode.invalidInput});
-    }
+    if (opts.lockDays !== undefined) checkLockDays(opts.lockDays);
     if (opts.copyOf) {
       if (!isValidName('pointId', opts.copyOf.id) || Number.isNaN(Date.parse(opts.copyOf.time))) {
         throw new UserError(`Cannot copy restore point ${JSON.stringify(opts.copyOf.id)}: not a restore point id and time.`, {exitCode: ExitCode.invalidInput});
@@ -354,7 +352,7 @@ export class Repository {
    * disk root can still delete files; only object storage with Object Lock is immutable against that.)
    */
   async setRetentionLock(days: number): Promise<{days: number; setAt: string}> {
-    if (!Number.isInteger(days) || days < 1 || days > 36500) throw new UserError(`A retention lock is 1 to 36500 days, not ${days}.`, {exitCode: ExitCode.invalidInput});
+    checkLockDays(days);
     const now = await this.retentionLock();
     if (now && days < now.days) {
       throw new UserError(`The repository is locked for ${now.days} days; a lock can be raised, not lowered.`, {hint: `Give ${now.days} days or more.`, exitCode: ExitCode.invalidInput});
@@ -448,7 +446,9 @@ export class Repository {
       });
     }
     const repoLock = await this.retentionLock();
-    const read = await this.readManifest(id).then((m) => m, () => undefined);
+    // Read once: for the locks, and to tell a damaged point (forgotten all the same) from an I/O error.
+    const settled = await this.readManifest(id).then((m) => ({m}), (err: unknown) => ({err}));
+    const read = 'm' in settled ? settled.m : undefined;
     const lock = effectiveLock(repoLock, read?.lockDays);
     if (lock) {
       const time = read?.time;
@@ -468,13 +468,8 @@ export class Repository {
     if (holders.length > 0) {
       throw new UserError(`Restore point ${id} is in use by ${holders.join(', ')}.`, {hint: 'Stop the export or instant recovery that serves it, then forget it.', exitCode: ExitCode.locked});
     }
-    const damaged = await this.readManifest(id).then(
-      () => false,
-      (err: unknown) => {
-        if (err instanceof UserError) return true;
-        throw err;
-      },
-    );
+    if ('err' in settled && !(settled.err instanceof UserError)) throw settled.err;
+    const damaged = 'err' in settled;
     await this.deletePoint(id);
     return {id, damaged};
   }
@@ -691,6 +686,11 @@ export async function openRepositoryOn(backend: StorageBackend, opts: OpenOption
   const config = parseConfig(raw.toString('utf8'), root);
   const keys = config.encryption ? await unlock(config.encryption, opts.passphrase, config.id, root) : undefined;
   return new Repository(backend, config, keys);
+}
+
+/** A retention lock's length: whole days from 1 to 36500 (the repository's and a job's alike). */
+function checkLockDays(days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > 36500) throw new UserError(`A retention lock is 1 to 36500 days, not ${days}.`, {exitCode: ExitCode.invalidInput});
 }
 
 /** The longer of the repository's retention lock and a point's own (its job's), or undefined when neither. */
