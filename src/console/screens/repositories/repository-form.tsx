@@ -1,8 +1,8 @@
 /**
  * Adds a repository: a name and a directory on a local disk (or an S3 bucket: S3RepositoryForm),
- * and whether to encrypt it (with a passphrase typed twice). A directory that already holds a repository is imported as it is
- * (the daemon opens it instead of creating one), so the same form serves "import an existing
- * repository" — with the passphrase of an encrypted one.
+ * and whether to encrypt it (with a passphrase typed twice). A directory that already holds a
+ * repository is imported as it is (the daemon opens it instead of creating one), so the same form
+ * serves "import an existing repository" — with the passphrase of an encrypted one.
  */
 import {Box, Text} from 'ink';
 import {ActionMessage} from '../../components/message/view.js';
@@ -11,6 +11,7 @@ import {idFromName} from '../../ids.js';
 import {useApi} from '../../router/context.js';
 import {useAction} from '../../use-load.js';
 import {ExitCode, UserError} from '../../../util/errors.js';
+import {isS3Url} from '../../../util/s3-url.js';
 
 /** The passphrase the form sends, or undefined; a UserError when the fields do not agree. */
 function passphraseOf(v: Record<string, string>, importing: boolean): string | undefined {
@@ -38,7 +39,7 @@ export function S3RepositoryForm(props: {onDone: (id: string) => void}) {
       'Connecting to the bucket',
       async () => {
         const address = (v.path ?? '').trim();
-        if (!/^s3(\+https?)?:\/\//.test(address)) {
+        if (!isS3Url(address)) {
           throw new UserError(`"${address}" is not an S3 address.`, {hint: 'Write it as s3://HOST[:PORT]/BUCKET[/PREFIX] (HTTPS), or s3+http://HOST:PORT/BUCKET[/PREFIX].', exitCode: ExitCode.invalidInput});
         }
         const passphrase = passphraseOf(v, false);
