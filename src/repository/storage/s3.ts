@@ -87,6 +87,11 @@ export class S3Backend implements StorageBackend {
     return `${this.location}/${key}`;
   }
 
+  /** The x-amz-copy-source of an object of this bucket (a server-side copy: touch, rename). */
+  private copySource(full: string): string {
+    return `/${uriEncode(this.where.bucket)}/${uriEncode(full, true)}`;
+  }
+
   private full(key: string): string {
     assertKey(key);
     return `${this.prefix}${key}`;
@@ -237,7 +242,7 @@ export class S3Backend implements StorageBackend {
       const r = await this.client.request({
         method: 'PUT',
         key: full,
-        headers: {'x-amz-copy-source': `/${uriEncode(this.where.bucket)}/${uriEncode(full, true)}`, 'x-amz-metadata-directive': 'REPLACE', [MTIME]: String(Date.now())},
+        headers: {'x-amz-copy-source': this.copySource(full), 'x-amz-metadata-directive': 'REPLACE', [MTIME]: String(Date.now())},
         expect: [404],
       });
       return r.status !== 404;
@@ -277,7 +282,7 @@ export class S3Backend implements StorageBackend {
     return this.serial([from, to], async () => {
       if (await this.head(to)) throw new Error(`cannot rename ${from}: ${to} exists`);
       if (!(await this.head(from))) return false;
-      const r = await this.client.request({method: 'PUT', key: dst, headers: {'x-amz-copy-source': `/${uriEncode(this.where.bucket)}/${uriEncode(src, true)}`, 'x-amz-metadata-directive': 'COPY'}, expect: [404]});
+      const r = await this.client.request({method: 'PUT', key: dst, headers: {'x-amz-copy-source': this.copySource(src), 'x-amz-metadata-directive': 'COPY'}, expect: [404]});
       if (r.status === 404) return false;
       await this.client.request({method: 'DELETE', key: src, expect: [404]});
       return true;
