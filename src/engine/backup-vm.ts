@@ -15,6 +15,7 @@
 import type {BackupOptions, CheckpointRecord, PlatformAdapter, SessionEvent, VmBackup} from '../platforms/types.js';
 import type {Repository, RestorePointSummary, RestorePointWriter} from '../repository/index.js';
 import {runDiskTask} from './disk-task.js';
+import {Placement, type WorkerMode} from './placement.js';
 import type {DiskFigures, EventSink, VmStatus} from './events.js';
 
 export interface BackupVmOptions {
@@ -41,6 +42,8 @@ export interface BackupVmOptions {
   onEvent?: EventSink;
   /** Checkpoints other repositories still build on (see BackupOptions.keepCheckpoint, checkpointsNeededElsewhere). */
   keepCheckpoint?: (id: string) => boolean;
+  /** Workers on the hosts (placement.ts): 'auto' (default) reads a disk next to it where its platform allows, 'off' never. */
+  workers?: WorkerMode;
 }
 
 /**
@@ -72,6 +75,8 @@ export interface VmBackupResult {
   error?: unknown;
   startedAt: string;
   endedAt: string;
+  /** Per worker that read disks of this VM: what crossed its SSH session and its CPU time on the host. */
+  workers?: Awaited<ReturnType<Placement['figures']>>;
 }
 
 /** The newest committed restore point of the VM; the base of the next backup. */
@@ -103,6 +108,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
 
   let writer: RestorePointWriter | undefined;
   let backup: VmBackup | undefined;
+  let placement: Placement | undefined;
   let committed = false;
   try {
     // Any committed restore point is a consistent base: the platform's changes are relative to
@@ -136,6 +142,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     });
     result.vmName = backup.vm.name;
     result.incremental = backup.sources.some((s) => s.incremental);
+    placement = new Placement(opts.workers ?? 'auto', log, repository.chunkIdKey());
     emit({
       type: 'vm-started',
       vmId,
@@ -164,14 +171,21 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
           details: inv?.details,
         });
         emit({type: 'disk-started', vmId, disk: source.key, size: source.size});
-        const figures = await runDiskTask({
-          source,
-          writer: diskWriter,
-          chunkSize: repository.chunkSize,
-          throttle: opts.throttle,
-          signal: opts.signal,
-          onProgress: (p) => emit({type: 'disk-progress', vmId, disk: source.key, size: source.size, ...p}),
-        });
+        const worker = await placement!.place(source);
+        let figures: DiskFigures;
+        try {
+          figures = await runDiskTask({
+            source,
+            writer: diskWriter,
+            chunkSize: repository.chunkSize,
+            throttle: opts.throttle,
+            signal: opts.signal,
+            ...(worker ? {worker} : {}),
+            onProgress: (p) => emit({type: 'disk-progress', vmId, disk: source.key, size: source.size, ...p}),
+          });
+        } finally {
+          await worker?.disk.close().catch(() => undefined);
+        }
         result.disks[source.key] = figures;
         emit({type: 'disk-finished', vmId, disk: source.key, figures});
       }
@@ -180,6 +194,14 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     const outcomes = await Promise.allSettled(Array.from({length: lanes}, runOne));
     const failed = outcomes.find((o) => o.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
+    const workers = await placement.figures();
+    await placement.close();
+    if (workers.length > 0) result.workers = workers;
+    for (const w of workers) {
+      const read = Object.values(result.disks).reduce((n, f) => n + (f.workerBytes !== undefined ? f.readBytes : 0), 0);
+      const cpu = w.stats ? `, ${((w.stats.cpuUserUs + w.stats.cpuSystemUs) / 1e6).toFixed(1)} CPU s there` : '';
+      log({severity: 'info', code: 'worker-figures', message: `the worker on ${w.host} read ${mib(read)} and sent ${mib(w.bytesIn)} over SSH${cpu}`});
+    }
 
     const healed = Object.values(result.disks).reduce((n, f) => n + (f.healedChunks ?? 0), 0);
     if (healed > 0) {
@@ -202,6 +224,8 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     result.error = err;
     log({severity: 'error', code: 'vm-backup-failed', message: message(err)});
   } finally {
+    // The workers end before the platform's job does (their NBD connections first); idempotent.
+    await placement?.close().catch(() => undefined);
     if (!committed) {
       await writer?.abort().catch((err: unknown) => log({severity: 'warning', code: 'cleanup-failed', message: `Could not discard the unfinished restore point: ${message(err)}`}));
       await backup?.abort().catch((err: unknown) => log({severity: 'warning', code: 'cleanup-failed', message: `Could not clean up the backup job on the host: ${message(err)}`}));
@@ -217,6 +241,10 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     });
   }
   return result;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
 function diskName(backup: VmBackup, key: string): string {

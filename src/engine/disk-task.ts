@@ -10,6 +10,7 @@
 import type {DiskSource} from '../platforms/types.js';
 import type {DiskWriter} from '../repository/index.js';
 import type {DiskFigures} from './events.js';
+import type {PlacedDisk} from './placement.js';
 import {planWork, type WorkItem} from './plan.js';
 import {TaskPool} from './task-pool.js';
 
@@ -23,11 +24,23 @@ export interface DiskTaskOptions {
   parallel?: number;
   /** Called before reading `bytes`; resolves when the bandwidth limit allows it. */
   throttle?: (bytes: number) => Promise<void>;
+  /**
+   * A worker on the VM's host reads, hashes and packs the data (placement.ts): the source then
+   * gives only the extents, and the bandwidth limit counts what the worker sent.
+   */
+  worker?: PlacedDisk;
   signal?: AbortSignal;
   onProgress?: (p: {doneBytes: number; readBytes: number; rate: number}) => void;
 }
 
 const DEFAULT_RUN = 8 * 1024 * 1024;
+
+function settled<T>(p: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return p.then(
+    (value) => ({status: 'fulfilled', value}),
+    (reason: unknown) => ({status: 'rejected', reason}),
+  );
+}
 
 export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
   const {source, writer, chunkSize} = opts;
@@ -95,8 +108,41 @@ export async function runDiskTask(opts: DiskTaskOptions): Promise<DiskFigures> {
     return data;
   };
 
+  /** A data run through the worker: it hashes there, the writer says what it lacks, only that comes. */
+  const viaWorker = async (item: WorkItem, w: PlacedDisk): Promise<void> => {
+    const t0 = performance.now();
+    const {seq, ids} = await w.disk.read(item.offset, item.length, chunkSize);
+    figures.sourceMs += performance.now() - t0;
+    figures.readBytes += item.length;
+    const t1 = performance.now();
+    const ask = await writer.offer(item.offset, item.length, ids).catch(async (err: unknown) => {
+      await w.disk.fetch(seq, [], () => undefined).catch(() => undefined); // release the data held on the host
+      throw err;
+    });
+    // Every store gets its outcome attached at once (no rejection goes unhandled while chunks still arrive).
+    const stores: Promise<PromiseSettledResult<void>>[] = [];
+    let sent = ids.length;
+    let arrived = 0;
+    const got = await settled(
+      w.disk.fetch(seq, ask, (c) => {
+        arrived++;
+        sent += c.payload.length;
+        const id = ids.subarray(c.index * 32, c.index * 32 + 32);
+        stores.push(settled(writer.putPacked(item.offset + c.index * chunkSize, {id, flags: c.flags, plainLength: c.plainLength, payload: c.payload}, w.from)));
+      }),
+    );
+    const failed = [got, ...(await Promise.all(stores))].find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (arrived !== ask.length) throw new Error(`disk ${source.key}: ${w.from} sent ${arrived} of the ${ask.length} chunks asked for at offset ${item.offset}`);
+    figures.repositoryMs += performance.now() - t1;
+    figures.workerBytes = (figures.workerBytes ?? 0) + sent;
+    if (opts.throttle) await opts.throttle(sent);
+  };
+
   const doItem = async (item: WorkItem): Promise<void> => {
-    if (item.kind === 'zero') {
+    if (item.kind === 'read' && opts.worker) {
+      await viaWorker(item, opts.worker);
+    } else if (item.kind === 'zero') {
       const t0 = performance.now();
       await writer.zero(item.offset, item.length);
       figures.repositoryMs += performance.now() - t0;

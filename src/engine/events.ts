@@ -29,6 +29,8 @@ export interface DiskFigures {
   repositoryMs: number;
   /** The part of repositoryMs spent hashing and compressing (the rest is storage I/O and waiting). */
   processingMs: number;
+  /** Read by a worker on the VM's host: the bytes it sent to the appliance (ids and packed new chunks). */
+  workerBytes?: number;
 }
 
 export type VmStatus = 'success' | 'warning' | 'failed';

@@ -5,6 +5,8 @@
  * disk sources, opens restore targets as disk sinks, and cleans up what the appliance left
  * behind. The engine only ever sees these interfaces: it never knows which hypervisor it reads.
  */
+import type {CommandRunner} from '../transports/command-runner.js';
+import type {SshTarget} from '../transports/ssh-args.js';
 
 /** One extent of a disk as the source reports it. Offsets and lengths are in bytes. */
 export interface SourceExtent {
@@ -40,7 +42,30 @@ export interface DiskSource {
   readonly maxParallelReads: number;
   /** The largest length one read() accepts. */
   readonly maxReadSize: number;
+  /**
+   * How a worker on the VM's host could read this disk next to it (src/worker/): set by a
+   * platform whose export is a unix socket on a host reached over SSH. Absent: only the appliance
+   * can read it (a local host, exports on TCP, oVirt's imageio, image files).
+   */
+  readonly hostRead?: HostRead;
   close(): Promise<void>;
+}
+
+/** A disk's export as a worker on its host opens it, and the host as the worker layer reaches it. */
+export interface HostRead {
+  /** The host's name in the configuration. */
+  hostName: string;
+  /** Commands on the host (its SSH runner). */
+  runner: CommandRunner;
+  ssh: SshTarget;
+  /** The appliance's scratch directory on the host, and how to make sure it is sound. */
+  scratchDir: string;
+  ensureScratchRoot(): Promise<void>;
+  /** The appliance's private scratch directory (where the worker's bundle is staged). */
+  localScratchDir: string;
+  /** The export: a unix socket on the host, and its name. */
+  socketPath: string;
+  exportName: string;
 }
 
 /** Where the engine writes one disk during a restore. */

@@ -72,28 +72,50 @@ export function looksCompressible(plain: Buffer): boolean {
 }
 
 /**
+ * A chunk's data as it goes into a chunk file, packed: LZ4 (flags FLAG_LZ4) or raw (flags 0).
+ * encodeChunk packs here; a worker on a host packs there (src/worker/) and the appliance only
+ * checks and wraps what it sent (unpackChunk, encodePacked).
+ */
+export interface PackedChunk {
+  flags: number;
+  plainLength: number;
+  payload: Buffer;
+}
+
+/** Packs plain data: LZ4 when that pays off (the payload is then smaller), else raw. */
+export function packChunk(plain: Buffer): PackedChunk {
+  if (looksCompressible(plain)) {
+    // Sync on purpose (in a worker thread): lz4-napi's async calls grew RSS by hundreds of MiB.
+    const packed = compressSync(plain) as Buffer;
+    if (packed.length < plain.length) return {flags: FLAG_LZ4, plainLength: plain.length, payload: packed};
+  }
+  return {flags: 0, plainLength: plain.length, payload: plain};
+}
+
+/**
  * Compresses when that pays off and returns the header and payload to write, in the chunk
  * format `version` (1, 2, or 3 with `enc`: the keys and the chunk's id, see the module comment).
  */
 export function encodeChunk(plain: Buffer, version: number = CHUNK_FORMAT_V2, enc?: {keys: ChunkKeys; id: Uint8Array}): EncodedChunk {
+  checkVersion(version, enc);
+  return encodePacked(packChunk(plain), version, enc);
+}
+
+function checkVersion(version: number, enc: unknown): void {
   if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2 && version !== CHUNK_FORMAT_V3) throw new Error(`cannot write chunk format version ${version}`);
   if ((version === CHUNK_FORMAT_V3) !== (enc !== undefined)) throw new Error('chunk format 3 and only it is written with keys');
-  let payload = plain;
-  let flags = 0;
-  if (looksCompressible(plain)) {
-    // Sync on purpose (in a worker thread): lz4-napi's async calls grew RSS by hundreds of MiB.
-    const packed = compressSync(plain) as Buffer;
-    if (packed.length < plain.length) {
-      payload = packed;
-      flags = FLAG_LZ4;
-    }
-  }
-  if (enc) return encrypt(plain.length, flags, payload, enc.keys, enc.id);
+}
+
+/** The chunk file of a packed chunk (see encodeChunk); the payload is used as it is. */
+export function encodePacked(packed: PackedChunk, version: number = CHUNK_FORMAT_V2, enc?: {keys: ChunkKeys; id: Uint8Array}): EncodedChunk {
+  checkVersion(version, enc);
+  const {flags, plainLength, payload} = packed;
+  if (enc) return encrypt(plainLength, flags, payload, enc.keys, enc.id);
   const header = Buffer.alloc(version === CHUNK_FORMAT_V1 ? CHUNK_HEADER_SIZE : CHUNK_HEADER_SIZE_V2);
   CHUNK_MAGIC.copy(header, 0);
   header.writeUInt8(version, 4);
   header.writeUInt8(flags, 5);
-  header.writeUInt32LE(plain.length, 8);
+  header.writeUInt32LE(plainLength, 8);
   if (version === CHUNK_FORMAT_V1) header.writeUInt32LE(crc32(payload), 12);
   return {header, payload};
 }
@@ -177,9 +199,7 @@ export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: nu
   if ((version === CHUNK_FORMAT_V3) !== (keys !== undefined)) throw new ChunkDecodeError(`a chunk of format ${version} in ${keys ? 'an encrypted' : 'a plain'} repository`);
   const opened = version === CHUNK_FORMAT_V3 ? decrypt(file, id, keys) : undefined;
   const flags = opened ? opened.flags : file.readUInt8(5);
-  if ((flags & ~FLAG_LZ4) !== 0) throw new ChunkDecodeError(`unknown flags 0x${flags.toString(16)}`);
   const plainLength = opened ? opened.plainLength : file.readUInt32LE(8);
-  if (plainLength > maxPlain) throw new ChunkDecodeError(`header claims ${plainLength} bytes of data, more than the chunk size ${maxPlain}`);
   let payload: Buffer;
   if (opened) {
     payload = opened.payload;
@@ -190,6 +210,23 @@ export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: nu
   } else {
     payload = file.subarray(CHUNK_HEADER_SIZE_V2);
   }
+  const plain = unpackChunk({flags, plainLength, payload}, maxPlain);
+  if (version === CHUNK_FORMAT_V2 && id !== undefined) {
+    const want = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
+    if (!chunkId(plain).equals(want)) throw new ChunkDecodeError('content checksum mismatch: the SHA-256 of the data differs from the chunk id');
+  }
+  return plain;
+}
+
+/**
+ * The plain data of a packed chunk, which is untrusted input (a chunk file, or what a worker on a
+ * host sent): unknown flags, a length above `maxPlain` and an LZ4 size prefix that disagrees are
+ * refused before anything is allocated for them. Throws ChunkDecodeError.
+ */
+export function unpackChunk(packed: PackedChunk, maxPlain: number = MAX_CHUNK_SIZE): Buffer {
+  const {flags, plainLength, payload} = packed;
+  if ((flags & ~FLAG_LZ4) !== 0) throw new ChunkDecodeError(`unknown flags 0x${flags.toString(16)}`);
+  if (plainLength > maxPlain) throw new ChunkDecodeError(`header claims ${plainLength} bytes of data, more than the chunk size ${maxPlain}`);
   let plain: Buffer;
   if (flags & FLAG_LZ4) {
     // lz4-napi allocates what the payload's u32 size prefix says before it decodes a byte.
@@ -207,10 +244,6 @@ export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: nu
     plain = payload;
   }
   if (plain.length !== plainLength) throw new ChunkDecodeError(`plain length ${plain.length} differs from header ${plainLength}`);
-  if (version === CHUNK_FORMAT_V2 && id !== undefined) {
-    const want = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
-    if (!chunkId(plain).equals(want)) throw new ChunkDecodeError('content checksum mismatch: the SHA-256 of the data differs from the chunk id');
-  }
   return plain;
 }
 

@@ -17,7 +17,7 @@
  */
 import {parallelFor} from '../util/parallel-for.js';
 import {ExitCode, UserError} from '../util/errors.js';
-import {ChunkWorkerError, chunkWorkers, type ChunkWorkerPool, type PutReply, type ReadReply} from './chunk-workers.js';
+import {ChunkWorkerError, chunkWorkers, FOREIGN_CHUNK_REFUSED, type ChunkWorkerPool, type PutReply, type PutRequest, type ReadReply} from './chunk-workers.js';
 import {chunkId, maxChunkFileSize} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
 import type {ChunkKeys} from './crypto.js';
@@ -102,10 +102,39 @@ export class ChunkStore {
    * replaced when it does not hold it (BeginOptions.checkReused).
    */
   async put(plain: Uint8Array, opts: {check?: boolean; baseId?: Buffer} = {}): Promise<PutResult> {
+    return this.store(plain, opts);
+  }
+
+  /**
+   * Like put(), for a chunk that a worker on a host hashed and packed (src/worker/): `payload` is
+   * untrusted, so a chunk worker thread unpacks it and checks that it hashes to `id` before it is
+   * stored as it came (no second compression). A chunk that does not is refused with a UserError
+   * that names `from`; nothing is stored.
+   */
+  async putPacked(chunk: {id: Buffer; flags: number; plainLength: number; payload: Uint8Array}, from: string): Promise<PutResult> {
+    const packed = {flags: chunk.flags, plainLength: chunk.plainLength, id: new Uint8Array(chunk.id), maxPlain: this.chunkSize};
+    try {
+      return await this.store(chunk.payload, {}, packed);
+    } catch (err) {
+      if (err instanceof ChunkWorkerError && err.code === FOREIGN_CHUNK_REFUSED) {
+        throw new UserError(`${from} sent a chunk that was refused: ${err.message}.`, {
+          hint: 'Nothing of it was stored. Check the host (its memory, its disks, who else can run processes there) and run the backup again; it falls back to the appliance\'s own data mover if the worker cannot be used.',
+          exitCode: ExitCode.platformFailed,
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async store(plain: Uint8Array, opts: {check?: boolean; baseId?: Buffer}, packed?: NonNullable<PutRequest['packed']>): Promise<PutResult> {
     const root = this.backend.workerRoot;
     try {
       if (root !== undefined) {
-        const r = await chunkWorkers().put(root, this.formatVersion, plain, {check: opts.check === true, fsync: this.backend.deferWorkerSync !== true, ...(this.keys ? {keys: this.keys} : {})});
+        const fsync = this.backend.deferWorkerSync !== true;
+        const keys = this.keys ? {keys: this.keys} : {};
+        const r = packed
+          ? await chunkWorkers().putPacked(root, this.formatVersion, plain, packed, {fsync, ...keys})
+          : await chunkWorkers().put(root, this.formatVersion, plain, {check: opts.check === true, fsync, ...keys});
         if (r.isNew) this.backend.noteWorkerWrite?.(r.dir, r.newDir);
         return {...r, id: Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength)};
       }
@@ -116,7 +145,7 @@ export class ChunkStore {
         const id = chunkId(plain, this.keys?.mac);
         if (id.equals(opts.baseId)) return {id, isNew: false, storedBytes: 0, dir: '', newDir: false, hashMs: performance.now() - h0, encodeMs: 0, writeMs: 0};
       }
-      const r = await chunkWorkers().encode(this.formatVersion, plain, this.keys);
+      const r = await chunkWorkers().encode(this.formatVersion, plain, this.keys, packed);
       const id = Buffer.from(r.id.buffer, r.id.byteOffset, r.id.byteLength);
       const hex = id.toString('hex');
       const key = this.key(hex);

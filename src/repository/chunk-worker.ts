@@ -15,9 +15,9 @@ import {dirname} from 'node:path';
 import {setFlagsFromString} from 'node:v8';
 import {runInNewContext} from 'node:vm';
 import {parentPort, workerData} from 'node:worker_threads';
-import {ChunkDecodeError, chunkId, chunkParts, decodeChunk, encodeChunk, maxChunkFileSize} from './chunk-file.js';
+import {ChunkDecodeError, chunkId, chunkParts, decodeChunk, encodeChunk, encodePacked, maxChunkFileSize, unpackChunk, type PackedChunk} from './chunk-file.js';
 import type {ChunkKeys} from './crypto.js';
-import type {WorkerFailure, WorkerInit, WorkerReply, WorkerRequest} from './chunk-workers.js';
+import {FOREIGN_CHUNK_REFUSED, type WorkerFailure, type WorkerInit, type WorkerReply, type WorkerRequest} from './chunk-workers.js';
 import {tempName} from './fsio.js';
 import {chunkPath} from './layout.js';
 
@@ -77,11 +77,11 @@ function ownBuffer(b: Buffer): {data: ArrayBuffer; offset: number; length: numbe
 }
 
 /** Hash and encode only: the chunk file's bytes go back for the main thread to store. */
-function encodeOnly(version: number, plain: Buffer, keys: ChunkKeys | undefined): {reply: WorkerReply; transfer: ArrayBuffer[]} {
+function encodeOnly(version: number, plain: Buffer, keys: ChunkKeys | undefined, packed?: PackedChunk): {reply: WorkerReply; transfer: ArrayBuffer[]} {
   const t0 = performance.now();
   const id = chunkId(plain, keys?.mac);
   const t1 = performance.now();
-  const parts = chunkParts(encodeChunk(plain, version, keys ? {keys, id} : undefined));
+  const parts = chunkParts(encode(plain, version, keys, id, packed));
   const encoded = new ArrayBuffer(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -95,7 +95,13 @@ function encodeOnly(version: number, plain: Buffer, keys: ChunkKeys | undefined)
   };
 }
 
-function put(root: string, version: number, plain: Buffer, check: boolean, fsync: boolean, keys: ChunkKeys | undefined): WorkerReply {
+/** The chunk file's parts: from the plain data, or around a payload packed elsewhere (already checked). */
+function encode(plain: Buffer, version: number, keys: ChunkKeys | undefined, id: Buffer, packed: PackedChunk | undefined) {
+  const enc = keys ? {keys, id} : undefined;
+  return packed ? encodePacked(packed, version, enc) : encodeChunk(plain, version, enc);
+}
+
+function put(root: string, version: number, plain: Buffer, check: boolean, fsync: boolean, keys: ChunkKeys | undefined, packed?: PackedChunk): WorkerReply {
   const t0 = performance.now();
   const id = chunkId(plain, keys?.mac);
   const hex = id.toString('hex');
@@ -117,7 +123,7 @@ function put(root: string, version: number, plain: Buffer, check: boolean, fsync
     if (code(err) !== 'ENOENT') throw new IoFailure(err, path, 'touching a chunk');
   }
   const t2 = performance.now();
-  const parts = chunkParts(encodeChunk(plain, version, keys ? {keys, id} : undefined));
+  const parts = chunkParts(encode(plain, version, keys, id, packed));
   const t3 = performance.now();
   const dir = dirname(path);
   let newDir = false;
@@ -223,7 +229,22 @@ function read(path: string, hex: string, verify: boolean, want: boolean, slot: n
   return {reply: {kind: 'read', status: 'ok', plainLength: plain.length, ...own}, transfer: [own.data]};
 }
 
+/** A chunk packed by a worker on a host: untrusted until its data hashes to the id it claims. */
+class ForeignChunkError extends Error {}
+
+function unpackClaimed(packed: PackedChunk, claimed: Uint8Array, maxPlain: number, keys: ChunkKeys | undefined): Buffer {
+  let plain: Buffer;
+  try {
+    plain = unpackChunk(packed, maxPlain);
+  } catch (err) {
+    throw new ForeignChunkError(`it does not unpack: ${(err as Error).message}`);
+  }
+  if (!chunkId(plain, keys?.mac).equals(claimed)) throw new ForeignChunkError(`its data does not hash to the id it was sent with (${Buffer.from(claimed).toString('hex')})`);
+  return plain;
+}
+
 function failure(err: unknown): WorkerFailure {
+  if (err instanceof ForeignChunkError) return {kind: 'failure', message: err.message, code: FOREIGN_CHUNK_REFUSED};
   if (err instanceof IoFailure) {
     const c = code(err.err);
     return {kind: 'failure', message: err.message, file: err.file, action: err.action, ...(c !== undefined ? {code: c} : {})};
@@ -270,9 +291,13 @@ function handle(msg: WorkerRequest): void {
   let transfer: ArrayBuffer[] = [];
   try {
     if (msg.op === 'put') {
-      const plain = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
-      if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain, msg.keys));
-      else reply = put(msg.root, msg.version, plain, msg.check === true, msg.fsync !== false, msg.keys);
+      const given = msg.slot !== undefined ? Buffer.from(init.slots, msg.slot * init.slotSize, msg.length) : Buffer.from(msg.data!, 0, msg.length);
+      let packed: PackedChunk | undefined = msg.packed ? {flags: msg.packed.flags, plainLength: msg.packed.plainLength, payload: given} : undefined;
+      const plain = packed ? unpackClaimed(packed, msg.packed!.id, msg.packed!.maxPlain, msg.keys) : given;
+      // LZ4 that did not make it smaller is stored raw: a chunk file is never larger than raw data (chunk-file.ts maxChunkFileSize).
+      if (packed && packed.payload.length >= plain.length) packed = {flags: 0, plainLength: plain.length, payload: plain};
+      if (msg.encodeOnly) ({reply, transfer} = encodeOnly(msg.version, plain, msg.keys, packed));
+      else reply = put(msg.root, msg.version, plain, msg.check === true, msg.fsync !== false, msg.keys, packed);
       if (reply.kind === 'put' && reply.isNew) lz4Bytes += plain.length * gcWeight(msg.keys !== undefined);
     } else if (msg.op === 'read') {
       ({reply, transfer} = read(msg.path, msg.hex, msg.verify, msg.want, msg.slot, msg.maxPlain, msg.keys, msg.raw));

@@ -52,7 +52,15 @@ export interface PutRequest {
   encodeOnly?: boolean;
   /** An encrypted repository's keys (crypto.ts): the id is keyed, the file format 3. */
   keys?: ChunkKeys;
+  /**
+   * The chunk comes packed from elsewhere (a worker on a host, src/worker/): the slot or `data`
+   * holds its payload; the thread unpacks it, checks that it hashes to `id` (refused with
+   * FOREIGN_CHUNK_REFUSED otherwise) and stores the payload as it is, without compressing again.
+   */
+  packed?: {flags: number; plainLength: number; id: Uint8Array; maxPlain: number};
 }
+/** The failure code of a packed chunk that does not unpack or does not hash to its id. */
+export const FOREIGN_CHUNK_REFUSED = 'EFOREIGNCHUNK';
 /** Sent once to each thread as its workerData. */
 export interface WorkerInit {
   slots: SharedArrayBuffer;
@@ -188,11 +196,16 @@ export class ChunkWorkerPool {
   }
 
   /** Hashes and encodes a chunk in `version`'s chunk format; the reply's `encoded` is the file. */
-  encode(version: number, plain: Uint8Array, keys?: ChunkKeys): Promise<PutReply & {encoded: ArrayBuffer}> {
-    return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true, ...(keys ? {keys} : {})}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
+  encode(version: number, plain: Uint8Array, keys?: ChunkKeys, packed?: PutRequest['packed']): Promise<PutReply & {encoded: ArrayBuffer}> {
+    return this.putRequest('encoding a chunk', {root: '', version, encodeOnly: true, ...(keys ? {keys} : {}), ...(packed ? {packed} : {})}, plain) as Promise<PutReply & {encoded: ArrayBuffer}>;
   }
 
-  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; fsync?: boolean; encodeOnly?: boolean; keys?: ChunkKeys}, plain: Uint8Array): Promise<PutReply> {
+  /** Like put(), for a chunk packed elsewhere: `payload` is checked against `packed.id` (PutRequest.packed). */
+  putPacked(root: string, version: number, payload: Uint8Array, packed: NonNullable<PutRequest['packed']>, opts: {fsync?: boolean; keys?: ChunkKeys} = {}): Promise<PutReply> {
+    return this.putRequest(`storing a chunk in ${root}`, {root, version, fsync: opts.fsync !== false, packed, ...(opts.keys ? {keys: opts.keys} : {})}, payload);
+  }
+
+  private putRequest(what: string, fields: {root: string; version: number; check?: boolean; fsync?: boolean; encodeOnly?: boolean; keys?: ChunkKeys; packed?: PutRequest['packed']}, plain: Uint8Array): Promise<PutReply> {
     return this.submit(what, (seq, slot) => {
       if (plain.length <= SLOT_SIZE) {
         new Uint8Array(this.shared, slot * SLOT_SIZE, plain.length).set(plain);

@@ -89,6 +89,15 @@ export class Repository {
   }
 
   /**
+   * The key chunk ids are computed with (an encrypted repository's HMAC key), for a data mover
+   * that hashes on another machine (a worker on a VM's host, src/worker/): undefined for a plain
+   * repository (ids are SHA-256). It lets its holder compute ids, not read or write data.
+   */
+  chunkIdKey(): Uint8Array | undefined {
+    return this.ctx.keys?.mac;
+  }
+
+  /**
    * The configuration as a key file to keep apart (export): it holds the wrapped master key, so
    * with it and the passphrase the repository can be read even if its own configuration is lost.
    */

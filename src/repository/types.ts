@@ -195,6 +195,14 @@ export interface DiskWriter {
   put(offset: number, data: Buffer): Promise<void>;
   /** Aligned range (end may be size) recorded as zeros. */
   zero(offset: number, length: number): Promise<void>;
+  /**
+   * For a data mover that hashes and packs elsewhere (a worker on the VM's host): records the
+   * chunk ids of an aligned range, reuses what the repository has, and returns the indexes
+   * (0 = the chunk at `offset`) of the chunks it lacks; each must then come through putPacked().
+   */
+  offer(offset: number, length: number, ids: Buffer): Promise<number[]>;
+  /** A chunk offer() asked for, packed (chunk-file.ts PackedChunk): checked against its id, then stored as it is. */
+  putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string): Promise<void>;
   finish(): Promise<DiskWriteStats>;
 }
 

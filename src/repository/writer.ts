@@ -413,6 +413,92 @@ class DiskWriterImpl implements DiskWriter {
     }
   }
 
+  /** Chunks offer() asked to be sent (by index), not yet stored by putPacked(). */
+  private readonly awaiting = new Set<number>();
+
+  /**
+   * For a data mover that hashes elsewhere (a worker on the VM's host, src/worker/): the ids of
+   * the chunks of [offset, offset + length) as that mover computed them (ZERO_ID for an all-zero
+   * chunk). Zero chunks are recorded; a chunk the repository has is reused (touched, or the held
+   * base's at its place, as put() would); the indexes (0 = the chunk at `offset`) of the chunks
+   * it lacks come back, and each must then arrive through putPacked() before finish(). The ids
+   * are untrusted: their number is checked here, and every chunk sent is checked against its id.
+   * With checkReused (an active full) every chunk that is not zero is asked for.
+   */
+  async offer(offset: number, length: number, ids: Buffer): Promise<number[]> {
+    this.checkRange(offset, length, 'offer');
+    const cs = this.rp.chunkSize;
+    const first = offset / cs;
+    const n = Math.ceil(length / cs);
+    if (ids.length !== n * 32) throw new Error(`disk ${this.key}: ${ids.length / 32} chunk ids offered for ${n} chunks at offset ${offset}`);
+    this.pending++;
+    try {
+      const ask: number[] = [];
+      const look: number[] = [];
+      for (let j = 0; j < n; j++) {
+        const i = first + j;
+        const len = this.chunkLen(i);
+        const id = ids.subarray(j * 32, j * 32 + 32);
+        const wasMissing = this.missing.delete(i);
+        this.written[i] = 1;
+        this.stats.dataBytes += len;
+        if (ZERO_ID.equals(id)) {
+          ZERO_ID.copy(this.ids, i * 32);
+          this.stats.zeroBytes += len;
+          continue;
+        }
+        this.stats.hashedBytes += len;
+        if (this.rp.checkReused) ask.push(j);
+        else if (this.baseHeld && this.hasBase && !wasMissing && id.equals(this.ids.subarray(i * 32, i * 32 + 32))) this.stats.reusedChunks++;
+        else look.push(j);
+      }
+      await parallelFor(look.length, TOUCH_PARALLEL, async (k) => {
+        const j = look[k]!;
+        const id = ids.subarray(j * 32, j * 32 + 32);
+        if (await this.rp.ctx.store.touch(id.toString('hex'))) {
+          id.copy(this.ids, (first + j) * 32);
+          this.stats.reusedChunks++;
+        } else {
+          ask.push(j);
+        }
+      });
+      ask.sort((a, b) => a - b);
+      for (const j of ask) this.awaiting.add(first + j);
+      return ask;
+    } finally {
+      this.pending--;
+    }
+  }
+
+  /**
+   * Stores a chunk that offer() asked for, packed by the mover that hashed it (`from` names it for
+   * errors): checked against its id in a chunk worker thread and stored as it came.
+   */
+  async putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string): Promise<void> {
+    this.rp.assertOpen();
+    const cs = this.rp.chunkSize;
+    const i = offset / cs;
+    if (!Number.isSafeInteger(i) || !this.awaiting.has(i)) throw new Error(`disk ${this.key}: ${from} sent the chunk at offset ${offset}, which was not asked for`);
+    if (chunk.plainLength !== this.chunkLen(i)) throw new Error(`disk ${this.key}: ${from} sent ${chunk.plainLength} bytes for the chunk at offset ${offset}, which has ${this.chunkLen(i)}`);
+    this.awaiting.delete(i);
+    this.pending++;
+    try {
+      const job = this.rp.ctx.store.putPacked(chunk, from);
+      this.rp.inflight.add(job);
+      try {
+        this.account(i, chunk.plainLength, await job);
+      } finally {
+        this.rp.inflight.delete(job);
+      }
+      await this.rp.flushJournal().catch(() => undefined);
+    } catch (err) {
+      this.awaiting.add(i);
+      throw err;
+    } finally {
+      this.pending--;
+    }
+  }
+
   private account(i: number, length: number, r: PutResult): void {
     r.id.copy(this.ids, i * 32);
     this.stats.processMs = (this.stats.processMs ?? 0) + r.hashMs + r.encodeMs;
@@ -450,6 +536,7 @@ class DiskWriterImpl implements DiskWriter {
   async finishedRecord(): Promise<ManifestDisk> {
     if (this.record) return this.record;
     if (this.pending > 0) throw new Error(`disk ${this.key}: finish() called while ${this.pending} put() calls are still running`);
+    if (this.awaiting.size > 0) throw new Error(`disk ${this.key}: ${this.awaiting.size} chunk(s) asked for by offer() never arrived (first at offset ${[...this.awaiting][0]! * this.rp.chunkSize})`);
     if (this.missing.size > 0) {
       const first = [...this.missing][0]! * this.rp.chunkSize;
       throw new UserError(

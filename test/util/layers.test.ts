@@ -22,7 +22,9 @@ const MAY_IMPORT: Record<string, string[]> = {
   'platforms/ovirt': ['util', 'transports', 'platforms'],
   // The registry (platforms/registry.ts) builds both adapters from a connection's configuration.
   platforms: ['util', 'transports', 'config', 'platforms/libvirt', 'platforms/ovirt'],
-  engine: ['util', 'transports', 'platforms', 'repository'],
+  // The worker (runs on a host) and the appliance's end of it: the NBD client and the SSH transport only.
+  worker: ['util', 'transports'],
+  engine: ['util', 'transports', 'platforms', 'repository', 'worker'],
   // The control API's contract and client: what the daemon and its clients agree on.
   api: ['util', 'config', 'notify', 'platforms', 'engine'],
   daemon: ['util', 'transports', 'repository', 'notify', 'config', 'platforms', 'platforms/libvirt', 'platforms/ovirt', 'engine', 'api'],

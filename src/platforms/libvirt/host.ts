@@ -27,6 +27,7 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
 import {leaseAlive, parseLease, SELF_LEASE, type ProcessLease} from '../../util/process-lease.js';
 import type {NbdEndpoint} from '../image/qemu-nbd.js';
+import type {HostRead} from '../types.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -230,6 +231,21 @@ export class LibvirtHost {
     }
     const s = await this.reach(endpoint.path);
     return {address: {socketPath: s.path}, close: () => s.close()};
+  }
+
+  /** How a worker on this host reads an export on `endpoint` (types.ts HostRead): only a unix socket of an SSH host. */
+  hostRead(endpoint: NbdEndpoint, exportName: string): HostRead | undefined {
+    if (!this.ssh || endpoint.kind !== 'unix') return undefined;
+    return {
+      hostName: this.name,
+      runner: this.runner,
+      ssh: this.ssh,
+      scratchDir: this.scratchDir,
+      ensureScratchRoot: () => this.ensureScratchRoot(),
+      localScratchDir: this.localScratchDir,
+      socketPath: endpoint.path,
+      exportName,
+    };
   }
 
   /** Makes a unix socket on the host connectable from the appliance. */

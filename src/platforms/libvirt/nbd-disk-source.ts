@@ -8,7 +8,7 @@
  * The walk itself is the NBD client's walkExtents (window by window, never the whole map).
  */
 import {ALLOCATION_CONTEXT, NbdPool, walkExtents, type NbdAddress} from '../../transports/nbd/index.js';
-import type {DiskSource, SourceExtent} from '../types.js';
+import type {DiskSource, HostRead, SourceExtent} from '../types.js';
 
 /**
  * How the reads go to QEMU's NBD server: 4 connections (nbdcopy's default), 4 requests in flight
@@ -34,8 +34,10 @@ export class NbdDiskSource implements DiskSource {
   readonly maxReadSize: number;
   private readonly pool: NbdPool;
   private readonly dirtyContext: string | undefined;
+  readonly hostRead?: HostRead;
 
-  private constructor(key: string, pool: NbdPool, dirtyContext: string | undefined) {
+  private constructor(key: string, pool: NbdPool, dirtyContext: string | undefined, hostRead: HostRead | undefined) {
+    if (hostRead) this.hostRead = hostRead;
     this.key = key;
     this.pool = pool;
     this.size = pool.size;
@@ -45,7 +47,7 @@ export class NbdDiskSource implements DiskSource {
     this.maxReadSize = Math.min(pool.maxPayload, 32 * 1024 * 1024);
   }
 
-  static async open(opts: {key: string; address: NbdAddress; exportName: string; dirtyContext?: string; connections?: number}): Promise<NbdDiskSource> {
+  static async open(opts: {key: string; address: NbdAddress; exportName: string; dirtyContext?: string; connections?: number; hostRead?: HostRead}): Promise<NbdDiskSource> {
     const metaContexts = opts.dirtyContext ? [ALLOCATION_CONTEXT, opts.dirtyContext] : [ALLOCATION_CONTEXT];
     const pool = await NbdPool.open({
       address: opts.address,
@@ -55,7 +57,7 @@ export class NbdDiskSource implements DiskSource {
       maxInFlight: IN_FLIGHT_PER_CONNECTION,
       requestSize: REQUEST_SIZE,
     });
-    return new NbdDiskSource(opts.key, pool, opts.dirtyContext);
+    return new NbdDiskSource(opts.key, pool, opts.dirtyContext, opts.hostRead);
   }
 
   extents(): AsyncIterable<SourceExtent> {

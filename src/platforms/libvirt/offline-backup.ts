@@ -92,6 +92,7 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
           address: socket.address,
           exportName: p.target,
           dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:${p.baseBitmap}` : undefined,
+          hostRead: host.hostRead(nbd.endpoint, p.target),
         }),
       );
     }

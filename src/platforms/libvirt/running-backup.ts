@@ -136,6 +136,7 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
               address,
               exportName: p.target,
               dirtyContext: p.mode === 'incremental' ? `qemu:dirty-bitmap:backup-${p.target}` : undefined,
+              hostRead: host.hostRead(endpoint, p.target),
             }),
           ),
         );

@@ -1,0 +1,131 @@
+/**
+ * Putting the worker onto a host and taking it off again, over the host's SSH connection.
+ *
+ * The bundle (bundle.ts) goes to `<scratch>/worker-<id16>` in the appliance's scratch directory on
+ * the host (0700, owned by the SSH user, checked by the platform before use): copied once per
+ * version as a tar stream over SSH into a temporary directory, checked there with sha256sum
+ * against its SHA256SUMS, and renamed into place; before every start the same check runs again
+ * (version-checked: a file changed on the host is a refusal, then a fresh copy). Older versions
+ * are removed when a new one lands. remove() takes every version off the host.
+ *
+ * Only x86-64 Linux hosts get a worker (the runtime is the appliance's own build); any other is
+ * reported so that placement falls back to the appliance's data mover with that reason.
+ */
+import {spawn} from 'node:child_process';
+import {randomBytes} from 'node:crypto';
+import {join} from 'node:path';
+import type {CommandRunner} from '../transports/command-runner.js';
+import {sshCommandArgv, type SshTarget} from '../transports/ssh-args.js';
+import {ExitCode, UserError} from '../util/errors.js';
+import {workerBundle, WORKER_ENTRY, type WorkerBundle} from './bundle.js';
+
+/** A host a worker can run on, as the platform knows it. */
+export interface WorkerHost {
+  /** The host's name in the configuration (for messages and the session log). */
+  hostName: string;
+  /** Commands on the host (the platform's SSH runner). */
+  runner: CommandRunner;
+  /** The SSH target the worker's own session uses. */
+  ssh: SshTarget;
+  /** The appliance's scratch directory on the host (already checked: 0700, owned by the SSH user). */
+  scratchDir: string;
+  /** Makes sure the scratch directory exists and is the appliance's (LibvirtHost.ensureScratchRoot). */
+  ensureScratchRoot(): Promise<void>;
+}
+
+const VERSION_DIR = /^worker-[0-9a-f]{16}(\.part-[0-9a-f]+)?$/;
+
+export interface Deployed {
+  /** The worker's directory on the host. */
+  dir: string;
+  bundle: WorkerBundle;
+  /** Whether this call copied it (false: the host had this version already). */
+  copied: boolean;
+}
+
+/**
+ * Makes sure the host has this appliance's worker, intact: checks, copies when missing or
+ * changed, checks again. Throws a UserError saying why a worker cannot run there.
+ */
+export async function deployWorker(host: WorkerHost, localScratch: string): Promise<Deployed> {
+  const arch = (await host.runner.run(['uname', '-sm'])).stdout.trim();
+  if (arch !== 'Linux x86_64') {
+    throw new UserError(`No worker for ${host.hostName}: it is "${arch}", and the worker runs on x86-64 Linux only.`, {
+      hint: 'Its disks are read by the appliance itself (through the SSH tunnel); nothing needs to be done.',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+  await host.ensureScratchRoot();
+  const bundle = await workerBundle(localScratch);
+  const dir = join(host.scratchDir, `worker-${bundle.id.slice(0, 16)}`);
+  if (await intact(host, dir)) return {dir, bundle, copied: false};
+
+  const part = `${dir}.part-${randomBytes(4).toString('hex')}`;
+  await host.runner.run(['rm', '-rf', '--', dir]);
+  await host.runner.run(['mkdir', '-m', '0700', '--', part]);
+  try {
+    await upload(host.ssh, bundle.dir, part);
+    await host.runner.run(['mv', '-T', '--', part, dir]);
+  } catch (err) {
+    await host.runner.run(['rm', '-rf', '--', part], {allowFailure: true}).catch(() => undefined);
+    throw err;
+  }
+  if (!(await intact(host, dir))) {
+    throw new UserError(`The worker copied to ${host.hostName} (${dir}) does not match what was sent.`, {
+      hint: `Check the host's disk and memory; the backup goes on without a worker (the appliance reads the disks itself).`,
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+  // Older versions are of no further use.
+  for (const name of await entries(host)) {
+    if (VERSION_DIR.test(name) && join(host.scratchDir, name) !== dir) await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)], {allowFailure: true});
+  }
+  return {dir, bundle, copied: true};
+}
+
+/** Removes every version of the worker from the host; the names it removed. */
+export async function removeWorker(host: WorkerHost): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await entries(host)) {
+    if (!VERSION_DIR.test(name)) continue;
+    await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)]);
+    removed.push(join(host.scratchDir, name));
+  }
+  return removed;
+}
+
+/** The argv (on the appliance) that starts the deployed worker in an SSH session of its own. */
+export function workerCommand(ssh: SshTarget, dir: string): string[] {
+  return sshCommandArgv(ssh, [join(dir, 'node'), '--max-old-space-size=256', join(dir, WORKER_ENTRY)]);
+}
+
+async function entries(host: WorkerHost): Promise<string[]> {
+  const ls = await host.runner.run(['ls', '-1', '-a', '--', host.scratchDir], {allowFailure: true});
+  return ls.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l !== '' && l !== '.' && l !== '..') : [];
+}
+
+/** sha256sum over the bundle's SHA256SUMS, in its directory: every file there and unchanged. */
+async function intact(host: WorkerHost, dir: string): Promise<boolean> {
+  const r = await host.runner.run(['env', '-C', dir, 'sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], {allowFailure: true, timeoutMs: 120_000});
+  return r.exitCode === 0;
+}
+
+/** tar of the staging directory (links followed) into `dest` on the host, over SSH. */
+async function upload(ssh: SshTarget, staging: string, dest: string): Promise<void> {
+  const tar = spawn('tar', ['-C', staging, '--dereference', '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], {stdio: ['ignore', 'pipe', 'pipe']});
+  const argv = sshCommandArgv(ssh, ['tar', '--no-same-owner', '--no-same-permissions', '-xf', '-', '-C', dest]);
+  const remote = spawn(argv[0]!, argv.slice(1), {stdio: ['pipe', 'ignore', 'pipe'], env: {...process.env, LC_ALL: 'C.UTF-8'}});
+  tar.stdout.pipe(remote.stdin);
+  remote.stdin.on('error', () => tar.kill());
+  const stderr: string[] = [];
+  tar.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+  remote.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const exit = (p: ReturnType<typeof spawn>) => new Promise<number>((res) => p.on('close', (code) => res(code ?? -1)));
+  const [a, b] = await Promise.all([exit(tar), exit(remote)]);
+  if (a !== 0 || b !== 0) {
+    throw new UserError(`Copying the worker to ${ssh.host} failed: ${stderr.join('').trim().split('\n').slice(-2).join(' / ') || `tar exited ${a}, ssh ${b}`}.`, {
+      hint: 'Check free space in the scratch directory on the host (about 130 MiB are needed); the backup goes on without a worker.',
+      exitCode: ExitCode.platformFailed,
+    });
+  }
+}

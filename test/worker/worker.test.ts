@@ -1,0 +1,161 @@
+/**
+ * Workers on the hosts, end to end on real components: a running VM on libvirt + QEMU reached
+ * as a remote host over the test bed's sshd (127.0.0.1:2222); the appliance deploys the worker
+ * over that SSH connection (its own runtime and code), the worker reads the disks from libvirt's
+ * NBD export on the host and sends only ids and new packed chunks; the restore points restore
+ * bit-identical; nothing of the worker runs afterwards and it can be removed from the host. A
+ * worker killed (kill -9) in the middle of a disk fails that VM cleanly (no job, no session
+ * directory left on the host) and the next run succeeds; a worker that sends a chunk whose data
+ * does not match its id is refused, nothing of it stored.
+ */
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa} from 'execa';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {backupVm, type VmBackupResult} from '../../src/engine/backup-vm.js';
+import {restoreVm} from '../../src/engine/restore-vm.js';
+import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
+import {createRepository, type Repository} from '../../src/repository/index.js';
+import {removeWorker} from '../../src/worker/deploy.js';
+import {copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, type TestVm, TEST_PREFIX} from '../lib/libvirt.js';
+import {ensureSshd, testSshTarget} from '../lib/sshd.js';
+
+const MiB = 1024 * 1024;
+const REMOTE_SCRATCH = '/var/tmp/vmbackup-test-worker-remote';
+let vm: TestVm | undefined;
+let platform: LibvirtPlatform;
+let repo: Repository;
+let work: string;
+
+function sshPlatform(): LibvirtPlatform {
+  const t = testSshTarget();
+  return new LibvirtPlatform({
+    checkpointPrefix: TEST_PREFIX,
+    hosts: [{name: 'hvm-1', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}],
+    scratchDir: REMOTE_SCRATCH,
+    localScratchDir: '/var/tmp/vmbackup-test-worker-appliance',
+  });
+}
+
+function backup(extra: Partial<Parameters<typeof backupVm>[0]> = {}): Promise<VmBackupResult> {
+  return backupVm({platform, repository: repo, vmId: vm!.uuid, vmName: vm!.name, ...extra});
+}
+
+async function restoreAndCompare(restorePointId: string, mirror: string, tag: string): Promise<void> {
+  const result = await restoreVm({platform, repository: repo, restorePointId, target: {mode: 'disks-to-files', directory: join(work, `restore-${tag}`), format: 'raw'}});
+  const cmp = await imagesIdentical(result.files![0]!, mirror);
+  expect(cmp.same, `${tag}: ${cmp.output}`).toBe(true);
+}
+
+/** Worker processes of this appliance running on the "host" (the same machine here). */
+async function workerProcesses(): Promise<string[]> {
+  const r = await execa('pgrep', ['-af', `${REMOTE_SCRATCH}/worker-`], {reject: false});
+  return r.stdout.split('\n').filter((l) => l.includes('app/worker/main.js'));
+}
+
+async function remoteEntries(): Promise<string[]> {
+  const r = await execa('ls', ['-1', REMOTE_SCRATCH], {reject: false});
+  return r.stdout.split('\n').filter((l) => l.trim() !== '');
+}
+
+beforeAll(async () => {
+  await ensureLibvirt();
+  await ensureSshd();
+  work = await mkdtemp(join(tmpdir(), 'worker-'));
+  repo = await createRepository(join(work, 'repo'), {chunkSize: 256 * 1024});
+  platform = sshPlatform();
+  vm = await createTestVm(`worker vm ${process.pid}`, [{target: 'vda', format: 'qcow2', sizeMiB: 96}], {start: true});
+});
+
+afterAll(async () => {
+  await platform?.close();
+  await destroyTestVm(vm);
+  if (work) await rm(work, {recursive: true, force: true});
+});
+
+describe('a worker on the VM host', () => {
+  let base: string | undefined;
+
+  it('deploys itself, reads the disk on the host, sends only new packed chunks, and the point restores bit-identical', async () => {
+    await guestWrite(vm!, 'vda', 'write -P 0x5a 0 6M');
+    await guestWrite(vm!, 'vda', 'write -P 0x5b 50M 2M');
+    const r = await backup();
+    expect(r.status, String(r.error)).not.toBe('failed');
+    const said = r.events.map((e) => e.message).join('\n');
+    expect(said).toMatch(/a worker on hvm-1 \(the VM's host\) reads the disks there/);
+    expect(r.workers).toHaveLength(1);
+    const disk = r.disks.vda!;
+    expect(disk.readBytes).toBe(8 * MiB);
+    // What crossed: the ids and the packed new chunks, about the compressed size (a pattern packs to almost nothing).
+    expect(disk.workerBytes).toBeGreaterThan(0);
+    expect(disk.workerBytes!).toBeLessThan(disk.storedBytes + 64 * 1024);
+    expect(r.workers![0]!.bytesIn).toBeLessThan(disk.storedBytes * 1.05 + 64 * 1024);
+    expect(r.workers![0]!.stats!.cpuUserUs).toBeGreaterThan(0);
+    base = r.restorePoint!.id;
+    const mirror = join(work, 'full.raw');
+    await copyFile(vm!.disks[0]!.mirror, mirror);
+    await restoreAndCompare(base, mirror, 'full');
+    // Nothing of the worker runs once the backup is over.
+    expect(await workerProcesses()).toEqual([]);
+    expect((await remoteEntries()).filter((e) => e.startsWith('worker-'))).toHaveLength(1);
+  });
+
+  it('an incremental sends the changed chunks only; data the repository has is not sent again', async () => {
+    await guestWrite(vm!, 'vda', 'write -P 0x5a 70M 1M'); // the same bytes as chunks the repository holds
+    await guestWrite(vm!, 'vda', 'write -P 0x61 80M 512k'); // new
+    const r = await backup();
+    expect(r.status, String(r.error)).not.toBe('failed');
+    expect(r.incremental).toBe(true);
+    const disk = r.disks.vda!;
+    expect(disk.readBytes).toBe(1.5 * MiB);
+    expect(disk.newChunks).toBe(1); // the 0x61 chunks are all alike: one new chunk
+    expect(disk.workerBytes!).toBeLessThan(disk.storedBytes + 4096);
+    const mirror = join(work, 'incr.raw');
+    await copyFile(vm!.disks[0]!.mirror, mirror);
+    await restoreAndCompare(r.restorePoint!.id, mirror, 'incremental');
+  });
+
+  it('a worker killed in the middle of a disk fails that VM cleanly, and the next run succeeds', async () => {
+    await guestWrite(vm!, 'vda', 'write -P 0x71 0 90M');
+    // Killed as soon as the first data arrived from it; the bandwidth limit keeps the rest slow.
+    let killed: Promise<unknown> | undefined;
+    const running = backup({
+      full: true,
+      throttle: () => new Promise((r) => setTimeout(r, 500)),
+      onEvent: (e) => {
+        if (e.type === 'disk-progress' && e.readBytes > 0 && !killed) killed = execa('pkill', ['-9', '-f', `${REMOTE_SCRATCH}/worker-.*/app/worker/main.js`]);
+      },
+    });
+    const r = await running;
+    expect(((await killed) as {exitCode: number}).exitCode).toBe(0);
+    expect(r.status).toBe('failed');
+    expect(String((r.error as Error).message)).toMatch(/The worker on hvm-1 stopped/);
+    // Nothing left on the host: no backup job, no session directory, no worker process.
+    expect(await virsh('domjobinfo', vm!.uuid)).toMatch(/Job type:\s+None/);
+    expect((await remoteEntries()).filter((e) => !e.startsWith('worker-'))).toEqual([]);
+    expect(await workerProcesses()).toEqual([]);
+    const again = await backup();
+    expect(again.status, String(again.error)).not.toBe('failed');
+    const mirror = join(work, 'after-kill.raw');
+    await copyFile(vm!.disks[0]!.mirror, mirror);
+    await restoreAndCompare(again.restorePoint!.id, mirror, 'after-kill');
+  });
+
+  it('with workers off, the appliance reads the disk itself and says so', async () => {
+    await guestWrite(vm!, 'vda', 'write -P 0x72 4M 256k');
+    const r = await backup({workers: 'off'});
+    expect(r.status, String(r.error)).not.toBe('failed');
+    expect(r.events.map((e) => e.message).join('\n')).toMatch(/the appliance reads the disks itself: workers are turned off/);
+    expect(r.workers).toBeUndefined();
+    expect(r.disks.vda!.workerBytes).toBeUndefined();
+  });
+
+  it('is removed from the host on request', async () => {
+    const host = platform.hosts[0]!;
+    const hr = {hostName: 'hvm-1', runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()};
+    const removed = await removeWorker(hr);
+    expect(removed).toHaveLength(1);
+    expect((await remoteEntries()).filter((e) => e.startsWith('worker-'))).toEqual([]);
+  });
+});
