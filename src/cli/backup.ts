@@ -10,8 +10,8 @@ import {onStopSignals} from './stop-signals.js';
 export const backup: Command = {
   words: ['backup'],
   summary: 'Back up one VM into a repository now (incremental when possible)',
-  usage: '(--host <local|user@host> | --engine <url> ...) --vm <name or id> --repo <path> [--full] [--disk <key>]... [--guest-consistency]',
-  help: `${platformHelp}\n\nOptions:\n  --full                 read every disk in full (an active full)\n  --disk KEY             back up only this disk (repeatable; libvirt target like vda, oVirt disk id)\n  --guest-consistency    freeze the guest's file systems through the guest agent\n\nExample:\n  vmbackup backup --host local --vm web01 --repo /srv/backup/repo1`,
+  usage: '(--host <local|user@host> | --engine <url> ...) --vm <name or id> --repo <path> [--full] [--disk <key>]... [--guest-consistency] [--worker auto|off]',
+  help: `${platformHelp}\n\nOptions:\n  --full                 read every disk in full (an active full)\n  --disk KEY             back up only this disk (repeatable; libvirt target like vda, oVirt disk id)\n  --guest-consistency    freeze the guest's file systems through the guest agent\n  --worker auto|off      auto (default): on a host reached over SSH, a worker deployed there reads\n                         the disks and sends only new, compressed chunks; off: read them here\n\nExample:\n  vmbackup backup --host local --vm web01 --repo /srv/backup/repo1`,
   options: {
     ...passphraseOptions,
     ...platformOptions,
@@ -20,11 +20,14 @@ export const backup: Command = {
     full: {type: 'boolean'},
     disk: {type: 'string', multiple: true},
     'guest-consistency': {type: 'boolean'},
+    worker: {type: 'string'},
   },
   async run(ctx, values) {
     if (typeof values.vm !== 'string' || typeof values.repo !== 'string') {
       throw new UserError('Missing --vm or --repo.', {exitCode: ExitCode.usage, hint: 'vmbackup backup --host local --vm <name> --repo <path>'});
     }
+    const worker = values.worker ?? 'auto';
+    if (worker !== 'auto' && worker !== 'off') throw new UserError(`--worker: auto or off, not '${String(worker)}'.`, {exitCode: ExitCode.usage});
     const repository = await openRepo(values.repo, values);
     const platform = await platformFromArgs(values);
     const stop = onStopSignals(ctx.out, 'backup');
@@ -50,6 +53,7 @@ export const backup: Command = {
         full: values.full === true,
         disks: values.disk as string[] | undefined,
         guestConsistency: values['guest-consistency'] === true,
+        workers: worker,
         onEvent: ctx.json ? undefined : terminalProgress(ctx.out),
       });
       if (result.status === 'failed') {

@@ -16,6 +16,7 @@ import {repoForget} from './repo-forget.js';
 import {repoGc} from './repo-gc.js';
 import {repoCopy} from './repo-copy.js';
 import {repoLock} from './repo-lock.js';
+import {workerUninstall} from './worker-uninstall.js';
 import {repoInfo} from './repo-info.js';
 import {repoKeyChange, repoKeyExport} from './repo-key.js';
 import {passphraseHelp} from './passphrase.js';
@@ -55,6 +56,7 @@ const all: Command[] = [
   ...configCommands,
   configExport, configImport,
   userAdd, userRemove, userList, audit,
+  workerUninstall,
   manCommand, completionCommand];
 
 export const commands: Command[] = all.map(withPassphraseHelp);

@@ -15,6 +15,7 @@ import {copySourceOf, vmSourceOf, type JobConfig, type VmSource} from '../config
 import type {ConfigStore} from '../config/store.js';
 import {backupVm, checkpointsNeededElsewhere, message} from '../engine/backup-vm.js';
 import type {EngineEvent} from '../engine/events.js';
+import type {WorkerMode} from '../engine/placement.js';
 import type {SessionEvent} from '../platforms/types.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import type {EventHub} from './event-hub.js';
@@ -27,7 +28,7 @@ import {MAX_LOG_LINES, type LogLine, type SessionRecord} from '../api/session-mo
 import {tokenBucket} from './throttle.js';
 import type {VmLocks} from './vm-locks.js';
 import type {InstantRecoveries} from './instant.js';
-import type {ResourceScheduler} from './workers.js';
+import {affinity, type ResourceScheduler, type WorkRequest} from './workers.js';
 import {WEEKDAYS} from '../config/fields.js';
 import {runCopySession} from './copy-session.js';
 
@@ -144,6 +145,20 @@ export class SessionManager {
   private workerPlacement(workerId: string): string {
     const w = this.deps.store.list('workers').find((x) => x.id === workerId);
     return w?.placement.kind ?? 'appliance';
+  }
+
+  /**
+   * Whether the VM's disks may be read by a worker on its host (engine/placement.ts): the worker
+   * the scheduler granted is placed on the VM's host or in its cluster. Otherwise the appliance
+   * reads them, and the reason says why.
+   */
+  private hostWorkers(workerId: string, req: WorkRequest): {workers: WorkerMode; workersOffReason?: string} {
+    const w = this.deps.store.list('workers').find((x) => x.id === workerId);
+    if (!w || w.placement.kind === 'appliance') return {workers: 'off', workersOffReason: `its disk tasks run on the appliance's worker "${w?.name ?? workerId}"`};
+    if ((affinity(w.placement, req) ?? 2) >= 2) {
+      return {workers: 'off', workersOffReason: `its disk tasks got slots of worker "${w.name}", which is placed on ${w.placement.kind === 'host' ? `host ${w.placement.host}` : `cluster ${w.placement.cluster}`}, not where the VM runs`};
+    }
+    return {workers: 'auto'};
   }
 
   lastFailedVms(jobId: string): string[] {
@@ -368,7 +383,8 @@ export class SessionManager {
         this.publish(record);
       }
       release = await this.deps.locks.acquire(key, record.id, o.signal);
-      grant = await this.deps.workers.acquire({connection, host: vm.host, cluster: vm.cluster, want: Math.max(1, vm.diskCount)}, o.signal);
+      const req = {connection, host: vm.host, cluster: vm.cluster, want: Math.max(1, vm.diskCount)};
+      grant = await this.deps.workers.acquire(req, o.signal);
       const full = o.activeFull || (this.deps.hooks?.needsFull?.(vm.id) ?? false);
       row.state = 'running';
       row.worker = grant.worker;
@@ -393,6 +409,7 @@ export class SessionManager {
         // The appliance's own worker reads through the manager (oVirt engine proxy); a worker
         // placed in the VM's cluster or host reads from the host (imageio transfer_url).
         dataPath: this.workerPlacement(grant.worker) === 'appliance' ? 'proxy' : 'host',
+        ...this.hostWorkers(grant.worker, req),
         throttle: o.throttle,
         signal: o.signal,
         onEvent: (event) => this.onEngineEvent(record, event),

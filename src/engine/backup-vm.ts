@@ -44,6 +44,8 @@ export interface BackupVmOptions {
   keepCheckpoint?: (id: string) => boolean;
   /** Workers on the hosts (placement.ts): 'auto' (default) reads a disk next to it where its platform allows, 'off' never. */
   workers?: WorkerMode;
+  /** With workers 'off': why, for the session log (default: "workers are turned off"). */
+  workersOffReason?: string;
 }
 
 /**
@@ -142,7 +144,7 @@ export async function backupVm(opts: BackupVmOptions): Promise<VmBackupResult> {
     });
     result.vmName = backup.vm.name;
     result.incremental = backup.sources.some((s) => s.incremental);
-    placement = new Placement(opts.workers ?? 'auto', log, repository.chunkIdKey());
+    placement = new Placement(opts.workers ?? 'auto', log, repository.chunkIdKey(), opts.workersOffReason);
     emit({
       type: 'vm-started',
       vmId,

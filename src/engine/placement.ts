@@ -34,6 +34,8 @@ export class Placement {
     private readonly log: (e: SessionEvent) => void,
     /** An encrypted repository's chunk id key (Repository.chunkIdKey()). */
     private readonly idKey: Uint8Array | undefined,
+    /** With mode 'off': why (the session log says it). */
+    private readonly offReason = 'workers are turned off',
   ) {}
 
   /** The worker disk for `source`, or undefined when the appliance reads it (the reason is logged once per host). */
@@ -44,7 +46,7 @@ export class Placement {
       return undefined;
     }
     if (this.mode === 'off') {
-      this.once(`off:${hr.hostName}`, 'info', 'data-mover', `the appliance reads the disks itself: workers are turned off (the VM runs on ${hr.hostName})`);
+      this.once(`off:${hr.hostName}`, 'info', 'data-mover', `the appliance reads the disks itself: ${this.offReason} (the VM runs on ${hr.hostName})`);
       return undefined;
     }
     const link = await this.linkFor(hr);

@@ -29,7 +29,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   api: ['util', 'config', 'notify', 'platforms', 'engine'],
   daemon: ['util', 'transports', 'repository', 'notify', 'config', 'platforms', 'platforms/libvirt', 'platforms/ovirt', 'engine', 'api'],
   // The CLI's direct commands (repo verify, backup --host …) use the layers below, and it starts the console.
-  cli: ['util', 'transports', 'repository', 'notify', 'config', 'platforms', 'platforms/libvirt', 'platforms/ovirt', 'engine', 'api', 'daemon', 'console'],
+  cli: ['util', 'transports', 'repository', 'notify', 'config', 'platforms', 'platforms/libvirt', 'platforms/ovirt', 'engine', 'api', 'daemon', 'console', 'worker'],
   console: ['util', 'api', 'config'],
 };
 

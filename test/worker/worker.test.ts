@@ -17,8 +17,8 @@ import {backupVm, type VmBackupResult} from '../../src/engine/backup-vm.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
-import {removeWorker} from '../../src/worker/deploy.js';
 import {copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, type TestVm, TEST_PREFIX} from '../lib/libvirt.js';
+import {vmbackup} from '../lib/cli.js';
 import {ensureSshd, testSshTarget} from '../lib/sshd.js';
 
 const MiB = 1024 * 1024;
@@ -151,11 +151,14 @@ describe('a worker on the VM host', () => {
     expect(r.disks.vda!.workerBytes).toBeUndefined();
   });
 
-  it('is removed from the host on request', async () => {
-    const host = platform.hosts[0]!;
-    const hr = {hostName: 'hvm-1', runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()};
-    const removed = await removeWorker(hr);
-    expect(removed).toHaveLength(1);
+  it('is removed from the host on request (vmbackup worker uninstall)', async () => {
+    const t = testSshTarget();
+    const args = ['worker', 'uninstall', '--host', `${t.user}@${t.host}:${t.port}`, '--identity', t.identityFile, '--known-hosts', t.knownHostsFile];
+    const env = {VMBACKUP_HOST_SCRATCH: REMOTE_SCRATCH};
+    const r = await vmbackup(args, {env});
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`Removed from 127\\.0\\.0\\.1:\\n  ${REMOTE_SCRATCH}/worker-[0-9a-f]{16}`));
     expect((await remoteEntries()).filter((e) => e.startsWith('worker-'))).toEqual([]);
+    expect((await vmbackup(args, {env})).stdout).toMatch(/has no worker of this appliance/);
   });
 });
