@@ -7,8 +7,9 @@
  * and runs that many disk tasks at once. Slots are shared fairly: requests that arrive together
  * are gathered (one turn of the event loop) and, while several wait, each gets its share of a
  * worker's free slots rather than all of them — a VM also spends time opening and committing
- * its backup, when extra slots would sit idle while other VMs wait (bench/daemon.ts). Today every worker's data movers run inside the daemon;
- * the placement decides whose slots a task uses, which is what a remote data mover will need.
+ * its backup, when extra slots would sit idle while other VMs wait (bench/daemon.ts). A grant of
+ * a worker placed on the VM's host or cluster has a worker process on the VM's host read the
+ * disks (sessions.ts hostWorkers → engine/placement.ts); the appliance's worker reads them here.
  */
 import type {Placement, WorkerConfig} from '../config/schema.js';
 
