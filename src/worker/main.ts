@@ -48,17 +48,16 @@ const zeroBuffers = new Map<number, Buffer>();
 
 let writing: Promise<void> = Promise.resolve();
 
-/** Writes a frame in order; resolves once stdout took it (back-pressure: waits for 'drain'). */
+/**
+ * Writes a frame in order; resolves once stdout has written it out (the write callback of its
+ * last part): back-pressure, and a raw payload (a view of a read buffer) is no longer needed then.
+ */
 function send(header: Frame['header'], body?: Uint8Array): Promise<void> {
   writing = writing.then(
     () =>
       new Promise<void>((resolve, reject) => {
         const parts = encodeFrame(header, body);
-        let ok = true;
-        for (const p of parts) ok = process.stdout.write(p) && ok;
-        if (ok) resolve();
-        else process.stdout.once('drain', resolve);
-        process.stdout.once('error', reject);
+        parts.forEach((p, i) => process.stdout.write(p, i === parts.length - 1 ? (err) => (err ? reject(err) : resolve()) : undefined));
       }),
   );
   return writing;
@@ -176,8 +175,7 @@ async function handle(frame: Frame): Promise<void> {
         await send({t: 'chunk', disk: n, seq, index, flags, plain: plain.length}, payload);
       }
       await send({t: 'done', disk: n, seq});
-      // Raw payloads are views of the buffer: it is read into again only once stdout wrote everything out.
-      if (process.stdout.writableLength > 0) await new Promise((resolve) => process.stdout.once('drain', resolve));
+      // Every frame of this read is written out (send resolves then): the buffer may be read into again.
       if (held.buffer.length === POOLED_READ) disk.free.push(held.buffer);
       if (collect && packedSinceGc >= 8 << 20) {
         packedSinceGc = 0;

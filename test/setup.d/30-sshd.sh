@@ -16,6 +16,7 @@ cp "$D/client_ed25519.pub" "$D/authorized_keys"
 chmod 600 "$D/authorized_keys"
 echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$D/host_ed25519.pub")" >"$D/known_hosts"
 
+OLD=$(cat "$D/sshd_config" 2>/dev/null || true)
 cat >"$D/sshd_config" <<CONF
 Port $PORT
 ListenAddress 127.0.0.1
@@ -32,9 +33,15 @@ AllowTcpForwarding yes
 MaxStartups 100:30:200
 MaxSessions 100
 LogLevel ERROR
+# Debian's bash sources ~/.bashrc when sshd starts it, unless SHLVL says the shell is nested; a
+# machine's root .bashrc (pyenv's init on the CI machine: ~100 processes and 0.5 CPU s) would
+# otherwise run for every command the tests send, and dominate their time.
+SetEnv SHLVL=1
 CONF
 
 if [ -f "$D/sshd.pid" ] && kill -0 "$(cat "$D/sshd.pid")" 2>/dev/null; then
+  # A changed configuration: the listener reads it again (sessions that run keep theirs).
+  [ "$OLD" = "$(cat "$D/sshd_config")" ] || kill -HUP "$(cat "$D/sshd.pid")"
   exit 0
 fi
 /usr/sbin/sshd -f "$D/sshd_config" -E "$D/sshd.log"

@@ -14,6 +14,8 @@ import {join} from 'node:path';
 import {execa} from 'execa';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {backupVm, type VmBackupResult} from '../../src/engine/backup-vm.js';
+import {Placement} from '../../src/engine/placement.js';
+import type {DiskSource, HostRead, SessionEvent} from '../../src/platforms/types.js';
 import {restoreVm} from '../../src/engine/restore-vm.js';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
@@ -117,7 +119,8 @@ describe('a worker on the VM host', () => {
   });
 
   it('a worker killed in the middle of a disk fails that VM cleanly, and the next run succeeds', async () => {
-    await guestWrite(vm!, 'vda', 'write -P 0x71 0 90M');
+    // Twelve runs of 1 MiB apart from each other: twelve reads, four at a time, slowed by the limit.
+    for (let i = 0; i < 12; i++) await guestWrite(vm!, 'vda', `write -P 0x71 ${i * 7}M 1M`);
     // Killed as soon as the first data arrived from it; the bandwidth limit keeps the rest slow.
     let killed: Promise<unknown> | undefined;
     const running = backup({
@@ -142,13 +145,17 @@ describe('a worker on the VM host', () => {
     await restoreAndCompare(again.restorePoint!.id, mirror, 'after-kill');
   });
 
-  it('with workers off, the appliance reads the disk itself and says so', async () => {
-    await guestWrite(vm!, 'vda', 'write -P 0x72 4M 256k');
-    const r = await backup({workers: 'off'});
-    expect(r.status, String(r.error)).not.toBe('failed');
-    expect(r.events.map((e) => e.message).join('\n')).toMatch(/the appliance reads the disks itself: workers are turned off/);
-    expect(r.workers).toBeUndefined();
-    expect(r.disks.vda!.workerBytes).toBeUndefined();
+  it('with workers off, the appliance reads the disk itself and says why', async () => {
+    const events: SessionEvent[] = [];
+    const placement = new Placement('off', (e) => events.push(e), undefined, 'its disk tasks run on the appliance\'s worker "appliance"');
+    const hostRead = {hostName: 'hvm-1', socketPath: '/nonexistent', exportName: 'vda'} as unknown as HostRead;
+    expect(await placement.place({key: 'vda', hostRead} as unknown as DiskSource)).toBeUndefined();
+    expect(await placement.place({key: 'vdb'} as unknown as DiskSource)).toBeUndefined();
+    expect(events.map((e) => e.message)).toEqual([
+      'the appliance reads the disks itself: its disk tasks run on the appliance\'s worker "appliance" (the VM runs on hvm-1)',
+      'the appliance reads the disks itself (no worker can read them on their host: a local host, exports over TCP, or a platform without host access)',
+    ]);
+    await placement.close();
   });
 
   it('is removed from the host on request (vmbackup worker uninstall)', async () => {

@@ -1,0 +1,10 @@
+import {LibvirtPlatform} from '/work/main/src/platforms/libvirt/index.ts';
+import {deployWorker} from '/work/main/src/worker/deploy.ts';
+import {testSshTarget} from '/work/main/test/lib/sshd.ts';
+const t = testSshTarget();
+const platform = new LibvirtPlatform({hosts: [{name: 'h', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}], scratchDir: '/var/tmp/vmb-dep-test', localScratchDir: '/var/tmp/vmb-dep-local', commandLog: (l) => console.log((performance.now()/1000).toFixed(2), l.slice(0, 100))});
+const host = platform.hosts[0]!;
+const t0 = performance.now();
+await deployWorker({hostName: 'h', runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()}, host.localScratchDir);
+console.log('deploy', ((performance.now()-t0)/1000).toFixed(2));
+await platform.close();
