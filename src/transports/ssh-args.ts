@@ -94,14 +94,25 @@ export function sshCommandArgv(t: SshTarget, argv: readonly string[]): string[] 
   return ['ssh', ...sshOptions(t), `${t.user}@${t.host}`, '--', remoteCommand(['env', 'LC_ALL=C.UTF-8', ...argv])];
 }
 
+/** The ciphers of connections that carry bulk data: AES-GCM uses AES-NI, about 1.7x the throughput of chacha20 (docs/reference/libvirt-backup.md §8). */
+const BULK_CIPHERS = ['-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com'];
+
+/**
+ * A command whose stdin/stdout carry bulk data (the worker's stream): a connection of its own,
+ * never the shared control master (whose cipher the first command chose, and whose `ssh -O exit`
+ * would cut it), with the bulk ciphers.
+ */
+export function sshStreamArgv(t: SshTarget, argv: readonly string[]): string[] {
+  return ['ssh', ...sshOptions({...t, controlDir: undefined}), ...BULK_CIPHERS, `${t.user}@${t.host}`, '--', remoteCommand(['env', 'LC_ALL=C.UTF-8', ...argv])];
+}
+
 /** `ssh -N -L local:remote`: forwards a unix socket on the host to one on the appliance. */
 export function sshForwardArgv(t: SshTarget, localSocket: string, remoteSocket: string): string[] {
   return [
     'ssh', ...sshOptions(t),
     '-o', 'StreamLocalBindUnlink=yes',
     '-o', 'ExitOnForwardFailure=yes',
-    // AES-GCM uses AES-NI: about 1.7x the throughput of the default chacha20 (docs/reference/libvirt-backup.md §8).
-    '-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com',
+    ...BULK_CIPHERS,
     '-N', '-L', `${localSocket}:${remoteSocket}`,
     `${t.user}@${t.host}`,
   ];
@@ -113,7 +124,7 @@ export function sshReverseForwardArgv(t: SshTarget, remoteSocket: string, localS
     'ssh', ...sshOptions(t),
     '-o', 'StreamLocalBindUnlink=yes',
     '-o', 'ExitOnForwardFailure=yes',
-    '-o', 'Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com',
+    ...BULK_CIPHERS,
     // A dead appliance must not leave a socket QEMU waits on for long: the host notices within a minute.
     '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4',
     '-N', '-R', `${remoteSocket}:${localSocket}`,

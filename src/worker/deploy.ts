@@ -4,8 +4,9 @@
  * The bundle (bundle.ts) goes to `<scratch>/worker-<id16>` in the appliance's scratch directory on
  * the host (0700, owned by the SSH user, checked by the platform before use): copied once per
  * version as a tar stream over SSH into a temporary directory, checked there with sha256sum
- * against its SHA256SUMS, and renamed into place; before every start the same check runs again
- * (version-checked: a file changed on the host is a refusal, then a fresh copy). Older versions
+ * against its SHA256SUMS, and renamed into place; before a start the same check runs again, at
+ * most every ten minutes per host and process (version-checked: a file changed on the host is a
+ * refusal, then a fresh copy). Older versions
  * are removed when a new one lands. remove() takes every version off the host.
  *
  * Only x86-64 Linux hosts get a worker (the runtime is the appliance's own build); any other is
@@ -15,7 +16,7 @@ import {spawn} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
 import type {CommandRunner} from '../transports/command-runner.js';
-import {sshCommandArgv, type SshTarget} from '../transports/ssh-args.js';
+import {sshStreamArgv, type SshTarget} from '../transports/ssh-args.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {workerBundle, WORKER_ENTRY, type WorkerBundle} from './bundle.js';
 
@@ -34,6 +35,14 @@ export interface WorkerHost {
 }
 
 const VERSION_DIR = /^worker-[0-9a-f]{16}(\.part-[0-9a-f]+)?$/;
+
+/**
+ * When this process last found a host's worker intact (host + directory → time): within
+ * RECHECK_MS the check (sha256sum over ~123 MiB: ~0.4 CPU s on the host) is not run again for
+ * every VM of a session. A worker that cannot start is still caught: placement falls back.
+ */
+const checkedAt = new Map<string, number>();
+const RECHECK_MS = 10 * 60_000;
 
 export interface Deployed {
   /** The worker's directory on the host. */
@@ -58,7 +67,12 @@ export async function deployWorker(host: WorkerHost, localScratch: string): Prom
   await host.ensureScratchRoot();
   const bundle = await workerBundle(localScratch);
   const dir = join(host.scratchDir, `worker-${bundle.id.slice(0, 16)}`);
-  if (await intact(host, dir)) return {dir, bundle, copied: false};
+  const key = `${host.ssh.user}@${host.ssh.host}:${host.ssh.port ?? 22}:${dir}`;
+  if (Date.now() - (checkedAt.get(key) ?? 0) < RECHECK_MS) return {dir, bundle, copied: false};
+  if (await intact(host, dir)) {
+    checkedAt.set(key, Date.now());
+    return {dir, bundle, copied: false};
+  }
 
   const part = `${dir}.part-${randomBytes(4).toString('hex')}`;
   await host.runner.run(['rm', '-rf', '--', dir]);
@@ -76,6 +90,7 @@ export async function deployWorker(host: WorkerHost, localScratch: string): Prom
       exitCode: ExitCode.platformFailed,
     });
   }
+  checkedAt.set(key, Date.now());
   // Older versions are of no further use.
   for (const name of await entries(host)) {
     if (VERSION_DIR.test(name) && join(host.scratchDir, name) !== dir) await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)], {allowFailure: true});
@@ -85,6 +100,7 @@ export async function deployWorker(host: WorkerHost, localScratch: string): Prom
 
 /** Removes every version of the worker from the host; the names it removed. */
 export async function removeWorker(host: WorkerHost): Promise<string[]> {
+  checkedAt.clear();
   const removed: string[] = [];
   for (const name of await entries(host)) {
     if (!VERSION_DIR.test(name)) continue;
@@ -96,7 +112,7 @@ export async function removeWorker(host: WorkerHost): Promise<string[]> {
 
 /** The argv (on the appliance) that starts the deployed worker in an SSH session of its own. */
 export function workerCommand(ssh: SshTarget, dir: string): string[] {
-  return sshCommandArgv(ssh, [join(dir, 'node'), '--max-old-space-size=256', join(dir, WORKER_ENTRY)]);
+  return sshStreamArgv(ssh, [join(dir, 'node'), '--max-old-space-size=256', join(dir, WORKER_ENTRY)]);
 }
 
 async function entries(host: WorkerHost): Promise<string[]> {
@@ -113,7 +129,7 @@ async function intact(host: WorkerHost, dir: string): Promise<boolean> {
 /** tar of the staging directory (links followed) into `dest` on the host, over SSH. */
 async function upload(ssh: SshTarget, staging: string, dest: string): Promise<void> {
   const tar = spawn('tar', ['-C', staging, '--dereference', '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], {stdio: ['ignore', 'pipe', 'pipe']});
-  const argv = sshCommandArgv(ssh, ['tar', '--no-same-owner', '--no-same-permissions', '-xf', '-', '-C', dest]);
+  const argv = sshStreamArgv(ssh, ['tar', '--no-same-owner', '--no-same-permissions', '-xf', '-', '-C', dest]);
   const remote = spawn(argv[0]!, argv.slice(1), {stdio: ['pipe', 'ignore', 'pipe'], env: {...process.env, LC_ALL: 'C.UTF-8'}});
   tar.stdout.pipe(remote.stdin);
   remote.stdin.on('error', () => tar.kill());
