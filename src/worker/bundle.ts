@@ -63,10 +63,19 @@ function runtimeImports(text: string): string[] {
   return out.filter((s) => s.startsWith('.'));
 }
 
+/** Hashes of files already read by this process, by path, size and modification time (the runtime is ~120 MiB). */
+const fileHashes = new Map<string, string>();
+
 async function sha256File(path: string): Promise<string> {
+  const st = await stat(path);
+  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+  const known = fileHashes.get(key);
+  if (known) return known;
   const h = createHash('sha256');
   for await (const part of createReadStream(path)) h.update(part as Buffer);
-  return h.digest('hex');
+  const sum = h.digest('hex');
+  fileHashes.set(key, sum);
+  return sum;
 }
 
 async function build(scratchDir: string): Promise<WorkerBundle> {

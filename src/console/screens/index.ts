@@ -113,7 +113,7 @@ export const SCREENS: Record<string, ScreenDef> = {
     help: [FORM_HELP, "oVirt: the engine's CA fingerprint is shown to confirm. VM Essentials: each host's SSH key is shown to confirm.", 'The connection is tested before it is saved.'],
     Component: ConnectionAddScreen,
   },
-  workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. Enter on a worker: change its slots, or remove it (asks first).'], Component: Workers},
+  workers: {title: 'Workers', help: ['Where disk tasks run and how many at once. A worker placed on a KVM host reached over SSH, or on its cluster, reads the disks of VMs there on the host itself and sends only new, compressed chunks (it is copied there the first time). Enter on a worker: change its slots, or remove it (asks first).'], Component: Workers},
   'worker-add': {title: 'Add worker', help: [FORM_HELP], Component: WorkerAdd},
   webhooks: {
     title: 'Webhooks',
