@@ -32,7 +32,7 @@ import {LibvirtPlatform} from '../src/platforms/libvirt/index.js';
 import {createRepository} from '../src/repository/index.js';
 import {deployWorker} from '../src/worker/deploy.js';
 import {destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, TEST_PREFIX, type TestVm} from '../test/lib/libvirt.js';
-import {ensureSshd, SSHD_PORT, testSshTarget} from '../test/lib/sshd.js';
+import {ensureSshd, SSHD_PORT, testSshHost} from '../test/lib/sshd.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {createBenchVm} from './lib/libvirt-vm.js';
 import {MiB, machineLine, mib} from './lib/measure.js';
@@ -73,13 +73,7 @@ async function sshdPid(): Promise<string> {
 }
 
 function platformFor(): LibvirtPlatform {
-  const t = testSshTarget();
-  return new LibvirtPlatform({
-    checkpointPrefix: TEST_PREFIX,
-    hosts: [{name: 'kvm-remote', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}],
-    scratchDir: REMOTE_SCRATCH,
-    localScratchDir: join(WORK, 'appliance'),
-  });
+  return new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [testSshHost('kvm-remote')], scratchDir: REMOTE_SCRATCH, localScratchDir: join(WORK, 'appliance')});
 }
 
 interface Figures {

@@ -5,6 +5,7 @@
  */
 import {execa} from 'execa';
 import {fileURLToPath} from 'node:url';
+import type {LibvirtHostConfig} from '../../src/platforms/libvirt/index.js';
 import type {SshTarget} from '../../src/transports/ssh-args.js';
 
 export const SSHD_DIR = '/var/lib/vmbackup-test/sshd';
@@ -13,6 +14,12 @@ const SCRIPT = fileURLToPath(new URL('../setup.d/30-sshd.sh', import.meta.url));
 
 export async function ensureSshd(): Promise<void> {
   await execa('bash', [SCRIPT]);
+}
+
+/** A libvirt host configuration for the test sshd, named `name`. */
+export function testSshHost(name: string, overrides: Partial<SshTarget> = {}): LibvirtHostConfig {
+  const t = testSshTarget(overrides);
+  return {name, connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}};
 }
 
 export function testSshTarget(overrides: Partial<SshTarget> = {}): SshTarget {

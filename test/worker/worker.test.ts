@@ -21,7 +21,7 @@ import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, type TestVm, TEST_PREFIX} from '../lib/libvirt.js';
 import {vmbackup} from '../lib/cli.js';
-import {ensureSshd, testSshTarget} from '../lib/sshd.js';
+import {ensureSshd, testSshHost, testSshTarget} from '../lib/sshd.js';
 
 const MiB = 1024 * 1024;
 const REMOTE_SCRATCH = '/var/tmp/vmbackup-test-worker-remote';
@@ -31,13 +31,7 @@ let repo: Repository;
 let work: string;
 
 function sshPlatform(): LibvirtPlatform {
-  const t = testSshTarget();
-  return new LibvirtPlatform({
-    checkpointPrefix: TEST_PREFIX,
-    hosts: [{name: 'hvm-1', connection: {kind: 'ssh', host: t.host, port: t.port, user: t.user, identityFile: t.identityFile, knownHostsFile: t.knownHostsFile}}],
-    scratchDir: REMOTE_SCRATCH,
-    localScratchDir: '/var/tmp/vmbackup-test-worker-appliance',
-  });
+  return new LibvirtPlatform({checkpointPrefix: TEST_PREFIX, hosts: [testSshHost('hvm-1')], scratchDir: REMOTE_SCRATCH, localScratchDir: '/var/tmp/vmbackup-test-worker-appliance'});
 }
 
 function backup(extra: Partial<Parameters<typeof backupVm>[0]> = {}): Promise<VmBackupResult> {
