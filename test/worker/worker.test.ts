@@ -3,7 +3,8 @@
  * as a remote host over the test bed's sshd (127.0.0.1:2222); the appliance deploys the worker
  * over that SSH connection (its own runtime and code), the worker reads the disks from libvirt's
  * NBD export on the host and sends only ids and new packed chunks; the restore points restore
- * bit-identical; nothing of the worker runs afterwards and it can be removed from the host. A
+ * bit-identical (into an encrypted repository too: keyed ids from the id key); nothing of the
+ * worker runs afterwards and it can be removed from the host. A
  * worker killed (kill -9) in the middle of a disk fails that VM cleanly (no job, no session
  * directory left on the host) and the next run succeeds; a worker that sends a chunk whose data
  * does not match its id is refused, nothing of it stored.
@@ -110,6 +111,17 @@ describe('a worker on the VM host', () => {
     const mirror = join(work, 'incr.raw');
     await copyFile(vm!.disks[0]!.mirror, mirror);
     await restoreAndCompare(r.restorePoint!.id, mirror, 'incremental');
+  });
+
+  it('into an encrypted repository: the worker computes keyed ids with the id key it was given, and the point restores bit-identical', async () => {
+    const encrypted = await createRepository(join(work, 'repo-encrypted'), {chunkSize: 256 * 1024, passphrase: 'worker-test-passphrase'});
+    const r = await backupVm({platform, repository: encrypted, vmId: vm!.uuid, vmName: vm!.name});
+    expect(r.status, String(r.error)).not.toBe('failed');
+    expect(r.workers).toHaveLength(1);
+    expect(r.disks.vda!.newChunks).toBeGreaterThan(0);
+    const result = await restoreVm({platform, repository: encrypted, restorePointId: r.restorePoint!.id, target: {mode: 'disks-to-files', directory: join(work, 'restore-encrypted'), format: 'raw'}});
+    const cmp = await imagesIdentical(result.files![0]!, vm!.disks[0]!.mirror);
+    expect(cmp.same, cmp.output).toBe(true);
   });
 
   it('a worker killed in the middle of a disk fails that VM cleanly, and the next run succeeds', async () => {
