@@ -4,10 +4,9 @@
  * over that SSH connection (its own runtime and code), the worker reads the disks from libvirt's
  * NBD export on the host and sends only ids and new packed chunks; the restore points restore
  * bit-identical (into an encrypted repository too: keyed ids from the id key); nothing of the
- * worker runs afterwards and it can be removed from the host. A
- * worker killed (kill -9) in the middle of a disk fails that VM cleanly (no job, no session
- * directory left on the host) and the next run succeeds; a worker that sends a chunk whose data
- * does not match its id is refused, nothing of it stored.
+ * worker runs afterwards and it can be removed from the host. A worker killed (kill -9) in the
+ * middle of a disk fails that VM cleanly (no job, no session directory left on the host) and the
+ * next run succeeds. (A chunk that does not hash to its id is refused: packed-chunks.test.ts.)
  */
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
