@@ -25,6 +25,8 @@ export interface VmFigures {
   repositoryMs: number;
   /** The part of repositoryMs spent hashing and compressing (older records lack it). */
   processingMs?: number;
+  /** Bytes a worker on the VM's host sent for the disks it read (ids and new packed chunks). */
+  workerBytes?: number;
 }
 
 export interface SessionVm {

@@ -19,19 +19,21 @@ export function vmFigures(disks: Record<string, DiskFigures>, durationMs: number
     f.sourceMs += d.sourceMs;
     f.repositoryMs += d.repositoryMs;
     f.processingMs = (f.processingMs ?? 0) + d.processingMs;
+    if (d.workerBytes !== undefined) f.workerBytes = (f.workerBytes ?? 0) + d.workerBytes;
   }
   return f;
 }
 
 /** `backupsEndedAt`: when the backups ended, if work followed them (restore verification): the rate is over the backups alone. */
 export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: string, backupsEndedAt?: string): SessionTotals {
-  let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0, processingMs = 0;
+  let size = 0, read = 0, stored = 0, plain = 0, processed = 0, sourceMs = 0, repoMs = 0, processingMs = 0, transferred = 0;
   for (const vm of vms) {
     const f = vm.figures;
     if (!f) continue;
     size += f.sizeBytes;
     read += f.readBytes;
     stored += f.storedBytes;
+    transferred += transferredOf(f);
     plain += f.newPlainBytes;
     processed += f.processedBytes;
     sourceMs += f.sourceMs;
@@ -42,7 +44,7 @@ export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: stri
   return {
     sizeBytes: size,
     readBytes: read,
-    transferredBytes: stored,
+    transferredBytes: transferred,
     storedBytes: stored,
     // Read data that needed no new chunk was deduplicated; 1 = nothing deduplicated.
     dedupRatio: plain > 0 ? read / plain : 1,
@@ -51,6 +53,11 @@ export function sessionTotals(vms: SessionVm[], startedAt: string, endedAt: stri
     rateBytesPerSec: rateOver(read, startedAt, backupsEndedAt ?? endedAt),
     bottleneck: bottleneckOf(sourceMs, processingMs, repoMs - processingMs),
   };
+}
+
+/** What went over the wire into the repository: what a worker on the host sent, else the stored bytes. */
+export function transferredOf(f: VmFigures): number {
+  return f.workerBytes ?? f.storedBytes;
 }
 
 function rateOver(bytes: number, from: string, to: string): number {

@@ -4,6 +4,7 @@
  */
 import type {SessionReport} from '../notify/model.js';
 import type {SessionRecord} from '../api/session-model.js';
+import {transferredOf} from './figures.js';
 
 /** The Content-ID a screenshot file travels under in the report mail. */
 export function screenshotCid(file: string): string {
@@ -33,7 +34,7 @@ export function toSessionReport(
       endedAt: v.endedAt,
       sizeBytes: v.figures?.sizeBytes ?? 0,
       readBytes: v.figures?.readBytes ?? 0,
-      transferredBytes: v.figures?.storedBytes ?? 0,
+      transferredBytes: v.figures ? transferredOf(v.figures) : 0,
       durationMs: v.figures?.durationMs ?? 0,
       details: [o.copy ? 'copied' : v.incremental ? 'incremental' : 'full', v.reason].filter(Boolean).join(', '),
       ...(v.verification && v.verification.result !== 'running'

@@ -31,7 +31,7 @@ export interface VmReport {
   sizeBytes: number;
   /** Read from the source (only changed blocks on an incremental). */
   readBytes: number;
-  /** Written to the repository after deduplication and compression. */
+  /** What went over the wire: what a worker on the VM's host sent (ids and new packed chunks), else the bytes written to the repository after deduplication and compression. */
   transferredBytes: number;
   durationMs: number;
   /** Free text for the Details column, e.g. "incremental, 3 disks". */
@@ -49,7 +49,7 @@ export interface VmReport {
 /** What a session moved: the figures the session history and the report share. */
 export interface TransferTotals {
   readBytes: number;
-  /** What went over the wire into the repository (stored bytes). */
+  /** What went over the wire into the repository: what workers on the hosts sent, else the stored bytes. */
   transferredBytes: number;
   /** Size this session added to the repository. */
   storedBytes: number;

@@ -52,6 +52,11 @@ describe('workers placed by the daemon', () => {
     expect(s.state, said).toBe('success');
     expect(said).toMatch(/a worker on kvm-remote \(the VM's host\) reads the disks there and sends only new, compressed chunks/);
     expect(said).toMatch(/the worker on kvm-remote read 4\.0 MiB and sent 0\.\d MiB over SSH/);
+    // The report's "Transferred" is what the worker sent, not the 4 MiB it read.
+    const figures = s.vms[0]!.figures!;
+    expect(figures.workerBytes).toBeGreaterThan(0);
+    expect(figures.workerBytes!).toBeLessThan(figures.readBytes / 10);
+    expect(s.totals!.transferredBytes).toBe(figures.workerBytes);
     const point = s.vms[0]!.restorePointId!;
     const r = await vmbackup(['restore', '--repo', join(dir, 'repo'), '--restore-point', point, '--to-files', join(dir, 'restored'), '--format', 'raw', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
