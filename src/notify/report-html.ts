@@ -23,6 +23,7 @@ import {
   countStatuses,
   groupIssues,
   isLowOnSpace,
+  NO_SIZE,
   processedLine,
   RESULT_LABEL,
   STATUS_SYMBOL,
@@ -95,11 +96,11 @@ export function renderSessionHtml(report: SessionReport, subject: string, opts: 
   ];
   const summary = `<tr><td style="padding:12px 20px;border-bottom:1px solid ${BORDER};font-size:13px;color:#1f2937">
 ${pairs.map(([l, v, c]) => pair(l, v, c)).join('')}
-<div style="margin-top:8px;font-size:13px;color:${low ? STATUS_COLOUR.failed : MUTED}">Repository <b>${esc(repo.name)}</b> (${esc(
-    repo.path,
-  )}): ${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${
-    low ? ' &mdash; <b>low on space</b>' : ''
-  }</div><div style="margin-top:4px">${spaceBar(repo.freeBytes, repo.totalBytes, low, 260)}</div></td></tr>`;
+<div style="margin-top:8px;font-size:13px;color:${low ? STATUS_COLOUR.failed : MUTED}">Repository <b>${esc(repo.name)}</b> (${esc(repo.path)}): ${
+    repo.totalBytes > 0
+      ? `${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${low ? ' &mdash; <b>low on space</b>' : ''}</div><div style="margin-top:4px">${spaceBar(repo.freeBytes, repo.totalBytes, low, 260)}`
+      : NO_SIZE
+  }</div></td></tr>`;
 
   const hasError = (vm: VmReport) => vm.status === 'failed' || vm.issues.some((i) => i.severity === 'error');
   const rowed = opts.condensed ? report.vms.filter(hasError) : report.vms;

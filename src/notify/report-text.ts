@@ -19,7 +19,7 @@ import {
   type TimeOptions,
 } from './format.js';
 import type {SessionReport} from './model.js';
-import {countStatuses, groupIssues, isLowOnSpace, processedLine, RESULT_LABEL} from './summary.js';
+import {countStatuses, groupIssues, isLowOnSpace, NO_SIZE, processedLine, RESULT_LABEL} from './summary.js';
 
 export const TEXT_WIDTH = 80;
 
@@ -49,12 +49,10 @@ export function renderSessionText(report: SessionReport, subject: string, opts: 
     pair('Stored', formatBytes(t.storedBytes), 'Bottleneck', t.bottleneck ?? '-'),
   );
   const low = isLowOnSpace(repo.freeBytes, repo.totalBytes) ? ' - LOW ON SPACE' : '';
+  const space = repo.totalBytes > 0 ? `${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(repo.freeBytes, repo.totalBytes)})${low}` : NO_SIZE;
   out.push(
     ...wrap(
-      `Repository: ${oneLine(repo.name)} (${oneLine(repo.path)}): ${formatBytes(repo.freeBytes)} free of ${formatBytes(repo.totalBytes)} (${formatPercent(
-        repo.freeBytes,
-        repo.totalBytes,
-      )})${low}`,
+      `Repository: ${oneLine(repo.name)} (${oneLine(repo.path)}): ${space}`,
       TEXT_WIDTH,
     ),
     '',

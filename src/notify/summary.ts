@@ -68,6 +68,9 @@ export function groupIssues(report: SessionReport): IssueGroup[] {
 /** Repositories below this share of free space are flagged in the report. */
 export const LOW_SPACE_FRACTION = 0.1;
 
+/** What a report says of a repository without a size (an S3 bucket) instead of a free-space figure and bar. */
+export const NO_SIZE = 'object storage, no fixed size (no free-space figure)';
+
 export function isLowOnSpace(free: number, total: number): boolean {
   return total > 0 && free / total < LOW_SPACE_FRACTION;
 }

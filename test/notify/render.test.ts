@@ -89,6 +89,12 @@ describe('renderSessionReport HTML', () => {
     expect(mail.html).toContain('#f2a900'); // amber header for a warning
     expect(renderSessionReport(sampleReport({result: 'success'})).html).toContain('#2e7d32');
     expect(renderSessionReport(sampleReport({result: 'failed'})).html).toContain('bgcolor="#c62828"');
+    // A bucket has no size: no "0 B free of 0 B" and no bar, in either part.
+    const bucket = renderSessionReport(sampleReport({repository: {name: 's3-offsite', path: 's3://s3.example.test/backups', freeBytes: 0, totalBytes: 0}}), utc);
+    for (const part of [bucket.text, visibleText(bucket.html)].map((p) => p.replace(/\s+/g, ' '))) {
+      expect(part).toContain('s3://s3.example.test/backups): object storage, no fixed size (no free-space figure)');
+      expect(part).not.toContain('free of 0 B');
+    }
     // A backup job's report says so; a copy job's says it is one.
     expect(text).toContain('Backup job');
     expect(visibleText(renderSessionReport(sampleReport({copy: true}), utc).html)).toContain('Copy job');
