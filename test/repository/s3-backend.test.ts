@@ -269,8 +269,10 @@ describe('the S3 client under faults', () => {
     proxy = await faultProxy(() => 'slowdown');
     const b = through(proxy.port, 2);
     const err = await b.put('x', [Buffer.from('x')]).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(S3Error);
-    expect((err as S3Error).code).toBe('SlowDown');
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toMatch(/^The S3 server failed for s3\+http:.*SlowDown/);
+    expect((err as UserError).hint).toMatch(/Try again/);
+    expect(((err as UserError).cause as S3Error).code).toBe('SlowDown');
     expect(proxy.requests()).toBe(3);
     b.client.close();
   });
@@ -296,5 +298,13 @@ describe('the S3 client under faults', () => {
     expect(err.message).toContain('refused the credentials');
     expect(`${err.message} ${err.hint ?? ''} ${(raw as Error).message}`).not.toContain(secret);
     c.close();
+    // The same in the middle of work (a key revoked while a copy runs): the backend's own calls say it.
+    const b = new S3Backend(prefixBackend.where, {...SWIFT_CREDENTIALS, secretAccessKey: secret}, {retries: 0});
+    const mid = (await b.put('points/x/manifest.json', [Buffer.from('{}')]).catch((e: unknown) => e)) as UserError;
+    expect(mid).toBeInstanceOf(UserError);
+    expect(mid.exitCode).toBe(ExitCode.authFailed);
+    expect(mid.message).toContain(`refused the credentials for ${prefixBackend.location}`);
+    expect(`${mid.message} ${mid.hint ?? ''}`).not.toContain(secret);
+    b.client.close();
   });
 });

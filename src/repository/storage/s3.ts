@@ -57,6 +57,9 @@ export interface S3Capabilities {
   conditionalPut: boolean;
 }
 
+/** The StorageBackend calls whose S3 errors are explained (constructor). */
+const EXPLAINED = ['get', 'stat', 'list', 'put', 'putIfAbsent', 'append', 'touch', 'delete', 'deleteTree', 'deleteIfOlder', 'rename', 'sync', 'lock', 'objectLock', 'sweepLeftovers'] as const;
+
 export class S3Backend implements StorageBackend {
   readonly location: string;
   readonly client: S3Client;
@@ -81,6 +84,14 @@ export class S3Backend implements StorageBackend {
     this.leaseMs = opts.leaseMs ?? LEASE_MS;
     this.prefix = where.prefix;
     this.location = s3Url(where);
+    // What the server says in the middle of a backup or copy (refused credentials, a bucket gone,
+    // a server giving up) reaches the session as explainS3 words it at open: with what to do.
+    // Nothing in this class inspects an S3Error of its own calls, so every entry point is wrapped.
+    const self = this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    for (const name of EXPLAINED) {
+      const fn = self[name]!.bind(this);
+      self[name] = (...a: unknown[]) => fn(...a).catch((err: unknown) => Promise.reject(explainS3(err, this.location)));
+    }
   }
 
   describe(key: string): string {
