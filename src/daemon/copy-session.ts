@@ -21,6 +21,8 @@ export interface CopySessionDeps {
   /** The record changed: publish it (and save it when `save`). */
   changed(record: SessionRecord, save?: boolean): Promise<void>;
   now(): number;
+  /** Waits `ms` (the wait before a retry), or less when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
 }
 
 /** The VMs of the source repository the job copies, and the names it asks for that the source does not have. */
@@ -56,9 +58,22 @@ export async function runCopySession(
   if (todo.length === 0 && unknown.length === 0) d.log(record, {severity: 'warning', code: 'no-vms', message: 'The source repository has no restore point to copy.'});
   for (const v of todo) record.vms.push({id: v.id, name: v.name, state: 'pending', attempts: 0});
   await d.changed(record, true);
-  for (const v of todo) {
+  // Failed VMs are tried again as a backup job's are (the job's retries: count, wait); a copy
+  // that failed left nothing visible in the target, and the next attempt sends only what is missing.
+  let left = todo;
+  for (let attempt = 1; ; attempt++) {
+    record.attempt = attempt;
+    for (const v of left) {
+      if (o.signal.aborted) break;
+      await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, {source: points, targetIds}, o);
+    }
+    const failed = left.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
+    if (failed.length === 0 || attempt > job.retries.count || o.signal.aborted) break;
+    d.log(record, {severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
+    await d.changed(record);
+    await d.sleep(job.retries.waitMinutes * 60_000, o.signal);
     if (o.signal.aborted) break;
-    await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, {source: points, targetIds}, o);
+    left = failed;
   }
 }
 
@@ -76,6 +91,7 @@ async function copyVm(
   const points = listed.source;
   row.attempts++;
   row.state = 'running';
+  delete row.reason;
   row.startedAt = new Date().toISOString();
   await d.changed(record);
   try {

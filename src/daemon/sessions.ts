@@ -191,6 +191,7 @@ export class SessionManager {
               if (save) await this.save(r);
             },
             now: () => this.deps.clock.now(),
+            sleep: (ms, sig) => this.sleep(ms, sig),
           },
           record,
           job,
