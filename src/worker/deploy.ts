@@ -52,11 +52,15 @@ export interface Deployed {
   copied: boolean;
 }
 
+/** Deployments under way in this process, by host and directory: the VMs of a session that start together share one. */
+const deploying = new Map<string, Promise<Deployed>>();
+
 /**
  * Makes sure the host has this appliance's worker, intact: checks, copies when missing or
- * changed, checks again. Throws a UserError saying why a worker cannot run there.
+ * changed, checks again. Throws a UserError saying why a worker cannot run there. Concurrent calls
+ * for one host share one deployment (several VMs of a session start at once on a fresh host).
  */
-export async function deployWorker(host: WorkerHost, localScratch: string): Promise<Deployed> {
+export async function deployWorker(host: WorkerHost, localScratch: string, opts: {recheck?: boolean} = {}): Promise<Deployed> {
   const arch = (await host.runner.run(['uname', '-sm'])).stdout.trim();
   if (arch !== 'Linux x86_64') {
     throw new UserError(`No worker for ${host.hostName}: it is "${arch}", and the worker runs on x86-64 Linux only.`, {
@@ -66,14 +70,24 @@ export async function deployWorker(host: WorkerHost, localScratch: string): Prom
   }
   await host.ensureScratchRoot();
   const bundle = await workerBundle(localScratch);
-  const dir = join(host.scratchDir, `worker-${bundle.id.slice(0, 16)}`);
+  const version = `worker-${bundle.id.slice(0, 16)}`;
+  const dir = join(host.scratchDir, version);
   const key = `${host.ssh.user}@${host.ssh.host}:${host.ssh.port ?? 22}:${dir}`;
+  if (opts.recheck) checkedAt.delete(key);
   if (Date.now() - (checkedAt.get(key) ?? 0) < RECHECK_MS) return {dir, bundle, copied: false};
+  let p = deploying.get(key);
+  if (!p) {
+    p = deploy(host, bundle, dir, version, key).finally(() => deploying.delete(key));
+    deploying.set(key, p);
+  }
+  return p;
+}
+
+async function deploy(host: WorkerHost, bundle: WorkerBundle, dir: string, version: string, key: string): Promise<Deployed> {
   if (await intact(host, dir)) {
     checkedAt.set(key, Date.now());
     return {dir, bundle, copied: false};
   }
-
   const part = `${dir}.part-${randomBytes(4).toString('hex')}`;
   await host.runner.run(['rm', '-rf', '--', dir]);
   await host.runner.run(['mkdir', '-m', '0700', '--', part]);
@@ -91,9 +105,9 @@ export async function deployWorker(host: WorkerHost, localScratch: string): Prom
     });
   }
   checkedAt.set(key, Date.now());
-  // Older versions are of no further use.
+  // Other versions are of no further use (this version's copies under way elsewhere are left alone).
   for (const name of await entries(host)) {
-    if (VERSION_DIR.test(name) && join(host.scratchDir, name) !== dir) await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)], {allowFailure: true});
+    if (VERSION_DIR.test(name) && !name.startsWith(version)) await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)], {allowFailure: true});
   }
   return {dir, bundle, copied: true};
 }

@@ -20,6 +20,7 @@ import {restoreVm} from '../../src/engine/restore-vm.js';
 import {LibvirtPlatform} from '../../src/platforms/libvirt/index.js';
 import {createRepository, type Repository} from '../../src/repository/index.js';
 import {copyFile, createTestVm, destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, virsh, type TestVm, TEST_PREFIX} from '../lib/libvirt.js';
+import {deployWorker, removeWorker} from '../../src/worker/deploy.js';
 import {vmbackup} from '../lib/cli.js';
 import {ensureSshd, testSshHost, testSshTarget} from '../lib/sshd.js';
 
@@ -172,5 +173,25 @@ describe('a worker on the VM host', () => {
     expect(r.stdout).toMatch(new RegExp(`Removed from 127\\.0\\.0\\.1:\\n  ${REMOTE_SCRATCH}/worker-[0-9a-f]{16}`));
     expect((await remoteEntries()).filter((e) => e.startsWith('worker-'))).toEqual([]);
     expect((await vmbackup(args, {env})).stdout).toMatch(/has no worker of this appliance/);
+  });
+
+  it('removed behind the appliance\'s back, the worker is copied again by the next backup', async () => {
+    // This process last found it intact a moment ago; the uninstall above ran in another process.
+    await guestWrite(vm!, 'vda', 'write -P 0x73 2M 256k');
+    const r = await backup();
+    expect(r.status, String(r.error)).not.toBe('failed');
+    expect(r.events.map((e) => e.message).join('\n')).toMatch(/a worker on hvm-1 \(the VM's host\) reads the disks there .*copied to the host/);
+    expect(r.workers).toHaveLength(1);
+  });
+
+  it('VMs that start together on a fresh host share one copy of the worker', async () => {
+    const host = platform.hosts[0]!;
+    const hr = {hostName: 'hvm-1', runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()};
+    await removeWorker(hr);
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => deployWorker(hr, host.localScratchDir)));
+    expect(a!.copied).toBe(true);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    expect((await remoteEntries()).filter((e) => e.startsWith('worker-'))).toEqual([a!.dir.split('/').pop()]);
   });
 });
