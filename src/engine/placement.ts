@@ -38,11 +38,11 @@ export class Placement {
     private readonly offReason = 'workers are turned off',
   ) {}
 
-  /** The worker disk for `source`, or undefined when the appliance reads it (the reason is logged once per host). */
+  /** The worker disk for `source`, or undefined when the appliance reads it (the reason is logged once per host, or per disk). */
   async place(source: DiskSource): Promise<PlacedDisk | undefined> {
     const hr = source.hostRead;
     if (!hr) {
-      this.once('appliance', 'info', 'data-mover', 'the appliance reads the disks itself (no worker can read them on their host: a local host, exports over TCP, or a platform without host access)');
+      this.once(`appliance:${source.key}`, 'info', 'data-mover', `the appliance reads ${source.key} itself (no worker can read it on its host: a local host, an export over TCP, a file the host hands over, or a platform without host access)`);
       return undefined;
     }
     if (this.mode === 'off') {

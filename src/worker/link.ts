@@ -16,6 +16,9 @@ import {encodeFrame, encodeIndexes, FrameReader, PROTOCOL_VERSION, ProtocolError
 
 export class WorkerLostError extends UserError {}
 
+/** How long a new worker may take to greet (the SSH login and the runtime's start-up, ~1 s here). */
+const HELLO_TIMEOUT_MS = 60_000;
+
 /** A chunk as the worker sent it: packed (chunk-file.ts PackedChunk). */
 export interface WorkerChunk {
   index: number;
@@ -90,11 +93,18 @@ export class WorkerLink {
   /** Starts the worker deployed in `dir` on the host and greets it; `mac` is an encrypted repository's id key. */
   static async start(opts: {host: string; ssh: SshTarget; dir: string; mac?: Uint8Array}): Promise<WorkerLink> {
     const link = new WorkerLink(opts.host, workerCommand(opts.ssh, opts.dir));
+    // A session that opens but never answers (a host too busy, a runtime that hangs) is given up.
+    const timer = setTimeout(() => {
+      link.fail(`did not answer within ${HELLO_TIMEOUT_MS / 1000} s`);
+      link.kill();
+    }, HELLO_TIMEOUT_MS);
     try {
       await link.request('hello', {t: 'hello', protocol: PROTOCOL_VERSION, ...(opts.mac ? {mac: Buffer.from(opts.mac).toString('base64')} : {})}, {});
     } catch (err) {
       await link.close();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     return link;
   }
@@ -233,7 +243,8 @@ export class WorkerLink {
     }
   }
 
-  private fail(why: string): void {
+  /** @internal Marks the link lost: every request waiting fails with a WorkerLostError saying `why`. */
+  fail(why: string): void {
     if (this.lost) return;
     this.lost = new WorkerLostError(`The worker on ${this.host} ${why}.`, {
       hint: 'Nothing of this backup was committed and nothing of the worker keeps running on the host; run the backup again. If this repeats, set the host\'s data mover to the appliance.',

@@ -159,7 +159,7 @@ describe('a worker on the VM host', () => {
     expect(await placement.place({key: 'vdb'} as unknown as DiskSource)).toBeUndefined();
     expect(events.map((e) => e.message)).toEqual([
       'the appliance reads the disks itself: its disk tasks run on the appliance\'s worker "appliance" (the VM runs on hvm-1)',
-      'the appliance reads the disks itself (no worker can read them on their host: a local host, exports over TCP, or a platform without host access)',
+      'the appliance reads vdb itself (no worker can read it on its host: a local host, an export over TCP, a file the host hands over, or a platform without host access)',
     ]);
     await placement.close();
   });
