@@ -1,6 +1,6 @@
 /**
- * A copy job's session (src/daemon/copy-session.ts) tries failed VMs again as a backup job's does (the job's retries: count
- * and wait): a target that refuses the first attempt (a full disk, a lock held elsewhere) gets the
+ * A copy job's session (src/daemon/copy-session.ts) tries failed VMs again as a backup job's
+ * does (the job's retries: count and wait): a target that refuses the first attempt (a full disk, a lock held elsewhere) gets the
  * point on the next one, the row says how many attempts it took and keeps no stale reason; a VM
  * that keeps failing is tried count + 1 times and stays failed with its reason. Every byte read
  * goes through the job's bandwidth limit; a copy that verify finds damaged at the target is
