@@ -1,11 +1,12 @@
 /**
  * A copy job's session (src/daemon/copy-session.ts) tries failed VMs again as a backup job's
- * does (the job's retries: count and wait): a target that refuses the first attempt (a full disk, a lock held elsewhere) gets the
- * point on the next one, the row says how many attempts it took and keeps no stale reason; a VM
- * that keeps failing is tried count + 1 times and stays failed with its reason. Every byte read
- * goes through the job's bandwidth limit; a copy that verify finds damaged at the target is
- * removed there (so that the next session copies it again). Repositories in
- * memory (the copy itself is tested on disks and S3 elsewhere); the session code is the daemon's.
+ * does (the job's retries: count and wait): a target that refuses the first attempt (a full
+ * disk, a lock held elsewhere) gets the point on the next one, the row says how many attempts it
+ * took and keeps no stale reason; a VM that keeps failing is tried count + 1 times and stays
+ * failed with its reason. Every byte read goes through the job's bandwidth limit; a copy that
+ * verify finds damaged at the target is removed there (so that the next session copies it
+ * again). Repositories in memory (the copy itself is tested on disks and S3 elsewhere); the
+ * session code is the daemon's.
  */
 import {describe, expect, it} from 'vitest';
 import {sessionTotals} from '../../src/daemon/figures.js';
