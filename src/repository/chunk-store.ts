@@ -163,7 +163,8 @@ export class ChunkStore {
       if (!healed && exists && (await this.backend.touch(key))) {
         return {...base, isNew: false, storedBytes: 0, writeMs: performance.now() - t0};
       }
-      const wrote = await this.backend.putIfAbsent(key, [new Uint8Array(r.encoded)]);
+      // Where the look-up above found it absent, the backend need not look again (a chunk's key is its content).
+      const wrote = await this.backend.putIfAbsent(key, [new Uint8Array(r.encoded)], {seenAbsent: this.backend.expensiveTouch === true && !exists});
       return {...base, isNew: wrote, ...(healed ? {healed: true} : {}), storedBytes: wrote ? r.encoded.byteLength : 0, writeMs: performance.now() - t0};
     } catch (err) {
       throw rebuilt(err);

@@ -111,6 +111,9 @@ describe.each(BACKENDS)('storage backend: $name', ({make}) => {
     const wins = await Promise.all(Array.from({length: 8}, (_, i) => s.putIfAbsent('chunks/cd/y', [b(`w${i}`)])));
     expect(wins.filter(Boolean)).toHaveLength(1);
     expect((await s.get('chunks/cd/y', MAX))!.toString()).toMatch(/^w\d$/);
+    // A caller that has just seen the key absent (a content-addressed chunk) may say so: it is written.
+    expect(await s.putIfAbsent('chunks/ef/z', [b('seen')], {seenAbsent: true})).toBe(true);
+    expect((await s.get('chunks/ef/z', MAX))!.toString()).toBe('seen');
   });
 
   it('list gives the entries directly under a name, directories apart from objects; [] for none', async () => {

@@ -152,8 +152,13 @@ export interface StorageBackend {
    * they become visible (crash tests stop there).
    */
   put(key: string, parts: Uint8Array[], opts?: PutOptions): Promise<void>;
-  /** Stores the object unless the key exists; true when it wrote it (atomic; durable after sync()). */
-  putIfAbsent(key: string, parts: Uint8Array[]): Promise<boolean>;
+  /**
+   * Stores the object unless the key exists; true when it wrote it (atomic; durable after sync()).
+   * `seenAbsent`: the caller found the key absent just now and the key is content-addressed (any
+   * object under it holds the same data), so a backend that would have to look first (no
+   * conditional write) may skip the look-up and replace what a racing writer put meanwhile.
+   */
+  putIfAbsent(key: string, parts: Uint8Array[], opts?: {seenAbsent?: boolean}): Promise<boolean>;
   /** Appends text to an object, creating it (journals; neither atomic nor durable). */
   append(key: string, text: string): Promise<void>;
   /** Sets the object's modifiedMs to now; false when it does not exist. */

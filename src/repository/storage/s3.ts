@@ -225,7 +225,7 @@ export class S3Backend implements StorageBackend {
     }
   }
 
-  async putIfAbsent(key: string, parts: Uint8Array[]): Promise<boolean> {
+  async putIfAbsent(key: string, parts: Uint8Array[], opts: {seenAbsent?: boolean} = {}): Promise<boolean> {
     const full = this.full(key);
     const {conditionalPut} = await this.capabilities();
     return this.serial([key], async () => {
@@ -233,7 +233,8 @@ export class S3Backend implements StorageBackend {
         const r = await this.client.request({method: 'PUT', key: full, headers: {'if-none-match': '*', [MTIME]: String(Date.now())}, body: parts, expect: [412]});
         return r.status !== 412;
       }
-      if (await this.head(key)) return false;
+      // Without conditional PUT: a look-up first, unless the caller has just made it (a chunk).
+      if (!opts.seenAbsent && (await this.head(key))) return false;
       await this.client.request({method: 'PUT', key: full, headers: {[MTIME]: String(Date.now())}, body: parts});
       return true;
     });
