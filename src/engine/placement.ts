@@ -42,7 +42,10 @@ export class Placement {
   async place(source: DiskSource): Promise<PlacedDisk | undefined> {
     const hr = source.hostRead;
     if (!hr) {
-      this.once(`appliance:${source.key}`, 'info', 'data-mover', `the appliance reads ${source.key} itself (no worker can read it on its host: a local host, an export over TCP, a file the host hands over, or a platform without host access)`);
+      // One line per VM; per disk only beside disks a worker reads (a UEFI varstore the host hands over).
+      const kinds = 'a local host, an export over TCP, a file the host hands over, or a platform without host access';
+      if (this.links.size === 0) this.once('appliance', 'info', 'data-mover', `the appliance reads the disks itself (no worker can read them on their host: ${kinds})`);
+      else this.once(`appliance:${source.key}`, 'info', 'data-mover', `the appliance reads ${source.key} itself (no worker can read it on its host: ${kinds})`);
       return undefined;
     }
     if (this.mode === 'off') {

@@ -159,9 +159,19 @@ describe('a worker on the VM host', () => {
     expect(await placement.place({key: 'vdb'} as unknown as DiskSource)).toBeUndefined();
     expect(events.map((e) => e.message)).toEqual([
       'the appliance reads the disks itself: its disk tasks run on the appliance\'s worker "appliance" (the VM runs on hvm-1)',
-      'the appliance reads vdb itself (no worker can read it on its host: a local host, an export over TCP, a file the host hands over, or a platform without host access)',
+      'the appliance reads the disks itself (no worker can read them on their host: a local host, an export over TCP, a file the host hands over, or a platform without host access)',
     ]);
     await placement.close();
+    // Beside disks placed on a worker (here one that could not be started), a disk the host hands over is named.
+    const more: SessionEvent[] = [];
+    const auto = new Placement('auto', (e) => more.push(e), undefined);
+    const unreachable = {...hostRead, runner: {where: 'hvm-1', run: () => Promise.reject(new Error('No route to host'))}} as unknown as HostRead;
+    expect(await auto.place({key: 'vda', hostRead: unreachable} as unknown as DiskSource)).toBeUndefined();
+    expect(await auto.place({key: 'nvram'} as unknown as DiskSource)).toBeUndefined();
+    expect(more.map((e) => `${e.severity} ${e.message}`)).toEqual([
+      'warning no worker on hvm-1, so the appliance reads the disks itself through the SSH tunnel: No route to host',
+      'info the appliance reads nvram itself (no worker can read it on its host: a local host, an export over TCP, a file the host hands over, or a platform without host access)',
+    ]);
   });
 
   it('is removed from the host on request (vmbackup worker uninstall)', async () => {
