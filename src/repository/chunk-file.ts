@@ -27,7 +27,8 @@
  */
 import {createCipheriv, createDecipheriv, createHash, randomBytes} from 'node:crypto';
 import {crc32} from 'node:zlib';
-import {compressSync, uncompressSync} from 'lz4-napi';
+import {uncompressSync} from 'lz4-napi';
+import {PACKED_LZ4, packData} from '../util/lz4-pack.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
 import {keyedHash, type ChunkKeys} from './crypto.js';
 
@@ -41,7 +42,7 @@ export const CHUNK_FORMAT_V2 = 2;
 export const CHUNK_FORMAT_V3 = 3;
 /** What a format 3 file adds to the payload: header, the inner flags and length, the GCM tag. */
 const V3_OVERHEAD = CHUNK_HEADER_SIZE_V3 + 8 + 16;
-export const FLAG_LZ4 = 1;
+export const FLAG_LZ4 = PACKED_LZ4;
 
 /** The id an index uses for an all-zero chunk; such chunks are never stored. */
 export const ZERO_ID = Buffer.alloc(32);
@@ -55,22 +56,6 @@ export function isZeroId(id: Uint8Array): boolean {
   return ZERO_ID.equals(id);
 }
 
-const SAMPLE = 8192;
-const SAMPLES = 4;
-
-/**
- * Whether LZ4 is worth trying on a large chunk: compress a few small slices and give up when
- * they do not shrink. LZ4 on random data is slow (~300 MB/s a core) and its output is thrown
- * away, so encrypted or already-compressed guest data would otherwise cost CPU and memory churn.
- */
-export function looksCompressible(plain: Buffer): boolean {
-  if (plain.length < SAMPLE * SAMPLES * 4) return true;
-  const step = Math.floor((plain.length - SAMPLE) / (SAMPLES - 1));
-  let packed = 0;
-  for (let i = 0; i < SAMPLES; i++) packed += compressSync(plain.subarray(i * step, i * step + SAMPLE)).length;
-  return packed < SAMPLE * SAMPLES * 0.97;
-}
-
 /**
  * A chunk's data as it goes into a chunk file, packed: LZ4 (flags FLAG_LZ4) or raw (flags 0).
  * encodeChunk packs here; a worker on a host packs there (src/worker/) and the appliance only
@@ -82,14 +67,9 @@ export interface PackedChunk {
   payload: Buffer;
 }
 
-/** Packs plain data: LZ4 when that pays off (the payload is then smaller), else raw. */
+/** Packs plain data: LZ4 when that pays off (the payload is then smaller), else raw (util/lz4-pack.ts). */
 export function packChunk(plain: Buffer): PackedChunk {
-  if (looksCompressible(plain)) {
-    // Sync on purpose (in a worker thread): lz4-napi's async calls grew RSS by hundreds of MiB.
-    const packed = compressSync(plain) as Buffer;
-    if (packed.length < plain.length) return {flags: FLAG_LZ4, plainLength: plain.length, payload: packed};
-  }
-  return {flags: 0, plainLength: plain.length, payload: plain};
+  return {...packData(plain), plainLength: plain.length};
 }
 
 /**

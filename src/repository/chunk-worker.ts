@@ -12,12 +12,11 @@
  */
 import {closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, utimesSync, writevSync} from 'node:fs';
 import {dirname} from 'node:path';
-import {setFlagsFromString} from 'node:v8';
-import {runInNewContext} from 'node:vm';
 import {parentPort, workerData} from 'node:worker_threads';
 import {ChunkDecodeError, chunkId, chunkParts, decodeChunk, encodeChunk, encodePacked, maxChunkFileSize, unpackChunk, type PackedChunk} from './chunk-file.js';
 import type {ChunkKeys} from './crypto.js';
 import {FOREIGN_CHUNK_REFUSED, type WorkerFailure, type WorkerInit, type WorkerReply, type WorkerRequest} from './chunk-workers.js';
+import {exposeGc} from '../util/expose-gc.js';
 import {tempName} from './fsio.js';
 import {chunkPath} from './layout.js';
 
@@ -272,16 +271,6 @@ const ENCRYPTED_GC_BYTES = 256 << 10;
 const gcWeight = (encrypted: boolean) => (encrypted ? LZ4_GC_BYTES / ENCRYPTED_GC_BYTES : 1);
 let lz4Bytes = 0;
 const collect = exposeGc();
-
-function exposeGc(): ((opts: {type: 'minor' | 'major'}) => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc');
-    const f: unknown = runInNewContext('gc');
-    return typeof f === 'function' ? (f as (opts: {type: 'minor' | 'major'}) => void) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const queue: WorkerRequest[] = [];
 let scheduled = false;

@@ -14,10 +14,9 @@
  * `bye`, and on SIGHUP/SIGTERM: nothing of it runs while the appliance does not need it.
  */
 import {createHash, createHmac} from 'node:crypto';
-import {setFlagsFromString} from 'node:v8';
-import {runInNewContext} from 'node:vm';
-import {compressSync} from 'lz4-napi';
 import {NbdPool} from '../transports/nbd/pool.js';
+import {exposeGc} from '../util/expose-gc.js';
+import {packData} from '../util/lz4-pack.js';
 import {decodeIndexes, encodeFrame, FrameReader, PROTOCOL_VERSION, ProtocolError, str, uint, type Frame} from './protocol.js';
 
 /** Reads to QEMU as the appliance's own NBD source makes them (platforms/libvirt/nbd-disk-source.ts). */
@@ -77,36 +76,18 @@ function chunkId(data: Buffer): Buffer {
 }
 
 /**
- * LZ4 when it pays: a few small slices are tried first, so that data that does not compress
- * (encrypted guests, media) costs no full LZ4 pass; raw otherwise. The appliance accepts either.
- */
-/**
  * lz4-napi's output is memory V8 does not see, freed only after a GC that V8 does not start for
  * it (repository/chunk-worker.ts measured the same): a minor GC after every 8 MiB of output keeps
  * the worker's RSS flat on the host.
  */
-const collect = ((): ((o: {type: 'minor'}) => void) | undefined => {
-  try {
-    setFlagsFromString('--expose-gc');
-    const f: unknown = runInNewContext('gc');
-    return typeof f === 'function' ? (f as (o: {type: 'minor'}) => void) : undefined;
-  } catch {
-    return undefined;
-  }
-})();
+const collect = exposeGc();
 let packedSinceGc = 0;
 
+/** Packed as a chunk file packs it (util/lz4-pack.ts); the appliance accepts LZ4 or raw. */
 function pack(plain: Buffer): {flags: number; payload: Buffer} {
-  const sample = 8192;
-  if (plain.length >= sample * 16) {
-    const step = Math.floor((plain.length - sample) / 3);
-    let packed = 0;
-    for (let i = 0; i < 4; i++) packed += compressSync(plain.subarray(i * step, i * step + sample)).length;
-    if (packed >= sample * 4 * 0.97) return {flags: 0, payload: plain};
-  }
-  const out = compressSync(plain) as Buffer;
-  packedSinceGc += out.length;
-  return out.length < plain.length ? {flags: 1, payload: out} : {flags: 0, payload: plain};
+  const packed = packData(plain);
+  if (packed.flags !== 0) packedSinceGc += packed.payload.length;
+  return packed;
 }
 
 function diskOf(h: Frame['header']): {n: number; disk: Disk} {
