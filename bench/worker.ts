@@ -152,9 +152,9 @@ try {
     if (mode === 'worker') {
       // The one-time copy of the worker to the host (per appliance version), measured apart.
       const platform = platformFor();
-      const host = platform.hosts[0]!;
+      const host = platform.hosts[0]!.workerAccess()!;
       const [b0, t0] = [await sshBytes(), performance.now()];
-      await deployWorker({hostName: host.name, runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()}, host.localScratchDir);
+      await deployWorker(host, host.localScratchDir);
       await platform.close();
       console.log(`copying the worker to the host (once per version): ${mib((await sshBytes()) - b0)} over SSH in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }

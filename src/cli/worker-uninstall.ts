@@ -25,10 +25,10 @@ export const workerUninstall: Command = {
     }
     const platform = await platformFromArgs(values);
     try {
-      const host = platform instanceof LibvirtPlatform ? platform.hosts[0] : undefined;
-      if (!host?.ssh) throw new UserError(`${values.host} is not a KVM host reached over SSH.`, {exitCode: ExitCode.usage});
-      const removed = await removeWorker({hostName: host.name, runner: host.runner, ssh: host.ssh, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()});
-      ctx.out.result({host: host.name, removed}, () => (removed.length > 0 ? `Removed from ${host.name}:\n${removed.map((r) => `  ${r}`).join('\n')}` : `${host.name} has no worker of this appliance.`));
+      const host = platform instanceof LibvirtPlatform ? platform.hosts[0]?.workerAccess() : undefined;
+      if (!host) throw new UserError(`${values.host} is not a KVM host reached over SSH.`, {exitCode: ExitCode.usage});
+      const removed = await removeWorker(host);
+      ctx.out.result({host: host.hostName, removed}, () => (removed.length > 0 ? `Removed from ${host.hostName}:\n${removed.map((r) => `  ${r}`).join('\n')}` : `${host.hostName} has no worker of this appliance.`));
     } finally {
       await platform.close();
     }

@@ -51,18 +51,23 @@ export interface DiskSource {
   close(): Promise<void>;
 }
 
-/** A disk's export as a worker on its host opens it, and the host as the worker layer reaches it. */
-export interface HostRead {
+/** A host a worker can run on, as the platform reaches it (worker/deploy.ts WorkerHost). */
+export interface WorkerHostAccess {
   /** The host's name in the configuration. */
   hostName: string;
   /** Commands on the host (its SSH runner). */
   runner: CommandRunner;
   ssh: SshTarget;
-  /** The appliance's scratch directory on the host, and how to make sure it is sound. */
+  /** The appliance's scratch directory on the host, how to make sure it is sound, what it holds. */
   scratchDir: string;
   ensureScratchRoot(): Promise<void>;
+  scratchEntries(): Promise<string[]>;
   /** The appliance's private scratch directory (where the worker's bundle is staged). */
   localScratchDir: string;
+}
+
+/** A disk's export as a worker on its host opens it, and the host as the worker layer reaches it. */
+export interface HostRead extends WorkerHostAccess {
   /** The export: a unix socket on the host, and its name. */
   socketPath: string;
   exportName: string;

@@ -32,6 +32,8 @@ export interface WorkerHost {
   scratchDir: string;
   /** Makes sure the scratch directory exists and is the appliance's (LibvirtHost.ensureScratchRoot). */
   ensureScratchRoot(): Promise<void>;
+  /** The names in the scratch directory (LibvirtHost.scratchEntries). */
+  scratchEntries(): Promise<string[]>;
 }
 
 const VERSION_DIR = /^worker-[0-9a-f]{16}(\.part-[0-9a-f]+)?$/;
@@ -106,7 +108,7 @@ async function deploy(host: WorkerHost, bundle: WorkerBundle, dir: string, versi
   }
   checkedAt.set(key, Date.now());
   // Other versions are of no further use (this version's copies under way elsewhere are left alone).
-  for (const name of await entries(host)) {
+  for (const name of await host.scratchEntries()) {
     if (VERSION_DIR.test(name) && !name.startsWith(version)) await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)], {allowFailure: true});
   }
   return {dir, bundle, copied: true};
@@ -116,7 +118,7 @@ async function deploy(host: WorkerHost, bundle: WorkerBundle, dir: string, versi
 export async function removeWorker(host: WorkerHost): Promise<string[]> {
   checkedAt.clear();
   const removed: string[] = [];
-  for (const name of await entries(host)) {
+  for (const name of await host.scratchEntries()) {
     if (!VERSION_DIR.test(name)) continue;
     await host.runner.run(['rm', '-rf', '--', join(host.scratchDir, name)]);
     removed.push(join(host.scratchDir, name));
@@ -127,11 +129,6 @@ export async function removeWorker(host: WorkerHost): Promise<string[]> {
 /** The argv (on the appliance) that starts the deployed worker in an SSH session of its own. */
 export function workerCommand(ssh: SshTarget, dir: string): string[] {
   return sshStreamArgv(ssh, [join(dir, 'node'), '--max-old-space-size=256', join(dir, WORKER_ENTRY)]);
-}
-
-async function entries(host: WorkerHost): Promise<string[]> {
-  const ls = await host.runner.run(['ls', '-1', '-a', '--', host.scratchDir], {allowFailure: true});
-  return ls.exitCode === 0 ? ls.stdout.split('\n').filter((l) => l !== '' && l !== '.' && l !== '..') : [];
 }
 
 /** sha256sum over the bundle's SHA256SUMS, in its directory: every file there and unchanged. */

@@ -195,10 +195,9 @@ describe('a worker on the VM host', () => {
   });
 
   it('VMs that start together on a fresh host share one copy of the worker', async () => {
-    const host = platform.hosts[0]!;
-    const hr = {hostName: 'hvm-1', runner: host.runner, ssh: host.ssh!, scratchDir: host.scratchDir, ensureScratchRoot: () => host.ensureScratchRoot()};
+    const hr = platform.hosts[0]!.workerAccess()!;
     await removeWorker(hr);
-    const [a, b, c] = await Promise.all([1, 2, 3].map(() => deployWorker(hr, host.localScratchDir)));
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => deployWorker(hr, hr.localScratchDir)));
     expect(a!.copied).toBe(true);
     expect(b).toBe(a);
     expect(c).toBe(a);

@@ -27,7 +27,7 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
 import {leaseAlive, parseLease, SELF_LEASE, type ProcessLease} from '../../util/process-lease.js';
 import type {NbdEndpoint} from '../image/qemu-nbd.js';
-import type {HostRead} from '../types.js';
+import type {HostRead, WorkerHostAccess} from '../types.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -233,19 +233,24 @@ export class LibvirtHost {
     return {address: {socketPath: s.path}, close: () => s.close()};
   }
 
-  /** How a worker on this host reads an export on `endpoint` (types.ts HostRead): only a unix socket of an SSH host. */
-  hostRead(endpoint: NbdEndpoint, exportName: string): HostRead | undefined {
-    if (!this.ssh || endpoint.kind !== 'unix') return undefined;
+  /** This host as a worker reaches it (types.ts WorkerHostAccess): only an SSH host has workers. */
+  workerAccess(): WorkerHostAccess | undefined {
+    if (!this.ssh) return undefined;
     return {
       hostName: this.name,
       runner: this.runner,
       ssh: this.ssh,
       scratchDir: this.scratchDir,
       ensureScratchRoot: () => this.ensureScratchRoot(),
+      scratchEntries: () => this.scratchEntries(),
       localScratchDir: this.localScratchDir,
-      socketPath: endpoint.path,
-      exportName,
     };
+  }
+
+  /** How a worker on this host reads an export on `endpoint` (types.ts HostRead): only a unix socket of an SSH host. */
+  hostRead(endpoint: NbdEndpoint, exportName: string): HostRead | undefined {
+    const access = this.workerAccess();
+    return access && endpoint.kind === 'unix' ? {...access, socketPath: endpoint.path, exportName} : undefined;
   }
 
   /** Makes a unix socket on the host connectable from the appliance. */
