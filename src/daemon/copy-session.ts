@@ -13,6 +13,7 @@ import {message} from '../engine/backup-vm.js';
 import {copyRestorePoints, planRetention, type Repository, type RestorePointSummary} from '../repository/index.js';
 import type {LogLine, SessionRecord, SessionVm} from '../api/session-model.js';
 import {retentionPolicy} from './maintenance.js';
+import {retryFailed} from './retries.js';
 
 export interface CopySessionDeps {
   /** The open repository of a configured id. */
@@ -60,21 +61,18 @@ export async function runCopySession(
   await d.changed(record, true);
   // Failed VMs are tried again as a backup job's are (the job's retries: count, wait); a copy
   // that failed left nothing visible in the target, and the next attempt sends only what is missing.
-  let left = todo;
-  for (let attempt = 1; ; attempt++) {
-    record.attempt = attempt;
-    for (const v of left) {
-      if (o.signal.aborted) break;
-      await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, {source: points, targetIds}, o);
-    }
-    const failed = left.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
-    if (failed.length === 0 || attempt > job.retries.count || o.signal.aborted) break;
-    d.log(record, {severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
-    await d.changed(record);
-    await d.sleep(job.retries.waitMinutes * 60_000, o.signal);
-    if (o.signal.aborted) break;
-    left = failed;
-  }
+  await retryFailed(
+    record,
+    job.retries,
+    todo,
+    async (left) => {
+      for (const v of left) {
+        if (o.signal.aborted) break;
+        await copyVm(d, record, record.vms.find((r) => r.id === v.id)!, job, src, source, target, {source: points, targetIds}, o);
+      }
+    },
+    {signal: o.signal, log: (line) => d.log(record, line), waiting: () => d.changed(record), sleep: (ms, sig) => d.sleep(ms, sig)},
+  );
 }
 
 async function copyVm(

@@ -31,6 +31,7 @@ import type {InstantRecoveries} from './instant.js';
 import {affinity, type ResourceScheduler, type WorkRequest} from './workers.js';
 import {WEEKDAYS} from '../config/fields.js';
 import {runCopySession} from './copy-session.js';
+import {retryFailed} from './retries.js';
 
 export interface SessionHooks {
   /** After a session ended (retention, notification); errors are logged into the session. */
@@ -246,18 +247,12 @@ export class SessionManager {
     const throttle = job.bandwidthLimitMBps ? abortable(tokenBucket(job.bandwidthLimitMBps * 1_000_000), signal) : undefined;
     const activeFull = job.activeFullDays.includes(WEEKDAYS[new Date(this.deps.clock.now()).getDay()]!);
 
-    let todo = vms;
-    for (let attempt = 1; ; attempt++) {
-      record.attempt = attempt;
-      await Promise.all(todo.map((vm) => this.runVm(record, job, source.connection, vm, repo, {signal, throttle, activeFull})));
-      const failed = todo.filter((v) => record.vms.find((r) => r.id === v.id)?.state === 'failed');
-      if (failed.length === 0 || attempt > job.retries.count || signal.aborted) break;
-      log({severity: 'info', code: 'retry-wait', message: `${failed.length} VM(s) failed; retry ${attempt} of ${job.retries.count} in ${job.retries.waitMinutes} minute(s).`});
-      this.publish(record);
-      await this.sleep(job.retries.waitMinutes * 60_000, signal);
-      if (signal.aborted) break;
-      todo = failed;
-    }
+    await retryFailed(record, job.retries, vms, (todo) => Promise.all(todo.map((vm) => this.runVm(record, job, source.connection, vm, repo, {signal, throttle, activeFull}))).then(() => undefined), {
+      signal,
+      log,
+      waiting: () => this.publish(record),
+      sleep: (ms, sig) => this.sleep(ms, sig),
+    });
   }
 
   /**
