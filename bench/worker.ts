@@ -154,7 +154,7 @@ try {
       const platform = platformFor();
       const host = platform.hosts[0]!.workerAccess()!;
       const [b0, t0] = [await sshBytes(), performance.now()];
-      await deployWorker(host, host.localScratchDir);
+      await deployWorker(host);
       await platform.close();
       console.log(`copying the worker to the host (once per version): ${mib((await sshBytes()) - b0)} over SSH in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }

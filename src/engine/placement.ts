@@ -73,14 +73,14 @@ export class Placement {
         const started = performance.now();
         try {
           const start = (dir: string) => WorkerLink.start({host: hr.hostName, ssh: hr.ssh, dir, ...(this.idKey ? {mac: this.idKey} : {})});
-          let deployed = await deployWorker(hr, hr.localScratchDir);
+          let deployed = await deployWorker(hr);
           let link: WorkerLink;
           try {
             link = await start(deployed.dir);
           } catch (err) {
             if (deployed.copied) throw err;
             // Its files may have gone since they were last checked (removed by hand, a temp cleaner): check, copy, start once more.
-            deployed = await deployWorker(hr, hr.localScratchDir, {recheck: true});
+            deployed = await deployWorker(hr, {recheck: true});
             link = await start(deployed.dir);
           }
           const took = ((performance.now() - started) / 1000).toFixed(1);

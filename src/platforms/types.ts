@@ -5,8 +5,7 @@
  * disk sources, opens restore targets as disk sinks, and cleans up what the appliance left
  * behind. The engine only ever sees these interfaces: it never knows which hypervisor it reads.
  */
-import type {CommandRunner} from '../transports/command-runner.js';
-import type {SshTarget} from '../transports/ssh-args.js';
+import type {SshHostAccess} from '../transports/ssh-host.js';
 
 /** One extent of a disk as the source reports it. Offsets and lengths are in bytes. */
 export interface SourceExtent {
@@ -51,23 +50,8 @@ export interface DiskSource {
   close(): Promise<void>;
 }
 
-/** A host a worker can run on, as the platform reaches it (worker/deploy.ts WorkerHost). */
-export interface WorkerHostAccess {
-  /** The host's name in the configuration. */
-  hostName: string;
-  /** Commands on the host (its SSH runner). */
-  runner: CommandRunner;
-  ssh: SshTarget;
-  /** The appliance's scratch directory on the host, how to make sure it is sound, what it holds. */
-  scratchDir: string;
-  ensureScratchRoot(): Promise<void>;
-  scratchEntries(): Promise<string[]>;
-  /** The appliance's private scratch directory (where the worker's bundle is staged). */
-  localScratchDir: string;
-}
-
 /** A disk's export as a worker on its host opens it, and the host as the worker layer reaches it. */
-export interface HostRead extends WorkerHostAccess {
+export interface HostRead extends SshHostAccess {
   /** The export: a unix socket on the host, and its name. */
   socketPath: string;
   exportName: string;

@@ -15,26 +15,10 @@
 import {spawn} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {join} from 'node:path';
-import type {CommandRunner} from '../transports/command-runner.js';
+import type {SshHostAccess} from '../transports/ssh-host.js';
 import {sshStreamArgv, type SshTarget} from '../transports/ssh-args.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {workerBundle, WORKER_ENTRY, type WorkerBundle} from './bundle.js';
-
-/** A host a worker can run on, as the platform knows it. */
-export interface WorkerHost {
-  /** The host's name in the configuration (for messages and the session log). */
-  hostName: string;
-  /** Commands on the host (the platform's SSH runner). */
-  runner: CommandRunner;
-  /** The SSH target the worker's own session uses. */
-  ssh: SshTarget;
-  /** The appliance's scratch directory on the host (already checked: 0700, owned by the SSH user). */
-  scratchDir: string;
-  /** Makes sure the scratch directory exists and is the appliance's (LibvirtHost.ensureScratchRoot). */
-  ensureScratchRoot(): Promise<void>;
-  /** The names in the scratch directory (LibvirtHost.scratchEntries). */
-  scratchEntries(): Promise<string[]>;
-}
 
 const VERSION_DIR = /^worker-[0-9a-f]{16}(\.part-[0-9a-f]+)?$/;
 
@@ -62,7 +46,7 @@ const deploying = new Map<string, Promise<Deployed>>();
  * changed, checks again. Throws a UserError saying why a worker cannot run there. Concurrent calls
  * for one host share one deployment (several VMs of a session start at once on a fresh host).
  */
-export async function deployWorker(host: WorkerHost, localScratch: string, opts: {recheck?: boolean} = {}): Promise<Deployed> {
+export async function deployWorker(host: SshHostAccess, opts: {recheck?: boolean} = {}): Promise<Deployed> {
   const arch = (await host.runner.run(['uname', '-sm'])).stdout.trim();
   if (arch !== 'Linux x86_64') {
     throw new UserError(`No worker for ${host.hostName}: it is "${arch}", and the worker runs on x86-64 Linux only.`, {
@@ -71,7 +55,7 @@ export async function deployWorker(host: WorkerHost, localScratch: string, opts:
     });
   }
   await host.ensureScratchRoot();
-  const bundle = await workerBundle(localScratch);
+  const bundle = await workerBundle(host.localScratchDir);
   const version = `worker-${bundle.id.slice(0, 16)}`;
   const dir = join(host.scratchDir, version);
   const key = `${host.ssh.user}@${host.ssh.host}:${host.ssh.port ?? 22}:${dir}`;
@@ -85,7 +69,7 @@ export async function deployWorker(host: WorkerHost, localScratch: string, opts:
   return p;
 }
 
-async function deploy(host: WorkerHost, bundle: WorkerBundle, dir: string, version: string, key: string): Promise<Deployed> {
+async function deploy(host: SshHostAccess, bundle: WorkerBundle, dir: string, version: string, key: string): Promise<Deployed> {
   if (await intact(host, dir)) {
     checkedAt.set(key, Date.now());
     return {dir, bundle, copied: false};
@@ -115,7 +99,7 @@ async function deploy(host: WorkerHost, bundle: WorkerBundle, dir: string, versi
 }
 
 /** Removes every version of the worker from the host; the names it removed. */
-export async function removeWorker(host: WorkerHost): Promise<string[]> {
+export async function removeWorker(host: SshHostAccess): Promise<string[]> {
   checkedAt.clear();
   const removed: string[] = [];
   for (const name of await host.scratchEntries()) {
@@ -132,7 +116,7 @@ export function workerCommand(ssh: SshTarget, dir: string): string[] {
 }
 
 /** sha256sum over the bundle's SHA256SUMS, in its directory: every file there and unchanged. */
-async function intact(host: WorkerHost, dir: string): Promise<boolean> {
+async function intact(host: SshHostAccess, dir: string): Promise<boolean> {
   const r = await host.runner.run(['env', '-C', dir, 'sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], {allowFailure: true, timeoutMs: 120_000});
   return r.exitCode === 0;
 }

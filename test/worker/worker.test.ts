@@ -197,7 +197,7 @@ describe('a worker on the VM host', () => {
   it('VMs that start together on a fresh host share one copy of the worker', async () => {
     const hr = platform.hosts[0]!.workerAccess()!;
     await removeWorker(hr);
-    const [a, b, c] = await Promise.all([1, 2, 3].map(() => deployWorker(hr, hr.localScratchDir)));
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => deployWorker(hr)));
     expect(a!.copied).toBe(true);
     expect(b).toBe(a);
     expect(c).toBe(a);

@@ -27,7 +27,8 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import {ensurePrivateDirSync, privateTempDirSync} from '../../util/private-dir.js';
 import {leaseAlive, parseLease, SELF_LEASE, type ProcessLease} from '../../util/process-lease.js';
 import type {NbdEndpoint} from '../image/qemu-nbd.js';
-import type {HostRead, WorkerHostAccess} from '../types.js';
+import type {HostRead} from '../types.js';
+import type {SshHostAccess} from '../../transports/ssh-host.js';
 
 export type HostConnection =
   | {kind: 'local'}
@@ -233,8 +234,8 @@ export class LibvirtHost {
     return {address: {socketPath: s.path}, close: () => s.close()};
   }
 
-  /** This host as a worker reaches it (types.ts WorkerHostAccess): only an SSH host has workers. */
-  workerAccess(): WorkerHostAccess | undefined {
+  /** This host as a worker reaches it (transports/ssh-host.ts): only an SSH host has workers. */
+  workerAccess(): SshHostAccess | undefined {
     if (!this.ssh) return undefined;
     return {
       hostName: this.name,
