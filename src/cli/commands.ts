@@ -15,6 +15,7 @@ import {repoCreate} from './repo-create.js';
 import {repoForget} from './repo-forget.js';
 import {repoGc} from './repo-gc.js';
 import {repoCopy} from './repo-copy.js';
+import {repoServe} from './repo-serve.js';
 import {repoLock} from './repo-lock.js';
 import {workerUninstall} from './worker-uninstall.js';
 import {repoInfo} from './repo-info.js';
@@ -51,7 +52,7 @@ const all: Command[] = [
   sshHostkey,
   consoleCommand,
   demoLab,
-  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoKeyExport, repoKeyChange, repoLock, repoProtect, repoUnprotect, repoForget,
+  repoCreate, repoInfo, repoList, repoVerify, repoPrune, repoGc, repoCopy, repoServe, repoKeyExport, repoKeyChange, repoLock, repoProtect, repoUnprotect, repoForget,
   status, check, metrics, jobList, jobStart, jobStop, sessionList, sessionShow,
   ...configCommands,
   configExport, configImport,

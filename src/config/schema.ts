@@ -14,6 +14,7 @@ import {WEBHOOK_FORMATS} from '../notify/webhooks.js';
 import {absolutePath, description, displayName, id, jobName, secret, timeOfDay, weekday, whole} from './fields.js';
 import {scheduleSchema} from './schedule.js';
 import {isS3Url, parseS3Url} from '../util/s3-url.js';
+import {isSshUrl, parseSshUrl} from '../util/ssh-url.js';
 
 // ---- repositories ----------------------------------------------------------------------------
 
@@ -26,12 +27,30 @@ export const s3CredentialsSchema = z.object({
   caFile: absolutePath().optional(),
 });
 
-/** A local directory (absolute path) or an S3 bucket: s3://HOST[:PORT]/BUCKET[/PREFIX], s3+http://… */
+/**
+ * How the appliance logs in to another appliance that keeps a repository (ssh://USER@HOST[:PORT]/PATH;
+ * it serves the directory with `vmbackup repo serve`).
+ */
+export const sshRepositorySchema = z
+  .object({
+    /** The far machine's host key, one known_hosts line without the host name ("ssh-ed25519 AAAA..."): never trusted unseen. */
+    hostKey: z
+      .string({error: 'must be a host key line'})
+      .regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( [^\r\n]*)?$/, {error: 'must be a public host key such as "ssh-ed25519 AAAA…" (from ssh-keyscan)'}),
+    /** The private key to log in with; default the appliance's own (vmbackup config ssh-key). */
+    identityFile: absolutePath().optional(),
+    /** The vmbackup command on the far machine; default `vmbackup` on its PATH. */
+    remoteVmbackup: absolutePath().optional(),
+  })
+  .strict();
+
+/** A local directory (absolute path), an S3 bucket (s3://HOST[:PORT]/BUCKET[/PREFIX], s3+http://…) or another appliance (ssh://…). */
 const repositoryPath = () =>
-  z.string({error: 'must be an absolute path or an s3:// address'}).superRefine((p, ctx) => {
-    if (isS3Url(p)) {
+  z.string({error: 'must be an absolute path, an s3:// or an ssh:// address'}).superRefine((p, ctx) => {
+    if (isS3Url(p) || isSshUrl(p)) {
       try {
-        parseS3Url(p);
+        if (isS3Url(p)) parseS3Url(p);
+        else parseSshUrl(p);
       } catch (err) {
         ctx.addIssue({code: 'custom', message: err instanceof Error ? err.message : String(err)});
       }
@@ -52,6 +71,8 @@ export const repositorySchema = z
     path: repositoryPath(),
     /** The credentials of a repository in an S3 bucket: required there, refused elsewhere. */
     s3: s3CredentialsSchema.optional(),
+    /** How to reach a repository on another appliance (an ssh:// path): required there, refused elsewhere. */
+    ssh: sshRepositorySchema.optional(),
     /** When the health check (verify) of this repository runs. Default: Sundays at 04:00. */
     healthCheck: scheduleSchema.default({kind: 'daily', at: '04:00', days: ['sun']}),
     /**
@@ -67,6 +88,8 @@ export const repositorySchema = z
   .superRefine((r, ctx) => {
     if (isS3Url(r.path) && r.s3 === undefined) ctx.addIssue({code: 'custom', path: ['s3'], message: 'is required for a repository in an S3 bucket (accessKeyId, secretAccessKey, region)'});
     if (!isS3Url(r.path) && r.s3 !== undefined) ctx.addIssue({code: 'custom', path: ['s3'], message: 'is only for a repository in an S3 bucket (an s3:// path)'});
+    if (isSshUrl(r.path) && r.ssh === undefined) ctx.addIssue({code: 'custom', path: ['ssh'], message: "is required for a repository on another appliance (hostKey: the far machine's SSH host key)"});
+    if (!isSshUrl(r.path) && r.ssh !== undefined) ctx.addIssue({code: 'custom', path: ['ssh'], message: 'is only for a repository on another appliance (an ssh:// path)'});
   });
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 

@@ -22,6 +22,7 @@ import {sendTestMessage} from '../notify/test-message.js';
 import {newWebhookMessage, postWebhook, renderWebhookBody, testReport, webhookHost, type WebhookQueue} from '../notify/webhooks.js';
 import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
 import {isS3Url} from '../util/s3-url.js';
+import {isSshUrl} from '../util/ssh-url.js';
 import {diskSpace} from './disk-space.js';
 import {type DailySummary, parseDailySummaryChange, summaryInput} from './daily-summary.js';
 import type {EventHub} from './event-hub.js';
@@ -90,7 +91,7 @@ export class ConfigurationService {
       if (this.d.store.list('repositories').some((r) => r.path === cfg.path)) {
         return this.d.store.create(c, input); // the store names the duplicate path
       }
-      await Resources.openOrCreate(cfg);
+      await Resources.openOrCreate(cfg, this.d.store.stateDir);
     }
     const created = await this.d.store.create(c, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(created as CollectionTypes['connections']);
@@ -103,7 +104,7 @@ export class ConfigurationService {
       const stored = this.d.store.get('repositories', id);
       // With the stored passphrase where "••••" stands for it (same path only; secrets.ts).
       const cfg = parseConfig(repositorySchema, keepSecrets('repositories', input !== null && typeof input === 'object' ? {...input, id} : input, stored), 'repositories');
-      if (cfg.path !== stored.path || cfg.passphrase !== stored.passphrase || JSON.stringify(cfg.s3) !== JSON.stringify(stored.s3)) await Resources.openOrCreate(cfg);
+      if (cfg.path !== stored.path || cfg.passphrase !== stored.passphrase || JSON.stringify(cfg.s3) !== JSON.stringify(stored.s3) || JSON.stringify(cfg.ssh) !== JSON.stringify(stored.ssh)) await Resources.openOrCreate(cfg, this.d.store.stateDir);
     }
     const updated = await this.d.store.update(c, id, withoutInfo(c, input));
     if (c === 'connections') await this.d.resources.writeKnownHosts(updated as CollectionTypes['connections']);
@@ -173,14 +174,15 @@ export class ConfigurationService {
     const cfg = this.d.store.get('repositories', id);
     try {
       const repo = await this.d.resources.repository(id);
-      if (isS3Url(cfg.path)) {
-        // A bucket: a test object written, read back and removed through the repository's own backend.
+      if (isS3Url(cfg.path) || isSshUrl(cfg.path)) {
+        // A bucket or another appliance: a test object written, read back and removed through the repository's own backend.
         const key = `locks/.vmbackup-write-test-${process.pid}`;
         await repo.backend.put(key, [Buffer.from('ok')]);
         const back = await repo.backend.get(key, {max: 16, what: 'write test'});
         await repo.backend.delete(key);
-        if (back?.toString() !== 'ok') throw new UserError(`The S3 server of ${cfg.path} did not give back what was written.`, {exitCode: ExitCode.platformFailed});
-        return {ok: true, writable: true, restorePoints: (await repo.listRestorePoints()).length};
+        if (back?.toString() !== 'ok') throw new UserError(`${cfg.path} did not give back what was written.`, {exitCode: ExitCode.platformFailed});
+        const space = await repo.backend.space();
+        return {ok: true, writable: true, restorePoints: (await repo.listRestorePoints()).length, ...(space ?? {})};
       }
       const probe = join(cfg.path, `.vmbackup-write-test-${process.pid}`);
       await writeFile(probe, 'ok', {mode: 0o600});

@@ -9,7 +9,9 @@ import type {ConnectionConfig, MorpheusConnectionConfig, RepositoryConfig} from 
 import type {ConfigStore} from '../config/store.js';
 import {buildPlatform} from '../platforms/registry.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
-import {createRepository, openRepository, type Repository, type S3Credentials} from '../repository/index.js';
+import {createRepository, openRepository, type Repository, type S3Credentials, type SshRepositoryAccess} from '../repository/index.js';
+import {parseSshUrl} from '../util/ssh-url.js';
+import {applianceKeyPath} from './appliance-key.js';
 import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
 import type {DaemonLog} from './log.js';
 import {parallelFor} from '../util/parallel-for.js';
@@ -32,9 +34,10 @@ export class Resources {
   async repository(id: string): Promise<Repository> {
     const cfg = this.store.get('repositories', id);
     const cached = this.repos.get(id);
-    const access = JSON.stringify([cfg.path, cfg.passphrase, cfg.s3]);
+    const access = JSON.stringify([cfg.path, cfg.passphrase, cfg.s3, cfg.ssh]);
     if (cached && cached.access === access) return cached.repo;
-    const repo = await Resources.open(cfg);
+    if (cached) void cached.repo.close().catch(() => undefined);
+    const repo = await Resources.open(cfg, this.store.stateDir);
     this.repos.set(id, {access, repo});
     return repo;
   }
@@ -43,8 +46,8 @@ export class Resources {
    * Opens the repository at `cfg.path` with its passphrase. A plain repository with a passphrase
    * configured is refused: whoever set one believes the data encrypted.
    */
-  private static async open(cfg: Pick<RepositoryConfig, 'path' | 'passphrase' | 's3'>): Promise<Repository> {
-    const repo = await openRepository(cfg.path, access(cfg));
+  private static async open(cfg: RepoAccessConfig, stateDir: string): Promise<Repository> {
+    const repo = await openRepository(cfg.path, await access(cfg, stateDir));
     if (cfg.passphrase !== undefined && !repo.encrypted) {
       throw new UserError(`The repository at ${cfg.path} is not encrypted, yet a passphrase is configured for it.`, {
         hint: 'Remove the passphrase from this repository, or choose a new, empty directory to make an encrypted repository there (then copy the restore points with "vmbackup repo copy").',
@@ -55,13 +58,13 @@ export class Resources {
   }
 
   /** Opens the repository at `cfg.path`, creating one there (encrypted with its passphrase, if any) when the directory is new or empty. */
-  static async openOrCreate(cfg: Pick<RepositoryConfig, 'path' | 'passphrase' | 's3'>): Promise<Repository> {
+  static async openOrCreate(cfg: RepoAccessConfig, stateDir: string): Promise<Repository> {
     try {
-      return await Resources.open(cfg);
+      return await Resources.open(cfg, stateDir);
     } catch (err) {
       if (!(err instanceof UserError) || err.exitCode !== ExitCode.notARepository) throw err;
       try {
-        return await createRepository(cfg.path, access(cfg));
+        return await createRepository(cfg.path, await access(cfg, stateDir));
       } catch (createErr) {
         if (createErr instanceof UserError) throw createErr;
         if (errnoCode(createErr) === 'EEXIST') throw err;
@@ -201,9 +204,27 @@ function withCluster(cfg: ConnectionConfig, vm: InventoryVm): InventoryVm {
 }
 
 /** How a configured repository is opened: its passphrase, and an S3 repository's credentials. */
-function access(cfg: Pick<RepositoryConfig, 'passphrase' | 's3'>): {passphrase?: string; s3?: S3Credentials} {
+type RepoAccessConfig = Pick<RepositoryConfig, 'id' | 'path' | 'passphrase' | 's3' | 'ssh'>;
+
+/**
+ * What opens the repository: its passphrase, its S3 credentials, or how to log in to the appliance
+ * that keeps it (the appliance's own key unless another is configured; the far host key pinned in
+ * a known_hosts file of its own, as ssh reads only files).
+ */
+async function access(cfg: RepoAccessConfig, stateDir: string): Promise<{passphrase?: string; s3?: S3Credentials; ssh?: SshRepositoryAccess}> {
+  let ssh: SshRepositoryAccess | undefined;
+  const where = cfg.ssh ? parseSshUrl(cfg.path) : undefined;
+  if (cfg.ssh && where) {
+    const dir = join(stateDir, 'known_hosts.d');
+    await mkdir(dir, {recursive: true, mode: 0o700});
+    const knownHostsFile = join(dir, `repository--${cfg.id.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+    const name = where.port === 22 ? where.host : `[${where.host}]:${where.port}`;
+    await writeFile(knownHostsFile, `${name} ${cfg.ssh.hostKey}\n`, {mode: 0o600});
+    ssh = {identityFile: cfg.ssh.identityFile ?? applianceKeyPath(stateDir), knownHostsFile, ...(cfg.ssh.remoteVmbackup ? {command: [cfg.ssh.remoteVmbackup]} : {})};
+  }
   return {
     ...(cfg.passphrase !== undefined ? {passphrase: cfg.passphrase} : {}),
     ...(cfg.s3 ? {s3: {accessKeyId: cfg.s3.accessKeyId, secretAccessKey: cfg.s3.secretAccessKey, region: cfg.s3.region, ...(cfg.s3.caFile ? {caFile: cfg.s3.caFile} : {})}} : {}),
+    ...(ssh ? {ssh} : {}),
   };
 }

@@ -92,6 +92,8 @@ export {parseS3Credentials, type S3Credentials} from './storage/s3-client.js';
 export type {StorageBackend} from './storage/backend.js';
 export {LocalDirectoryBackend} from './storage/local.js';
 export {MemoryBackend} from './storage/memory.js';
+export {SshBackend, type SshRepositoryAccess} from './storage/ssh.js';
+export {serveRepositoryDirectory} from './storage/serve.js';
 export {DEFAULT_CHUNK_SIZE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, CONFIG_FILE} from './config-file.js';
 export {checkPassphrase} from './crypto.js';
 export {planRetention, periodKey} from './retention.js';

@@ -20,6 +20,8 @@ import type {StorageBackend} from './storage/backend.js';
 import {LocalDirectoryBackend} from './storage/local.js';
 import {S3Backend, ensureBucket, explainS3, isS3Url, parseS3Url, s3Url} from './storage/s3.js';
 import type {S3Credentials} from './storage/s3-client.js';
+import {SshBackend, type SshRepositoryAccess} from './storage/ssh.js';
+import {isSshUrl, parseSshUrl} from '../util/ssh-url.js';
 import {compareSummaries, MAX_MANIFEST_BYTES, parseManifest, summarize} from './manifest.js';
 import {compactTime, isValidName, newPointId} from './names.js';
 import {manifestText} from './sealed-files.js';
@@ -511,6 +513,11 @@ export class Repository {
     return report;
   }
 
+  /** Ends what its storage keeps open (an SSH session); it opens again when used. */
+  async close(): Promise<void> {
+    await this.backend.close?.();
+  }
+
   async stats(): Promise<RepositoryStats> {
     return repositoryStats(this.ctx, (await this.committed()).map((x) => x.m));
   }
@@ -522,6 +529,8 @@ export interface CreateOptions {
   chunkSize?: number;
   /** The credentials of an S3 repository (a path of the form s3://HOST/BUCKET/PREFIX). */
   s3?: S3Credentials;
+  /** How to log in to the far appliance of an SSH repository (ssh://USER@HOST[:PORT]/PATH). */
+  ssh?: SshRepositoryAccess;
   /** An older format (tests and benchmarks that compare formats; an older vmbackup reads only its own). */
   formatVersion?: number;
   /** Makes an encrypted repository (format 3, crypto.ts) whose key this passphrase unwraps. */
@@ -533,6 +542,20 @@ export interface OpenOptions {
   passphrase?: string;
   /** The credentials of an S3 repository (a path of the form s3://HOST/BUCKET/PREFIX). */
   s3?: S3Credentials;
+  /** How to log in to the far appliance of an SSH repository (ssh://USER@HOST[:PORT]/PATH). */
+  ssh?: SshRepositoryAccess;
+}
+
+/** The SSH backend for an ssh:// path (a UserError when the way to log in is missing). */
+function sshBackendFor(path: string, access: SshRepositoryAccess | undefined): SshBackend {
+  const where = parseSshUrl(path)!;
+  if (!access) {
+    throw new UserError(`The repository ${path} is on another machine reached over SSH: the key to log in with is needed.`, {
+      hint: "Give --identity FILE and --known-hosts FILE (the far machine's host key), or set it up in the repository's settings of the appliance.",
+      exitCode: ExitCode.usage,
+    });
+  }
+  return new SshBackend(where, access);
 }
 
 /**
@@ -567,6 +590,16 @@ async function explained<T>(backend: S3Backend, fn: () => Promise<T>): Promise<T
  * encrypted one (ENCRYPTED_FORMAT_VERSION) when a passphrase is given.
  */
 export async function createRepository(path: string, opts: CreateOptions = {}): Promise<Repository> {
+  if (isSshUrl(path)) {
+    const backend = sshBackendFor(path, opts.ssh);
+    if ((await backend.list('')).some((e) => e.name === CONFIG_FILE)) {
+      throw new UserError(`${backend.location} already holds a repository.`, {hint: 'Open it instead of creating it, or choose another path.', exitCode: ExitCode.invalidInput});
+    }
+    const repo = await createRepositoryOn(backend, opts);
+    // As a local repository has them: the far appliance opens it as one of its own.
+    for (const d of [CHUNKS_DIR, POINTS_DIR, WRITERS_DIR, LOCKS_DIR]) await backend.makeDir(d);
+    return repo;
+  }
   if (isS3Url(path)) {
     const backend = s3BackendFor(path, opts.s3);
     return explained(backend, async () => {
@@ -649,6 +682,7 @@ async function writeConfig(backend: StorageBackend, config: RepositoryConfig, ke
 
 /** Opens the repository in a local directory. */
 export async function openRepository(path: string, opts: OpenOptions = {}): Promise<Repository> {
+  if (isSshUrl(path)) return openRepositoryOn(sshBackendFor(path, opts.ssh), opts);
   if (isS3Url(path)) {
     const backend = s3BackendFor(path, opts.s3);
     return explained(backend, () => openRepositoryOn(backend, opts));

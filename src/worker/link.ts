@@ -12,7 +12,7 @@ import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
 import type {SshTarget} from '../transports/ssh-args.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {workerCommand} from './deploy.js';
-import {encodeFrame, encodeIndexes, FrameReader, PROTOCOL_VERSION, ProtocolError, str, uint, type Frame} from './protocol.js';
+import {encodeFrame, encodeIndexes, FrameReader, MAX_FRAME, PROTOCOL_VERSION, ProtocolError, str, uint, type Frame} from './protocol.js';
 
 export class WorkerLostError extends UserError {}
 
@@ -62,7 +62,7 @@ export class WorkerLink {
     argv: string[],
   ) {
     this.child = spawn(argv[0]!, argv.slice(1), {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, LC_ALL: 'C.UTF-8'}});
-    const reader = new FrameReader((f) => this.onFrame(f));
+    const reader = new FrameReader((f) => this.onFrame(f), MAX_FRAME);
     this.child.stdout.on('data', (d: Buffer) => {
       this.bytesIn += d.length;
       if (this.lost) return;

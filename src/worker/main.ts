@@ -17,7 +17,7 @@ import {createHash, createHmac} from 'node:crypto';
 import {NbdPool} from '../transports/nbd/pool.js';
 import {exposeGc} from '../util/expose-gc.js';
 import {packData} from '../util/lz4-pack.js';
-import {decodeIndexes, encodeFrame, FrameReader, PROTOCOL_VERSION, ProtocolError, str, uint, type Frame} from './protocol.js';
+import {decodeIndexes, encodeFrame, FrameReader, MAX_FRAME, PROTOCOL_VERSION, ProtocolError, str, uint, type Frame} from './protocol.js';
 
 /** Reads to QEMU as the appliance's own NBD source makes them (platforms/libvirt/nbd-disk-source.ts). */
 const CONNECTIONS = 4;
@@ -204,7 +204,7 @@ function dispatch(frame: Frame): void {
   lanes.set(key, ordered ? tail : Promise.all([prev, tail]).then(() => undefined));
 }
 
-const reader = new FrameReader(dispatch);
+const reader = new FrameReader(dispatch, MAX_FRAME);
 process.stdin.on('data', (data: Buffer) => {
   try {
     reader.push(data);

@@ -12,7 +12,10 @@ import {SELF_LEASE} from '../../src/util/process-lease.js';
 import type {StorageBackend} from '../../src/repository/storage/backend.js';
 import {LocalDirectoryBackend} from '../../src/repository/storage/local.js';
 import {MemoryBackend} from '../../src/repository/storage/memory.js';
+import {SshBackend} from '../../src/repository/storage/ssh.js';
+import {parseSshUrl} from '../../src/util/ssh-url.js';
 import {ageSwiftObject, emptySwiftPrefix, swiftBackend} from '../lib/swift.js';
+import {sshRepoAccess, sshRepoUrl} from '../lib/ssh-repo.js';
 import {scratch} from './helpers.js';
 
 interface Bed {
@@ -62,6 +65,25 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
         cleanup: async () => {
           await emptySwiftPrefix(backend);
           backend.client.close();
+        },
+      };
+    },
+  },
+  {
+    // Another appliance over SSH: the test bed's real sshd runs the real `vmbackup repo serve`.
+    name: 'SSH (vmbackup repo serve)',
+    make: async () => {
+      const s = await scratch('vmb-storage-ssh-');
+      const backend = new SshBackend(parseSshUrl(sshRepoUrl(s.dir))!, await sshRepoAccess());
+      return {
+        backend,
+        age: async (key, ms) => {
+          const when = new Date(Date.now() - ms);
+          await utimes(join(s.dir, key), when, when);
+        },
+        cleanup: async () => {
+          await backend.close();
+          await s.cleanup();
         },
       };
     },
@@ -223,7 +245,9 @@ describe.each(BACKENDS)('storage backend: $name', ({make}) => {
     const err = await s.lock('locks/vm-a.lock', {...opts, timeoutMs: 150}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).exitCode).toBe(ExitCode.locked);
-    expect((err as Error).message).toMatch(new RegExp(`locked by process ${process.pid}.*backup of VM a`));
+    // The holder is named: this process, or the one that holds it for this process (over SSH).
+    expect((err as Error).message).toMatch(/locked by process \d+ .*backup of VM a/);
+    expect((err as Error).message).toContain(`process ${process.pid}`);
     const other = await s.lock('locks/vm-b.lock', opts); // another key: no wait
     const waiting = s.lock('locks/vm-a.lock', {...opts, timeoutMs: 5_000});
     await sleep(50);

@@ -4,11 +4,11 @@
  * with a message type, or a header longer than its frame is refused before anything is allocated.
  */
 import {describe, expect, it} from 'vitest';
-import {decodeIndexes, encodeFrame, encodeIndexes, FrameReader, ProtocolError, uint, type Frame} from '../../src/worker/protocol.js';
+import {decodeIndexes, encodeFrame, encodeIndexes, FrameReader, MAX_FRAME, ProtocolError, uint, type Frame} from '../../src/worker/protocol.js';
 
 function collect(max?: number): {reader: FrameReader; frames: Frame[]} {
   const frames: Frame[] = [];
-  return {reader: new FrameReader((f) => frames.push(f), max), frames};
+  return {reader: new FrameReader((f) => frames.push(f), max ?? MAX_FRAME), frames};
 }
 
 describe('worker frames', () => {

@@ -91,34 +91,41 @@ export function vmBackup(opts: {
       finished = true;
       await opts.release(true);
     },
-    async explainFailure(err: unknown) {
-      const {host, info} = opts.d;
-      const r = await host.virsh(['domstate', info.uuid], {allowFailure: true});
-      if (r.exitCode !== 0) {
-        return new UserError(`The VM ${info.name} was removed from ${host.name} (undefined) during its backup; nothing was committed.`, {
-          hint: 'If it was moved or recreated, run the backup again; its earlier restore points stay restorable.',
-          exitCode: ExitCode.notFound,
-          cause: err,
-        });
-      }
-      const now = parseDomState(r.stdout);
-      if (opts.d.state !== 'shutoff' && now === 'shutoff') {
-        return new UserError(`The VM ${info.name} was shut down or destroyed on ${host.name} during its backup; nothing was committed.`, {
-          hint: 'Run the backup again: a shut-off VM is backed up from its disk images.',
-          exitCode: ExitCode.platformFailed,
-          cause: err,
-        });
-      }
-      if (opts.d.state === 'shutoff' && now !== 'shutoff') {
-        return new UserError(`The VM ${info.name} was started on ${host.name} while its disks were being read shut off; nothing was committed.`, {
-          hint: 'Run the backup again: a running VM is backed up through a libvirt backup job.',
-          exitCode: ExitCode.platformFailed,
-          cause: err,
-        });
-      }
-      return err;
-    },
+    explainFailure: (err: unknown) => explainVmChange(opts.d, err),
   };
+}
+
+/**
+ * What a backup's failure means when the VM changed under it: removed, shut down or destroyed
+ * (a running VM), started (a shut-off one); else the error itself. Used while the backup is
+ * opened (the exports may fail as the VM goes) and while it reads.
+ */
+export async function explainVmChange(d: DomainDetails, err: unknown): Promise<unknown> {
+  const {host, info} = d;
+  const r = await host.virsh(['domstate', info.uuid], {allowFailure: true});
+  if (r.exitCode !== 0) {
+    return new UserError(`The VM ${info.name} was removed from ${host.name} (undefined) during its backup; nothing was committed.`, {
+      hint: 'If it was moved or recreated, run the backup again; its earlier restore points stay restorable.',
+      exitCode: ExitCode.notFound,
+      cause: err,
+    });
+  }
+  const now = parseDomState(r.stdout);
+  if (d.state !== 'shutoff' && now === 'shutoff') {
+    return new UserError(`The VM ${info.name} was shut down or destroyed on ${host.name} during its backup; nothing was committed.`, {
+      hint: 'Run the backup again: a shut-off VM is backed up from its disk images.',
+      exitCode: ExitCode.platformFailed,
+      cause: err,
+    });
+  }
+  if (d.state === 'shutoff' && now !== 'shutoff') {
+    return new UserError(`The VM ${info.name} was started on ${host.name} while its disks were being read shut off; nothing was committed.`, {
+      hint: 'Run the backup again: a running VM is backed up through a libvirt backup job.',
+      exitCode: ExitCode.platformFailed,
+      cause: err,
+    });
+  }
+  return err;
 }
 
 /**

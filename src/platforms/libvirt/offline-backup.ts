@@ -19,7 +19,7 @@ import {ExitCode, UserError} from '../../util/errors.js';
 import type {BackupOptions, DiskSource, VmBackup} from '../types.js';
 import {buildRedefineXml} from './backup-xml.js';
 import {resolveOfflineBase} from './base-checkpoint.js';
-import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
+import {backupDisks, explainVmChange, releaseAll, vmBackup} from './backup-common.js';
 import {deleteCheckpoint, listCheckpoints, redefineCheckpoint} from './checkpoints.js';
 import {imageInfo} from './image-info.js';
 import type {DomainDetails} from './inventory.js';
@@ -135,7 +135,8 @@ export async function openOfflineBackup(d: DomainDetails, opts: BackupOptions, i
     // Another process took the image between the lock check and here (two backups started
     // together pass the shared check; only one may add a bitmap): say who, not qemu-img's words.
     if (err instanceof CommandError && /Failed to get .*lock/.test(err.stderr)) throw await inUse(host, uuid, vm, err.stderr);
-    throw err;
+    // Started (or removed) while its images were being opened: say so, as when it happens during the reads.
+    throw await explainVmChange(d, err).catch(() => err);
   }
 }
 

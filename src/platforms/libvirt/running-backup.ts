@@ -23,7 +23,7 @@ import {NbdDiskSource} from './nbd-disk-source.js';
 import {planDisks, type DiskPlan} from './plan.js';
 import {CommandError} from '../../transports/command-runner.js';
 import {anotherJobError, explainBackupBeginError, isBrokenBitmapChain, parseDfAvail} from './job-errors.js';
-import {backupDisks, releaseAll, vmBackup} from './backup-common.js';
+import {backupDisks, explainVmChange, releaseAll, vmBackup} from './backup-common.js';
 import {readNvram} from './nvram.js';
 
 export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, inactiveXml: string): Promise<VmBackup> {
@@ -173,7 +173,8 @@ export async function openRunningBackup(d: DomainDetails, opts: BackupOptions, i
     });
   } catch (err) {
     await release(true).catch(() => {});
-    throw err;
+    // Destroyed while its exports were being opened: say so, as when it goes during the reads.
+    throw jobStarted ? await explainVmChange(d, err).catch(() => err) : err;
   }
 }
 

@@ -208,6 +208,9 @@ export interface StorageBackend {
 
   /** Free and total bytes of where the repository lives, when known. */
   space(): Promise<{freeBytes: number; totalBytes: number} | undefined>;
+
+  /** Ends what the backend keeps open (a connection); it opens again when used. */
+  close?(): Promise<void>;
 }
 
 /** Joins key parts with '/'. */

@@ -134,6 +134,11 @@ export class LocalDirectoryBackend implements StorageBackend {
     this.known.add(dir);
   }
 
+  /** Creates the directory `dir` (a new repository's chunks/ and points/; made durable by sync()). */
+  async makeDir(dir: string): Promise<void> {
+    await this.ensureDir(this.path(dir));
+  }
+
   async put(key: string, parts: Uint8Array[], opts: PutOptions = {}): Promise<void> {
     const p = this.path(key);
     await this.ensureDir(dirname(p));
@@ -307,45 +312,102 @@ export class LocalDirectoryBackend implements StorageBackend {
   }
 
   async sweepLeftovers(dir: string, olderThanMs: number, recover?: Recover): Promise<{removed: number; recovered: number}> {
+    return sweepLeftoversWith(this, dir, olderThanMs, recover);
+  }
+
+  /** The set-aside copies and temp files in `dir` (sweepLeftovers' first step; served over SSH too). */
+  async leftovers(dir: string): Promise<Leftover[]> {
     const p = dir === '' ? this.location : this.path(dir);
-    const out = {removed: 0, recovered: 0};
     let names: string[];
     try {
       names = await readdir(p);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return out;
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
       throw ioError(err, p, 'listing a directory');
     }
+    const out: Leftover[] = [];
     for (const name of names) {
       const at = name.indexOf(TEMP_MARK);
       if (at <= 0) continue;
-      const file = join(p, name);
-      const s = await lstat(file).catch(() => undefined);
+      const s = await lstat(join(p, name)).catch(() => undefined);
       if (!s) continue;
-      const finalName = name.slice(0, at);
-      const finalKey = dir === '' ? finalName : `${dir}/${finalName}`;
-      if (recover && s.isFile() && s.size <= recover.maxBytes && recover.wants(finalKey) && !(await this.stat(finalKey))) {
-        const bytes = await readFileCapped(file, s.size, 'leftover').catch(() => undefined);
-        if (bytes && recover.holds(finalKey, bytes)) {
-          await link(file, join(p, finalName)).catch(() => undefined);
-          await unlink(file).catch(() => undefined);
-          this.dirty.add(p);
-          out.recovered++;
-          continue;
-        }
-      }
-      if (s.mtimeMs < olderThanMs) {
-        await rm(file, {force: true, recursive: true}).catch(() => undefined);
-        out.removed++;
-      }
+      out.push({name, finalName: name.slice(0, at), size: s.size, modifiedMs: s.mtimeMs, file: s.isFile()});
     }
     return out;
+  }
+
+  private leftoverPath(dir: string, name: string): string {
+    const at = name.indexOf(TEMP_MARK);
+    if (at <= 0 || name.includes('/') || name.includes('\0')) throw new Error(`invalid leftover name ${JSON.stringify(name)}`);
+    return join(dir === '' ? this.location : this.path(dir), name);
+  }
+
+  /** A leftover's bytes (at most `max`), undefined when it is gone or larger. */
+  async readLeftover(dir: string, name: string, max: number): Promise<Buffer | undefined> {
+    return readFileCapped(this.leftoverPath(dir, name), max, 'leftover').catch(() => undefined);
+  }
+
+  /** Puts a set-aside copy back under its final name (unless one is there). */
+  async restoreLeftover(dir: string, name: string): Promise<void> {
+    const file = this.leftoverPath(dir, name);
+    await link(file, join(dirname(file), name.slice(0, name.indexOf(TEMP_MARK)))).catch(() => undefined);
+    await unlink(file).catch(() => undefined);
+    this.dirty.add(dirname(file));
+  }
+
+  async removeLeftover(dir: string, name: string): Promise<void> {
+    await rm(this.leftoverPath(dir, name), {force: true, recursive: true}).catch(() => undefined);
   }
 
   async space(): Promise<{freeBytes: number; totalBytes: number} | undefined> {
     const fs = await statfs(this.location);
     return {freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize};
   }
+}
+
+/** A temp file or set-aside copy in a directory of the repository (LocalDirectoryBackend.leftovers). */
+export interface Leftover {
+  name: string;
+  /** The object it would be: its name without the temp mark. */
+  finalName: string;
+  size: number;
+  modifiedMs: number;
+  /** A file (a temp directory of a crashed rename is not). */
+  file: boolean;
+}
+
+/** What sweepLeftoversWith needs: the local backend's leftover steps, or the same served over SSH. */
+export interface LeftoverSteps {
+  leftovers(dir: string): Promise<Leftover[]>;
+  readLeftover(dir: string, name: string, max: number): Promise<Buffer | undefined>;
+  restoreLeftover(dir: string, name: string): Promise<void>;
+  removeLeftover(dir: string, name: string): Promise<void>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+}
+
+/**
+ * sweepLeftovers from its steps: a set-aside copy that `recover` wants and that holds its object
+ * goes back under its name (the only copy an interrupted deleteIfOlder left); other leftovers
+ * older than `olderThanMs` are removed.
+ */
+export async function sweepLeftoversWith(s: LeftoverSteps, dir: string, olderThanMs: number, recover?: Recover): Promise<{removed: number; recovered: number}> {
+  const out = {removed: 0, recovered: 0};
+  for (const l of await s.leftovers(dir)) {
+    const finalKey = dir === '' ? l.finalName : `${dir}/${l.finalName}`;
+    if (recover && l.file && l.size <= recover.maxBytes && recover.wants(finalKey) && !(await s.stat(finalKey))) {
+      const bytes = await s.readLeftover(dir, l.name, l.size);
+      if (bytes && recover.holds(finalKey, bytes)) {
+        await s.restoreLeftover(dir, l.name);
+        out.recovered++;
+        continue;
+      }
+    }
+    if (l.modifiedMs < olderThanMs) {
+      await s.removeLeftover(dir, l.name);
+      out.removed++;
+    }
+  }
+  return out;
 }
 
 /** Lock files set aside while being judged stale (lock.ts). */
