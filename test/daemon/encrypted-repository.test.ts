@@ -10,6 +10,9 @@
  * A copy job into an S3 bucket of the test bed's real S3 server (Swift s3api): the secret key
  * kept like a passphrase (shown "••••", kept for the same address and key only, never logged),
  * the copies read back from the bucket identical to the originals, locked for the job's 30 days.
+ * A copy job to another appliance over SSH (the test bed's sshd running this checkout's
+ * `vmbackup repo serve`): its host key pinned in the configuration (a wrong one refused), the
+ * copies an ordinary repository there, identical to the originals.
  */
 import {readdir, readFile, stat} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -17,6 +20,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import {openRepository} from '../../src/repository/index.js';
 import {UserError} from '../../src/util/errors.js';
 import {SWIFT_CREDENTIALS, swiftUrl} from '../lib/swift.js';
+import {sshRepoAccess, sshRepoUrl} from '../lib/ssh-repo.js';
 import {startDaemon, startEngineBed, waitForSession, type EngineBed} from './helpers.js';
 
 const PASS = 'Offsite-Passphrase-4711';
@@ -152,5 +156,38 @@ describe('an encrypted repository in the daemon', () => {
     expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 2 already in the target/);
     expect(bed.d.lines.join('\n')).not.toContain(SWIFT_CREDENTIALS.secretAccessKey);
     expect(JSON.stringify(await c.list('repositories'))).not.toContain(SWIFT_CREDENTIALS.secretAccessKey);
+  });
+
+  it('a copy job copies them to another appliance over SSH: the far host key pinned (a wrong one refused); the copies identical there', async () => {
+    const c = bed.d.client;
+    const access = await sshRepoAccess();
+    const farDir = join(bed.dir, 'far-appliance', 'copy');
+    const hostKey = (await readFile(access.knownHostsFile, 'utf8')).split('\n')[0]!.split(' ').slice(1).join(' ');
+    const ssh = {hostKey, identityFile: access.identityFile, remoteVmbackup: access.command![0]!};
+    expect((await fails(c.create('repositories', {id: 'far', name: 'Far', path: sshRepoUrl(farDir)}))).message).toMatch(/ssh: is required for a repository on another appliance/);
+    const wrong = await fails(c.create('repositories', {id: 'far', name: 'Far', path: sshRepoUrl(farDir), ssh: {...ssh, hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake1'}}));
+    expect(wrong.exitCode, wrong.message).toBe(22);
+    expect(wrong.message).toMatch(/host key of root@127\.0\.0\.1:2222 is unknown or has changed/);
+    await c.create('repositories', {id: 'far', name: 'Far', path: sshRepoUrl(farDir), ssh});
+    expect(await c.testRepository('far')).toMatchObject({ok: true, writable: true});
+    await c.create('jobs', {id: 'to-far', name: 'To the far appliance', source: {repository: 'r'}, repository: 'far', retention: {restorePoints: 2}, retries: {count: 0}});
+    const s = await waitForSession(c, (await c.startJob('to-far')).id);
+    expect(s.state, JSON.stringify(s.log)).toBe('success');
+    expect(s.log.find((l) => l.code === 'copied')?.message).toMatch(/^web01: 2 restore point\(s\) copied \(\d+ new chunks\), 0 already in the target, read back and checked\.$/);
+    const src = await openRepository(join(bed.dir, 'repo'));
+    // On the far appliance the copies are a repository of its own.
+    const dst = await openRepository(farDir);
+    const sourcePoints = (await src.listRestorePoints()).slice(-2);
+    expect((await dst.listRestorePoints()).map((p) => [p.id, p.time])).toEqual(sourcePoints.map((p) => [p.id, p.time]));
+    for (const p of sourcePoints) {
+      const [a, b] = [await src.openRestorePoint(p.id), await dst.openRestorePoint(p.id)];
+      for (const d of a.manifest.disks) {
+        const [x, y] = [await a.openDisk(d.key), await b.openDisk(d.key)];
+        expect((await y.read(0, y.size)).equals(await x.read(0, x.size))).toBe(true);
+      }
+    }
+    expect((await c.restorePoints<{id: string}>('far')).map((p) => p.id)).toEqual(sourcePoints.map((p) => p.id));
+    const again = await waitForSession(c, (await c.startJob('to-far')).id);
+    expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 2 already in the target/);
   });
 });
