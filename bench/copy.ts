@@ -10,6 +10,11 @@
  * requests that cost, against the peer restic (its S3 backend, same server, same run) backing up
  * the image file.
  *
+ * Then the SSH tier: the same two points copied to "another appliance" (the test bed's sshd on
+ * 127.0.0.1:2222 running this checkout's `vmbackup repo serve`), with the bytes that crossed the
+ * SSH connection (iptables counters), against the peer an administrator would use without
+ * vmbackup: `rsync -a` of the repository directory over the same sshd (new files only).
+ *
  *   node --import tsx bench/copy.ts
  */
 import {randomBytes} from 'node:crypto';
@@ -22,6 +27,9 @@ import {createRepository, openRepository, S3Backend} from '../src/repository/ind
 import {parseS3Url} from '../src/util/s3-url.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {diskUsage, machineLine, MiB, timedRusage} from './lib/measure.js';
+import {countSshBytes} from './lib/ssh-bytes.js';
+import {sshRepoArgs, sshRepoUrl} from '../test/lib/ssh-repo.js';
+import {testSshTarget} from '../test/lib/sshd.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CACHE = '/var/tmp/vmbackup-bench';
@@ -77,6 +85,7 @@ async function main(): Promise<void> {
     console.log(`next point (5 % changed): vmbackup repo copy ${(inc.ms / 1000).toFixed(1)} s (CPU ${(inc.cpuMs / 1000).toFixed(1)} s; stores only the changed chunks); peer cp -a of the repository ${(peer2.ms / 1000).toFixed(1)} s (copies everything again)`);
     console.log(`nothing new: vmbackup repo copy ${(again.ms / 1000).toFixed(1)} s`);
     await s3Tier(dir, src, [first, second], cli, image);
+    await sshTier(dir, src, [first, second], cli, image);
   } finally {
     await rm(dir, {recursive: true, force: true});
   }
@@ -133,6 +142,37 @@ async function s3Tier(dir: string, src: string, points: string[], cli: (args: st
     console.log(`S3 peer: ${version.split(' compiled')[0]} backup of the image to the same server ${(ms / 1000).toFixed(1)} s (${rate(ms)})${r.exitCode === 0 ? '' : ` — failed: ${r.stderr.slice(0, 200)}`}`);
   }
   bucket.client.close();
+}
+
+/** The SSH tier: copies of both points to a repository served over the test bed's sshd, and rsync of the repository as the peer. */
+async function sshTier(dir: string, src: string, points: string[], cli: (args: string[]) => ReturnType<typeof timedRusage>, image: {sizeBytes: number; dataMiB: number}): Promise<void> {
+  const args = await sshRepoArgs();
+  const far = path.join(dir, 'far');
+  const url = sshRepoUrl(far);
+  const counter = await countSshBytes();
+  try {
+    const rate = (ms: number) => `${(image.sizeBytes / MiB / (ms / 1000)).toFixed(0)} MiB/s of disk`;
+    await cli(['repo', 'create', url, ...args]);
+    let b0 = await counter.bytes();
+    const full = await cli(['repo', 'copy', src, url, '--restore-point', points[0]!, ...args]);
+    const fullBytes = (await counter.bytes()) - b0;
+    const stored1 = await diskUsage(far);
+    console.log(`SSH first point:  vmbackup repo copy ${(full.ms / 1000).toFixed(1)} s (${rate(full.ms)}; CPU here ${(full.cpuMs / 1000).toFixed(1)} s, RSS ${(full.maxRssKiB / 1024).toFixed(0)} MiB); ${(fullBytes / MiB).toFixed(1)} MiB over SSH for ${(stored1 / MiB).toFixed(1)} MiB stored there`);
+    b0 = await counter.bytes();
+    const inc = await cli(['repo', 'copy', src, url, '--restore-point', points[1]!, ...args]);
+    const incBytes = (await counter.bytes()) - b0;
+    console.log(`SSH next point (5 % changed): vmbackup repo copy ${(inc.ms / 1000).toFixed(1)} s (CPU here ${(inc.cpuMs / 1000).toFixed(1)} s); ${(incBytes / MiB).toFixed(1)} MiB over SSH for ${(((await diskUsage(far)) - stored1) / MiB).toFixed(1)} MiB newly stored`);
+    // The peer: rsync of the whole repository directory over the same sshd (what it has is skipped).
+    const t = testSshTarget();
+    const e = `ssh -p ${t.port} -i ${t.identityFile} -o UserKnownHostsFile=${t.knownHostsFile} -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -F /dev/null`;
+    const peerDir = path.join(dir, 'peer-rsync');
+    b0 = await counter.bytes();
+    const r1 = await timedRusage('rsync', ['-a', '-e', e, `${src}/`, `root@127.0.0.1:${peerDir}/`]);
+    const r1Bytes = (await counter.bytes()) - b0;
+    console.log(`SSH peer: rsync -a of the repository (both points at once) ${(r1.ms / 1000).toFixed(1)} s (CPU here ${(r1.cpuMs / 1000).toFixed(1)} s); ${(r1Bytes / MiB).toFixed(1)} MiB over SSH; no check of any chunk, no dedup against what is there, no commit`);
+  } finally {
+    await counter.stop();
+  }
 }
 
 await main();

@@ -32,27 +32,16 @@ import {LibvirtPlatform} from '../src/platforms/libvirt/index.js';
 import {createRepository} from '../src/repository/index.js';
 import {deployWorker} from '../src/worker/deploy.js';
 import {destroyTestVm, ensureLibvirt, guestWrite, imagesIdentical, TEST_PREFIX, type TestVm} from '../test/lib/libvirt.js';
-import {ensureSshd, SSHD_PORT, testSshHost} from '../test/lib/sshd.js';
+import {ensureSshd, testSshHost} from '../test/lib/sshd.js';
 import {ensureExt4Image} from './lib/ext4-image.js';
 import {createBenchVm} from './lib/libvirt-vm.js';
 import {MiB, machineLine, mib} from './lib/measure.js';
+import {countSshBytes} from './lib/ssh-bytes.js';
 
 const CACHE = '/var/tmp/vmbackup-bench';
 const WORK = join(CACHE, 'worker-work');
 const REMOTE_SCRATCH = join(CACHE, 'worker-host-scratch');
 const WRITES = [256, 1024, 1792, 2560].map((m, i) => ({offset: m * MiB, length: 16 * MiB, random: i % 2 === 0}));
-
-/** Bytes over TCP port 2222 on loopback, both ways (iptables rules that only count). */
-const RULES = [
-  ['-o', 'lo', '-p', 'tcp', '--sport', String(SSHD_PORT)],
-  ['-o', 'lo', '-p', 'tcp', '--dport', String(SSHD_PORT)],
-];
-async function sshBytes(): Promise<number> {
-  const out = (await execa('iptables', ['-L', 'OUTPUT', '-v', '-x', '-n'])).stdout;
-  let n = 0;
-  for (const line of out.split('\n')) if (new RegExp(`[sd]pt:${SSHD_PORT}\\b`).test(line)) n += Number(line.trim().split(/\s+/)[1]);
-  return n;
-}
 
 /**
  * CPU accounting per side (cgroup v1 cpuacct, which counts processes that already exited): the
@@ -124,7 +113,8 @@ const image = await ensureExt4Image(CACHE, {sizeMiB: 3072, dataMiB: 800});
 await rm(WORK, {recursive: true, force: true});
 await rm(REMOTE_SCRATCH, {recursive: true, force: true});
 await mkdir(WORK, {recursive: true});
-for (const r of RULES) await execa('iptables', ['-I', 'OUTPUT', '1', ...r]);
+const counter = await countSshBytes();
+const sshBytes = () => counter.bytes();
 await intoGroup('vmbbench-host', await sshdPid());
 await intoGroup('vmbbench-appliance', String(process.pid));
 const vms: TestVm[] = [];
@@ -173,7 +163,7 @@ try {
     await rm(join(WORK, `restore-${mode}`), {recursive: true, force: true});
   }
 } finally {
-  for (const r of RULES) await execa('iptables', ['-D', 'OUTPUT', ...r]).catch(() => undefined);
+  await counter.stop();
   for (const vm of vms) await destroyTestVm(vm);
   // Back to the root group; the groups go once empty (the sshd's sessions have ended by then).
   await writeFile(join(CPUACCT, 'cgroup.procs'), await sshdPid()).catch(() => undefined);

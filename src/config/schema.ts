@@ -37,7 +37,7 @@ export const sshRepositorySchema = z
     hostKey: z
       .string({error: 'must be a host key line'})
       .regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( [^\r\n]*)?$/, {error: 'must be a public host key such as "ssh-ed25519 AAAA…" (from ssh-keyscan)'}),
-    /** The private key to log in with; default the appliance's own (vmbackup config ssh-key). */
+    /** The private key to log in with; default the appliance's own (vmbackup appliance ssh-key). */
     identityFile: absolutePath().optional(),
     /** The vmbackup command on the far machine; default `vmbackup` on its PATH. */
     remoteVmbackup: absolutePath().optional(),
