@@ -23,7 +23,6 @@ import {newWebhookMessage, postWebhook, renderWebhookBody, testReport, webhookHo
 import {ExitCode, explainIoError, isUserError, UserError} from '../util/errors.js';
 import {isS3Url} from '../util/s3-url.js';
 import {isSshUrl} from '../util/ssh-url.js';
-import {diskSpace} from './disk-space.js';
 import {type DailySummary, parseDailySummaryChange, summaryInput} from './daily-summary.js';
 import type {EventHub} from './event-hub.js';
 import type {History} from './history.js';
@@ -264,7 +263,7 @@ export class ConfigurationService {
     const repositories = [];
     // A repository whose disk cannot be read shows 0 of 0 bytes, which the summary marks low.
     // A bucket has no disk to fill: it is not in the space table.
-    for (const r of this.d.store.list('repositories')) if (!isS3Url(r.path)) repositories.push({name: r.name, freeBytes: 0, totalBytes: 0, ...(await diskSpace(r.path))});
+    for (const r of this.d.store.list('repositories')) if (!isS3Url(r.path)) repositories.push({name: r.name, freeBytes: 0, totalBytes: 0, ...(await this.d.resources.space(r.id))});
     const running = this.d.sessions.list().map(({log: _log, ...rest}) => rest);
     const input = summaryInput({
       jobs: this.d.store.list('jobs'),

@@ -14,7 +14,7 @@
  *
  * The "read in full next time" marks are kept in needs-full.json, so they survive restarts.
  */
-import {readFile, statfs} from 'node:fs/promises';
+import {readFile} from 'node:fs/promises';
 import {hostname} from 'node:os';
 import {join} from 'node:path';
 import type {Low} from 'lowdb';
@@ -135,11 +135,7 @@ export class Maintenance {
     const job = this.deps.store.list('jobs').find((j) => j.id === record.jobId);
     if (!job) return;
     const repoCfg = this.deps.store.list('repositories').find((r) => r.id === job.repository);
-    let space = {freeBytes: 0, totalBytes: 0};
-    if (repoCfg) {
-      const fs = await statfs(repoCfg.path).catch(() => undefined);
-      if (fs) space = {freeBytes: fs.bavail * fs.bsize, totalBytes: fs.blocks * fs.bsize};
-    }
+    const space = (repoCfg ? await this.deps.resources.space(repoCfg.id) : undefined) ?? {freeBytes: 0, totalBytes: 0};
     this.notify(record, job, {name: repoCfg?.name ?? job.repository, path: repoCfg?.path ?? '', ...space});
   }
 

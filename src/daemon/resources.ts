@@ -10,7 +10,9 @@ import type {ConfigStore} from '../config/store.js';
 import {buildPlatform} from '../platforms/registry.js';
 import type {InventoryVm, PlatformAdapter} from '../platforms/types.js';
 import {createRepository, openRepository, type Repository, type S3Credentials, type SshRepositoryAccess} from '../repository/index.js';
-import {parseSshUrl} from '../util/ssh-url.js';
+import {isSshUrl, parseSshUrl} from '../util/ssh-url.js';
+import {isS3Url} from '../util/s3-url.js';
+import {diskSpace} from './disk-space.js';
 import {applianceKeyPath} from './appliance-key.js';
 import {ExitCode, UserError, errnoCode, explainIoError} from '../util/errors.js';
 import type {DaemonLog} from './log.js';
@@ -25,6 +27,8 @@ export class Resources {
   private readonly repos = new Map<string, {access: string; repo: Repository}>();
   private readonly platforms = new Map<string, {json: string; platform: PlatformAdapter}>();
   private readonly inventories = new Map<string, InventoryEntry>();
+  /** Free space of repositories on other appliances, asked at most every SPACE_TTL_MS (each ask is an SSH session). */
+  private readonly farSpace = new Map<string, {at: number; space: {freeBytes: number; totalBytes: number} | undefined}>();
 
   constructor(
     private readonly store: ConfigStore,
@@ -40,6 +44,24 @@ export class Resources {
     const repo = await Resources.open(cfg, this.store.stateDir);
     this.repos.set(id, {access, repo});
     return repo;
+  }
+
+  /**
+   * Free and total bytes where repository `id` lives: the local file system's, the far
+   * appliance's disk (asked over SSH, remembered for a few minutes), undefined for a bucket (no
+   * fixed size) or when it cannot be read.
+   */
+  async space(id: string): Promise<{freeBytes: number; totalBytes: number} | undefined> {
+    const cfg = this.store.get('repositories', id);
+    if (isS3Url(cfg.path)) return undefined;
+    if (!isSshUrl(cfg.path)) return diskSpace(cfg.path);
+    const known = this.farSpace.get(id);
+    if (known && Date.now() - known.at < SPACE_TTL_MS) return known.space;
+    const space = await this.repository(id)
+      .then((repo) => repo.backend.space())
+      .catch(() => undefined);
+    this.farSpace.set(id, {at: Date.now(), space});
+    return space;
   }
 
   /**
@@ -204,6 +226,8 @@ function withCluster(cfg: ConnectionConfig, vm: InventoryVm): InventoryVm {
 }
 
 /** How a configured repository is opened: its passphrase, and an S3 repository's credentials. */
+const SPACE_TTL_MS = 5 * 60_000;
+
 type RepoAccessConfig = Pick<RepositoryConfig, 'id' | 'path' | 'passphrase' | 's3' | 'ssh'>;
 
 /**

@@ -81,7 +81,7 @@ export class StatusService {
   async status(): Promise<StatusReply> {
     const repositories = [];
     for (const r of this.d.store.list('repositories')) {
-      const space = await diskSpace(r.path);
+      const space = await this.d.resources.space(r.id);
       const cached = this.cachedStats(r.id);
       repositories.push({
         id: r.id,

@@ -170,6 +170,22 @@ function decrypt(file: Buffer, id: Uint8Array | string | undefined, keys: ChunkK
  * anything is allocated for it, and so is a file larger than such a chunk can be.
  */
 export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: number = MAX_CHUNK_SIZE, keys?: ChunkKeys): Buffer {
+  const {version, packed} = openChunkFile(file, id, maxPlain, keys);
+  const plain = unpackChunk(packed, maxPlain);
+  if (version === CHUNK_FORMAT_V2 && id !== undefined) {
+    const want = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
+    if (!chunkId(plain).equals(want)) throw new ChunkDecodeError('content checksum mismatch: the SHA-256 of the data differs from the chunk id');
+  }
+  return plain;
+}
+
+/**
+ * A chunk file's packed data (flags, plain length, payload) with its structure checked — magic,
+ * version, sizes, a version 1 file's CRC, a version 3 file's authentication — but not unpacked:
+ * for decodeChunk, and for a copy that hands the packed chunk to another repository, which
+ * unpacks it and checks it against its id there (DiskWriter.putPacked). Throws ChunkDecodeError.
+ */
+export function openChunkFile(file: Buffer, id?: Uint8Array | string, maxPlain: number = MAX_CHUNK_SIZE, keys?: ChunkKeys): {version: number; packed: PackedChunk} {
   if (file.length < CHUNK_HEADER_SIZE_V2) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
   if (file.length > maxChunkFileSize(maxPlain)) throw new ChunkDecodeError(`file is ${file.length} bytes, larger than a chunk of ${maxPlain} bytes can be`);
   if (!file.subarray(0, 4).equals(CHUNK_MAGIC)) throw new ChunkDecodeError('bad magic (not a chunk file)');
@@ -177,25 +193,16 @@ export function decodeChunk(file: Buffer, id?: Uint8Array | string, maxPlain: nu
   if (version !== CHUNK_FORMAT_V1 && version !== CHUNK_FORMAT_V2 && version !== CHUNK_FORMAT_V3) throw new ChunkDecodeError(`unknown chunk format version ${version}`);
   // A repository reads only its own kind: plain chunks in an encrypted one (or the reverse) are not its chunks.
   if ((version === CHUNK_FORMAT_V3) !== (keys !== undefined)) throw new ChunkDecodeError(`a chunk of format ${version} in ${keys ? 'an encrypted' : 'a plain'} repository`);
-  const opened = version === CHUNK_FORMAT_V3 ? decrypt(file, id, keys) : undefined;
-  const flags = opened ? opened.flags : file.readUInt8(5);
-  const plainLength = opened ? opened.plainLength : file.readUInt32LE(8);
-  let payload: Buffer;
-  if (opened) {
-    payload = opened.payload;
-  } else if (version === CHUNK_FORMAT_V1) {
+  if (version === CHUNK_FORMAT_V3) return {version, packed: decrypt(file, id, keys)};
+  const flags = file.readUInt8(5);
+  const plainLength = file.readUInt32LE(8);
+  if (version === CHUNK_FORMAT_V1) {
     if (file.length < CHUNK_HEADER_SIZE) throw new ChunkDecodeError(`file is ${file.length} bytes, shorter than a chunk header`);
-    payload = file.subarray(CHUNK_HEADER_SIZE);
+    const payload = file.subarray(CHUNK_HEADER_SIZE);
     if (crc32(payload) !== file.readUInt32LE(12)) throw new ChunkDecodeError('payload checksum mismatch');
-  } else {
-    payload = file.subarray(CHUNK_HEADER_SIZE_V2);
+    return {version, packed: {flags, plainLength, payload}};
   }
-  const plain = unpackChunk({flags, plainLength, payload}, maxPlain);
-  if (version === CHUNK_FORMAT_V2 && id !== undefined) {
-    const want = typeof id === 'string' ? Buffer.from(id, 'hex') : id;
-    if (!chunkId(plain).equals(want)) throw new ChunkDecodeError('content checksum mismatch: the SHA-256 of the data differs from the chunk id');
-  }
-  return plain;
+  return {version, packed: {flags, plainLength, payload: file.subarray(CHUNK_HEADER_SIZE_V2)}};
 }
 
 /**

@@ -18,7 +18,7 @@
 import {parallelFor} from '../util/parallel-for.js';
 import {ExitCode, UserError} from '../util/errors.js';
 import {ChunkWorkerError, chunkWorkers, FOREIGN_CHUNK_REFUSED, type ChunkWorkerPool, type PutReply, type PutRequest, type ReadReply} from './chunk-workers.js';
-import {chunkId, maxChunkFileSize} from './chunk-file.js';
+import {ChunkDecodeError, chunkId, maxChunkFileSize, openChunkFile, type PackedChunk} from './chunk-file.js';
 import {MAX_CHUNK_SIZE} from './config-file.js';
 import type {ChunkKeys} from './crypto.js';
 import {corrupt, ioError} from './fsio.js';
@@ -111,14 +111,14 @@ export class ChunkStore {
    * stored as it came (no second compression). A chunk that does not is refused with a UserError
    * that names `from`; nothing is stored.
    */
-  async putPacked(chunk: {id: Buffer; flags: number; plainLength: number; payload: Uint8Array}, from: string): Promise<PutResult> {
+  async putPacked(chunk: {id: Buffer; flags: number; plainLength: number; payload: Uint8Array}, from: string, hint?: string): Promise<PutResult> {
     const packed = {flags: chunk.flags, plainLength: chunk.plainLength, id: new Uint8Array(chunk.id), maxPlain: this.chunkSize};
     try {
       return await this.store(chunk.payload, {}, packed);
     } catch (err) {
       if (err instanceof ChunkWorkerError && err.code === FOREIGN_CHUNK_REFUSED) {
         throw new UserError(`${from} sent a chunk that was refused: ${err.message}.`, {
-          hint: 'Nothing of it was stored. Check the host (its memory, its disks, who else can run processes there) and run the backup again; it falls back to the appliance\'s own data mover if the worker cannot be used.',
+          hint: hint ?? 'Nothing of it was stored. Check the host (its memory, its disks, who else can run processes there) and run the backup again; it falls back to the appliance\'s own data mover if the worker cannot be used.',
           exitCode: ExitCode.platformFailed,
         });
       }
@@ -209,6 +209,28 @@ export class ChunkStore {
       return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, raw, ...(this.keys ? {keys: this.keys} : {})});
     } catch (err) {
       throw rebuilt(err);
+    }
+  }
+
+  /**
+   * A chunk as it is stored, packed (chunk-file.ts openChunkFile: structure checked, not
+   * unpacked), for a copy that hands it to another repository's putPacked, which unpacks it and
+   * checks it against its id there. A missing or malformed chunk raises the reader's error.
+   */
+  async readPacked(hex: string, context: string): Promise<PackedChunk> {
+    let raw: Buffer | undefined;
+    try {
+      raw = await this.backend.get(this.key(hex), {max: maxChunkFileSize(this.chunkSize), what: 'chunk'});
+    } catch (err) {
+      if (err instanceof UserError && err.exitCode === ExitCode.corrupt) this.found({kind: 'read', status: 'damaged', detail: err.message}, hex, context);
+      throw err;
+    }
+    if (raw === undefined) this.found({kind: 'read', status: 'missing'}, hex, context);
+    try {
+      return openChunkFile(raw!, hex, this.chunkSize, this.keys).packed;
+    } catch (err) {
+      if (err instanceof ChunkDecodeError) this.found({kind: 'read', status: 'damaged', detail: err.message}, hex, context);
+      throw err;
     }
   }
 

@@ -14,6 +14,14 @@
  * read at all (the target's writer keeps its base's, which are the same): copying an incremental
  * reads what changed. The target's chunk size may differ from the source's: then every data chunk
  * is read and put in the target's chunks; zero runs are recorded as zeros without reading them.
+ *
+ * With the same chunk size and ids computed the same way (neither repository encrypted), chunks
+ * cross as they are stored: the target is offered each run's ids, asks for the chunks it lacks,
+ * and gets each one packed as the source stored it (DiskWriter.offer/putPacked, the path of a
+ * worker on a host) — no decompression here and no second compression there; the target still
+ * unpacks every chunk and checks it against its id before it stores it, so a damaged source chunk
+ * is refused as before. Otherwise (an encrypted side: ids keyed differently) chunks are decoded
+ * and put again.
  */
 import {UserError, ExitCode} from '../util/errors.js';
 import type {Repository} from './repository.js';
@@ -64,6 +72,8 @@ export interface CopyOptions {
    */
   listed?: {source: readonly RestorePointSummary[]; targetIds: Set<string>};
 }
+
+const DAMAGED_SOURCE_HINT = 'The source repository holds a damaged chunk: nothing of this restore point was copied. Run "vmbackup repo verify" on the source to see which restore points it affects; the next backup of the VM stores it again.';
 
 /** Bytes put per call: several target chunks, so a batch is worth a round trip to the chunk workers. */
 const BATCH_CHUNKS = 8;
@@ -140,6 +150,7 @@ async function copyOne(
     // An incremental whose base the target has, in the same chunk size: chunks whose id is the
     // base's are the base's in the target too (kept by its writer without a read); the rest is read.
     const base = hasBase && source.chunkSize === target.chunkSize ? await source.openRestorePoint(m.base!) : undefined;
+    const passThrough = source.chunkSize === target.chunkSize && !source.encrypted && !target.encrypted;
     const totalBytes = m.disks.reduce((a, d) => a + d.size, 0);
     let doneBytes = 0;
     let newChunks = 0;
@@ -160,9 +171,37 @@ async function copyOne(
           inFlight -= first.bytes;
           await first.done;
         };
+        const track = (done: Promise<void>, bytes: number) => {
+          done.catch(() => undefined);
+          puts.push({done, bytes});
+          inFlight += bytes;
+        };
+        // The same ids and chunk size in both (neither encrypted): chunks go across as they are
+        // stored, packed; the target asks for those it lacks and checks each against its id.
+        const ids = passThrough ? await source.diskChunkIds(p.id, d.key) : undefined;
         for (let off = 0; off < d.size; off += step) {
           o.signal?.throwIfAborted();
           const len = Math.min(step, d.size - off);
+          if (ids) {
+            for (const part of changedParts(same, off, len, w.chunkSize)) {
+              const first = part.offset / w.chunkSize;
+              const n = Math.ceil(part.length / w.chunkSize);
+              for (const j of await dw.offer(part.offset, part.length, Buffer.from(ids.subarray(first * 32, (first + n) * 32)))) {
+                const i = first + j;
+                const id = Buffer.from(ids.subarray(i * 32, i * 32 + 32));
+                const hex = id.toString('hex');
+                const packed = await source.readPackedChunk(hex, `restore point ${p.id} disk ${d.key}`);
+                // The limit counts data as the plain path does (what crosses is less: packed).
+                await o.throttle?.(packed.plainLength);
+                track(dw.putPacked(i * w.chunkSize, {id, ...packed}, `the source repository ${source.path} (chunk ${hex})`, DAMAGED_SOURCE_HINT), packed.payload.length);
+                while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
+                readBytes += packed.plainLength;
+              }
+            }
+            doneBytes += len;
+            o.onProgress?.({restorePoint: p.id, vmName: p.vmName, doneBytes, totalBytes});
+            continue;
+          }
           // Runs of the batch: unchanged chunks skipped (the base's), zeros recorded as such, data
           // read (and checked) and put, each in whole target chunks.
           for (const part of changedParts(same, off, len, w.chunkSize)) {
@@ -172,10 +211,7 @@ async function copyOne(
               if (run.zero) await dw.zero(at, run.length);
               else {
                 await o.throttle?.(run.length);
-                const done = dw.put(at, await disk.read(at, run.length));
-                done.catch(() => undefined);
-                puts.push({done, bytes: run.length});
-                inFlight += run.length;
+                track(dw.put(at, await disk.read(at, run.length)), run.length);
                 while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
                 readBytes += run.length;
               }

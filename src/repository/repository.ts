@@ -27,6 +27,7 @@ import {compactTime, isValidName, newPointId} from './names.js';
 import {manifestText} from './sealed-files.js';
 import {keyedHash, newEncryption, rewrapKeys, unlock, type ChunkKeys} from './crypto.js';
 import {RestorePointReaderImpl, loadIndexIds} from './reader.js';
+import type {PackedChunk} from './chunk-file.js';
 import {planRetention, validatePolicy} from './retention.js';
 import {repositoryStats} from './stats.js';
 import type {
@@ -242,6 +243,15 @@ export class Repository {
     const d = reader.manifest.disks.find((x) => x.key === key);
     if (!d) throw new UserError(`Restore point ${id} has no disk ${key}.`, {exitCode: ExitCode.notFound});
     return loadIndexIds(this.ctx, reader.manifest, d);
+  }
+
+  /**
+   * A chunk as stored (packed, its file's structure checked, not unpacked): a copy to a
+   * repository with the same ids and chunk size sends it as it is (the target checks it against
+   * its id). `context` names the restore point and disk for the error of a missing or bad chunk.
+   */
+  readPackedChunk(hex: string, context: string): Promise<PackedChunk> {
+    return this.ctx.store.readPacked(hex, context);
   }
 
   async beginRestorePoint(opts: BeginOptions): Promise<RestorePointWriter> {

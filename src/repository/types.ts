@@ -201,8 +201,11 @@ export interface DiskWriter {
    * (0 = the chunk at `offset`) of the chunks it lacks; each must then come through putPacked().
    */
   offer(offset: number, length: number, ids: Buffer): Promise<number[]>;
-  /** A chunk offer() asked for, packed (chunk-file.ts PackedChunk): checked against its id, then stored as it is. */
-  putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string): Promise<void>;
+  /**
+   * A chunk offer() asked for, packed (chunk-file.ts PackedChunk): checked against its id, then
+   * stored as it is. `from` names the sender in the error of a refused chunk, `hint` says what to do.
+   */
+  putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string, hint?: string): Promise<void>;
   finish(): Promise<DiskWriteStats>;
 }
 

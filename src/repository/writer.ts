@@ -474,7 +474,7 @@ class DiskWriterImpl implements DiskWriter {
    * Stores a chunk that offer() asked for, packed by the mover that hashed it (`from` names it for
    * errors): checked against its id in a chunk worker thread and stored as it came.
    */
-  async putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string): Promise<void> {
+  async putPacked(offset: number, chunk: {id: Buffer; flags: number; plainLength: number; payload: Buffer}, from: string, hint?: string): Promise<void> {
     this.rp.assertOpen();
     const cs = this.rp.chunkSize;
     const i = offset / cs;
@@ -483,7 +483,7 @@ class DiskWriterImpl implements DiskWriter {
     this.awaiting.delete(i);
     this.pending++;
     try {
-      const job = this.rp.ctx.store.putPacked(chunk, from);
+      const job = this.rp.ctx.store.putPacked(chunk, from, hint);
       this.rp.inflight.add(job);
       try {
         this.account(i, chunk.plainLength, await job);

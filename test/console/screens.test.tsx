@@ -128,6 +128,25 @@ describe('repositories', () => {
     expect(api.data.repositories[1]).toMatchObject({id: 'offsite', path: 's3://s3.example.com/backups/site-a', s3: {accessKeyId: 'AKIA123', secretAccessKey: 'very-secret-key', region: 'us-east-1'}});
   });
 
+  it('adds a repository on another appliance over SSH: the authorized_keys line pinned to repo serve, the far host key compared before it is trusted', async () => {
+    const api = seeded();
+    r = await renderApp(api, {name: 'repositories'});
+    await r.waitFor('Add one on another appliance');
+    await r.press(KEY.down.repeat(4) + KEY.enter);
+    let f = await r.waitFor('Directory there');
+    expect(f.replace(/\s+/g, ' ')).toContain('command="vmbackup repo serve /srv/vmbackup/copy",restrict ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIApplianceFake');
+    // Name, appliance, directory, user (default), port, vmbackup there (default), not encrypted.
+    await r.press(`Far${KEY.enter}b.example.com${KEY.enter}srv/far${KEY.enter}${KEY.enter}2222${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}${KEY.enter}`);
+    f = await r.waitFor('is not an absolute path');
+    expect(api.data.repositories).toHaveLength(1);
+    await r.press(`${KEY.down.repeat(2)}${KEY.backspace.repeat(7)}/srv/far${KEY.enter.repeat(7)}`);
+    f = await r.waitFor('Compare the host key');
+    expect(f).toContain('b.example.com: SHA256:abcdefghijklmnop (ssh-ed25519)');
+    await r.press(KEY.enter);
+    await r.waitFor(/✔ Far/);
+    expect(api.data.repositories[1]).toMatchObject({id: 'far', path: 'ssh://vmbackup@b.example.com:2222/srv/far', ssh: {hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake'}});
+  });
+
   it('prune on a daemon without the endpoint says so inline', async () => {
     const api = seeded();
     api.missing('prune', '/repositories/main/prune');

@@ -6,7 +6,7 @@
 import {mkdir, readdir, symlink, utimes, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
-import {afterEach, beforeEach, describe, expect, it} from 'vitest';
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest';
 import {ExitCode, UserError} from '../../src/util/errors.js';
 import {SELF_LEASE} from '../../src/util/process-lease.js';
 import type {StorageBackend} from '../../src/repository/storage/backend.js';
@@ -71,24 +71,38 @@ const BACKENDS: {name: string; make: () => Promise<Bed>}[] = [
   },
   {
     // Another appliance over SSH: the test bed's real sshd runs the real `vmbackup repo serve`.
+    // One session for the file (each costs an SSH login and a Node start there); each test
+    // empties the directory through the backend, as a fresh one would be.
     name: 'SSH (vmbackup repo serve)',
     make: async () => {
-      const s = await scratch('vmb-storage-ssh-');
-      const backend = new SshBackend(parseSshUrl(sshRepoUrl(s.dir))!, await sshRepoAccess());
+      sshBed ??= (async () => {
+        const s = await scratch('vmb-storage-ssh-');
+        return {dir: s.dir, cleanup: s.cleanup, backend: new SshBackend(parseSshUrl(sshRepoUrl(s.dir))!, await sshRepoAccess())};
+      })();
+      const {dir, backend} = await sshBed;
       return {
         backend,
         age: async (key, ms) => {
           const when = new Date(Date.now() - ms);
-          await utimes(join(s.dir, key), when, when);
+          await utimes(join(dir, key), when, when);
         },
         cleanup: async () => {
-          await backend.close();
-          await s.cleanup();
+          for (const e of await backend.list('')) {
+            if (e.dir) await backend.deleteTree(e.name);
+            else await backend.delete(e.name);
+          }
         },
       };
     },
   },
 ];
+
+let sshBed: Promise<{dir: string; cleanup: () => Promise<void>; backend: SshBackend}> | undefined;
+afterAll(async () => {
+  const bed = await sshBed;
+  await bed?.backend.close();
+  await bed?.cleanup();
+});
 
 const b = (s: string) => Buffer.from(s);
 const MAX = {max: 1 << 20, what: 'test object'};

@@ -1,15 +1,19 @@
 /**
- * Adds a repository: a name and a directory on a local disk (or an S3 bucket: S3RepositoryForm),
+ * Adds a repository: a name and a directory on a local disk (or an S3 bucket: S3RepositoryForm;
+ * another appliance over SSH: SshRepositoryForm),
  * and whether to encrypt it (with a passphrase typed twice). A directory that already holds a
  * repository is imported as it is (the daemon opens it instead of creating one), so the same form
  * serves "import an existing repository" — with the passphrase of an encrypted one.
  */
 import {Box, Text} from 'ink';
-import {ActionMessage} from '../../components/message/view.js';
+import {useReducer} from 'react';
+import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
+import {Select} from '../../components/select/view.js';
+import {keyToConfirm} from '../connections/morpheus-form.js';
 import {Form} from '../../components/form/view.js';
 import {idFromName} from '../../ids.js';
 import {useApi} from '../../router/context.js';
-import {useAction} from '../../use-load.js';
+import {useAction, useLoad} from '../../use-load.js';
 import {ExitCode, UserError} from '../../../util/errors.js';
 import {isS3Url} from '../../../util/s3-url.js';
 
@@ -117,6 +121,125 @@ export function RepositoryForm(props: {importing?: boolean; onDone: (id: string)
         ]}
         submitLabel={importing ? 'import' : 'create'}
         onSubmit={(v) => void save(v)}
+      />
+      <ActionMessage state={action.state} />
+    </Box>
+  );
+}
+
+type SshStep =
+  | {at: 'form'; values?: Record<string, string>; error?: {message: string; hint?: string}}
+  | {at: 'confirm'; values: Record<string, string>; key: {key: string; fingerprint: string; type: string}};
+
+/** The ssh:// address the form's fields name (a UserError when the directory is not absolute). */
+export function sshAddressOf(v: Record<string, string>): string {
+  const host = (v.host ?? '').trim();
+  const dir = (v.dir ?? '').trim().replace(/\/+$/, '');
+  if (!host) throw new UserError('Appliance: give the host name or address of the other appliance.', {exitCode: ExitCode.invalidInput});
+  if (!dir.startsWith('/')) throw new UserError(`Directory there: "${dir}" is not an absolute path.`, {hint: 'Give the directory on the other appliance, e.g. /srv/vmbackup/copy.', exitCode: ExitCode.invalidInput});
+  const port = Number(v.port) || 22;
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `ssh://${(v.user ?? '').trim() || 'vmbackup'}@${h}${port === 22 ? '' : `:${port}`}${dir}`;
+}
+
+/**
+ * A repository on another vmbackup appliance over SSH: where (host, port, user, directory), the
+ * line that authorizes this appliance's key there (pinned to `vmbackup repo serve DIR`), then the
+ * far host key to compare with the other appliance before anything is trusted; the daemon then
+ * creates (or opens) the repository there, encrypted when asked.
+ */
+export function SshRepositoryForm(props: {onDone: (id: string) => void}) {
+  const api = useApi();
+  const action = useAction();
+  const applianceKey = useLoad(() => api.applianceSshKey());
+  const [step, go] = useReducer((_: SshStep, s: SshStep) => s, {at: 'form'});
+
+  const scan = async (values: Record<string, string>) => {
+    try {
+      sshAddressOf(values);
+      passphraseOf(values, false);
+    } catch (err) {
+      return go({at: 'form', values, error: {message: (err as Error).message, ...((err as UserError).hint ? {hint: (err as UserError).hint} : {})}});
+    }
+    const host = (values.host ?? '').trim();
+    const r = await action.run(`Reading the host key of ${host}`, () => api.scanHostKey(host, Number(values.port) || 22));
+    if (!r.ok) return;
+    const key = keyToConfirm(r.value.keys);
+    if (!key) return go({at: 'form', values, error: {message: `${host} presented no SSH host key.`, hint: 'Check that sshd runs there and the port is right.'}});
+    action.dispatch({type: 'clear'});
+    go({at: 'confirm', values, key});
+  };
+
+  const save = async (v: Record<string, string>, hostKey: string) => {
+    const r = await action.run(
+      v.encrypt === 'yes' ? 'Creating the encrypted repository there' : 'Connecting to the other appliance',
+      async () => {
+        const passphrase = passphraseOf(v, false);
+        const taken = (await api.list('repositories').catch(() => [])).map((x) => String(x.id));
+        const remote = (v.command ?? '').trim();
+        const body = {
+          id: idFromName(v.name ?? '', taken),
+          name: v.name?.trim(),
+          path: sshAddressOf(v),
+          ssh: {hostKey, ...(remote ? {remoteVmbackup: remote} : {})},
+          ...(passphrase !== undefined ? {passphrase} : {}),
+        };
+        await api.create('repositories', body);
+        return body;
+      },
+      (body) => `Repository ${body.name} saved on the other appliance${body.passphrase !== undefined ? ' (encrypted: keep the passphrase safe)' : ''}.`,
+    );
+    if (r.ok) props.onDone(r.value.id);
+    else go({at: 'form', values: v});
+  };
+
+  if (step.at === 'confirm')
+    return (
+      <Box flexDirection="column">
+        <Text wrap="wrap">Compare the host key with the other appliance (there: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub):</Text>
+        <Text color="yellow" wrap="wrap">
+          {'  '}
+          {(step.values.host ?? '').trim()}: {step.key.fingerprint} ({step.key.type})
+        </Text>
+        <Select
+          items={[
+            {value: 'trust', label: 'The key matches: trust it and save'},
+            {value: 'no', label: 'It does not match: go back'},
+          ]}
+          onChoose={(item) => (item.value === 'trust' ? void save(step.values, step.key.key) : go({at: 'form', values: step.values}))}
+        />
+        <ActionMessage state={action.state} />
+      </Box>
+    );
+
+  const key = applianceKey.data;
+  const dir = (step.values?.dir ?? '').trim() || '/srv/vmbackup/copy';
+  return (
+    <Box flexDirection="column">
+      {step.error ? <ErrorMessage error={step.error} /> : null}
+      {key ? (
+        <Box flexDirection="column" marginBottom={1}>
+          <Text wrap="wrap">On the other appliance, add this line to ~USER/.ssh/authorized_keys (it lets this appliance run only the repository server, for that directory):</Text>
+          <Text color="yellow" wrap="wrap">{`command="vmbackup repo serve ${dir}",restrict ${key.publicKey}`}</Text>
+        </Box>
+      ) : applianceKey.error ? (
+        <ErrorMessage error={applianceKey.error} />
+      ) : null}
+      <Form
+        fields={[
+          {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. offsite'},
+          {key: 'host', label: 'Appliance', kind: 'text', placeholder: 'host name or address of the other appliance'},
+          {key: 'dir', label: 'Directory there', kind: 'text', placeholder: '/srv/vmbackup/copy'},
+          {key: 'user', label: 'SSH user', kind: 'text', placeholder: '(empty: vmbackup)'},
+          {key: 'port', label: 'SSH port', kind: 'text', placeholder: '(empty: 22)'},
+          {key: 'command', label: 'vmbackup there', kind: 'text', placeholder: '(empty: vmbackup on its PATH)'},
+          {key: 'encrypt', label: 'Encrypt', kind: 'toggle'},
+          {key: 'passphrase', label: 'Passphrase', kind: 'secret', placeholder: '(when encrypted: 8+ characters)'},
+          {key: 'repeat', label: 'Repeat passphrase', kind: 'secret'},
+        ]}
+        initial={step.values}
+        submitLabel="read the host key"
+        onSubmit={(v) => void scan(v)}
       />
       <ActionMessage state={action.state} />
     </Box>

@@ -11,7 +11,7 @@ import {bytes} from '../../format.js';
 import {useApi, useNavigate} from '../../router/context.js';
 import {useAction, useLoad} from '../../use-load.js';
 import type {ScreenProps} from '../types.js';
-import {RepositoryForm, S3RepositoryForm} from './repository-form.js';
+import {RepositoryForm, S3RepositoryForm, SshRepositoryForm} from './repository-form.js';
 import {RemoveConfirm} from '../remove-item.js';
 import {RestorePoints} from './points.js';
 import {RetentionLock} from './retention-lock.js';
@@ -111,12 +111,14 @@ export function Repositories(props: ScreenProps) {
           {value: '+add', label: '+ Add a repository'},
           {value: '+import', label: '+ Import an existing repository'},
           {value: '+s3', label: '+ Add an S3 bucket', hint: 'object storage, new or existing'},
+          {value: '+ssh', label: '+ Add one on another appliance', hint: 'over SSH, new or existing'},
         ]}
         visible={props.height - 3}
         onChoose={(item) => {
           if (item.value === '+add') nav({type: 'push', route: {name: 'repository-add'}});
           else if (item.value === '+import') nav({type: 'push', route: {name: 'repository-add', params: {import: '1'}}});
           else if (item.value === '+s3') nav({type: 'push', route: {name: 'repository-add', params: {s3: '1'}}});
+          else if (item.value === '+ssh') nav({type: 'push', route: {name: 'repository-add', params: {ssh: '1'}}});
           else setPicked(item.value);
         }}
       />
@@ -128,5 +130,6 @@ export function Repositories(props: ScreenProps) {
 export function RepositoryAdd(props: ScreenProps) {
   const nav = useNavigate();
   if (props.params.s3 === '1') return <S3RepositoryForm onDone={() => nav({type: 'pop'})} />;
+  if (props.params.ssh === '1') return <SshRepositoryForm onDone={() => nav({type: 'pop'})} />;
   return <RepositoryForm importing={props.params.import === '1'} onDone={() => nav({type: 'pop'})} />;
 }
