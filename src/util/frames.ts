@@ -30,7 +30,8 @@ export function encodeFrame(header: {t: string} & Record<string, unknown>, body?
 
 /**
  * Cuts a byte stream into frames. push() the bytes as they come; each complete frame goes to
- * `onFrame`. A frame larger than `maxFrame` or a header that is not a JSON object with a string
+ * `onFrame`. A frame larger than `maxFrame` (a number, or asked of a function for each frame: what the
+ * reader expects at that moment) or a header that is not a JSON object with a string
  * `t` throws ProtocolError: the stream is then unusable and must be closed.
  */
 export class FrameReader {
@@ -39,7 +40,7 @@ export class FrameReader {
 
   constructor(
     private readonly onFrame: (frame: Frame) => void,
-    private readonly maxFrame: number,
+    private readonly maxFrame: number | (() => number),
   ) {}
 
   push(data: Buffer): void {
@@ -48,7 +49,8 @@ export class FrameReader {
     for (;;) {
       if (this.have < 4) return;
       const len = this.peekLength();
-      if (len < 4 || len > this.maxFrame) throw new ProtocolError(`a frame of ${len} bytes (at most ${this.maxFrame})`);
+      const max = typeof this.maxFrame === 'number' ? this.maxFrame : this.maxFrame();
+      if (len < 4 || len > max) throw new ProtocolError(`a frame of ${len} bytes (at most ${max})`);
       if (this.have < 4 + len) return;
       const bytes = this.take(4 + len);
       const hlen = bytes.readUInt32BE(4);

@@ -5,8 +5,8 @@
  * as its own); the copies read back identical through SSH and there; a copy killed with SIGKILL
  * leaves no visible point, no server process and no lock behind, and the next run stores only what
  * is still missing; a host key that does not match, a far side without vmbackup, and a far side that
- * lies (another directory, names that leave the repository, objects larger than asked for) are
- * refused with what to do.
+ * lies (another directory, names that leave the repository, objects larger than asked for, a reply
+ * larger than any request allows) are refused with what to do.
  */
 import {randomBytes} from 'node:crypto';
 import {chmod, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises';
@@ -162,8 +162,8 @@ describe('a repository on another appliance over SSH', () => {
           `const r = new FrameReader((f) => {\n` +
           `  const h = f.header;\n` +
           `  if (h.t === 'hello') return send({t: 'hello', protocol: 1, path: ${JSON.stringify(behaviour)} === 'elsewhere' ? '/etc' : path, now: Date.now()});\n` +
-          `  if (h.op === 'list') return send({t: 'r', id: h.id, v: [{name: '..', dir: true}]});\n` +
-          `  if (h.op === 'get') return send({t: 'r', id: h.id, v: {found: true}}, Buffer.alloc(h.max + 1));\n` +
+          `  if (h.op === 'list') return send({t: 'r', id: h.id, json: true}, Buffer.from(JSON.stringify([{name: '..', dir: true}])));\n` +
+          `  if (h.op === 'get') return send({t: 'r', id: h.id, found: true}, Buffer.alloc(h.key === 'huge' ? 1 << 20 : h.max + 1));\n` +
           `  send({t: 'r', id: h.id, err: {message: 'no'}});\n` +
           `}, 1 << 26);\n` +
           `process.stdin.on('data', (d) => r.push(d));\n`,
@@ -182,6 +182,9 @@ describe('a repository on another appliance over SSH', () => {
     const e3 = await failure(big.get('vmbackup-repository.json', {max: 4096, what: 'repository configuration'}));
     expect(e3.exitCode).toBe(ExitCode.corrupt);
     expect(e3.message).toMatch(/is 4097 bytes, more than the 4096 allowed/);
+    // A reply larger than any request in flight allows is not even buffered: the session ends.
+    const e4 = await failure(big.get('huge', {max: 4096, what: 'manifest'}));
+    expect(e4.message).toMatch(/broke vmbackup's repository protocol: a frame of \d+ bytes \(at most 69632\)/);
     for (const b of [elsewhere, names, big]) await b.close();
     // Keys that would leave the repository never leave this appliance.
     await expect(names.get('../../etc/shadow', {max: 10, what: 'x'})).rejects.toThrow(/invalid storage key/);

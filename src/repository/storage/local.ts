@@ -338,7 +338,8 @@ export class LocalDirectoryBackend implements StorageBackend {
 
   private leftoverPath(dir: string, name: string): string {
     const at = name.indexOf(TEMP_MARK);
-    if (at <= 0 || name.includes('/') || name.includes('\0')) throw new Error(`invalid leftover name ${JSON.stringify(name)}`);
+    const finalName = name.slice(0, Math.max(0, at));
+    if (at <= 0 || finalName === '.' || finalName === '..' || name.includes('/') || name.includes('\0')) throw new Error(`invalid leftover name ${JSON.stringify(name)}`);
     return join(dir === '' ? this.location : this.path(dir), name);
   }
 

@@ -6,7 +6,9 @@
  *
  * Appliance → server                               Server → appliance
  *   hello {protocol, path}                           hello {protocol, path, now, host, pid}
- *   q {id, op, …arguments} (+ body: put data)        r {id, v?} (+ body: get data)
+ *   q {id, op, …arguments} (+ body: put data)        r {id, found: true} + body: the data of a get
+ *                                                    r {id, json: true} + body: the value, as JSON
+ *                                                    r {id}: done, no value
  *                                                    r {id, err: {message, hint?, exitCode?}}
  *   cancel {of}   (a lock wait the caller gave up)
  *
@@ -17,8 +19,13 @@
 import {ExitCode, UserError, type ExitCodeValue} from '../../util/errors.js';
 
 export const REMOTE_PROTOCOL = 1;
-/** The largest frame either end accepts: an object of 64 MiB (a chunk of the largest size, an index) plus headers. */
-export const REMOTE_MAX_FRAME = (64 << 20) + 65536;
+/**
+ * The largest request the server accepts: an object of 1 GiB (an index of a 32 TiB disk in 1 MiB
+ * chunks) plus headers. The appliance accepts a reply only as large as what it asked for allows
+ * (a get's `max`) plus REMOTE_HEADROOM: a far side cannot make it buffer more.
+ */
+export const REMOTE_MAX_FRAME = (1 << 30) + 65536;
+export const REMOTE_HEADROOM = 65536;
 
 export const OPS = [
   'get', 'stat', 'list', 'put', 'putIfAbsent', 'append', 'touch', 'delete', 'deleteTree', 'deleteIfOlder', 'rename', 'sync',

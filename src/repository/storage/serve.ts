@@ -51,8 +51,11 @@ export async function serveRepositoryDirectory(dir: string, input: Readable, out
     const op = str(h, 'op', 40) as Op;
     if (!OPS.includes(op)) throw new ProtocolError(`an unknown operation "${op}"`);
     try {
+      // Data (get) as the body; any other value as JSON in the body (a listing may be large,
+      // headers are small).
       const {v, body} = await run(op, h, f.body, id);
-      await send({t: 'r', id, ...(v !== undefined ? {v} : {})}, body);
+      if (body) await send({t: 'r', id, found: true}, body);
+      else await send({t: 'r', id, ...(v !== undefined ? {json: true} : {})}, v !== undefined ? Buffer.from(JSON.stringify(v)) : undefined);
     } catch (err) {
       if (err instanceof ProtocolError) throw err;
       await send({t: 'r', id, err: toWire(err)});
@@ -64,7 +67,7 @@ export async function serveRepositoryDirectory(dir: string, input: Readable, out
     switch (op) {
       case 'get': {
         const got = await backend.get(k('key'), {max: uint(h, 'max'), what: str(h, 'what', 200)});
-        return got === undefined ? {v: {found: false}} : {v: {found: true}, body: got};
+        return got === undefined ? {v: {found: false}} : {body: got};
       }
       case 'stat':
         return {v: (await backend.stat(k('key'))) ?? null};
@@ -116,7 +119,7 @@ export async function serveRepositoryDirectory(dir: string, input: Readable, out
         return {v: await backend.leftovers(k('dir'))};
       case 'readLeftover': {
         const got = await backend.readLeftover(k('dir'), str(h, 'name', 600), uint(h, 'max'));
-        return got === undefined ? {v: {found: false}} : {v: {found: true}, body: got};
+        return got === undefined ? {v: {found: false}} : {body: got};
       }
       case 'restoreLeftover':
         await backend.restoreLeftover(k('dir'), str(h, 'name', 600));

@@ -38,7 +38,7 @@ import {classifySshFailure, sshFailureError, sshStreamArgv, type SshTarget} from
 import {assertKey, type ListEntry, type Lock, type LockOptions, type ObjectInfo, type Owner, type PutOptions, type Recover, type StorageBackend} from './backend.js';
 import {isAlive} from '../lock.js';
 import {sweepLeftoversWith, type Leftover} from './local.js';
-import {fromWire, REMOTE_MAX_FRAME, REMOTE_PROTOCOL, type Op} from './remote-protocol.js';
+import {fromWire, REMOTE_HEADROOM, REMOTE_PROTOCOL, type Op} from './remote-protocol.js';
 
 /** How this appliance logs in to the far one. */
 export interface SshRepositoryAccess {
@@ -55,10 +55,15 @@ const HELLO_TIMEOUT_MS = 60_000;
 /** Requests in flight at once: enough to hide the round trip, few enough to bound memory. */
 const MAX_IN_FLIGHT = 64;
 const NAME = /^[A-Za-z0-9._+=@,~-]{1,255}$/;
+/** The largest listing of one directory taken (JSON): a million entries. */
+const LISTING_MAX = 64 << 20;
+const SMALL_REPLY = 65536;
 
 interface Pending {
   resolve: (r: {v: unknown; body: Buffer}) => void;
   reject: (err: Error) => void;
+  /** The largest body its reply may carry (a get's max). */
+  max: number;
 }
 
 interface Session {
@@ -134,9 +139,22 @@ export class SshBackend implements StorageBackend {
       const p = typeof id === 'number' ? session.pending.get(id) : undefined;
       if (!p) throw new Error(`a reply to no request (${String(id)})`);
       session.pending.delete(id as number);
-      if (f.header.err !== undefined) p.reject(fromWire(f.header.err, this.location));
-      else p.resolve({v: f.header.v, body: f.body});
-    }, REMOTE_MAX_FRAME);
+      if (f.header.err !== undefined) return p.reject(fromWire(f.header.err, this.location));
+      if (f.header.found === true) return p.resolve({v: {found: true}, body: f.body});
+      if (f.header.json !== true) return p.resolve({v: undefined, body: f.body});
+      let v: unknown;
+      try {
+        v = JSON.parse(f.body.toString('utf8'));
+      } catch {
+        throw new Error('a reply that is not JSON');
+      }
+      p.resolve({v, body: Buffer.alloc(0)});
+    }, () => {
+      // Only as large a reply as a request in flight allows (a get's max), plus the header.
+      let max = 0;
+      for (const p of session.pending.values()) max = Math.max(max, p.max);
+      return max + REMOTE_HEADROOM;
+    });
     child.stdout!.on('data', (d: Buffer) => {
       try {
         reader.push(d);
@@ -219,7 +237,9 @@ export class SshBackend implements StorageBackend {
       const s = await this.open();
       if (s.ended) throw s.ended;
       const id = this.nextId++;
-      const reply = new Promise<{v: unknown; body: Buffer}>((resolve, reject) => s.pending.set(id, {resolve, reject}));
+      // What its reply may carry: a get's data, a listing's JSON, a small value.
+      const max = op === 'get' || op === 'readLeftover' ? Number(args.max) : op === 'list' || op === 'leftovers' ? LISTING_MAX : SMALL_REPLY;
+      const reply = new Promise<{v: unknown; body: Buffer}>((resolve, reject) => s.pending.set(id, {resolve, reject, max}));
       let ok = true;
       for (const part of encodeFrame({t: 'q', id, op, ...args}, body)) ok = s.child.stdin!.write(part);
       sent?.(s, id);
