@@ -9,7 +9,7 @@
  * larger than any request allows) are refused with what to do.
  */
 import {randomBytes} from 'node:crypto';
-import {chmod, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises';
+import {chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
@@ -147,6 +147,20 @@ describe('a repository on another appliance over SSH', () => {
     const badUrl = await vmbackup(['repo', 'info', 'ssh://root@127.0.0.1:2222/srv/../etc', ...ssh]);
     expect(badUrl.exitCode).toBe(ExitCode.invalidInput);
     expect(badUrl.stderr).toMatch(/path segment "\.\." is not allowed/);
+  }, 60_000);
+
+  it('lists a directory of thousands of chunks in one reply (larger than any frame header)', async () => {
+    const sub = join(far(), 'chunks', 'ee');
+    await mkdir(sub, {recursive: true});
+    const names = Array.from({length: 4000}, (_, i) => `ee${i.toString(16).padStart(62, '0')}`);
+    await Promise.all(names.map((n) => writeFile(join(sub, n), 'x')));
+    const b = new SshBackend(parseSshUrl(sshRepoUrl(far()))!, await sshRepoAccess());
+    try {
+      expect((await b.list('chunks/ee')).map((e) => e.name).sort()).toEqual(names);
+    } finally {
+      await b.close();
+      await rm(sub, {recursive: true, force: true});
+    }
   }, 60_000);
 
   it('distrusts the far side: another directory than asked, names that leave the repository, an object larger than asked for', async () => {
