@@ -9,6 +9,7 @@
 import {Box, Text} from 'ink';
 import {useReducer} from 'react';
 import type {HostKeyScanReply} from '../../api.js';
+import {ApplianceKeyLine} from '../../components/appliance-key/view.js';
 import {Form} from '../../components/form/view.js';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
@@ -138,15 +139,12 @@ export function MorpheusForm(props: {onDone: (id: string) => void}) {
   return (
     <Box flexDirection="column">
       {step.error ? <ErrorMessage error={step.error} /> : null}
-      {key ? (
-        <Box flexDirection="column" marginBottom={1}>
-          <Text wrap="wrap">The appliance logs in with its own key ({key.fingerprint}). On each host, as the SSH user, run:</Text>
-          <Text color="yellow" wrap="wrap">{key.authorizeCommand}</Text>
-          <Text dimColor wrap="wrap">(one line; a narrow terminal breaks it — or copy {key.identityFile}.pub from the appliance)</Text>
-        </Box>
-      ) : applianceKey.error ? (
-        <ErrorMessage error={applianceKey.error} />
-      ) : null}
+      <ApplianceKeyLine
+        state={applianceKey}
+        intro={(k) => `The appliance logs in with its own key (${k.fingerprint}). On each host, as the SSH user, run:`}
+        line={(k) => k.authorizeCommand}
+        note={(k) => `(one line; a narrow terminal breaks it — or copy ${k.identityFile}.pub from the appliance)`}
+      />
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. vme-site1'},

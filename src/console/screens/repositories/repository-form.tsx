@@ -10,6 +10,7 @@ import {useReducer} from 'react';
 import {ActionMessage, ErrorMessage} from '../../components/message/view.js';
 import {Select} from '../../components/select/view.js';
 import {keyToConfirm} from '../connections/morpheus-form.js';
+import {ApplianceKeyLine} from '../../components/appliance-key/view.js';
 import {Form} from '../../components/form/view.js';
 import {idFromName} from '../../ids.js';
 import {useApi} from '../../router/context.js';
@@ -212,19 +213,15 @@ export function SshRepositoryForm(props: {onDone: (id: string) => void}) {
       </Box>
     );
 
-  const key = applianceKey.data;
   const dir = (step.values?.dir ?? '').trim() || '/srv/vmbackup/copy';
   return (
     <Box flexDirection="column">
       {step.error ? <ErrorMessage error={step.error} /> : null}
-      {key ? (
-        <Box flexDirection="column" marginBottom={1}>
-          <Text wrap="wrap">On the other appliance, add this line to ~USER/.ssh/authorized_keys (it lets this appliance run only the repository server, for that directory):</Text>
-          <Text color="yellow" wrap="wrap">{`command="vmbackup repo serve ${dir}",restrict ${key.publicKey}`}</Text>
-        </Box>
-      ) : applianceKey.error ? (
-        <ErrorMessage error={applianceKey.error} />
-      ) : null}
+      <ApplianceKeyLine
+        state={applianceKey}
+        intro={() => 'On the other appliance, add this line to ~USER/.ssh/authorized_keys (it lets this appliance run only the repository server, for that directory):'}
+        line={(k) => `command="vmbackup repo serve ${dir}",restrict ${k.publicKey}`}
+      />
       <Form
         fields={[
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. offsite'},
