@@ -49,7 +49,7 @@ export function sshUrl(l: SshLocation): string {
 
 function bad(text: string, why: string): UserError {
   return new UserError(`"${text}" is not a valid SSH repository address: ${why}.`, {
-    hint: 'An SSH repository is written ssh://USER@HOST[:PORT]/ABSOLUTE/PATH, e.g. ssh://vmbackup@offsite.example.com/srv/vmbackup/copy.',
+    hint: 'An SSH repository is written ssh://USER@HOST[:PORT]/ABSOLUTE/PATH, e.g. ssh://vmbackup-copy@offsite.example.com/srv/vmbackup/copy.',
     exitCode: ExitCode.invalidInput,
   });
 }

@@ -145,7 +145,7 @@ describe('repositories', () => {
     expect(f).toContain('b.example.com: SHA256:abcdefghijklmnop (ssh-ed25519)');
     await r.press(KEY.enter);
     await r.waitFor(/✔ Far/);
-    expect(api.data.repositories[1]).toMatchObject({id: 'far', path: 'ssh://vmbackup@b.example.com:2222/srv/far', ssh: {hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake'}});
+    expect(api.data.repositories[1]).toMatchObject({id: 'far', path: 'ssh://vmbackup-copy@b.example.com:2222/srv/far', ssh: {hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake'}});
   });
 
   it('prune on a daemon without the endpoint says so inline', async () => {

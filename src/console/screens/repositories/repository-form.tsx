@@ -140,7 +140,7 @@ export function sshAddressOf(v: Record<string, string>): string {
   if (!dir.startsWith('/')) throw new UserError(`Directory there: "${dir}" is not an absolute path.`, {hint: 'Give the directory on the other appliance, e.g. /srv/vmbackup/copy.', exitCode: ExitCode.invalidInput});
   const port = Number(v.port) || 22;
   const h = host.includes(':') ? `[${host}]` : host;
-  return `ssh://${(v.user ?? '').trim() || 'vmbackup'}@${h}${port === 22 ? '' : `:${port}`}${dir}`;
+  return `ssh://${(v.user ?? '').trim() || 'vmbackup-copy'}@${h}${port === 22 ? '' : `:${port}`}${dir}`;
 }
 
 /**
@@ -227,7 +227,7 @@ export function SshRepositoryForm(props: {onDone: (id: string) => void}) {
           {key: 'name', label: 'Name', kind: 'text', placeholder: 'e.g. offsite'},
           {key: 'host', label: 'Appliance', kind: 'text', placeholder: 'host name or address of the other appliance'},
           {key: 'dir', label: 'Directory there', kind: 'text', placeholder: '/srv/vmbackup/copy'},
-          {key: 'user', label: 'SSH user', kind: 'text', placeholder: '(empty: vmbackup)'},
+          {key: 'user', label: 'SSH user', kind: 'text', placeholder: '(empty: vmbackup-copy)'},
           {key: 'port', label: 'SSH port', kind: 'text', placeholder: '(empty: 22)'},
           {key: 'command', label: 'vmbackup there', kind: 'text', placeholder: '(empty: vmbackup on its PATH)'},
           {key: 'encrypt', label: 'Encrypt', kind: 'toggle'},
