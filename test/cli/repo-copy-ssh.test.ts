@@ -9,7 +9,7 @@
  * larger than any request allows) are refused with what to do.
  */
 import {randomBytes} from 'node:crypto';
-import {chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile} from 'node:fs/promises';
+import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa} from 'execa';
@@ -21,6 +21,7 @@ import {parseSshUrl} from '../../src/util/ssh-url.js';
 import {vmbackup} from '../lib/cli.js';
 import {CLI_MAIN, ROOT} from '../lib/dist.js';
 import {sshRepoAccess, sshRepoArgs, sshRepoUrl} from '../lib/ssh-repo.js';
+import {SSHD_DIR} from '../lib/sshd.js';
 
 let dir: string;
 const src = () => join(dir, 'src');
@@ -148,6 +149,48 @@ describe('a repository on another appliance over SSH', () => {
     expect(badUrl.exitCode).toBe(ExitCode.invalidInput);
     expect(badUrl.stderr).toMatch(/path segment "\.\." is not allowed/);
   }, 60_000);
+
+  it('works as the far side is set up by its documentation: a user of its own (keys only), the key pinned to repo serve DIR; another path is refused', async () => {
+    // `vmbackup repo serve --help`'s recipe, with a user name of the tests' own and a second sshd
+    // that reads ~USER/.ssh/authorized_keys (the test bed's reads one file for root).
+    const user = 'vmbtest-copy';
+    const farDir = join(dir, 'pinned', 'copy');
+    const run = (cmd: string, args: string[]) => execa(cmd, args, {stdio: 'pipe'});
+    if ((await execa('getent', ['passwd', user], {reject: false})).exitCode !== 0) await run('useradd', ['--system', '--create-home', '--shell', '/bin/sh', user]);
+    await run('usermod', ['-p', '*', user]);
+    await run('install', ['-d', '-m', '0755', join(dir, 'pinned')]);
+    await chmod(dir, 0o755);
+    await run('install', ['-d', '-o', user, '-g', user, '-m', '0700', farDir]);
+    const home = (await execa('getent', ['passwd', user])).stdout.split(':')[5]!;
+    await run('install', ['-d', '-o', user, '-g', user, '-m', '0700', join(home, '.ssh')]);
+    const access = await sshRepoAccess();
+    const pub = (await readFile(`${access.identityFile}.pub`, 'utf8')).trim();
+    await writeFile(join(home, '.ssh', 'authorized_keys'), `command="${access.command![0]} repo serve ${farDir}",restrict ${pub}\n`, {mode: 0o600});
+    await run('chown', [`${user}:`, join(home, '.ssh', 'authorized_keys')]);
+    const cfg = join(dir, 'sshd_config');
+    await writeFile(cfg, ['Port 2298', 'ListenAddress 127.0.0.1', `HostKey ${SSHD_DIR}/host_ed25519`, `PidFile ${join(dir, 'sshd2.pid')}`, 'UsePAM no', 'PasswordAuthentication no', 'SetEnv SHLVL=1', ''].join('\n'));
+    await run('/usr/sbin/sshd', ['-f', cfg]);
+    try {
+      const known = join(dir, 'known_hosts_2298');
+      await writeFile(known, `[127.0.0.1]:2298 ${(await readFile(`${SSHD_DIR}/host_ed25519.pub`, 'utf8')).split(' ').slice(0, 2).join(' ')}\n`, {mode: 0o600});
+      const args = ['--ssh-key', access.identityFile, '--ssh-known-hosts', known];
+      const url = `ssh://${user}@127.0.0.1:2298${farDir}`;
+      // The appliance's requested command is ignored there: the pinned one runs (so --remote-vmbackup is not needed).
+      const made = await vmbackup(['repo', 'create', url, ...args]);
+      expect(made.exitCode, made.stderr).toBe(0);
+      const r = await vmbackup(['repo', 'copy', src(), url, '--vm', 'web01', ...args, '--json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      // Owned by that user there, and an ordinary repository.
+      expect((await stat(join(farDir, 'vmbackup-repository.json'))).uid).toBe(Number((await execa('id', ['-u', user])).stdout));
+      for (const id of web) await sameDisks(id, await openRepository(farDir));
+      const other = await vmbackup(['repo', 'info', `ssh://${user}@127.0.0.1:2298/etc`, ...args]);
+      expect(other.exitCode).toBe(ExitCode.invalidInput);
+      expect(other.stderr).toContain(`is served from ${farDir} on the far machine, not from /etc`);
+    } finally {
+      await execa('sh', ['-c', `kill $(cat ${join(dir, 'sshd2.pid')})`], {reject: false});
+      await execa('userdel', ['--remove', user], {reject: false});
+    }
+  }, 120_000);
 
   it('lists a directory of thousands of chunks in one reply (larger than any frame header)', async () => {
     const sub = join(far(), 'chunks', 'ee');
