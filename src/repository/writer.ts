@@ -230,7 +230,7 @@ export class RestorePointWriterImpl implements RestorePointWriter {
 
   private async writeManifest(m: Manifest): Promise<void> {
     if (this.vmLock.held?.() === false) {
-      throw new UserError(`The lock of this backup (${this.vmLock.path}) was lost: it expired while the storage could not be reached and another process took it over. Nothing was committed.`, {
+      throw new UserError(`The lock of this backup (${this.vmLock.path}) was lost: the storage could not be reached or its connection ended (an S3 lease that expired, an SSH session to another appliance that broke), so another process may hold it now. Nothing was committed.`, {
         hint: 'Run the backup again; check the connection to the storage.',
         exitCode: ExitCode.locked,
       });

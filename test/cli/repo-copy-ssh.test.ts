@@ -192,14 +192,32 @@ describe('a repository on another appliance over SSH', () => {
     }
   }, 120_000);
 
+  it('a session that breaks mid-write (the far server killed): the lock is lost, the point is not committed, and the next use connects again', async () => {
+    const repo = await openRepository(sshRepoUrl(far()), {ssh: await sshRepoAccess()});
+    const w = await repo.beginRestorePoint({vmId: 'id-cut', vmName: 'cut', platform: 'libvirt'});
+    const dw = await w.addDisk({key: 'vda', name: 'vda.raw', size: MiB, format: 'raw'});
+    await dw.put(0, randomBytes(MiB));
+    await dw.finish();
+    await execa('pkill', ['-KILL', '-f', `repo serve ${far()}`]);
+    for (let i = 0; i < 100 && (await serving(far())) !== ''; i++) await new Promise((res) => setTimeout(res, 50));
+    const err = await failure(w.commit());
+    expect(err.exitCode).toBe(ExitCode.locked);
+    expect(err.message).toMatch(/was lost: .*its connection ended.*Nothing was committed/);
+    await w.abort().catch(() => undefined);
+    // A new session: the repository is usable again, without the point.
+    expect((await repo.listRestorePoints()).map((p) => p.vmName)).not.toContain('cut');
+    await repo.close();
+  }, 60_000);
+
   it('lists a directory of thousands of chunks in one reply (larger than any frame header)', async () => {
-    const sub = join(far(), 'chunks', 'ee');
+    // A directory of its own (a chunk of another test may land in any chunks/xx).
+    const sub = join(far(), 'listing-test');
     await mkdir(sub, {recursive: true});
     const names = Array.from({length: 4000}, (_, i) => `ee${i.toString(16).padStart(62, '0')}`);
     await Promise.all(names.map((n) => writeFile(join(sub, n), 'x')));
     const b = new SshBackend(parseSshUrl(sshRepoUrl(far()))!, await sshRepoAccess());
     try {
-      expect((await b.list('chunks/ee')).map((e) => e.name).sort()).toEqual(names);
+      expect((await b.list('listing-test')).map((e) => e.name).sort()).toEqual(names);
     } finally {
       await b.close();
       await rm(sub, {recursive: true, force: true});
