@@ -29,6 +29,7 @@ export class Resources {
   private readonly inventories = new Map<string, InventoryEntry>();
   /** Free space of repositories on other appliances, asked at most every SPACE_TTL_MS (each ask is an SSH session). */
   private readonly farSpace = new Map<string, {at: number; space: {freeBytes: number; totalBytes: number} | undefined}>();
+  private readonly askingSpace = new Map<string, Promise<{freeBytes: number; totalBytes: number} | undefined>>();
 
   constructor(
     private readonly store: ConfigStore,
@@ -49,19 +50,28 @@ export class Resources {
   /**
    * Free and total bytes where repository `id` lives: the local file system's, the far
    * appliance's disk (asked over SSH, remembered for a few minutes), undefined for a bucket (no
-   * fixed size) or when it cannot be read.
+   * fixed size) or when it cannot be read. `wait: false` (the status the console polls) never
+   * waits for the far appliance: it answers what is known and asks again in the background.
    */
-  async space(id: string): Promise<{freeBytes: number; totalBytes: number} | undefined> {
+  async space(id: string, opts: {wait?: boolean} = {}): Promise<{freeBytes: number; totalBytes: number} | undefined> {
     const cfg = this.store.get('repositories', id);
     if (isS3Url(cfg.path)) return undefined;
     if (!isSshUrl(cfg.path)) return diskSpace(cfg.path);
     const known = this.farSpace.get(id);
     if (known && Date.now() - known.at < SPACE_TTL_MS) return known.space;
-    const space = await this.repository(id)
-      .then((repo) => repo.backend.space())
-      .catch(() => undefined);
-    this.farSpace.set(id, {at: Date.now(), space});
-    return space;
+    let asking = this.askingSpace.get(id);
+    if (!asking) {
+      asking = this.repository(id)
+        .then((repo) => repo.backend.space())
+        .catch(() => undefined)
+        .then((space) => {
+          this.farSpace.set(id, {at: Date.now(), space});
+          return space;
+        })
+        .finally(() => this.askingSpace.delete(id));
+      this.askingSpace.set(id, asking);
+    }
+    return opts.wait === false ? known?.space : asking;
   }
 
   /**

@@ -81,7 +81,7 @@ export class StatusService {
   async status(): Promise<StatusReply> {
     const repositories = [];
     for (const r of this.d.store.list('repositories')) {
-      const space = await this.d.resources.space(r.id);
+      const space = await this.d.resources.space(r.id, {wait: false});
       const cached = this.cachedStats(r.id);
       repositories.push({
         id: r.id,

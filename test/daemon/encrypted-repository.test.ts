@@ -187,6 +187,12 @@ describe('an encrypted repository in the daemon', () => {
       }
     }
     expect((await c.restorePoints<{id: string}>('far')).map((p) => p.id)).toEqual(sourcePoints.map((p) => p.id));
+    // The far disk's space: the status never waits for it, it asks in the background and shows it once known.
+    const farStatus = async () => (await c.status()).repositories.find((r) => r.id === 'far')!;
+    for (let i = 0; i < 100 && (await farStatus()).totalBytes === undefined; i++) await new Promise((res) => setTimeout(res, 100));
+    const far = await farStatus();
+    expect(far.totalBytes).toBeGreaterThan(0);
+    expect(far.freeBytes).toBeGreaterThan(0);
     const again = await waitForSession(c, (await c.startJob('to-far')).id);
     expect(again.log.find((l) => l.code === 'copied')?.message).toMatch(/0 restore point\(s\) copied \(0 new chunks\), 2 already in the target/);
   });
