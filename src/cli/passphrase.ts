@@ -2,8 +2,9 @@
  * The secrets of a repository on the command line, always in files that only their owner may
  * read (a secret never goes on the command line, where `ps` shows it to everyone): the
  * passphrase of an encrypted repository (`--passphrase-file FILE`, one line) and the credentials
- * of a repository in an S3 bucket (`--s3-credentials FILE`, s3-client.ts parseS3Credentials).
- * Every command that opens a repository takes both.
+ * of a repository in an S3 bucket (`--s3-credentials FILE`, s3-client.ts parseS3Credentials);
+ * and how to log in to another appliance that keeps one (`--ssh-key`, `--ssh-known-hosts`,
+ * `--remote-vmbackup`: files and a path, no secret). Every command that opens a repository takes them.
  */
 import {existsSync} from 'node:fs';
 import {open} from 'node:fs/promises';
@@ -104,7 +105,7 @@ export function sshAccessFor(path: string, values: Record<string, unknown>): Ssh
   return {identityFile, knownHostsFile, ...(typeof remote === 'string' ? {command: [remote]} : {})};
 }
 
-/** Opens the repository at `path` with the passphrase given by option `name`, if any (and the S3 credentials for an S3 one). */
+/** Opens the repository at `path` with the passphrase given by option `name`, if any (and the S3 credentials or SSH login its kind needs). */
 export async function openRepo(path: string, values: Record<string, unknown>, name = 'passphrase-file'): Promise<Repository> {
   const passphrase = await passphraseFrom(values, name);
   const s3 = await s3CredentialsFor(path, values);

@@ -4,7 +4,7 @@
  * object changes), and the inventory cache per connection.
  */
 import {mkdir, writeFile} from 'node:fs/promises';
-import {join} from 'node:path';
+import {dirname, join} from 'node:path';
 import type {ConnectionConfig, MorpheusConnectionConfig, RepositoryConfig} from '../config/schema.js';
 import type {ConfigStore} from '../config/store.js';
 import {buildPlatform} from '../platforms/registry.js';
@@ -148,9 +148,7 @@ export class Resources {
     for (const c of cfg.clusters)
       for (const h of c.hosts) {
         if (h.connection.kind !== 'ssh' || !h.connection.hostKey || h.connection.knownHostsFile) continue;
-        const name = h.connection.port === 22 ? h.connection.host : `[${h.connection.host}]:${h.connection.port}`;
-        await mkdir(join(this.store.stateDir, 'known_hosts.d'), {recursive: true, mode: 0o700});
-        await writeFile(this.knownHostsPath(cfg.id, h.name), `${name} ${h.connection.hostKey}\n`, {mode: 0o600});
+        await writeKnownHostsFile(this.knownHostsPath(cfg.id, h.name), h.connection.host, h.connection.port, h.connection.hostKey);
       }
   }
 
@@ -235,8 +233,13 @@ function withCluster(cfg: ConnectionConfig, vm: InventoryVm): InventoryVm {
   return cluster ? {...vm, cluster: cluster.name} : vm;
 }
 
-/** How a configured repository is opened: its passphrase, and an S3 repository's credentials. */
 const SPACE_TTL_MS = 5 * 60_000;
+
+/** A known_hosts file (0600, in a 0700 directory) that holds `hostKey` for host:port only: ssh reads host keys from files alone. */
+async function writeKnownHostsFile(file: string, host: string, port: number, hostKey: string): Promise<void> {
+  await mkdir(dirname(file), {recursive: true, mode: 0o700});
+  await writeFile(file, `${port === 22 ? host : `[${host}]:${port}`} ${hostKey}\n`, {mode: 0o600});
+}
 
 type RepoAccessConfig = Pick<RepositoryConfig, 'id' | 'path' | 'passphrase' | 's3' | 'ssh'>;
 
@@ -249,11 +252,8 @@ async function access(cfg: RepoAccessConfig, stateDir: string): Promise<{passphr
   let ssh: SshRepositoryAccess | undefined;
   const where = cfg.ssh ? parseSshUrl(cfg.path) : undefined;
   if (cfg.ssh && where) {
-    const dir = join(stateDir, 'known_hosts.d');
-    await mkdir(dir, {recursive: true, mode: 0o700});
-    const knownHostsFile = join(dir, `repository--${cfg.id.replace(/[^A-Za-z0-9._-]/g, '_')}`);
-    const name = where.port === 22 ? where.host : `[${where.host}]:${where.port}`;
-    await writeFile(knownHostsFile, `${name} ${cfg.ssh.hostKey}\n`, {mode: 0o600});
+    const knownHostsFile = join(stateDir, 'known_hosts.d', `repository--${cfg.id.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+    await writeKnownHostsFile(knownHostsFile, where.host, where.port, cfg.ssh.hostKey);
     ssh = {identityFile: cfg.ssh.identityFile ?? applianceKeyPath(stateDir), knownHostsFile, ...(cfg.ssh.remoteVmbackup ? {command: [cfg.ssh.remoteVmbackup]} : {})};
   }
   return {

@@ -198,14 +198,8 @@ export class ChunkStore {
       if (this.backend.workerRoot !== undefined) {
         return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, ...(this.keys ? {keys: this.keys} : {})});
       }
-      let raw: Buffer | undefined;
-      try {
-        raw = await this.backend.get(this.key(hex), {max: maxChunkFileSize(this.chunkSize), what: 'chunk'});
-      } catch (err) {
-        if (err instanceof UserError && err.exitCode === ExitCode.corrupt) return {kind: 'read', status: 'damaged', detail: err.message};
-        throw err;
-      }
-      if (raw === undefined) return {kind: 'read', status: 'missing'};
+      const raw = await this.fetch(hex);
+      if (!Buffer.isBuffer(raw)) return raw;
       return await chunkWorkers().read(this.path(hex), hex, {maxPlain: this.chunkSize, ...opts, raw, ...(this.keys ? {keys: this.keys} : {})});
     } catch (err) {
       throw rebuilt(err);
@@ -218,33 +212,42 @@ export class ChunkStore {
    * checks it against its id there. A missing or malformed chunk raises the reader's error.
    */
   async readPacked(hex: string, context: string): Promise<PackedChunk> {
-    let raw: Buffer | undefined;
+    const raw = await this.fetch(hex);
+    if (!Buffer.isBuffer(raw)) throw this.failed(raw, hex, context);
     try {
-      raw = await this.backend.get(this.key(hex), {max: maxChunkFileSize(this.chunkSize), what: 'chunk'});
+      return openChunkFile(raw, hex, this.chunkSize, this.keys).packed;
     } catch (err) {
-      if (err instanceof UserError && err.exitCode === ExitCode.corrupt) this.found({kind: 'read', status: 'damaged', detail: err.message}, hex, context);
+      if (err instanceof ChunkDecodeError) throw this.failed({kind: 'read', status: 'damaged', detail: err.message}, hex, context);
       throw err;
     }
-    if (raw === undefined) this.found({kind: 'read', status: 'missing'}, hex, context);
+  }
+
+  /** A chunk file's bytes through the backend (bounded by what a chunk can be), or why there are none. */
+  private async fetch(hex: string): Promise<Buffer | Extract<ReadReply, {status: 'missing' | 'damaged'}>> {
     try {
-      return openChunkFile(raw!, hex, this.chunkSize, this.keys).packed;
+      const raw = await this.backend.get(this.key(hex), {max: maxChunkFileSize(this.chunkSize), what: 'chunk'});
+      return raw ?? {kind: 'read', status: 'missing'};
     } catch (err) {
-      if (err instanceof ChunkDecodeError) this.found({kind: 'read', status: 'damaged', detail: err.message}, hex, context);
+      if (err instanceof UserError && err.exitCode === ExitCode.corrupt) return {kind: 'read', status: 'damaged', detail: err.message};
       throw err;
     }
   }
 
   /** The reply of a chunk that is there and sound, else the error a reader raises. */
   private found(r: ReadReply, hex: string, context: string): Extract<ReadReply, {status: 'ok'}> {
-    if (r.status === 'missing') {
-      throw new UserError(`Chunk ${hex} is missing from the repository ${this.backend.location} (needed by ${context}).`, {
-        hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
-        exitCode: ExitCode.corrupt,
-      });
-    }
-    if (r.status === 'damaged') throw corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    if (r.status === 'missing' || r.status === 'damaged') throw this.failed(r, hex, context);
     return r;
   }
+
+  /** The error a reader raises for a chunk that is missing or damaged. */
+  private failed(r: Extract<ReadReply, {status: 'missing' | 'damaged'}>, hex: string, context: string): Error {
+    if (r.status === 'damaged') return corrupt(this.path(hex), `${r.detail} (chunk ${hex}, needed by ${context})`);
+    return new UserError(`Chunk ${hex} is missing from the repository ${this.backend.location} (needed by ${context}).`, {
+      hint: 'Run "vmbackup repo verify <path>" to list every restore point affected; the next backup of the VM stores the chunk again if the data still exists.',
+      exitCode: ExitCode.corrupt,
+    });
+  }
+
 
   /** Moves a damaged chunk aside to <id>.bad[.N] so that the next backup writes it again; where it went. */
   async quarantine(hex: string): Promise<string | undefined> {

@@ -171,10 +171,13 @@ async function copyOne(
           inFlight -= first.bytes;
           await first.done;
         };
-        const track = (done: Promise<void>, bytes: number) => {
+        // A put kept in flight, `bytes` of it counted against IN_FLIGHT_BYTES; `data` bytes copied.
+        const track = async (done: Promise<void>, bytes: number, data: number) => {
           done.catch(() => undefined);
           puts.push({done, bytes});
           inFlight += bytes;
+          readBytes += data;
+          while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
         };
         // The same ids and chunk size in both (neither encrypted): chunks go across as they are
         // stored, packed; the target asks for those it lacks and checks each against its id.
@@ -182,8 +185,9 @@ async function copyOne(
         for (let off = 0; off < d.size; off += step) {
           o.signal?.throwIfAborted();
           const len = Math.min(step, d.size - off);
-          if (ids) {
-            for (const part of changedParts(same, off, len, w.chunkSize)) {
+          // Parts of the batch whose chunks changed (the base's unchanged ones are skipped).
+          for (const part of changedParts(same, off, len, w.chunkSize)) {
+            if (ids) {
               const first = part.offset / w.chunkSize;
               const n = Math.ceil(part.length / w.chunkSize);
               for (const j of await dw.offer(part.offset, part.length, Buffer.from(ids.subarray(first * 32, (first + n) * 32)))) {
@@ -193,27 +197,18 @@ async function copyOne(
                 const packed = await source.readPackedChunk(hex, `restore point ${p.id} disk ${d.key}`);
                 // The limit counts data as the plain path does (what crosses is less: packed).
                 await o.throttle?.(packed.plainLength);
-                track(dw.putPacked(i * w.chunkSize, {id, ...packed}, `the source repository ${source.path} (chunk ${hex})`, DAMAGED_SOURCE_HINT), packed.payload.length);
-                while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
-                readBytes += packed.plainLength;
+                await track(dw.putPacked(i * w.chunkSize, {id, ...packed}, `the source repository ${source.path} (chunk ${hex})`, DAMAGED_SOURCE_HINT), packed.payload.length, packed.plainLength);
               }
+              continue;
             }
-            doneBytes += len;
-            o.onProgress?.({restorePoint: p.id, vmName: p.vmName, doneBytes, totalBytes});
-            continue;
-          }
-          // Runs of the batch: unchanged chunks skipped (the base's), zeros recorded as such, data
-          // read (and checked) and put, each in whole target chunks.
-          for (const part of changedParts(same, off, len, w.chunkSize)) {
+            // Zeros recorded as such, data read (and checked) and put, each in whole target chunks.
             disk.prefetch(part.offset, part.length);
             let at = part.offset;
             for (const run of alignedRuns(disk.extents(part.offset, part.length), part.offset, w.chunkSize, d.size)) {
               if (run.zero) await dw.zero(at, run.length);
               else {
                 await o.throttle?.(run.length);
-                track(dw.put(at, await disk.read(at, run.length)), run.length);
-                while (inFlight > IN_FLIGHT_BYTES && puts.length > 1) await settleOldest();
-                readBytes += run.length;
+                await track(dw.put(at, await disk.read(at, run.length)), run.length, run.length);
               }
               at += run.length;
             }

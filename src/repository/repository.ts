@@ -561,7 +561,7 @@ function sshBackendFor(path: string, access: SshRepositoryAccess | undefined): S
   const where = parseSshUrl(path)!;
   if (!access) {
     throw new UserError(`The repository ${path} is on another machine reached over SSH: the key to log in with is needed.`, {
-      hint: "Give --identity FILE and --known-hosts FILE (the far machine's host key), or set it up in the repository's settings of the appliance.",
+      hint: "Give --ssh-key FILE and --ssh-known-hosts FILE (the far machine's host key), or set it up in the repository's settings of the appliance.",
       exitCode: ExitCode.usage,
     });
   }
